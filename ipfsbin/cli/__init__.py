@@ -1,0 +1,1 @@
+"""The ``ipfsbin`` command line (typer). Only this package imports typer."""

@@ -1,0 +1,1 @@
+"""Bytes in, values out: strict DAG-CBOR, CIDs and CAR files. No I/O beyond streams passed in."""

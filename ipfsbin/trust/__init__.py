@@ -1,0 +1,1 @@
+"""Trust: keys, signatures, trust roots, commits, verification and policy."""

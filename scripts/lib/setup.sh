@@ -1,0 +1,58 @@
+# Shared set-up steps for scripts/test and scripts/demo (sourced, not run).
+
+python_bin() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  echo "setup: Python >= 3.11 is required; install it and run again" >&2
+  return 1
+}
+
+# Tools the real Portage needs in its playgrounds (GNU tar as gtar, zstd,
+# bzip2, flock) and a C compiler for the builder test packages.
+ensure_system_packages() {
+  local missing=()
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v bzip2 >/dev/null || missing+=(bzip2)
+  command -v flock >/dev/null || missing+=(util-linux)
+  command -v gcc >/dev/null || missing+=(gcc)
+  command -v tar >/dev/null || missing+=(tar)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      echo "setup: installing ${missing[*]}" >&2
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    else
+      echo "setup: please install: ${missing[*]}" >&2
+      return 1
+    fi
+  fi
+}
+
+# Create or refresh .venv; reinstall only when pyproject.toml changed.
+ensure_venv() {
+  local py stamp want
+  if [ ! -x .venv/bin/python ]; then
+    py=$(python_bin)
+    echo "setup: creating .venv with $py" >&2
+    "$py" -m venv .venv
+  fi
+  stamp=.venv/.ipfsbin-installed
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing ipfsbin and its test tools into .venv" >&2
+    .venv/bin/python -m pip install -q --upgrade pip >&2
+    .venv/bin/python -m pip install -q -e '.[test]' >&2
+    echo "$want" >"$stamp"
+  fi
+}
+
+# Build Kubo once (cached per version in the user's cache dir).
+ensure_kubo() {
+  local bin
+  bin=$(scripts/install-kubo)
+  export IPFSBIN_KUBO_BIN="$bin"
+}
