@@ -1,0 +1,456 @@
+"""Platform and Descriptor values and their DAG-CBOR form (schema/descriptor.md).
+
+Every object is in normal form once it exists (lists sorted and unique,
+versions parseable), so its bytes and CID follow from its fields alone.
+``from_dag`` rejects unknown fields and unknown ``type`` versions.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID
+from ipfsbin.descriptor._version import parse_version
+from ipfsbin.errors import SchemaError
+
+__all__ = [
+    "DESCRIPTOR_TYPE",
+    "OPT_LEVELS",
+    "PLATFORM_TYPE",
+    "Descriptor",
+    "OptProfile",
+    "Package",
+    "Platform",
+    "SlotDep",
+    "split_cpv",
+]
+
+PLATFORM_TYPE = "ipfsbin/platform/1"
+DESCRIPTOR_TYPE = "ipfsbin/descriptor/1"
+OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "g", "fast")
+COMPILER_FAMILIES = ("gcc", "clang")
+
+_CPV_RE = re.compile(
+    r"^(?P<cp>[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*?)"
+    r"-(?P<version>\d+(?:\.\d+)*[a-z]?(?:_(?:alpha|beta|pre|rc|p)\d*)*(?:-r\d+)?)$"
+)
+_CP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*$")
+
+T = TypeVar("T")
+
+
+def split_cpv(cpv: str) -> tuple[str, str]:
+    """``dev-libs/foo-1.2-r1`` -> (``dev-libs/foo``, ``1.2-r1``); ValueError otherwise."""
+    match = _CPV_RE.match(cpv)
+    if match is None:
+        raise ValueError(f"{cpv!r} is not a CPV (expected category/name-version)")
+    return match["cp"], match["version"]
+
+
+def _require_text(name: str, value: str, *, empty_ok: bool = False) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not empty_ok and not value:
+        raise ValueError(f"{name} is empty")
+    if value != value.strip() or any(c in value for c in "\n\t"):
+        raise ValueError(f"{name} {value!r} has surrounding or embedded whitespace")
+
+
+def _require_sorted(name: str, items: tuple[str, ...]) -> None:
+    if not isinstance(items, tuple) or not all(isinstance(i, str) and i for i in items):
+        raise TypeError(f"{name} must be a tuple of non-empty str")
+    if list(items) != sorted(set(items)):
+        raise ValueError(f"{name} must be sorted and free of duplicates: {list(items)}")
+
+
+def _require_version(name: str, value: str) -> None:
+    _require_text(name, value)
+    parse_version(value)
+
+
+# --- reading codec values ---------------------------------------------------
+
+
+def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise SchemaError(f"{what} must be a map, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise SchemaError(
+            f"{what} has unknown field(s) {', '.join(unknown)}; expected only {', '.join(keys)}"
+        )
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise SchemaError(f"{what} lacks field(s) {', '.join(missing)}")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise SchemaError(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _str_list(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SchemaError(f"{what} must be a list, got {type(value).__name__}")
+    return tuple(_str(item, f"{what}[{i}]") for i, item in enumerate(value))
+
+
+def _check_type(value: Mapping[str, Any], expected: str) -> None:
+    if not isinstance(value, dict):
+        raise SchemaError(f"expected a {expected} map, got {type(value).__name__}")
+    seen = value.get("type")
+    if seen == expected:
+        return
+    family = expected.rsplit("/", 1)[0] + "/"
+    if isinstance(seen, str) and seen.startswith(family):
+        raise SchemaError(
+            f"object type {seen} is not understood by this client, which knows {expected}",
+            hint="this client is too old for it: upgrade ipfsbin",
+        )
+    raise SchemaError(f"expected type {expected}, got {seen!r}")
+
+
+def _build(what: str, factory: Callable[[], T]) -> T:
+    try:
+        return factory()
+    except (ValueError, TypeError) as exc:
+        raise SchemaError(f"invalid {what}: {exc}") from exc
+
+
+# --- the objects --------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptProfile:
+    """The normalized CFLAGS (or CXXFLAGS) of a build."""
+
+    target: str
+    """archspec microarchitecture name, or ``gcc:<name>`` for one archspec lacks."""
+    tune: str | None
+    """-mtune when it differs from the compiler's default for ``target``."""
+    opt: str
+    """-O level without the ``-O``: one of :data:`OPT_LEVELS`."""
+    flags: tuple[str, ...]
+    """Every other kept flag, sorted."""
+
+    def __post_init__(self) -> None:
+        _require_text("target", self.target)
+        if self.tune is not None:
+            _require_text("tune", self.tune)
+        if self.opt not in OPT_LEVELS:
+            raise ValueError(f"opt {self.opt!r} is not one of {', '.join(OPT_LEVELS)}")
+        _require_sorted("flags", self.flags)
+
+    def to_dag(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "tune": self.tune,
+            "opt": self.opt,
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_dag(cls, value: Any) -> OptProfile:
+        m = _map(value, "optimization profile", ("target", "tune", "opt", "flags"))
+        tune = m["tune"]
+        return _build(
+            "optimization profile",
+            lambda: cls(
+                target=_str(m["target"], "target"),
+                tune=None if tune is None else _str(tune, "tune"),
+                opt=_str(m["opt"], "opt"),
+                flags=_str_list(m["flags"], "flags"),
+            ),
+        )
+
+
+_PLATFORM_KEYS = (
+    "type",
+    "chost",
+    "arch",
+    "profile",
+    "libc",
+    "compiler",
+    "cflags",
+    "cxxflags",
+    "ldflags",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Platform:
+    """What every package built on one host with one set of flags shares."""
+
+    chost: str
+    arch: str
+    profile: str
+    libc: str
+    libc_version: str
+    compiler: str
+    compiler_version: str
+    cflags: OptProfile
+    cxxflags: OptProfile | None
+    """None when CXXFLAGS normalize to ``cflags``."""
+    ldflags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("chost", "arch", "profile", "libc"):
+            _require_text(name, getattr(self, name))
+        _require_version("libc_version", self.libc_version)
+        if self.compiler not in COMPILER_FAMILIES:
+            raise ValueError(
+                f"compiler {self.compiler!r} is not one of {', '.join(COMPILER_FAMILIES)}"
+            )
+        _require_version("compiler_version", self.compiler_version)
+        if not isinstance(self.cflags, OptProfile):
+            raise TypeError("cflags must be an OptProfile")
+        if self.cxxflags is not None and not isinstance(self.cxxflags, OptProfile):
+            raise TypeError("cxxflags must be an OptProfile or None")
+        if self.cxxflags == self.cflags:
+            raise ValueError("cxxflags equal to cflags must be given as None")
+        _require_sorted("ldflags", self.ldflags)
+
+    @property
+    def effective_cxxflags(self) -> OptProfile:
+        return self.cflags if self.cxxflags is None else self.cxxflags
+
+    def to_dag(self) -> dict[str, Any]:
+        return {
+            "type": PLATFORM_TYPE,
+            "chost": self.chost,
+            "arch": self.arch,
+            "profile": self.profile,
+            "libc": {"name": self.libc, "version": self.libc_version},
+            "compiler": {"family": self.compiler, "version": self.compiler_version},
+            "cflags": self.cflags.to_dag(),
+            "cxxflags": None if self.cxxflags is None else self.cxxflags.to_dag(),
+            "ldflags": list(self.ldflags),
+        }
+
+    @classmethod
+    def from_dag(cls, value: Any) -> Platform:
+        _check_type(value, PLATFORM_TYPE)
+        m = _map(value, "platform", _PLATFORM_KEYS)
+        libc = _map(m["libc"], "platform libc", ("name", "version"))
+        compiler = _map(m["compiler"], "platform compiler", ("family", "version"))
+        cxxflags = m["cxxflags"]
+        return _build(
+            "platform",
+            lambda: cls(
+                chost=_str(m["chost"], "chost"),
+                arch=_str(m["arch"], "arch"),
+                profile=_str(m["profile"], "profile"),
+                libc=_str(libc["name"], "libc name"),
+                libc_version=_str(libc["version"], "libc version"),
+                compiler=_str(compiler["family"], "compiler family"),
+                compiler_version=_str(compiler["version"], "compiler version"),
+                cflags=OptProfile.from_dag(m["cflags"]),
+                cxxflags=None if cxxflags is None else OptProfile.from_dag(cxxflags),
+                ldflags=_str_list(m["ldflags"], "ldflags"),
+            ),
+        )
+
+    @functools.cached_property
+    def block(self) -> tuple[CID, bytes]:
+        """(CID, DAG-CBOR bytes) of this platform."""
+        return dagcbor.encode_block(self.to_dag())
+
+    @property
+    def cid(self) -> CID:
+        return self.block[0]
+
+    @classmethod
+    def from_block(cls, cid: CID, data: bytes) -> Platform:
+        """Decode a block after checking it hashes to ``cid``; keeps the bytes."""
+        platform = cls.from_dag(dagcbor.decode_block(cid, data))
+        platform.__dict__["block"] = (cid, data)
+        return platform
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class SlotDep:
+    """A ``:=`` dependency and the SLOT/SUBSLOT the package was built against."""
+
+    name: str
+    """category/package"""
+    slot: str
+    subslot: str
+    runtime: bool
+    """In RDEPEND outside any ``||`` group: the host must have it installed."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _CP_RE.match(self.name):
+            raise ValueError(f"dependency name {self.name!r} is not category/package")
+        _require_text("slot", self.slot)
+        _require_text("subslot", self.subslot)
+        if not isinstance(self.runtime, bool):
+            raise TypeError("runtime must be a bool")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.slot, self.subslot)
+
+    def to_dag(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "slot": self.slot,
+            "subslot": self.subslot,
+            "runtime": self.runtime,
+        }
+
+    @classmethod
+    def from_dag(cls, value: Any) -> SlotDep:
+        m = _map(value, "dependency", ("name", "slot", "subslot", "runtime"))
+        runtime = m["runtime"]
+        if not isinstance(runtime, bool):
+            raise SchemaError(f"dependency runtime must be a bool, got {type(runtime).__name__}")
+        return _build(
+            "dependency",
+            lambda: cls(
+                name=_str(m["name"], "name"),
+                slot=_str(m["slot"], "slot"),
+                subslot=_str(m["subslot"], "subslot"),
+                runtime=runtime,
+            ),
+        )
+
+
+_DESCRIPTOR_KEYS = (
+    "type",
+    "platform",
+    "cpv",
+    "slot",
+    "subslot",
+    "repository",
+    "eapi",
+    "use",
+    "iuse",
+    "deps",
+    "requires",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Descriptor:
+    """One package build: identity, USE, dependency ABI and needed sonames."""
+
+    platform: CID
+    cpv: str
+    slot: str
+    subslot: str
+    repository: str
+    eapi: str
+    use: tuple[str, ...]
+    iuse: tuple[str, ...]
+    deps: tuple[SlotDep, ...]
+    requires: tuple[tuple[str, tuple[str, ...]], ...]
+    """(multilib category, sorted sonames), sorted by category."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.platform, CID):
+            raise TypeError("platform must be a CID")
+        split_cpv(self.cpv)
+        for name in ("slot", "subslot", "repository", "eapi"):
+            _require_text(name, getattr(self, name))
+        _require_sorted("use", self.use)
+        _require_sorted("iuse", self.iuse)
+        if not isinstance(self.deps, tuple) or not all(isinstance(d, SlotDep) for d in self.deps):
+            raise TypeError("deps must be a tuple of SlotDep")
+        keys = [d.key for d in self.deps]
+        if keys != sorted(set(keys)):
+            raise ValueError("deps must be sorted by name, slot, subslot and unique on them")
+        categories = [category for category, _ in self.requires]
+        _require_sorted("requires categories", tuple(categories))
+        for category, sonames in self.requires:
+            _require_sorted(f"requires[{category}]", sonames)
+            if not sonames:
+                raise ValueError(f"requires[{category}] is empty; leave the category out")
+
+    @property
+    def cp(self) -> str:
+        return split_cpv(self.cpv)[0]
+
+    def to_dag(self) -> dict[str, Any]:
+        return {
+            "type": DESCRIPTOR_TYPE,
+            "platform": self.platform,
+            "cpv": self.cpv,
+            "slot": self.slot,
+            "subslot": self.subslot,
+            "repository": self.repository,
+            "eapi": self.eapi,
+            "use": list(self.use),
+            "iuse": list(self.iuse),
+            "deps": [d.to_dag() for d in self.deps],
+            "requires": {category: list(sonames) for category, sonames in self.requires},
+        }
+
+    @classmethod
+    def from_dag(cls, value: Any) -> Descriptor:
+        _check_type(value, DESCRIPTOR_TYPE)
+        m = _map(value, "descriptor", _DESCRIPTOR_KEYS)
+        platform = m["platform"]
+        if not isinstance(platform, CID):
+            raise SchemaError(f"descriptor platform must be a link, got {type(platform).__name__}")
+        deps = m["deps"]
+        if not isinstance(deps, list):
+            raise SchemaError(f"deps must be a list, got {type(deps).__name__}")
+        requires = m["requires"]
+        if not isinstance(requires, dict):
+            raise SchemaError(f"requires must be a map, got {type(requires).__name__}")
+        return _build(
+            "descriptor",
+            lambda: cls(
+                platform=platform,
+                cpv=_str(m["cpv"], "cpv"),
+                slot=_str(m["slot"], "slot"),
+                subslot=_str(m["subslot"], "subslot"),
+                repository=_str(m["repository"], "repository"),
+                eapi=_str(m["eapi"], "eapi"),
+                use=_str_list(m["use"], "use"),
+                iuse=_str_list(m["iuse"], "iuse"),
+                deps=tuple(SlotDep.from_dag(d) for d in deps),
+                requires=tuple(
+                    (category, _str_list(sonames, f"requires[{category}]"))
+                    for category, sonames in sorted(requires.items())
+                ),
+            ),
+        )
+
+    @functools.cached_property
+    def block(self) -> tuple[CID, bytes]:
+        """(CID, DAG-CBOR bytes) of this descriptor."""
+        return dagcbor.encode_block(self.to_dag())
+
+    @property
+    def cid(self) -> CID:
+        return self.block[0]
+
+    @classmethod
+    def from_block(cls, cid: CID, data: bytes) -> Descriptor:
+        """Decode a block after checking it hashes to ``cid``; keeps the bytes."""
+        descriptor = cls.from_dag(dagcbor.decode_block(cid, data))
+        descriptor.__dict__["block"] = (cid, data)
+        return descriptor
+
+
+@dataclass(frozen=True, kw_only=True)
+class Package:
+    """A descriptor together with the platform it links to."""
+
+    descriptor: Descriptor
+    platform: Platform
+
+    def __post_init__(self) -> None:
+        if self.descriptor.platform != self.platform.cid:
+            raise ValueError(
+                f"descriptor links platform {self.descriptor.platform}, "
+                f"not the given {self.platform.cid}"
+            )

@@ -1,0 +1,118 @@
+"""Build facts (plain strings from a binpkg) to Platform and Descriptor.
+
+Pure: the builder's detected microarchitecture comes in as a parameter, so
+the same facts give the same CIDs on any machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ipfsbin.descriptor.cflags import normalize_cflags, normalize_ldflags
+from ipfsbin.descriptor.depstr import merge_slot_deps, parse_requires
+from ipfsbin.descriptor.model import Descriptor, Package, Platform, split_cpv
+from ipfsbin.errors import DescriptorError
+
+__all__ = ["BuildFacts", "normalize", "normalize_platform"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildFacts:
+    """What a binpkg (and the build) records, as Portage writes it: all strings."""
+
+    chost: str
+    arch: str
+    profile: str
+    libc: str
+    libc_version: str
+    compiler: str
+    compiler_version: str
+    cflags: str
+    cxxflags: str
+    ldflags: str
+    cpv: str
+    slot: str
+    repository: str
+    eapi: str
+    use: str
+    iuse: str
+    iuse_effective: str
+    rdepend: str = ""
+    depend: str = ""
+    bdepend: str = ""
+    requires: str = ""
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, str):
+                kind = type(value).__name__
+                raise TypeError(f"BuildFacts.{field.name} must be a str, not {kind}")
+
+
+def _refuse(what: str, exc: Exception) -> DescriptorError:
+    return DescriptorError(f"{what}: {exc}")
+
+
+def normalize_platform(facts: BuildFacts, *, host_target: str | None = None) -> Platform:
+    """The Platform of a build; ``host_target`` resolves ``native`` (archspec name)."""
+    chost = facts.chost.strip()
+    cflags = normalize_cflags(facts.cflags, chost=chost, host_target=host_target)
+    try:
+        cxxflags = normalize_cflags(facts.cxxflags, chost=chost, host_target=host_target)
+    except DescriptorError as exc:
+        raise DescriptorError(f"CXXFLAGS: {exc.message}", hint=exc.hint) from exc
+    try:
+        return Platform(
+            chost=chost,
+            arch=facts.arch.strip(),
+            profile=facts.profile.strip(),
+            libc=facts.libc.strip(),
+            libc_version=facts.libc_version.strip(),
+            compiler=facts.compiler.strip(),
+            compiler_version=facts.compiler_version.strip(),
+            cflags=cflags,
+            cxxflags=None if cxxflags == cflags else cxxflags,
+            ldflags=normalize_ldflags(facts.ldflags),
+        )
+    except ValueError as exc:
+        raise _refuse("cannot describe the build platform", exc) from exc
+
+
+def _descriptor(facts: BuildFacts, platform: Platform) -> Descriptor:
+    use = frozenset(facts.use.split())
+    iuse = frozenset(flag.lstrip("+-") for flag in facts.iuse.split()) - {""}
+    # IUSE_EFFECTIVE adds implicit flags (arch, elibc_*, ...) to IUSE.
+    effective = frozenset(facts.iuse_effective.split()) | iuse
+    slot, _, subslot = facts.slot.strip().partition("/")
+    try:
+        split_cpv(facts.cpv.strip())
+    except ValueError as exc:
+        raise _refuse("cannot describe the package", exc) from exc
+    try:
+        return Descriptor(
+            platform=platform.cid,
+            cpv=facts.cpv.strip(),
+            slot=slot,
+            subslot=subslot or slot,
+            repository=facts.repository.strip(),
+            eapi=facts.eapi.strip(),
+            use=tuple(sorted(use & effective)),
+            iuse=tuple(sorted(iuse)),
+            deps=merge_slot_deps(
+                rdepend=facts.rdepend, depend=facts.depend, bdepend=facts.bdepend, use=use
+            ),
+            requires=parse_requires(facts.requires),
+        )
+    except ValueError as exc:
+        raise _refuse(f"cannot describe {facts.cpv.strip()}", exc) from exc
+
+
+def normalize(facts: BuildFacts, *, host_target: str | None = None) -> Package:
+    """Platform and Descriptor of one build.
+
+    Raises :class:`DescriptorError` (the package is not shared) when the flags
+    or metadata cannot be normalized; the message says why.
+    """
+    platform = normalize_platform(facts, host_target=host_target)
+    return Package(descriptor=_descriptor(facts, platform), platform=platform)
