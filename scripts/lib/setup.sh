@@ -13,13 +13,16 @@ python_bin() {
 }
 
 # Tools the real Portage needs in its playgrounds (GNU tar as gtar, zstd,
-# bzip2, flock) and a C compiler for the builder test packages.
+# bzip2, flock; scanelf from pax-utils, without which Portage neither strips
+# nor records PROVIDES/REQUIRES) and a C compiler for the builder test packages.
 ensure_system_packages() {
   local missing=()
   command -v zstd >/dev/null || missing+=(zstd)
   command -v bzip2 >/dev/null || missing+=(bzip2)
   command -v flock >/dev/null || missing+=(util-linux)
   command -v gcc >/dev/null || missing+=(gcc)
+  command -v strip >/dev/null || missing+=(binutils)
+  command -v scanelf >/dev/null || missing+=(pax-utils)
   command -v tar >/dev/null || missing+=(tar)
   if [ "${#missing[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

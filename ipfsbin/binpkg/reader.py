@@ -1,0 +1,357 @@
+"""Read a Gentoo binary package (GPKG or legacy XPAK) into a :class:`BinpkgInfo`.
+
+Portage reads the metadata (and checks a GPKG's Manifest); the package's
+image is streamed once to find the compiler in its ELF files; the file is
+hashed once for SIZE, SHA256 and the MD5/SHA1 that Portage's binhost index
+carries.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import re
+import stat
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from ipfsbin.binpkg import _image, _portage
+from ipfsbin.binpkg.elf import (
+    AR_MAGIC,
+    ELF_MAGIC,
+    Compiler,
+    ar_members,
+    choose_compiler,
+    elf_comments,
+)
+from ipfsbin.errors import BinpkgError
+
+__all__ = ["BinpkgFormat", "BinpkgInfo", "read_binpkg"]
+
+BinpkgFormat = Literal["gpkg", "xpak"]
+
+_HINT_NOT_BINPKG = "give the path of a .gpkg.tar, .xpak or .tbz2 file from a PKGDIR"
+_HINT_CORRUPT = "the file is truncated or corrupt; rebuild it or fetch it again"
+_ARCH_RE = re.compile(rb'^declare -x ARCH="([^"\n]*)"$', re.MULTILINE)
+_MAX_ENVIRONMENT = 64 * 1024 * 1024
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+@dataclass(frozen=True, kw_only=True)
+class BinpkgInfo:
+    """What one binary package records, plus its hashes and the compiler found in it.
+
+    Text fields hold Portage's value with whitespace runs collapsed to one
+    space; a key the package does not record is the empty string.
+    ``use``/``iuse``/``iuse_effective``/``keywords``/``features`` are split
+    into words (``iuse`` keeps its ``+``/``-`` defaults). Dependency strings
+    are already USE-reduced by Portage, with each ``:=`` resolved to the
+    slot/sub-slot the package was built against.
+
+    ``built_from_source`` is False for a binpkg made from an installed package
+    (quickpkg): only those carry the installed-package files CONTENTS and
+    COUNTER, which ``emerge --buildpkg`` never writes.
+    """
+
+    path: Path
+    format: BinpkgFormat
+    size: int
+    sha256: str
+    md5: str
+    sha1: str
+    cpv: str
+    chost: str
+    cbuild: str
+    arch: str
+    eapi: str
+    slot: str
+    subslot: str
+    repository: str
+    cflags: str
+    cxxflags: str
+    ldflags: str
+    asflags: str
+    cc: str
+    cxx: str
+    use: tuple[str, ...]
+    iuse: tuple[str, ...]
+    iuse_effective: tuple[str, ...]
+    depend: str
+    rdepend: str
+    bdepend: str
+    pdepend: str
+    provides: str
+    requires: str
+    keywords: tuple[str, ...]
+    license: str
+    restrict: str
+    defined_phases: str
+    build_time: int | None
+    build_id: int | None
+    features: tuple[str, ...]
+    compiler: Compiler
+    compilers_seen: tuple[tuple[Compiler, int], ...]
+    elf_comments: tuple[str, ...]
+    built_from_source: bool
+    bindist_restricted: bool
+    fetch_restricted: bool
+    metadata: Mapping[str, str] = field(compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.format not in ("gpkg", "xpak"):
+            raise ValueError(f"format must be 'gpkg' or 'xpak', got {self.format!r}")
+        if self.size < 0:
+            raise ValueError(f"size must not be negative, got {self.size}")
+        for name, length in (("sha256", 64), ("md5", 32), ("sha1", 40)):
+            value = getattr(self, name)
+            if len(value) != length or not _HEX.match(value):
+                raise ValueError(f"{name} must be {length} lowercase hex digits, got {value!r}")
+        if not self.chost:
+            raise ValueError("chost must not be empty")
+        category, _, pf = self.cpv.partition("/")
+        if not category or not pf or "/" in pf:
+            raise ValueError(f"cpv must be category/package-version, got {self.cpv!r}")
+        if not isinstance(self.metadata, MappingProxyType):
+            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @property
+    def category(self) -> str:
+        return self.cpv.partition("/")[0]
+
+    @property
+    def pf(self) -> str:
+        """Package name, version and revision (``hello-1.0-r1``)."""
+        return self.cpv.partition("/")[2]
+
+
+def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> BinpkgInfo:
+    """Read the binpkg at ``path``; raises :class:`BinpkgError` with one line for bad input.
+
+    ``compiler`` overrides the ELF scan with a value recorded at build time
+    (the image is then not read at all); without it the compiler comes from
+    the ``.comment`` sections of the package's ELF files.
+    """
+    path = Path(path)
+    fmt, tar_size = _identify(path)
+    size, sha256, md5, sha1 = _hash_file(path)
+
+    if fmt == "gpkg":
+        raw = _portage.gpkg_metadata(path)
+    else:
+        raw = _portage.xpak_metadata(path)
+    meta = {key: _text(value) for key, value in raw.items() if _is_text_key(key)}
+
+    chost = meta.get("CHOST", "")
+    if not chost:
+        raise BinpkgError(
+            f"{path}: the binary package records no CHOST",
+            hint="it cannot be matched to any platform; rebuild it with a current Portage",
+        )
+    category, pf = meta.get("CATEGORY", ""), meta.get("PF", "")
+    if not category or not pf:
+        raise BinpkgError(
+            f"{path}: the binary package records no CATEGORY/PF (got {category!r}/{pf!r})",
+            hint=_HINT_CORRUPT,
+        )
+
+    seen: tuple[tuple[Compiler, int], ...] = ()
+    comments: tuple[str, ...] = ()
+    if compiler is not None:
+        chosen = compiler
+    else:
+        report = choose_compiler(_scan_image(path, fmt, tar_size))
+        chosen, seen, comments = report.compiler, report.seen, report.comments
+
+    slot, _, subslot = meta.get("SLOT", "").partition("/")
+    use = _words(meta.get("USE", ""))
+    restrict_words = _restrict_words(meta.get("RESTRICT", ""), use)
+
+    return BinpkgInfo(
+        path=path,
+        format=fmt,
+        size=size,
+        sha256=sha256,
+        md5=md5,
+        sha1=sha1,
+        cpv=f"{category}/{pf}",
+        chost=chost,
+        cbuild=meta.get("CBUILD", ""),
+        arch=meta.get("ARCH", "") or _arch_from_environment(raw.get("environment.bz2")),
+        eapi=meta.get("EAPI", ""),
+        slot=slot,
+        subslot=subslot or slot,
+        repository=meta.get("repository", ""),
+        cflags=meta.get("CFLAGS", ""),
+        cxxflags=meta.get("CXXFLAGS", ""),
+        ldflags=meta.get("LDFLAGS", ""),
+        asflags=meta.get("ASFLAGS", ""),
+        cc=meta.get("CC", ""),
+        cxx=meta.get("CXX", ""),
+        use=use,
+        iuse=_words(meta.get("IUSE", "")),
+        iuse_effective=_words(meta.get("IUSE_EFFECTIVE", "")),
+        depend=meta.get("DEPEND", ""),
+        rdepend=meta.get("RDEPEND", ""),
+        bdepend=meta.get("BDEPEND", ""),
+        pdepend=meta.get("PDEPEND", ""),
+        provides=meta.get("PROVIDES", ""),
+        requires=meta.get("REQUIRES", ""),
+        keywords=_words(meta.get("KEYWORDS", "")),
+        license=meta.get("LICENSE", ""),
+        restrict=meta.get("RESTRICT", ""),
+        defined_phases=meta.get("DEFINED_PHASES", ""),
+        build_time=_int_or_none(meta.get("BUILD_TIME", "")),
+        build_id=_int_or_none(meta.get("BUILD_ID", "")),
+        features=_words(meta.get("FEATURES", "")),
+        compiler=chosen,
+        compilers_seen=seen,
+        elf_comments=comments,
+        built_from_source="CONTENTS" not in raw and "COUNTER" not in raw,
+        bindist_restricted="bindist" in restrict_words,
+        fetch_restricted="fetch" in restrict_words,
+        metadata=meta,
+    )
+
+
+def _identify(path: Path) -> tuple[BinpkgFormat, int]:
+    """The format of the file (and, for XPAK, the size of its tar part)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BinpkgError(f"{path}: no such file", hint=_HINT_NOT_BINPKG) from None
+    except OSError as exc:
+        raise BinpkgError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise BinpkgError(f"{path}: is a directory, not a binary package", hint=_HINT_NOT_BINPKG)
+    if not stat.S_ISREG(st.st_mode):
+        raise BinpkgError(f"{path}: is not a regular file", hint=_HINT_NOT_BINPKG)
+    if st.st_size == 0:
+        raise BinpkgError(f"{path}: is empty (0 bytes)", hint=_HINT_CORRUPT)
+
+    name = path.name
+    layout = _portage.xpak_layout(path)
+    if layout is not None:
+        if name.endswith(".gpkg.tar"):
+            raise BinpkgError(
+                f"{path}: is named .gpkg.tar but holds an xpak segment (a legacy binpkg)",
+                hint="rename it to .tbz2 or .xpak",
+            )
+        return "xpak", layout.tar_size
+    if name.endswith((".tbz2", ".xpak")):
+        raise BinpkgError(
+            f"{path}: has no xpak segment (no XPAKSTOP trailer); not a legacy binpkg",
+            hint=_HINT_CORRUPT,
+        )
+    if not _is_gpkg_container(path):
+        kind = "a tar archive" if _is_tar(path) else "neither a tar archive nor an xpak binpkg"
+        raise BinpkgError(
+            f"{path}: is {kind} without the gpkg-1 marker of a GPKG",
+            hint=_HINT_NOT_BINPKG,
+        )
+    return "gpkg", 0
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def _is_gpkg_container(path: Path) -> bool:
+    """True for a tar holding the gpkg-1 marker; raises for one cut short after it."""
+    marker = False
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                marker = marker or member.name.rpartition("/")[2] == "gpkg-1"
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        if marker:
+            raise BinpkgError(
+                f"{path}: is a gpkg cut short (the tar ends early: {exc})", hint=_HINT_CORRUPT
+            ) from exc
+        return False
+    return marker
+
+
+def _hash_file(path: Path) -> tuple[int, str, str, str]:
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha1 = hashlib.sha1(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            size += len(chunk)
+            sha256.update(chunk)
+            md5.update(chunk)
+            sha1.update(chunk)
+    return size, sha256.hexdigest(), md5.hexdigest(), sha1.hexdigest()
+
+
+def _scan_image(path: Path, fmt: BinpkgFormat, tar_size: int) -> list[tuple[str, ...]]:
+    """The ``.comment`` strings of each ELF file (and each ELF member of a static library)."""
+    files = (
+        _image.iter_gpkg_image(path) if fmt == "gpkg" else _image.iter_xpak_image(path, tar_size)
+    )
+    per_file: list[tuple[str, ...]] = []
+    for _name, data in files:
+        if data.startswith(ELF_MAGIC):
+            objects = [data]
+        elif data.startswith(AR_MAGIC):
+            objects = [m for m in ar_members(data) if m.startswith(ELF_MAGIC)]
+        else:
+            continue
+        for obj in objects:
+            comments = elf_comments(obj)
+            if comments is not None:
+                per_file.append(comments)
+    return per_file
+
+
+def _is_text_key(key: str) -> bool:
+    # environment.bz2, the ebuild and NEEDED.ELF.2 are files, not metadata values.
+    return "." not in key
+
+
+def _text(value: bytes) -> str:
+    return " ".join(value.decode("utf-8", "replace").split())
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _restrict_words(restrict: str, use: tuple[str, ...]) -> frozenset[str]:
+    """RESTRICT's tokens with USE conditionals evaluated against the package's USE."""
+    if not restrict:
+        return frozenset()
+    try:
+        from portage.dep import use_reduce
+
+        return frozenset(use_reduce(restrict, uselist=frozenset(use), flat=True))
+    except Exception:  # noqa: BLE001
+        # A malformed RESTRICT: count every plain word, never fewer restrictions.
+        return frozenset(w for w in restrict.split() if w not in ("(", ")") and "?" not in w)
+
+
+def _arch_from_environment(environment: bytes | None) -> str:
+    """ARCH as the build's saved environment records it (``declare -x ARCH="amd64"``)."""
+    if not environment:
+        return ""
+    try:
+        text = bz2.BZ2Decompressor().decompress(environment, max_length=_MAX_ENVIRONMENT)
+    except (OSError, ValueError, EOFError):
+        return ""
+    match = _ARCH_RE.search(text)
+    return match.group(1).decode("utf-8", "replace") if match else ""
