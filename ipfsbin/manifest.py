@@ -1,0 +1,398 @@
+"""Manifests: the bytes a build produced, and what Portage needs to use them.
+
+The wire format is specified in ``schema/manifest.md``. A manifest links the
+build's descriptor and the binpkg file (a UnixFS file imported with
+:data:`UNIXFS_CHUNKER` and the other options listed there), carries the
+digests Portage checks, the binpkg's ``Packages`` entry and the build host's
+facts. Unknown fields are rejected: a new field means a new ``type`` version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.errors import SchemaError
+
+__all__ = [
+    "BINPKG_FORMATS",
+    "COMPILER_FAMILIES",
+    "MANIFEST_TYPE",
+    "MAX_BLOCK_BYTES",
+    "PORTAGE_KEYS",
+    "PORTAGE_REQUIRED_KEYS",
+    "UNIXFS_CHUNKER",
+    "BinpkgFormat",
+    "BuildCompiler",
+    "BuildFacts",
+    "Manifest",
+    "check_binpkg_link",
+    "normalize_portage_value",
+]
+
+MANIFEST_TYPE: Final = "ipfsbin/manifest/1"
+UNIXFS_CHUNKER: Final = "size-1048576"
+"""The fixed chunker every publisher sends to Kubo's ``add`` (see ``schema/manifest.md`` §2)."""
+MAX_BLOCK_BYTES: Final = 1024 * 1024
+"""Kubo refuses bigger blocks unless forced; our blocks must stay below."""
+
+BinpkgFormat = Literal["gpkg", "xpak"]
+BINPKG_FORMATS: Final = ("gpkg", "xpak")
+COMPILER_FAMILIES: Final = ("clang", "gcc", "rustc")
+"""Families the binpkg reader names; others are accepted if they look like a name."""
+_FAMILY = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
+
+PORTAGE_REQUIRED_KEYS: Final = frozenset({"CPV", "EAPI", "SLOT"})
+PORTAGE_KEYS: Final = PORTAGE_REQUIRED_KEYS | frozenset(
+    {
+        "BDEPEND",
+        "BUILD_ID",
+        "BUILD_TIME",
+        "CHOST",
+        "DEFINED_PHASES",
+        "DEPEND",
+        "DESC",
+        "IDEPEND",
+        "IUSE",
+        "KEYWORDS",
+        "LICENSE",
+        "PDEPEND",
+        "PROPERTIES",
+        "PROVIDES",
+        "RDEPEND",
+        "REPO",
+        "REQUIRES",
+        "RESTRICT",
+        "USE",
+    }
+)
+_NUMERIC_KEYS: Final = ("BUILD_ID", "BUILD_TIME")
+_CPV = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*-[0-9][^\s/]*$")
+_FIELDS: Final = frozenset(
+    {"type", "descriptor", "binpkg", "format", "size", "sha256", "sha1", "md5", "portage", "build"}
+)
+_BUILD_FIELDS: Final = frozenset({"chost", "cbuild", "compiler"})
+_COMPILER_FIELDS: Final = frozenset({"family", "version"})
+_DIGEST_BYTES: Final = {"sha256": 32, "sha1": 20, "md5": 16}
+_MAX_INT: Final = 2**63 - 1
+
+
+def normalize_portage_value(value: str) -> str:
+    """Whitespace runs collapsed to one space, none at the ends (how ``Packages`` stores it)."""
+    return " ".join(value.split())
+
+
+def check_binpkg_link(cid: CID, what: str, *, sha256: bytes | None = None) -> CID:
+    """``cid`` if it can be a UnixFS file imported as the schema says; ``SchemaError`` if not.
+
+    A single-chunk file is one ``raw`` block whose digest is the file's
+    sha256; when ``sha256`` is given that is checked too.
+    """
+    if not isinstance(cid, CID):
+        raise SchemaError(f"{what} must be a link (CID), got {_kind(cid)}")
+    if cid.version != 1 or cid.codec not in (RAW, DAG_PB) or cid.hash_code != SHA2_256:
+        raise SchemaError(
+            f"{what} must be a CIDv1 raw or dag-pb link with a sha2-256 hash, got {cid}",
+            hint="add binpkgs with CIDv1 and raw leaves (see schema/manifest.md)",
+        )
+    if sha256 is not None and cid.codec == RAW and cid.digest != sha256:
+        raise SchemaError(
+            f"{what} {cid} is a single raw block whose digest is not the file's sha256 "
+            f"{sha256.hex()}"
+        )
+    return cid
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildCompiler:
+    """The compiler read from the build output (ELF ``.comment``), e.g. gcc 13.2.1."""
+
+    family: str
+    version: str
+
+    def __post_init__(self) -> None:
+        if type(self.family) is not str or not _FAMILY.match(self.family):
+            raise SchemaError(
+                f"compiler family must be a lowercase name such as "
+                f"{', '.join(COMPILER_FAMILIES)}, got {self.family!r}"
+            )
+        _nonempty_word(self.version, "compiler version")
+
+    @classmethod
+    def from_dag(cls, value: Value) -> BuildCompiler:
+        fields = _expect(value, "manifest build.compiler", _COMPILER_FIELDS)
+        return cls(
+            family=_str(fields["family"], "compiler family"),
+            version=_str(fields["version"], "compiler version"),
+        )
+
+    def to_dag(self) -> dict[str, Value]:
+        return {"family": self.family, "version": self.version}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildFacts:
+    """What the binpkg says about the host that built it, beyond the descriptor."""
+
+    chost: str
+    cbuild: str | None = None
+    compiler: BuildCompiler | None = None
+
+    def __post_init__(self) -> None:
+        _nonempty_word(self.chost, "build chost")
+        if self.cbuild is not None:
+            _nonempty_word(self.cbuild, "build cbuild")
+        if self.compiler is not None and not isinstance(self.compiler, BuildCompiler):
+            raise TypeError(f"compiler must be a BuildCompiler, not {type(self.compiler).__name__}")
+
+    @classmethod
+    def from_dag(cls, value: Value) -> BuildFacts:
+        fields = _expect(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
+        cbuild = fields.get("cbuild")
+        compiler = fields.get("compiler")
+        return cls(
+            chost=_str(fields["chost"], "build chost"),
+            cbuild=None if cbuild is None else _str(cbuild, "build cbuild"),
+            compiler=None if compiler is None else BuildCompiler.from_dag(compiler),
+        )
+
+    def to_dag(self) -> dict[str, Value]:
+        value: dict[str, Value] = {"chost": self.chost}
+        if self.cbuild is not None:
+            value["cbuild"] = self.cbuild
+        if self.compiler is not None:
+            value["compiler"] = self.compiler.to_dag()
+        return value
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Manifest:
+    """One binpkg: its file (``binpkg``), digests, ``Packages`` entry and build facts.
+
+    ``portage`` is read-only once built (a sorted mapping proxy). Build one
+    from Portage data with :meth:`create`, which normalizes and drops empty
+    values; the constructor itself only accepts normal form.
+    """
+
+    descriptor: CID
+    binpkg: CID
+    format: BinpkgFormat
+    size: int
+    sha256: bytes
+    sha1: bytes
+    md5: bytes
+    portage: Mapping[str, str] = field(repr=False)
+    build: BuildFacts
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.descriptor, CID) or self.descriptor.codec != DAG_CBOR:
+            raise SchemaError(
+                f"manifest descriptor must be a dag-cbor link, got {_kind(self.descriptor)}"
+            )
+        if self.format not in BINPKG_FORMATS:
+            raise SchemaError(f"manifest format must be gpkg or xpak, got {self.format!r}")
+        if type(self.size) is not int or not 1 <= self.size <= _MAX_INT:
+            raise SchemaError(f"manifest size must be a positive integer, got {self.size!r}")
+        for name, length in _DIGEST_BYTES.items():
+            digest = getattr(self, name)
+            if type(digest) is not bytes or len(digest) != length:
+                got = len(digest) if isinstance(digest, bytes) else _kind(digest)
+                raise SchemaError(f"manifest {name} must be {length} bytes, got {got}")
+        check_binpkg_link(self.binpkg, "manifest binpkg", sha256=self.sha256)
+        if not isinstance(self.build, BuildFacts):
+            raise TypeError(f"build must be BuildFacts, not {type(self.build).__name__}")
+        object.__setattr__(self, "portage", _check_portage(self.portage))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        descriptor: CID,
+        binpkg: CID,
+        format: BinpkgFormat,
+        size: int,
+        sha256: bytes,
+        sha1: bytes,
+        md5: bytes,
+        portage: Mapping[str, str],
+        build: BuildFacts,
+    ) -> Manifest:
+        """A manifest from raw Portage values: whitespace normalized, empty values left out.
+
+        Keys outside :data:`PORTAGE_KEYS` are dropped here (Portage records
+        many more); the constructor refuses them.
+        """
+        entry = {
+            key: normalize_portage_value(value)
+            for key, value in portage.items()
+            if key in PORTAGE_KEYS and normalize_portage_value(value)
+        }
+        return cls(
+            descriptor=descriptor,
+            binpkg=binpkg,
+            format=format,
+            size=size,
+            sha256=sha256,
+            sha1=sha1,
+            md5=md5,
+            portage=entry,
+            build=build,
+        )
+
+    @property
+    def cpv(self) -> str:
+        return self.portage["CPV"]
+
+    @property
+    def restrict(self) -> frozenset[str]:
+        return frozenset(self.portage.get("RESTRICT", "").split())
+
+    @classmethod
+    def from_dag(cls, value: Value) -> Manifest:
+        fields = _expect(value, "manifest", _FIELDS)
+        kind = _str(fields["type"], "manifest type")
+        if kind != MANIFEST_TYPE:
+            if kind.startswith("ipfsbin/manifest/"):
+                raise SchemaError(
+                    f"manifest type is {kind!r}; this ipfsbin reads {MANIFEST_TYPE!r}",
+                    hint="a newer ipfsbin wrote it; upgrade to read it",
+                )
+            raise SchemaError(f"type is {kind!r}, expected {MANIFEST_TYPE!r}")
+        portage = fields["portage"]
+        if type(portage) is not dict:
+            raise SchemaError(f"manifest portage must be a map, got {_kind(portage)}")
+        fmt = _str(fields["format"], "manifest format")
+        if fmt not in BINPKG_FORMATS:
+            raise SchemaError(f"manifest format must be gpkg or xpak, got {fmt!r}")
+        return cls(
+            descriptor=_link(fields["descriptor"], "manifest descriptor"),
+            binpkg=_link(fields["binpkg"], "manifest binpkg"),
+            format="gpkg" if fmt == "gpkg" else "xpak",
+            size=_int(fields["size"], "manifest size"),
+            sha256=_bytes(fields["sha256"], "manifest sha256"),
+            sha1=_bytes(fields["sha1"], "manifest sha1"),
+            md5=_bytes(fields["md5"], "manifest md5"),
+            portage={k: _str(v, f"manifest portage {k}") for k, v in portage.items()},
+            build=BuildFacts.from_dag(fields["build"]),
+        )
+
+    def to_dag(self) -> dict[str, Value]:
+        return {
+            "type": MANIFEST_TYPE,
+            "descriptor": self.descriptor,
+            "binpkg": self.binpkg,
+            "format": self.format,
+            "size": self.size,
+            "sha256": self.sha256,
+            "sha1": self.sha1,
+            "md5": self.md5,
+            "portage": dict(self.portage),
+            "build": self.build.to_dag(),
+        }
+
+    def to_block(self) -> tuple[CID, bytes]:
+        """The canonical DAG-CBOR block and its CID."""
+        cid, data = dagcbor.encode_block(self.to_dag())
+        if len(data) > MAX_BLOCK_BYTES:
+            raise SchemaError(
+                f"manifest of {self.cpv} encodes to {len(data)} bytes, "
+                f"more than the {MAX_BLOCK_BYTES} a block may hold"
+            )
+        return cid, data
+
+    @classmethod
+    def from_block(cls, cid: CID, data: bytes) -> Manifest:
+        """Decode a block after checking it hashes to ``cid``."""
+        return cls.from_dag(dagcbor.decode_block(cid, data))
+
+
+def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(portage, Mapping):
+        raise SchemaError(f"manifest portage must be a map, got {_kind(portage)}")
+    unknown = sorted(set(portage) - PORTAGE_KEYS)
+    if unknown:
+        raise SchemaError(
+            f"manifest portage has unknown key(s) {', '.join(unknown)}",
+            hint="allowed keys are listed in schema/manifest.md §1.2",
+        )
+    missing = sorted(PORTAGE_REQUIRED_KEYS - set(portage))
+    if missing:
+        raise SchemaError(f"manifest portage lacks the key(s) {', '.join(missing)}")
+    for key, value in portage.items():
+        if type(value) is not str:
+            raise SchemaError(f"manifest portage {key} must be a string, got {_kind(value)}")
+        if not value or normalize_portage_value(value) != value:
+            raise SchemaError(
+                f"manifest portage {key} must be a non-empty string with single spaces "
+                f"and none at the ends, got {value[:80]!r}"
+            )
+    for key in _NUMERIC_KEYS:
+        if key in portage and not (portage[key].isascii() and portage[key].isdigit()):
+            raise SchemaError(
+                f"manifest portage {key} must be decimal digits, got {portage[key]!r}"
+            )
+    if not _CPV.match(portage["CPV"]):
+        raise SchemaError(
+            f"manifest portage CPV must look like category/name-version, got {portage['CPV']!r}"
+        )
+    return MappingProxyType(dict(sorted(portage.items())))
+
+
+def _nonempty_word(value: object, what: str) -> None:
+    if type(value) is not str or not value or value.split() != [value]:
+        raise SchemaError(f"{what} must be a non-empty string without spaces, got {value!r}")
+
+
+def _expect(
+    value: Value, what: str, required: frozenset[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Value]:
+    if type(value) is not dict:
+        raise SchemaError(f"{what} must be a map, got {_kind(value)}")
+    missing = sorted(required - value.keys())
+    if missing:
+        raise SchemaError(f"{what} lacks the field(s) {', '.join(missing)}")
+    unknown = sorted(value.keys() - required - optional)
+    if unknown:
+        raise SchemaError(
+            f"{what} has unknown field(s) {', '.join(unknown)}",
+            hint="a newer ipfsbin may have written it; upgrade to read it",
+        )
+    return value
+
+
+def _str(value: Value, what: str) -> str:
+    if type(value) is not str:
+        raise SchemaError(f"{what} must be a string, got {_kind(value)}")
+    return value
+
+
+def _int(value: Value, what: str) -> int:
+    if type(value) is not int:
+        raise SchemaError(f"{what} must be an integer, got {_kind(value)}")
+    return value
+
+
+def _bytes(value: Value, what: str) -> bytes:
+    if type(value) is not bytes:
+        raise SchemaError(f"{what} must be bytes, got {_kind(value)}")
+    return value
+
+
+def _link(value: Value, what: str) -> CID:
+    if not isinstance(value, CID):
+        raise SchemaError(f"{what} must be a link (CID), got {_kind(value)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, CID):
+        return f"a link ({value})"
+    return type(value).__name__

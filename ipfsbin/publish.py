@@ -1,0 +1,513 @@
+"""Publish binpkgs: binpkg file, platform, descriptor, manifest and a signed attestation.
+
+Two phases. First every package is read and checked locally (binpkg reader,
+sharing policy, descriptor normalization): bad input anywhere stops the run
+before Kubo is touched. Then each package is stored in an order that never
+leaves a half-published package behind (``schema/attestation.md`` §4):
+
+1. add the binpkg file (CIDv1, raw leaves, 1 MiB chunks, see
+   ``schema/manifest.md`` §2), hashing the very bytes uploaded: they must be
+   the bytes read in phase one (same size and sha256), else the file changed
+   under us;
+2. put the platform, descriptor and manifest blocks (Kubo's CIDs must equal
+   ours) and pin the manifest recursively;
+3. put the attestation statement and envelope, pin the envelope: last.
+
+A failure in step 1-3 removes the pins this run created for that package.
+Every object is deterministic (no time in the attestation, ed25519 is
+deterministic), so publishing the same file again creates nothing new.
+
+Sharing policy (fails closed; each switch is named for the check it turns
+off): RESTRICT=bindist or fetch packages are refused unless
+``allow_restricted``; binpkgs not built from source (quickpkg) unless
+``allow_quickpkg``. User patches cannot be detected from a binpkg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from ipfsbin.attestation import Attestation, AttestationStatement, attest
+from ipfsbin.binpkg import BinpkgInfo, read_binpkg
+from ipfsbin.codec.cid import CID, DAG_CBOR
+from ipfsbin.descriptor import BuildFacts as DescriptorFacts
+from ipfsbin.descriptor import Package, normalize
+from ipfsbin.errors import (
+    BinpkgError,
+    BlockMismatchError,
+    DescriptorError,
+    KuboError,
+)
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildFacts, Manifest
+from ipfsbin.trust.keys import SigningKey
+
+__all__ = [
+    "HostFacts",
+    "PreparedBinpkg",
+    "PublishProgress",
+    "PublishResult",
+    "detect_host_facts",
+    "prepare_binpkg",
+    "publish_binpkgs",
+    "publish_prepared",
+]
+
+PublishProgress = Callable[[Path, int, int], None]
+"""Called as ``progress(path, bytes_sent, total_bytes)`` while a binpkg is added."""
+
+# Binpkg metadata key -> Packages key, where Portage renames it.
+_PACKAGES_NAMES = {"repository": "REPO", "DESCRIPTION": "DESC"}
+_ADD_TIMEOUT_SECONDS = 3600.0
+_VERSION_RE = re.compile(r"^\d+(\.\d+)*")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HostFacts:
+    """What the builder host adds to a binpkg's own facts to describe its platform.
+
+    ``compiler``/``compiler_version`` stand in only for packages whose files
+    name no compiler (no ELF, or stripped); ``target`` is the host's archspec
+    microarchitecture, used to resolve ``-march=native``.
+    """
+
+    profile: str
+    libc: str
+    libc_version: str
+    compiler: str
+    compiler_version: str
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("profile", "libc", "libc_version", "compiler", "compiler_version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"HostFacts.{name} must be a non-empty string, got {value!r}")
+
+
+def _detect_profile(config_root: Path) -> str:
+    link = config_root / "etc" / "portage" / "make.profile"
+    try:
+        target = os.path.realpath(link, strict=True)
+    except OSError:
+        raise DescriptorError(
+            f"cannot tell the Portage profile: {link} does not exist",
+            hint="pass --profile (e.g. default/linux/amd64/23.0) or set PORTAGE_CONFIGROOT",
+        ) from None
+    marker = "/profiles/"
+    if marker not in target:
+        raise DescriptorError(
+            f"cannot tell the Portage profile: {link} points to {target}, "
+            "not into a repository's profiles/ directory",
+            hint="pass --profile (e.g. default/linux/amd64/23.0)",
+        )
+    return target.rpartition(marker)[2].strip("/")
+
+
+def _detect_libc() -> tuple[str, str]:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        text = ""
+    name, _, version = text.partition(" ")
+    if name == "glibc" and _VERSION_RE.match(version):
+        return "glibc", version
+    raise DescriptorError(
+        "cannot tell the C library of this host (only glibc is detected)",
+        hint="pass --libc NAME-VERSION, e.g. --libc musl-1.2.5",
+    )
+
+
+def _compiler_version(program: str) -> tuple[str, str] | None:
+    path = shutil.which(program)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run(  # noqa: S603 - a compiler found on PATH, fixed arguments
+            [path, "-dumpfullversion", "-dumpversion"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    family = "clang" if "clang" in Path(program).name else "gcc"
+    return (family, out) if _VERSION_RE.match(out) else None
+
+
+def detect_host_facts(
+    *,
+    config_root: Path | None = None,
+    profile: str | None = None,
+    libc: tuple[str, str] | None = None,
+    compiler: tuple[str, str] | None = None,
+) -> HostFacts:
+    """This host's facts; each argument given overrides its detection.
+
+    The profile is read from ``<config_root>/etc/portage/make.profile``
+    (``config_root`` defaults to ``$PORTAGE_CONFIGROOT`` or ``/``); libc from
+    the C library the process runs on; the fallback compiler is ``gcc`` on
+    PATH. ``DescriptorError`` (with a hint) when something cannot be told.
+    """
+    if profile is None:
+        root = config_root or Path(os.environ.get("PORTAGE_CONFIGROOT") or "/")
+        profile = _detect_profile(root)
+    libc_name, libc_version = libc if libc is not None else _detect_libc()
+    if compiler is None:
+        compiler = _compiler_version("gcc")
+        if compiler is None:
+            raise DescriptorError(
+                "cannot tell this host's compiler: no gcc on PATH",
+                hint="pass --compiler FAMILY-VERSION, e.g. --compiler gcc-14.2.1",
+            )
+    return HostFacts(
+        profile=profile,
+        libc=libc_name,
+        libc_version=libc_version,
+        compiler=compiler[0],
+        compiler_version=compiler[1],
+        target=None,
+    )
+
+
+def _host_target() -> str:
+    import archspec.cpu
+
+    name: str = archspec.cpu.host().name
+    return name
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedBinpkg:
+    """A binpkg read and checked, with its platform and descriptor: ready to store."""
+
+    info: BinpkgInfo
+    package: Package
+    portage: dict[str, str]
+    build: BuildFacts
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+    @property
+    def cpv(self) -> str:
+        return self.info.cpv
+
+
+def _check_policy(info: BinpkgInfo, *, allow_restricted: bool, allow_quickpkg: bool) -> None:
+    if not allow_restricted and (info.bindist_restricted or info.fetch_restricted):
+        which = " and ".join(
+            word
+            for word, on in (("bindist", info.bindist_restricted), ("fetch", info.fetch_restricted))
+            if on
+        )
+        raise BinpkgError(
+            f"{info.path}: {info.cpv} has RESTRICT={which}; its licence or distribution "
+            "terms do not allow sharing the binary",
+            hint="pass --allow-restricted only if you may redistribute it (e.g. a private index)",
+        )
+    if not allow_quickpkg and not info.built_from_source:
+        raise BinpkgError(
+            f"{info.path}: {info.cpv} was made from an installed package (quickpkg), "
+            "not built from source; it may hold local configuration changes",
+            hint="rebuild it with `emerge --buildpkg`, or pass --allow-quickpkg",
+        )
+
+
+def _portage_entry(info: BinpkgInfo) -> dict[str, str]:
+    entry = {_PACKAGES_NAMES.get(key, key): value for key, value in info.metadata.items()}
+    entry["CPV"] = info.cpv
+    return entry
+
+
+def prepare_binpkg(
+    path: Path | str,
+    *,
+    host: HostFacts,
+    allow_restricted: bool = False,
+    allow_quickpkg: bool = False,
+) -> PreparedBinpkg:
+    """Read ``path``, apply the sharing policy and normalize its descriptor (no Kubo).
+
+    Raises ``BinpkgError`` for unreadable or unshareable packages and
+    ``DescriptorError`` for builds that cannot be described.
+    """
+    info = read_binpkg(Path(path))
+    _check_policy(info, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg)
+    if info.compiler.known:
+        family, version = info.compiler.family, info.compiler.version
+    else:
+        family, version = host.compiler, host.compiler_version
+    facts = DescriptorFacts(
+        chost=info.chost,
+        arch=info.arch,
+        profile=host.profile,
+        libc=host.libc,
+        libc_version=host.libc_version,
+        compiler=family,
+        compiler_version=version,
+        cflags=info.cflags,
+        cxxflags=info.cxxflags,
+        ldflags=info.ldflags,
+        cpv=info.cpv,
+        slot=info.metadata.get("SLOT", ""),
+        repository=info.repository,
+        eapi=info.eapi,
+        use=" ".join(info.use),
+        iuse=" ".join(info.iuse),
+        iuse_effective=" ".join(info.iuse_effective),
+        rdepend=info.rdepend,
+        depend=info.depend,
+        bdepend=info.bdepend,
+        requires=info.requires,
+    )
+    target = host.target
+    if target is None and "native" in f"{info.cflags} {info.cxxflags}":
+        target = _host_target()
+    try:
+        package = normalize(facts, host_target=target)
+    except DescriptorError as exc:
+        raise DescriptorError(
+            f"{info.path}: {info.cpv} is not shared: {exc.message}", hint=exc.hint
+        ) from exc
+    build = BuildFacts(
+        chost=info.chost,
+        cbuild=info.cbuild or None,
+        compiler=(
+            BuildCompiler(family=info.compiler.family, version=info.compiler.version)
+            if info.compiler.known
+            else None
+        ),
+    )
+    return PreparedBinpkg(info=info, package=package, portage=_portage_entry(info), build=build)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishResult:
+    """The CIDs one binpkg was published under; ``new_pins`` lists pins this run created."""
+
+    path: Path
+    cpv: str
+    binpkg: CID
+    platform: CID
+    descriptor: CID
+    manifest: CID
+    attestation: CID
+    statement: CID
+    size: int
+    sha256: bytes
+    key_id: str
+    new_pins: tuple[CID, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "cpv": self.cpv,
+            "binpkg": str(self.binpkg),
+            "platform": str(self.platform),
+            "descriptor": str(self.descriptor),
+            "manifest": str(self.manifest),
+            "attestation": str(self.attestation),
+            "statement": str(self.statement),
+            "size": self.size,
+            "sha256": self.sha256.hex(),
+            "key": self.key_id,
+            "new_pins": [str(c) for c in self.new_pins],
+        }
+
+
+class _HashingReader:
+    """Hands the file to the uploader and hashes exactly the bytes handed out."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._handle.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+class _Run:
+    """Storing one prepared package, remembering the pins it created to undo them."""
+
+    def __init__(self, client: KuboClient, prepared: PreparedBinpkg) -> None:
+        self.client = client
+        self.prepared = prepared
+        self.created: list[CID] = []
+
+    def pin(self, cid: CID, what: str) -> None:
+        if self.client.is_pinned(cid, pin_type="recursive"):
+            return
+        self.client.pin_add([cid], recursive=True, name=f"ipfsbin {what} {self.prepared.cpv}")
+        self.created.append(cid)
+
+    def put(self, blocks: Sequence[tuple[CID, bytes, str]]) -> None:
+        """Store DAG-CBOR blocks in one request, in order; Kubo's CIDs must be ours."""
+        stored = self.client.block_put_many([data for _, data, _ in blocks], codec=DAG_CBOR)
+        for (cid, _, what), got in zip(blocks, stored, strict=True):
+            if got != cid:
+                raise BlockMismatchError(
+                    f"Kubo stored the {what} block of {self.prepared.cpv} as {got}, expected {cid}",
+                    hint="the daemon hashes blocks differently; check its version and config",
+                )
+
+    def undo(self) -> None:
+        # Newest first: the attestation pin (if any) goes before what it links.
+        for cid in reversed(self.created):
+            try:
+                self.client.pin_rm([cid], recursive=True)
+            except KuboError:
+                continue  # best effort: the original error is what the user must see
+        self.created.clear()
+
+    def add_binpkg(self, progress: PublishProgress | None) -> CID:
+        info = self.prepared.info
+        callback = None
+        if progress is not None:
+            callback = lambda done: progress(info.path, done, info.size)  # noqa: E731
+        try:
+            handle = info.path.open("rb")
+        except OSError as exc:
+            raise BinpkgError(f"{info.path}: cannot be read any more ({exc.strerror})") from exc
+        with handle:
+            reader = _HashingReader(handle)
+            result = self.client.add(
+                cast(IO[bytes], reader),
+                name=info.path.name,
+                chunker=UNIXFS_CHUNKER,
+                pin=False,
+                progress=callback,
+                timeout=_ADD_TIMEOUT_SECONDS,
+            )
+        if reader.size != info.size or reader.sha256.hexdigest() != info.sha256:
+            raise BinpkgError(
+                f"{info.path}: the file changed while it was being published "
+                f"(read {info.size} bytes with sha256 {info.sha256}, "
+                f"uploaded {reader.size} with sha256 {reader.sha256.hexdigest()})",
+                hint="wait until Portage has finished writing it, then publish again",
+            )
+        return result.cid
+
+    def store(self, key: SigningKey, progress: PublishProgress | None) -> PublishResult:
+        prepared, info = self.prepared, self.prepared.info
+        binpkg = self.add_binpkg(progress)
+        self.pin(binpkg, "binpkg")
+        platform_cid, platform_block = prepared.package.platform.block
+        descriptor_cid, descriptor_block = prepared.package.descriptor.block
+        manifest = Manifest.create(
+            descriptor=descriptor_cid,
+            binpkg=binpkg,
+            format=info.format,
+            size=info.size,
+            sha256=bytes.fromhex(info.sha256),
+            sha1=bytes.fromhex(info.sha1),
+            md5=bytes.fromhex(info.md5),
+            portage=prepared.portage,
+            build=prepared.build,
+        )
+        manifest_cid, manifest_block = manifest.to_block()
+        self.put(
+            [
+                (platform_cid, platform_block, "platform"),
+                (descriptor_cid, descriptor_block, "descriptor"),
+                (manifest_cid, manifest_block, "manifest"),
+            ]
+        )
+        self.pin(manifest_cid, "manifest")
+        signed: Attestation = attest(AttestationStatement.for_manifest(manifest_cid, manifest), key)
+        # The statement before the envelope that links it; the envelope's pin comes last.
+        self.put(
+            [
+                (signed.payload_id, signed.payload_block, "attestation statement"),
+                (signed.cid, signed.block, "attestation"),
+            ]
+        )
+        self.pin(signed.cid, "attestation")
+        return PublishResult(
+            path=info.path,
+            cpv=info.cpv,
+            binpkg=binpkg,
+            platform=platform_cid,
+            descriptor=descriptor_cid,
+            manifest=manifest_cid,
+            attestation=signed.cid,
+            statement=signed.payload_id,
+            size=info.size,
+            sha256=manifest.sha256,
+            key_id=key.key_id,
+            new_pins=tuple(self.created),
+        )
+
+
+def publish_prepared(
+    prepared: Sequence[PreparedBinpkg],
+    *,
+    client: KuboClient,
+    key: SigningKey,
+    progress: PublishProgress | None = None,
+) -> list[PublishResult]:
+    """Store packages already checked by :func:`prepare_binpkg`, one after the other.
+
+    A failure undoes the pins made for the package it happened in and is
+    raised; packages before it stay published (each is complete).
+    """
+    results = []
+    for item in prepared:
+        run = _Run(client, item)
+        try:
+            results.append(run.store(key, progress))
+        except BaseException:
+            run.undo()
+            raise
+    return results
+
+
+def publish_binpkgs(
+    paths: Iterable[Path | str],
+    *,
+    client: KuboClient,
+    key: SigningKey,
+    host: HostFacts | None = None,
+    allow_restricted: bool = False,
+    allow_quickpkg: bool = False,
+    progress: PublishProgress | None = None,
+) -> list[PublishResult]:
+    """Publish each binpkg: file, platform, descriptor, manifest and signed attestation.
+
+    Every path is read and checked before anything is stored, so bad input
+    anywhere (``BinpkgError``, ``DescriptorError``) stores nothing. ``host``
+    defaults to :func:`detect_host_facts`. The same path given twice is
+    published once.
+    """
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(path)
+    if not unique:
+        raise ValueError("no binpkg paths given")
+    facts = host if host is not None else detect_host_facts()
+    prepared = [
+        prepare_binpkg(
+            path, host=facts, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg
+        )
+        for path in unique
+    ]
+    return publish_prepared(prepared, client=client, key=key, progress=progress)

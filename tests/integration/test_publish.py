@@ -1,0 +1,360 @@
+"""``ipfsbin publish`` of real emerge-built binpkgs into real Kubo, read back on a second node."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import shutil
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfsbin.attestation import Attestation, verify_attestation
+from ipfsbin.cli.main import main
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import BinpkgError, SchemaError
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.manifest import Manifest
+from ipfsbin.publish import detect_host_facts, prepare_binpkg, publish_prepared
+from ipfsbin.trust.keys import KeyStore, SigningKey
+from tests.playground.builder import BuilderPlayground
+from tests.playground.craft import rewrite_gpkg
+from tests.playground.fixtures import builder_playground  # noqa: F401
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HELLO, STRIPPED = "app-misc/hello-1", "app-misc/stripped-1"
+USESFOO, LIBFOO, USETEST = "app-misc/usesfoo-1", "dev-libs/libfoo-1", "app-misc/usetest-1"
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@dataclasses.dataclass
+class Nodes:
+    publisher: ManagedNode
+    reader: ManagedNode
+    client: KuboClient
+
+
+@pytest.fixture(scope="module")
+def nodes(kubo_nodes: Any) -> Iterator[Nodes]:
+    publisher, reader = kubo_nodes(2)
+    with publisher.client() as client:
+        yield Nodes(publisher=publisher, reader=reader, client=client)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ipfsbin-home")
+
+
+@pytest.fixture(scope="module")
+def cli(
+    nodes: Nodes,
+    home: Path,
+    builder_playground: BuilderPlayground,  # noqa: F811
+) -> Cli:
+    """Run ``ipfsbin ARGS`` in-process against the publisher node; (exit code, stdout, stderr)."""
+    env = {
+        "IPFSBIN_HOME": str(home),
+        "IPFSBIN_API": nodes.publisher.api_multiaddr,
+        "PORTAGE_CONFIGROOT": str(builder_playground.eprefix),
+    }
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in env.items():
+                mp.setenv(name, value)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(list(args))
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def key_id(home: Path) -> str:
+    # Created through the library so the CLI tests below find exactly one key.
+    return KeyStore(home / "keys").generate("builder").key_id
+
+
+def _state(client: KuboClient) -> tuple[frozenset[CID], int]:
+    """Recursive pins and the number of blocks in the repo: what publishing changes."""
+    return frozenset(p.cid for p in client.pin_ls()), client.repo_stat().num_objects
+
+
+def _bytes(value: Any) -> bytes:
+    raw = value["/"]["bytes"]
+    return base64.b64decode(raw + "=" * (-len(raw) % 4))
+
+
+# -- keys ------------------------------------------------------------------------
+
+
+def test_key_gen_list_show(cli: Cli, key_id: str) -> None:
+    code, out, _ = cli("key", "gen", "second")
+    assert code == 0
+    second = out.strip()
+    assert second.startswith("k51") and second != key_id
+
+    code, out, _ = cli("key", "list", "--json")
+    assert code == 0
+    assert [(k["name"], k["key_id"]) for k in json.loads(out)] == [
+        ("builder", key_id),
+        ("second", second),
+    ]
+    code, out, _ = cli("key", "show", "builder", "--json")
+    shown = json.loads(out)
+    assert shown["key_id"] == key_id and shown["path"].endswith("keys/builder.pem")
+    assert Path(shown["path"]).stat().st_mode & 0o077 == 0
+
+    code, _, err = cli("key", "gen", "second")
+    assert code == 1 and "already exists" in err
+    code, _, err = cli("key", "show", "missing")
+    assert code == 1 and "no key named 'missing'" in err
+    # Two keys now: publish must be told which.
+    code, _, err = cli("publish", "/nonexistent.gpkg.tar")
+    assert code == 1 and "several signing keys" in err
+
+
+# -- publishing ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(
+    cli: Cli,
+    key_id: str,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    nodes: Nodes,
+) -> dict[str, Any]:
+    path = builder_playground.binpkgs[USESFOO]
+    before = _state(nodes.client)
+    code, out, err = cli("publish", str(path), "--key", "builder", "--json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert len(results) == 1
+    return {"result": results[0], "before": before, "after": _state(nodes.client), "path": path}
+
+
+def test_publish_prints_cids(published: dict[str, Any], key_id: str) -> None:
+    result = published["result"]
+    assert result["cpv"] == USESFOO
+    for field in ("binpkg", "descriptor", "manifest", "attestation", "platform", "statement"):
+        assert CID.from_text(result[field]).version == 1
+    assert result["key"] == key_id
+    before_pins, before_blocks = published["before"]
+    after_pins, after_blocks = published["after"]
+    assert after_pins - before_pins == {
+        CID.from_text(result[f]) for f in ("binpkg", "manifest", "attestation")
+    }
+    assert after_blocks > before_blocks
+
+
+def test_second_node_sees_manifest_and_bytes(
+    published: dict[str, Any], nodes: Nodes, ipfs_cli: Any
+) -> None:
+    result = published["result"]
+    # The real ipfs CLI on another node resolves the manifest over bitswap.
+    dag = json.loads(ipfs_cli(nodes.reader, "dag", "get", result["manifest"]))
+    assert dag["type"] == "ipfsbin/manifest/1"
+    assert dag["descriptor"] == {"/": result["descriptor"]}
+    assert dag["binpkg"] == {"/": result["binpkg"]}
+    assert dag["portage"]["CPV"] == USESFOO
+    assert dag["portage"]["RDEPEND"] == "dev-libs/libfoo:0/1="
+    data = ipfs_cli(nodes.reader, "cat", result["binpkg"])
+    assert hashlib.sha256(data).digest() == _bytes(dag["sha256"])
+    assert len(data) == dag["size"] == published["path"].stat().st_size
+    assert hashlib.md5(data).digest() == _bytes(dag["md5"])  # noqa: S324 - Portage's check
+
+
+def test_attestation_from_second_node_verifies(
+    published: dict[str, Any], nodes: Nodes, ipfs_cli: Any, key_id: str
+) -> None:
+    result = published["result"]
+    envelope = ipfs_cli(nodes.reader, "block", "get", result["attestation"])
+    statement = ipfs_cli(nodes.reader, "block", "get", result["statement"])
+    manifest_cid = CID.from_text(result["manifest"])
+    manifest = Manifest.from_block(
+        manifest_cid, ipfs_cli(nodes.reader, "block", "get", result["manifest"])
+    )
+    attestation = Attestation.from_blocks(
+        envelope, statement, cid=CID.from_text(result["attestation"])
+    )
+    check = verify_attestation(
+        attestation, allowed_keys=[key_id], manifest=(manifest_cid, manifest)
+    )
+    assert check.ok
+    assert attestation.statement.sha256 == manifest.sha256
+    dag = json.loads(ipfs_cli(nodes.reader, "dag", "get", result["descriptor"]))
+    assert dag["cpv"] == USESFOO
+    assert dag["deps"] == [
+        {"name": "dev-libs/libfoo", "slot": "0", "subslot": "1", "runtime": True}
+    ]
+
+
+def test_publishing_twice_creates_nothing_new(
+    published: dict[str, Any], cli: Cli, nodes: Nodes
+) -> None:
+    before = _state(nodes.client)
+    code, out, err = cli("publish", str(published["path"]), "--key", "builder", "--json")
+    assert code == 0, err
+    again = json.loads(out)[0]
+    first = published["result"]
+    for field in ("binpkg", "platform", "descriptor", "manifest", "statement", "attestation"):
+        assert again[field] == first[field]
+    assert again["new_pins"] == []
+    assert _state(nodes.client) == before
+
+
+def test_human_output_and_several_packages(
+    cli: Cli,
+    builder_playground: BuilderPlayground,  # noqa: F811
+) -> None:
+    paths = [str(builder_playground.binpkgs[c]) for c in (LIBFOO, USETEST)]
+    code, out, err = cli("publish", *paths, "--key", "builder")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == LIBFOO and lines[5] == USETEST
+    assert lines[1].split()[0] == "binpkg" and lines[3].split()[0] == "manifest"
+    assert CID.from_text(lines[3].split()[1]).codec == 0x71
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+def _truncated(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    return dst
+
+
+def _corrupt(src: Path, dst: Path) -> Path:
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def _plain_tar(src: Path, dst: Path) -> Path:
+    with tarfile.open(dst, "w") as tar:
+        tar.add(src, arcname="something.txt")
+    return dst
+
+
+def _empty(src: Path, dst: Path) -> Path:
+    dst.write_bytes(b"")
+    return dst
+
+
+def _directory(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    return dst
+
+
+def _dotdot(src: Path, dst: Path) -> Path:
+    return rewrite_gpkg(src, dst, extra_image=[("image/../../../etc/evil", b"owned\n")])
+
+
+def _no_chost(src: Path, dst: Path) -> Path:
+    return rewrite_gpkg(src, dst, drop_metadata=["CHOST"])
+
+
+BAD_INPUTS: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
+    "truncated": (_truncated, "Portage rejects"),
+    "corrupt": (_corrupt, "Portage rejects"),
+    "dotdot-member": (_dotdot, "leaves the image directory"),
+    "no-chost": (_no_chost, "no CHOST"),
+    "plain-tar": (_plain_tar, "without the gpkg-1 marker"),
+    "empty": (_empty, "is empty"),
+    "directory": (_directory, "is a directory"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_publishes_nothing(
+    kind: str,
+    cli: Cli,
+    key_id: str,
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    make, fragment = BAD_INPUTS[kind]
+    good = builder_playground.binpkgs[STRIPPED]
+    bad = make(good, tmp_path / f"{kind}-1.gpkg.tar")
+    before = _state(nodes.client)
+    # A good package next to the bad one is not published either: checks come first.
+    code, out, err = cli("publish", str(good), str(bad), "--key", "builder")
+    assert code == 1
+    assert out == ""
+    errors = [line for line in err.splitlines() if line.startswith("ipfsbin: error:")]
+    assert len(errors) == 1, err
+    assert str(bad) in errors[0]
+    assert fragment in errors[0]
+    assert _state(nodes.client) == before
+    with pytest.raises(BinpkgError, match=re.escape(fragment)):
+        prepare_binpkg(bad, host=detect_host_facts(config_root=builder_playground.eprefix))
+
+
+def test_restricted_package_is_refused_unless_allowed(
+    cli: Cli,
+    key_id: str,
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+) -> None:
+    hello = str(builder_playground.binpkgs[HELLO])  # RESTRICT=bindist
+    before = _state(nodes.client)
+    code, _, err = cli("publish", hello, "--key", "builder")
+    assert code == 1 and "RESTRICT=bindist" in err and "--allow-restricted" in err
+    assert _state(nodes.client) == before
+    code, out, err = cli("publish", hello, "--key", "builder", "--allow-restricted", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["cpv"] == HELLO
+
+
+def test_failure_after_add_undoes_its_pins(
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # A copy with different bytes, so its binpkg pin is new to this node.
+    src = builder_playground.binpkgs[STRIPPED]
+    copy = rewrite_gpkg(src, tmp_path / "stripped-1-2.gpkg.tar", extra_image=[("image/x", b"1")])
+    host = detect_host_facts(config_root=builder_playground.eprefix)
+    prepared = prepare_binpkg(copy, host=host)
+    # A Packages entry too big for one block fails after the binpkg was added and pinned.
+    oversized = dataclasses.replace(
+        prepared, portage={**prepared.portage, "RDEPEND": " ".join(["dev-libs/x"] * 120_000)}
+    )
+    before = _state(nodes.client)
+    with pytest.raises(SchemaError, match="more than the 1048576"):
+        publish_prepared([oversized], client=nodes.client, key=SigningKey.from_seed(b"\x05" * 32))
+    assert _state(nodes.client)[0] == before[0]
+    # The same package then publishes normally.
+    [result] = publish_prepared([prepared], client=nodes.client, key=SigningKey.generate())
+    assert len(result.new_pins) == 3
+
+
+def test_a_file_changed_after_reading_is_refused(
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    copy = tmp_path / "usetest-1-1.gpkg.tar"
+    shutil.copyfile(builder_playground.binpkgs[USETEST], copy)
+    prepared = prepare_binpkg(copy, host=detect_host_facts(config_root=builder_playground.eprefix))
+    copy.write_bytes(copy.read_bytes() + b"\0" * 512)
+    before = _state(nodes.client)
+    with pytest.raises(Exception, match="changed while it was being published"):
+        publish_prepared([prepared], client=nodes.client, key=SigningKey.generate())
+    assert _state(nodes.client)[0] == before[0]
