@@ -7,22 +7,24 @@ refused. The decoder accepts exactly the bytes this encoder would write.
 
 How decoding proves that, cheaply:
 
-* cbor2 decodes in C with indefinite lengths refused; every built-in semantic
-  tag is overridden to fail and ``tag_hook`` accepts only tag 42, so no value
-  outside the data model (datetimes, bignums, sets, …) can come out of it;
+* cbor2 decodes natively with indefinite lengths refused and only text or
+  byte strings as map keys; every semantic tag cbor2 knows is overridden to
+  fail, and tag 42 is decoded straight into a :class:`CID`, so no value
+  outside the data model (datetimes, bignums, sets, shared references, …)
+  can come out of it; any other tag stays a ``CBORTag`` and is refused below;
 * an ``object_hook`` runs once per map: keys must be strings in strictly
-  increasing canonical order (which also rules out duplicates), values must
-  be data-model types (this is where NaN, infinities, ``undefined`` and other
-  simple values are caught, and where lists are checked);
-* the value is then re-encoded by cbor2's plain C encoder, which writes maps
-  in their (now proven canonical) insertion order, minimal integers and
-  lengths and 64-bit floats, and the result must equal the input byte for
-  byte. That one comparison rejects every remaining non-canonical form:
-  short or long floats, non-minimal integers, lengths and tag headers,
-  self-describe tags and trailing bytes.
+  increasing canonical order, values must be data-model types (this is where
+  NaN, infinities, ``undefined``, other simple values and unknown tags are
+  caught, and where lists are checked);
+* the value is then re-encoded by cbor2's plain encoder, which writes maps in
+  their (now proven canonical) insertion order, minimal integers and lengths
+  and 64-bit floats, and the result must equal the input byte for byte. That
+  one comparison rejects every remaining non-canonical form: short floats,
+  non-minimal integers, lengths and tag headers, repeated keys (cbor2 keeps
+  one, so the re-encoding is shorter) and trailing bytes.
 
 cbor2's ``canonical=True`` mode and its ``encoders=`` table are avoided on
-purpose: either one costs more than the rest of the decode put together.
+purpose: in cbor2 6.3 either one costs more than the rest of the decode.
 
 Data model values in Python: ``None``, ``bool``, ``int``, ``float``, ``str``,
 ``bytes``, ``list``, ``dict[str, value]`` and :class:`CID`.
@@ -53,13 +55,15 @@ _MIN_INT: Final = -(2**64)
 _MAX_INT: Final = 2**64 - 1
 
 # Semantic tags cbor2 6.x decodes by itself (found by probing every tag below
-# 300 and the registered larger ones). Each is overridden to fail; any other
-# tag reaches ``_tag_hook``.
+# 300 and the registered larger ones), plus neighbours it may learn. Each is
+# overridden to fail; any other tag is left a CBORTag, which the checks refuse.
 _CBOR2_SEMANTIC_TAGS: Final = (
     0, 1, 2, 3, 4, 5, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 32, 33, 34, 35, 36, 37,
     52, 54, 100, 256, 258, 260, 261, 262, 263, 1004, 1040, 55799, 43000,
 )  # fmt: skip
 
+_CANONICAL_KEYS_MAX: Final = 4096  # bounds on the key-order caches below
+_CACHED_KEYS_MAX: Final = 32
 _SCALARS: Final = frozenset({str, bytes, int, bool, type(None), CID})
 """Types that need no check once decoded (ints cannot leave the range: bignum tags are refused)."""
 
@@ -126,12 +130,14 @@ def _check_float(value: float) -> float:
 def _prepare(value: Value, depth: int) -> Any:
     """What cbor2 should write for ``value``: maps sorted, everything checked.
 
-    Returns plain ``dict``/``list``/scalars, so the plain C encoder's output is
+    Returns plain ``dict``/``list``/scalars, so the plain encoder's output is
     canonical.
     """
     kind = type(value)
-    if kind in _SCALARS and kind is not CID:
-        if kind is int and not _MIN_INT <= value <= _MAX_INT:
+    if kind in _PLAIN:
+        return value
+    if kind is int:
+        if not _MIN_INT <= value <= _MAX_INT:
             raise CodecError(f"integer {value} is outside DAG-CBOR's 64-bit range")
         return value
     if kind is float:
@@ -142,16 +148,32 @@ def _prepare(value: Value, depth: int) -> Any:
     if kind is CID:
         return value
     if kind is dict or isinstance(value, Mapping):
-        for key in value:
-            if type(key) is not str:
-                raise CodecError(f"map keys must be strings, got {type(key).__name__} {key!r}")
-        return {
-            key: _prepare(value[key], depth + 1)
-            for key in sorted(value, key=_encoded_key_order)
-        }
+        keys = tuple(value)
+        ordered = _SORTED_KEYS.get(keys) or _sort_keys(keys)
+        out: dict[str, Any] = {}
+        for key in ordered:
+            item = value[key]
+            out[key] = item if type(item) in _PLAIN else _prepare(item, depth + 1)
+        return out
     if kind is list or kind is tuple:
-        return [_prepare(item, depth + 1) for item in value]
+        return [item if type(item) in _PLAIN else _prepare(item, depth + 1) for item in value]
     return _prepare_other(value, depth)
+
+
+_PLAIN: Final = frozenset({str, bytes, bool, type(None)})
+"""Types written as they are, with nothing to check."""
+_SORTED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""Canonical order of key tuples seen before: most maps come in a few shapes."""
+
+
+def _sort_keys(keys: tuple[Any, ...]) -> tuple[str, ...]:
+    for key in keys:
+        if type(key) is not str:
+            raise CodecError(f"map keys must be strings, got {type(key).__name__} {key!r}")
+    ordered = tuple(sorted(keys, key=_encoded_key_order))
+    if len(keys) <= _CACHED_KEYS_MAX and len(_SORTED_KEYS) < _CANONICAL_KEYS_MAX:
+        _SORTED_KEYS[keys] = ordered
+    return ordered
 
 
 def _prepare_other(value: Value, depth: int) -> Any:
@@ -195,17 +217,13 @@ def _reject_semantic(value: object, immutable: bool) -> Any:
 # Besides refusing non-data-model values early, this keeps hostile input away
 # from cbor2's own decoders: shared references and string references could
 # make the re-encoding below explode in size, bigfloats cost unbounded time.
-_SEMANTIC_DECODERS: Final = dict.fromkeys(_CBOR2_SEMANTIC_TAGS, _reject_semantic)
+_SEMANTIC_DECODERS: Final[dict[int, Any]] = dict.fromkeys(_CBOR2_SEMANTIC_TAGS, _reject_semantic)
+_CBORTag: Final = cbor2.CBORTag
 
 _FAST_LINKS: Final = frozenset(b"\x00" + prefix for prefix in _SHA256_V1_PREFIXES)
 _MAP_VALUES: Final = _SCALARS | {dict}  # maps are checked by their own object_hook
 _CANONICAL_KEYS: dict[tuple[str, ...], None] = {}
 """Key tuples already proven canonical: index nodes repeat a few shapes thousands of times."""
-_CANONICAL_KEYS_MAX: Final = 4096
-_CACHED_KEYS_MAX: Final = 32
-
-_Slots: TypeAlias = list[tuple[Any, Any]]
-"""(container, key or index) of every tag found, turned into CIDs after the byte check."""
 
 
 def _check_keys(keys: tuple[object, ...]) -> None:
@@ -224,52 +242,37 @@ def _check_keys(keys: tuple[object, ...]) -> None:
         _CANONICAL_KEYS[keys] = None  # type: ignore[index]
 
 
-def _check_list(items: list[Any], tags: _Slots) -> None:
-    for index, item in enumerate(items):
-        kind = type(item)
-        if kind in _MAP_VALUES:
-            continue
-        if kind is cbor2.CBORTag:
-            tags.append((items, index))
-        elif kind is float:
-            _check_float(item)
-        elif kind is list:
-            _check_list(item, tags)
-        else:
-            raise CodecError(f"CBOR value {item!r} is not in the DAG-CBOR data model")
+def _check_item(item: object) -> None:
+    """A map value or list element that is not a scalar or a map (checked by its own hook)."""
+    kind = type(item)
+    if kind is float:
+        _check_float(item)  # type: ignore[arg-type]
+    elif kind is list:
+        for element in item:  # type: ignore[attr-defined]
+            if type(element) not in _MAP_VALUES:
+                _check_item(element)
+    elif kind is _CBORTag:
+        tag = item.tag  # type: ignore[attr-defined]
+        raise CodecError(f"CBOR tag {tag} is not allowed in DAG-CBOR (only 42)")
+    else:
+        raise CodecError(f"CBOR value {item!r} is not in the DAG-CBOR data model")
 
 
-def _map_checker(tags: _Slots) -> Callable[[dict[Any, Any], bool], dict[Any, Any]]:
-    """The object_hook for one decode: cbor2 calls it for every map, innermost first."""
-
-    def check_map(value: dict[Any, Any], immutable: bool) -> dict[Any, Any]:
-        if immutable:
-            raise CodecError("map keys must be strings, got a map")
-        keys = tuple(value)
-        if keys not in _CANONICAL_KEYS:
-            _check_keys(keys)
-        for key, item in value.items():
-            kind = type(item)
-            if kind in _MAP_VALUES:
-                continue
-            if kind is cbor2.CBORTag:
-                tags.append((value, key))
-            elif kind is float:
-                _check_float(item)
-            elif kind is list:
-                _check_list(item, tags)
-            else:
-                raise CodecError(f"CBOR value {item!r} is not in the DAG-CBOR data model")
-        return value
-
-    return check_map
+def _check_map(value: Any, immutable: bool) -> Any:
+    """cbor2's object_hook: runs for every decoded map, innermost first."""
+    if immutable:
+        raise CodecError("map keys must be strings, got a map")
+    keys = tuple(value)
+    if keys not in _CANONICAL_KEYS:
+        _check_keys(keys)
+    for item in value.values():
+        if type(item) not in _MAP_VALUES:
+            _check_item(item)
+    return value
 
 
-def _link(tag: cbor2.CBORTag) -> CID:
-    """The CID in a tag 42, or CodecError for any other tag or a malformed link."""
-    if tag.tag != _CID_TAG:
-        raise CodecError(f"CBOR tag {tag.tag} is not allowed in DAG-CBOR (only 42)")
-    raw = tag.value
+def _link(raw: object) -> CID:
+    """The CID in a tag 42's content, or CodecError for a malformed link."""
     if type(raw) is bytes and len(raw) == 37 and raw[:5] in _FAST_LINKS:
         return _sha256_cid_v1(raw[1:])
     if type(raw) is not bytes or not raw or raw[0] != 0:
@@ -278,6 +281,22 @@ def _link(tag: cbor2.CBORTag) -> CID:
         return CID(raw[1:])
     except CodecError as exc:
         raise CodecError(f"tag 42 holds a malformed CID: {exc.message}") from None
+
+
+_LINK_DECODER: Final = (None, _link)
+
+
+@cbor2.shareable_decoder
+def _decode_link(immutable: bool) -> tuple[None, Callable[[object], CID]]:
+    """cbor2's decoder for tag 42, in the two-step form cbor2 calls without a lookup miss.
+
+    A plain function here makes cbor2 probe it for ``_cbor2_name`` on every
+    link; the failed attribute lookup costs more than decoding the link.
+    """
+    return _LINK_DECODER
+
+
+_SEMANTIC_DECODERS[_CID_TAG] = _decode_link
 
 
 def _unwrap(exc: BaseException) -> CodecError:
@@ -298,22 +317,10 @@ def decode(data: bytes) -> Value:
         raise TypeError(f"decode takes bytes, not {type(data).__name__}")
     if not data:
         raise CodecError("empty input is not a DAG-CBOR block")
-    tags: _Slots = []
     try:
-        # Links stay CBORTags until the byte comparison: cbor2 re-encodes those
-        # natively, where CIDs would need a Python hook per link.
-        value = cbor2.loads(
-            data,
-            object_hook=_map_checker(tags),
-            semantic_decoders=_SEMANTIC_DECODERS,
-            allow_indefinite=False,
-            max_depth=_MAX_DEPTH,
-        )
-        kind = type(value)
-        if kind is cbor2.CBORTag:
-            canonical = _ENCODERS.encoder.encode_to_bytes(value)
-        elif kind not in _MAP_VALUES:
-            _check_list([value], tags)
+        value = _loads(data, allow_duplicate_keys=True)
+        if type(value) not in _MAP_VALUES:
+            _check_item(value)
         canonical = _ENCODERS.encoder.encode_to_bytes(value)
     except CodecError as exc:
         raise CodecError(f"not DAG-CBOR: {exc.message}") from None
@@ -323,14 +330,28 @@ def decode(data: bytes) -> Value:
         raise _unwrap(exc) from exc
     if canonical != data:
         raise _explain_mismatch(canonical, data)
-    if kind is cbor2.CBORTag:
-        return _link(value)
-    for container, key in tags:
-        container[key] = _link(container[key])
     return value
 
 
+def _loads(data: bytes, *, allow_duplicate_keys: bool) -> Any:
+    # Duplicate keys are left to the byte comparison on the fast path (cbor2's
+    # own check costs more, and a repeated key shortens the re-encoding).
+    return cbor2.loads(
+        data,
+        object_hook=_check_map,
+        semantic_decoders=_SEMANTIC_DECODERS,
+        allow_indefinite=False,
+        allow_duplicate_keys=allow_duplicate_keys,
+        strict_hashable_types=True,
+        max_depth=_MAX_DEPTH,
+    )
+
+
 def _explain_mismatch(canonical: bytes, data: bytes) -> CodecError:
+    try:
+        _loads(data, allow_duplicate_keys=False)
+    except Exception as exc:  # the only error left to find here is a repeated key
+        return _unwrap(exc)
     if len(canonical) < len(data) and data.startswith(canonical):
         return CodecError(f"{len(data) - len(canonical)} bytes after the end of the DAG-CBOR value")
     at = next(

@@ -1,0 +1,78 @@
+"""CID parsing: the fast path for sha2-256 CIDv1 agrees with the general parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipfsbin.codec.cid import (
+    CID,
+    DAG_CBOR,
+    DAG_PB,
+    IDENTITY,
+    LIBP2P_KEY,
+    RAW,
+    SHA2_256,
+    _sha256_cid_v1,
+    cid_for,
+)
+from ipfsbin.codec.varint import encode_varint
+from ipfsbin.errors import CodecError
+
+
+@pytest.mark.parametrize("codec", [RAW, DAG_PB, DAG_CBOR, LIBP2P_KEY, 0x300])
+def test_cid_for_matches_the_multiformats_layout(codec: int) -> None:
+    cid = cid_for(codec, b"data")
+    assert cid.bytes[:1] == b"\x01"
+    assert cid.version == 1
+    assert cid.codec == codec
+    assert cid.hash_code == SHA2_256
+    assert cid.multihash == b"\x12\x20" + cid.digest
+    assert cid.verify(b"data")
+    assert not cid.verify(b"other")
+    assert CID.from_text(str(cid)) == cid
+    assert CID.v1(codec, cid.multihash) == cid
+
+
+def test_fast_constructor_equals_the_general_one() -> None:
+    raw = cid_for(DAG_CBOR, b"x").bytes
+    fast, slow = _sha256_cid_v1(raw), CID(raw)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert (fast.version, fast.codec, fast.hash_code, fast.digest, fast.multihash) == (
+        slow.version,
+        slow.codec,
+        slow.hash_code,
+        slow.digest,
+        slow.multihash,
+    )
+
+
+def test_v0_and_identity_cids() -> None:
+    v0 = CID.from_text("QmQg1v4o9xdT3Q14wh4S7dxZkDjyZ9ssFzFzyep1YrVJBY")
+    assert (v0.version, v0.codec, len(v0.digest)) == (0, DAG_PB, 32)
+    assert str(v0) == "QmQg1v4o9xdT3Q14wh4S7dxZkDjyZ9ssFzFzyep1YrVJBY"
+    ident = CID.v1(RAW, bytes([IDENTITY, 3]) + b"abc")
+    assert ident.digest == b"abc"
+    assert ident.verify(b"abc")
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"", "empty"),
+        (b"\x02\x71\x12\x20" + bytes(32), "version 2"),
+        (b"\x01\x71\x12\x20" + bytes(31), "digest bytes"),
+        (b"\x01\x71\x12\x20" + bytes(33), "digest bytes"),
+        (b"\x01\x80", "truncated varint"),
+        (b"\x01\x71\x12\x80\x00", "non-minimal"),
+    ],
+)
+def test_malformed_cids_are_refused(raw: bytes, fragment: str) -> None:
+    with pytest.raises(CodecError, match=fragment):
+        CID(raw)
+
+
+def test_unsupported_hash_is_a_clear_error() -> None:
+    cid = CID.v1(RAW, encode_varint(0x1B) + b"\x20" + bytes(32))  # keccak-256
+    with pytest.raises(CodecError, match="unsupported multihash 0x1b"):
+        cid.verify(b"")
