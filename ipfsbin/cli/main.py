@@ -43,12 +43,14 @@ def _root(
 def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
+    from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import node as node_cmds
     from ipfsbin.cli import publish as publish_cmds
 
     app.add_typer(node_cmds.app, name="node")
     app.add_typer(key_cmds.app, name="key")
+    app.add_typer(index_cmds.app, name="index")
     app.command("publish")(publish_cmds.publish)
 
 
