@@ -43,14 +43,22 @@ def _root(
 def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
+    from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
+    from ipfsbin.cli import index_ipns
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import node as node_cmds
     from ipfsbin.cli import publish as publish_cmds
 
     app.add_typer(node_cmds.app, name="node")
     app.add_typer(key_cmds.app, name="key")
+    index_cmds.app.command("publish")(index_ipns.publish_cmd)
+    index_cmds.app.command("republish")(index_ipns.republish_cmd)
     app.add_typer(index_cmds.app, name="index")
+    app.command("subscribe")(follow_cmds.subscribe)
+    app.command("unsubscribe")(follow_cmds.unsubscribe)
+    app.command("sync")(follow_cmds.sync)
+    app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
 
 

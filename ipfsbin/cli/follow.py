@@ -1,0 +1,288 @@
+"""``ipfsbin subscribe``, ``unsubscribe``, ``sync`` and ``status``: following published indexes.
+
+Registered as top-level commands by ``ipfsbin.cli.main``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from ipfsbin.cli.output import JsonOpt, emit
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import CodecError, SubscriptionError
+from ipfsbin.kubo.node import connect
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.subscribe.follow import (
+    KuboKeeper,
+    KuboRecordSource,
+    SyncResult,
+    follow_forever,
+    require_subscriptions,
+    sync_all,
+    sync_subscription,
+)
+from ipfsbin.subscribe.gateway import (
+    GatewayBlockStore,
+    GatewayKeeper,
+    GatewayRecordSource,
+    SqliteBlockStore,
+    gateway_client,
+)
+from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.trust.state import RootPin
+
+__all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"48h"``, ``"1h30m"`` (Go-style, as Kubo writes them)."""
+    compact = text.strip().replace(" ", "")
+    pos = 0
+    seconds = 0.0
+    for match in _DURATION.finditer(compact):
+        if match.start() != pos:
+            break
+        seconds += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(compact) or not compact or seconds <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 5m, 48h or 1h30m")
+    return timedelta(seconds=seconds)
+
+
+def _cid_option(text: str, what: str) -> CID:
+    try:
+        return CID.from_text(text.strip())
+    except CodecError as exc:
+        raise typer.BadParameter(f"{what}: {exc.message}") from exc
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "never"
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def subscribe(
+    name: Annotated[str, typer.Argument(help="IPNS name of the index (k51…).")],
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            help="Envelope CID of the trust root to start from (what `index root show` prints).",
+        ),
+    ] = None,
+    root_key: Annotated[
+        str | None,
+        typer.Option(
+            "--root-key",
+            help="Trust the root given by --root only if this maintainer key (k51…) signed it.",
+        ),
+    ] = None,
+    add_root: Annotated[
+        str | None,
+        typer.Option("--add-root", help="Envelope CID of the next trust root version (rotation)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow an index: store its name and the trust root its commits are checked under."""
+    with SubscriptionStore() as state:
+        if add_root is not None:
+            sub = state.get(name)
+            state.set_roots(sub.name, [*sub.roots, _cid_option(add_root, "--add-root")])
+            result = state.get(sub.name)
+        else:
+            if root is None:
+                raise SubscriptionError(
+                    "a subscription needs the trust root's envelope CID (--root CID)",
+                    hint="commits link only the root's ID, so the signed root must be given "
+                    "once; add --root-key KEYID to trust it by a maintainer's key instead",
+                )
+            root_cid = _cid_option(root, "--root")
+            pin = RootPin(key_id=root_key) if root_key is not None else RootPin(cid=root_cid)
+            result = state.add(name, pin, root_cid, now=time.time())
+    emit(
+        result.to_json(),
+        as_json,
+        lambda r: f"following {r['name']} under {r['pin']} (run `ipfsbin sync`)",
+    )
+
+
+def unsubscribe(
+    name: Annotated[str, typer.Argument(help="IPNS name of the index.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop following an index (its direct pins, named ipfsbin-follow:NAME, stay until removed)."""
+    with SubscriptionStore() as state:
+        state.remove(name)
+    emit({"name": name, "removed": True}, as_json, lambda r: f"no longer following {r['name']}")
+
+
+def _render_result(result: SyncResult) -> str:
+    if result.outcome == "accepted":
+        before = "none" if result.previous_height is None else str(result.previous_height)
+        return (
+            f"{result.name}: height {before} -> {result.height}, fetched "
+            f"{result.blocks_fetched} blocks ({result.bytes_fetched} bytes) in "
+            f"{result.seconds:.1f}s"
+        )
+    if result.outcome == "current":
+        return f"{result.name}: up to date at height {result.height}"
+    kept = "no head yet" if result.height is None else f"keeping height {result.height}"
+    text = f"{result.name}: {result.outcome}: {result.error} ({kept})"
+    if result.hint:
+        text += f"\n  hint: {result.hint}"
+    return text
+
+
+def sync(
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", help="Follow without a daemon, through this trustless gateway."),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep syncing every --interval until SIGTERM.")
+    ] = False,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between rounds with --follow.")
+    ] = "60s",
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="How long to wait for a record or a block.")
+    ] = "30s",
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Switch off the expiry check of commits and roots (freeze-attack protection); "
+            "only to work offline on purpose.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every subscription once (or keep following) and move to newer verified heads."""
+    wait = parse_duration(timeout)
+    pause = parse_duration(interval).total_seconds()
+    with SubscriptionStore() as state:
+        require_subscriptions(state)
+        if gateway is not None:
+            round_once, closer = _gateway_round(state, gateway, wait, allow_stale)
+        else:
+            round_once, closer = _kubo_round(state, wait, allow_stale)
+        try:
+            if not follow:
+                results = round_once()
+                emit([r.to_json() for r in results], as_json, _render_all(results))
+                bad = any(r.outcome in ("refused", "failed") for r in results)
+                raise typer.Exit(1 if bad else 0)
+            _follow(round_once, pause, as_json)
+        finally:
+            closer()
+
+
+def _render_all(results: list[SyncResult]) -> Callable[[Any], str]:
+    return lambda _: "\n".join(_render_result(r) for r in results)
+
+
+def _follow(round_once: Callable[[], list[SyncResult]], pause: float, as_json: bool) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def one_round() -> None:
+        for result in round_once():
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+            elif result.outcome != "current":
+                sys.stdout.write(_render_result(result) + "\n")
+            sys.stdout.flush()
+
+    follow_forever(one_round, interval=pause, stop=stop)
+
+
+def _kubo_round(
+    state: SubscriptionStore, wait: timedelta, allow_stale: bool
+) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
+    client = connect()
+    records = KuboRecordSource(client, timeout=wait)
+    store = KuboBlockStore(client, offline=False, fetch_timeout=wait)
+    local = KuboBlockStore(client, offline=True)
+    keeper = KuboKeeper(client)
+
+    def one(name: str) -> SyncResult:
+        return sync_subscription(
+            state,
+            name,
+            records=records,
+            store=store,
+            keeper=keeper,
+            local_store=local,
+            allow_stale=allow_stale,
+        )
+
+    return (lambda: sync_all(state, one)), client.close
+
+
+def _gateway_round(
+    state: SubscriptionStore, url: str, wait: timedelta, allow_stale: bool
+) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
+    http = gateway_client(wait.total_seconds())
+    local = SqliteBlockStore()
+    records = GatewayRecordSource(http, url)
+
+    def one(name: str) -> SyncResult:
+        fetching = GatewayBlockStore(http, url, local)  # fresh per sync: nothing refused stays
+        return sync_subscription(
+            state,
+            name,
+            records=records,
+            store=fetching,
+            keeper=GatewayKeeper(fetching),
+            local_store=local,
+            allow_stale=allow_stale,
+        )
+
+    def close() -> None:
+        http.close()
+        local.close()
+
+    return (lambda: sync_all(state, one)), close
+
+
+def status(as_json: JsonOpt = False) -> None:
+    """Subscriptions: accepted head and height, when last checked, and the last error."""
+    with SubscriptionStore() as state:
+        subs = state.all()
+    emit([s.to_json() for s in subs], as_json, lambda _: _render_status(subs))
+
+
+def _render_status(subs: list[Subscription]) -> str:
+    if not subs:
+        return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
+    lines = []
+    for sub in subs:
+        head = "none yet" if sub.head is None else f"{sub.head} (height {sub.height})"
+        lines.append(sub.name)
+        lines.append(f"  trust:    {sub.pin.describe()}")
+        lines.append(f"  head:     {head}")
+        lines.append(f"  accepted: {_when(sub.accepted_at)}")
+        lines.append(f"  checked:  {_when(sub.checked_at)}")
+        if sub.error is not None:
+            lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
+    return "\n".join(lines)

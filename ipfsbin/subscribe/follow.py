@@ -1,0 +1,391 @@
+"""Following an index: resolve its IPNS name, verify the new head, fetch what changed.
+
+One sync of one subscription (:func:`sync_subscription`):
+
+1. fetch the IPNS record (a :class:`RecordSource`: Kubo's DHT or a trustless
+   gateway) and verify it under the name; a record older than the accepted
+   head is a replay and refused; a record pointing at the accepted head is
+   "nothing new";
+2. restore a :class:`~ipfsbin.trust.state.TrustedChain` from the saved state
+   (pin, roots, head, height), check the name is one of the root's publishers,
+   load the commit the record points at and let the chain accept it
+   (signatures, expiry, height, ancestry);
+3. fetch only the index nodes the new head adds (:mod:`._delta`);
+4. keep the new blocks (a :class:`Keeper`: direct pins in Kubo, or rows in the
+   local block file), record the new head in one transaction, then let go of
+   the blocks only the old head needed.
+
+Any failure before step 4 leaves the state as it was, except for the reason
+and the time, which ``ipfsbin status`` shows. The network is only touched
+outside SQLite transactions, so readers of the state (the binhost shim) never
+wait on IPNS or on bitswap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, Protocol
+
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import (
+    IpfsbinError,
+    IpnsError,
+    KuboCommandError,
+    RollbackError,
+    SubscriptionError,
+    TrustError,
+)
+from ipfsbin.ipns.name import ipns_path
+from ipfsbin.ipns.record import IpnsRecord, verify_record
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.store.base import BlockStore
+from ipfsbin.subscribe._delta import tree_delta
+from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
+from ipfsbin.trust.commit import load_commit
+from ipfsbin.trust.root import SignedRoot, load_root
+from ipfsbin.trust.state import TrustedChain
+
+__all__ = [
+    "Keeper",
+    "KuboKeeper",
+    "KuboRecordSource",
+    "Outcome",
+    "RecordSource",
+    "SyncResult",
+    "describe_error",
+    "follow_forever",
+    "require_subscriptions",
+    "sync_all",
+    "sync_subscription",
+]
+
+Outcome = Literal["accepted", "current", "refused", "failed"]
+PIN_NAME_PREFIX: Final = "ipfsbin-follow:"
+
+
+class RecordSource(Protocol):
+    """Where IPNS records come from; returns the raw record bytes (not yet verified)."""
+
+    def fetch_record(self, name: str) -> bytes: ...
+
+
+class Keeper(Protocol):
+    """Keeps the blocks of accepted heads (pins, or a local block file) and lets old ones go."""
+
+    def keep(self, cids: Sequence[CID], *, label: str) -> None: ...
+
+    def release(self, cids: Sequence[CID], *, label: str) -> None: ...
+
+
+class KuboRecordSource:
+    """Records from the DHT through Kubo's ``routing/get`` (Kubo returns the best one it saw)."""
+
+    def __init__(self, client: KuboClient, *, timeout: timedelta = timedelta(seconds=30)) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    def fetch_record(self, name: str) -> bytes:
+        return self.client.routing_get(ipns_path(name), timeout=self.timeout)
+
+
+class KuboKeeper:
+    """Direct pins, one per block, named ``ipfsbin-follow:<name>``.
+
+    Not a recursive pin on the head: index entries link manifests, manifests
+    link the packages, and commits link all of history, so a recursive pin
+    would download every package of every platform. A follower holds only the
+    head's commit, its trust roots and its index nodes.
+    """
+
+    _BATCH: Final = 200
+
+    def __init__(self, client: KuboClient) -> None:
+        self.client = client
+
+    def keep(self, cids: Sequence[CID], *, label: str) -> None:
+        unique = list(dict.fromkeys(cids))
+        for start in range(0, len(unique), self._BATCH):
+            self.client.pin_add(
+                unique[start : start + self._BATCH], recursive=False, name=PIN_NAME_PREFIX + label
+            )
+
+    def release(self, cids: Sequence[CID], *, label: str) -> None:
+        unique = list(dict.fromkeys(cids))
+        for start in range(0, len(unique), self._BATCH):
+            batch = unique[start : start + self._BATCH]
+            try:
+                self.client.pin_rm(batch, recursive=False)
+            except KuboCommandError as exc:
+                if "not pinned" not in exc.kubo_message:
+                    raise
+                # Kubo drops the whole batch for one unpinned CID: go one by one
+                for cid in batch:
+                    self._unpin_one(cid)
+
+    def _unpin_one(self, cid: CID) -> None:
+        try:
+            self.client.pin_rm([cid], recursive=False)
+        except KuboCommandError as exc:
+            if "not pinned" not in exc.kubo_message:
+                raise
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    """What one sync of one subscription did."""
+
+    name: str
+    outcome: Outcome
+    head: CID | None
+    height: int | None
+    previous_height: int | None = None
+    sequence: int | None = None
+    index_blocks: int = 0
+    blocks_fetched: int = 0
+    bytes_fetched: int = 0
+    blocks_released: int = 0
+    error: str | None = None
+    hint: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "head": None if self.head is None else str(self.head),
+            "height": self.height,
+            "previous_height": self.previous_height,
+            "sequence": self.sequence,
+            "index_blocks": self.index_blocks,
+            "blocks_fetched": self.blocks_fetched,
+            "bytes_fetched": self.bytes_fetched,
+            "blocks_released": self.blocks_released,
+            "error": self.error,
+            "hint": self.hint,
+            "warnings": list(self.warnings),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def describe_error(exc: IpfsbinError) -> str:
+    """``ClassName: message``, the form kept in the state and shown by ``status``."""
+    return f"{type(exc).__name__}: {exc.message}"
+
+
+def _moment(now: float) -> datetime:
+    return datetime.fromtimestamp(now, tz=UTC)
+
+
+def _check_record(record: IpnsRecord, sub: Subscription) -> CID:
+    target = record.cid
+    if target is None:
+        raise IpnsError(
+            f"IPNS record of {sub.name} points to {record.value!r}, "
+            "expected /ipfs/<commit envelope>"
+        )
+    if sub.height is not None and record.sequence < sub.height:
+        raise RollbackError(
+            f"IPNS record of {sub.name} has sequence {record.sequence}, below the accepted "
+            f"height {sub.height}: an old record is being replayed",
+            hint="keeping the accepted head; the newest record will win once it is seen",
+        )
+    return target
+
+
+def _load_roots(sub: Subscription, chain: TrustedChain, store: BlockStore) -> list[SignedRoot]:
+    roots = [load_root(store, cid) for cid in sub.roots]
+    for signed in roots:
+        chain.update_root(signed)
+    return roots
+
+
+def _check_publisher(sub: Subscription, chain: TrustedChain) -> None:
+    publishers = chain.root.root.publishers
+    if sub.name not in publishers:
+        raise TrustError(
+            f"IPNS name {sub.name} is not in the publishers role of trust root version "
+            f"{chain.root.version} (publishers: {', '.join(publishers.keys)})",
+            hint="the name was subscribed with the wrong trust root, or is not the index's",
+        )
+
+
+def sync_subscription(
+    state: SubscriptionStore,
+    name: str,
+    *,
+    records: RecordSource,
+    store: BlockStore,
+    keeper: Keeper,
+    local_store: BlockStore | None = None,
+    allow_stale: bool = False,
+    now: float | None = None,
+    workers: int = 8,
+) -> SyncResult:
+    """Check ``name`` once and move its head if a newer, valid commit is published.
+
+    ``store`` fetches blocks (from the network); ``local_store`` answers only
+    from what this host holds (used for the old index, which must not be
+    fetched again). ``allow_stale`` switches off the expiry check of roots and
+    commits (freeze-attack protection), for offline use on purpose only.
+    Never raises for bad data or an unreachable network: the result says
+    what happened and the reason is kept in the state.
+    """
+    started = time.monotonic()
+    moment = time.time() if now is None else now
+    sub = state.get(name)
+    try:
+        return _sync(
+            state, sub, records, store, keeper, local_store, allow_stale, moment, workers, started
+        )
+    except IpfsbinError as exc:
+        state.record_failure(sub.name, describe_error(exc), now=moment)
+        refused = isinstance(exc, TrustError | IpnsError)
+        return SyncResult(
+            name=sub.name,
+            outcome="refused" if refused else "failed",
+            head=sub.head,
+            height=sub.height,
+            previous_height=sub.height,
+            error=describe_error(exc),
+            hint=exc.hint,
+            seconds=time.monotonic() - started,
+        )
+
+
+def _sync(
+    state: SubscriptionStore,
+    sub: Subscription,
+    records: RecordSource,
+    store: BlockStore,
+    keeper: Keeper,
+    local_store: BlockStore | None,
+    allow_stale: bool,
+    moment: float,
+    workers: int,
+    started: float,
+) -> SyncResult:
+    raw = records.fetch_record(sub.name)
+    record = verify_record(raw, sub.name, now=_moment(moment))
+    target = _check_record(record, sub)
+    if target == sub.head_envelope:
+        state.record_checked(sub.name, now=moment)
+        return SyncResult(
+            name=sub.name,
+            outcome="current",
+            head=sub.head,
+            height=sub.height,
+            previous_height=sub.height,
+            sequence=record.sequence,
+            seconds=time.monotonic() - started,
+        )
+    chain = TrustedChain(
+        sub.pin, now=int(moment), allow_stale=allow_stale, head=sub.head, height=sub.height
+    )
+    roots = _load_roots(sub, chain, store)
+    _check_publisher(sub, chain)
+    signed = load_commit(store, target)
+    if signed.height != record.sequence:
+        raise IpnsError(
+            f"IPNS record of {sub.name} has sequence {record.sequence} but points to commit "
+            f"{signed.commit_id} at height {signed.height}; they must be equal",
+            hint="the publisher must publish the record with the commit's height",
+        )
+    chain.update_commit(signed, store)
+    new_index = signed.commit.index
+    old_index = sub.index_root
+    holder = local_store or store
+    if old_index is not None and not holder.has(old_index):
+        old_index = None  # the old nodes are gone (e.g. another mode synced): fetch everything
+    delta = tree_delta(store, new_index, old_index, old_store=holder, workers=workers)
+    keep = [c for r in roots for c in (r.cid, r.root_id)]
+    keep += [signed.cid, signed.commit_id, *delta.added]
+    keeper.keep(keep, label=sub.name)
+    accepted = AcceptedHead(
+        head=signed.commit_id,
+        head_envelope=signed.cid,
+        height=signed.height,
+        index_root=new_index,
+        sequence=record.sequence,
+        roots=tuple(r.cid for r in roots),
+    )
+    state.record_accepted(sub.name, accepted, expect_head=sub.head, now=moment)
+    release = list(delta.removed)
+    if sub.head_envelope is not None and sub.head_envelope != signed.cid:
+        release.append(sub.head_envelope)
+    if sub.head is not None and sub.head != signed.commit_id:
+        release.append(sub.head)
+    warnings: list[str] = []
+    try:
+        keeper.release(release, label=sub.name)
+    except IpfsbinError as exc:
+        # the new head is recorded; an old block kept too long is only disk space
+        warnings.append(f"could not release {len(release)} old blocks: {describe_error(exc)}")
+    commit_bytes = len(signed.block) + len(signed.payload_block)
+    return SyncResult(
+        name=sub.name,
+        outcome="accepted",
+        head=signed.commit_id,
+        height=signed.height,
+        previous_height=sub.height,
+        sequence=record.sequence,
+        index_blocks=len(delta.added),
+        blocks_fetched=len(delta.added) + 2,
+        bytes_fetched=delta.added_bytes + commit_bytes,
+        blocks_released=len(release),
+        warnings=tuple(warnings),
+        seconds=time.monotonic() - started,
+    )
+
+
+def sync_all(
+    state: SubscriptionStore,
+    sync_one: Callable[[str], SyncResult],
+) -> list[SyncResult]:
+    """Sync every subscription; one that fails does not stop the others."""
+    results = []
+    for sub in state.all():
+        try:
+            results.append(sync_one(sub.name))
+        except IpfsbinError as exc:  # state could not even be read or written
+            results.append(
+                SyncResult(
+                    name=sub.name,
+                    outcome="failed",
+                    head=sub.head,
+                    height=sub.height,
+                    error=describe_error(exc),
+                    hint=exc.hint,
+                )
+            )
+    return results
+
+
+def follow_forever(
+    run_once: Callable[[], object],
+    *,
+    interval: float,
+    stop: threading.Event,
+) -> int:
+    """Call ``run_once`` every ``interval`` seconds until ``stop`` is set; returns the rounds."""
+    if interval <= 0:
+        raise ValueError(f"interval must be positive, got {interval}")
+    rounds = 0
+    while not stop.is_set():
+        run_once()
+        rounds += 1
+        stop.wait(interval)
+    return rounds
+
+
+def require_subscriptions(state: SubscriptionStore) -> list[Subscription]:
+    subs = state.all()
+    if not subs:
+        raise SubscriptionError(
+            "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
+        )
+    return subs

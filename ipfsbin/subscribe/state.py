@@ -1,0 +1,312 @@
+"""Subscriptions and their accepted heads, kept in SQLite.
+
+One row per followed IPNS name: what the user pinned (a root, or a
+maintainer key), the trust roots accepted so far, the accepted head and its
+height, and what the last check found. Every change is one transaction, so a
+reader (the binhost shim, ``ipfsbin status``) sees either the old head or the
+new one, never a mix; WAL mode lets readers go on while a sync writes.
+
+A bad update never touches the head: :meth:`SubscriptionStore.record_failure`
+writes only the error columns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ipfsbin import paths
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import SubscriptionError
+from ipfsbin.ipns.name import canonical_name
+from ipfsbin.trust.state import RootPin
+
+__all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
+
+_SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
+    pin_cid         TEXT,               -- RootPin(cid=...) as given on subscribe
+    pin_key         TEXT,               -- RootPin(key_id=...) as given on subscribe
+    roots           TEXT NOT NULL,      -- JSON list of root envelope CIDs, oldest first
+    head            TEXT,               -- commit ID of the accepted head
+    head_envelope   TEXT,               -- envelope CID of the accepted head (what IPNS names)
+    height          INTEGER,
+    index_root      TEXT,               -- index root of the accepted head
+    sequence        INTEGER,            -- IPNS sequence of the record that led to the head
+    accepted_at     REAL,
+    checked_at      REAL,
+    error           TEXT,
+    error_at        REAL,
+    created_at      REAL NOT NULL,
+    CHECK ((pin_cid IS NULL) <> (pin_key IS NULL)),
+    CHECK ((head IS NULL) = (height IS NULL))
+);
+"""
+
+
+def default_state_path() -> Path:
+    """``<data dir>/subscriptions.sqlite``."""
+    return paths.data_dir() / "subscriptions.sqlite"
+
+
+def _cid(text: str | None) -> CID | None:
+    return None if text is None else CID.from_text(text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceptedHead:
+    """A head that passed every check, ready to be recorded."""
+
+    head: CID
+    head_envelope: CID
+    height: int
+    index_root: CID
+    sequence: int
+    roots: tuple[CID, ...]
+
+    def __post_init__(self) -> None:
+        if self.height < 1:
+            raise ValueError(f"height must be >= 1, got {self.height}")
+        if not self.roots:
+            raise ValueError("an accepted head needs at least one trust root")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subscription:
+    """One followed index as stored; times are Unix seconds (float)."""
+
+    name: str
+    pin: RootPin
+    roots: tuple[CID, ...]
+    head: CID | None = None
+    head_envelope: CID | None = None
+    height: int | None = None
+    index_root: CID | None = None
+    sequence: int | None = None
+    accepted_at: float | None = None
+    checked_at: float | None = None
+    error: str | None = None
+    error_at: float | None = None
+    created_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.head is None) != (self.height is None):
+            raise ValueError("head and height are set together")
+        if not self.roots:
+            raise ValueError(f"subscription {self.name} has no trust root to start from")
+
+    def to_json(self) -> dict[str, object]:
+        """Plain values for ``--json`` output."""
+        return {
+            "name": self.name,
+            "pin": self.pin.describe(),
+            "roots": [str(r) for r in self.roots],
+            "head": None if self.head is None else str(self.head),
+            "head_envelope": None if self.head_envelope is None else str(self.head_envelope),
+            "height": self.height,
+            "index_root": None if self.index_root is None else str(self.index_root),
+            "sequence": self.sequence,
+            "accepted_at": self.accepted_at,
+            "checked_at": self.checked_at,
+            "error": self.error,
+            "error_at": self.error_at,
+        }
+
+
+class SubscriptionStore:
+    """The SQLite file of subscriptions. Open one per process; it is not shared across threads."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = default_state_path() if path is None else Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, one per update
+        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise SubscriptionError(
+                    f"subscription state {self.path} has schema version {version}; this "
+                    f"ipfsbin knows version {_SCHEMA_VERSION}",
+                    hint="upgrade ipfsbin",
+                )
+            self._db.execute(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SubscriptionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, name: str) -> Subscription:
+        row = self._db.execute(
+            "SELECT * FROM subscriptions WHERE name = ?", (canonical_name(name),)
+        ).fetchone()
+        if row is None:
+            raise SubscriptionError(
+                f"not subscribed to {name}",
+                hint="subscribe first: `ipfsbin subscribe NAME --root CID`",
+            )
+        return _from_row(row)
+
+    def all(self) -> list[Subscription]:
+        rows = self._db.execute("SELECT * FROM subscriptions ORDER BY created_at, name")
+        return [_from_row(row) for row in rows]
+
+    # -- writing ----------------------------------------------------------------------
+
+    def add(self, name: str, pin: RootPin, root: CID, *, now: float) -> Subscription:
+        """Subscribe to ``name``; ``root`` is the envelope CID of the first trust root.
+
+        Subscribing again with the same pin and root is a no-op; with another
+        one it is refused (unsubscribe first), so a typo cannot silently
+        replace what the user trusted.
+        """
+        canonical = canonical_name(name)
+        with self._write() as db:
+            row = db.execute("SELECT * FROM subscriptions WHERE name = ?", (canonical,)).fetchone()
+            if row is not None:
+                existing = _from_row(row)
+                if existing.pin == pin and existing.roots[0] == root:
+                    return existing
+                raise SubscriptionError(
+                    f"already subscribed to {canonical} with {existing.pin.describe()}",
+                    hint=f"run `ipfsbin unsubscribe {canonical}` first to change the trust root",
+                )
+            db.execute(
+                "INSERT INTO subscriptions (name, pin_cid, pin_key, roots, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    canonical,
+                    None if pin.cid is None else str(pin.cid),
+                    pin.key_id,
+                    json.dumps([str(root)]),
+                    now,
+                ),
+            )
+        return self.get(canonical)
+
+    def remove(self, name: str) -> None:
+        canonical = canonical_name(name)
+        with self._write() as db:
+            cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
+            if cursor.rowcount == 0:
+                raise SubscriptionError(f"not subscribed to {canonical}")
+
+    def record_accepted(
+        self, name: str, accepted: AcceptedHead, *, expect_head: CID | None, now: float
+    ) -> Subscription:
+        """Move the head to ``accepted`` if the stored head is still ``expect_head``.
+
+        The compare-and-set keeps two syncs of the same name from undoing each
+        other: the second one to finish finds the head moved and is refused.
+        """
+        canonical = canonical_name(name)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT head, height FROM subscriptions WHERE name = ?", (canonical,)
+            ).fetchone()
+            if row is None:
+                raise SubscriptionError(f"not subscribed to {canonical}")
+            if _cid(row["head"]) != expect_head:
+                raise SubscriptionError(
+                    f"the head of {canonical} moved to {row['head']} (height {row['height']}) "
+                    "while this sync ran; not overwriting it",
+                    hint="another sync is running; try again",
+                )
+            if row["height"] is not None and accepted.height < row["height"]:
+                raise SubscriptionError(
+                    f"refusing to record height {accepted.height} below {row['height']}"
+                )
+            db.execute(
+                "UPDATE subscriptions SET roots = ?, head = ?, head_envelope = ?, height = ?, "
+                "index_root = ?, sequence = ?, accepted_at = ?, checked_at = ?, error = NULL, "
+                "error_at = NULL WHERE name = ?",
+                (
+                    json.dumps([str(r) for r in accepted.roots]),
+                    str(accepted.head),
+                    str(accepted.head_envelope),
+                    accepted.height,
+                    str(accepted.index_root),
+                    accepted.sequence,
+                    now,
+                    now,
+                    canonical,
+                ),
+            )
+        return self.get(canonical)
+
+    def record_checked(self, name: str, *, now: float) -> None:
+        """Nothing new: only the time of the check (and a cleared error) is written."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET checked_at = ?, error = NULL, error_at = NULL "
+                "WHERE name = ?",
+                (now, canonical_name(name)),
+            )
+
+    def record_failure(self, name: str, error: str, *, now: float) -> None:
+        """Keep the reason a check failed; the accepted head is left exactly as it was."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET checked_at = ?, error = ?, error_at = ? WHERE name = ?",
+                (now, error, now, canonical_name(name)),
+            )
+
+    def set_roots(self, name: str, roots: Sequence[CID]) -> None:
+        """Replace the list of root envelopes (a rotation the user supplied)."""
+        if not roots:
+            raise ValueError("at least one root is needed")
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET roots = ? WHERE name = ?",
+                (json.dumps([str(r) for r in roots]), canonical_name(name)),
+            )
+
+
+def _from_row(row: sqlite3.Row) -> Subscription:
+    pin = (
+        RootPin(cid=CID.from_text(row["pin_cid"]))
+        if row["pin_cid"] is not None
+        else RootPin(key_id=row["pin_key"])
+    )
+    return Subscription(
+        name=row["name"],
+        pin=pin,
+        roots=tuple(CID.from_text(t) for t in json.loads(row["roots"])),
+        head=_cid(row["head"]),
+        head_envelope=_cid(row["head_envelope"]),
+        height=row["height"],
+        index_root=_cid(row["index_root"]),
+        sequence=row["sequence"],
+        accepted_at=row["accepted_at"],
+        checked_at=row["checked_at"],
+        error=row["error"],
+        error_at=row["error_at"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,82 @@
+"""The follow commands, wired into a Typer app the way ``ipfsbin.cli.main`` registers them."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from subscribe_helpers import MAINTAINER, PUBLISHER
+from typer.testing import CliRunner
+
+from ipfsbin.cli import follow
+from ipfsbin.codec import dagcbor
+from ipfsbin.errors import SubscriptionError
+
+ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setenv("IPFSBIN_HOME", str(tmp_path))
+    app = typer.Typer()
+    app.command("subscribe")(follow.subscribe)
+    app.command("unsubscribe")(follow.unsubscribe)
+    app.command("status")(follow.status)
+    app.command("sync")(follow.sync)
+    return app
+
+
+def test_subscribe_then_status(app: typer.Typer) -> None:
+    runner = CliRunner()
+    done = runner.invoke(
+        app, ["subscribe", PUBLISHER.key_id, "--root", ROOT_CID, "--root-key", MAINTAINER.key_id]
+    )
+    assert done.exit_code == 0, done.output
+    assert f"following {PUBLISHER.key_id} under maintainer key" in done.output
+
+    done = runner.invoke(app, ["status", "--json"])
+    (row,) = json.loads(done.output)
+    assert row["name"] == PUBLISHER.key_id and row["head"] is None and row["roots"] == [ROOT_CID]
+
+    text = runner.invoke(app, ["status"]).output
+    assert "head:     none yet" in text and "checked:  never" in text
+
+
+def test_subscribe_without_a_root_says_why(app: typer.Typer) -> None:
+    done = CliRunner().invoke(app, ["subscribe", PUBLISHER.key_id])
+    assert isinstance(done.exception, SubscriptionError)
+    assert "envelope CID" in done.exception.message
+
+
+def test_sync_without_subscriptions_is_an_error(app: typer.Typer) -> None:
+    done = CliRunner().invoke(app, ["sync"])
+    assert isinstance(done.exception, SubscriptionError)
+    assert done.exception.message == "no subscriptions"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("5m", 300), ("48h", 172800), ("1h30m", 5400)]
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert follow.parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "m5", "5x", "-5s", "0s"])
+def test_parse_duration_refuses_nonsense(text: str) -> None:
+    with pytest.raises(typer.BadParameter, match="is not a duration"):
+        follow.parse_duration(text)
+
+
+def test_index_publish_commands_register_and_document_their_options() -> None:
+    from ipfsbin.cli.index_ipns import publish_cmd, republish_cmd
+
+    index = typer.Typer()
+    index.command("publish")(publish_cmd)
+    index.command("republish")(republish_cmd)
+    text = CliRunner().invoke(index, ["publish", "--help"]).output
+    for option in ("--index", "--key", "--lifetime", "--ttl", "--allow-offline", "--json"):
+        assert option in text
+    assert "NAME" in CliRunner().invoke(index, ["republish", "--help"]).output
