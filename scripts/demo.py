@@ -82,7 +82,7 @@ def main() -> int:
     builder_host: BuilderPlayground | None = None
     started = time.monotonic()
     try:
-        step("starting two Kubo nodes on loopback: 'alpha' (builder and maintainer), 'beta' (client)")
+        step("two Kubo nodes on loopback: 'alpha' (builder and maintainer), 'beta' (client)")
         alpha_node = start_node(base / "alpha-kubo")
         nodes.append(alpha_node)
         beta_node = start_node(base / "beta-kubo")
@@ -96,7 +96,8 @@ def main() -> int:
         step("building small real ebuilds with emerge --buildpkg (a Portage prefix playground)")
         builder_host = BuilderPlayground.create()
         binpkgs = builder_host.build_all()
-        shareable = [binpkgs[c] for c in ("app-misc/usetest-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")]
+        cpvs = ("app-misc/usetest-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")
+        shareable = [binpkgs[cpv] for cpv in cpvs]
         for path in shareable:
             print(f"    {path.name} ({path.stat().st_size} bytes)")
 
@@ -104,13 +105,18 @@ def main() -> int:
         builder_id = alpha.run_json("key", "gen", "builder")["key_id"]
         alpha.run_json("key", "gen", "maintainer")
         published = alpha.run_json(
-            "publish", "--key", "builder", "--profile", "default/linux/amd64/23.0",
+            "publish",
+            "--key",
+            "builder",
+            "--profile",
+            "default/linux/amd64/23.0",
             *map(str, shareable),
         )
         for item in published:
-            print(f"    {item['cpv']}: manifest {item['manifest']}, attestation {item['attestation']}")
+            print(f"    {item['cpv']}: manifest {item['manifest']}")
+            print(f"        attestation {item['attestation']}")
 
-        step("the maintainer creates a trust root that lists that builder, and accepts the packages")
+        step("the maintainer makes a trust root listing that builder, and accepts the packages")
         root = alpha.run_json("index", "init", "--key", "maintainer", "--builder", builder_id)
         alpha.show("index", "add", *(item["attestation"] for item in published))
         alpha.show("index", "commit", "-m", "first builds", "--key", "maintainer")
@@ -131,7 +137,8 @@ def main() -> int:
             manifest = dagcbor.decode_block(manifest_cid, beta.block_get(manifest_cid))
             data = beta.cat_bytes(manifest["binpkg"])
         ok = hashlib.sha256(data).digest() == manifest["sha256"]
-        print(f"    {len(data)} bytes from {manifest['binpkg']}: sha256 {'matches' if ok else 'DIFFERS'}")
+        verdict = "matches" if ok else "DIFFERS"
+        print(f"    {len(data)} bytes from {manifest['binpkg']}: sha256 {verdict}")
         if not ok:
             raise SystemExit("demo: fetched bytes do not match the manifest")
 
@@ -149,7 +156,9 @@ def main() -> int:
         alpha.show("index", "export-git", str(audit))
         log = subprocess.run(
             ["git", "-C", str(audit), "log", "--stat", "--format=%h %s"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         print("    " + log.stdout.rstrip().replace("\n", "\n    "))
     finally:
