@@ -1,21 +1,32 @@
 """Publish binpkgs: binpkg file, platform, descriptor, manifest and a signed attestation.
 
-Two phases. First every package is read and checked locally (binpkg reader,
-sharing policy, descriptor normalization): bad input anywhere stops the run
-before Kubo is touched. Then each package is stored in an order that never
-leaves a half-published package behind (``schema/attestation.md`` §4):
+:func:`publish_binpkgs` works in three passes over the packages given:
 
-1. add the binpkg file (CIDv1, raw leaves, 1 MiB chunks, see
-   ``schema/manifest.md`` §2), hashing the very bytes uploaded: they must be
-   the bytes read in phase one (same size and sha256), else the file changed
-   under us;
-2. put the platform, descriptor and manifest blocks (Kubo's CIDs must equal
-   ours) and pin the manifest recursively;
-3. put the attestation statement and envelope, pin the envelope: last.
+1. the cheap checks of every package (container and metadata, sharing
+   policy, descriptor normalization with the host's compiler standing in
+   for the one the scan will find): bad input here stops the run before
+   Kubo is touched;
+2. per package, one read of the file feeds Kubo's ``add`` (CIDv1, raw
+   leaves, 1 MiB chunks, ``schema/manifest.md`` §2) and the SHA256/MD5/SHA1
+   hashers, while Portage's check of the GPKG Manifest and the ELF compiler
+   scan run in another thread. The file is pinned only when every check
+   passed and it is still the file that was checked (same identity before
+   the first and after the last read, as many bytes uploaded as hashed);
+3. per package, put the platform, descriptor and manifest blocks (Kubo's
+   CIDs must equal ours) and pin the manifest; then the attestation
+   statement and envelope, and the envelope's pin: last
+   (``schema/attestation.md`` §4).
 
-A failure in step 1-3 removes the pins this run created for that package.
+A failure in pass 2 undoes every pin this run made and removes the blocks
+its adds stored (Kubo's ``block rm`` keeps blocks any pin still needs), so
+bad input anywhere publishes nothing: no manifest or attestation ever named
+those files. A failure in pass 3 undoes that package's pins and those of the
+packages after it; the ones before it are complete and stay published.
 Every object is deterministic (no time in the attestation, ed25519 is
 deterministic), so publishing the same file again creates nothing new.
+
+:func:`prepare_binpkg` and :func:`publish_prepared` are the same work in two
+steps without the overlap: read and check everything, then store.
 
 Sharing policy (fails closed; each switch is named for the check it turns
 off): RESTRICT=bindist or fetch packages are refused unless
@@ -31,12 +42,25 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
+from ipfsbin._publish_blocks import remove_added_file
 from ipfsbin.attestation import Attestation, AttestationStatement, attest
-from ipfsbin.binpkg import BinpkgInfo, read_binpkg
+from ipfsbin.binpkg import (
+    NO_COMMENT,
+    BinpkgInfo,
+    BinpkgMetadata,
+    Compiler,
+    Digester,
+    FileIdentity,
+    check_binpkg,
+    read_binpkg_contents,
+    read_binpkg_metadata,
+)
+from ipfsbin.binpkg.digests import READ_CHUNK
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.descriptor import BuildFacts as DescriptorFacts
 from ipfsbin.descriptor import Package, normalize
@@ -47,6 +71,7 @@ from ipfsbin.errors import (
     KuboError,
 )
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.records import AddResult
 from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildFacts, Manifest
 from ipfsbin.trust.keys import SigningKey
 
@@ -67,6 +92,7 @@ PublishProgress = Callable[[Path, int, int], None]
 # Binpkg metadata key -> Packages key, where Portage renames it.
 _PACKAGES_NAMES = {"repository": "REPO", "DESCRIPTION": "DESC"}
 _ADD_TIMEOUT_SECONDS = 3600.0
+_HINT_CHANGED = "wait until Portage has finished writing it, then publish again"
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*")
 
 
@@ -204,7 +230,7 @@ class PreparedBinpkg:
         return self.info.cpv
 
 
-def _check_policy(info: BinpkgInfo, *, allow_restricted: bool, allow_quickpkg: bool) -> None:
+def _check_policy(info: BinpkgMetadata, *, allow_restricted: bool, allow_quickpkg: bool) -> None:
     if not allow_restricted and (info.bindist_restricted or info.fetch_restricted):
         which = " and ".join(
             word
@@ -224,10 +250,83 @@ def _check_policy(info: BinpkgInfo, *, allow_restricted: bool, allow_quickpkg: b
         )
 
 
-def _portage_entry(info: BinpkgInfo) -> dict[str, str]:
+def _portage_entry(info: BinpkgMetadata) -> dict[str, str]:
     entry = {_PACKAGES_NAMES.get(key, key): value for key, value in info.metadata.items()}
     entry["CPV"] = info.cpv
     return entry
+
+
+def _describe(meta: BinpkgMetadata, compiler: Compiler, host: HostFacts) -> Package:
+    """Normalize the descriptor; ``compiler`` when known, else the host's, names the compiler."""
+    if compiler.known:
+        family, version = compiler.family, compiler.version
+    else:
+        family, version = host.compiler, host.compiler_version
+    facts = DescriptorFacts(
+        chost=meta.chost,
+        arch=meta.arch,
+        profile=host.profile,
+        libc=host.libc,
+        libc_version=host.libc_version,
+        compiler=family,
+        compiler_version=version,
+        cflags=meta.cflags,
+        cxxflags=meta.cxxflags,
+        ldflags=meta.ldflags,
+        cpv=meta.cpv,
+        slot=meta.metadata.get("SLOT", ""),
+        repository=meta.repository,
+        eapi=meta.eapi,
+        use=" ".join(meta.use),
+        iuse=" ".join(meta.iuse),
+        iuse_effective=" ".join(meta.iuse_effective),
+        rdepend=meta.rdepend,
+        depend=meta.depend,
+        bdepend=meta.bdepend,
+        requires=meta.requires,
+    )
+    target = host.target
+    if target is None and "native" in f"{meta.cflags} {meta.cxxflags}":
+        target = _host_target()
+    try:
+        return normalize(facts, host_target=target)
+    except DescriptorError as exc:
+        raise DescriptorError(
+            f"{meta.path}: {meta.cpv} is not shared: {exc.message}", hint=exc.hint
+        ) from exc
+
+
+def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
+    build = BuildFacts(
+        chost=info.chost,
+        cbuild=info.cbuild or None,
+        compiler=(
+            BuildCompiler(family=info.compiler.family, version=info.compiler.version)
+            if info.compiler.known
+            else None
+        ),
+    )
+    return PreparedBinpkg(
+        info=info,
+        package=_describe(info, info.compiler, host),
+        portage=_portage_entry(info),
+        build=build,
+    )
+
+
+def _precheck(
+    path: Path, *, host: HostFacts, allow_restricted: bool, allow_quickpkg: bool
+) -> BinpkgMetadata:
+    """The cheap checks: container and metadata, sharing policy, a provisional descriptor.
+
+    The descriptor is normalized with the host's compiler standing in for
+    the one the ELF scan will find, so flags that cannot be normalized stop
+    the run before anything is read in full or stored.
+    """
+    meta = read_binpkg_metadata(path)
+    _check_policy(meta, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg)
+    _describe(meta, NO_COMMENT, host)
+    return meta
 
 
 def prepare_binpkg(
@@ -239,57 +338,15 @@ def prepare_binpkg(
 ) -> PreparedBinpkg:
     """Read ``path``, apply the sharing policy and normalize its descriptor (no Kubo).
 
-    Raises ``BinpkgError`` for unreadable or unshareable packages and
-    ``DescriptorError`` for builds that cannot be described.
+    The policy is applied on the cheap metadata read, before the file is
+    checked and hashed in full. Raises ``BinpkgError`` for unreadable or
+    unshareable packages and ``DescriptorError`` for builds that cannot be
+    described.
     """
-    info = read_binpkg(Path(path))
-    _check_policy(info, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg)
-    if info.compiler.known:
-        family, version = info.compiler.family, info.compiler.version
-    else:
-        family, version = host.compiler, host.compiler_version
-    facts = DescriptorFacts(
-        chost=info.chost,
-        arch=info.arch,
-        profile=host.profile,
-        libc=host.libc,
-        libc_version=host.libc_version,
-        compiler=family,
-        compiler_version=version,
-        cflags=info.cflags,
-        cxxflags=info.cxxflags,
-        ldflags=info.ldflags,
-        cpv=info.cpv,
-        slot=info.metadata.get("SLOT", ""),
-        repository=info.repository,
-        eapi=info.eapi,
-        use=" ".join(info.use),
-        iuse=" ".join(info.iuse),
-        iuse_effective=" ".join(info.iuse_effective),
-        rdepend=info.rdepend,
-        depend=info.depend,
-        bdepend=info.bdepend,
-        requires=info.requires,
+    meta = _precheck(
+        Path(path), host=host, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg
     )
-    target = host.target
-    if target is None and "native" in f"{info.cflags} {info.cxxflags}":
-        target = _host_target()
-    try:
-        package = normalize(facts, host_target=target)
-    except DescriptorError as exc:
-        raise DescriptorError(
-            f"{info.path}: {info.cpv} is not shared: {exc.message}", hint=exc.hint
-        ) from exc
-    build = BuildFacts(
-        chost=info.chost,
-        cbuild=info.cbuild or None,
-        compiler=(
-            BuildCompiler(family=info.compiler.family, version=info.compiler.version)
-            if info.compiler.known
-            else None
-        ),
-    )
-    return PreparedBinpkg(info=info, package=package, portage=_portage_entry(info), build=build)
+    return _prepared(read_binpkg_contents(meta), host)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,18 +398,45 @@ class _HashingReader:
         return data
 
 
-class _Run:
-    """Storing one prepared package, remembering the pins it created to undo them."""
+class _TeeReader:
+    """Reads the file once in 1 MiB chunks: each goes to the hashers, then to the uploader.
 
-    def __init__(self, client: KuboClient, prepared: PreparedBinpkg) -> None:
+    The uploader asks for small pieces; the hashers get whole chunks, which
+    their threads digest while the pieces are sent.
+    """
+
+    def __init__(self, handle: BinaryIO, digester: Digester) -> None:
+        self._handle = handle
+        self._digester = digester
+        self._chunk = b""
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._offset >= len(self._chunk):
+            self._chunk = self._handle.read(READ_CHUNK)
+            self._offset = 0
+            if not self._chunk:
+                return b""
+            self._digester.update(self._chunk)
+        end = len(self._chunk) if size < 0 else self._offset + size
+        piece = self._chunk[self._offset : end]
+        self._offset += len(piece)
+        return piece
+
+
+class _Run:
+    """Storing one package, remembering the pins it created and the file it added, to undo."""
+
+    def __init__(self, client: KuboClient, cpv: str) -> None:
         self.client = client
-        self.prepared = prepared
+        self.cpv = cpv
         self.created: list[CID] = []
+        self.added: AddResult | None = None
 
     def pin(self, cid: CID, what: str) -> None:
         if self.client.is_pinned(cid, pin_type="recursive"):
             return
-        self.client.pin_add([cid], recursive=True, name=f"ipfsbin {what} {self.prepared.cpv}")
+        self.client.pin_add([cid], recursive=True, name=f"ipfsbin {what} {self.cpv}")
         self.created.append(cid)
 
     def put(self, blocks: Sequence[tuple[CID, bytes, str]]) -> None:
@@ -361,21 +445,25 @@ class _Run:
         for (cid, _, what), got in zip(blocks, stored, strict=True):
             if got != cid:
                 raise BlockMismatchError(
-                    f"Kubo stored the {what} block of {self.prepared.cpv} as {got}, expected {cid}",
+                    f"Kubo stored the {what} block of {self.cpv} as {got}, expected {cid}",
                     hint="the daemon hashes blocks differently; check its version and config",
                 )
 
     def undo(self) -> None:
+        """Best effort: the original error is what the user must see."""
         # Newest first: the attestation pin (if any) goes before what it links.
         for cid in reversed(self.created):
             try:
                 self.client.pin_rm([cid], recursive=True)
             except KuboError:
-                continue  # best effort: the original error is what the user must see
+                continue
         self.created.clear()
+        if self.added is not None:
+            remove_added_file(self.client, self.added)
+            self.added = None
 
-    def add_binpkg(self, progress: PublishProgress | None) -> CID:
-        info = self.prepared.info
+    def add_binpkg(self, info: BinpkgInfo, progress: PublishProgress | None) -> CID:
+        """Add a file read before; the bytes uploaded must be those read (size and sha256)."""
         callback = None
         if progress is not None:
             callback = lambda done: progress(info.path, done, info.size)  # noqa: E731
@@ -393,19 +481,79 @@ class _Run:
                 progress=callback,
                 timeout=_ADD_TIMEOUT_SECONDS,
             )
+        self.added = result
         if reader.size != info.size or reader.sha256.hexdigest() != info.sha256:
             raise BinpkgError(
                 f"{info.path}: the file changed while it was being published "
                 f"(read {info.size} bytes with sha256 {info.sha256}, "
                 f"uploaded {reader.size} with sha256 {reader.sha256.hexdigest()})",
-                hint="wait until Portage has finished writing it, then publish again",
+                hint=_HINT_CHANGED,
             )
         return result.cid
 
-    def store(self, key: SigningKey, progress: PublishProgress | None) -> PublishResult:
-        prepared, info = self.prepared, self.prepared.info
-        binpkg = self.add_binpkg(progress)
+    def add_checked(
+        self, meta: BinpkgMetadata, host: HostFacts, progress: PublishProgress | None
+    ) -> tuple[PreparedBinpkg, CID]:
+        """Add the file while it is checked and hashed; pin it once everything agrees.
+
+        One read feeds the upload and the hashers; Portage's Manifest check
+        and the ELF scan read the file in another thread. The file must keep
+        its identity from the metadata read to the end, so all of them saw
+        the bytes that were uploaded.
+        """
+        path, before = meta.path, meta.identity
+        if before is None:
+            raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
+        callback = None
+        if progress is not None:
+            callback = lambda done: progress(path, done, before.size)  # noqa: E731
+        try:
+            handle = path.open("rb", buffering=0)
+        except OSError as exc:
+            raise BinpkgError(
+                f"{path}: cannot be read any more ({exc.strerror})", hint=_HINT_CHANGED
+            ) from exc
+        with (
+            handle,
+            Digester() as digester,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-check") as pool,
+        ):
+            opened = FileIdentity.from_stat(os.fstat(handle.fileno()))
+            checking = pool.submit(check_binpkg, meta)
+            result = self.client.add(
+                cast(IO[bytes], _TeeReader(cast(BinaryIO, handle), digester)),
+                name=path.name,
+                chunker=UNIXFS_CHUNKER,
+                pin=False,
+                progress=callback,
+                timeout=_ADD_TIMEOUT_SECONDS,
+            )
+            self.added = result
+            digests = digester.finish()
+            report = checking.result()
+            after = FileIdentity.from_stat(os.fstat(handle.fileno()))
+        if not opened == after == before == FileIdentity.of(path) or result.size != digests.size:
+            raise BinpkgError(
+                f"{path}: the file changed while it was being published "
+                f"({before.size} bytes when read, {digests.size} uploaded)",
+                hint=_HINT_CHANGED,
+            )
+        prepared = _prepared(BinpkgInfo.from_checks(meta, digests=digests, report=report), host)
+        self.pin(result.cid, "binpkg")
+        return prepared, result.cid
+
+    def store(
+        self, key: SigningKey, progress: PublishProgress | None, item: PreparedBinpkg
+    ) -> PublishResult:
+        binpkg = self.add_binpkg(item.info, progress)
         self.pin(binpkg, "binpkg")
+        return self.publish_objects(item, binpkg, key)
+
+    def publish_objects(
+        self, prepared: PreparedBinpkg, binpkg: CID, key: SigningKey
+    ) -> PublishResult:
+        """Platform, descriptor and manifest (manifest pinned), then the attestation: last."""
+        info = prepared.info
         platform_cid, platform_block = prepared.package.platform.block
         descriptor_cid, descriptor_block = prepared.package.descriptor.block
         manifest = Manifest.create(
@@ -462,14 +610,15 @@ def publish_prepared(
 ) -> list[PublishResult]:
     """Store packages already checked by :func:`prepare_binpkg`, one after the other.
 
-    A failure undoes the pins made for the package it happened in and is
-    raised; packages before it stay published (each is complete).
+    A failure undoes the pins made for the package it happened in (and
+    removes the file's blocks it added) and is raised; packages before it
+    stay published (each is complete).
     """
     results = []
     for item in prepared:
-        run = _Run(client, item)
+        run = _Run(client, item.cpv)
         try:
-            results.append(run.store(key, progress))
+            results.append(run.store(key, progress, item))
         except BaseException:
             run.undo()
             raise
@@ -488,10 +637,12 @@ def publish_binpkgs(
 ) -> list[PublishResult]:
     """Publish each binpkg: file, platform, descriptor, manifest and signed attestation.
 
-    Every path is read and checked before anything is stored, so bad input
-    anywhere (``BinpkgError``, ``DescriptorError``) stores nothing. ``host``
-    defaults to :func:`detect_host_facts`. The same path given twice is
-    published once.
+    All-or-nothing for bad input: every path gets the cheap checks before
+    Kubo is touched, and a package failing its full check (made while its
+    file is added) undoes everything this run stored; see the module
+    docstring. Raises ``BinpkgError``/``DescriptorError`` for bad input and
+    the ``KuboError`` family for the daemon. ``host`` defaults to
+    :func:`detect_host_facts`. The same path given twice is published once.
     """
     unique: list[Path] = []
     seen: set[Path] = set()
@@ -504,10 +655,28 @@ def publish_binpkgs(
     if not unique:
         raise ValueError("no binpkg paths given")
     facts = host if host is not None else detect_host_facts()
-    prepared = [
-        prepare_binpkg(
+    metas = [
+        _precheck(
             path, host=facts, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg
         )
         for path in unique
     ]
-    return publish_prepared(prepared, client=client, key=key, progress=progress)
+    runs: list[_Run] = []
+    added: list[tuple[PreparedBinpkg, CID]] = []
+    try:
+        for meta in metas:
+            runs.append(_Run(client, meta.cpv))
+            added.append(runs[-1].add_checked(meta, facts, progress))
+    except BaseException:
+        for run in reversed(runs):
+            run.undo()
+        raise
+    results: list[PublishResult] = []
+    try:
+        for run, (prepared, binpkg) in zip(runs, added, strict=True):
+            results.append(run.publish_objects(prepared, binpkg, key))
+    except BaseException:
+        for run in reversed(runs[len(results) :]):
+            run.undo()
+        raise
+    return results

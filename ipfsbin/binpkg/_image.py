@@ -132,7 +132,10 @@ def _external(source: IO[bytes], cmd: list[str], what: str) -> Iterator[IO[bytes
 
 def _iter_tar(stream: IO[bytes], mode: str, what: str) -> Iterator[ImageFile]:
     try:
-        with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]
+        # 1 MiB reads: skipping a large non-ELF member in a stream means reading it through.
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=stream, mode=mode, bufsize=_CHUNK
+        ) as tar:
             for member in tar:
                 _check_name(member.name, what)
                 if not member.isreg():

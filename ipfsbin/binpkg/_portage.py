@@ -4,29 +4,98 @@ Portage's readers want a ``config`` object. A real one is built once per
 process from an empty private configuration root (no /etc/portage, no
 repository of the host), which takes a few tens of milliseconds and works on
 any machine that has the ``portage`` package, Gentoo or not.
+
+Every function here calls :func:`quiet_identity` before importing Portage.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import grp
 import os
+import pwd
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ipfsbin.errors import BinpkgError
 
-__all__ = ["XpakLayout", "gpkg_metadata", "reader_settings", "xpak_layout", "xpak_metadata"]
+__all__ = [
+    "XpakLayout",
+    "gpkg_metadata",
+    "quiet_identity",
+    "reader_settings",
+    "use_reduce_flat",
+    "verify_gpkg",
+    "xpak_layout",
+    "xpak_metadata",
+]
 
 _REPO = "ipfsbin_reader"
+_HINT_REJECTED = (
+    "the file is truncated, corrupt or not a binary package; rebuild it or fetch it again"
+)
+
+
+@functools.cache
+def quiet_identity() -> None:
+    """Name the current user and group as Portage's on hosts that have no ``portage`` ones.
+
+    Without that, Portage prints "'portage' user or group missing" and four
+    warning lines to stderr the first time it looks its user up, which a
+    command that only reads binpkgs must not show. Values already in the
+    environment, and hosts with a real portage user and group, are left alone.
+    """
+    for variable, exists, current in (
+        ("PORTAGE_USERNAME", _user_exists, _current_user),
+        ("PORTAGE_GRPNAME", _group_exists, _current_group),
+    ):
+        if os.environ.get(variable) or exists("portage"):
+            continue
+        name = current()
+        # A uid/gid with no name: Portage's warning is then the truth.
+        if name is not None:
+            os.environ[variable] = name
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _current_user() -> str | None:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return None
+
+
+def _current_group() -> str | None:
+    try:
+        return grp.getgrgid(os.getgid()).gr_name
+    except KeyError:
+        return None
 
 
 @functools.cache
 def reader_settings() -> Any:
     """A Portage ``config`` good for reading binpkgs; built once, never from the host's files."""
+    quiet_identity()
     import portage
 
     root = tempfile.mkdtemp(prefix="ipfsbin-portage-")
@@ -43,6 +112,10 @@ def reader_settings() -> Any:
         "GPG_VERIFY_USER_DROP": "",
         "GPG_VERIFY_GROUP_DROP": "",
     }
+    # Portage takes its user from the config it is given, not only from os.environ.
+    for variable in ("PORTAGE_USERNAME", "PORTAGE_GRPNAME"):
+        if os.environ.get(variable):
+            env[variable] = os.environ[variable]
     return portage.config(
         config_root=root, target_root=root, eprefix=root, local_config=False, env=env
     )
@@ -59,25 +132,50 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def gpkg_metadata(path: Path) -> dict[str, bytes]:
-    """The metadata files of a GPKG, after Portage checked the Manifest checksums of all parts."""
+def _gpkg(path: Path) -> Any:
+    settings = reader_settings()
     import portage.gpkg
 
-    pkg = portage.gpkg.gpkg(reader_settings(), None, str(path), verify_signature=False)
+    return portage.gpkg.gpkg(settings, None, str(path), verify_signature=False)
+
+
+def gpkg_metadata(path: Path) -> dict[str, bytes]:
+    """The metadata files of a GPKG, after Portage's check of the container and metadata part.
+
+    Portage checks the container's layout (one directory, the gpkg-1 marker,
+    no duplicate names), that every part is listed in the Manifest with its
+    size, and the Manifest checksums of the metadata part. The image's
+    checksums are :func:`verify_gpkg`'s job: they cost a read of the whole file.
+    """
+    pkg = _gpkg(path)
     try:
-        # Full verification covers the image too; get_metadata alone checks
-        # only the metadata part, and a corrupt image would pass.
-        pkg._verify_binpkg(metadata_only=False)
         metadata = pkg.get_metadata()
     except _portage_errors() as exc:
         raise BinpkgError(
-            f"{path}: Portage rejects this gpkg: {_one_line(exc)}",
-            hint="the file is truncated, corrupt or not a binary package; "
-            "rebuild it or fetch it again",
+            f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED
         ) from exc
     if not isinstance(metadata, dict):
         raise BinpkgError(f"{path}: Portage found no metadata in this gpkg")
     return {str(k): bytes(v) for k, v in metadata.items()}
+
+
+def verify_gpkg(path: Path) -> None:
+    """Portage's check of every part of a GPKG (image included) against its Manifest."""
+    pkg = _gpkg(path)
+    try:
+        pkg._verify_binpkg(metadata_only=False)
+    except _portage_errors() as exc:
+        raise BinpkgError(
+            f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED
+        ) from exc
+
+
+def use_reduce_flat(text: str, use: Iterable[str]) -> list[str]:
+    """The tokens of a USE-conditional string (RESTRICT) under ``use``; Portage's errors pass."""
+    quiet_identity()
+    from portage.dep import use_reduce
+
+    return list(use_reduce(text, uselist=frozenset(use), flat=True))
 
 
 class XpakLayout:
@@ -89,6 +187,7 @@ class XpakLayout:
 
 def xpak_layout(path: Path) -> XpakLayout | None:
     """The layout of an XPAK binpkg, or None when the file has no xpak segment."""
+    quiet_identity()
     import portage.xpak
 
     tbz2 = portage.xpak.tbz2(str(path))
@@ -103,6 +202,7 @@ def xpak_layout(path: Path) -> XpakLayout | None:
 
 def xpak_metadata(path: Path) -> dict[str, bytes]:
     """The metadata entries of an XPAK binpkg's xpak segment."""
+    quiet_identity()
     import portage.xpak
 
     try:

@@ -1,41 +1,63 @@
 """Read a Gentoo binary package (GPKG or legacy XPAK) into a :class:`BinpkgInfo`.
 
-Portage reads the metadata (and checks a GPKG's Manifest); the package's
-image is streamed once to find the compiler in its ELF files; the file is
-hashed once for SIZE, SHA256 and the MD5/SHA1 that Portage's binhost index
-carries.
+Two costs, kept apart so a caller can act on the cheap one first:
+
+* :func:`read_binpkg_metadata` reads the container and the metadata
+  (Portage checks the GPKG container and its metadata part): milliseconds,
+  whatever the size.
+* :func:`check_binpkg` does what needs the whole file: Portage's check of
+  every GPKG part against its Manifest, a full read of the image (member
+  names, decompression) and the compiler found in its ELF files; the
+  digests (:mod:`ipfsbin.binpkg.digests`) hash the whole file too.
+
+:func:`read_binpkg` does both, the checks and the hashing side by side, and
+joins the results with :meth:`BinpkgInfo.from_checks`.
 """
 
 from __future__ import annotations
 
 import bz2
-import hashlib
+import os
 import re
 import stat
 import tarfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 from ipfsbin.binpkg import _image, _portage
+from ipfsbin.binpkg.digests import FileDigests, hash_file
 from ipfsbin.binpkg.elf import (
     AR_MAGIC,
     ELF_MAGIC,
     Compiler,
+    CompilerReport,
     ar_members,
     choose_compiler,
     elf_comments,
 )
 from ipfsbin.errors import BinpkgError
 
-__all__ = ["BinpkgFormat", "BinpkgInfo", "read_binpkg"]
+__all__ = [
+    "BinpkgFormat",
+    "BinpkgInfo",
+    "BinpkgMetadata",
+    "FileIdentity",
+    "check_binpkg",
+    "read_binpkg",
+    "read_binpkg_contents",
+    "read_binpkg_metadata",
+    "verify_unchanged",
+]
 
 BinpkgFormat = Literal["gpkg", "xpak"]
 
 _HINT_NOT_BINPKG = "give the path of a .gpkg.tar, .xpak or .tbz2 file from a PKGDIR"
 _HINT_CORRUPT = "the file is truncated or corrupt; rebuild it or fetch it again"
+_HINT_CHANGED = "wait until Portage has finished writing it, then try again"
 _ARCH_RE = re.compile(rb'^declare -x ARCH="([^"\n]*)"$', re.MULTILINE)
 _MAX_ENVIRONMENT = 64 * 1024 * 1024
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -45,9 +67,47 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileIdentity:
+    """Which file, in which state: device, inode, size and change times from ``stat``.
+
+    Parts of a check that read the file separately (Portage, the image scan,
+    the hashing or uploading pass) saw the same bytes when the identity
+    taken before the first read equals the one taken after the last: a file
+    rewritten in place changes its mtime/ctime, one replaced by a rename
+    changes its inode.
+    """
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> FileIdentity:
+        return cls(
+            device=st.st_dev,
+            inode=st.st_ino,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+        )
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        """The identity of ``path`` now; ``BinpkgError`` when it is gone."""
+        try:
+            return cls.from_stat(path.stat())
+        except OSError as exc:
+            raise BinpkgError(
+                f"{path}: cannot be read any more ({exc.strerror})", hint=_HINT_CHANGED
+            ) from exc
+
+
 @dataclass(frozen=True, kw_only=True)
-class BinpkgInfo:
-    """What one binary package records, plus its hashes and the compiler found in it.
+class BinpkgMetadata:
+    """What one binary package records about itself, read without hashing the whole file.
 
     Text fields hold Portage's value with whitespace runs collapsed to one
     space; a key the package does not record is the empty string.
@@ -58,15 +118,12 @@ class BinpkgInfo:
 
     ``built_from_source`` is False for a binpkg made from an installed package
     (quickpkg): only those carry the installed-package files CONTENTS and
-    COUNTER, which ``emerge --buildpkg`` never writes.
+    COUNTER, which ``emerge --buildpkg`` never writes. ``identity`` is the
+    file's :class:`FileIdentity` when it was read.
     """
 
     path: Path
     format: BinpkgFormat
-    size: int
-    sha256: str
-    md5: str
-    sha1: str
     cpv: str
     chost: str
     cbuild: str
@@ -97,23 +154,15 @@ class BinpkgInfo:
     build_time: int | None
     build_id: int | None
     features: tuple[str, ...]
-    compiler: Compiler
-    compilers_seen: tuple[tuple[Compiler, int], ...]
-    elf_comments: tuple[str, ...]
     built_from_source: bool
     bindist_restricted: bool
     fetch_restricted: bool
     metadata: Mapping[str, str] = field(compare=False, repr=False)
+    identity: FileIdentity | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in ("gpkg", "xpak"):
             raise ValueError(f"format must be 'gpkg' or 'xpak', got {self.format!r}")
-        if self.size < 0:
-            raise ValueError(f"size must not be negative, got {self.size}")
-        for name, length in (("sha256", 64), ("md5", 32), ("sha1", 40)):
-            value = getattr(self, name)
-            if len(value) != length or not _HEX.match(value):
-                raise ValueError(f"{name} must be {length} lowercase hex digits, got {value!r}")
         if not self.chost:
             raise ValueError("chost must not be empty")
         category, _, pf = self.cpv.partition("/")
@@ -132,17 +181,65 @@ class BinpkgInfo:
         return self.cpv.partition("/")[2]
 
 
-def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> BinpkgInfo:
-    """Read the binpkg at ``path``; raises :class:`BinpkgError` with one line for bad input.
+@dataclass(frozen=True, kw_only=True)
+class BinpkgInfo(BinpkgMetadata):
+    """A binary package fully read: its metadata, hashes and the compiler found in it."""
 
-    ``compiler`` overrides the ELF scan with a value recorded at build time
-    (the image is then not read at all); without it the compiler comes from
-    the ``.comment`` sections of the package's ELF files.
+    size: int
+    sha256: str
+    md5: str
+    sha1: str
+    compiler: Compiler
+    compilers_seen: tuple[tuple[Compiler, int], ...]
+    elf_comments: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size < 0:
+            raise ValueError(f"size must not be negative, got {self.size}")
+        for name, length in (("sha256", 64), ("md5", 32), ("sha1", 40)):
+            value = getattr(self, name)
+            if len(value) != length or not _HEX.match(value):
+                raise ValueError(f"{name} must be {length} lowercase hex digits, got {value!r}")
+
+    @classmethod
+    def from_checks(
+        cls, meta: BinpkgMetadata, *, digests: FileDigests, report: CompilerReport
+    ) -> BinpkgInfo:
+        """Join the cheap read, the file's digests and :func:`check_binpkg`'s report.
+
+        Raises ``BinpkgError`` when the digests are of another size than the
+        file had when its metadata was read.
+        """
+        if meta.identity is not None and digests.size != meta.identity.size:
+            raise BinpkgError(
+                f"{meta.path}: the file changed while it was being read "
+                f"({meta.identity.size} bytes before, {digests.size} hashed)",
+                hint=_HINT_CHANGED,
+            )
+        values = {f: getattr(meta, f) for f in BinpkgMetadata.__dataclass_fields__}
+        return cls(
+            **values,
+            size=digests.size,
+            sha256=digests.sha256,
+            md5=digests.md5,
+            sha1=digests.sha1,
+            compiler=report.compiler,
+            compilers_seen=report.seen,
+            elf_comments=report.comments,
+        )
+
+
+def read_binpkg_metadata(path: str | Path) -> BinpkgMetadata:
+    """The cheap read: container, metadata and the checks on them, without hashing the file.
+
+    Raises :class:`BinpkgError` with one line for anything that is not a
+    readable binpkg with a CHOST and a CATEGORY/PF. What it does not check
+    (the image's Manifest checksums, names inside the image, the digests)
+    is :func:`check_binpkg`'s and :func:`~ipfsbin.binpkg.digests.hash_file`'s.
     """
     path = Path(path)
-    fmt, tar_size = _identify(path)
-    size, sha256, md5, sha1 = _hash_file(path)
-
+    fmt, identity = _identify(path)
     if fmt == "gpkg":
         raw = _portage.gpkg_metadata(path)
     else:
@@ -161,26 +258,12 @@ def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> Binpkg
             f"{path}: the binary package records no CATEGORY/PF (got {category!r}/{pf!r})",
             hint=_HINT_CORRUPT,
         )
-
-    seen: tuple[tuple[Compiler, int], ...] = ()
-    comments: tuple[str, ...] = ()
-    if compiler is not None:
-        chosen = compiler
-    else:
-        report = choose_compiler(_scan_image(path, fmt, tar_size))
-        chosen, seen, comments = report.compiler, report.seen, report.comments
-
     slot, _, subslot = meta.get("SLOT", "").partition("/")
     use = _words(meta.get("USE", ""))
     restrict_words = _restrict_words(meta.get("RESTRICT", ""), use)
-
-    return BinpkgInfo(
+    return BinpkgMetadata(
         path=path,
         format=fmt,
-        size=size,
-        sha256=sha256,
-        md5=md5,
-        sha1=sha1,
         cpv=f"{category}/{pf}",
         chost=chost,
         cbuild=meta.get("CBUILD", ""),
@@ -211,18 +294,96 @@ def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> Binpkg
         build_time=_int_or_none(meta.get("BUILD_TIME", "")),
         build_id=_int_or_none(meta.get("BUILD_ID", "")),
         features=_words(meta.get("FEATURES", "")),
-        compiler=chosen,
-        compilers_seen=seen,
-        elf_comments=comments,
         built_from_source="CONTENTS" not in raw and "COUNTER" not in raw,
         bindist_restricted="bindist" in restrict_words,
         fetch_restricted="fetch" in restrict_words,
         metadata=meta,
+        identity=identity,
     )
 
 
-def _identify(path: Path) -> tuple[BinpkgFormat, int]:
-    """The format of the file (and, for XPAK, the size of its tar part)."""
+def check_binpkg(meta: BinpkgMetadata, *, compiler: Compiler | None = None) -> CompilerReport:
+    """The checks that read the whole package; the compiler its ELF files name.
+
+    For a GPKG, Portage checks every part against the Manifest checksums;
+    for both formats the image is read to its end (every member name must
+    stay inside the image; a corrupt compressed stream fails) and the
+    ``.comment`` sections of its ELF files name the compiler. ``compiler``
+    stands in for that scan with a value recorded at build time (the image
+    is then not read). Raises :class:`BinpkgError`. Safe to run in a thread
+    beside the hashing of the same file; for a GPKG, Portage's check and the
+    image scan run side by side too, and Portage's verdict is reported first.
+    """
+    if compiler is not None:
+        if meta.format == "gpkg":
+            _portage.verify_gpkg(meta.path)
+        return CompilerReport(compiler=compiler, seen=(), comments=(), elf_files=0)
+    if meta.format == "xpak":
+        return _compiler_report(meta)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-scan") as pool:
+        scanning = pool.submit(_compiler_report, meta)
+        try:
+            _portage.verify_gpkg(meta.path)
+        except BinpkgError:
+            scanning.exception()  # wait for the scan; Portage's verdict is the one to report
+            raise
+        return scanning.result()
+
+
+def _compiler_report(meta: BinpkgMetadata) -> CompilerReport:
+    tar_size = 0
+    if meta.format == "xpak":
+        layout = _portage.xpak_layout(meta.path)
+        if layout is None:
+            raise BinpkgError(
+                f"{meta.path}: the xpak segment is gone (the file changed while it was read)",
+                hint=_HINT_CHANGED,
+            )
+        tar_size = layout.tar_size
+    return choose_compiler(_scan_image(meta.path, meta.format, tar_size))
+
+
+def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> BinpkgInfo:
+    """Read the binpkg at ``path``; raises :class:`BinpkgError` with one line for bad input.
+
+    ``compiler`` overrides the ELF scan with a value recorded at build time
+    (the image is then not read at all); without it the compiler comes from
+    the ``.comment`` sections of the package's ELF files. Same as
+    :func:`read_binpkg_metadata` followed by :func:`read_binpkg_contents`.
+    """
+    return read_binpkg_contents(read_binpkg_metadata(path), compiler=compiler)
+
+
+def read_binpkg_contents(meta: BinpkgMetadata, *, compiler: Compiler | None = None) -> BinpkgInfo:
+    """The expensive rest of :func:`read_binpkg`: checks and digests, side by side.
+
+    :func:`check_binpkg` runs in a thread while the file is hashed; the file
+    must still be the one ``meta`` was read from when both are done.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-check") as pool:
+        checking = pool.submit(check_binpkg, meta, compiler=compiler)
+        try:
+            digests = hash_file(meta.path)
+        except OSError as exc:
+            checking.exception()  # let the checks end before reporting
+            raise BinpkgError(
+                f"{meta.path}: cannot be read any more ({exc.strerror})", hint=_HINT_CHANGED
+            ) from exc
+        report = checking.result()
+    verify_unchanged(meta)
+    return BinpkgInfo.from_checks(meta, digests=digests, report=report)
+
+
+def verify_unchanged(meta: BinpkgMetadata) -> None:
+    """Raise ``BinpkgError`` unless ``meta.path`` is still the file that was read."""
+    if meta.identity is not None and FileIdentity.of(meta.path) != meta.identity:
+        raise BinpkgError(
+            f"{meta.path}: the file changed while it was being read", hint=_HINT_CHANGED
+        )
+
+
+def _identify(path: Path) -> tuple[BinpkgFormat, FileIdentity]:
+    """The format of the file, and its identity before anything was read."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -244,7 +405,7 @@ def _identify(path: Path) -> tuple[BinpkgFormat, int]:
                 f"{path}: is named .gpkg.tar but holds an xpak segment (a legacy binpkg)",
                 hint="rename it to .tbz2 or .xpak",
             )
-        return "xpak", layout.tar_size
+        return "xpak", FileIdentity.from_stat(st)
     if name.endswith((".tbz2", ".xpak")):
         raise BinpkgError(
             f"{path}: has no xpak segment (no XPAKSTOP trailer); not a legacy binpkg",
@@ -256,7 +417,7 @@ def _identify(path: Path) -> tuple[BinpkgFormat, int]:
             f"{path}: is {kind} without the gpkg-1 marker of a GPKG",
             hint=_HINT_NOT_BINPKG,
         )
-    return "gpkg", 0
+    return "gpkg", FileIdentity.from_stat(st)
 
 
 def _is_tar(path: Path) -> bool:
@@ -280,20 +441,6 @@ def _is_gpkg_container(path: Path) -> bool:
             ) from exc
         return False
     return marker
-
-
-def _hash_file(path: Path) -> tuple[int, str, str, str]:
-    sha256 = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha1 = hashlib.sha1(usedforsecurity=False)
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            size += len(chunk)
-            sha256.update(chunk)
-            md5.update(chunk)
-            sha1.update(chunk)
-    return size, sha256.hexdigest(), md5.hexdigest(), sha1.hexdigest()
 
 
 def _scan_image(path: Path, fmt: BinpkgFormat, tar_size: int) -> list[tuple[str, ...]]:
@@ -337,9 +484,7 @@ def _restrict_words(restrict: str, use: tuple[str, ...]) -> frozenset[str]:
     if not restrict:
         return frozenset()
     try:
-        from portage.dep import use_reduce
-
-        return frozenset(use_reduce(restrict, uselist=frozenset(use), flat=True))
+        return frozenset(_portage.use_reduce_flat(restrict, use))
     except Exception:  # noqa: BLE001
         # A malformed RESTRICT: count every plain word, never fewer restrictions.
         return frozenset(w for w in restrict.split() if w not in ("(", ")") and "?" not in w)

@@ -154,7 +154,7 @@ def publish(
     """Publish binpkgs: file, platform, descriptor, manifest and a signed attestation.
 
     Prints per package its CPV and the CIDs of binpkg, descriptor, manifest and
-    attestation. Bad input anywhere stops before anything is stored.
+    attestation. Bad input anywhere publishes nothing.
     """
     signing_key = _signing_key(key)
     host = detect_host_facts(

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ipfsbin.binpkg import NO_COMMENT, NO_ELF, BinpkgInfo, Compiler, read_binpkg
+from ipfsbin.binpkg import (
+    NO_COMMENT,
+    NO_ELF,
+    BinpkgInfo,
+    BinpkgMetadata,
+    Compiler,
+    check_binpkg,
+    read_binpkg,
+    read_binpkg_contents,
+    read_binpkg_metadata,
+)
 from ipfsbin.errors import BinpkgError
 from tests.playground import ebuilds
 from tests.playground.builder import BuilderPlayground, parse_packages_index
@@ -255,3 +265,60 @@ def test_container_with_escaping_names(
             out.addfile(extra)
         with pytest.raises(BinpkgError, match="Portage rejects this gpkg"):
             read_binpkg(path)
+
+
+# The cheap read, and the expensive rest.
+
+
+def test_metadata_read_agrees_with_full_read(
+    builder_playground: BuilderPlayground,  # noqa: F811
+    infos: dict[str, BinpkgInfo],
+) -> None:
+    for cpv, path in builder_playground.binpkgs.items():
+        meta = read_binpkg_metadata(path)
+        assert type(meta) is BinpkgMetadata
+        for name in BinpkgMetadata.__dataclass_fields__:
+            assert getattr(meta, name) == getattr(infos[cpv], name), (cpv, name)
+        assert meta.identity is not None and meta.identity.size == infos[cpv].size
+        assert read_binpkg_contents(meta) == infos[cpv]
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [("dotdot", "leaves the image directory"), ("corrupt-image", "Portage rejects this gpkg")],
+)
+def test_metadata_read_leaves_the_image_to_the_full_check(
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+    kind: str,
+    fragment: str,
+) -> None:
+    src = builder_playground.binpkgs[HELLO]
+    path = tmp_path / "hello-1-1.gpkg.tar"
+    if kind == "dotdot":
+        rewrite_gpkg(src, path, extra_image=[("image/../../etc/evil", b"evil\n")])
+    else:
+        data = bytearray(src.read_bytes())
+        data[data.index(b"image.tar.zst") + 512 + 100] ^= 0xFF
+        path.write_bytes(bytes(data))
+    meta = read_binpkg_metadata(path)
+    assert meta.cpv == HELLO and meta.bindist_restricted
+    with pytest.raises(BinpkgError, match=fragment):
+        check_binpkg(meta)
+    with pytest.raises(BinpkgError, match=fragment):
+        read_binpkg_contents(meta)
+
+
+def test_file_replaced_after_the_metadata_read(
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "usetest-1-1.gpkg.tar"
+    shutil.copyfile(builder_playground.binpkgs[USETEST], path)
+    meta = read_binpkg_metadata(path)
+    # Portage writes binpkgs to a temporary file and renames it into place.
+    other = tmp_path / "other.gpkg.tar"
+    shutil.copyfile(builder_playground.binpkgs[USESFOO], other)
+    other.replace(path)
+    with pytest.raises(BinpkgError, match="changed while it was being read"):
+        read_binpkg_contents(meta)

@@ -8,8 +8,11 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,12 @@ from ipfsbin.errors import BinpkgError, SchemaError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
-from ipfsbin.publish import detect_host_facts, prepare_binpkg, publish_prepared
+from ipfsbin.publish import (
+    detect_host_facts,
+    prepare_binpkg,
+    publish_binpkgs,
+    publish_prepared,
+)
 from ipfsbin.trust.keys import KeyStore, SigningKey
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import rewrite_gpkg
@@ -358,3 +366,71 @@ def test_a_file_changed_after_reading_is_refused(
     with pytest.raises(Exception, match="changed while it was being published"):
         publish_prepared([prepared], client=nodes.client, key=SigningKey.generate())
     assert _state(nodes.client)[0] == before[0]
+
+
+# -- the overlapped pipeline -----------------------------------------------------
+
+
+def _large(src: Path, dst: Path, *extra: tuple[str, bytes]) -> Path:
+    """A copy of ``src`` of about 3 MB (several 1 MiB blocks once added)."""
+    payload = ("image/usr/share/payload", os.urandom(3 * 1024 * 1024))
+    return rewrite_gpkg(src, dst, extra_image=[payload, *extra])
+
+
+def test_a_check_failing_after_the_add_leaves_the_repo_as_it_was(
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    src = builder_playground.binpkgs[STRIPPED]
+    good = _large(src, tmp_path / "stripped-1-3.gpkg.tar")
+    # Passes the cheap read; only the image scan, made while it is added, finds it.
+    bad = _large(src, tmp_path / "stripped-1-4.gpkg.tar", ("image/../../etc/evil", b"x"))
+    host = detect_host_facts(config_root=builder_playground.eprefix)
+    before = _state(nodes.client)
+    with pytest.raises(BinpkgError, match="leaves the image directory") as err:
+        publish_binpkgs([good, bad], client=nodes.client, key=SigningKey.generate(), host=host)
+    assert str(bad) in err.value.message
+    # Both files were added; the good one was pinned. Pins and blocks are gone again.
+    assert _state(nodes.client) == before
+    [result] = publish_binpkgs([good], client=nodes.client, key=SigningKey.generate(), host=host)
+    assert result.size == good.stat().st_size
+    assert nodes.client.files_stat(result.binpkg).blocks >= 3
+
+
+def test_cli_in_a_fresh_process_prints_only_its_own_lines(
+    nodes: Nodes,
+    home: Path,
+    key_id: str,
+    published: dict[str, Any],
+    builder_playground: BuilderPlayground,  # noqa: F811
+) -> None:
+    # No PORTAGE_USERNAME/GRPNAME: Portage must not warn about a missing portage user.
+    env = {k: v for k, v in os.environ.items() if k not in ("PORTAGE_USERNAME", "PORTAGE_GRPNAME")}
+    env |= {
+        "IPFSBIN_HOME": str(home),
+        "IPFSBIN_API": nodes.publisher.api_multiaddr,
+        "PORTAGE_CONFIGROOT": str(builder_playground.eprefix),
+    }
+    ipfsbin = [sys.executable, "-c", "from ipfsbin.cli.main import run; run()"]
+    hello = str(builder_playground.binpkgs[HELLO])
+    done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [*ipfsbin, "publish", hello, "--key", "builder"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("ipfsbin: error: ") and "RESTRICT=bindist" in done.stderr
+    assert "portage" not in done.stderr.replace(hello, "")
+    done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [*ipfsbin, "publish", str(published["path"]), "--key", "builder", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)[0]["manifest"] == published["result"]["manifest"]

@@ -20,9 +20,18 @@ def test_public_names() -> None:
             "NO_ELF",
             "BinpkgFormat",
             "BinpkgInfo",
+            "BinpkgMetadata",
             "Compiler",
             "CompilerReport",
+            "Digester",
+            "FileDigests",
+            "FileIdentity",
+            "check_binpkg",
+            "hash_file",
             "read_binpkg",
+            "read_binpkg_contents",
+            "read_binpkg_metadata",
+            "verify_unchanged",
         ]
     )
 
