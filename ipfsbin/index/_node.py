@@ -21,6 +21,7 @@ __all__ = [
     "ChunkParams",
     "Node",
     "array_head",
+    "boundary_zeros",
     "decode_node",
     "encode_node",
     "key_rank",
@@ -36,8 +37,11 @@ _FIELDS: Final = frozenset({"type", "level", "entries"})
 class ChunkParams:
     """The knobs of the boundary rule; the defaults are the format, others are for tests.
 
-    ``bits``: a key closes a node at level L when the first ``bits*(L+1)`` bits of
-    its boundary hash are zero (6 bits: about 64 entries per node).
+    A key whose boundary hash starts with ``z`` zero bits closes a leaf when
+    ``z >= leaf_bits`` and a node at level L >= 1 when ``z >= leaf_bits +
+    branch_bits * L`` (see :meth:`threshold`). Leaves are narrow (4 bits: about
+    16 entries) so that scattered changes rewrite little; internal nodes are
+    wide (8 bits: about 256 children) so that lookups stay shallow.
     ``min_entries``: a boundary key closes a node only once the node holds this
     many entries (stops ground keys from making chains of one-entry nodes).
     ``max_node_bytes``: a node also closes once its entries' encodings add up to
@@ -45,14 +49,17 @@ class ChunkParams:
     ``max_key_bytes``: the longest key, in UTF-8 bytes.
     """
 
-    bits: int = 6
+    leaf_bits: int = 4
+    branch_bits: int = 8
     min_entries: int = 4
     max_node_bytes: int = 256 * 1024
     max_key_bytes: int = 4096
 
     def __post_init__(self) -> None:
-        if not 1 <= self.bits <= 16:
-            raise ValueError(f"bits must be within 1..16, got {self.bits}")
+        if not 1 <= self.leaf_bits <= 16:
+            raise ValueError(f"leaf_bits must be within 1..16, got {self.leaf_bits}")
+        if not 1 <= self.branch_bits <= 16:
+            raise ValueError(f"branch_bits must be within 1..16, got {self.branch_bits}")
         if self.min_entries < 1:
             raise ValueError(f"min_entries must be at least 1, got {self.min_entries}")
         if not 64 <= self.max_node_bytes <= 256 * 1024:
@@ -60,15 +67,30 @@ class ChunkParams:
         if not 1 <= self.max_key_bytes <= 4096:
             raise ValueError(f"max_key_bytes must be within 1..4096, got {self.max_key_bytes}")
 
+    def threshold(self, level: int) -> int:
+        """Leading zero bits a key's boundary hash needs to close a node at ``level``."""
+        return self.leaf_bits + self.branch_bits * level
+
 
 DEFAULT_PARAMS: Final = ChunkParams()
 
 
-def key_rank(key_utf8: bytes, bits: int) -> int:
-    """How many levels ``key`` is a boundary at: it closes nodes at levels below its rank."""
+def boundary_zeros(key_utf8: bytes) -> int:
+    """Leading zero bits of the key's boundary hash (its first 8 bytes; 64 if all zero)."""
     head = hashlib.sha256(_RANK_DOMAIN + key_utf8).digest()[:8]
-    zeros = 64 - int.from_bytes(head, "big").bit_length()
-    return zeros // bits
+    return 64 - int.from_bytes(head, "big").bit_length()
+
+
+def key_rank(key_utf8: bytes, params: ChunkParams = DEFAULT_PARAMS) -> int:
+    """How many levels ``key`` is a boundary at: it closes nodes at levels below its rank.
+
+    Thresholds rise with the level, so a key that closes a node at level L
+    also closes one at every level below (the levels nest).
+    """
+    zeros = boundary_zeros(key_utf8)
+    if zeros < params.leaf_bits:
+        return 0
+    return 1 + (zeros - params.leaf_bits) // params.branch_bits
 
 
 def array_head(length: int) -> bytes:

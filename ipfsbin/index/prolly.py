@@ -24,9 +24,9 @@ from ipfsbin.index._node import (
     DEFAULT_PARAMS,
     ChunkParams,
     Node,
+    boundary_zeros,
     decode_node,
     encode_node,
-    key_rank,
 )
 from ipfsbin.store.base import BlockStore
 
@@ -111,6 +111,7 @@ class _Chunker:
         self._level = level
         self._params = params
         self._writer = writer
+        self._threshold = params.threshold(level)
         self._keys: list[str] = []
         self._payloads: list[Payload] = []
         self._encoded: list[bytes] = []
@@ -138,7 +139,7 @@ class _Chunker:
         if self._total >= self._params.max_node_bytes:
             return self._close()
         if len(self._keys) >= self._params.min_entries and (
-            key_rank(key.encode("utf-8"), self._params.bits) > self._level
+            boundary_zeros(key.encode("utf-8")) >= self._threshold
         ):
             return self._close()
         return None
@@ -283,21 +284,11 @@ class ProllyTree:
     def child(self, parent: Node, index: int) -> Node:
         """Child ``index`` of ``parent``, checked against what the parent says about it."""
         node = self.load(parent.children[index])
-        where = f"child {index} ({node.cid}) of index node {parent.cid}"
-        if node.level != parent.level - 1:
-            raise SchemaError(f"{where} is at level {node.level}, expected {parent.level - 1}")
-        if not node.keys:
-            raise SchemaError(f"{where} is empty; only a root may be empty")
-        if node.keys[-1] != parent.keys[index]:
-            raise SchemaError(
-                f"{where} ends at {node.keys[-1]!r}, the parent says {parent.keys[index]!r}"
-            )
-        if node.count != parent.counts[index]:
-            raise SchemaError(
-                f"{where} holds {node.count} entries, the parent says {parent.counts[index]}"
-            )
-        if index > 0 and node.keys[0] <= parent.keys[index - 1]:
-            raise SchemaError(f"{where} starts at {node.keys[0]!r}, not after its left sibling")
+        problem = _child_problem(parent, index, node)
+        if problem is not None:
+            # Formatting CIDs as text is slow; only a failing check pays for it.
+            where = f"child {index} ({node.cid}) of index node {parent.cid}"
+            raise SchemaError(f"{where} {problem}")
         return node
 
     def get(self, root: CID, key: str, default: dagcbor.Value = None) -> dagcbor.Value:
@@ -507,6 +498,21 @@ class ProllyTree:
                 old_nodes.append(node)
             windows.append((old_nodes, new_nodes))
         return windows
+
+
+def _child_problem(parent: Node, index: int, node: Node) -> str | None:
+    """What is wrong with ``node`` as child ``index`` of ``parent``, or None."""
+    if node.level != parent.level - 1:
+        return f"is at level {node.level}, expected {parent.level - 1}"
+    if not node.keys:
+        return "is empty; only a root may be empty"
+    if node.keys[-1] != parent.keys[index]:
+        return f"ends at {node.keys[-1]!r}, the parent says {parent.keys[index]!r}"
+    if node.count != parent.counts[index]:
+        return f"holds {node.count} entries, the parent says {parent.counts[index]}"
+    if index > 0 and node.keys[0] <= parent.keys[index - 1]:
+        return f"starts at {node.keys[0]!r}, not after its left sibling"
+    return None
 
 
 def _parent_changes(

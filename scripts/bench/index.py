@@ -2,7 +2,7 @@
 """Benchmark: the prolly-tree index against Portage's own ``Packages`` file, same entries.
 
 For each size n, synthetic builds with realistic key shapes
-(``platform-id/category/package/version/descriptor-digest``; 8 platforms,
+(``platform-id/category/package/version/descriptor-digest``; 20 platforms,
 ~150 categories) and index entries (a manifest link and 1-3 attestation
 links) go into a prolly tree on an in-memory block store. Measured:
 
@@ -10,9 +10,13 @@ links) go into a prolly tree on an in-memory block store. Measured:
 - cold lookups: a fresh tree object (empty cache) per lookup of a random
   existing key, averaged over ``--lookups`` keys: blocks and bytes read;
 - batch updates of 1, 100 and 1000 entries (half changed, half new builds on
-  the same platforms, all at random places): time and new blocks written,
-  also as a fraction of the index's blocks;
-- diff of the 1000-entry update with a cold cache: blocks and bytes read.
+  the same platforms, all at random places: the *uniform* case, the
+  headline): time and new blocks written, also as a fraction of the index's
+  blocks;
+- a *clustered* update: 1000 new builds for one platform, as a builder's
+  batch brings them (new versions of packages that platform already has,
+  spread over its categories and packages): the same figures;
+- diff of each 1000-entry update with a cold cache: blocks and bytes read.
 
 Side by side, Portage's way for the same builds: a ``Packages`` file with one
 entry per build (CPV, SLOT, USE, BUILD_ID, BUILD_TIME, SIZE, MD5, SHA1, PATH,
@@ -47,6 +51,8 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for  # noqa: E402
 from ipfsbin.index import IndexEntry, ProllyTree, diff  # noqa: E402
 from ipfsbin.index.keys import short_id  # noqa: E402
 from ipfsbin.store.base import MemoryBlockStore  # noqa: E402
+
+PLATFORMS = 20
 
 WORDS = (
     "libs lang util misc apps python perl text sys net media x11 gnome kde dev www "
@@ -94,19 +100,27 @@ class Builds:
 
     def __init__(self, seed: int, platforms: list[str] | None = None) -> None:
         self.rng = random.Random(seed)
-        self.platforms = platforms or [short_id(fake_cid(self.rng)) for _ in range(8)]
+        self.platforms = platforms or [short_id(fake_cid(self.rng)) for _ in range(PLATFORMS)]
         self.categories = sorted(
             {f"{a}-{b}" for a in WORDS[:15] for b in WORDS[15:]}
             | {f"{a}-{b}" for a in WORDS[15:] for b in WORDS[:3]}
         )
         self.serial = 0
 
-    def one(self) -> tuple[str, dict[str, Any], dict[str, str]]:
+    def one(
+        self, platform_id: str | None = None, category_package: tuple[str, str] | None = None
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """A new build; on ``platform_id`` and of ``category_package`` when given."""
         rng = self.rng
         self.serial += 1
-        platform_id = rng.choice(self.platforms)
-        category = rng.choice(self.categories)
-        package = f"{rng.choice(WORDS)}{rng.randrange(2000)}"
+        if platform_id is None:
+            platform_id = rng.choice(self.platforms)
+        if category_package is None:
+            category_package = (
+                rng.choice(self.categories),
+                f"{rng.choice(WORDS)}{rng.randrange(2000)}",
+            )
+        category, package = category_package
         version = f"{rng.randrange(1, 30)}.{rng.randrange(20)}.{rng.randrange(10)}"
         if rng.random() < 0.3:
             version += f"-r{rng.randrange(1, 5)}"
@@ -182,6 +196,44 @@ def bench_packages(entries: list[dict[str, str]], changed: int) -> dict[str, Any
     }
 
 
+def measure_update(
+    store: CountingStore, root: CID, changed: dict[str, Any], index_blocks: int
+) -> tuple[dict[str, Any], CID]:
+    """Apply ``changed`` to ``root`` with a cold cache: time, blocks and bytes written."""
+    writer = ProllyTree(store)
+    before_puts, before_bytes = store.puts, store.put_bytes
+    new_root, seconds = timed(writer.mutate, root, changed)
+    written = store.puts - before_puts
+    figures = {
+        "changes": len(changed),
+        "seconds": round(seconds, 3),
+        "new_blocks": written,
+        "new_bytes": store.put_bytes - before_bytes,
+        "fraction_of_index_blocks": round(written / index_blocks, 5),
+    }
+    return figures, new_root
+
+
+def measure_diff(
+    store: CountingStore, old_root: CID, new_root: CID, update: dict[str, Any]
+) -> dict[str, Any]:
+    """Diff ``old_root`` against ``new_root`` with a cold cache: blocks and bytes read."""
+    cold = ProllyTree(store)
+    before, before_bytes = store.gets, store.get_bytes
+    changes, seconds = timed(lambda t, a, b: list(diff(t, a, b)), cold, old_root, new_root)
+    if len(changes) != update["changes"]:
+        raise SystemExit(f"diff found {len(changes)} changes, expected {update['changes']}")
+    return {
+        "changes": len(changes),
+        "blocks_read": store.gets - before,
+        "bytes_read": store.get_bytes - before_bytes,
+        "seconds": round(seconds, 3),
+        # What a client that has the old tree fetches to learn the change:
+        # the new tree's nodes it lacks (the blocks the update wrote).
+        "fetch_bytes_to_learn_changes": update["new_bytes"],
+    }
+
+
 def bench_size(n: int, lookups: int, seed: int, skip_portage: bool) -> dict[str, Any]:
     builds = Builds(seed + n)
     made = [builds.one() for _ in range(n)]
@@ -224,7 +276,6 @@ def bench_size(n: int, lookups: int, seed: int, skip_portage: bool) -> dict[str,
     }
 
     updates: dict[str, Any] = {}
-    diff_result: dict[str, Any] = {}
     for batch in (1, 100, 1000):
         # New builds land on the same platforms as the existing ones.
         fresh = Builds(seed * 7 + batch, builds.platforms)
@@ -232,33 +283,28 @@ def bench_size(n: int, lookups: int, seed: int, skip_portage: bool) -> dict[str,
         while len(changed) < batch:
             key, value, _ = fresh.one()
             changed[key] = value
-        writer = ProllyTree(store)
-        before_puts, before_bytes = store.puts, store.put_bytes
-        new_root, seconds = timed(writer.mutate, root, changed)
-        written = store.puts - before_puts
-        updates[str(batch)] = {
-            "seconds": round(seconds, 3),
-            "new_blocks": written,
-            "new_bytes": store.put_bytes - before_bytes,
-            "fraction_of_index_blocks": round(written / stats.blocks, 5),
-        }
+        updates[str(batch)], new_root = measure_update(store, root, changed, stats.blocks)
         if batch == 1000:
-            cold = ProllyTree(store)
-            before, before_bytes = store.gets, store.get_bytes
-            changes, seconds = timed(lambda t, a, b: list(diff(t, a, b)), cold, root, new_root)
-            if len(changes) != batch:
-                raise SystemExit(f"diff found {len(changes)} changes, expected {batch}")
-            diff_result = {
-                "changes": len(changes),
-                "blocks_read": store.gets - before,
-                "bytes_read": store.get_bytes - before_bytes,
-                "seconds": round(seconds, 3),
-                # What a client that has the old tree fetches to learn the change:
-                # the new tree's nodes it lacks (the blocks the update wrote).
-                "fetch_bytes_to_learn_changes": updates["1000"]["new_bytes"],
-            }
+            result["diff_1000"] = measure_diff(store, root, new_root, updates["1000"])
     result["update"] = updates
-    result["diff_1000"] = diff_result
+
+    # A builder's batch: 1000 new builds for one platform, new versions of the
+    # packages it already has, spread over its categories and packages.
+    platform_id = builds.platforms[0]
+    mine = [key for key in keys if key.startswith(platform_id + "/")]
+    platform_packages = sorted({tuple(key.split("/")[1:3]) for key in mine})
+    fresh = Builds(seed * 11, builds.platforms)
+    batch_keys: dict[str, Any] = {}
+    while len(batch_keys) < 1000:
+        category, package = rng.choice(platform_packages)
+        key, value, _ = fresh.one(platform_id, (category, package))
+        batch_keys[key] = value
+    clustered, new_root = measure_update(store, root, batch_keys, stats.blocks)
+    clustered["platforms"] = len(builds.platforms)
+    clustered["platform_entries"] = len(mine)
+    clustered["platform_packages"] = len(platform_packages)
+    result["update_clustered_1000"] = clustered
+    result["diff_clustered_1000"] = measure_diff(store, root, new_root, clustered)
 
     if not skip_portage:
         packages = bench_packages([p for _, _, p in made], 1000)
@@ -279,11 +325,17 @@ def bench_size(n: int, lookups: int, seed: int, skip_portage: bool) -> dict[str,
                 / packages["fetch_bytes_to_learn_1000_changes"],
                 4,
             ),
+            "learn_clustered_1000_changes_bytes_over_packages_gz": round(
+                clustered["new_bytes"] / packages["fetch_bytes_to_learn_1000_changes"], 4
+            ),
         }
     result["targets"] = {
         "cold_lookup_blocks_at_most_4": result["cold_lookup"]["blocks_per_lookup"] <= 4,
         "update_1000_writes_at_most_3_percent": (
             updates["1000"]["fraction_of_index_blocks"] <= 0.03
+        ),
+        "clustered_update_1000_writes_at_most_3_percent": (
+            clustered["fraction_of_index_blocks"] <= 0.03
         ),
     }
     return result

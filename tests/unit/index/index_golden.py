@@ -16,7 +16,7 @@ from typing import Any
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.index import IndexEntry, ProllyTree, index_key, parse_index_key
-from ipfsbin.index._node import DEFAULT_PARAMS, NODE_TYPE, key_rank
+from ipfsbin.index._node import DEFAULT_PARAMS, NODE_TYPE, boundary_zeros, key_rank
 from ipfsbin.store.base import MemoryBlockStore
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schema" / "examples" / "index"
@@ -71,6 +71,32 @@ def invalid_example(
     }
 
 
+# (entries, digits of the key's number): 500 make two levels, 20000 three, so
+# the second exercises the branch threshold as well as the leaf one.
+TREES = ((500, 4), (20000, 5))
+
+
+def tree_example(count: int, width: int) -> dict[str, Any]:
+    tree = ProllyTree(MemoryBlockStore())
+    root = tree.build(tree_entries(count, width))
+    stats = tree.stats(root)
+    last = f"{count - 1:0{width}d}"
+    return {
+        "description": (
+            f"entries key-{0:0{width}d}..key-{last} mapping to 0..{count - 1}, default parameters"
+        ),
+        "entries": {"first": 0, "last": count - 1, "key": f"key-%0{width}d", "value": "the number"},
+        "root": str(root),
+        "depth": stats.depth,
+        "blocks": stats.blocks,
+        "count": stats.count,
+    }
+
+
+def tree_entries(count: int, width: int) -> list[tuple[str, int]]:
+    return [(f"key-{i:0{width}d}", i) for i in range(count)]
+
+
 def hello_keys() -> tuple[str, str]:
     return (
         index_key(PLATFORM, "app-misc/hello-1", DESCRIPTOR_A),
@@ -105,33 +131,29 @@ def generate() -> dict[str, dict[str, Any]]:
         },
     }
 
-    store = MemoryBlockStore()
-    tree = ProllyTree(store)
-    root = tree.build((f"key-{i:04d}", i) for i in range(500))
-    stats = tree.stats(root)
-    out["tree-500.json"] = {
-        "description": "entries key-0000..key-0499 mapping to 0..499, default parameters",
-        "entries": {"first": 0, "last": 499, "key": "key-%04d", "value": "the number"},
-        "root": str(root),
-        "depth": stats.depth,
-        "blocks": stats.blocks,
-        "count": stats.count,
-    }
+    for count, width in TREES:
+        out[f"tree-{count}.json"] = tree_example(count, width)
 
-    ranks: dict[str, int] = {}
-    wanted = {0: 2, 1: 2, 2: 1}
+    # Keys on both sides of each threshold: zeros 3 | 4 close no node | a leaf,
+    # zeros 11 | 12 close a leaf | also a level-1 node.
+    ranks: dict[str, dict[str, int]] = {}
+    wanted = {0: 1, 3: 1, 4: 1, 5: 1, 11: 1, 12: 1, 13: 1}
     number = 0
     while any(wanted.values()):
         key = f"k{number}"
-        rank = key_rank(key.encode(), DEFAULT_PARAMS.bits)
-        if wanted.get(rank, 0):
-            wanted[rank] -= 1
-            ranks[key] = rank
+        zeros = boundary_zeros(key.encode())
+        if wanted.get(zeros, 0):
+            wanted[zeros] -= 1
+            ranks[key] = {"zeros": zeros, "rank": key_rank(key.encode())}
         number += 1
     out["ranks.json"] = {
-        "description": "boundary ranks: rank r ends nodes at levels below r (6 bits per level)",
-        "bits": DEFAULT_PARAMS.bits,
-        "ranks": ranks,
+        "description": (
+            "boundary hash leading zero bits and ranks: a key closes a node at level L "
+            "when zeros >= leaf_bits + branch_bits * L, i.e. when rank > L"
+        ),
+        "leaf_bits": DEFAULT_PARAMS.leaf_bits,
+        "branch_bits": DEFAULT_PARAMS.branch_bits,
+        "ranks": dict(sorted(ranks.items(), key=lambda item: item[1]["zeros"])),
     }
 
     out["entry-ok.json"] = {**block_example("an ok entry", ok.to_dag()), "error": None}

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from index_golden import EXAMPLES, generate, to_dag_json
+from index_golden import EXAMPLES, TREES, generate, to_dag_json, tree_entries
 
 import ipfsbin.errors
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.index import IndexEntry, ProllyTree, index_key, parse_index_key
-from ipfsbin.index._node import DEFAULT_PARAMS, decode_node, key_rank
+from ipfsbin.index._node import DEFAULT_PARAMS, boundary_zeros, decode_node, key_rank
 from ipfsbin.store.base import MemoryBlockStore
 
 FILES = sorted(EXAMPLES.glob("*.json"))
@@ -57,10 +57,12 @@ def test_leaf_hello_is_the_tree_of_its_entries() -> None:
     assert ProllyTree(MemoryBlockStore()).build(entries) == cid
 
 
-def test_tree_500_root() -> None:
-    example = load("tree-500.json")
+@pytest.mark.parametrize(("count", "width"), TREES, ids=[f"tree-{n}" for n, _ in TREES])
+def test_tree_roots(count: int, width: int) -> None:
+    example = load(f"tree-{count}.json")
+    assert example["entries"]["key"] == f"key-%0{width}d"
     tree = ProllyTree(MemoryBlockStore())
-    root = tree.build((f"key-{i:04d}", i) for i in range(500))
+    root = tree.build(tree_entries(count, width))
     assert str(root) == example["root"]
     stats = tree.stats(root)
     assert (stats.depth, stats.blocks, stats.count) == (
@@ -72,9 +74,18 @@ def test_tree_500_root() -> None:
 
 def test_ranks() -> None:
     example = load("ranks.json")
-    assert example["bits"] == DEFAULT_PARAMS.bits
-    for key, rank in example["ranks"].items():
-        assert key_rank(key.encode(), DEFAULT_PARAMS.bits) == rank
+    leaf_bits, branch_bits = example["leaf_bits"], example["branch_bits"]
+    assert (leaf_bits, branch_bits) == (DEFAULT_PARAMS.leaf_bits, DEFAULT_PARAMS.branch_bits)
+    assert {r["zeros"] for r in example["ranks"].values()} >= {3, 4, 11, 12}
+    for key, expected in example["ranks"].items():
+        zeros = boundary_zeros(key.encode())
+        assert zeros == expected["zeros"]
+        rank = key_rank(key.encode())
+        assert rank == expected["rank"]
+        for level in range(4):
+            # The rule as index.md states it, and its nesting across levels.
+            closes = zeros >= leaf_bits + branch_bits * level
+            assert closes == (rank > level) == (zeros >= DEFAULT_PARAMS.threshold(level))
 
 
 def test_key_example() -> None:

@@ -11,15 +11,18 @@ from hypothesis import strategies as st
 
 import ipfsbin.index as index_api
 from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import DAG_CBOR, cid_for
+from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.errors import BlockNotFoundError, IndexError_
 from ipfsbin.index import ChunkParams, ProllyTree, build, diff, empty_root
-from ipfsbin.index._node import decode_node, encode_node
+from ipfsbin.index._node import Node, boundary_zeros, decode_node, encode_node
 from ipfsbin.store.base import MemoryBlockStore
 
 # Small nodes so that a few dozen keys already make several levels and the
 # size rule fires; the default parameters are exercised with bigger trees.
-SMALL = ChunkParams(bits=2, min_entries=2, max_node_bytes=160)
+# Leaves and internal nodes get different thresholds, either way round, so a
+# mix-up of the two shows.
+SMALL = ChunkParams(leaf_bits=1, branch_bits=2, min_entries=2, max_node_bytes=160)
+WIDE_LEAVES = ChunkParams(leaf_bits=2, branch_bits=1, min_entries=2, max_node_bytes=160)
 
 keys = st.text(alphabet="abcdefgh/", min_size=0, max_size=6)
 values = st.one_of(st.integers(-5, 5), st.text(max_size=40), st.none(), st.booleans())
@@ -28,6 +31,36 @@ ops = st.lists(
     min_size=1,
     max_size=6,
 )
+
+
+def check_shape(tree: ProllyTree, root: CID) -> None:
+    """The tree's node ends follow the boundary rule of index.md, level by level."""
+    params = tree.params
+    level_nodes = [tree.load(root)]
+    while True:
+        level = level_nodes[0].level
+        threshold = params.threshold(level)
+        for position, node in enumerate(level_nodes):
+            sizes = [len(dagcbor.encode(e)) for e in entries_of(node)]
+            for index, key in enumerate(node.keys):
+                held = index + 1
+                boundary = held >= params.min_entries and (
+                    boundary_zeros(key.encode()) >= threshold
+                )
+                full = sum(sizes[:held]) >= params.max_node_bytes
+                if index < len(node.keys) - 1:
+                    assert not boundary and not full, (level, key)
+                elif position < len(level_nodes) - 1:
+                    assert boundary or full, (level, key)
+        if level == 0:
+            return
+        level_nodes = [tree.child(n, i) for n in level_nodes for i in range(len(n.keys))]
+
+
+def entries_of(node: Node) -> list[list[Any]]:
+    if node.level == 0:
+        return [[k, v] for k, v in zip(node.keys, node.values, strict=True)]
+    return [list(e) for e in zip(node.keys, node.children, node.counts, strict=True)]
 
 
 def model_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -40,12 +73,16 @@ def model_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any,
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=ops, cache=st.sampled_from([0, 3, 256]))
+@given(
+    ops=ops,
+    cache=st.sampled_from([0, 3, 256]),
+    params=st.sampled_from([SMALL, WIDE_LEAVES]),
+)
 def test_mutations_match_a_dict_and_a_fresh_build(
-    ops: list[tuple[dict[str, Any], list[str]]], cache: int
+    ops: list[tuple[dict[str, Any], list[str]]], cache: int, params: ChunkParams
 ) -> None:
     store = MemoryBlockStore()
-    tree = ProllyTree(store, params=SMALL, cache_size=cache)
+    tree = ProllyTree(store, params=params, cache_size=cache)
     model: dict[str, Any] = {}
     root = tree.empty()
     for upserts, deletes in ops:
@@ -56,6 +93,7 @@ def test_mutations_match_a_dict_and_a_fresh_build(
             model.pop(key, None)
         model.update(upserts)
         assert root == tree.build(sorted(model.items()))
+        check_shape(tree, root)
         assert list(tree.items(root)) == sorted(model.items())
         assert tree.count(root) == len(model)
         for key in list(upserts)[:5] + deletes[:5]:
@@ -69,10 +107,16 @@ def test_mutations_match_a_dict_and_a_fresh_build(
 
 
 @settings(max_examples=60, deadline=None)
-@given(entries=st.dictionaries(keys, st.integers(0, 9), max_size=60), seed=st.integers(0, 999))
-def test_same_set_same_root_whatever_the_history(entries: dict[str, int], seed: int) -> None:
+@given(
+    entries=st.dictionaries(keys, st.integers(0, 9), max_size=60),
+    seed=st.integers(0, 999),
+    params=st.sampled_from([SMALL, WIDE_LEAVES]),
+)
+def test_same_set_same_root_whatever_the_history(
+    entries: dict[str, int], seed: int, params: ChunkParams
+) -> None:
     store = MemoryBlockStore()
-    tree = ProllyTree(store, params=SMALL)
+    tree = ProllyTree(store, params=params)
     fresh = tree.build(sorted(entries.items()))
     rng = random.Random(seed)
     order = list(entries.items())
@@ -102,13 +146,20 @@ def big() -> tuple[MemoryBlockStore, Any, dict[str, Any]]:
     return store, root, model
 
 
-def test_default_parameters_give_a_shallow_tree(big: Any) -> None:
+def test_default_parameters_give_narrow_leaves_and_wide_branches(big: Any) -> None:
     store, root, model = big
-    stats = ProllyTree(store).stats(root)
+    tree = ProllyTree(store)
+    stats = tree.stats(root)
     assert stats.count == len(model)
-    assert stats.depth == 3
-    assert 30000 / 80 < stats.blocks < 30000 / 50
     assert stats.bytes == store.total_bytes()
+    # ~19 entries a leaf (16 on average between boundaries, plus the 4-entry
+    # floor), ~260 leaves a level-1 node: 30000 entries fit in 3 levels.
+    assert stats.depth == 3
+    assert 30000 / 25 < stats.blocks < 30000 / 14
+    top = tree.load(root)
+    level_one = [tree.child(top, i) for i in range(len(top.keys))]
+    assert 2 <= len(level_one) <= 30000 / 19 / 64
+    check_shape(tree, root)
 
 
 def test_cold_lookup_reads_one_block_per_level(big: Any) -> None:
@@ -129,8 +180,9 @@ def test_scan_reads_only_the_nodes_holding_the_prefix(big: Any) -> None:
     before = store.gets
     found = list(tree.scan(root, prefix))
     assert found == sorted((k, v) for k, v in model.items() if k.startswith(prefix))
-    # ~590 entries of 30000 sit in ~10 leaves; a scan reads those and their parents.
-    assert store.gets - before <= 3 + len(found) // 30
+    # ~590 entries of 30000 sit in ~31 leaves; a scan reads those, their
+    # parents (1 or 2 level-1 nodes, the root) and the leaf after them.
+    assert store.gets - before <= 4 + len(found) // 15
 
 
 def test_batch_update_writes_only_the_changed_paths(big: Any) -> None:
@@ -214,6 +266,17 @@ def test_bad_input_is_refused() -> None:
         tree.mutate(tree.empty(), {"a": 1}, ["a"])
     with pytest.raises(BlockNotFoundError):
         tree.get(cid_for(DAG_CBOR, b"\xa0"), "a")
+
+
+def test_chunk_params_are_checked() -> None:
+    with pytest.raises(ValueError, match="leaf_bits must be within 1..16, got 0"):
+        ChunkParams(leaf_bits=0)
+    with pytest.raises(ValueError, match="branch_bits must be within 1..16, got 17"):
+        ChunkParams(branch_bits=17)
+    with pytest.raises(ValueError, match="min_entries must be at least 1"):
+        ChunkParams(min_entries=0)
+    params = ChunkParams()
+    assert [params.threshold(level) for level in range(4)] == [4, 12, 20, 28]
 
 
 def test_the_empty_tree() -> None:
