@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
 from ipfsbin.index.prolly import ProllyTree
@@ -180,6 +181,8 @@ class CommitResult:
     threshold: int
     changes: int
     missing: tuple[str, ...] = field(default=())
+    changeset: tuple[CID, ...] = field(default=())
+    """The changeset parts the commit links (``ipfsbin.changeset``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -192,6 +195,7 @@ class CommitResult:
             "threshold": self.threshold,
             "missing": list(self.missing),
             "changes": self.changes,
+            "changeset": [str(cid) for cid in self.changeset],
         }
 
 
@@ -229,7 +233,10 @@ def commit(
 ) -> CommitResult:
     """Apply the staged changes in one batch and sign a commit on top of the head.
 
-    The commit becomes the head when ``key`` alone meets the maintainers'
+    The batch is also written as a changeset (``ipfsbin.changeset``, base =
+    the head's index) that the commit links, so followers rebuild the new
+    index from their copy of the old one instead of fetching its nodes. The
+    commit becomes the head when ``key`` alone meets the maintainers'
     threshold; otherwise it is kept as the draft for :func:`sign`.
     """
     staged = workspace.staged()
@@ -252,12 +259,15 @@ def commit(
     head = workspace.head_commit
     tree = ProllyTree(store)
     base = tree.empty() if head is None else head.commit.index
-    new_index = tree.mutate(base, {change.key: change.entry.to_dag() for change in staged})
+    upserts = {change.key: change.entry.to_dag() for change in staged}
+    new_index = tree.mutate(base, upserts)
     if new_index == base:
         raise IndexError_(
             "the staged changes leave the index as it is",
             hint="drop them with `ipfsbin index reset`",
         )
+    # stored before the commit that links them; the head's recursive pin then covers them
+    changeset = () if head is None else put_changeset(store, split_changes(base, upserts))
     signed = sign_commit(
         make_commit(
             index=new_index,
@@ -266,6 +276,7 @@ def commit(
             parents=() if head is None else (head,),
             expires=now + lifetime,
             message=message,
+            changes=changeset,
         ),
         key,
     )
@@ -284,6 +295,7 @@ def commit(
         threshold=report.threshold,
         changes=len(staged),
         missing=report.missing,
+        changeset=changeset,
     )
 
 

@@ -10,7 +10,12 @@ One sync of one subscription (:func:`sync_subscription`):
    (pin, roots, head, height), check the name is one of the root's publishers,
    load the commit the record points at and let the chain accept it
    (signatures, expiry, height, ancestry);
-3. fetch only the index nodes the new head adds (:mod:`._delta`);
+3. get the index nodes the new head adds: when the new commit (and every
+   commit back to the accepted head along first parents) carries a changeset
+   based on the accepted index, apply the changesets to the local tree and
+   check the root equals the signed ``index`` (:mod:`._rebuild`), so only the
+   commits and changesets move over the network; otherwise, or when that
+   fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
 4. keep the new blocks (a :class:`Keeper`: direct pins in Kubo, or rows in the
    local block file), record the new head in one transaction, then let go of
    the blocks only the old head needed.
@@ -23,6 +28,7 @@ wait on IPNS or on bitswap.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,9 +49,10 @@ from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.store.base import BlockStore
-from ipfsbin.subscribe._delta import tree_delta
+from ipfsbin.subscribe._delta import TreeDelta, tree_delta
+from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
-from ipfsbin.trust.commit import load_commit
+from ipfsbin.trust.commit import SignedCommit, load_commit
 from ipfsbin.trust.root import SignedRoot, load_root
 from ipfsbin.trust.state import TrustedChain
 
@@ -64,7 +71,10 @@ __all__ = [
 ]
 
 Outcome = Literal["accepted", "current", "refused", "failed"]
+Via = Literal["changeset", "nodes"]
 PIN_NAME_PREFIX: Final = "ipfsbin-follow:"
+
+_log = logging.getLogger(__name__)
 
 
 class RecordSource(Protocol):
@@ -136,7 +146,15 @@ class KuboKeeper:
 
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
-    """What one sync of one subscription did."""
+    """What one sync of one subscription did.
+
+    ``blocks_fetched``/``bytes_fetched`` count what came over the network
+    (commits, changesets, index nodes, roots not held yet);
+    ``blocks_written``/``bytes_written`` the index nodes rebuilt locally from
+    changesets. ``index_blocks`` is the new tree's nodes the old one lacked,
+    however they arrived (``via``). ``fallback`` says why changesets were not
+    used when a previous head existed.
+    """
 
     name: str
     outcome: Outcome
@@ -147,6 +165,13 @@ class SyncResult:
     index_blocks: int = 0
     blocks_fetched: int = 0
     bytes_fetched: int = 0
+    blocks_written: int = 0
+    bytes_written: int = 0
+    via: Via | None = None
+    changesets: int = 0
+    """Commits whose changesets were applied."""
+    changeset_blocks: int = 0
+    fallback: str | None = None
     blocks_released: int = 0
     error: str | None = None
     hint: str | None = None
@@ -164,6 +189,12 @@ class SyncResult:
             "index_blocks": self.index_blocks,
             "blocks_fetched": self.blocks_fetched,
             "bytes_fetched": self.bytes_fetched,
+            "blocks_written": self.blocks_written,
+            "bytes_written": self.bytes_written,
+            "via": self.via,
+            "changesets": self.changesets,
+            "changeset_blocks": self.changeset_blocks,
+            "fallback": self.fallback,
             "blocks_released": self.blocks_released,
             "error": self.error,
             "hint": self.hint,
@@ -225,6 +256,7 @@ def sync_subscription(
     allow_stale: bool = False,
     now: float | None = None,
     workers: int = 8,
+    changesets: bool = True,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
 
@@ -232,6 +264,8 @@ def sync_subscription(
     from what this host holds (used for the old index, which must not be
     fetched again). ``allow_stale`` switches off the expiry check of roots and
     commits (freeze-attack protection), for offline use on purpose only.
+    ``changesets=False`` always fetches the new index nodes instead of
+    rebuilding them (to compare, or to work around a faulty rebuild).
     Never raises for bad data or an unreachable network: the result says
     what happened and the reason is kept in the state.
     """
@@ -240,7 +274,17 @@ def sync_subscription(
     sub = state.get(name)
     try:
         return _sync(
-            state, sub, records, store, keeper, local_store, allow_stale, moment, workers, started
+            state,
+            sub,
+            records,
+            store,
+            keeper,
+            local_store,
+            allow_stale,
+            moment,
+            workers,
+            started,
+            changesets,
         )
     except IpfsbinError as exc:
         state.record_failure(sub.name, describe_error(exc), now=moment)
@@ -268,6 +312,7 @@ def _sync(
     moment: float,
     workers: int,
     started: float,
+    changesets: bool,
 ) -> SyncResult:
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
@@ -286,22 +331,32 @@ def _sync(
     chain = TrustedChain(
         sub.pin, now=int(moment), allow_stale=allow_stale, head=sub.head, height=sub.height
     )
-    roots = _load_roots(sub, chain, store)
+    fetch = Metered(store, local_store)
+    roots = _load_roots(sub, chain, fetch)
     _check_publisher(sub, chain)
-    signed = load_commit(store, target)
+    signed = load_commit(fetch, target)
     if signed.height != record.sequence:
         raise IpnsError(
             f"IPNS record of {sub.name} has sequence {record.sequence} but points to commit "
             f"{signed.commit_id} at height {signed.height}; they must be equal",
             hint="the publisher must publish the record with the commit's height",
         )
-    chain.update_commit(signed, store)
+    # the chain is verified before any changeset is looked at: changesets only save fetching
+    chain.update_commit(signed, fetch)
     new_index = signed.commit.index
     old_index = sub.index_root
     holder = local_store or store
     if old_index is not None and not holder.has(old_index):
         old_index = None  # the old nodes are gone (e.g. another mode synced): fetch everything
-    delta = tree_delta(store, new_index, old_index, old_store=holder, workers=workers)
+    rebuilt: Rebuild | None = None
+    fallback: str | None = None
+    if changesets:
+        rebuilt, fallback = _try_rebuild(sub, signed, old_index, fetch, holder, workers)
+    delta: TreeDelta
+    if rebuilt is not None:
+        delta = rebuilt.delta
+    else:
+        delta = tree_delta(fetch, new_index, old_index, old_store=holder, workers=workers)
     keep = [c for r in roots for c in (r.cid, r.root_id)]
     keep += [signed.cid, signed.commit_id, *delta.added]
     keeper.keep(keep, label=sub.name)
@@ -325,7 +380,6 @@ def _sync(
     except IpfsbinError as exc:
         # the new head is recorded; an old block kept too long is only disk space
         warnings.append(f"could not release {len(release)} old blocks: {describe_error(exc)}")
-    commit_bytes = len(signed.block) + len(signed.payload_block)
     return SyncResult(
         name=sub.name,
         outcome="accepted",
@@ -334,12 +388,56 @@ def _sync(
         previous_height=sub.height,
         sequence=record.sequence,
         index_blocks=len(delta.added),
-        blocks_fetched=len(delta.added) + 2,
-        bytes_fetched=delta.added_bytes + commit_bytes,
+        blocks_fetched=fetch.blocks,
+        bytes_fetched=fetch.bytes,
+        blocks_written=0 if rebuilt is None else len(delta.added),
+        bytes_written=0 if rebuilt is None else rebuilt.bytes_written,
+        via="nodes" if rebuilt is None else "changeset",
+        changesets=0 if rebuilt is None else len(rebuilt.commits),
+        changeset_blocks=0 if rebuilt is None else rebuilt.changeset_blocks,
+        fallback=fallback,
         blocks_released=len(release),
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
     )
+
+
+def _try_rebuild(
+    sub: Subscription,
+    signed: SignedCommit,
+    old_index: CID | None,
+    fetch: BlockStore,
+    holder: BlockStore,
+    workers: int,
+) -> tuple[Rebuild | None, str | None]:
+    """The new index rebuilt from changesets, or None and why not (None on a first sync)."""
+    if sub.head is None:
+        return None, None
+    if old_index is None:
+        reason = "the accepted index is not held locally"
+    elif signed.commit.index == old_index:
+        return None, None
+    else:
+        try:
+            rebuilt = rebuild_index(
+                fetch,
+                holder,
+                head_id=signed.commit_id,
+                head=signed.commit,
+                accepted=sub.head,
+                accepted_index=old_index,
+                workers=workers,
+            )
+        except Refused as exc:
+            reason = str(exc)
+        except IpfsbinError as exc:
+            reason = describe_error(exc)
+        except ValueError as exc:  # a key the index refuses (too long, not text)
+            reason = f"ValueError: {exc}"
+        else:
+            return rebuilt, None
+    _log.info("%s: fetching the index nodes instead of using changesets: %s", sub.name, reason)
+    return None, reason
 
 
 def sync_all(

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ipfsbin.codec.cid import CID
+from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import SchemaError
 from ipfsbin.store.base import BlockStore, get_value
@@ -33,6 +33,7 @@ __all__ = [
     "COMMIT_DOMAIN",
     "COMMIT_TYPE",
     "DEFAULT_COMMIT_LIFETIME",
+    "MAX_CHANGE_PARTS",
     "MAX_MESSAGE_BYTES",
     "Commit",
     "SignedCommit",
@@ -49,13 +50,21 @@ COMMIT_DOMAIN = b"ipfsbin-commit-v1:"
 DEFAULT_COMMIT_LIFETIME = 7 * 24 * 3600
 """Seconds a commit stays valid by default: maintainers re-sign at least weekly."""
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_CHANGE_PARTS = 4096
+"""Changeset parts one commit may link (``ipfsbin.changeset.MAX_PARTS``)."""
 
 _FIELDS = frozenset({"type", "parents", "index", "height", "time", "expires", "root", "message"})
+_OPTIONAL = frozenset({"changes"})
 
 
 @dataclass(frozen=True, kw_only=True)
 class Commit(Payload):
-    """The signed part of a commit. Times are Unix seconds (UTC); the first commit has height 1."""
+    """The signed part of a commit. Times are Unix seconds (UTC); the first commit has height 1.
+
+    ``changes`` links the changeset parts (``ipfsbin.changeset``) that turn the
+    first parent's index into ``index``; empty when not given, and only a
+    commit with exactly one parent may give it.
+    """
 
     TYPE: ClassVar[str] = COMMIT_TYPE
     DOMAIN: ClassVar[bytes] = COMMIT_DOMAIN
@@ -68,6 +77,7 @@ class Commit(Payload):
     expires: int
     root: CID
     message: str
+    changes: tuple[CID, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.parents, tuple):
@@ -90,11 +100,40 @@ class Commit(Payload):
             raise SchemaError(f"commit message must be a string, got {type(self.message).__name__}")
         if len(self.message.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
             raise SchemaError(f"commit message is longer than {MAX_MESSAGE_BYTES} bytes")
+        self._check_changes()
+
+    def _check_changes(self) -> None:
+        if not isinstance(self.changes, tuple):
+            raise TypeError(f"Commit.changes must be a tuple, not {type(self.changes).__name__}")
+        if not self.changes:
+            return
+        # a changeset says how to get from one parent's index to this one: with no parent
+        # there is nothing to start from, with several it would favour one arbitrarily
+        if len(self.parents) != 1:
+            raise SchemaError(
+                f"only a commit with one parent may list changes, this one has {len(self.parents)}"
+            )
+        if len(self.changes) > MAX_CHANGE_PARTS:
+            raise SchemaError(
+                f"commit lists {len(self.changes)} changeset parts, at most {MAX_CHANGE_PARTS}"
+            )
+        if len(set(self.changes)) != len(self.changes):
+            raise SchemaError("commit lists the same changeset part twice")
+        for part in self.changes:
+            if not isinstance(part, CID) or part.codec != DAG_CBOR:
+                raise SchemaError(f"commit changes must link dag-cbor blocks, got {part!r}")
 
     @classmethod
     def from_dag(cls, value: Value) -> Commit:
         expect_type(value, "commit", COMMIT_TYPE)
-        fields = expect_fields(value, "commit", _FIELDS)
+        fields = expect_fields(value, "commit", _FIELDS, _OPTIONAL)
+        changes: tuple[CID, ...] = ()
+        if "changes" in fields:
+            listed = get_list(fields["changes"], "commit changes")
+            if not listed:
+                # one encoding per commit: no changes is written as no field
+                raise SchemaError("commit changes, when present, must list at least one part")
+            changes = tuple(get_cid(c, "commit changes part", dag_cbor=True) for c in listed)
         return cls(
             parents=tuple(
                 get_cid(p, "commit parent", dag_cbor=True)
@@ -106,10 +145,11 @@ class Commit(Payload):
             expires=get_int(fields["expires"], "commit expires"),
             root=get_cid(fields["root"], "commit root", dag_cbor=True),
             message=get_str(fields["message"], "commit message"),
+            changes=changes,
         )
 
     def to_dag(self) -> dict[str, Value]:
-        return {
+        value: dict[str, Value] = {
             "type": COMMIT_TYPE,
             "parents": list(self.parents),
             "index": self.index,
@@ -119,6 +159,9 @@ class Commit(Payload):
             "root": self.root,
             "message": self.message,
         }
+        if self.changes:
+            value["changes"] = list(self.changes)
+        return value
 
 
 class SignedCommit(Signed[Commit]):
@@ -153,11 +196,13 @@ def make_commit(
     parents: Sequence[SignedCommit] = (),
     expires: int | None = None,
     message: str = "",
+    changes: Sequence[CID] = (),
 ) -> Commit:
     """A commit on top of ``parents`` (first parent first); height is one above the highest.
 
     ``root`` is the trust root the commit is signed under (its root ID, or the
     signed root). ``expires`` defaults to ``time + DEFAULT_COMMIT_LIFETIME``.
+    ``changes``: the changeset parts from the single parent's index to ``index``.
     """
     height = 1 + max((p.height for p in parents), default=0)
     return Commit(
@@ -168,6 +213,7 @@ def make_commit(
         expires=time + DEFAULT_COMMIT_LIFETIME if expires is None else expires,
         root=root.root_id if isinstance(root, SignedRoot) else root,
         message=message,
+        changes=tuple(changes),
     )
 
 

@@ -6,13 +6,17 @@ DHT routing). The publisher holds an index of ``--entries`` synthetic builds
 (keys shaped ``platform/category/package/version/digest``), built in memory
 with the prolly ``build`` and stored with batched ``block/put``.
 
-1. Blocks and bytes: the client follows the first head (the baseline: the
-   full index), then updates of 1, 100 and 1000 entries, each published and
-   synced. Two shapes of update: ``random`` (entries rewritten all over the
-   key space, the worst case for any B-tree-like structure) and ``clustered``
-   (new builds under one platform and category, as one builder's batch
-   lands: adjacent keys). Reported: blocks and bytes the client fetched,
-   and their fraction of the full index.
+1. Blocks and bytes: the client and the mirror follow the first head (the
+   baseline: the full index), then updates of 1, 100 and 1000 entries, each
+   committed with its changeset, published and synced. Two shapes of update:
+   ``random`` (entries rewritten all over the key space, the worst case for
+   any B-tree-like structure) and ``clustered`` (new builds under one
+   platform and category, as one builder's batch lands: adjacent keys).
+   The client rebuilds the new index from the changeset (``changeset``); the
+   mirror syncs with ``changesets=False`` and fetches the new nodes
+   (``nodes``, the behaviour before changesets), on the same index. Reported
+   per follower: blocks and bytes that came over the network and their
+   fraction of the full index, and the blocks written locally.
 2. Latency: from the start of ``publish_head`` to the client's sync seeing the
    new head (polling every 0.2 s), ``--rounds`` times. Baseline: Kubo alone,
    ``name/publish`` on the publisher and ``name/resolve --nocache`` polled on
@@ -41,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from ipfsbin.changeset import put_changeset, split_changes  # noqa: E402
 from ipfsbin.codec import dagcbor  # noqa: E402
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for  # noqa: E402
 from ipfsbin.index import IndexEntry, ProllyTree  # noqa: E402
@@ -127,7 +132,9 @@ class Lan:
         self.uploaded: set[CID] = set()
         self.heads: list[SignedCommit] = []
         self.state = SubscriptionStore(base / "client.sqlite")
-        self.state.add(self.name, RootPin(cid=self.root.root_id), self.root.cid, now=time.time())
+        self.mirror_state = SubscriptionStore(base / "mirror.sqlite")
+        for state in (self.state, self.mirror_state):
+            state.add(self.name, RootPin(cid=self.root.root_id), self.root.cid, now=time.time())
 
     @property
     def name(self) -> str:
@@ -138,9 +145,17 @@ class Lan:
         KuboBlockStore(self.pub).put_many((c, self.memory.get(c)) for c in fresh)
         self.uploaded.update(fresh)
 
-    def commit(self, index: CID) -> SignedCommit:
+    def commit(self, index: CID, upserts: dict[str, dagcbor.Value] | None = None) -> SignedCommit:
+        changes: tuple[CID, ...] = ()
+        if upserts is not None and self.heads:
+            base = self.heads[-1].commit.index
+            changes = put_changeset(self.memory, split_changes(base, upserts))
         commit = make_commit(
-            index=index, root=self.root, time=int(time.time()), parents=self.heads[-1:]
+            index=index,
+            root=self.root,
+            time=int(time.time()),
+            parents=self.heads[-1:],
+            changes=changes,
         )
         signed = sign_commit(commit, self.maintainer)
         put_commit(self.memory, signed)
@@ -151,14 +166,17 @@ class Lan:
     def publish(self, head: SignedCommit) -> None:
         publish_head(self.pub, self.publisher, head=head, root=self.root, timeout=WAIT)
 
-    def sync(self) -> SyncResult:
+    def sync(self, *, mirror: bool = False) -> SyncResult:
+        """The client's sync (with changesets), or the mirror's (fetching nodes)."""
+        node = self.mirror if mirror else self.client
         result = sync_subscription(
-            self.state,
+            self.mirror_state if mirror else self.state,
             self.name,
-            records=KuboRecordSource(self.client, timeout=WAIT),
-            store=KuboBlockStore(self.client, offline=False, fetch_timeout=WAIT),
-            keeper=KuboKeeper(self.client),
-            local_store=KuboBlockStore(self.client, offline=True),
+            records=KuboRecordSource(node, timeout=WAIT),
+            store=KuboBlockStore(node, offline=False, fetch_timeout=WAIT),
+            keeper=KuboKeeper(node),
+            local_store=KuboBlockStore(node, offline=True),
+            changesets=not mirror,
         )
         if result.outcome in ("refused", "failed"):
             raise RuntimeError(f"sync failed: {result.error}")
@@ -166,6 +184,7 @@ class Lan:
 
     def close(self) -> None:
         self.state.close()
+        self.mirror_state.close()
         for client in self.clients:
             client.close()
         for node in self.nodes:
@@ -185,11 +204,15 @@ def machine(kubo: KuboClient) -> dict[str, Any]:
 
 def moved(result: SyncResult, full: dict[str, int]) -> dict[str, Any]:
     return {
+        "via": result.via,
         "index_blocks": result.index_blocks,
         "blocks": result.blocks_fetched,
         "bytes": result.bytes_fetched,
         "fraction_blocks": round(result.blocks_fetched / full["blocks"], 5),
         "fraction_bytes": round(result.bytes_fetched / full["bytes"], 5),
+        "changeset_blocks": result.changeset_blocks,
+        "blocks_written": result.blocks_written,
+        "bytes_written": result.bytes_written,
         "sync_seconds": round(result.seconds, 3),
     }
 
@@ -209,14 +232,15 @@ def updates(lan: Lan, tree: ProllyTree, builds: Builds, full: dict[str, int]) ->
                 upserts = {builds.key(platform_id, category): builds.entry() for _ in range(size)}
             started = time.perf_counter()
             index = tree.mutate(index, upserts)
-            head = lan.commit(index)
+            head = lan.commit(index, upserts)
             lan.publish(head)
             result = lan.sync()
-            assert result.height == head.height
-            out[shape][str(size)] = moved(result, full)
-            out[shape][str(size)]["publish_to_synced_seconds"] = round(
-                time.perf_counter() - started, 3
-            )
+            assert result.height == head.height and result.via == "changeset", result.fallback
+            after = moved(result, full)
+            after["publish_to_synced_seconds"] = round(time.perf_counter() - started, 3)
+            before = lan.sync(mirror=True)
+            assert before.height == head.height and before.via == "nodes"
+            out[shape][str(size)] = {"changeset": after, "nodes": moved(before, full)}
             print(f"{shape} {size}: {out[shape][str(size)]}", file=sys.stderr)
     return out
 
@@ -233,8 +257,9 @@ def poll(check: Callable[[], bool], limit: float = 60.0) -> float:
 def latency(lan: Lan, tree: ProllyTree, builds: Builds, rounds: int) -> dict[str, Any]:
     ours: list[float] = []
     for _ in range(rounds):
-        index = tree.mutate(lan.heads[-1].commit.index, {builds.key(): builds.entry()})
-        head = lan.commit(index)
+        upserts = {builds.key(): builds.entry()}
+        index = tree.mutate(lan.heads[-1].commit.index, upserts)
+        head = lan.commit(index, upserts)
         started = time.perf_counter()
         lan.publish(head)
         published = time.perf_counter() - started
@@ -290,6 +315,7 @@ def run(entries: int, rounds: int) -> dict[str, Any]:
             stats = tree.stats(index)
             lan.publish(head)
             first = lan.sync()
+            lan.sync(mirror=True)
             full = {"blocks": first.blocks_fetched, "bytes": first.bytes_fetched}
             print(f"full: {full}, {first.seconds:.1f}s", file=sys.stderr)
             result = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.cli.follow import status, sync
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
@@ -135,14 +136,21 @@ class Story:
         when: int | None = None,
         expires: int | None = None,
         keep: bool = True,
+        upserts: Mapping[str, dagcbor.Value] | None = None,
     ) -> SignedCommit:
+        """A commit of ``index`` on the last head; linking ``upserts`` as its changeset if given."""
         now = int(time.time()) if when is None else when
+        changes: tuple[CID, ...] = ()
+        if upserts is not None:
+            base = self.heads[-1].commit.index
+            changes = put_changeset(self.memory, split_changes(base, upserts))
         commit = make_commit(
             index=index,
             root=self.signed_root(),
             time=now,
             parents=self.heads[-1:],
             expires=expires,
+            changes=changes,
         )
         signed = sign_commit(commit, *(signers or [self.maintainer]))
         put_commit(self.memory, signed)
@@ -223,25 +231,59 @@ def test_client_follows_the_first_head(story: Story) -> None:
     assert story.mirror.sync(story.name).outcome == "accepted"
 
 
-def test_update_moves_only_the_changed_blocks(story: Story) -> None:
+def blocks_received(client: KuboClient) -> int:
+    """Blocks this node received over bitswap so far (Kubo's own counter)."""
+    answer = client.http.post("/api/v0/bitswap/stat")
+    answer.raise_for_status()
+    received: int = answer.json()["BlocksReceived"]
+    return received
+
+
+def test_update_moves_only_the_commit_and_its_changeset(story: Story) -> None:
     old_index = story.indexes[-1]
-    new_index = story.tree.mutate(old_index, {key_of(i): entry(i, 1) for i in (3, 250, 590)})
-    head = story.commit(new_index)
+    upserts = {key_of(i): entry(i, 1) for i in (3, 250, 590)}
+    new_index = story.tree.mutate(old_index, upserts)
+    head = story.commit(new_index, upserts=upserts)
     story.publish(head)
     objects_before = story.client.client.repo_stat().num_objects
+    received_before = blocks_received(story.client.client)
 
     result = story.client.sync(story.name)
 
     assert result.outcome == "accepted", result.error
     assert (result.previous_height, result.height) == (1, 2)
+    assert (result.via, result.fallback) == ("changeset", None)
+    moved = len(head.commit.changes) + 2  # the changeset, the commit's envelope and payload
+    assert result.blocks_fetched == result.changeset_blocks + 2 == moved
+    assert blocks_received(story.client.client) - received_before == moved
     added = nodes_of(story.tree, new_index) - nodes_of(story.tree, old_index)
-    assert result.index_blocks == len(added)
-    assert result.blocks_fetched == len(added) + 2  # plus the commit's envelope and payload
-    assert result.index_blocks <= len(nodes_of(story.tree, new_index)) // 3
-    assert story.client.client.repo_stat().num_objects - objects_before == result.blocks_fetched
+    assert result.index_blocks == result.blocks_written == len(added)
+    # the rebuilt nodes are the maintainer's, byte for byte, and nothing else was stored
+    local = KuboBlockStore(story.client.client, offline=True)
+    assert all(local.get(c) == story.memory.get(c) for c in added)
+    grown = story.client.client.repo_stat().num_objects - objects_before
+    assert grown == moved + len(added)
     pinned = {p.cid for p in story.client.client.pin_ls(pin_type="direct")}
     removed = nodes_of(story.tree, old_index) - nodes_of(story.tree, new_index)
     assert added <= pinned and not removed & pinned
+    assert story.mirror.sync(story.name).via == "changeset"
+
+
+def test_update_without_changeset_fetches_the_changed_nodes(story: Story) -> None:
+    old_index = story.indexes[-1]
+    new_index = story.tree.mutate(old_index, {key_of(i): entry(i, 2) for i in (4, 400)})
+    head = story.commit(new_index)
+    story.publish(head)
+    received_before = blocks_received(story.client.client)
+
+    result = story.client.sync(story.name)
+
+    assert result.outcome == "accepted" and result.via == "nodes", result.error
+    assert result.fallback == f"commit {head.commit_id} lists no changes"
+    added = nodes_of(story.tree, new_index) - nodes_of(story.tree, old_index)
+    assert result.index_blocks == len(added) and result.blocks_written == 0
+    assert result.blocks_fetched == len(added) + 2  # plus the commit's envelope and payload
+    assert blocks_received(story.client.client) - received_before == result.blocks_fetched
     assert story.mirror.sync(story.name).outcome == "accepted"
 
 
@@ -318,15 +360,17 @@ def test_replayed_older_record_is_refused(story: Story) -> None:
 
 
 def test_a_good_update_after_refusals_is_accepted(story: Story) -> None:
-    new_index = story.tree.mutate(story.indexes[-1], {key_of(7): entry(7, 2)})
-    head = story.commit(new_index)
+    upserts = {key_of(7): entry(7, 2)}
+    new_index = story.tree.mutate(story.indexes[-1], upserts)
+    head = story.commit(new_index, upserts=upserts)
     story.publish(head)
 
     result = story.client.sync(story.name)
 
-    assert result.outcome == "accepted" and result.height == 3, result.error
+    assert result.outcome == "accepted" and result.height == 4, result.error
+    assert result.via == "changeset", result.fallback
     (row,) = status_json()
-    assert row["error"] is None and row["height"] == 3
+    assert row["error"] is None and row["height"] == 4
     assert story.mirror.sync(story.name).outcome == "accepted"
 
 
@@ -339,7 +383,7 @@ def test_sync_command_through_the_local_node(story: Story) -> None:
 
     assert done.exit_code == 0, done.output
     (row,) = json.loads(done.output)
-    assert (row["outcome"], row["height"]) == ("current", 3)
+    assert (row["outcome"], row["height"]) == ("current", 4)
 
 
 def test_daemonless_follower_through_a_gateway(story: Story) -> None:
@@ -357,7 +401,7 @@ def test_daemonless_follower_through_a_gateway(story: Story) -> None:
             keeper=GatewayKeeper(fetching),
             local_store=local,
         )
-    assert result.outcome == "accepted" and result.height == 3, result.error
+    assert result.outcome == "accepted" and result.height == 4, result.error
     head = story.heads[-1]
     index = nodes_of(story.tree, story.indexes[-1])
     assert all(local.has(c) for c in index | {head.cid, head.commit_id})
@@ -370,7 +414,7 @@ def test_daemonless_follower_through_a_gateway(story: Story) -> None:
 def test_mirror_keeps_the_name_alive_without_the_publisher(story: Story) -> None:
     story.publisher.stop()
     record = republish(story.mirror.client, story.name, timeout=WAIT)
-    assert record.sequence == 3 and record.cid == story.heads[-1].cid
+    assert record.sequence == 4 and record.cid == story.heads[-1].cid
     # a newcomer that never saw the publisher resolves the name and fetches the index
     (newcomer,) = story.start_nodes(1)
     with newcomer.client() as client:
@@ -379,5 +423,5 @@ def test_mirror_keeps_the_name_alive_without_the_publisher(story: Story) -> None
         follower.state.add(story.name, RootPin(cid=root.root_id), root.cid, now=0)
         result = follower.sync(story.name)
         follower.state.close()
-    assert result.outcome == "accepted" and result.height == 3, result.error
+    assert result.outcome == "accepted" and result.height == 4, result.error
     assert datetime.now(UTC) < record.validity

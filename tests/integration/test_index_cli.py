@@ -120,6 +120,9 @@ def test_init_add_commit_cosign_yank_verify_export(env: Env, tmp_path: Path) -> 
     draft = _json(env.run("index", "commit", "-m", "add hello", "--key", "a", "--json"))
     assert not draft["head"] and draft["signed_by"] == [a.key_id]
     assert env.client.is_pinned(CID.from_text(draft["envelope"]))
+    # the commit links its batch as a changeset, stored and pinned (through the commit) with it
+    assert len(draft["changeset"]) == 1
+    assert env.client.is_pinned(CID.from_text(draft["changeset"][0]), pin_type="all")
     # ... a co-signer on another host fetches it over IPFS and signs ...
     cosigned = _json(
         env.run_cosigner("index", "sign", draft["envelope"], "--key", "c", "--standalone", "--json")

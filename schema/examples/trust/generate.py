@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ipfsbin.changeset import ChangesetPart, encode_part
 from ipfsbin.codec import dagcbor
 from ipfsbin.trust.commit import SignedCommit, make_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
@@ -27,6 +28,8 @@ T1 = 1767225600  # 2026-01-01T00:00:00Z
 T2 = T1 + 86400
 NOW = T2 + 3600  # the time the examples are verified at
 INDEX = dagcbor.encode_block({})[0]  # stands in for a prolly-tree root
+INDEX_3 = dagcbor.encode_block({"n": 3})[0]  # stands in for the root after commit-3's changes
+T3 = T2 + 1800
 
 
 def keys() -> dict[str, SigningKey]:
@@ -73,6 +76,27 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
     flipped = bytes([forged_sigs[-1].sig[0] ^ 1]) + forged_sigs[-1].sig[1:]
     forged_sigs[-1] = type(forged_sigs[-1])(key=forged_sigs[-1].key, sig=flipped)
     commit_2_forged = SignedCommit.create(commit_2_ab.commit, forged_sigs)
+    changeset = ChangesetPart(
+        base=INDEX,
+        upserts=(
+            ("amd64-k8/app-misc/hello/2.12/d8f1c2a4b", {"entry": "new build"}),
+            ("amd64-k8/dev-libs/libfoo/1.0/d03a5e9c1", {"entry": "yanked now"}),
+        ),
+        deletes=("amd64-k8/dev-libs/libfoo/0.9/d77b02e44",),
+    )
+    changeset_cid, changeset_block = encode_part(changeset)
+    commit_3 = sign_commit(
+        make_commit(
+            index=INDEX_3,
+            root=root_v1,
+            time=T3,
+            parents=[commit_2_ab],
+            message="third",
+            changes=[changeset_cid],
+        ),
+        k["A"],
+        k["B"],
+    )
 
     objects: list[tuple[str, SignedRoot | SignedCommit, str, str]] = [
         ("root-v1", root_v1, "root-v1", "ok"),
@@ -81,6 +105,7 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
         ("commit-2-a", commit_2_a, "root-v1", "ThresholdError"),
         ("commit-2-ab", commit_2_ab, "root-v1", "ok"),
         ("commit-2-forged", commit_2_forged, "root-v1", "SignatureError"),
+        ("commit-3", commit_3, "root-v1", "ok"),
     ]
     files: dict[str, bytes] = {}
     manifest: dict[str, Any] = {
@@ -90,7 +115,16 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
         "index": str(INDEX),
         "now": NOW,
         "objects": [],
+        "changesets": [
+            {
+                "file": f"changeset-{changeset_cid}.cbor",
+                "cid": str(changeset_cid),
+                "base": str(INDEX),
+                "linked_by": "commit-3",
+            }
+        ],
     }
+    files[f"changeset-{changeset_cid}.cbor"] = changeset_block
     for name, signed, checked_by, expect in objects:
         kind = "root" if isinstance(signed, SignedRoot) else "commit"
         payload_file = f"{kind}-{signed.payload_id}.payload.cbor"

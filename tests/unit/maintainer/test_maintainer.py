@@ -22,9 +22,11 @@ from maintainer_helpers import (
     publish,
 )
 
-from ipfsbin.codec.cid import DAG_PB, cid_for
+from ipfsbin.changeset import Changeset, decode_part
+from ipfsbin.codec.cid import CID, DAG_PB, cid_for
 from ipfsbin.errors import IndexError_, SignatureError, ThresholdError, TrustError
 from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.maintainer import chain, curate, history
 from ipfsbin.maintainer.gitexport import BRANCH, export_git
 from ipfsbin.maintainer.pins import NoPins
@@ -225,6 +227,45 @@ def test_commit_log_diff_yank_verify() -> None:
     assert report.verdict().startswith("OK: 3 commit(s) verified")
     late = verify_index(s.ws, s.store, now=T0 + 30 * DAY)
     assert not late.ok and "expired" in late.verdict() and "ExpiredError" in late.verdict()
+
+
+def test_commit_links_the_changeset_that_rebuilds_its_index() -> None:
+    s = Setup(MAINT_A)
+    one = s.publish("app-misc/hello-1", b"hello")
+    assert one.attestation is not None
+    s.add(one.attestation.cid)
+    first = s.commit(MAINT_A, "add hello")
+    (key,) = [k for k, _ in ProllyTree(s.store).items(first.signed.commit.index)]
+    curate.yank(s.ws, s.store, key, "broken")
+    second = s.commit(MAINT_A, "yank hello", now=T0 + 120)
+
+    for result, parent in ((first, s.init.head), (second, first.signed)):
+        commit = result.signed.commit
+        assert result.changeset and commit.changes == result.changeset
+        assert result.to_json()["changeset"] == [str(c) for c in result.changeset]
+        changes = Changeset.from_parts([decode_part(c, s.store.get(c)) for c in commit.changes])
+        assert changes.base == parent.commit.index
+        # a fresh store holding only the parent's tree rebuilds exactly the new index
+        rebuilt = ProllyTree(MemoryBlockStore())
+        rebuilt.store.put_many(
+            (c, s.store.get(c)) for c in all_nodes(ProllyTree(s.store), changes.base)
+        )
+        assert rebuilt.mutate(changes.base, changes.upsert_map(), changes.deletes) == commit.index
+    assert [k for k, _ in second_changes(s, second)] == [key]
+
+
+def second_changes(s: Setup, result: chain.CommitResult) -> tuple[tuple[str, object], ...]:
+    parts = [decode_part(c, s.store.get(c)) for c in result.signed.commit.changes]
+    return Changeset.from_parts(parts).upserts
+
+
+def all_nodes(tree: ProllyTree, root: CID) -> set[CID]:
+    seen, stack = set(), [root]
+    while stack:
+        cid = stack.pop()
+        seen.add(cid)
+        stack.extend(tree.load(cid).children)
+    return seen
 
 
 def test_yank_of_unknown_key_is_refused() -> None:

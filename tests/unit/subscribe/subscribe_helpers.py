@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.index import IndexEntry, ProllyTree
@@ -41,7 +42,11 @@ def all_nodes(tree: ProllyTree, root: CID) -> set[CID]:
 class Publisher:
     """Maintains an index, commits and IPNS records in its own memory store."""
 
-    def __init__(self, size: int, *, now: int = T0) -> None:
+    budget = 4096
+    """Changeset part size: small, so that tests see batches split into several parts."""
+
+    def __init__(self, size: int, *, now: int = T0, changesets: bool = False) -> None:
+        self.changesets = changesets
         self.store = MemoryBlockStore()
         self.tree = ProllyTree(self.store)
         self.root: SignedRoot = sign_root(
@@ -70,9 +75,15 @@ class Publisher:
         parents: Sequence[SignedCommit] = (),
         signers: Sequence[SigningKey] = (MAINTAINER,),
         expires: int | None = None,
+        changes: Sequence[CID] = (),
     ) -> SignedCommit:
         commit = make_commit(
-            index=index, root=self.root, time=now, parents=parents, expires=expires
+            index=index,
+            root=self.root,
+            time=now,
+            parents=parents,
+            expires=expires,
+            changes=changes,
         )
         signed = sign_commit(commit, *signers)
         put_commit(self.store, signed)
@@ -86,13 +97,35 @@ class Publisher:
         signers: Sequence[SigningKey] = (MAINTAINER,),
         expires: int | None = None,
         advance: bool = True,
+        deleted: Sequence[int] = (),
+        changeset: dict[str, dagcbor.Value] | None = None,
+        base: CID | None = None,
     ) -> SignedCommit:
-        """A commit on the head, entries ``changed`` rewritten; moves the head if ``advance``."""
+        """A commit on the head, entries ``changed`` rewritten; moves the head if ``advance``.
+
+        With ``changesets`` on, the commit links the batch as a changeset on
+        the head's index, or ``changeset`` (upserts) on ``base`` when given (a
+        wrong one, for tests).
+        """
         upserts = {key_of(i): entry(i, version=now) for i in changed}
-        index = self.tree.mutate(self.index, upserts)
-        signed = self._commit(index, now=now, parents=[self.head], signers=signers, expires=expires)
+        removed = [key_of(i) for i in deleted]
+        index = self.tree.mutate(self.index, upserts, removed)
+        changes: tuple[CID, ...] = ()
+        if self.changesets:
+            parts = split_changes(
+                base or self.index,
+                upserts if changeset is None else changeset,
+                removed,
+                budget=self.budget,
+            )
+            changes = put_changeset(self.store, parts)
+        signed = self._commit(
+            index, now=now, parents=[self.head], signers=signers, expires=expires, changes=changes
+        )
         if advance:
             self.entries.update(upserts)
+            for key in removed:
+                self.entries.pop(key, None)
             self.index = index
             self.head = signed
         return signed

@@ -36,6 +36,7 @@ EXPECTED = {
         "COMMIT_DOMAIN",
         "COMMIT_TYPE",
         "DEFAULT_COMMIT_LIFETIME",
+        "MAX_CHANGE_PARTS",
         "MAX_MESSAGE_BYTES",
         "Commit",
         "SignedCommit",

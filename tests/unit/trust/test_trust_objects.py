@@ -21,6 +21,7 @@ from ipfsbin.trust.commit import (
     load_commit_payload,
     make_commit,
     put_commit,
+    sign_commit,
 )
 from ipfsbin.trust.root import Root, SignedRoot, load_root, make_root, put_root
 from ipfsbin.trust.signing import ENVELOPE_TYPE
@@ -194,6 +195,19 @@ def test_commit_roundtrip_through_store() -> None:
         ({"time": -1}, SchemaError, "time must be an integer >= 0"),
         ({"message": "x" * 70000}, SchemaError, "longer than 65536 bytes"),
         ({"parents": [INDEX]}, TypeError, "must be a tuple"),
+        ({"changes": (INDEX,)}, SchemaError, "only a commit with one parent may list changes"),
+        (
+            {"parents": (INDEX, dagcbor.encode_block(1)[0]), "height": 2, "changes": (INDEX,)},
+            SchemaError,
+            "this one has 2",
+        ),
+        ({"parents": (INDEX,), "height": 2, "changes": (INDEX, INDEX)}, SchemaError, "twice"),
+        (
+            {"parents": (INDEX,), "height": 2, "changes": (CID.v1(0x55, INDEX.multihash),)},
+            SchemaError,
+            "must link dag-cbor blocks",
+        ),
+        ({"parents": (INDEX,), "height": 2, "changes": [INDEX]}, TypeError, "must be a tuple"),
     ],
 )
 def test_commit_validation(kwargs: dict[str, Any], error: type[Exception], fragment: str) -> None:
@@ -220,6 +234,11 @@ def test_commit_validation(kwargs: dict[str, Any], error: type[Exception], fragm
         (lambda v: v.update(message=None), "message must be a string, got null"),
         (lambda v: v.update(height=2**63), "height must be between 1 and"),
         (lambda v: v.pop("index"), "lacks the field"),
+        (lambda v: v.update(changes=[]), "must list at least one part"),
+        (lambda v: v.update(changes=INDEX), "commit changes must be a list"),
+        (lambda v: v.update(changes=["x"]), "commit changes part must be a link"),
+        (lambda v: v.update(changes=[INDEX]), "only a commit with one parent"),
+        (lambda v: v.update(change=[INDEX]), r"unknown field\(s\) change"),
     ],
 )
 def test_commit_schema_errors(change: Any, fragment: str) -> None:
@@ -228,6 +247,20 @@ def test_commit_schema_errors(change: Any, fragment: str) -> None:
     envelope, payload = envelope_for(value)
     with pytest.raises(SchemaError, match=fragment):
         SignedCommit.from_blocks(envelope, payload)
+
+
+def test_commit_changes_roundtrip_and_absent_when_empty() -> None:
+    root = root_v1()
+    first = commit_on(root)
+    plain = make_commit(index=INDEX, root=root, time=T0, parents=[first])
+    assert "changes" not in plain.to_dag()
+    part = dagcbor.encode_block({"part": 1})[0]
+    with_changes = make_commit(index=INDEX, root=root, time=T0, parents=[first], changes=[part])
+    assert with_changes.to_dag()["changes"] == [part]
+    signed = sign_commit(with_changes, A)
+    again = SignedCommit.from_blocks(signed.block, signed.payload_block)
+    assert again.commit.changes == (part,)
+    assert again.commit_id != sign_commit(plain, A).commit_id
 
 
 def test_put_commit_stores_both_blocks() -> None:

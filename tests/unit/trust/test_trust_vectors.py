@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ipfsbin import errors
+from ipfsbin.changeset import decode_part
 from ipfsbin.codec.cid import CID
 from ipfsbin.store.base import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit
@@ -77,11 +78,25 @@ def test_spec_walkthrough() -> None:
     state.update_commit(load("commit-1"), store)
     state.update_commit(load("commit-2-ab"), store)
     assert state.height == 2
+    state.update_commit(load("commit-3"), store)
+    assert state.height == 3
     rotated = TrustedChain(RootPin(key_id=MANIFEST["keys"]["A"]["key_id"]), now=MANIFEST["now"])
     rotated.update_root(load("root-v1"))
     rotated.update_root(load("root-v2"))
     with pytest.raises(errors.RevokedKeyError):
         rotated.update_commit(load("commit-1"), store)
+
+
+def test_commit_3_links_the_changeset_vector() -> None:
+    (entry,) = MANIFEST["changesets"]
+    cid = CID.from_text(entry["cid"])
+    part = decode_part(cid, (VECTORS / entry["file"]).read_bytes())
+    assert str(part.base) == entry["base"] == MANIFEST["index"]
+    assert [key for key, _ in part.upserts] == sorted(key for key, _ in part.upserts)
+    assert part.deletes == ("amd64-k8/dev-libs/libfoo/0.9/d77b02e44",)
+    commit = load(entry["linked_by"]).commit
+    assert commit.changes == (cid,)
+    assert commit.parents == (CID.from_text(OBJECTS["commit-2-ab"]["payload_cid"]),)
 
 
 def test_generator_reproduces_the_files() -> None:
