@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from ipfsbin._fields import MAX_INT, expect_fields, expect_type, get_bytes, get_cid, get_int
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import SchemaError, SignatureError, TrustError
@@ -44,7 +45,6 @@ ATTESTATION_TYPE: Final = "ipfsbin/attestation/1"
 ATTESTATION_DOMAIN: Final = b"ipfsbin-attestation-v1:"
 
 _FIELDS: Final = frozenset({"type", "descriptor", "manifest", "binpkg", "sha256", "size"})
-_MAX_INT: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +69,7 @@ class AttestationStatement(Payload):
         if type(self.sha256) is not bytes or len(self.sha256) != 32:
             got = len(self.sha256) if isinstance(self.sha256, bytes) else type(self.sha256)
             raise SchemaError(f"attestation sha256 must be 32 bytes, got {got}")
-        if type(self.size) is not int or not 1 <= self.size <= _MAX_INT:
+        if type(self.size) is not int or not 1 <= self.size <= MAX_INT:
             raise SchemaError(f"attestation size must be a positive integer, got {self.size!r}")
         check_binpkg_link(self.binpkg, "attestation binpkg", sha256=self.sha256)
 
@@ -86,39 +86,15 @@ class AttestationStatement(Payload):
 
     @classmethod
     def from_dag(cls, value: Value) -> AttestationStatement:
-        if type(value) is not dict:
-            raise SchemaError(f"attestation statement must be a map, got {type(value).__name__}")
-        missing = sorted(_FIELDS - value.keys())
-        if missing:
-            raise SchemaError(f"attestation statement lacks the field(s) {', '.join(missing)}")
-        unknown = sorted(value.keys() - _FIELDS)
-        if unknown:
-            raise SchemaError(
-                f"attestation statement has unknown field(s) {', '.join(unknown)}",
-                hint="a newer ipfsbin may have written it; upgrade to read it",
-            )
-        kind = value["type"]
-        if kind != ATTESTATION_TYPE:
-            hint = None
-            if isinstance(kind, str) and kind.startswith("ipfsbin/attestation/"):
-                hint = "a newer ipfsbin wrote it; upgrade to read it"
-            raise SchemaError(
-                f"attestation statement type is {kind!r}, expected {ATTESTATION_TYPE!r}",
-                hint=hint,
-            )
-        for name in ("descriptor", "manifest", "binpkg"):
-            if not isinstance(value[name], CID):
-                raise SchemaError(f"attestation {name} must be a link (CID)")
-        if type(value["sha256"]) is not bytes:
-            raise SchemaError("attestation sha256 must be bytes")
-        if type(value["size"]) is not int:
-            raise SchemaError("attestation size must be an integer")
+        expect_type(value, "attestation statement", ATTESTATION_TYPE)
+        fields = expect_fields(value, "attestation statement", _FIELDS)
         return cls(
-            descriptor=value["descriptor"],
-            manifest=value["manifest"],
-            binpkg=value["binpkg"],
-            sha256=value["sha256"],
-            size=value["size"],
+            descriptor=get_cid(fields["descriptor"], "attestation descriptor"),
+            manifest=get_cid(fields["manifest"], "attestation manifest"),
+            binpkg=get_cid(fields["binpkg"], "attestation binpkg"),
+            sha256=get_bytes(fields["sha256"], "attestation sha256"),
+            # the lower bound is the constructor's, for built and decoded statements alike
+            size=get_int(fields["size"], "attestation size"),
         )
 
     def to_dag(self) -> dict[str, Value]:

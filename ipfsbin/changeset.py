@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ipfsbin._fields import expect_fields, expect_type, get_cid
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.codec.dagcbor import Value
@@ -90,24 +91,10 @@ class ChangesetPart:
 
     @classmethod
     def from_dag(cls, value: Value) -> ChangesetPart:
-        if not isinstance(value, dict):
-            raise SchemaError(f"changeset must be a map, got {type(value).__name__}")
-        if value.get("type") != CHANGESET_TYPE:
-            raise SchemaError(
-                f"changeset: type is {value.get('type')!r}, expected {CHANGESET_TYPE!r}"
-            )
-        missing = sorted(_FIELDS - value.keys())
-        if missing:
-            raise SchemaError(f"changeset lacks the field(s) {', '.join(missing)}")
-        unknown = sorted(value.keys() - _FIELDS)
-        if unknown:
-            raise SchemaError(
-                f"changeset has unknown field(s) {', '.join(unknown)}",
-                hint="a newer ipfsbin may have written it; upgrade to read it",
-            )
-        base, upserts, deletes = value["base"], value["upserts"], value["deletes"]
-        if not isinstance(base, CID):
-            raise SchemaError(f"changeset base must be a link, got {type(base).__name__}")
+        expect_type(value, "changeset", CHANGESET_TYPE)
+        fields = expect_fields(value, "changeset", _FIELDS)
+        base = get_cid(fields["base"], "changeset base")
+        upserts, deletes = fields["upserts"], fields["deletes"]
         if type(upserts) is not list or type(deletes) is not list:
             raise SchemaError("changeset upserts and deletes must be lists")
         pairs: list[tuple[str, Value]] = []

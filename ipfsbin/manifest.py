@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from ipfsbin._fields import (
+    MAX_INT,
+    expect_fields,
+    expect_type,
+    get_bytes,
+    get_cid,
+    get_int,
+    get_map,
+    get_str,
+    kind_of,
+)
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
 from ipfsbin.codec.dagcbor import Value
@@ -80,7 +91,6 @@ _FIELDS: Final = frozenset(
 _BUILD_FIELDS: Final = frozenset({"chost", "cbuild", "compiler"})
 _COMPILER_FIELDS: Final = frozenset({"family", "version"})
 _DIGEST_BYTES: Final = {"sha256": 32, "sha1": 20, "md5": 16}
-_MAX_INT: Final = 2**63 - 1
 
 
 def normalize_portage_value(value: str) -> str:
@@ -94,8 +104,7 @@ def check_binpkg_link(cid: CID, what: str, *, sha256: bytes | None = None) -> CI
     A single-chunk file is one ``raw`` block whose digest is the file's
     sha256; when ``sha256`` is given that is checked too.
     """
-    if not isinstance(cid, CID):
-        raise SchemaError(f"{what} must be a link (CID), got {_kind(cid)}")
+    get_cid(cid, what)
     if cid.version != 1 or cid.codec not in (RAW, DAG_PB) or cid.hash_code != SHA2_256:
         raise SchemaError(
             f"{what} must be a CIDv1 raw or dag-pb link with a sha2-256 hash, got {cid}",
@@ -126,10 +135,10 @@ class BuildCompiler:
 
     @classmethod
     def from_dag(cls, value: Value) -> BuildCompiler:
-        fields = _expect(value, "manifest build.compiler", _COMPILER_FIELDS)
+        fields = expect_fields(value, "manifest build.compiler", _COMPILER_FIELDS)
         return cls(
-            family=_str(fields["family"], "compiler family"),
-            version=_str(fields["version"], "compiler version"),
+            family=get_str(fields["family"], "compiler family"),
+            version=get_str(fields["version"], "compiler version"),
         )
 
     def to_dag(self) -> dict[str, Value]:
@@ -153,12 +162,12 @@ class BuildFacts:
 
     @classmethod
     def from_dag(cls, value: Value) -> BuildFacts:
-        fields = _expect(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
+        fields = expect_fields(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
         cbuild = fields.get("cbuild")
         compiler = fields.get("compiler")
         return cls(
-            chost=_str(fields["chost"], "build chost"),
-            cbuild=None if cbuild is None else _str(cbuild, "build cbuild"),
+            chost=get_str(fields["chost"], "build chost"),
+            cbuild=None if cbuild is None else get_str(cbuild, "build cbuild"),
             compiler=None if compiler is None else BuildCompiler.from_dag(compiler),
         )
 
@@ -193,16 +202,16 @@ class Manifest:
     def __post_init__(self) -> None:
         if not isinstance(self.descriptor, CID) or self.descriptor.codec != DAG_CBOR:
             raise SchemaError(
-                f"manifest descriptor must be a dag-cbor link, got {_kind(self.descriptor)}"
+                f"manifest descriptor must be a dag-cbor link, got {kind_of(self.descriptor)}"
             )
         if self.format not in BINPKG_FORMATS:
             raise SchemaError(f"manifest format must be gpkg or xpak, got {self.format!r}")
-        if type(self.size) is not int or not 1 <= self.size <= _MAX_INT:
+        if type(self.size) is not int or not 1 <= self.size <= MAX_INT:
             raise SchemaError(f"manifest size must be a positive integer, got {self.size!r}")
         for name, length in _DIGEST_BYTES.items():
             digest = getattr(self, name)
             if type(digest) is not bytes or len(digest) != length:
-                got = len(digest) if isinstance(digest, bytes) else _kind(digest)
+                got = len(digest) if isinstance(digest, bytes) else kind_of(digest)
                 raise SchemaError(f"manifest {name} must be {length} bytes, got {got}")
         check_binpkg_link(self.binpkg, "manifest binpkg", sha256=self.sha256)
         if not isinstance(self.build, BuildFacts):
@@ -255,30 +264,22 @@ class Manifest:
 
     @classmethod
     def from_dag(cls, value: Value) -> Manifest:
-        fields = _expect(value, "manifest", _FIELDS)
-        kind = _str(fields["type"], "manifest type")
-        if kind != MANIFEST_TYPE:
-            if kind.startswith("ipfsbin/manifest/"):
-                raise SchemaError(
-                    f"manifest type is {kind!r}; this ipfsbin reads {MANIFEST_TYPE!r}",
-                    hint="a newer ipfsbin wrote it; upgrade to read it",
-                )
-            raise SchemaError(f"type is {kind!r}, expected {MANIFEST_TYPE!r}")
-        portage = fields["portage"]
-        if type(portage) is not dict:
-            raise SchemaError(f"manifest portage must be a map, got {_kind(portage)}")
-        fmt = _str(fields["format"], "manifest format")
+        expect_type(value, "manifest", MANIFEST_TYPE)
+        fields = expect_fields(value, "manifest", _FIELDS)
+        portage = get_map(fields["portage"], "manifest portage")
+        fmt = get_str(fields["format"], "manifest format")
         if fmt not in BINPKG_FORMATS:
             raise SchemaError(f"manifest format must be gpkg or xpak, got {fmt!r}")
         return cls(
-            descriptor=_link(fields["descriptor"], "manifest descriptor"),
-            binpkg=_link(fields["binpkg"], "manifest binpkg"),
+            descriptor=get_cid(fields["descriptor"], "manifest descriptor"),
+            binpkg=get_cid(fields["binpkg"], "manifest binpkg"),
             format="gpkg" if fmt == "gpkg" else "xpak",
-            size=_int(fields["size"], "manifest size"),
-            sha256=_bytes(fields["sha256"], "manifest sha256"),
-            sha1=_bytes(fields["sha1"], "manifest sha1"),
-            md5=_bytes(fields["md5"], "manifest md5"),
-            portage={k: _str(v, f"manifest portage {k}") for k, v in portage.items()},
+            # the lower bound is the constructor's, for built and decoded manifests alike
+            size=get_int(fields["size"], "manifest size"),
+            sha256=get_bytes(fields["sha256"], "manifest sha256"),
+            sha1=get_bytes(fields["sha1"], "manifest sha1"),
+            md5=get_bytes(fields["md5"], "manifest md5"),
+            portage={k: get_str(v, f"manifest portage {k}") for k, v in portage.items()},
             build=BuildFacts.from_dag(fields["build"]),
         )
 
@@ -314,7 +315,7 @@ class Manifest:
 
 def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
     if not isinstance(portage, Mapping):
-        raise SchemaError(f"manifest portage must be a map, got {_kind(portage)}")
+        raise SchemaError(f"manifest portage must be a map, got {kind_of(portage)}")
     unknown = sorted(set(portage) - PORTAGE_KEYS)
     if unknown:
         raise SchemaError(
@@ -326,7 +327,7 @@ def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
         raise SchemaError(f"manifest portage lacks the key(s) {', '.join(missing)}")
     for key, value in portage.items():
         if type(value) is not str:
-            raise SchemaError(f"manifest portage {key} must be a string, got {_kind(value)}")
+            raise SchemaError(f"manifest portage {key} must be a string, got {kind_of(value)}")
         if not value or normalize_portage_value(value) != value:
             raise SchemaError(
                 f"manifest portage {key} must be a non-empty string with single spaces "
@@ -347,52 +348,3 @@ def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
 def _nonempty_word(value: object, what: str) -> None:
     if type(value) is not str or not value or value.split() != [value]:
         raise SchemaError(f"{what} must be a non-empty string without spaces, got {value!r}")
-
-
-def _expect(
-    value: Value, what: str, required: frozenset[str], optional: frozenset[str] = frozenset()
-) -> dict[str, Value]:
-    if type(value) is not dict:
-        raise SchemaError(f"{what} must be a map, got {_kind(value)}")
-    missing = sorted(required - value.keys())
-    if missing:
-        raise SchemaError(f"{what} lacks the field(s) {', '.join(missing)}")
-    unknown = sorted(value.keys() - required - optional)
-    if unknown:
-        raise SchemaError(
-            f"{what} has unknown field(s) {', '.join(unknown)}",
-            hint="a newer ipfsbin may have written it; upgrade to read it",
-        )
-    return value
-
-
-def _str(value: Value, what: str) -> str:
-    if type(value) is not str:
-        raise SchemaError(f"{what} must be a string, got {_kind(value)}")
-    return value
-
-
-def _int(value: Value, what: str) -> int:
-    if type(value) is not int:
-        raise SchemaError(f"{what} must be an integer, got {_kind(value)}")
-    return value
-
-
-def _bytes(value: Value, what: str) -> bytes:
-    if type(value) is not bytes:
-        raise SchemaError(f"{what} must be bytes, got {_kind(value)}")
-    return value
-
-
-def _link(value: Value, what: str) -> CID:
-    if not isinstance(value, CID):
-        raise SchemaError(f"{what} must be a link (CID), got {_kind(value)}")
-    return value
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, CID):
-        return f"a link ({value})"
-    return type(value).__name__

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ipfsbin._fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor._version import parse_version
@@ -74,11 +75,14 @@ def _require_version(name: str, value: str) -> None:
 
 
 # --- reading codec values ---------------------------------------------------
+# Scalars go through ipfsbin._fields. The map and type checks stay here: a
+# descriptor's messages list every field it expects and call a newer type
+# version "not understood by this client", wording users already see.
 
 
 def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise SchemaError(f"{what} must be a map, got {type(value).__name__}")
+        raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
     unknown = sorted(set(value) - set(keys))
     if unknown:
         raise SchemaError(
@@ -90,21 +94,13 @@ def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     return value
 
 
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise SchemaError(f"{what} must be a string, got {type(value).__name__}")
-    return value
-
-
 def _str_list(value: Any, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise SchemaError(f"{what} must be a list, got {type(value).__name__}")
-    return tuple(_str(item, f"{what}[{i}]") for i, item in enumerate(value))
+    return tuple(get_str(item, f"{what}[{i}]") for i, item in enumerate(get_list(value, what)))
 
 
 def _check_type(value: Mapping[str, Any], expected: str) -> None:
     if not isinstance(value, dict):
-        raise SchemaError(f"expected a {expected} map, got {type(value).__name__}")
+        raise SchemaError(f"expected a {expected} map, got {kind_of(value)}")
     seen = value.get("type")
     if seen == expected:
         return
@@ -163,9 +159,9 @@ class OptProfile:
         return _build(
             "optimization profile",
             lambda: cls(
-                target=_str(m["target"], "target"),
-                tune=None if tune is None else _str(tune, "tune"),
-                opt=_str(m["opt"], "opt"),
+                target=get_str(m["target"], "target"),
+                tune=None if tune is None else get_str(tune, "tune"),
+                opt=get_str(m["opt"], "opt"),
                 flags=_str_list(m["flags"], "flags"),
             ),
         )
@@ -244,13 +240,13 @@ class Platform:
         return _build(
             "platform",
             lambda: cls(
-                chost=_str(m["chost"], "chost"),
-                arch=_str(m["arch"], "arch"),
-                profile=_str(m["profile"], "profile"),
-                libc=_str(libc["name"], "libc name"),
-                libc_version=_str(libc["version"], "libc version"),
-                compiler=_str(compiler["family"], "compiler family"),
-                compiler_version=_str(compiler["version"], "compiler version"),
+                chost=get_str(m["chost"], "chost"),
+                arch=get_str(m["arch"], "arch"),
+                profile=get_str(m["profile"], "profile"),
+                libc=get_str(libc["name"], "libc name"),
+                libc_version=get_str(libc["version"], "libc version"),
+                compiler=get_str(compiler["family"], "compiler family"),
+                compiler_version=get_str(compiler["version"], "compiler version"),
                 cflags=OptProfile.from_dag(m["cflags"]),
                 cxxflags=None if cxxflags is None else OptProfile.from_dag(cxxflags),
                 ldflags=_str_list(m["ldflags"], "ldflags"),
@@ -310,13 +306,13 @@ class SlotDep:
         m = _map(value, "dependency", ("name", "slot", "subslot", "runtime"))
         runtime = m["runtime"]
         if not isinstance(runtime, bool):
-            raise SchemaError(f"dependency runtime must be a bool, got {type(runtime).__name__}")
+            raise SchemaError(f"dependency runtime must be a bool, got {kind_of(runtime)}")
         return _build(
             "dependency",
             lambda: cls(
-                name=_str(m["name"], "name"),
-                slot=_str(m["slot"], "slot"),
-                subslot=_str(m["subslot"], "subslot"),
+                name=get_str(m["name"], "name"),
+                slot=get_str(m["slot"], "slot"),
+                subslot=get_str(m["subslot"], "subslot"),
                 runtime=runtime,
             ),
         )
@@ -396,24 +392,18 @@ class Descriptor:
     def from_dag(cls, value: Any) -> Descriptor:
         _check_type(value, DESCRIPTOR_TYPE)
         m = _map(value, "descriptor", _DESCRIPTOR_KEYS)
-        platform = m["platform"]
-        if not isinstance(platform, CID):
-            raise SchemaError(f"descriptor platform must be a link, got {type(platform).__name__}")
-        deps = m["deps"]
-        if not isinstance(deps, list):
-            raise SchemaError(f"deps must be a list, got {type(deps).__name__}")
-        requires = m["requires"]
-        if not isinstance(requires, dict):
-            raise SchemaError(f"requires must be a map, got {type(requires).__name__}")
+        platform = get_cid(m["platform"], "descriptor platform")
+        deps = get_list(m["deps"], "deps")
+        requires = get_map(m["requires"], "requires")
         return _build(
             "descriptor",
             lambda: cls(
                 platform=platform,
-                cpv=_str(m["cpv"], "cpv"),
-                slot=_str(m["slot"], "slot"),
-                subslot=_str(m["subslot"], "subslot"),
-                repository=_str(m["repository"], "repository"),
-                eapi=_str(m["eapi"], "eapi"),
+                cpv=get_str(m["cpv"], "cpv"),
+                slot=get_str(m["slot"], "slot"),
+                subslot=get_str(m["subslot"], "subslot"),
+                repository=get_str(m["repository"], "repository"),
+                eapi=get_str(m["eapi"], "eapi"),
                 use=_str_list(m["use"], "use"),
                 iuse=_str_list(m["iuse"], "iuse"),
                 deps=tuple(SlotDep.from_dag(d) for d in deps),

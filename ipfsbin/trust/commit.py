@@ -12,11 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ipfsbin.codec.cid import CID, DAG_CBOR
-from ipfsbin.codec.dagcbor import Value
-from ipfsbin.errors import SchemaError
-from ipfsbin.store.base import BlockStore, get_value
-from ipfsbin.trust._fields import (
+from ipfsbin._fields import (
     MAX_INT,
     expect_fields,
     expect_type,
@@ -25,6 +21,10 @@ from ipfsbin.trust._fields import (
     get_list,
     get_str,
 )
+from ipfsbin.codec.cid import CID, DAG_CBOR
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.errors import SchemaError
+from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot
 from ipfsbin.trust.signing import Payload, Signed, load_signed_blocks, put_signed

@@ -13,11 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ipfsbin.codec.cid import CID
-from ipfsbin.codec.dagcbor import Value
-from ipfsbin.errors import SchemaError
-from ipfsbin.store.base import BlockStore
-from ipfsbin.trust._fields import (
+from ipfsbin._fields import (
     expect_fields,
     expect_type,
     get_bytes,
@@ -26,6 +22,10 @@ from ipfsbin.trust._fields import (
     get_map,
     get_str,
 )
+from ipfsbin.codec.cid import CID
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.errors import SchemaError
+from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.keys import PublicKey, SigningKey
 from ipfsbin.trust.signing import (
     Payload,

@@ -19,12 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.codec.dagcbor import Value
-from ipfsbin.errors import BlockMismatchError, SchemaError, SignatureError, ThresholdError
-from ipfsbin.store.base import BlockStore
-from ipfsbin.trust._fields import (
+from ipfsbin._fields import (
     expect_fields,
     get_bytes,
     get_cid,
@@ -32,6 +27,11 @@ from ipfsbin.trust._fields import (
     get_list,
     get_str,
 )
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.errors import BlockMismatchError, SchemaError, SignatureError, ThresholdError
+from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.keys import PublicKey, SigningKey
 
 __all__ = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ipfsbin._fields import rfc3339
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import (
     CodecError,
@@ -26,7 +27,6 @@ from ipfsbin.errors import (
     SchemaError,
 )
 from ipfsbin.store.base import BlockStore
-from ipfsbin.trust._fields import rfc3339
 from ipfsbin.trust.commit import Commit, SignedCommit, load_commit_payload
 from ipfsbin.trust.root import ROLE_NAMES, SignedRoot
 from ipfsbin.trust.signing import (

@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.cli.follow import status, sync
 from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
+from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpnsError
-from ipfsbin.index import IndexEntry, ProllyTree
+from ipfsbin.index import ProllyTree
 from ipfsbin.ipns import create_record, ipns_path
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
@@ -51,6 +51,7 @@ from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_com
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
 from ipfsbin.trust.state import RootPin
+from tests.unit.subscribe.subscribe_helpers import all_nodes, entry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,21 +61,6 @@ SIZE = 600
 
 def key_of(i: int) -> str:
     return f"amd64-k8/dev-libs/pkg{i:05d}/1.0/d{i:08x}"
-
-
-def entry(i: int, version: int = 0) -> dagcbor.Value:
-    manifest = cid_for(DAG_CBOR, dagcbor.encode({"manifest": i, "v": version}))
-    return IndexEntry.new(manifest).to_dag()
-
-
-def nodes_of(tree: ProllyTree, root: CID) -> set[CID]:
-    seen: set[CID] = set()
-    stack = [root]
-    while stack:
-        cid = stack.pop()
-        seen.add(cid)
-        stack.extend(tree.load(cid).children)
-    return seen
 
 
 @dataclass
@@ -225,9 +211,9 @@ def test_client_follows_the_first_head(story: Story) -> None:
 
     assert result.outcome == "accepted", result.error
     assert result.height == 1 and result.head == head.commit_id
-    assert result.index_blocks == len(nodes_of(story.tree, index))
+    assert result.index_blocks == len(all_nodes(story.tree, index))
     pinned = {p.cid for p in story.client.client.pin_ls(pin_type="direct")}
-    assert nodes_of(story.tree, index) | {head.cid, head.commit_id} <= pinned
+    assert all_nodes(story.tree, index) | {head.cid, head.commit_id} <= pinned
     assert story.mirror.sync(story.name).outcome == "accepted"
 
 
@@ -256,7 +242,7 @@ def test_update_moves_only_the_commit_and_its_changeset(story: Story) -> None:
     moved = len(head.commit.changes) + 2  # the changeset, the commit's envelope and payload
     assert result.blocks_fetched == result.changeset_blocks + 2 == moved
     assert blocks_received(story.client.client) - received_before == moved
-    added = nodes_of(story.tree, new_index) - nodes_of(story.tree, old_index)
+    added = all_nodes(story.tree, new_index) - all_nodes(story.tree, old_index)
     assert result.index_blocks == result.blocks_written == len(added)
     # the rebuilt nodes are the maintainer's, byte for byte, and nothing else was stored
     local = KuboBlockStore(story.client.client, offline=True)
@@ -264,7 +250,7 @@ def test_update_moves_only_the_commit_and_its_changeset(story: Story) -> None:
     grown = story.client.client.repo_stat().num_objects - objects_before
     assert grown == moved + len(added)
     pinned = {p.cid for p in story.client.client.pin_ls(pin_type="direct")}
-    removed = nodes_of(story.tree, old_index) - nodes_of(story.tree, new_index)
+    removed = all_nodes(story.tree, old_index) - all_nodes(story.tree, new_index)
     assert added <= pinned and not removed & pinned
     assert story.mirror.sync(story.name).via == "changeset"
 
@@ -280,7 +266,7 @@ def test_update_without_changeset_fetches_the_changed_nodes(story: Story) -> Non
 
     assert result.outcome == "accepted" and result.via == "nodes", result.error
     assert result.fallback == f"commit {head.commit_id} lists no changes"
-    added = nodes_of(story.tree, new_index) - nodes_of(story.tree, old_index)
+    added = all_nodes(story.tree, new_index) - all_nodes(story.tree, old_index)
     assert result.index_blocks == len(added) and result.blocks_written == 0
     assert result.blocks_fetched == len(added) + 2  # plus the commit's envelope and payload
     assert blocks_received(story.client.client) - received_before == result.blocks_fetched
@@ -403,7 +389,7 @@ def test_daemonless_follower_through_a_gateway(story: Story) -> None:
         )
     assert result.outcome == "accepted" and result.height == 4, result.error
     head = story.heads[-1]
-    index = nodes_of(story.tree, story.indexes[-1])
+    index = all_nodes(story.tree, story.indexes[-1])
     assert all(local.has(c) for c in index | {head.cid, head.commit_id})
     assert fetching.fetched == len(index) + 4  # index, commit envelope + payload, root's two
     assert len(local) == len(index) + 4

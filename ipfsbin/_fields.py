@@ -2,6 +2,8 @@
 
 Decoded blocks come from the network, so every accessor checks the type it
 hands out and raises :class:`SchemaError` naming the object and the field.
+Shared by every schema layer (manifest, descriptor, changeset, attestation,
+trust), so it depends on nothing above the codec.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "get_list",
     "get_map",
     "get_str",
+    "kind_of",
     "rfc3339",
 ]
 
@@ -36,7 +39,7 @@ def expect_fields(
 ) -> Mapping[str, Value]:
     """The map itself, after checking it has every required field and nothing unknown."""
     if not isinstance(value, dict):
-        raise SchemaError(f"{what} must be a map, got {_kind(value)}")
+        raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
     missing = sorted(required - value.keys())
     if missing:
         raise SchemaError(f"{what} lacks the field(s) {', '.join(missing)}")
@@ -50,18 +53,29 @@ def expect_fields(
 
 
 def expect_type(value: Value, what: str, expected: str) -> None:
-    """Check the ``type`` field first, so a block of another kind is named as such."""
+    """Check the ``type`` field first, so a block of another kind is named as such.
+
+    A later version of the same type (``ipfsbin/manifest/2`` where
+    ``ipfsbin/manifest/1`` is expected) gets a hint to upgrade.
+    """
     if not isinstance(value, dict):
-        raise SchemaError(f"{what} must be a map, got {_kind(value)}")
+        raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
     kind = value.get("type")
-    if kind != expected:
-        raise SchemaError(f"{what}: type is {kind!r}, expected {expected!r}")
+    if kind == expected:
+        return
+    family = expected.rsplit("/", 1)[0] + "/"
+    if isinstance(kind, str) and kind.startswith(family):
+        raise SchemaError(
+            f"{what}: type is {kind!r}, expected {expected!r}, the only version this ipfsbin reads",
+            hint="a newer ipfsbin wrote it; upgrade to read it",
+        )
+    raise SchemaError(f"{what}: type is {kind!r}, expected {expected!r}")
 
 
 def get_int(value: Value, what: str, *, minimum: int = 0) -> int:
     # bool is an int subclass in Python but a distinct kind in the data model
     if type(value) is not int:
-        raise SchemaError(f"{what} must be an integer, got {_kind(value)}")
+        raise SchemaError(f"{what} must be an integer, got {kind_of(value)}")
     if not minimum <= value <= MAX_INT:
         raise SchemaError(f"{what} must be between {minimum} and {MAX_INT}, got {value}")
     return value
@@ -69,13 +83,13 @@ def get_int(value: Value, what: str, *, minimum: int = 0) -> int:
 
 def get_str(value: Value, what: str) -> str:
     if type(value) is not str:
-        raise SchemaError(f"{what} must be a string, got {_kind(value)}")
+        raise SchemaError(f"{what} must be a string, got {kind_of(value)}")
     return value
 
 
 def get_bytes(value: Value, what: str, *, length: int | None = None) -> bytes:
     if type(value) is not bytes:
-        raise SchemaError(f"{what} must be bytes, got {_kind(value)}")
+        raise SchemaError(f"{what} must be bytes, got {kind_of(value)}")
     if length is not None and len(value) != length:
         raise SchemaError(f"{what} must be {length} bytes, got {len(value)}")
     return value
@@ -83,7 +97,7 @@ def get_bytes(value: Value, what: str, *, length: int | None = None) -> bytes:
 
 def get_cid(value: Value, what: str, *, dag_cbor: bool = False) -> CID:
     if not isinstance(value, CID):
-        raise SchemaError(f"{what} must be a link (CID), got {_kind(value)}")
+        raise SchemaError(f"{what} must be a link (CID), got {kind_of(value)}")
     if dag_cbor and value.codec != DAG_CBOR:
         raise SchemaError(f"{what} must link a dag-cbor block, got {value.codec_name} ({value})")
     return value
@@ -91,13 +105,13 @@ def get_cid(value: Value, what: str, *, dag_cbor: bool = False) -> CID:
 
 def get_list(value: Value, what: str) -> list[Value]:
     if type(value) is not list:
-        raise SchemaError(f"{what} must be a list, got {_kind(value)}")
+        raise SchemaError(f"{what} must be a list, got {kind_of(value)}")
     return value
 
 
 def get_map(value: Value, what: str) -> dict[str, Value]:
     if type(value) is not dict:
-        raise SchemaError(f"{what} must be a map, got {_kind(value)}")
+        raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
     return value
 
 
@@ -109,9 +123,10 @@ def rfc3339(seconds: int) -> str:
         return f"{seconds} s after the epoch"
 
 
-def _kind(value: Value) -> str:
+def kind_of(value: object) -> str:
+    """The data-model kind of ``value`` for messages: ``null``, ``a link (<cid>)``, ``int``, …"""
     if value is None:
         return "null"
     if isinstance(value, CID):
-        return "a link"
+        return f"a link ({value})"
     return type(value).__name__
