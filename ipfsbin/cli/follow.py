@@ -134,11 +134,16 @@ def unsubscribe(
 def _render_result(result: SyncResult) -> str:
     if result.outcome == "accepted":
         before = "none" if result.previous_height is None else str(result.previous_height)
-        return (
+        text = (
             f"{result.name}: height {before} -> {result.height}, fetched "
             f"{result.blocks_fetched} blocks ({result.bytes_fetched} bytes) in "
             f"{result.seconds:.1f}s"
         )
+        if result.via == "changeset":
+            text += f"; rebuilt {result.blocks_written} index nodes locally from the changeset"
+        elif result.fallback:
+            text += f"; fetched index nodes ({result.fallback})"
+        return text
     if result.outcome == "current":
         return f"{result.name}: up to date at height {result.height}"
     kept = "no head yet" if result.height is None else f"keeping height {result.height}"
