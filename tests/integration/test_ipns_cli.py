@@ -1,0 +1,88 @@
+"""``ipfsbin index publish``, ``subscribe``, ``sync``, ``status`` and ``index republish``
+through the command line only, against a real maintainer workspace on three Kubo nodes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfsbin.cli.main import main
+from ipfsbin.codec.cid import RAW, cid_for
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.trust.keys import KeyStore
+from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Cli = Callable[..., Any]
+
+
+def _host(home: Path, node: ManagedNode) -> Cli:
+    """Run ``ipfsbin ARGS --json`` as one host and return the decoded output."""
+
+    def run(*args: str, ok: bool = True) -> Any:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("IPFSBIN_HOME", str(home))
+            mp.setenv("IPFSBIN_API", node.api_multiaddr)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main([*args, "--json"])
+        assert (code == 0) == ok, err.getvalue()
+        return json.loads(out.getvalue()) if ok else err.getvalue()
+
+    return run
+
+
+def test_publish_follow_update_and_republish_from_the_command_line(
+    kubo_nodes: Any, tmp_path: Path
+) -> None:
+    publisher_node, mirror_node, client_node = kubo_nodes(3)
+    maintainer = _host(tmp_path / "maintainer", publisher_node)
+    mirror = _host(tmp_path / "mirror", mirror_node)
+    client = _host(tmp_path / "client", client_node)
+
+    KeyStore(tmp_path / "maintainer" / "keys").generate("m")
+    init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
+    record = maintainer("index", "publish", "--key", "m", "--allow-offline")
+    name = record["name"]
+    assert record["sequence"] == 1
+
+    for host in (client, mirror):
+        host("subscribe", name, "--root", init["root"])
+        (first,) = host("sync")
+        assert first["outcome"] == "accepted" and first["height"] == 1
+
+    with publisher_node.client() as kubo:
+        data = b"a binpkg's bytes\n" * 64
+        assert kubo.add(data, chunker="size-1048576").cid == cid_for(RAW, data)
+        published = publish(KuboBlockStore(kubo), "app-misc/hello-1", data, BUILDER_X)
+    maintainer("index", "add", str(published.attestation.cid))
+    maintainer("index", "commit", "-m", "add hello", "--key", "m")
+    assert maintainer("index", "publish", "--key", "m", "--allow-offline")["sequence"] == 2
+
+    (update,) = client("sync")
+    assert update["outcome"] == "accepted" and update["height"] == 2
+    assert update["via"] == "changeset"
+    (status,) = client("status")
+    assert status["height"] == 2 and status["error"] is None
+
+    # Nothing new published: the next round changes nothing.
+    (again,) = client("sync")
+    assert again["outcome"] == "current"
+
+    # The mirror re-puts the publisher's record unchanged, so newcomers resolve it.
+    (mirrored,) = mirror("sync")
+    assert mirrored["height"] == 2
+    again_record = mirror("index", "republish", name, "--allow-offline")
+    assert again_record["sequence"] == 2 and again_record["name"] == name
+
+    # The client has no index of its own to publish: one clear line with the way out.
+    error = client("index", "publish", "--key", "m", ok=False)
+    assert "ipfsbin: error:" in error and "ipfsbin index init" in error
