@@ -89,7 +89,8 @@ def subscribe(
         str | None,
         typer.Option(
             "--root-key",
-            help="Trust the root given by --root only if this maintainer key (k51…) signed it.",
+            help="Trust roots signed by this maintainer key (k51…): alone, the roots are "
+            "found in the commits; with --root, that root must carry its signature.",
         ),
     ] = None,
     add_root: Annotated[
@@ -105,13 +106,14 @@ def subscribe(
             state.set_roots(sub.name, [*sub.roots, _cid_option(add_root, "--add-root")])
             result = state.get(sub.name)
         else:
-            if root is None:
+            if root is None and root_key is None:
                 raise SubscriptionError(
-                    "a subscription needs the trust root's envelope CID (--root CID)",
-                    hint="commits link only the root's ID, so the signed root must be given "
-                    "once; add --root-key KEYID to trust it by a maintainer's key instead",
+                    "a subscription needs a trust root (--root CID) or a maintainer key "
+                    "(--root-key KEYID)",
+                    hint="--root is the root's envelope CID (`ipfsbin index root show`); with "
+                    "--root-key alone the roots are taken from the commits' envelopes",
                 )
-            root_cid = _cid_option(root, "--root")
+            root_cid = None if root is None else _cid_option(root, "--root")
             pin = RootPin(key_id=root_key) if root_key is not None else RootPin(cid=root_cid)
             result = state.add(name, pin, root_cid, now=time.time())
     emit(

@@ -136,6 +136,7 @@ def init_index(
             message=INIT_MESSAGE,
         ),
         *(key for _, key in keys),
+        roots=(signed_root.cid,),
     )
     put_commit(store, first)
     chain = TrustedChain(RootPin(cid=signed_root.root_id), now=now)
@@ -197,6 +198,16 @@ class CommitResult:
             "changes": self.changes,
             "changeset": [str(cid) for cid in self.changeset],
         }
+
+
+def _root_envelopes(workspace: Workspace) -> tuple[CID, ...]:
+    """Envelope CIDs of the trust-root chain, oldest first, for a commit envelope's ``roots``.
+
+    A workspace keeps only its current root (there is no rotation command yet);
+    a follower may start from any version its pinned key signed, so listing the
+    current one is enough for new followers.
+    """
+    return (workspace.root,)
 
 
 def _require_maintainer(root: Root, key: SigningKey) -> None:
@@ -279,6 +290,7 @@ def commit(
             changes=changeset,
         ),
         key,
+        roots=_root_envelopes(workspace),
     )
     put_commit(store, signed)
     report = check_signatures(signed, root.root.maintainers)
@@ -330,7 +342,7 @@ class SignResult:
 def _merge_signatures(a: SignedCommit, b: SignedCommit) -> SignedCommit:
     if a.commit_id != b.commit_id:
         raise ValueError("only envelopes of the same commit can be merged")
-    return SignedCommit.create(a.payload, [*a.signatures, *b.signatures])
+    return SignedCommit.create(a.payload, [*a.signatures, *b.signatures], roots=a.roots or b.roots)
 
 
 def sign(
@@ -376,6 +388,9 @@ def sign(
     before = envelope if base is None else base.cid
     if base is not None:
         signed = _merge_signatures(base, signed)
+    if workspace is not None:
+        # the list is unsigned: take ours, whatever the incoming envelope said
+        signed = signed.with_roots(_root_envelopes(workspace))
     if key is not None:
         _require_maintainer(root, key)
         signed = signed.with_signature(key)

@@ -7,9 +7,11 @@ One sync of one subscription (:func:`sync_subscription`):
    head is a replay and refused; a record pointing at the accepted head is
    "nothing new";
 2. restore a :class:`~ipfsbin.trust.state.TrustedChain` from the saved state
-   (pin, roots, head, height), check the name is one of the root's publishers,
-   load the commit the record points at and let the chain accept it
-   (signatures, expiry, height, ancestry);
+   (pin, roots, head, height), load the commit the record points at, feed the
+   chain the trust roots its envelope lists that the state lacks (a key-only
+   pin, or a rotation), check the name is one of the newest root's
+   publishers, and let the chain accept the commit (signatures, expiry,
+   height, ancestry);
 3. get the index nodes the new head adds: when the new commit (and every
    commit back to the accepted head along first parents) carries a changeset
    based on the accepted index, apply the changesets to the local tree and
@@ -54,6 +56,7 @@ from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, load_commit
 from ipfsbin.trust.root import SignedRoot, load_root
+from ipfsbin.trust.signing import check_signatures
 from ipfsbin.trust.state import TrustedChain
 
 __all__ = [
@@ -228,11 +231,61 @@ def _check_record(record: IpnsRecord, sub: Subscription) -> CID:
     return target
 
 
-def _load_roots(sub: Subscription, chain: TrustedChain, store: BlockStore) -> list[SignedRoot]:
+def _load_roots(
+    sub: Subscription, chain: TrustedChain, store: BlockStore, head: SignedCommit
+) -> list[SignedRoot]:
+    """Feed the chain the accepted roots, then those the new head's envelope lists.
+
+    A commit links only its root's ID; its envelope lists (unsigned) the root
+    envelopes from version 1 on. Each one is checked by ``update_root`` like a
+    root the user gave: the first against the pin, every next one by the
+    thresholds of the previous version and its own.
+    """
     roots = [load_root(store, cid) for cid in sub.roots]
+    if not any(r.root_id == head.commit.root for r in roots):
+        roots += _discover_roots(sub, roots, store, head)
+    if not roots:
+        raise TrustError(
+            f"commit {head.commit_id} does not list its trust root's envelope, and no root "
+            f"is known for {sub.name}",
+            hint=f"subscribe with the root's envelope CID: `ipfsbin unsubscribe {sub.name}`, "
+            f"then `ipfsbin subscribe {sub.name} --root CID`",
+        )
     for signed in roots:
         chain.update_root(signed)
     return roots
+
+
+def _discover_roots(
+    sub: Subscription, known: list[SignedRoot], store: BlockStore, head: SignedCommit
+) -> list[SignedRoot]:
+    """Roots listed in ``head``'s envelope newer than ``known``, oldest first (unverified)."""
+    newest = known[-1].version if known else 0
+    found: list[SignedRoot] = []
+    for cid in head.roots:
+        if cid in sub.roots:
+            continue
+        signed = load_root(store, cid)
+        if signed.version <= newest:
+            continue  # accepted already (another envelope of it), or older than the pin
+        found.append(signed)
+        newest = signed.version
+        if signed.root_id == head.commit.root:
+            break
+    key_id = sub.pin.key_id
+    if not known and key_id is not None:
+        # a key pin starts at the first version that key signed as a maintainer; when none
+        # did, the first is fed anyway so that update_root refuses it with its own reason
+        start = next(
+            (i for i, r in enumerate(found) if key_id in _maintainer_signers(r)),
+            0,
+        )
+        found = found[start:]
+    return found
+
+
+def _maintainer_signers(signed: SignedRoot) -> tuple[str, ...]:
+    return check_signatures(signed, signed.root.maintainers).valid
 
 
 def _check_publisher(sub: Subscription, chain: TrustedChain) -> None:
@@ -332,9 +385,9 @@ def _sync(
         sub.pin, now=int(moment), allow_stale=allow_stale, head=sub.head, height=sub.height
     )
     fetch = Metered(store, local_store)
-    roots = _load_roots(sub, chain, fetch)
-    _check_publisher(sub, chain)
     signed = load_commit(fetch, target)
+    roots = _load_roots(sub, chain, fetch, signed)
+    _check_publisher(sub, chain)
     if signed.height != record.sequence:
         raise IpnsError(
             f"IPNS record of {sub.name} has sequence {record.sequence} but points to commit "

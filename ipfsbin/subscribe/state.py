@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     pin_cid         TEXT,               -- RootPin(cid=...) as given on subscribe
     pin_key         TEXT,               -- RootPin(key_id=...) as given on subscribe
     roots           TEXT NOT NULL,      -- JSON list of root envelope CIDs, oldest first
+                                        -- (empty for a key pin until the first sync)
     head            TEXT,               -- commit ID of the accepted head
     head_envelope   TEXT,               -- envelope CID of the accepted head (what IPNS names)
     height          INTEGER,
@@ -99,7 +100,8 @@ class Subscription:
     def __post_init__(self) -> None:
         if (self.head is None) != (self.height is None):
             raise ValueError("head and height are set together")
-        if not self.roots:
+        # a key pin may start empty: the roots come from the first head's envelope
+        if not self.roots and self.pin.key_id is None:
             raise ValueError(f"subscription {self.name} has no trust root to start from")
 
     def to_json(self) -> dict[str, object]:
@@ -180,19 +182,22 @@ class SubscriptionStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    def add(self, name: str, pin: RootPin, root: CID, *, now: float) -> Subscription:
+    def add(self, name: str, pin: RootPin, root: CID | None, *, now: float) -> Subscription:
         """Subscribe to ``name``; ``root`` is the envelope CID of the first trust root.
 
-        Subscribing again with the same pin and root is a no-op; with another
-        one it is refused (unsubscribe first), so a typo cannot silently
-        replace what the user trusted.
+        ``root`` may be ``None`` only with a key pin: the roots are then taken
+        from the envelope of the first head synced. Subscribing again with the
+        same pin (and root, if given) is a no-op; with another one it is refused
+        (unsubscribe first), so a typo cannot silently replace what the user trusted.
         """
+        if root is None and pin.key_id is None:
+            raise ValueError("a subscription pinned by CID needs its root envelope")
         canonical = canonical_name(name)
         with self._write() as db:
             row = db.execute("SELECT * FROM subscriptions WHERE name = ?", (canonical,)).fetchone()
             if row is not None:
                 existing = _from_row(row)
-                if existing.pin == pin and existing.roots[0] == root:
+                if existing.pin == pin and (root is None or existing.roots[:1] == (root,)):
                     return existing
                 raise SubscriptionError(
                     f"already subscribed to {canonical} with {existing.pin.describe()}",
@@ -205,7 +210,7 @@ class SubscriptionStore:
                     canonical,
                     None if pin.cid is None else str(pin.cid),
                     pin.key_id,
-                    json.dumps([str(root)]),
+                    json.dumps([] if root is None else [str(root)]),
                     now,
                 ),
             )

@@ -8,9 +8,9 @@ history. IPNS points to the envelope. The wire format is in ``schema/trust.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ipfsbin._fields import (
     MAX_INT,
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_COMMIT_LIFETIME",
     "MAX_CHANGE_PARTS",
     "MAX_MESSAGE_BYTES",
+    "MAX_ROOT_ENVELOPES",
     "Commit",
     "SignedCommit",
     "iter_history",
@@ -52,6 +53,8 @@ DEFAULT_COMMIT_LIFETIME = 7 * 24 * 3600
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CHANGE_PARTS = 4096
 """Changeset parts one commit may link (``ipfsbin.changeset.MAX_PARTS``)."""
+MAX_ROOT_ENVELOPES = 1024
+"""Trust root envelopes one commit envelope may list in ``roots``."""
 
 _FIELDS = frozenset({"type", "parents", "index", "height", "time", "expires", "root", "message"})
 _OPTIONAL = frozenset({"changes"})
@@ -164,8 +167,62 @@ class Commit(Payload):
         return value
 
 
+@dataclass(frozen=True, kw_only=True)
 class SignedCommit(Signed[Commit]):
-    """A commit with its signatures; ``commit_id`` is its identity, ``cid`` its envelope."""
+    """A commit with its signatures; ``commit_id`` is its identity, ``cid`` its envelope.
+
+    ``roots`` (unsigned, in the envelope only) lists the envelope CIDs of the
+    trust-root chain, version 1 first, up to the root the commit is signed
+    under: commits link only root IDs, so this is how a follower that pinned a
+    maintainer key finds the signed roots. Each root is verified on its own by
+    the follower; the list changes the envelope CID, never the commit ID.
+    """
+
+    ENVELOPE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"roots"})
+
+    roots: tuple[CID, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.roots, tuple):
+            raise TypeError(f"SignedCommit.roots must be a tuple, not {type(self.roots).__name__}")
+        _check_roots(self.roots)
+
+    def __hash__(self) -> int:
+        return hash(self.cid)
+
+    @classmethod
+    def _extra_to_dag(cls, extra: Mapping[str, Any]) -> dict[str, Value]:
+        unknown = sorted(set(extra) - {"roots"})
+        if unknown:
+            raise TypeError(f"SignedCommit has no envelope fields {', '.join(unknown)}")
+        roots = tuple(extra.get("roots", ()))
+        _check_roots(roots)
+        # one encoding per envelope: no roots is written as no field
+        return {"roots": list(roots)} if roots else {}
+
+    @classmethod
+    def _extra_from_dag(cls, fields: Mapping[str, Value]) -> dict[str, Any]:
+        if "roots" not in fields:
+            return {}
+        listed = get_list(fields["roots"], "commit envelope roots")
+        if not listed:
+            raise SchemaError("commit envelope roots, when present, must list at least one root")
+        roots = tuple(get_cid(r, "commit envelope root", dag_cbor=True) for r in listed)
+        _check_roots(roots)
+        return {"roots": roots}
+
+    def _extra(self) -> dict[str, Any]:
+        return {"roots": self.roots}
+
+    def with_roots(self, roots: Sequence[CID]) -> SignedCommit:
+        """The same commit and signatures with ``roots`` in the envelope (a new envelope CID)."""
+        return self._assemble(
+            self.payload,
+            self.payload_id,
+            self.payload_block,
+            self.signatures,
+            {"roots": tuple(roots)},
+        )
 
     @classmethod
     def payload_from_dag(cls, value: Value) -> Commit:
@@ -186,6 +243,18 @@ class SignedCommit(Signed[Commit]):
     @property
     def height(self) -> int:
         return self.payload.height
+
+
+def _check_roots(roots: tuple[CID, ...]) -> None:
+    if len(roots) > MAX_ROOT_ENVELOPES:
+        raise SchemaError(
+            f"commit envelope lists {len(roots)} trust roots, at most {MAX_ROOT_ENVELOPES}"
+        )
+    if len(set(roots)) != len(roots):
+        raise SchemaError("commit envelope lists the same trust root twice")
+    for root in roots:
+        if not isinstance(root, CID) or root.codec != DAG_CBOR:
+            raise SchemaError(f"commit envelope roots must link dag-cbor blocks, got {root!r}")
 
 
 def make_commit(
@@ -217,9 +286,18 @@ def make_commit(
     )
 
 
-def sign_commit(commit: Commit | SignedCommit, *keys: SigningKey) -> SignedCommit:
-    """``commit`` signed (or co-signed) by each of ``keys``; the commit ID never changes."""
-    signed = commit if isinstance(commit, SignedCommit) else SignedCommit.create(commit)
+def sign_commit(
+    commit: Commit | SignedCommit, *keys: SigningKey, roots: Sequence[CID] | None = None
+) -> SignedCommit:
+    """``commit`` signed (or co-signed) by each of ``keys``; the commit ID never changes.
+
+    ``roots``: the trust-root envelope CIDs (version 1 first) to list in the
+    envelope; ``None`` keeps what a signed commit already lists (none for a new one).
+    """
+    if isinstance(commit, SignedCommit):
+        signed = commit if roots is None else commit.with_roots(roots)
+    else:
+        signed = SignedCommit.create(commit, roots=tuple(roots or ()))
     for key in keys:
         signed = signed.with_signature(key)
     return signed
@@ -232,7 +310,7 @@ def put_commit(store: BlockStore, signed: SignedCommit) -> CID:
 
 def load_commit(store: BlockStore, cid: CID) -> SignedCommit:
     """Load a signed commit by its envelope CID (signatures not yet checked)."""
-    envelope, payload = load_signed_blocks(store, cid)
+    envelope, payload = load_signed_blocks(store, cid, optional=SignedCommit.ENVELOPE_OPTIONAL)
     return SignedCommit.from_blocks(envelope, payload, cid=cid)
 
 

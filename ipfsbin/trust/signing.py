@@ -9,13 +9,17 @@ carries the signatures::
 Each signature is ed25519 over ``domain + payload block bytes``. The payload's
 CID is the object's identity; the envelope's CID is what gets published, and
 changes whenever a co-signer adds a signature, while the identity does not.
+
+A subclass may allow optional unsigned envelope fields (a commit lists its trust
+roots' envelopes, ``ipfsbin.trust.commit``) through :attr:`Signed.ENVELOPE_OPTIONAL`
+and the ``_extra_*`` hooks; every other type refuses any field beyond the three.
 """
 
 from __future__ import annotations
 
 import functools
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -170,6 +174,9 @@ class Signed(Generic[P]):
     :meth:`from_blocks`, never field by field.
     """
 
+    ENVELOPE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    """Unsigned envelope fields this type may carry besides type, signed and signatures."""
+
     payload: P
     payload_id: CID
     payload_block: bytes = field(repr=False)
@@ -190,22 +197,28 @@ class Signed(Generic[P]):
     def domain(cls) -> bytes: ...
 
     @classmethod
-    def create(cls, payload: P, signatures: Iterable[Signature] = ()) -> Self:
+    def create(cls, payload: P, signatures: Iterable[Signature] = (), **extra: Any) -> Self:
+        """A new envelope; ``extra`` are the subclass's own envelope fields (see ``_extra_*``)."""
         payload_id, payload_block = dagcbor.encode_block(payload.to_dag())
-        return cls._assemble(payload, payload_id, payload_block, signatures)
+        return cls._assemble(payload, payload_id, payload_block, signatures, extra)
 
     @classmethod
     def _assemble(
-        cls, payload: P, payload_id: CID, payload_block: bytes, signatures: Iterable[Signature]
+        cls,
+        payload: P,
+        payload_id: CID,
+        payload_block: bytes,
+        signatures: Iterable[Signature],
+        extra: Mapping[str, Any],
     ) -> Self:
         ordered = _canonical_signatures(signatures)
-        cid, block = dagcbor.encode_block(
-            {
-                "type": ENVELOPE_TYPE,
-                "signed": payload_id,
-                "signatures": [s.to_dag() for s in ordered],
-            }
-        )
+        envelope: dict[str, Value] = {
+            "type": ENVELOPE_TYPE,
+            "signed": payload_id,
+            "signatures": [s.to_dag() for s in ordered],
+        }
+        envelope.update(cls._extra_to_dag(extra))
+        cid, block = dagcbor.encode_block(envelope)
         return cls(
             payload=payload,
             payload_id=payload_id,
@@ -213,7 +226,26 @@ class Signed(Generic[P]):
             signatures=ordered,
             cid=cid,
             block=block,
+            **extra,
         )
+
+    # -- hooks for unsigned envelope fields (none here) -----------------------------------
+
+    @classmethod
+    def _extra_to_dag(cls, extra: Mapping[str, Any]) -> dict[str, Value]:
+        """Envelope fields for the dataclass fields ``extra``; absent fields are left out."""
+        if extra:
+            raise TypeError(f"{cls.__name__} has no envelope fields {', '.join(sorted(extra))}")
+        return {}
+
+    @classmethod
+    def _extra_from_dag(cls, fields: Mapping[str, Value]) -> dict[str, Any]:
+        """Dataclass fields from the envelope's optional fields (:class:`SchemaError` if bad)."""
+        return {}
+
+    def _extra(self) -> dict[str, Any]:
+        """This envelope's own fields, carried over when a signature is added."""
+        return {}
 
     @classmethod
     def from_blocks(cls, envelope: bytes, payload: bytes, *, cid: CID | None = None) -> Self:
@@ -224,7 +256,7 @@ class Signed(Generic[P]):
         well-formed block of the wrong shape; signatures are not checked here.
         """
         value = dagcbor.decode_block(cid, envelope) if cid is not None else dagcbor.decode(envelope)
-        fields = expect_fields(value, "signed envelope", _ENVELOPE_FIELDS)
+        fields = expect_fields(value, "signed envelope", _ENVELOPE_FIELDS, cls.ENVELOPE_OPTIONAL)
         kind = get_str(fields["type"], "envelope type")
         if kind != ENVELOPE_TYPE:
             raise SchemaError(f"envelope type is {kind!r}, expected {ENVELOPE_TYPE!r}")
@@ -235,6 +267,7 @@ class Signed(Generic[P]):
             raise SchemaError(
                 "envelope signatures must be sorted by key ID with one signature per key"
             )
+        extra = cls._extra_from_dag(fields)
         if not payload_id.verify(payload):
             raise BlockMismatchError(f"payload block bytes do not hash to {payload_id}")
         decoded = cls.payload_from_dag(dagcbor.decode(payload))
@@ -245,6 +278,7 @@ class Signed(Generic[P]):
             signatures=signatures,
             cid=cid if cid is not None else cid_for(DAG_CBOR, envelope),
             block=envelope,
+            **extra,
         )
 
     def with_signature(self, key: SigningKey) -> Self:
@@ -256,7 +290,9 @@ class Signed(Generic[P]):
                 return self
         sig = Signature(key=key.key_id, sig=key.sign(self.domain(), self.payload_block))
         others = [s for s in self.signatures if s.key != key.key_id]
-        return self._assemble(self.payload, self.payload_id, self.payload_block, [*others, sig])
+        return self._assemble(
+            self.payload, self.payload_id, self.payload_block, [*others, sig], self._extra()
+        )
 
     @property
     def signers(self) -> tuple[str, ...]:
@@ -291,11 +327,16 @@ def put_signed(store: BlockStore, signed: Signed[Any]) -> CID:
     return signed.cid
 
 
-def load_signed_blocks(store: BlockStore, cid: CID) -> tuple[bytes, bytes]:
-    """The envelope block at ``cid`` and the payload block it links, both hash-checked."""
+def load_signed_blocks(
+    store: BlockStore, cid: CID, *, optional: frozenset[str] = frozenset()
+) -> tuple[bytes, bytes]:
+    """The envelope block at ``cid`` and the payload block it links, both hash-checked.
+
+    ``optional``: envelope fields the expected type allows (``Signed.ENVELOPE_OPTIONAL``).
+    """
     envelope = store.get(cid)
     value = dagcbor.decode_block(cid, envelope)
-    fields = expect_fields(value, "signed envelope", _ENVELOPE_FIELDS)
+    fields = expect_fields(value, "signed envelope", _ENVELOPE_FIELDS, optional)
     payload_id = get_cid(fields["signed"], "envelope signed", dag_cbor=True)
     payload = store.get(payload_id)
     if not payload_id.verify(payload):

@@ -43,10 +43,12 @@ def _host(home: Path, node: ManagedNode) -> Cli:
 def test_publish_follow_update_and_republish_from_the_command_line(
     kubo_nodes: Any, tmp_path: Path
 ) -> None:
-    publisher_node, mirror_node, client_node = kubo_nodes(3)
+    publisher_node, mirror_node, client_node, keyed_node = kubo_nodes(4)
     maintainer = _host(tmp_path / "maintainer", publisher_node)
     mirror = _host(tmp_path / "mirror", mirror_node)
     client = _host(tmp_path / "client", client_node)
+    # a client that trusts only the maintainer's key: the root comes with the commits
+    keyed = _host(tmp_path / "keyed", keyed_node)
 
     KeyStore(tmp_path / "maintainer" / "keys").generate("m")
     init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
@@ -58,6 +60,10 @@ def test_publish_follow_update_and_republish_from_the_command_line(
         host("subscribe", name, "--root", init["root"])
         (first,) = host("sync")
         assert first["outcome"] == "accepted" and first["height"] == 1
+    (maintainer_key,) = init["maintainers"]["keys"]
+    assert keyed("subscribe", name, "--root-key", maintainer_key)["roots"] == []
+    (first,) = keyed("sync")
+    assert first["outcome"] == "accepted" and first["height"] == 1
 
     with publisher_node.client() as kubo:
         data = b"a binpkg's bytes\n" * 64
@@ -72,6 +78,11 @@ def test_publish_follow_update_and_republish_from_the_command_line(
     assert update["via"] == "changeset"
     (status,) = client("status")
     assert status["height"] == 2 and status["error"] is None
+    (keyed_update,) = keyed("sync")
+    assert keyed_update["outcome"] == "accepted" and keyed_update["head"] == update["head"]
+    (keyed_status,) = keyed("status")
+    assert keyed_status["roots"] == [init["root"]] and keyed_status["error"] is None
+    assert keyed_status["pin"] == f"maintainer key {maintainer_key}"
 
     # Nothing new published: the next round changes nothing.
     (again,) = client("sync")

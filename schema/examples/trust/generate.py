@@ -30,6 +30,7 @@ NOW = T2 + 3600  # the time the examples are verified at
 INDEX = dagcbor.encode_block({})[0]  # stands in for a prolly-tree root
 INDEX_3 = dagcbor.encode_block({"n": 3})[0]  # stands in for the root after commit-3's changes
 T3 = T2 + 1800
+T4 = T3 + 600
 
 
 def keys() -> dict[str, SigningKey]:
@@ -97,6 +98,17 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
         k["A"],
         k["B"],
     )
+    # the same commit, its envelope listing root v1's envelope (what a key-pinned follower needs)
+    commit_3_roots = sign_commit(commit_3, roots=[root_v1.cid])
+    # under root v2 (A revoked), listing the whole root chain so followers take in the rotation
+    commit_4 = sign_commit(
+        make_commit(
+            index=INDEX_3, root=root_v2, time=T4, parents=[commit_3], message="fourth, under v2"
+        ),
+        k["B"],
+        k["C"],
+        roots=[root_v1.cid, root_v2.cid],
+    )
 
     objects: list[tuple[str, SignedRoot | SignedCommit, str, str]] = [
         ("root-v1", root_v1, "root-v1", "ok"),
@@ -106,6 +118,8 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
         ("commit-2-ab", commit_2_ab, "root-v1", "ok"),
         ("commit-2-forged", commit_2_forged, "root-v1", "SignatureError"),
         ("commit-3", commit_3, "root-v1", "ok"),
+        ("commit-3-roots", commit_3_roots, "root-v1", "ok"),
+        ("commit-4", commit_4, "root-v2", "ok"),
     ]
     files: dict[str, bytes] = {}
     manifest: dict[str, Any] = {
@@ -143,6 +157,8 @@ def build() -> tuple[dict[str, bytes], dict[str, Any]]:
                 "expect": expect,
             }
         )
+        if isinstance(signed, SignedCommit) and signed.roots:
+            manifest["objects"][-1]["roots"] = [str(r) for r in signed.roots]
     files["vectors.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     return files, manifest
 

@@ -306,6 +306,20 @@ def test_two_of_three_commit_waits_for_a_cosigner() -> None:
     more = chain.sign(s.ws, s.store, s.pins, picked.signed.cid, MAINT_B, now=T0 + 110)
     assert len(more.valid) == 3 and s.ws.head == more.signed.cid
     assert verify_index(s.ws, s.store, now=T0 + 200).ok
+    # every envelope on the way lists the trust root, so key-pinned followers find it
+    for signed in (result.signed, elsewhere.signed, picked.signed, more.signed):
+        assert signed.roots == (s.ws.root,)
+
+
+def test_commit_envelopes_list_the_trust_root() -> None:
+    s = Setup(MAINT_A)
+    assert s.init.head.roots == (s.init.root.cid,)
+    pub = s.publish("app-misc/hello-1", b"hello")
+    assert pub.attestation is not None
+    s.add(pub.attestation.cid)
+    done = s.commit(MAINT_A)
+    assert done.head and done.signed.roots == (s.ws.root,)
+    assert s.ws.head_commit is not None and s.ws.head_commit.roots == (s.ws.root,)
 
 
 def test_sign_with_local_key_advances_the_draft() -> None:

@@ -58,6 +58,8 @@ class Publisher:
             MAINTAINER,
         )
         put_root(self.store, self.root)
+        self.listed_roots: tuple[CID, ...] = ()
+        """Root envelopes the commit envelopes list (none unless a test sets them)."""
         self.entries = {key_of(i): entry(i) for i in range(size)}
         self.index = self.tree.build(sorted(self.entries.items()))
         self.head: SignedCommit = self._commit(self.index, now=now)
@@ -85,7 +87,7 @@ class Publisher:
             expires=expires,
             changes=changes,
         )
-        signed = sign_commit(commit, *signers)
+        signed = sign_commit(commit, *signers, roots=self.listed_roots)
         put_commit(self.store, signed)
         return signed
 

@@ -48,7 +48,19 @@ def test_subscribe_then_status(app: typer.Typer) -> None:
 def test_subscribe_without_a_root_says_why(app: typer.Typer) -> None:
     done = CliRunner().invoke(app, ["subscribe", PUBLISHER.key_id])
     assert isinstance(done.exception, SubscriptionError)
-    assert "envelope CID" in done.exception.message
+    assert "--root CID" in done.exception.message
+    assert "--root-key KEYID" in done.exception.message
+
+
+def test_subscribe_by_maintainer_key_alone(app: typer.Typer) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root-key", MAINTAINER.key_id])
+    assert done.exit_code == 0, done.output
+    assert f"under maintainer key {MAINTAINER.key_id}" in done.output
+    (row,) = json.loads(runner.invoke(app, ["status", "--json"]).output)
+    assert row["roots"] == [] and row["pin"] == f"maintainer key {MAINTAINER.key_id}"
+    again = runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root-key", MAINTAINER.key_id])
+    assert again.exit_code == 0, again.output
 
 
 def test_sync_without_subscriptions_is_an_error(app: typer.Typer) -> None:

@@ -38,6 +38,7 @@ EXPECTED = {
         "DEFAULT_COMMIT_LIFETIME",
         "MAX_CHANGE_PARTS",
         "MAX_MESSAGE_BYTES",
+        "MAX_ROOT_ENVELOPES",
         "Commit",
         "SignedCommit",
         "iter_history",

@@ -46,8 +46,11 @@ def test_vector_decodes_to_the_stated_cids(name: str) -> None:
     assert str(signed.cid) == entry["envelope_cid"]
     assert str(signed.payload_id) == entry["payload_cid"]
     assert list(signed.signers) == entry["signers"]
+    extra = {"roots": tuple(CID.from_text(r) for r in entry["roots"])} if "roots" in entry else {}
+    if isinstance(signed, SignedCommit):
+        assert signed.roots == extra.get("roots", ())
     # decoding keeps the source bytes: encoding again gives the same blocks
-    again = type(signed).create(signed.payload, signed.signatures)
+    again = type(signed).create(signed.payload, signed.signatures, **extra)
     assert (again.block, again.payload_block) == (signed.block, signed.payload_block)
 
 
@@ -85,6 +88,28 @@ def test_spec_walkthrough() -> None:
     rotated.update_root(load("root-v2"))
     with pytest.raises(errors.RevokedKeyError):
         rotated.update_commit(load("commit-1"), store)
+
+
+def test_roots_in_the_envelope_keep_the_commit_id() -> None:
+    assert OBJECTS["commit-3-roots"]["payload_cid"] == OBJECTS["commit-3"]["payload_cid"]
+    assert OBJECTS["commit-3-roots"]["envelope_cid"] != OBJECTS["commit-3"]["envelope_cid"]
+    assert OBJECTS["commit-4"]["roots"] == [
+        OBJECTS["root-v1"]["envelope_cid"],
+        OBJECTS["root-v2"]["envelope_cid"],
+    ]
+
+
+def test_key_pinned_walkthrough_takes_roots_from_the_envelope() -> None:
+    by_envelope = {OBJECTS[n]["envelope_cid"]: n for n in ("root-v1", "root-v2")}
+    store = MemoryBlockStore()
+    for name in OBJECTS:
+        store.put_many(load(name).blocks())
+    chain = TrustedChain(RootPin(key_id=MANIFEST["keys"]["B"]["key_id"]), now=MANIFEST["now"])
+    head = load("commit-4")
+    for cid in head.roots:
+        chain.update_root(load(by_envelope[str(cid)]))
+    chain.update_commit(head, store)
+    assert chain.root.version == 2 and chain.height == 4
 
 
 def test_commit_3_links_the_changeset_vector() -> None:
