@@ -374,11 +374,17 @@ def sign(
     else:
         root = Root.from_dag(get_value(store, signed.commit.root))
     role = root.maintainers
-    incoming = check_signatures(signed, role)
-    if incoming.invalid:
+    # every signature, in the role or not, is checked against its own key ID (key IDs are
+    # self-certifying): one outside the role counts for nothing, but merged into the head's
+    # envelope unchecked it would be published (a revoked key's refuses the commit outright)
+    forged = [
+        sig.key
+        for sig in signed.signatures
+        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
+    ]
+    if forged:
         raise SignatureError(
-            f"commit {signed.commit_id}: signature by {', '.join(incoming.invalid)} "
-            "does not verify",
+            f"commit {signed.commit_id}: signature by {', '.join(forged)} does not verify",
             hint="the envelope was altered; do not use it",
         )
     pending = workspace.draft if workspace is not None else None

@@ -34,7 +34,9 @@ from ipfsbin.maintainer.repro import reproducibility
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import StagedChange, Workspace
 from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.trust.commit import SignedCommit, put_commit
 from ipfsbin.trust.keys import SigningKey
+from ipfsbin.trust.signing import Signature
 
 
 @pytest.fixture(autouse=True)
@@ -423,3 +425,19 @@ def test_staging_is_atomic_and_replaces_per_key() -> None:
         s.ws.stage([StagedChange(key="b", action="add", entry=entry), object()])  # type: ignore[list-item]
     assert [c.key for c in s.ws.staged()] == ["a"]
     assert s.ws.unstage() == 1
+
+
+def test_sign_refuses_an_envelope_with_a_forged_signature_by_a_non_maintainer() -> None:
+    # a signature outside the role counts for nothing, but merged into the head's envelope it
+    # would ride along unchecked (and a follower refuses a commit carrying a revoked key's)
+    s = Setup(MAINT_A, MAINT_B, threshold=2, extra=(MAINT_C.key_id,))
+    pub = s.publish("app-misc/hello-1", b"hello")
+    assert pub.attestation is not None
+    s.add(pub.attestation.cid)
+    draft = s.commit(MAINT_A).signed
+    junk = Signature(key=STRANGER.key_id, sig=bytes(64))
+    tampered = SignedCommit.create(draft.payload, [*draft.signatures, junk], roots=draft.roots)
+    put_commit(s.store, tampered)
+    with pytest.raises(SignatureError, match=f"{STRANGER.key_id}.*does not verify"):
+        chain.sign(s.ws, s.store, s.pins, tampered.cid, MAINT_B, now=T0 + 70)
+    assert s.ws.draft is not None and s.ws.draft.cid == draft.cid
