@@ -128,6 +128,36 @@ CODE_ONLY_FLAGS: tuple[str, ...] = tuple(sorted(_CODE_ONLY_EXACT)) + _CODE_ONLY_
 _OPT_RE = re.compile(r"^-O(\d+|s|z|g|fast)?$")
 _WORD_SIZE = frozenset({"-m16", "-m32", "-mx32", "-m64"})
 
+# Options whose argument may be the next word. -D/-U/-I and --param are
+# rewritten to their one-word form (same meaning to the compiler), the others
+# are kept as "option argument": sorting the words apart would let
+# "-D A -U B" and "-D B -U A" give one profile.
+_ATTACHED_ARGUMENT = {"-D": "-D", "-U": "-U", "-I": "-I", "--param": "--param="}
+_SEPARATE_ARGUMENT = frozenset(
+    {
+        "-include",
+        "-imacros",
+        "-isystem",
+        "-idirafter",
+        "-iquote",
+        "-Xlinker",
+        "-Xassembler",
+        "-Xpreprocessor",
+    }
+)
+# -fsanitize=a,b and friends add to (or take from) a set instead of replacing
+# the previous value, so "last one wins" would lose sanitizers.
+_SANITIZE_FAMILIES = ("sanitize", "sanitize-recover", "sanitize-trap")
+# Options that may be given several times, each adding something: every one is kept.
+_ACCUMULATING_PREFIXES = (
+    "-fplugin=",
+    "-fplugin-arg-",
+    "-ffile-prefix-map=",
+    "-fmacro-prefix-map=",
+    "-fprofile-prefix-map=",
+    "-finstrument-functions-exclude-",
+)
+
 
 def _machine(chost: str) -> str:
     return chost.split("-", 1)[0]
@@ -203,8 +233,63 @@ def _is_dropped(flag: str) -> bool:
     return flag.startswith("-g")
 
 
+def _words(text: str) -> list[str]:
+    """The flags of ``text``, an option and its separate argument joined into one."""
+    words = text.split()
+    joined: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        has_argument = index + 1 < len(words)
+        if word in _ATTACHED_ARGUMENT and has_argument:
+            joined.append(_ATTACHED_ARGUMENT[word] + words[index + 1])
+            index += 2
+        elif word in _SEPARATE_ARGUMENT and has_argument:
+            joined.append(f"{word} {words[index + 1]}")
+            index += 2
+        else:
+            joined.append(word)
+            index += 1
+    return joined
+
+
+def _sanitize_family(flag: str) -> tuple[str, bool, list[str]] | None:
+    """(family, enables, values) for ``-f[no-]sanitize[-recover|-trap]=a,b``, else None."""
+    if not flag.startswith("-f") or "=" not in flag:
+        return None
+    option, _, values = flag[2:].partition("=")
+    enables = not option.startswith("no-")
+    option = option.removeprefix("no-")
+    if option not in _SANITIZE_FAMILIES:
+        return None
+    return option, enables, [v for v in values.split(",") if v]
+
+
+def _sanitize_flags(states: dict[str, dict[str, bool]]) -> list[str]:
+    """The kept ``-fsanitize…=VALUE`` flags, one per value still enabled."""
+    kept: list[str] = []
+    for option, values in states.items():
+        enabled = sorted(v for v, on in values.items() if on)
+        disabled = sorted(v for v, on in values.items() if not on)
+        if enabled and disabled:
+            # Sanitizer groups overlap (undefined holds alignment), so whether
+            # -fno-sanitize=alignment wins depends on an order the profile drops.
+            raise DescriptorError(
+                f"the flags both enable ({','.join(enabled)}) and disable "
+                f"({','.join(disabled)}) -f{option}= values; the result depends on their "
+                "order, which is not recorded",
+                hint=f"list only the -f{option}= values that stay enabled",
+            )
+        kept.extend(f"-f{option}={value}" for value in enabled)
+    return kept
+
+
 def _group(flag: str) -> tuple[str, str]:
     """(group key, flag as kept) for a flag outside the -O/-march/-mtune groups."""
+    if flag.startswith(_ACCUMULATING_PREFIXES) or " " in flag:
+        return "=" + flag, flag
+    if flag.startswith("--param="):
+        return "param:" + flag[len("--param=") :].split("=", 1)[0], flag
     if flag in ("-flto", "-fno-lto") or flag.startswith("-flto="):
         return "f:lto", "-fno-lto" if flag == "-fno-lto" else "-flto"
     if flag.startswith(("-fstack-protector", "-fno-stack-protector")):
@@ -231,9 +316,10 @@ def normalize_cflags(text: str, *, chost: str, host_target: str | None = None) -
     march: str | None = None
     tune: str | None = None
     groups: dict[str, str] = {}
+    sanitize: dict[str, dict[str, bool]] = {}
     machine_families = _allowed_families(chost)
     mcpu_is_march = bool(machine_families & _MCPU_IS_MARCH)
-    for flag in text.split():
+    for flag in _words(text):
         match = _OPT_RE.match(flag)
         if match is not None:
             level = match.group(1) or "1"
@@ -253,9 +339,18 @@ def normalize_cflags(text: str, *, chost: str, host_target: str | None = None) -
                 tune = flag[len("-mcpu=") :]
         elif flag.startswith("-mtune="):
             tune = flag[len("-mtune=") :]
+        elif (found := _sanitize_family(flag)) is not None:
+            family_name, enables, values = found
+            states = sanitize.setdefault(family_name, {})
+            for value in values:
+                if value == "all" and not enables:
+                    states.clear()  # off with nothing on is no flag at all
+                else:
+                    states[value] = enables
         elif not _is_dropped(flag):
             key, kept = _group(flag)
             groups[key] = kept
+    kept_flags = set(groups.values()) | set(_sanitize_flags(sanitize))
     if march is None:
         target = baseline_target(chost)
     else:
@@ -279,7 +374,7 @@ def normalize_cflags(text: str, *, chost: str, host_target: str | None = None) -
         target=target,
         tune=tune_target,
         opt=opt,
-        flags=tuple(sorted(set(groups.values()))),
+        flags=tuple(sorted(kept_flags)),
     )
 
 

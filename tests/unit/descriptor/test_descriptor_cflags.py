@@ -133,7 +133,49 @@ def test_order_of_distinct_groups_does_not_matter() -> None:
     assert a == b
 
 
+# Spellings that must NOT give one profile: the builds they make differ.
+DIFFERENT_BUILDS = [
+    # -fsanitize= adds to a set; the ASan build needs libasan and behaves differently.
+    ("-O2 -fsanitize=address -fsanitize=undefined", "-O2 -fsanitize=undefined"),
+    ("-O2 -fsanitize=address,undefined", "-O2 -fsanitize=undefined"),
+    # An option and its separate argument stay together.
+    ("-O2 -D A -U B", "-O2 -D B -U A"),
+    ("-O2 -include a.h -I b", "-O2 -include b -I a.h"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT_BUILDS)
+def test_different_builds_get_different_profiles(a: str, b: str) -> None:
+    assert normalize_cflags(a, chost=AMD64) != normalize_cflags(b, chost=AMD64)
+
+
+SAME_BUILD = [
+    ("-O2 -fsanitize=address,undefined", "-O2 -fsanitize=undefined -fsanitize=address"),
+    ("-O2 -fsanitize=address -fno-sanitize=all -fsanitize=undefined", "-O2 -fsanitize=undefined"),
+    ("-O2 -fno-sanitize=address", "-O2"),
+    ("-O2 -D FOO=1", "-O2 -DFOO=1"),
+    ("-O2 -DFOO=1 -D FOO=2", "-O2 -DFOO=2"),
+    ("-O2 --param l1-cache-size=32 --param=l1-cache-size=64", "-O2 --param=l1-cache-size=64"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_BUILD)
+def test_spellings_of_one_build_get_one_profile(a: str, b: str) -> None:
+    assert normalize_cflags(a, chost=AMD64) == normalize_cflags(b, chost=AMD64)
+
+
+def test_sanitizers_are_kept_one_value_each() -> None:
+    profile = normalize_cflags("-O2 -fsanitize=undefined,address", chost=AMD64)
+    assert profile.flags == ("-fsanitize=address", "-fsanitize=undefined")
+
+
 REFUSED = [
+    (
+        AMD64,
+        "-fsanitize=undefined -fno-sanitize=alignment",
+        None,
+        "both enable (undefined) and disable (alignment) -fsanitize= values",
+    ),
     (AMD64, "-march=pentium9", None, "unknown -march=pentium9"),
     (AMD64, "-march=", None, "empty -march="),
     (AMD64, "-march=native", None, "-march=native but no detected microarchitecture"),
