@@ -154,13 +154,17 @@ def main() -> int:
         step("audit: the commit chain mirrored into git")
         audit = base / "audit.git"
         alpha.show("index", "export-git", str(audit))
-        log = subprocess.run(
-            ["git", "-C", str(audit), "log", "--stat", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        print("    " + log.stdout.rstrip().replace("\n", "\n    "))
+        git = shutil.which("git")
+        if git is None:
+            print(f"    (install git to read it: git -C {audit} log --stat)")
+        else:
+            log = subprocess.run(
+                [git, "-C", str(audit), "log", "--stat", "--format=%h %s"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            print("    " + log.stdout.rstrip().replace("\n", "\n    "))
     finally:
         for node in nodes:
             node.stop()

@@ -82,7 +82,8 @@ def subscribe(
         str | None,
         typer.Option(
             "--root",
-            help="Envelope CID of the trust root to start from (what `index root show` prints).",
+            help="Envelope CID of the trust root to start from (the root that "
+            "`ipfsbin index status` prints).",
         ),
     ] = None,
     root_key: Annotated[
@@ -110,8 +111,8 @@ def subscribe(
                 raise SubscriptionError(
                     "a subscription needs a trust root (--root CID) or a maintainer key "
                     "(--root-key KEYID)",
-                    hint="--root is the root's envelope CID (`ipfsbin index root show`); with "
-                    "--root-key alone the roots are taken from the commits' envelopes",
+                    hint="--root is the root's envelope CID (`ipfsbin index status` shows it); "
+                    "with --root-key alone the roots are taken from the commits' envelopes",
                 )
             root_cid = None if root is None else _cid_option(root, "--root")
             pin = RootPin(key_id=root_key) if root_key is not None else RootPin(cid=root_cid)

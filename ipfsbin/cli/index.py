@@ -14,7 +14,7 @@ import typer
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, IpfsbinError
+from ipfsbin.errors import CodecError, IndexError_, IpfsbinError
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.maintainer import chain, curate, history
@@ -52,8 +52,8 @@ def _when(seconds: int) -> str:
 def _cid(text: str, what: str = "CID") -> CID:
     try:
         return CID.from_text(text.strip())
-    except Exception as exc:
-        raise IndexError_(f"{text!r} is not a {what}") from exc
+    except CodecError as exc:
+        raise IndexError_(f"{text!r} is not a {what}: {exc.message}") from exc
 
 
 @contextmanager

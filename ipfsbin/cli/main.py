@@ -8,9 +8,14 @@ import traceback
 
 import typer
 
+# typer vendors click and exports no public name for its usage errors.
+from typer import _click
+
 from ipfsbin import __version__
 from ipfsbin.cli.output import print_error
 from ipfsbin.errors import IpfsbinError
+
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
     name="ipfsbin",
@@ -66,26 +71,41 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code instead of exiting (tests call this)."""
+    """Run the CLI; return the exit code instead of exiting (tests call this).
+
+    Every error is one line on stderr (plus a hint): exit code 1 for a failure,
+    2 for a command line that does not parse.
+    """
     try:
-        app(args=argv, prog_name="ipfsbin", standalone_mode=True)
+        code = app(args=argv, prog_name="ipfsbin", standalone_mode=False)
     except IpfsbinError as exc:
         if _verbose:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
         return 1
+    except _click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except _click.exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "ipfsbin"
+        print_error(exc.format_message(), f"see `{where} --help`")
+        return exc.exit_code
+    except _click.exceptions.ClickException as exc:
+        print_error(exc.format_message(), None)
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("ipfsbin: aborted\n")
+        return 1
     except SystemExit as exc:
-        code = exc.code
-        if code is None:
-            return 0
-        if isinstance(code, int):
-            return code
-        sys.stderr.write(f"{code}\n")
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        sys.stderr.write(f"{exc.code}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("ipfsbin: interrupted\n")
         return 130
-    return 0
+    # Without standalone mode an explicit typer.Exit comes back as its code.
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

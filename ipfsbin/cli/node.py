@@ -11,6 +11,8 @@ from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.kubo.install import ensure_kubo
 from ipfsbin.kubo.node import NodeStatus, start_user_node, stop_user_node, user_node_status
 
+__all__ = ["app", "install", "start", "status", "stop"]
+
 app = typer.Typer(help="Run the managed local Kubo node that ipfsbin uses by default.")
 
 
@@ -22,6 +24,8 @@ def _status_dict(status: NodeStatus) -> dict[str, object]:
 
 def _render_status(status: dict[str, object]) -> str:
     if not status["running"]:
+        if status["pid"] is not None:  # a process, but its API does not answer (yet)
+            return f"not answering: daemon pid {status['pid']} (repo {status['repo_path']})"
         return f"not running (repo {status['repo_path']})"
     return (
         f"running: API {status['api']}, peer {status['peer_id']}, "

@@ -8,6 +8,7 @@ the cache directory, keyed by version. ``scripts/install-kubo`` calls
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -125,7 +126,13 @@ def ensure_kubo(progress: Progress | None = None) -> Path:
         )
     version = _version()
     target = cached_binary_path(version)
-    _build(go, version, target, progress or (lambda _line: None))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Two first runs at once (tests and the demo) would share one build module.
+    with (target.parent / "build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if find_kubo() == target:
+            return target
+        _build(go, version, target, progress or (lambda _line: None))
     got = binary_version(target)
     if got != version.removeprefix("v"):
         raise KuboInstallError(

@@ -9,12 +9,14 @@ return and ``ipfsbin node stop`` can stop it later.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -369,22 +371,55 @@ def start_user_node(
 ) -> NodeStatus:
     """Start the default node detached (initializing its repo the first time).
 
-    Returns at once with the status when it already runs. The CLI prints
-    "node running, API <api>, peer <peer id>, repo <repo path>".
+    Returns the status once the API answers; at once when the node already
+    runs. Starts are serialized by a lock file, and a daemon that runs but
+    does not answer yet (another start under way) is waited for, not joined
+    by a second daemon on the same repo.
     """
+    repo = user_repo_path()
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    with _start_lock(repo):
+        status = user_node_status()
+        if status.running:
+            return status
+        if status.pid is not None:
+            return _wait_answering(status.pid, timeout)
+        node = ManagedNode(
+            repo,
+            binary=binary,
+            profile=profile,
+            routing=None,
+            extra_config=USER_NODE_CONFIG,
+            detached=True,
+        )
+        node.start(timeout)
+        return user_node_status()
+
+
+@contextmanager
+def _start_lock(repo: Path) -> Iterator[None]:
+    # Beside the repo, not in it: `ipfs init` wants the repo to itself.
+    with (repo.parent / f"{repo.name}.start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _wait_answering(pid: int, timeout: float) -> NodeStatus:
+    deadline = time.monotonic() + timeout
     status = user_node_status()
-    if status.running:
-        return status
-    node = ManagedNode(
-        user_repo_path(),
-        binary=binary,
-        profile=profile,
-        routing=None,
-        extra_config=USER_NODE_CONFIG,
-        detached=True,
-    )
-    node.start(timeout)
-    return user_node_status()
+    while not status.running and status.pid is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = user_node_status()
+    if not status.running:
+        raise NodeError(
+            f"the managed Kubo daemon (pid {pid}) runs but its API did not answer "
+            f"within {timeout:.0f}s",
+            hint=f"see {user_repo_path() / LOG_FILE}; `ipfsbin node stop` stops it",
+        )
+    return status
 
 
 def stop_user_node(timeout: float = 30.0) -> bool:
@@ -509,4 +544,12 @@ def resolve_api() -> str:
 
 def connect() -> KuboClient:
     """A client for the API :func:`resolve_api` picks."""
-    return KuboClient.from_multiaddr(resolve_api())
+    api = resolve_api()
+    try:
+        return KuboClient.from_multiaddr(api)
+    except ValueError as exc:
+        raise KuboUnavailableError(
+            f"cannot use the Kubo API address {api!r}: {exc}",
+            hint=f"set {API_ENV} to the daemon's API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001) "
+            "or to an http:// URL",
+        ) from exc

@@ -24,6 +24,10 @@ ensure_system_packages() {
   command -v strip >/dev/null || missing+=(binutils)
   command -v scanelf >/dev/null || missing+=(pax-utils)
   command -v tar >/dev/null || missing+=(tar)
+  # Debian's python3 lacks venv (ensurepip) until python3-venv is installed.
+  if [ ! -x .venv/bin/python ] && ! "$(python_bin)" -c 'import ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
       echo "setup: installing ${missing[*]}" >&2

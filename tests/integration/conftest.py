@@ -17,6 +17,7 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +43,33 @@ def kubo_nodes(
     kubo_binary: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NodeFactory]:
     started: list[ManagedNode] = []
+    # The stack stops every node (newest first) even if stopping one fails.
+    with ExitStack() as stack:
 
-    def start(count: int = 1, *, connect: bool = True, **kwargs: Any) -> list[ManagedNode]:
-        config = {**TEST_NODE_CONFIG, **kwargs.pop("extra_config", {})}
-        profile = kwargs.pop("profile", "test")
-        routing = kwargs.pop("routing", "dht")
-        fresh = []
-        for _ in range(count):
-            repo = tmp_path_factory.mktemp("kubo-repo")
-            node = ManagedNode(
-                repo,
-                binary=kubo_binary,
-                profile=profile,
-                routing=routing,
-                extra_config=config,
-                **kwargs,
-            )
-            node.start(timeout=60)
-            started.append(node)
-            fresh.append(node)
-        if connect:
-            _connect_all(fresh, [n for n in started if n.running])
-        return fresh
+        def start(count: int = 1, *, connect: bool = True, **kwargs: Any) -> list[ManagedNode]:
+            config = {**TEST_NODE_CONFIG, **kwargs.pop("extra_config", {})}
+            profile = kwargs.pop("profile", "test")
+            routing = kwargs.pop("routing", "dht")
+            fresh = []
+            for _ in range(count):
+                repo = tmp_path_factory.mktemp("kubo-repo")
+                node = ManagedNode(
+                    repo,
+                    binary=kubo_binary,
+                    profile=profile,
+                    routing=routing,
+                    extra_config=config,
+                    **kwargs,
+                )
+                node.start(timeout=60)
+                stack.callback(node.stop)
+                started.append(node)
+                fresh.append(node)
+            if connect:
+                _connect_all(fresh, [n for n in started if n.running])
+            return fresh
 
-    yield start
-    for node in reversed(started):
-        node.stop()
+        yield start
 
 
 def _connect_all(fresh: list[ManagedNode], everyone: list[ManagedNode]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,15 @@ def test_a_stale_pid_file_does_not_count_as_running(user_home: Path) -> None:
     assert not user_node_status().running
     with pytest.raises(KuboUnavailableError, match="not running any more"):
         resolve_api()
+
+
+def test_concurrent_starts_share_one_daemon(user_home: Path) -> None:
+    # Two `ipfsbin node start` at once: the second must wait for the first
+    # daemon, not spawn another on the same repo and lose the pid file.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: start_user_node(profile="test"), range(2)))
+    assert all(s.running for s in statuses)
+    assert statuses[0].pid == statuses[1].pid
+    assert (user_home / "kubo" / "ipfsbin-daemon.pid").read_text().strip() == str(statuses[0].pid)
+    assert stop_user_node() is True
+    assert not user_node_status().running
