@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,9 +170,24 @@ class KeyStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        # Written under a temporary name and linked into place, so another
+        # process creating the same name at once, or a failed write, never
+        # leaves a partial key file behind.
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".key-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise KeyStoreError(
+                    f"a key named {path.stem!r} already exists at {path}",
+                    hint="choose another name",
+                ) from None
+        finally:
+            os.unlink(temporary)
 
     def load(self, name: str) -> SigningKey:
         path = self._path(name)
