@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from ipfsbin._fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.codec import dagcbor
@@ -123,6 +123,37 @@ def _build(what: str, factory: Callable[[], T]) -> T:
 # --- the objects --------------------------------------------------------------
 
 
+class _Block:
+    """The block of a top-level object: its DAG-CBOR bytes and CID, computed once.
+
+    Decoded objects keep the bytes they came from (``from_block``), so an
+    identity is never found by re-encoding.
+    """
+
+    def to_dag(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dag(cls, value: Any) -> Self:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def block(self) -> tuple[CID, bytes]:
+        """(CID, DAG-CBOR bytes) of this object."""
+        return dagcbor.encode_block(self.to_dag())
+
+    @property
+    def cid(self) -> CID:
+        return self.block[0]
+
+    @classmethod
+    def from_block(cls, cid: CID, data: bytes) -> Self:
+        """Decode a block after checking it hashes to ``cid``; keeps the bytes."""
+        obj = cls.from_dag(dagcbor.decode_block(cid, data))
+        obj.__dict__["block"] = (cid, data)
+        return obj
+
+
 @dataclass(frozen=True, kw_only=True)
 class OptProfile:
     """The normalized CFLAGS (or CXXFLAGS) of a build."""
@@ -181,7 +212,7 @@ _PLATFORM_KEYS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class Platform:
+class Platform(_Block):
     """What every package built on one host with one set of flags shares."""
 
     chost: str
@@ -253,22 +284,6 @@ class Platform:
             ),
         )
 
-    @functools.cached_property
-    def block(self) -> tuple[CID, bytes]:
-        """(CID, DAG-CBOR bytes) of this platform."""
-        return dagcbor.encode_block(self.to_dag())
-
-    @property
-    def cid(self) -> CID:
-        return self.block[0]
-
-    @classmethod
-    def from_block(cls, cid: CID, data: bytes) -> Platform:
-        """Decode a block after checking it hashes to ``cid``; keeps the bytes."""
-        platform = cls.from_dag(dagcbor.decode_block(cid, data))
-        platform.__dict__["block"] = (cid, data)
-        return platform
-
 
 @dataclass(frozen=True, kw_only=True, order=True)
 class SlotDep:
@@ -334,7 +349,7 @@ _DESCRIPTOR_KEYS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class Descriptor:
+class Descriptor(_Block):
     """One package build: identity, USE, dependency ABI and needed sonames."""
 
     platform: CID
@@ -413,22 +428,6 @@ class Descriptor:
                 ),
             ),
         )
-
-    @functools.cached_property
-    def block(self) -> tuple[CID, bytes]:
-        """(CID, DAG-CBOR bytes) of this descriptor."""
-        return dagcbor.encode_block(self.to_dag())
-
-    @property
-    def cid(self) -> CID:
-        return self.block[0]
-
-    @classmethod
-    def from_block(cls, cid: CID, data: bytes) -> Descriptor:
-        """Decode a block after checking it hashes to ``cid``; keeps the bytes."""
-        descriptor = cls.from_dag(dagcbor.decode_block(cid, data))
-        descriptor.__dict__["block"] = (cid, data)
-        return descriptor
 
 
 @dataclass(frozen=True, kw_only=True)
