@@ -203,11 +203,10 @@ class CommitResult:
 def _root_envelopes(workspace: Workspace) -> tuple[CID, ...]:
     """Envelope CIDs of the trust-root chain, oldest first, for a commit envelope's ``roots``.
 
-    A workspace keeps only its current root (there is no rotation command yet);
-    a follower may start from any version its pinned key signed, so listing the
-    current one is enough for new followers.
+    The whole chain, so that a follower pinned to an older version (or to a
+    key that only an older version lists) can walk every rotation in order.
     """
-    return (workspace.root,)
+    return workspace.root_envelopes()
 
 
 def _require_maintainer(root: Root, key: SigningKey) -> None:

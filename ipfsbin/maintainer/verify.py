@@ -1,9 +1,10 @@
 """Re-verifying a maintainer's whole chain, from the trust root to the head.
 
-Every accepted commit whose envelope this workspace recorded is fed, oldest
-first, to one :class:`~ipfsbin.trust.state.TrustedChain` pinned to the
-workspace's root: signatures, heights and ancestry are checked as a follower
-checks them. Old commits expire by design, so the history walk allows stale
+The trust-root chain is checked version by version from version 1. Every
+accepted commit whose envelope this workspace recorded is fed, oldest first,
+to a :class:`~ipfsbin.trust.state.TrustedChain` pinned to the root the commit
+names: signatures, heights and ancestry are checked as a follower of that
+time checked them. Old commits expire by design, so the history walk allows stale
 commits, and the head is checked once more on its own for expiry. Commits
 whose envelope is not recorded here are vouched for by the hash links from
 the head (as in git) and reported as such. Finally every entry of the head's
@@ -83,25 +84,41 @@ def verify_index(workspace: Workspace, store: BlockStore, *, now: int) -> Verify
         "height": 0 if head is None else head.height,
     }
     try:
-        if head is None:
-            history = TrustedChain(RootPin(cid=root.root_id), now=now)
-            history.update_root(root)
-        else:
+        roots = workspace.root_chain()
+        fresh = TrustedChain(RootPin(cid=roots[0].root_id), now=now)
+        for signed_root in roots:
+            fresh.update_root(signed_root)
+        if head is not None:
+            by_id = {r.root_id: r for r in roots}
             chain = list(iter_history(store, head.commit_id))
             chain.reverse()
-            history = TrustedChain(RootPin(cid=root.root_id), now=now, allow_stale=True)
-            history.update_root(root)
+            accepted: tuple[CID, int] | None = None
             for commit_id, _ in chain:
                 signed = workspace.envelope_of(commit_id)
                 if signed is None:
                     linked_only.append(commit_id)
                     continue
+                # each commit is checked under the root it names, as followers of that
+                # time did: a later rotation may have revoked the keys that signed it
+                named = by_id.get(signed.commit.root)
+                if named is None:
+                    raise IndexError_(
+                        f"commit {commit_id} names trust root {signed.commit.root}, which is "
+                        "not in this index's root chain"
+                    )
+                history = TrustedChain(
+                    RootPin(cid=named.root_id),
+                    now=now,
+                    allow_stale=True,
+                    head=None if accepted is None else accepted[0],
+                    height=None if accepted is None else accepted[1],
+                )
+                history.update_root(named)
                 history.update_commit(signed, store)
+                accepted = (commit_id, signed.height)
                 checked += 1
-            if history.head != head.commit_id:
+            if accepted is not None and accepted[0] != head.commit_id:
                 raise IndexError_(f"the head {head.commit_id} was not reached from the root")
-            fresh = TrustedChain(RootPin(cid=root.root_id), now=now)
-            fresh.update_root(root)
             fresh.update_commit(head, store)
             for key, value in ProllyTree(store).items(head.commit.index):
                 parse_index_key(key)

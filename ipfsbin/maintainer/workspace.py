@@ -1,4 +1,4 @@
-"""A maintainer's local state for one index: trust root, head, staged changes, draft.
+"""A maintainer's local state for one index: trust roots, head, staged changes, drafts.
 
 Kept in SQLite under ``<data dir>/index/<name>/state.sqlite`` (format in
 ``schema/maintainer.md``); every update is one transaction. The signed
@@ -52,6 +52,17 @@ CREATE TABLE staged (
 );
 CREATE TABLE draft (commit_id TEXT PRIMARY KEY, envelope TEXT NOT NULL);
 CREATE TABLE keys (name TEXT PRIMARY KEY, key_id TEXT NOT NULL);
+"""
+
+# Added after format 1 shipped: made on open when absent, the single root a workspace
+# kept until then becoming the first row, so older workspaces need no new format number.
+_ROOT_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS roots (
+    version INTEGER PRIMARY KEY,
+    root_id TEXT NOT NULL UNIQUE,
+    envelope TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS root_draft (root_id TEXT PRIMARY KEY, envelope TEXT NOT NULL);
 """
 
 Action = Literal["add", "merge", "yank"]
@@ -111,7 +122,25 @@ class Workspace:
                 f"index state {path} has format version {version}, expected {SCHEMA_VERSION}",
                 hint="a newer ipfsbin wrote it; upgrade to use it",
             )
+        try:
+            workspace._migrate_roots()
+        except BaseException:
+            db.close()
+            raise
         return workspace
+
+    def _migrate_roots(self) -> None:
+        with self._transaction() as cur:
+            for statement in _ROOT_TABLES.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            (count,) = cur.execute("SELECT COUNT(*) FROM roots").fetchone()
+            if count == 0:
+                current = self.signed_root
+                cur.execute(
+                    "INSERT INTO roots VALUES (?, ?, ?)",
+                    (current.version, str(current.root_id), str(current.cid)),
+                )
 
     @classmethod
     def create(
@@ -134,7 +163,7 @@ class Workspace:
         db = sqlite3.connect(path, isolation_level=None)
         workspace = cls(name, directory, db)
         try:
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + _ROOT_TABLES)
             with workspace._transaction() as cur:
                 cur.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
@@ -147,6 +176,10 @@ class Workspace:
                 )
                 cur.executemany("INSERT INTO keys VALUES (?, ?)", list(key_names))
                 _put_blocks(cur, root.blocks())
+                cur.execute(
+                    "INSERT INTO roots VALUES (?, ?, ?)",
+                    (root.version, str(root.root_id), str(root.cid)),
+                )
         except BaseException:
             db.close()
             path.unlink(missing_ok=True)
@@ -214,12 +247,68 @@ class Workspace:
 
     @property
     def signed_root(self) -> SignedRoot:
-        envelope = self.root
+        return self._signed_root(self.root)
+
+    def _signed_root(self, envelope: CID) -> SignedRoot:
         block = self._block(envelope)
         value = dagcbor.decode_block(envelope, block)
         if not isinstance(value, dict) or not isinstance(value.get("signed"), CID):
             raise IndexError_(f"index state block {envelope} is not a signed envelope")
         return SignedRoot.from_blocks(block, self._block(value["signed"]), cid=envelope)
+
+    def root_envelopes(self) -> tuple[CID, ...]:
+        """Envelope CIDs of every adopted trust root, version 1 (or the oldest kept) first."""
+        rows = self._db.execute("SELECT envelope FROM roots ORDER BY version").fetchall()
+        return tuple(CID.from_text(e) for (e,) in rows)
+
+    def root_chain(self) -> tuple[SignedRoot, ...]:
+        """Every adopted trust root, oldest first; the last is :attr:`signed_root`."""
+        return tuple(self._signed_root(e) for e in self.root_envelopes())
+
+    @property
+    def draft_root(self) -> SignedRoot | None:
+        """The next trust root version waiting for co-signatures, if any."""
+        row = self._db.execute("SELECT envelope FROM root_draft").fetchone()
+        return None if row is None else self._signed_root(CID.from_text(row[0]))
+
+    def record_root(
+        self,
+        signed: SignedRoot,
+        *,
+        as_current: bool,
+        key_names: Sequence[tuple[str, str]] = (),
+        publisher_key_name: str | None = None,
+    ) -> None:
+        """Keep ``signed`` as the root draft, or adopt it as the current root (drops the draft).
+
+        On adoption ``key_names`` are local keys to remember as well, and
+        ``publisher_key_name`` replaces the publisher key setting. The caller
+        has verified ``signed`` as the next version after the current root.
+        """
+        with self._transaction() as cur:
+            _put_blocks(cur, signed.blocks())
+            cur.execute("DELETE FROM root_draft")
+            if not as_current:
+                cur.execute(
+                    "INSERT INTO root_draft VALUES (?, ?)", (str(signed.root_id), str(signed.cid))
+                )
+                return
+            cur.execute(
+                "INSERT INTO roots VALUES (?, ?, ?)",
+                (signed.version, str(signed.root_id), str(signed.cid)),
+            )
+            cur.execute("UPDATE meta SET value = ? WHERE name = 'root'", (str(signed.cid),))
+            cur.execute(
+                "UPDATE meta SET value = ? WHERE name = 'publisher_key_name'",
+                (publisher_key_name,),
+            )
+            cur.executemany("INSERT OR REPLACE INTO keys VALUES (?, ?)", list(key_names))
+
+    def drop_draft_root(self) -> SignedRoot | None:
+        draft = self.draft_root
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM root_draft")
+        return draft
 
     @property
     def publisher_key_name(self) -> str | None:

@@ -1,0 +1,126 @@
+"""``ipfsbin index rotate-root`` / ``sign-root`` through the command line on real Kubo nodes:
+a follower pinned to the old maintainer key takes the rotation from the commit envelope,
+and then refuses a commit signed by the revoked key."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfsbin.cli.main import main
+from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.publish_ipns import publish_head
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit
+from ipfsbin.trust.keys import KeyStore
+from ipfsbin.trust.root import load_root
+from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Cli = Callable[..., Any]
+
+
+def _host(home: Path, node: ManagedNode) -> Cli:
+    """Run ``ipfsbin ARGS --json`` as one host and return the decoded output."""
+
+    def run(*args: str, ok: bool = True) -> Any:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("IPFSBIN_HOME", str(home))
+            mp.setenv("IPFSBIN_API", node.api_multiaddr)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main([*args, "--json"])
+        assert (code == 0) == ok, err.getvalue()
+        # a refused sync still reports its outcome as JSON on stdout
+        return json.loads(out.getvalue()) if out.getvalue() else err.getvalue()
+
+    return run
+
+
+def test_rotate_root_and_a_key_pinned_follower_takes_it(kubo_nodes: Any, tmp_path: Path) -> None:
+    maintainer_node, client_node = kubo_nodes(2)
+    maintainer = _host(tmp_path / "maintainer", maintainer_node)
+    client = _host(tmp_path / "client", client_node)
+    keys = KeyStore(tmp_path / "maintainer" / "keys")
+    key_a, key_b = keys.generate("a"), keys.generate("b")
+
+    init = maintainer("index", "init", "--key", "a", "--builder", BUILDER_X.key_id)
+    name = maintainer("index", "publish", "--key", "a", "--allow-offline")["name"]
+    assert name == key_a.key_id
+    client("subscribe", name, "--root-key", key_a.key_id)
+    (first,) = client("sync")
+    assert first["outcome"] == "accepted" and first["height"] == 1
+
+    # A alone meets the old threshold but not the new one: a draft that B must co-sign
+    draft = maintainer(
+        "index", "rotate-root", "--add-maintainer", "b", "--remove-maintainer", "a", "--key", "a"
+    )
+    assert not draft["adopted"] and draft["version"] == 2
+    assert draft["old_maintainers"]["met"] and not draft["new_maintainers"]["met"]
+    assert draft["publishers"]["keys"] == [key_a.key_id]
+    assert maintainer("index", "status")["draft_root"] == draft["envelope"]
+    error = maintainer("index", "sign-root", draft["envelope"], "--key", "nobody", ok=False)
+    assert "ipfsbin: error:" in error
+    adopted = maintainer("index", "sign-root", draft["envelope"], "--key", "b")
+    assert adopted["adopted"] and adopted["maintainers"]["keys"] == [key_b.key_id]
+    status = maintainer("index", "status")
+    assert status["root_version"] == 2 and status["draft_root"] is None
+    assert status["roots"] == [init["root"], adopted["envelope"]]
+
+    refused = maintainer("index", "rotate-root", "--threshold", "1", "--key", "a", ok=False)
+    assert "maintainer of neither" in refused
+
+    with maintainer_node.client() as kubo:
+        data = b"a binpkg's bytes\n" * 64
+        assert kubo.add(data, chunker="size-1048576").cid == cid_for(RAW, data)
+        published = publish(KuboBlockStore(kubo), "app-misc/hello-1", data, BUILDER_X)
+    assert published.attestation is not None
+    maintainer("index", "add", str(published.attestation.cid))
+    assert "is not a maintainer" in maintainer(
+        "index", "commit", "-m", "by A", "--key", "a", ok=False
+    )
+    done = maintainer("index", "commit", "-m", "under root 2", "--key", "b")
+    assert done["head"] and done["signed_by"] == [key_b.key_id]
+    # publishers did not follow the maintainers: A still signs the IPNS record
+    assert maintainer("index", "publish", "--allow-offline")["sequence"] == 2
+    assert maintainer("index", "verify")["verdict"].startswith("OK")
+
+    (update,) = client("sync")
+    assert update["outcome"] == "accepted" and update["height"] == 2, update
+    (followed,) = client("status")
+    assert followed["error"] is None and followed["height"] == 2
+    assert followed["roots"] == [init["root"], adopted["envelope"]]
+
+    # An attacker holding the publisher key A (a revoked maintainer) signs a commit on top
+    # and publishes it: the follower refuses it and keeps the good head.
+    with maintainer_node.client() as kubo:
+        store = KuboBlockStore(kubo)
+        head = load_commit(store, CID.from_text(done["envelope"]))
+        root = load_root(store, CID.from_text(adopted["envelope"]))
+        attack = sign_commit(
+            make_commit(
+                index=head.commit.index,
+                root=root,
+                time=head.commit.time + 1,
+                parents=(head,),
+                message="by a revoked key",
+            ),
+            key_a,
+            roots=head.roots,
+        )
+        put_commit(store, attack)
+        record = publish_head(kubo, key_a, head=attack, root=root, allow_offline=True)
+        assert record.sequence == 3
+    (refusal,) = client("sync", ok=False)
+    assert refusal["outcome"] != "accepted" and refusal["height"] == 2
+    (after,) = client("status")
+    assert "RevokedKeyError" in after["error"] and after["height"] == 2
+    assert after["head"] == followed["head"]
