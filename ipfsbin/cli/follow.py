@@ -20,10 +20,11 @@ import typer
 
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import CodecError, SubscriptionError
+from ipfsbin.errors import CodecError, KuboUnavailableError, SubscriptionError
 from ipfsbin.kubo.node import connect
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follow import (
+    Keeper,
     KuboKeeper,
     KuboRecordSource,
     SyncResult,
@@ -32,11 +33,14 @@ from ipfsbin.subscribe.follow import (
     sync_all,
     sync_subscription,
 )
+from ipfsbin.subscribe.follow import unsubscribe as follow_unsubscribe
 from ipfsbin.subscribe.gateway import (
+    BlockFileKeeper,
     GatewayBlockStore,
     GatewayKeeper,
     GatewayRecordSource,
     SqliteBlockStore,
+    default_block_path,
     gateway_client,
 )
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
@@ -126,12 +130,69 @@ def subscribe(
 
 def unsubscribe(
     name: Annotated[str, typer.Argument(help="IPNS name of the index.")],
+    keep_pins: Annotated[
+        bool,
+        typer.Option(
+            "--keep-pins",
+            help="Do not unpin (or delete from the gateway block file) the blocks only this "
+            "subscription held; only forget the subscription.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop following an index (its direct pins, named ipfsbin-follow:NAME, stay until removed)."""
-    with SubscriptionStore() as state:
-        state.remove(name)
-    emit({"name": name, "removed": True}, as_json, lambda r: f"no longer following {r['name']}")
+    """Stop following an index and release the blocks no other subscription holds."""
+    keepers: list[Keeper] = []
+    closers: list[Callable[[], None]] = []
+    local: KuboBlockStore | None = None
+    kubo_skipped = False
+    try:
+        with SubscriptionStore() as state:
+            canonical = state.get(name).name
+            if not keep_pins:
+                block_file = default_block_path()
+                if block_file.exists():
+                    blocks = SqliteBlockStore(block_file)
+                    closers.append(blocks.close)
+                    keepers.append(BlockFileKeeper(blocks))
+                try:
+                    client = connect()
+                except KuboUnavailableError as exc:
+                    if not keepers:
+                        raise KuboUnavailableError(
+                            f"{exc.message}; cannot unpin the blocks of {canonical}",
+                            hint="start the node (`ipfsbin node start`), or pass --keep-pins "
+                            "to forget the subscription and leave its pins",
+                        ) from exc
+                    kubo_skipped = True  # a daemon-less follower: only the block file
+                else:
+                    closers.append(client.close)
+                    keepers.append(KuboKeeper(client))
+                    local = KuboBlockStore(client, offline=True)
+            released = follow_unsubscribe(state, canonical, keepers=keepers, local_store=local)
+    finally:
+        for close in closers:
+            close()
+    emit(
+        {
+            "name": canonical,
+            "removed": True,
+            "released": len(released),
+            "kept_pins": keep_pins,
+            "kubo_skipped": kubo_skipped,
+        },
+        as_json,
+        _render_unsubscribed,
+    )
+
+
+def _render_unsubscribed(r: dict[str, Any]) -> str:
+    text = f"no longer following {r['name']}"
+    if r["kept_pins"]:
+        return text + " (its blocks stay pinned)"
+    text += f"; released {r['released']} blocks no other subscription holds"
+    if r["kubo_skipped"]:
+        text += " (from the gateway block file only: no Kubo node to unpin from)"
+    return text
 
 
 def _render_result(result: SyncResult) -> str:

@@ -9,6 +9,7 @@ from ipfsbin.subscribe.follow import (
     follow_forever,
     sync_all,
     sync_subscription,
+    unsubscribe,
 )
 from ipfsbin.subscribe.state import (
     AcceptedHead,
@@ -30,4 +31,5 @@ __all__ = [
     "follow_forever",
     "sync_all",
     "sync_subscription",
+    "unsubscribe",
 ]

@@ -18,9 +18,15 @@ One sync of one subscription (:func:`sync_subscription`):
    check the root equals the signed ``index`` (:mod:`._rebuild`), so only the
    commits and changesets move over the network; otherwise, or when that
    fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
-4. keep the new blocks (a :class:`Keeper`: direct pins in Kubo, or rows in the
-   local block file), record the new head in one transaction, then let go of
-   the blocks only the old head needed.
+4. list the blocks to keep as pending, keep them (a :class:`Keeper`: direct
+   pins in Kubo, or rows in the local block file), record the new head and
+   the blocks it holds in one transaction, then let go of the blocks the old
+   head needed that no subscription holds any more.
+
+Blocks are counted per subscription in the state (``held``): two subscriptions
+sharing index nodes share one pin, released only when neither holds the node.
+A sync that died between keeping and recording left its blocks ``pending``;
+the next sync (or ``unsubscribe``) of that name lets go of those nobody holds.
 
 Any failure before step 4 leaves the state as it was, except for the reason
 and the time, which ``ipfsbin status`` shows. The network is only touched
@@ -40,6 +46,7 @@ from typing import Final, Literal, Protocol
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import (
+    BlockNotFoundError,
     IpfsbinError,
     IpnsError,
     KuboCommandError,
@@ -47,6 +54,7 @@ from ipfsbin.errors import (
     SubscriptionError,
     TrustError,
 )
+from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.client import KuboClient
@@ -64,6 +72,7 @@ __all__ = [
     "KuboKeeper",
     "KuboRecordSource",
     "Outcome",
+    "PIN_NAME",
     "RecordSource",
     "SyncResult",
     "describe_error",
@@ -71,11 +80,13 @@ __all__ = [
     "require_subscriptions",
     "sync_all",
     "sync_subscription",
+    "unsubscribe",
 ]
 
 Outcome = Literal["accepted", "current", "refused", "failed"]
 Via = Literal["changeset", "nodes"]
-PIN_NAME_PREFIX: Final = "ipfsbin-follow:"
+PIN_NAME: Final = "ipfsbin-follow"
+"""The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
 _log = logging.getLogger(__name__)
 
@@ -87,7 +98,12 @@ class RecordSource(Protocol):
 
 
 class Keeper(Protocol):
-    """Keeps the blocks of accepted heads (pins, or a local block file) and lets old ones go."""
+    """Keeps the blocks of accepted heads (pins, or a local block file) and lets old ones go.
+
+    A keeper does no counting: :func:`sync_subscription` asks it to release
+    only blocks that no subscription holds any more. ``label`` names the
+    subscription, for messages.
+    """
 
     def keep(self, cids: Sequence[CID], *, label: str) -> None: ...
 
@@ -106,7 +122,10 @@ class KuboRecordSource:
 
 
 class KuboKeeper:
-    """Direct pins, one per block, named ``ipfsbin-follow:<name>``.
+    """Direct pins, one per block, all named ``ipfsbin-follow``.
+
+    Kubo keeps one pin per CID whatever its name, so the name cannot tell
+    which subscription holds a block; the state does (``held``).
 
     Not a recursive pin on the head: index entries link manifests, manifests
     link the packages, and commits link all of history, so a recursive pin
@@ -122,9 +141,7 @@ class KuboKeeper:
     def keep(self, cids: Sequence[CID], *, label: str) -> None:
         unique = list(dict.fromkeys(cids))
         for start in range(0, len(unique), self._BATCH):
-            self.client.pin_add(
-                unique[start : start + self._BATCH], recursive=False, name=PIN_NAME_PREFIX + label
-            )
+            self.client.pin_add(unique[start : start + self._BATCH], recursive=False, name=PIN_NAME)
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
         unique = list(dict.fromkeys(cids))
@@ -367,6 +384,10 @@ def _sync(
     started: float,
     changesets: bool,
 ) -> SyncResult:
+    with state.keeping():
+        _release_pending(state, sub.name, keeper)
+        if local_store is not None:
+            adopt_held(state, sub, local_store)
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
     target = _check_record(record, sub)
@@ -412,7 +433,6 @@ def _sync(
         delta = tree_delta(fetch, new_index, old_index, old_store=holder, workers=workers)
     keep = [c for r in roots for c in (r.cid, r.root_id)]
     keep += [signed.cid, signed.commit_id, *delta.added]
-    keeper.keep(keep, label=sub.name)
     accepted = AcceptedHead(
         head=signed.commit_id,
         head_envelope=signed.cid,
@@ -421,18 +441,29 @@ def _sync(
         sequence=record.sequence,
         roots=tuple(r.cid for r in roots),
     )
-    state.record_accepted(sub.name, accepted, expect_head=sub.head, now=moment)
     release = list(delta.removed)
     if sub.head_envelope is not None and sub.head_envelope != signed.cid:
         release.append(sub.head_envelope)
     if sub.head is not None and sub.head != signed.commit_id:
         release.append(sub.head)
     warnings: list[str] = []
-    try:
-        keeper.release(release, label=sub.name)
-    except IpfsbinError as exc:
-        # the new head is recorded; an old block kept too long is only disk space
-        warnings.append(f"could not release {len(release)} old blocks: {describe_error(exc)}")
+    with state.keeping():
+        # pending first: if this process dies after keeping, the next sync finds the blocks
+        state.add_pending(sub.name, keep)
+        try:
+            keeper.keep(keep, label=sub.name)
+            state.record_accepted(
+                sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
+            )
+        except IpfsbinError:
+            _release_pending(state, sub.name, keeper)
+            raise
+        free = state.unheld(release)
+        try:
+            keeper.release(free, label=sub.name)
+        except IpfsbinError as exc:
+            # the new head is recorded; an old block kept too long is only disk space
+            warnings.append(f"could not release {len(free)} old blocks: {describe_error(exc)}")
     return SyncResult(
         name=sub.name,
         outcome="accepted",
@@ -449,10 +480,88 @@ def _sync(
         changesets=0 if rebuilt is None else len(rebuilt.commits),
         changeset_blocks=0 if rebuilt is None else rebuilt.changeset_blocks,
         fallback=fallback,
-        blocks_released=len(release),
+        blocks_released=len(free),
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
     )
+
+
+def _release_pending(state: SubscriptionStore, name: str, keeper: Keeper) -> None:
+    """Let go of what an unfinished sync of ``name`` kept and nobody holds; call under the lock."""
+    leftover = state.pending(name)
+    if not leftover:
+        return
+    free = state.unheld(leftover, besides=name)
+    _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
+    keeper.release(free, label=name)
+    state.clear_pending(name)
+
+
+def head_blocks(sub: Subscription, local: BlockStore) -> list[CID]:
+    """The blocks the accepted head of ``sub`` needs, read from ``local`` only.
+
+    Roots, the head's envelope and payload, and every index node reachable
+    from the head's index in ``local`` (a subtree missing there is skipped).
+    """
+    if sub.head is None or sub.head_envelope is None:
+        return []
+    found: list[CID] = [sub.head_envelope, sub.head]
+    for cid in sub.roots:
+        found.append(cid)
+        try:
+            found.append(load_root(local, cid).root_id)
+        except IpfsbinError:
+            continue
+    if sub.index_root is not None:
+        tree = ProllyTree(local, cache_size=0)
+        stack = [sub.index_root]
+        while stack:
+            cid = stack.pop()
+            try:
+                node = tree.load(cid)
+            except BlockNotFoundError:
+                continue  # not held here: nothing to release for it either
+            found.append(cid)
+            if node.level > 0:
+                stack.extend(node.children)
+    return found
+
+
+def adopt_held(state: SubscriptionStore, sub: Subscription, local: BlockStore) -> None:
+    """List the blocks of a head accepted before ``held`` existed (state version 1).
+
+    Those blocks were kept already (pinned as ``ipfsbin-follow:<name>``); once
+    listed, they are released by CID like any other. Call under the lock.
+    """
+    if sub.head is None or state.held(sub.name):
+        return
+    blocks = head_blocks(sub, local)
+    _log.info("%s: adopting %d blocks kept by an earlier version", sub.name, len(blocks))
+    state.adopt_held(sub.name, blocks)
+
+
+def unsubscribe(
+    state: SubscriptionStore,
+    name: str,
+    *,
+    keepers: Sequence[Keeper],
+    local_store: BlockStore | None = None,
+) -> list[CID]:
+    """Forget ``name`` and release, from every keeper, the blocks no other subscription holds.
+
+    With no keepers nothing is released (the blocks stay kept). ``local_store``
+    lets a subscription recorded before ``held`` existed list its blocks first.
+    Returns the released blocks; if releasing fails, the subscription stays.
+    """
+    sub = state.get(name)
+    with state.keeping():
+        if keepers and local_store is not None:
+            adopt_held(state, sub, local_store)
+        free = state.releasable(sub.name) if keepers else []
+        for keeper in keepers:
+            keeper.release(free, label=sub.name)
+        state.remove(sub.name)
+    return free
 
 
 def _try_rebuild(

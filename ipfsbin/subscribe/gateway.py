@@ -12,7 +12,9 @@ Requests (the trustless gateway specification):
 
 Kept blocks live in one SQLite file (table ``blocks``, CID bytes to block
 bytes): simpler than a directory of files, and adding a head's blocks is one
-transaction.
+transaction. The file is shared by all subscriptions; which of them holds a
+block is counted in the subscription state, and a block is deleted only when
+none does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ipfsbin.ipns.name import canonical_name
 from ipfsbin.ipns.record import MAX_RECORD_SIZE
 
 __all__ = [
+    "BlockFileKeeper",
     "GatewayBlockStore",
     "GatewayKeeper",
     "GatewayRecordSource",
@@ -227,3 +230,24 @@ class GatewayKeeper:
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
         self.blocks.local.delete(cids)
+
+
+class BlockFileKeeper:
+    """Releasing from the local block file without a gateway (``ipfsbin unsubscribe``).
+
+    It keeps nothing new: ``keep`` only checks the blocks are in the file.
+    """
+
+    def __init__(self, local: SqliteBlockStore) -> None:
+        self.local = local
+
+    def keep(self, cids: Sequence[CID], *, label: str) -> None:
+        missing = [c for c in cids if not self.local.has(c)]
+        if missing:
+            raise BlockNotFoundError(
+                f"{len(missing)} blocks to keep for {label} are not in {self.local.path} "
+                f"(first: {missing[0]})"
+            )
+
+    def release(self, cids: Sequence[CID], *, label: str) -> None:
+        self.local.delete(cids)

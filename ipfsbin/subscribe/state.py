@@ -8,13 +8,19 @@ new one, never a mix; WAL mode lets readers go on while a sync writes.
 
 A bad update never touches the head: :meth:`SubscriptionStore.record_failure`
 writes only the error columns.
+
+The blocks each subscription keeps are listed too (``held``), so a block two
+subscriptions share is let go only when neither needs it any more; blocks a
+sync is about to keep are listed first in ``pending``, so those of a sync that
+died before recording its head can be found and let go by the next one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +34,8 @@ from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
 
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
+_SCHEMA_VERSION: Final = 2
+_SUBSCRIPTIONS: Final = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
     pin_cid         TEXT,               -- RootPin(cid=...) as given on subscribe
@@ -50,6 +56,19 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     CHECK ((head IS NULL) = (height IS NULL))
 );
 """
+# version 2 added held and pending; a version-1 file gains them empty, and the first sync
+# of each subscription lists the blocks of its accepted head (see follow.adopt_held)
+_SCHEMA: Final = (
+    _SUBSCRIPTIONS,
+    # blocks the accepted head of `name` needs (kept: pinned, or in the block file)
+    "CREATE TABLE IF NOT EXISTS held (name TEXT NOT NULL, cid TEXT NOT NULL, "
+    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS held_cid ON held (cid)",
+    # blocks a sync of `name` is keeping for a head it has not recorded yet
+    "CREATE TABLE IF NOT EXISTS pending (name TEXT NOT NULL, cid TEXT NOT NULL, "
+    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS pending_cid ON pending (cid)",
+)
 
 
 def default_state_path() -> Path:
@@ -141,7 +160,8 @@ class SubscriptionStore:
                     f"ipfsbin knows version {_SCHEMA_VERSION}",
                     hint="upgrade ipfsbin",
                 )
-            self._db.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -163,6 +183,22 @@ class SubscriptionStore:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def keeping(self) -> Iterator[None]:
+        """Hold the lock under which blocks are kept and released (across processes).
+
+        Deciding that nobody holds a block and unpinning it must not interleave
+        with another sync listing the same block as pending and pinning it, or
+        that sync would record a head whose block was just unpinned.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     # -- reading ----------------------------------------------------------------------
 
     def get(self, name: str) -> Subscription:
@@ -180,7 +216,67 @@ class SubscriptionStore:
         rows = self._db.execute("SELECT * FROM subscriptions ORDER BY created_at, name")
         return [_from_row(row) for row in rows]
 
+    def held(self, name: str) -> frozenset[CID]:
+        """The blocks the accepted head of ``name`` needs, as recorded."""
+        rows = self._db.execute("SELECT cid FROM held WHERE name = ?", (canonical_name(name),))
+        return frozenset(CID.from_text(row[0]) for row in rows)
+
+    def pending(self, name: str) -> frozenset[CID]:
+        """Blocks a sync of ``name`` kept without recording a head (left by a crash)."""
+        rows = self._db.execute("SELECT cid FROM pending WHERE name = ?", (canonical_name(name),))
+        return frozenset(CID.from_text(row[0]) for row in rows)
+
+    def unheld(self, cids: Iterable[CID], *, besides: str | None = None) -> list[CID]:
+        """Those of ``cids`` no subscription holds, nor lists as pending (except ``besides``)."""
+        other = "" if besides is None else canonical_name(besides)
+        free = []
+        for cid in dict.fromkeys(cids):
+            text = str(cid)
+            taken = self._db.execute(
+                "SELECT 1 FROM held WHERE cid = ? UNION ALL "
+                "SELECT 1 FROM pending WHERE cid = ? AND name != ? LIMIT 1",
+                (text, text, other),
+            ).fetchone()
+            if taken is None:
+                free.append(cid)
+        return free
+
+    def releasable(self, name: str) -> list[CID]:
+        """Blocks only ``name`` holds or has pending: what unsubscribing it may let go."""
+        canonical = canonical_name(name)
+        rows = self._db.execute(
+            "SELECT cid FROM (SELECT cid FROM held WHERE name = ?1 "
+            "UNION SELECT cid FROM pending WHERE name = ?1) AS mine "
+            "WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.cid = mine.cid AND h.name != ?1) "
+            "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.cid = mine.cid AND p.name != ?1) "
+            "ORDER BY cid",
+            (canonical,),
+        )
+        return [CID.from_text(row[0]) for row in rows]
+
     # -- writing ----------------------------------------------------------------------
+
+    def add_pending(self, name: str, cids: Iterable[CID]) -> None:
+        """List ``cids`` as being kept by a sync of ``name``, before they are kept."""
+        canonical = canonical_name(name)
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO pending (name, cid) VALUES (?, ?)",
+                [(canonical, str(c)) for c in dict.fromkeys(cids)],
+            )
+
+    def clear_pending(self, name: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM pending WHERE name = ?", (canonical_name(name),))
+
+    def adopt_held(self, name: str, cids: Iterable[CID]) -> None:
+        """Record blocks already kept for the accepted head (state written before ``held``)."""
+        canonical = canonical_name(name)
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO held (name, cid) VALUES (?, ?)",
+                [(canonical, str(c)) for c in dict.fromkeys(cids)],
+            )
 
     def add(self, name: str, pin: RootPin, root: CID | None, *, now: float) -> Subscription:
         """Subscribe to ``name``; ``root`` is the envelope CID of the first trust root.
@@ -217,21 +313,36 @@ class SubscriptionStore:
         return self.get(canonical)
 
     def remove(self, name: str) -> None:
+        """Forget ``name``, with the blocks it held and had pending (they are not released)."""
         canonical = canonical_name(name)
         with self._write() as db:
             cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
             if cursor.rowcount == 0:
                 raise SubscriptionError(f"not subscribed to {canonical}")
+            db.execute("DELETE FROM held WHERE name = ?", (canonical,))
+            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
 
     def record_accepted(
-        self, name: str, accepted: AcceptedHead, *, expect_head: CID | None, now: float
+        self,
+        name: str,
+        accepted: AcceptedHead,
+        *,
+        expect_head: CID | None,
+        now: float,
+        keep: Iterable[CID] = (),
+        release: Iterable[CID] = (),
     ) -> Subscription:
         """Move the head to ``accepted`` if the stored head is still ``expect_head``.
 
         The compare-and-set keeps two syncs of the same name from undoing each
         other: the second one to finish finds the head moved and is refused.
+        In the same transaction ``keep`` joins the blocks the subscription
+        holds, ``release`` leaves them, and its pending list is emptied.
         """
         canonical = canonical_name(name)
+        keep_set = dict.fromkeys(keep)
+        kept = [str(c) for c in keep_set]
+        dropped = [str(c) for c in dict.fromkeys(release) if c not in keep_set]
         with self._write() as db:
             row = db.execute(
                 "SELECT head, height FROM subscriptions WHERE name = ?", (canonical,)
@@ -264,6 +375,14 @@ class SubscriptionStore:
                     canonical,
                 ),
             )
+            db.executemany(
+                "INSERT OR IGNORE INTO held (name, cid) VALUES (?, ?)",
+                [(canonical, c) for c in kept],
+            )
+            db.executemany(
+                "DELETE FROM held WHERE name = ? AND cid = ?", [(canonical, c) for c in dropped]
+            )
+            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
         return self.get(canonical)
 
     def record_checked(self, name: str, *, now: float) -> None:

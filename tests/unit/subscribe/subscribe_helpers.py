@@ -16,6 +16,7 @@ from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
 
 MAINTAINER, PUBLISHER, STRANGER = (SigningKey.from_seed(bytes([i + 40]) * 32) for i in range(3))
+SECOND_PUBLISHER = SigningKey.from_seed(bytes([50]) * 32)
 T0 = 1767225600  # 2026-01-01T00:00:00Z
 DAY = 86400
 
@@ -45,7 +46,14 @@ class Publisher:
     budget = 4096
     """Changeset part size: small, so that tests see batches split into several parts."""
 
-    def __init__(self, size: int, *, now: int = T0, changesets: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        now: int = T0,
+        changesets: bool = False,
+        publishers: Sequence[SigningKey] = (PUBLISHER,),
+    ) -> None:
         self.changesets = changesets
         self.store = MemoryBlockStore()
         self.tree = ProllyTree(self.store)
@@ -53,7 +61,7 @@ class Publisher:
             make_root(
                 expires=T0 + 365 * DAY,
                 maintainers=[MAINTAINER.public_key],
-                publishers=[PUBLISHER.public_key],
+                publishers=[k.public_key for k in publishers],
             ),
             MAINTAINER,
         )
@@ -194,13 +202,15 @@ class Fetching:
 
 
 class PinSet:
-    """A keeper that remembers what is kept."""
+    """A keeper that remembers what is kept (one pin per CID, as in Kubo) and what was let go."""
 
     def __init__(self) -> None:
         self.kept: set[CID] = set()
+        self.released: list[CID] = []
 
     def keep(self, cids: Sequence[CID], *, label: str) -> None:
         self.kept.update(cids)
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
+        self.released.extend(cids)
         self.kept.difference_update(cids)

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
-from ipfsbin.errors import SubscriptionError
+from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.subscribe import SubscriptionStore
+from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
 
@@ -61,6 +63,53 @@ def test_subscribe_by_maintainer_key_alone(app: typer.Typer) -> None:
     assert row["roots"] == [] and row["pin"] == f"maintainer key {MAINTAINER.key_id}"
     again = runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root-key", MAINTAINER.key_id])
     assert again.exit_code == 0, again.output
+
+
+def test_unsubscribe_keep_pins_forgets_only_the_subscription(app: typer.Typer) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root", ROOT_CID])
+
+    done = runner.invoke(app, ["unsubscribe", PUBLISHER.key_id, "--keep-pins", "--json"])
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["kept_pins"] is True
+    assert json.loads(runner.invoke(app, ["status", "--json"]).output) == []
+
+
+def test_unsubscribe_without_a_node_refuses_and_keeps_the_subscription(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IPFSBIN_API", raising=False)
+    runner = CliRunner()
+    runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root", ROOT_CID])
+
+    done = runner.invoke(app, ["unsubscribe", PUBLISHER.key_id])
+
+    assert isinstance(done.exception, KuboUnavailableError)
+    assert f"cannot unpin the blocks of {PUBLISHER.key_id}" in done.exception.message
+    assert "--keep-pins" in (done.exception.hint or "")
+    assert len(json.loads(runner.invoke(app, ["status", "--json"]).output)) == 1
+
+
+def test_daemonless_unsubscribe_deletes_the_blocks_only_it_held(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IPFSBIN_API", raising=False)
+    runner = CliRunner()
+    for name in (PUBLISHER.key_id, MAINTAINER.key_id):
+        runner.invoke(app, ["subscribe", name, "--root", ROOT_CID])
+    blocks = SqliteBlockStore(default_block_path())
+    mine, shared = blocks.put(b"\xa1amx"), blocks.put(b"\xa1asx")
+    with SubscriptionStore() as state:
+        state.adopt_held(PUBLISHER.key_id, [mine, shared])
+        state.adopt_held(MAINTAINER.key_id, [shared])
+
+    done = runner.invoke(app, ["unsubscribe", PUBLISHER.key_id])
+
+    assert done.exit_code == 0, done.output
+    assert "released 1 blocks" in done.output and "gateway block file only" in done.output
+    assert not blocks.has(mine) and blocks.has(shared)
+    blocks.close()
 
 
 def test_sync_without_subscriptions_is_an_error(app: typer.Typer) -> None:

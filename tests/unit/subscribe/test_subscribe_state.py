@@ -122,7 +122,7 @@ def test_public_names() -> None:
     assert sorted(ipfsbin.subscribe.__all__) == [
         "AcceptedHead", "Keeper", "KuboKeeper", "KuboRecordSource", "RecordSource",
         "Subscription", "SubscriptionStore", "SyncResult", "default_state_path",
-        "follow_forever", "sync_all", "sync_subscription",
+        "follow_forever", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
     assert sorted(ipfsbin.publish_ipns.__all__) == [
         "PublishResult", "current_record", "publish_head", "republish",
