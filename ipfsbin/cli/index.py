@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -349,18 +349,23 @@ def sign(
     emit(result.to_json(), as_json, render)
 
 
-@app.command("drop-draft")
-def drop_draft(name: NameOpt = "default", as_json: JsonOpt = False) -> None:
-    """Forget the draft commit (its staged changes are not restored)."""
+def _drop(name: str, what: str, as_json: bool, drop: Callable[[Workspace], Any]) -> None:
+    """Forget a draft (commit or root) and unpin its envelope."""
     with _session(name) as (workspace, client, _):
-        draft = workspace.drop_draft()
+        draft = drop(workspace)
         if draft is not None:
             KuboPins(client).unpin(draft.cid)
     emit(
         {"dropped": None if draft is None else str(draft.cid)},
         as_json,
-        lambda r: f"dropped draft {r['dropped']}" if r["dropped"] else "no draft",
+        lambda r: f"dropped {what} {r['dropped']}" if r["dropped"] else f"no {what}",
     )
+
+
+@app.command("drop-draft")
+def drop_draft(name: NameOpt = "default", as_json: JsonOpt = False) -> None:
+    """Forget the draft commit (its staged changes are not restored)."""
+    _drop(name, "draft", as_json, Workspace.drop_draft)
 
 
 # -- trust root rotation ------------------------------------------------------------------
@@ -486,15 +491,7 @@ def sign_root(
 @app.command("drop-draft-root")
 def drop_draft_root(name: NameOpt = "default", as_json: JsonOpt = False) -> None:
     """Forget the trust root version waiting for co-signatures."""
-    with _session(name) as (workspace, client, _):
-        draft = workspace.drop_draft_root()
-        if draft is not None:
-            KuboPins(client).unpin(draft.cid)
-    emit(
-        {"dropped": None if draft is None else str(draft.cid)},
-        as_json,
-        lambda r: f"dropped draft root {r['dropped']}" if r["dropped"] else "no draft root",
-    )
+    _drop(name, "draft root", as_json, Workspace.drop_draft_root)
 
 
 # -- reading ------------------------------------------------------------------------------
