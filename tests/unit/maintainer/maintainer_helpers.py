@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
+from ipfsbin.maintainer import chain
+from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.manifest import BuildFacts, Manifest
 from ipfsbin.store.base import BlockStore, MemoryBlockStore
 from ipfsbin.trust.keys import SigningKey
@@ -134,3 +136,27 @@ class Files:
 
 def memory() -> tuple[MemoryBlockStore, Files]:
     return MemoryBlockStore(), Files()
+
+
+class MemoryIndex:
+    """A maintainer's index in memory, made by ``index init`` with the given local keys."""
+
+    def __init__(
+        self,
+        *local: SigningKey,
+        threshold: int = 1,
+        extra: tuple[str, ...] = (),
+        builders: tuple[SigningKey, ...] = (BUILDER_X, BUILDER_Y),
+    ) -> None:
+        self.store, self.files = memory()
+        self.pins = NoPins()
+        self.ws, self.init = chain.init_index(
+            "default",
+            store=self.store,
+            pins=self.pins,
+            keys=[(f"m{i}", k) for i, k in enumerate(local)],
+            maintainers=extra,
+            threshold=threshold,
+            builders=[b.key_id for b in builders],
+            now=T0,
+        )

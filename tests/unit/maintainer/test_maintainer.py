@@ -15,10 +15,10 @@ from maintainer_helpers import (
     MAINT_C,
     STRANGER,
     T0,
+    MemoryIndex,
     descriptor,
     forged,
     make_manifest,
-    memory,
     publish,
 )
 
@@ -39,27 +39,7 @@ from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.signing import Signature
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("IPFSBIN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-class Setup:
-    def __init__(self, *local: SigningKey, threshold: int = 1, extra: tuple[str, ...] = ()):
-        self.store, self.files = memory()
-        self.pins = NoPins()
-        self.ws, self.init = chain.init_index(
-            "default",
-            store=self.store,
-            pins=self.pins,
-            keys=[(f"m{i}", k) for i, k in enumerate(local)],
-            maintainers=extra,
-            threshold=threshold,
-            builders=[BUILDER_X.key_id, BUILDER_Y.key_id],
-            now=T0,
-        )
-
+class Setup(MemoryIndex):
     def publish(self, cpv: str, data: bytes, builder: SigningKey | None = BUILDER_X, **kw: object):
         self.files.add(data)
         return publish(self.store, cpv, data, builder, **kw)  # type: ignore[arg-type]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
-from maintainer_helpers import BUILDER_X, MAINT_A, MAINT_B, MAINT_C, STRANGER, T0, memory, publish
+from maintainer_helpers import (
+    BUILDER_X,
+    MAINT_A,
+    MAINT_B,
+    MAINT_C,
+    STRANGER,
+    T0,
+    MemoryIndex,
+    publish,
+)
 
 from ipfsbin.errors import IndexError_, RevokedKeyError, SignatureError, TrustError
 from ipfsbin.maintainer import chain, curate, roots
@@ -20,26 +28,9 @@ from ipfsbin.trust.signing import Signature
 from ipfsbin.trust.state import RootPin, TrustedChain
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("IPFSBIN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-class Setup:
+class Setup(MemoryIndex):
     def __init__(self, *local: SigningKey, threshold: int = 1, extra: tuple[str, ...] = ()):
-        self.store, self.files = memory()
-        self.pins = NoPins()
-        self.ws, self.init = chain.init_index(
-            "default",
-            store=self.store,
-            pins=self.pins,
-            keys=[(f"m{i}", k) for i, k in enumerate(local)],
-            maintainers=extra,
-            threshold=threshold,
-            builders=[BUILDER_X.key_id],
-            now=T0,
-        )
+        super().__init__(*local, threshold=threshold, extra=extra, builders=(BUILDER_X,))
         self.n = 0
 
     def rotate(self, *keys: SigningKey, now: int = T0 + 100, **change: object) -> roots.RootResult:
