@@ -27,7 +27,10 @@ The tree::
     │   └── RotationError           a new trust root not signed by the old threshold
     ├── IpnsError                   an IPNS record that is malformed or does not verify
     ├── IndexError_                 an index operation that cannot be done
-    └── SubscriptionError           a subscription that cannot be followed
+    ├── SubscriptionError           a subscription that cannot be followed
+    ├── HostError                   this host's configuration cannot be read
+    ├── ConfigError                 the ipfsbin configuration file is malformed
+    └── ServeError                  the local binhost cannot serve
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
 ``ValueError`` or ``RuntimeError`` instead.
@@ -40,9 +43,11 @@ __all__ = [
     "BlockMismatchError",
     "BlockNotFoundError",
     "CodecError",
+    "ConfigError",
     "DescriptorError",
     "ExpiredError",
     "HistoryError",
+    "HostError",
     "IndexError_",
     "IpfsbinError",
     "IpnsError",
@@ -57,6 +62,7 @@ __all__ = [
     "RollbackError",
     "RotationError",
     "SchemaError",
+    "ServeError",
     "SignatureError",
     "StoreError",
     "SubscriptionError",
@@ -185,3 +191,15 @@ class IndexError_(IpfsbinError):  # noqa: N801 - the builtin IndexError means so
 
 class SubscriptionError(IpfsbinError):
     pass
+
+
+class HostError(IpfsbinError):
+    """This host's configuration cannot be read or understood."""
+
+
+class ConfigError(IpfsbinError):
+    """The ipfsbin configuration file is malformed."""
+
+
+class ServeError(IpfsbinError):
+    """The local binhost cannot serve (bad address, nothing to serve)."""

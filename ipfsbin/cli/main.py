@@ -48,6 +48,7 @@ def _root(
 def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
+    from ipfsbin.cli import client as client_cmds
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import index_ipns
@@ -65,6 +66,10 @@ def _register() -> None:
     app.command("sync")(follow_cmds.sync)
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
+    app.command("host")(client_cmds.host)
+    app.command("explain")(client_cmds.explain)
+    app.command("serve")(client_cmds.serve)
+    app.command("setup-portage")(client_cmds.setup_portage)
 
 
 _register()

@@ -1,0 +1,426 @@
+"""The catalog: the verified builds this host may install, ranked, and why the others may not.
+
+Built from the accepted heads (:mod:`.heads`) over a block store: index
+nodes are held locally by sync; manifests, descriptors, platforms and
+attestations are fetched by CID (so verified by their hash) the first time
+and kept in a :class:`BuildCache`, so a rebuild after a head moved loads only
+the entries that changed. Builds of a platform that does not fit (CHOST,
+microarchitecture, compiler, libc, CFLAGS) are refused from the first one
+loaded, without loading the rest.
+
+Ranking among the offers for one CPV (schema/catalog.md): the target
+closest to this host's microarchitecture first, then more agreeing builders,
+then the newest BUILD_TIME. Portage orders instances by BUILD_TIME only, so
+the BUILD_TIME each offer is listed with is lowered where needed to make
+Portage's choice the catalog's first; BUILD_ID is derived from the manifest
+CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from ipfsbin.attestation import Attestation, check_attestation
+from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
+from ipfsbin.catalog.heads import FollowedHead, head_staleness
+from ipfsbin.codec.cid import CID
+from ipfsbin.config import ClientPolicy
+from ipfsbin.descriptor.compat import HostProfile
+from ipfsbin.descriptor.model import Descriptor, Package, Platform
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.host.profile import HostInfo
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key, split_cpv
+from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.manifest import Manifest
+from ipfsbin.store.base import BlockStore
+from ipfsbin.trust.signing import Role, load_signed_blocks
+
+__all__ = [
+    "Build",
+    "BuildCache",
+    "Candidate",
+    "Catalog",
+    "HeadState",
+    "Offer",
+    "build_catalog",
+    "explain",
+    "parse_atom",
+]
+
+_ATOM: Final = re.compile(r"^(?:=|~)?(?P<cat>[A-Za-z0-9_][A-Za-z0-9+_.-]*)/(?P<rest>[^\s/:]+)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    """One index entry's verified objects and the builders that agree on its bytes."""
+
+    manifest_cid: CID
+    manifest: Manifest
+    package: Package
+    agreeing: tuple[str, ...]
+
+    @property
+    def build_time(self) -> int:
+        return int(self.manifest.portage.get("BUILD_TIME", "0") or 0)
+
+
+class BuildCache:
+    """Builds loaded from ``store``, by manifest, attestations and builders role."""
+
+    def __init__(self, store: BlockStore) -> None:
+        self.store = store
+        self._builds: dict[tuple[CID, tuple[CID, ...], Role], Build] = {}
+        self._platforms: dict[CID, Platform] = {}
+        self._used: set[tuple[CID, tuple[CID, ...], Role]] = set()
+        self.loaded = 0
+
+    def load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
+        """The build of ``entry``; ``IpfsbinError`` when a block is missing or malformed."""
+        ident = (entry.manifest, entry.attestations, builders)
+        self._used.add(ident)
+        found = self._builds.get(ident)
+        if found is None:
+            found = self._load(key, entry, builders)
+            self._builds[ident] = found
+            self.loaded += 1
+        return found
+
+    def forget_unused(self) -> None:
+        """Drop what the last round did not ask for (entries gone from every head)."""
+        self._builds = {k: v for k, v in self._builds.items() if k in self._used}
+        self._used = set()
+
+    def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
+        manifest = Manifest.from_block(entry.manifest, self.store.get(entry.manifest))
+        descriptor = Descriptor.from_block(manifest.descriptor, self.store.get(manifest.descriptor))
+        platform = self._platforms.get(descriptor.platform)
+        if platform is None:
+            platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
+            self._platforms[descriptor.platform] = platform
+        if manifest.cpv != key.cpv or descriptor.cpv != key.cpv:
+            raise _Inconsistent(f"index key names {key.cpv}, its manifest {manifest.cpv}")
+        if descriptor_digest(manifest.descriptor) != key.descriptor_digest:
+            raise _Inconsistent(f"index key {key} does not name its manifest's descriptor")
+        agreeing: set[str] = set()
+        for link in entry.attestations:
+            envelope, payload = load_signed_blocks(self.store, link)
+            attestation = Attestation.from_blocks(envelope, payload, cid=link)
+            check = check_attestation(
+                attestation, role=builders, manifest=(entry.manifest, manifest)
+            )
+            if check.manifest_ok:
+                agreeing.update(check.valid)
+        return Build(
+            manifest_cid=entry.manifest,
+            manifest=manifest,
+            package=Package(descriptor=descriptor, platform=platform),
+            agreeing=tuple(sorted(agreeing)),
+        )
+
+
+class _Inconsistent(IpfsbinError):
+    """An index key that does not describe the entry stored under it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """One build of one followed index, with the verdict for this host."""
+
+    subscription: str
+    key: str
+    cpv: str
+    build: Build | None
+    refusals: tuple[Refusal, ...]
+    rank: int | None = None
+    """1 for Portage's first choice among the offers for this CPV; None when refused."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    def to_json(self) -> dict[str, object]:
+        build = self.build
+        platform = build.package.platform if build is not None else None
+        return {
+            "subscription": self.subscription,
+            "key": self.key,
+            "cpv": self.cpv,
+            "verdict": "offered" if self.ok else "refused",
+            "rank": self.rank,
+            "manifest": None if build is None else str(build.manifest_cid),
+            "use": None if build is None else list(build.package.descriptor.use),
+            "target": None if platform is None else platform.cflags.target,
+            "builders": None if build is None else list(build.agreeing),
+            "build_time": None if build is None else build.build_time,
+            "refusals": [r.to_json() for r in self.refusals],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Offer:
+    """A build listed in a subscription's ``Packages``."""
+
+    subscription: str
+    build: Build
+    rank: int
+    build_id: int
+    build_time: int
+    """As listed: the build's own, or lowered so that Portage picks rank 1 first."""
+    path: str
+
+    @property
+    def cpv(self) -> str:
+        return self.build.manifest.cpv
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadState:
+    head: FollowedHead
+    stale: str | None
+    entries: int = 0
+    offered: int = 0
+    refused: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Catalog:
+    heads: tuple[HeadState, ...]
+    offers: dict[str, tuple[Offer, ...]] = field(default_factory=dict)
+    """subscription name -> offers, sorted by CPV then rank."""
+
+    def offer_at(self, subscription: str, path: str) -> Offer | None:
+        for offer in self.offers.get(subscription, ()):
+            if offer.path == path:
+                return offer
+        return None
+
+    @property
+    def size(self) -> int:
+        return sum(len(o) for o in self.offers.values())
+
+
+def parse_atom(atom: str) -> tuple[str, str, str | None]:
+    """``cat/pkg`` or ``[=]cat/pkg-version`` -> (category, package, version or None)."""
+    match = _ATOM.match(atom.strip())
+    if match is None:
+        raise ValueError(f"{atom!r} is not an atom like category/package or =category/package-1.0")
+    try:
+        category, package, version = split_cpv(f"{match['cat']}/{match['rest']}")
+    except ValueError:
+        return match["cat"], match["rest"], None
+    return category, package, version
+
+
+def _target_depth(target: str) -> int:
+    import archspec.cpu
+
+    found = archspec.cpu.TARGETS.get(target)
+    return 0 if found is None else len(found.ancestors)
+
+
+def _entries(head: FollowedHead, store: BlockStore) -> Iterator[tuple[IndexKey, IndexEntry]]:
+    for key, value in ProllyTree(store).items(head.index_root):
+        yield parse_index_key(key), IndexEntry.from_dag(value)
+
+
+def _assess(
+    head: FollowedHead,
+    key: IndexKey,
+    entry: IndexEntry,
+    cache: BuildCache,
+    host: HostInfo,
+    profile: HostProfile,
+    policy: ClientPolicy,
+    stale: str | None,
+) -> Candidate:
+    refusals: list[Refusal] = []
+    if entry.state == "yanked":
+        refusals.append(Refusal(axis="yanked", reason=f"yanked: {entry.reason}"))
+    if stale is not None:
+        refusals.append(Refusal(axis="freshness", reason=stale))
+    try:
+        build: Build | None = cache.load(key, entry, head.builders)
+    except IpfsbinError as exc:
+        build = None
+        refusals.append(Refusal(axis="unreadable", reason=f"cannot load the build: {exc.message}"))
+    if build is not None:
+        refusals += check_policy(
+            build.agreeing,
+            min_builders=policy.min_builders,
+            allowed=policy.allowed_builders,
+        )
+        refusals += check_fit(build.package, profile, accept_chosts=host.accepted_chosts)
+    return Candidate(
+        subscription=head.name,
+        key=str(key),
+        cpv=key.cpv,
+        build=build,
+        refusals=tuple(refusals),
+    )
+
+
+def _build_of(candidate: Candidate) -> Build:
+    if candidate.build is None:
+        raise RuntimeError(f"{candidate.key} was offered without a loaded build")
+    return candidate.build
+
+
+def _rank(candidates: list[Candidate]) -> list[Candidate]:
+    """Offers of one CPV in Portage's order of preference (rank 1 first)."""
+
+    def order(c: Candidate) -> tuple[int, int, int, str]:
+        build = _build_of(c)
+        target = build.package.platform.cflags.target
+        return (-_target_depth(target), -len(build.agreeing), -build.build_time, c.key)
+
+    ranked = sorted(candidates, key=order)
+    return [
+        Candidate(
+            subscription=c.subscription,
+            key=c.key,
+            cpv=c.cpv,
+            build=c.build,
+            refusals=c.refusals,
+            rank=i + 1,
+        )
+        for i, c in enumerate(ranked)
+    ]
+
+
+def _offers(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> tuple[Offer, ...]:
+    offers: list[Offer] = []
+    for cpv in sorted(ranked_by_cpv):
+        category, package, version = split_cpv(cpv)
+        used: set[int] = set()
+        listed_time: int | None = None
+        for candidate in ranked_by_cpv[cpv]:
+            build = _build_of(candidate)
+            build_id = int.from_bytes(build.manifest_cid.digest[:4], "big") % 2_000_000_000 + 1
+            while build_id in used:
+                build_id += 1
+            used.add(build_id)
+            own = build.build_time
+            listed_time = own if listed_time is None else min(own, listed_time - 1)
+            ext = "gpkg.tar" if build.manifest.format == "gpkg" else "xpak"
+            offers.append(
+                Offer(
+                    subscription=subscription,
+                    build=build,
+                    rank=candidate.rank or 0,
+                    build_id=build_id,
+                    build_time=max(listed_time, 0),
+                    path=f"{category}/{package}/{package}-{version}-{build_id}.{ext}",
+                )
+            )
+    return tuple(offers)
+
+
+def build_catalog(
+    heads: Iterable[FollowedHead],
+    *,
+    host: HostInfo,
+    policy: ClientPolicy,
+    cache: BuildCache,
+    now: float,
+    allow_stale: bool = False,
+) -> Catalog:
+    """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index."""
+    states: list[HeadState] = []
+    fitting: list[tuple[FollowedHead, list[tuple[IndexKey, IndexEntry]]]] = []
+    empty_profile = host.compat_profile()
+    for head in heads:
+        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        if stale is not None:
+            states.append(HeadState(head=head, stale=stale))
+            continue
+        groups: dict[str, list[tuple[IndexKey, IndexEntry]]] = {}
+        count = 0
+        for key, entry in _entries(head, cache.store):
+            count += 1
+            if entry.state == "ok":
+                groups.setdefault(key.platform_id, []).append((key, entry))
+        kept: list[tuple[IndexKey, IndexEntry]] = []
+        for group in groups.values():
+            if _platform_fits(head, group, cache, empty_profile, host):
+                kept += group
+        fitting.append((head, kept))
+        states.append(HeadState(head=head, stale=None, entries=count))
+    cps = {f"{key.category}/{key.package}" for _, kept in fitting for key, _ in kept}
+    profile = host.compat_profile(cps)
+    offers: dict[str, tuple[Offer, ...]] = {}
+    for head, kept in fitting:
+        by_cpv: dict[str, list[Candidate]] = {}
+        for key, entry in kept:
+            candidate = _assess(head, key, entry, cache, host, profile, policy, None)
+            if candidate.ok:
+                by_cpv.setdefault(candidate.cpv, []).append(candidate)
+        offers[head.name] = _offers(head.name, {c: _rank(v) for c, v in by_cpv.items()})
+    cache.forget_unused()
+    final = []
+    for state in states:
+        listed = len(offers.get(state.head.name, ()))
+        final.append(
+            HeadState(
+                head=state.head,
+                stale=state.stale,
+                entries=state.entries,
+                offered=listed,
+                refused=state.entries - listed,
+            )
+        )
+    return Catalog(heads=tuple(final), offers=offers)
+
+
+def _platform_fits(
+    head: FollowedHead,
+    group: list[tuple[IndexKey, IndexEntry]],
+    cache: BuildCache,
+    profile: HostProfile,
+    host: HostInfo,
+) -> bool:
+    """Whether the platform of ``group`` (one platform ID) fits, from the first build that loads."""
+    for key, entry in group:
+        try:
+            build = cache.load(key, entry, head.builders)
+        except IpfsbinError:
+            continue
+        refusals = check_fit(build.package, profile, accept_chosts=host.accepted_chosts)
+        return not any(r.axis in PLATFORM_AXES for r in refusals)
+    return False
+
+
+def explain(
+    atom: str,
+    heads: Iterable[FollowedHead],
+    *,
+    host: HostInfo,
+    policy: ClientPolicy,
+    cache: BuildCache,
+    now: float,
+    allow_stale: bool = False,
+) -> list[Candidate]:
+    """Every build of ``atom`` in every followed index, with its verdict and reasons."""
+    category, package, version = parse_atom(atom)
+    profile = host.compat_profile([f"{category}/{package}"])
+    found: list[Candidate] = []
+    for head in heads:
+        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        by_cpv: dict[str, list[Candidate]] = {}
+        for key, entry in _entries(head, cache.store):
+            if (key.category, key.package) != (category, package):
+                continue
+            if version is not None and key.version != version:
+                continue
+            candidate = _assess(head, key, entry, cache, host, profile, policy, stale)
+            if candidate.ok:
+                by_cpv.setdefault(candidate.cpv, []).append(candidate)
+            else:
+                found.append(candidate)
+        for ranked in by_cpv.values():
+            found += _rank(ranked)
+    found.sort(key=lambda c: (c.subscription, c.cpv, not c.ok, c.rank or 0, c.key))
+    return found

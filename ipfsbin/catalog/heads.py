@@ -1,0 +1,107 @@
+"""The followed heads a catalog is built from, and whether each is still fresh enough to offer.
+
+:func:`read_heads` reads the accepted heads from the subscription state and
+the blocks this host keeps for them (no network): sync verified them, the
+catalog only renders them. :func:`head_staleness` is the one place that
+decides whether a head may still be offered (commit and trust root
+unexpired, and not older than the client's ``max_head_age``); a stale head
+is not offered unless ``allow_stale`` is given on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ipfsbin._fields import rfc3339
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.store.base import BlockStore
+from ipfsbin.subscribe.state import Subscription
+from ipfsbin.trust.commit import load_commit_payload
+from ipfsbin.trust.root import load_root
+from ipfsbin.trust.signing import Role
+
+__all__ = ["FollowedHead", "head_staleness", "read_heads"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowedHead:
+    """One subscription's accepted head, as far as a catalog needs it."""
+
+    name: str
+    head: CID
+    height: int
+    index_root: CID
+    commit_time: int
+    commit_expires: int
+    root_version: int
+    root_expires: int
+    builders: Role
+    accepted_at: float | None
+    checked_at: float | None
+    error: str | None
+    """The last sync's failure, if the last check failed (the head stays the last good one)."""
+
+
+def head_staleness(
+    head: FollowedHead, *, now: float, max_age: int | None, allow_stale: bool = False
+) -> str | None:
+    """Why ``head`` must not be offered any more, or None while it may be."""
+    if allow_stale:
+        return None
+    if head.commit_expires <= now:
+        return (
+            f"head commit at height {head.height} expired at {rfc3339(head.commit_expires)} "
+            "(a frozen index is refused)"
+        )
+    if head.root_expires <= now:
+        return f"trust root version {head.root_version} expired at {rfc3339(head.root_expires)}"
+    if max_age is not None and head.commit_time + max_age <= now:
+        return (
+            f"head commit at height {head.height} was made at {rfc3339(head.commit_time)}, "
+            f"older than policy.max_head_age ({max_age} s)"
+        )
+    return None
+
+
+def read_head(sub: Subscription, local: BlockStore) -> FollowedHead | None:
+    """The accepted head of ``sub`` read from ``local``; None before the first accepted sync."""
+    if sub.head is None or sub.index_root is None or sub.height is None or not sub.roots:
+        return None
+    commit = load_commit_payload(local, sub.head)
+    root = load_root(local, sub.roots[-1]).root
+    return FollowedHead(
+        name=sub.name,
+        head=sub.head,
+        height=sub.height,
+        index_root=sub.index_root,
+        commit_time=commit.time,
+        commit_expires=commit.expires,
+        root_version=root.version,
+        root_expires=root.expires,
+        builders=root.builders,
+        accepted_at=sub.accepted_at,
+        checked_at=sub.checked_at,
+        error=sub.error,
+    )
+
+
+def read_heads(
+    subs: list[Subscription],
+    local: BlockStore,
+    *,
+    on_error: Callable[[Subscription, IpfsbinError], None] | None = None,
+) -> list[FollowedHead]:
+    """Every accepted head among ``subs`` whose blocks this host holds."""
+    heads = []
+    for sub in subs:
+        try:
+            head = read_head(sub, local)
+        except IpfsbinError as exc:
+            if on_error is not None:
+                on_error(sub, exc)
+            continue
+        if head is not None:
+            heads.append(head)
+    return heads

@@ -1,0 +1,204 @@
+"""The client's configuration: ``/etc/ipfsbin/ipfsbin.toml`` and a per-user override.
+
+The per-user file (``<config dir>/ipfsbin.toml``; ``$IPFSBIN_HOME/config`` in
+tests) is read after the system one; a key it sets replaces the system's, key
+by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
+(tests, packagers). The format, with an example, is in ``schema/config.md``::
+
+    [policy]
+    min_builders = 1            # agreeing builder attestations an entry needs
+    allowed_builders = []       # builder key IDs; empty: every builder of the trust root
+    max_head_age = "14d"        # refuse a head whose commit is older (freeze); unset: no limit
+
+    [serve]
+    listen = "127.0.0.1:7711"
+    subscriptions = []          # IPNS names or their prefixes; empty: every subscription
+
+    [host]
+    target = ""                 # microarchitecture to assume instead of this CPU's
+
+Unknown tables and keys are refused, so a misspelt knob never silently keeps
+its default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ipfsbin import paths
+from ipfsbin.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "ClientConfig",
+    "ClientPolicy",
+    "ServeConfig",
+    "config_paths",
+    "load_config",
+    "parse_config",
+    "parse_seconds",
+]
+
+DEFAULT_LISTEN: Final = "127.0.0.1:7711"
+SYSTEM_CONFIG: Final = Path("/etc/ipfsbin/ipfsbin.toml")
+_KEYS: Final = {
+    "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
+    "serve": frozenset({"listen", "subscriptions"}),
+    "host": frozenset({"target"}),
+}
+_DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
+
+
+def parse_seconds(text: str, what: str) -> int:
+    """``"90s"``, ``"12h"``, ``"14d"``, ``"1d12h"`` as seconds; ``ConfigError`` otherwise."""
+    compact = text.replace(" ", "")
+    pos, seconds = 0, 0
+    for match in _DURATION.finditer(compact):
+        if match.start() != pos:
+            break
+        seconds += int(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not compact or pos != len(compact) or seconds <= 0:
+        raise ConfigError(
+            f"{what} is {text!r}, expected a duration such as 12h, 14d or 1d12h",
+        )
+    return seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientPolicy:
+    """What a client accepts beyond the trust root's own rules."""
+
+    min_builders: int = 1
+    allowed_builders: frozenset[str] = frozenset()
+    """Empty: every builder the trust root lists counts."""
+    max_head_age: int | None = None
+    """Seconds; a head whose commit time is older is not offered (freeze)."""
+
+    def __post_init__(self) -> None:
+        if type(self.min_builders) is not int or self.min_builders < 0:
+            raise ConfigError(
+                f"policy.min_builders must be a whole number >= 0, got {self.min_builders!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    listen: str = DEFAULT_LISTEN
+    subscriptions: tuple[str, ...] = ()
+    """IPNS names (or prefixes of them) to serve; empty: every subscription."""
+
+    def __post_init__(self) -> None:
+        match = _LISTEN.match(self.listen)
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise ConfigError(
+                f"serve.listen is {self.listen!r}, expected HOST:PORT such as {DEFAULT_LISTEN}"
+            )
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def serves(self, name: str) -> bool:
+        return not self.subscriptions or any(name.startswith(p) for p in self.subscriptions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    policy: ClientPolicy = field(default_factory=ClientPolicy)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    target: str | None = None
+    """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    sources: tuple[Path, ...] = ()
+    """The files read, in order."""
+
+
+def config_paths() -> tuple[Path, Path]:
+    """(system file, per-user file); either may be missing."""
+    system = os.environ.get("IPFSBIN_SYSTEM_CONFIG")
+    return (Path(system) if system else SYSTEM_CONFIG, paths.config_dir() / "ipfsbin.toml")
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{what} must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _merge(tables: list[tuple[Path, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {name: {} for name in _KEYS}
+    for path, data in tables:
+        for table, values in data.items():
+            if table not in _KEYS or not isinstance(values, dict):
+                raise ConfigError(
+                    f"{path}: unknown table [{table}]; expected {', '.join(sorted(_KEYS))}"
+                )
+            unknown = sorted(set(values) - _KEYS[table])
+            if unknown:
+                raise ConfigError(
+                    f"{path}: unknown key(s) {', '.join(unknown)} in [{table}]; "
+                    f"expected {', '.join(sorted(_KEYS[table]))}"
+                )
+            merged[table].update(values)
+    return merged
+
+
+def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
+    """The configuration from parsed TOML documents, later ones overriding earlier ones."""
+    merged = _merge(tables)
+    policy, serve, host = merged["policy"], merged["serve"], merged["host"]
+    age = policy.get("max_head_age")
+    if age is not None and not isinstance(age, str):
+        raise ConfigError(f"policy.max_head_age must be a duration string, got {age!r}")
+    listen = serve.get("listen", DEFAULT_LISTEN)
+    if not isinstance(listen, str):
+        raise ConfigError(f"serve.listen must be a string, got {listen!r}")
+    target = host.get("target") or None
+    if target is not None and not isinstance(target, str):
+        raise ConfigError(f"host.target must be a string, got {target!r}")
+    return ClientConfig(
+        policy=ClientPolicy(
+            min_builders=policy.get("min_builders", 1),
+            allowed_builders=frozenset(
+                _strings(policy.get("allowed_builders", []), "policy.allowed_builders")
+            ),
+            max_head_age=None if age is None else parse_seconds(age, "policy.max_head_age"),
+        ),
+        serve=ServeConfig(
+            listen=listen,
+            subscriptions=_strings(serve.get("subscriptions", []), "serve.subscriptions"),
+        ),
+        target=target,
+        sources=tuple(path for path, _ in tables),
+    )
+
+
+def load_config(files: tuple[Path, ...] | None = None) -> ClientConfig:
+    """Read the system file, then the per-user one (those that exist)."""
+    tables: list[tuple[Path, Mapping[str, Any]]] = []
+    for path in files if files is not None else config_paths():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            tables.append((path, tomllib.loads(text)))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not valid TOML: {exc}", hint="see schema/config.md for the format"
+            ) from exc
+    return parse_config(tables)

@@ -1,0 +1,1 @@
+"""What this host is: the client's side of the compatibility predicate."""

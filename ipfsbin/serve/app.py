@@ -1,0 +1,269 @@
+"""The HTTP side of the local binhost (Starlette): Packages, binpkgs, status.
+
+Routes (``schema/binhost.md``):
+
+* ``GET /<subscription>/Packages`` and ``Packages.gz``: the snapshot's file;
+  ``Last-Modified`` equals its TIMESTAMP and ``If-Modified-Since`` at or past
+  it gives 304;
+* ``GET|HEAD /<subscription>/<PATH>``: the binpkg, streamed from the byte
+  source and checked against the signed manifest as it goes
+  (:mod:`ipfsbin.serve.stream`); ``Range`` gives 206;
+* ``GET /status`` (JSON) and ``GET /`` (HTML): heads, their age and state,
+  the catalog's size, recent downloads and failures.
+
+The app makes no trust decision: it renders what the catalog offers.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ipfsbin.catalog.build import Offer
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.serve.packages import PackagesFile
+from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
+
+__all__ = ["ByteSource", "Downloads", "create_app"]
+
+_log = logging.getLogger("ipfsbin.serve")
+
+
+class ByteSource(Protocol):
+    """Where a binpkg's bytes come from (Kubo's ``cat``); not trusted, checked as they stream."""
+
+    def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
+
+
+class Downloads:
+    """Recent downloads and failures for ``/status`` (bounded), and running counts."""
+
+    def __init__(self, keep: int = 50) -> None:
+        self._recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._failures: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self.active = 0
+        self.served = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        with self._lock:
+            self.active += 1
+
+    def finish(self, record: dict[str, Any], *, ok: bool) -> None:
+        with self._lock:
+            self.active -= 1
+            if ok:
+                self.served += 1
+                self._recent.append(record)
+            else:
+                self.failed += 1
+                self._failures.append(record)
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "active": self.active,
+                "served": self.served,
+                "failed": self.failed,
+                "recent": list(self._recent),
+                "failures": list(self._failures),
+            }
+
+
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)
+
+
+def _not_modified(request: Request, file: PackagesFile) -> bool:
+    since = request.headers.get("if-modified-since")
+    if not since:
+        return False
+    try:
+        moment = parsedate_to_datetime(since).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return False
+    return moment >= file.timestamp
+
+
+def _stream(
+    source: ByteSource, offer: Offer, want: ByteRange | None, downloads: Downloads
+) -> Iterator[bytes]:
+    manifest = offer.build.manifest
+    started = time.monotonic()
+    sent = 0
+    record: dict[str, Any] = {
+        "subscription": offer.subscription,
+        "path": offer.path,
+        "cpv": offer.cpv,
+        "cid": str(manifest.binpkg),
+        "range": None if want is None else f"{want.start}-{want.end}",
+    }
+    downloads.start()
+    ok = False
+    try:
+        for piece in verified_range(
+            source.chunks(manifest.binpkg, manifest.size),
+            size=manifest.size,
+            sha256=manifest.sha256,
+            what=f"{offer.cpv} ({manifest.binpkg})",
+            want=want,
+        ):
+            sent += len(piece)
+            yield piece
+        ok = True
+    except IpfsbinError as exc:
+        record["error"] = f"{type(exc).__name__}: {exc.message}"
+        _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
+        raise
+    finally:
+        record.update(bytes=sent, seconds=round(time.monotonic() - started, 3), at=time.time())
+        if ok:
+            _log.info("download", extra={"fields": record})
+        elif "error" not in record:
+            record["error"] = "the client went away"
+        downloads.finish(record, ok=ok)
+
+
+def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -> Starlette:
+    """The Starlette application over ``publisher``'s snapshots."""
+
+    def packages(request: Request) -> Response:
+        name = request.path_params["subscription"]
+        file = publisher.snapshot.files.get(name)
+        if file is None:
+            return Response(f"no subscription {name} is served here\n", status_code=404)
+        headers = {"Last-Modified": _http_date(file.timestamp), "Cache-Control": "no-cache"}
+        if _not_modified(request, file):
+            return Response(status_code=304, headers=headers)
+        gz = request.url.path.endswith(".gz")
+        body = file.gz if gz else file.text
+        kind = "application/gzip" if gz else "text/plain; charset=utf-8"
+        return Response(body, media_type=kind, headers=headers)
+
+    def binpkg(request: Request) -> Response:
+        name = request.path_params["subscription"]
+        path = request.path_params["path"]
+        file = publisher.snapshot.files.get(name)
+        offer = None if file is None else file.offers.get(path)
+        if offer is None:
+            return Response(f"{path} is not offered by {name}\n", status_code=404)
+        manifest = offer.build.manifest
+        size = manifest.size
+        try:
+            want = parse_range(request.headers.get("range"), size)
+        except ValueError:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Last-Modified": _http_date(offer.build.build_time),
+            "ETag": f'"{manifest.sha256.hex()}"',
+            "Content-Length": str(size if want is None else want.length),
+        }
+        status = 200
+        if want is not None:
+            status = 206
+            headers["Content-Range"] = f"bytes {want.start}-{want.end}/{size}"
+        kind = "application/x-tar" if manifest.format == "gpkg" else "application/octet-stream"
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=kind)
+        return StreamingResponse(
+            _stream(source, offer, want, downloads),
+            status_code=status,
+            headers=headers,
+            media_type=kind,
+        )
+
+    def status(request: Request) -> Response:
+        return JSONResponse(status_json(publisher, downloads))
+
+    def index(request: Request) -> Response:
+        return HTMLResponse(_status_html(status_json(publisher, downloads)))
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/status", status),
+            Route("/{subscription}/Packages", packages, methods=["GET", "HEAD"]),
+            Route("/{subscription}/Packages.gz", packages, methods=["GET", "HEAD"]),
+            Route("/{subscription}/{path:path}", binpkg, methods=["GET", "HEAD"]),
+        ]
+    )
+
+
+def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
+    snap = publisher.snapshot
+    now = time.time()
+    states = {s.head.name: s for s in snap.catalog.heads}
+    heads = []
+    for sub in snap.subscriptions:
+        state = states.get(sub.name)
+        file = snap.files.get(sub.name)
+        heads.append(
+            {
+                "name": sub.name,
+                "url_path": f"/{sub.name}/",
+                "height": sub.height,
+                "head": None if sub.head is None else str(sub.head),
+                "accepted_age_seconds": None
+                if sub.accepted_at is None
+                else round(now - sub.accepted_at, 1),
+                "verified": sub.head is not None,
+                "last_error": sub.error,
+                "stale": None if state is None else state.stale,
+                "entries": 0 if state is None else state.entries,
+                "offered": 0 if file is None else len(file.offers),
+                "timestamp": None if file is None else file.timestamp,
+            }
+        )
+    return {
+        "heads": heads,
+        "catalog": {
+            "offers": snap.catalog.size,
+            "built_at": snap.built_at,
+            "build_seconds": round(snap.build_seconds, 3),
+            "errors": list(snap.errors),
+        },
+        "host": None
+        if snap.host is None
+        else {"chost": snap.host.chost, "target": snap.host.target, "profile": snap.host.profile},
+        "downloads": downloads.to_json(),
+    }
+
+
+def _status_html(data: dict[str, Any]) -> str:
+    rows = "".join(
+        "<tr><td><a href='{p}Packages'>{n}</a></td><td>{h}</td><td>{a}</td><td>{o}</td>"
+        "<td>{s}</td></tr>".format(
+            p=html.escape(h["url_path"]),
+            n=html.escape(h["name"]),
+            h=h["height"],
+            a=h["accepted_age_seconds"],
+            o=h["offered"],
+            s=html.escape(h["stale"] or h["last_error"] or "ok"),
+        )
+        for h in data["heads"]
+    )
+    dl = data["downloads"]
+    return (
+        "<!doctype html><html><head><title>ipfsbin binhost</title></head><body>"
+        "<h1>ipfsbin local binhost</h1>"
+        "<table border=1><tr><th>subscription</th><th>height</th><th>accepted (s ago)</th>"
+        f"<th>offered</th><th>state</th></tr>{rows}</table>"
+        f"<p>catalog: {data['catalog']['offers']} offers; downloads: {dl['served']} served, "
+        f"{dl['failed']} failed, {dl['active']} active. "
+        "<a href='/status'>status as JSON</a></p></body></html>"
+    )

@@ -1,0 +1,128 @@
+"""The ``Packages`` file Portage reads from a binhost, rendered from a subscription's offers.
+
+Portage's contract (``schema/binhost.md``): ``VERSION: 0``, no ``TTL``; a
+``TIMESTAMP`` that rises by more than 5 s on every change (a refetch sends
+``If-Modified-Since`` = cached TIMESTAMP + 5 s) and equals ``Last-Modified``;
+per package SIZE/MD5/SHA1 from the signed manifest (the only digests Portage
+checks), a BUILD_ID unique per CPV, an MTIME stable for the same bytes, and a
+PATH under the subscription's own URL path that ends in ``.gpkg.tar`` or
+``.xpak``. The file is rendered when the catalog changes, never on a request.
+
+:class:`TimestampBook` keeps, per subscription, the digest of the last
+rendered package list and its TIMESTAMP in a small JSON file, so a restarted
+server keeps the TIMESTAMP of an unchanged list (Portage's cached copy stays
+valid) and moves it past the old one for a changed list.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ipfsbin.catalog.build import Offer
+
+__all__ = ["PackagesFile", "TimestampBook", "package_stanza", "render_packages"]
+
+MIN_STEP: Final = 6
+"""Seconds a changed file's TIMESTAMP moves at least (Portage adds 5 to its cached one)."""
+
+
+def package_stanza(offer: Offer) -> dict[str, str]:
+    """The ``Packages`` entry of one offer: the manifest's Portage values, digests, PATH."""
+    manifest = offer.build.manifest
+    entry = {k: v for k, v in manifest.portage.items() if k != "BUILD_ID"}
+    entry.setdefault("CHOST", manifest.build.chost)
+    entry.update(
+        {
+            "BUILD_ID": str(offer.build_id),
+            "BUILD_TIME": str(offer.build_time),
+            "MD5": manifest.md5.hex(),
+            "SHA1": manifest.sha1.hex(),
+            "SIZE": str(manifest.size),
+            "MTIME": str(offer.build.build_time),
+            "PATH": offer.path,
+        }
+    )
+    return entry
+
+
+def _stanza_text(entry: dict[str, str]) -> str:
+    return "".join(f"{key}: {entry[key]}\n" for key in sorted(entry)) + "\n"
+
+
+def render_packages(offers: Sequence[Offer], *, timestamp: int, name: str) -> bytes:
+    """The whole file: header (sorted keys, as Portage writes it), then one stanza per offer."""
+    body = "".join(_stanza_text(package_stanza(o)) for o in offers)
+    header = {
+        "PACKAGES": str(len(offers)),
+        "TIMESTAMP": str(timestamp),
+        "VERSION": "0",
+        "IPFSBIN_SUBSCRIPTION": name,
+    }
+    return (_stanza_text(header) + body).encode("utf-8")
+
+
+def _body_digest(offers: Sequence[Offer]) -> str:
+    digest = hashlib.sha256()
+    for offer in offers:
+        digest.update(_stanza_text(package_stanza(offer)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackagesFile:
+    """One subscription's rendered index, ready to send."""
+
+    name: str
+    timestamp: int
+    text: bytes
+    gz: bytes
+    offers: dict[str, Offer]
+    """PATH -> offer."""
+
+    @classmethod
+    def render(cls, name: str, offers: Sequence[Offer], timestamp: int) -> PackagesFile:
+        text = render_packages(offers, timestamp=timestamp, name=name)
+        # mtime=0: the same text always gives the same .gz bytes
+        gz = gzip.compress(text, compresslevel=6, mtime=0)
+        return cls(
+            name=name, timestamp=timestamp, text=text, gz=gz, offers={o.path: o for o in offers}
+        )
+
+
+class TimestampBook:
+    """The last TIMESTAMP per subscription and the digest of the list it was given for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        self._book: dict[str, dict[str, object]] = loaded if isinstance(loaded, dict) else {}
+
+    def timestamp(self, name: str, offers: Sequence[Offer], *, now: int) -> int:
+        """The TIMESTAMP to list ``offers`` under: unchanged list, same stamp; else a higher one."""
+        digest = _body_digest(offers)
+        seen = self._book.get(name, {})
+        old = seen.get("timestamp")
+        if seen.get("digest") == digest and isinstance(old, int):
+            return old
+        stamp = now if not isinstance(old, int) else max(now, old + MIN_STEP)
+        self._book[name] = {"digest": digest, "timestamp": stamp}
+        self._save()
+        return stamp
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".timestamps-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(self._book, out, sort_keys=True)
+        os.replace(tmp, self.path)

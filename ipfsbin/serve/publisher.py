@@ -1,0 +1,168 @@
+"""Keeps each served subscription's ``Packages`` file built ahead of the requests.
+
+A :class:`Publisher` owns the current :class:`Snapshot` (the catalog and one
+rendered :class:`~ipfsbin.serve.packages.PackagesFile` per subscription) and
+replaces it whole when its inputs change: a followed head moved (``sync``
+recorded a new one), a head became stale, or this host's Portage state
+changed (a package was installed, make.conf or package.use edited).
+Requests only ever read the last snapshot, so Portage's 10-second index
+timeout is never spent on IPNS, the DHT or a slow peer. Builds whose
+manifests are already known reuse them (:class:`~ipfsbin.catalog.BuildCache`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ipfsbin.catalog.build import BuildCache, Catalog, build_catalog
+from ipfsbin.catalog.heads import FollowedHead, head_staleness, read_heads
+from ipfsbin.config import ClientConfig
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.host.profile import HostInfo
+from ipfsbin.serve.packages import PackagesFile, TimestampBook
+from ipfsbin.store.base import BlockStore
+from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+
+__all__ = ["Publisher", "Snapshot"]
+
+_log = logging.getLogger("ipfsbin.serve")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    catalog: Catalog
+    files: dict[str, PackagesFile]
+    """subscription name -> its rendered index (every served subscription, even empty)."""
+    subscriptions: tuple[Subscription, ...]
+    built_at: float
+    build_seconds: float
+    host: HostInfo | None
+    errors: tuple[str, ...] = field(default=())
+
+
+class Publisher:
+    """Builds snapshots from the subscription state, the local blocks and this host."""
+
+    def __init__(
+        self,
+        *,
+        config: ClientConfig,
+        open_state: Callable[[], SubscriptionStore],
+        local: BlockStore,
+        cache: BuildCache,
+        book: TimestampBook,
+        read_host: Callable[[], HostInfo],
+        allow_stale: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._open_state = open_state
+        self._local_state = threading.local()
+        self.local = local
+        self.cache = cache
+        self.book = book
+        self.read_host = read_host
+        self.allow_stale = allow_stale
+        self.clock = clock
+        self._host: HostInfo | None = None
+        self._host_stamp: tuple[int, ...] | None = None
+        self._inputs: object = None
+        self._lock = threading.Lock()
+        self.snapshot = Snapshot(
+            catalog=Catalog(heads=()),
+            files={},
+            subscriptions=(),
+            built_at=0.0,
+            build_seconds=0.0,
+            host=None,
+        )
+
+    def _served(self) -> list[Subscription]:
+        # SQLite connections stay in the thread that opened them
+        state = getattr(self._local_state, "store", None)
+        if state is None:
+            state = self._open_state()
+            self._local_state.store = state
+        return [s for s in state.all() if self.config.serve.serves(s.name)]
+
+    def _heads(self, subs: list[Subscription], errors: list[str]) -> list[FollowedHead]:
+        def note(sub: Subscription, exc: IpfsbinError) -> None:
+            errors.append(f"{sub.name}: cannot read the accepted head: {exc.message}")
+
+        return read_heads(subs, self.local, on_error=note)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Build a new snapshot if an input changed (or ``force``); True when one was built."""
+        with self._lock:
+            errors: list[str] = []
+            subs = self._served()
+            heads = self._heads(subs, errors)
+            now = self.clock()
+            if self._host is None or self._host.stamp() != self._host_stamp:
+                self._host = self.read_host()
+                self._host_stamp = self._host.stamp()
+            policy = self.config.policy
+            inputs = (
+                tuple((s.name, s.head) for s in subs),
+                tuple(
+                    head_staleness(
+                        h, now=now, max_age=policy.max_head_age, allow_stale=self.allow_stale
+                    )
+                    is None
+                    for h in heads
+                ),
+                self._host_stamp,
+            )
+            if not force and inputs == self._inputs:
+                return False
+            started = time.monotonic()
+            catalog = build_catalog(
+                heads,
+                host=self._host,
+                policy=policy,
+                cache=self.cache,
+                now=now,
+                allow_stale=self.allow_stale,
+            )
+            files = {}
+            for sub in subs:
+                offers = catalog.offers.get(sub.name, ())
+                stamp = self.book.timestamp(sub.name, offers, now=int(now))
+                files[sub.name] = PackagesFile.render(sub.name, offers, stamp)
+            self.snapshot = Snapshot(
+                catalog=catalog,
+                files=files,
+                subscriptions=tuple(subs),
+                built_at=now,
+                build_seconds=time.monotonic() - started,
+                host=self._host,
+                errors=tuple(errors),
+            )
+            self._inputs = inputs
+            _log.info(
+                "catalog built",
+                extra={
+                    "fields": {
+                        "offers": catalog.size,
+                        "subscriptions": len(files),
+                        "seconds": round(self.snapshot.build_seconds, 3),
+                        "loaded": self.cache.loaded,
+                    }
+                },
+            )
+            return True
+
+    def run(self, stop: threading.Event, *, interval: float) -> None:
+        """Refresh every ``interval`` seconds until ``stop`` is set; failures are logged."""
+        while not stop.wait(interval):
+            try:
+                self.refresh()
+            except IpfsbinError as exc:
+                _log.error(
+                    "catalog build failed",
+                    extra={"fields": {"error": exc.message, "hint": exc.hint}},
+                )

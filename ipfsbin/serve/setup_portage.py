@@ -1,0 +1,167 @@
+"""``ipfsbin setup-portage``: point Portage at the local binhost, and undo it.
+
+Writes one ``binrepos.conf`` entry per served subscription into
+``<config root>/etc/portage/binrepos.conf/ipfsbin.conf`` (or, when
+``binrepos.conf`` is a file, a marked block at its end), with
+``verify-signature = false`` for those entries only: ipfsbin carries the
+trust (signed index under a pinned root, bytes checked against the signed
+manifest as they stream), and Portage's own SIZE/MD5/SHA1 checks still run.
+Installs systemd and OpenRC service files for ``serve`` and ``sync
+--follow`` that run as an unprivileged user, where those init systems keep
+them. Changes nothing else; every file it writes carries a marker, and
+``--undo`` removes exactly what carries it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from ipfsbin.errors import ServeError
+
+__all__ = ["Change", "PortageSetup", "setup_portage", "undo_setup_portage"]
+
+MARKER: Final = "Written by `ipfsbin setup-portage`"
+_BEGIN: Final = f"# BEGIN ipfsbin: {MARKER.lower()}; undo: `ipfsbin setup-portage --undo`"
+_END: Final = "# END ipfsbin"
+_UNITS: Final = (
+    ("ipfsbin-serve.service", "etc/systemd/system/ipfsbin-serve.service", 0o644),
+    ("ipfsbin-follow.service", "etc/systemd/system/ipfsbin-follow.service", 0o644),
+    ("ipfsbin-serve.initd", "etc/init.d/ipfsbin-serve", 0o755),
+    ("ipfsbin-follow.initd", "etc/init.d/ipfsbin-follow", 0o755),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    path: Path
+    action: str
+    """``created``, ``updated``, ``removed`` or ``skipped`` (with why in ``note``)."""
+    note: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": str(self.path), "action": self.action, "note": self.note}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortageSetup:
+    root: Path
+    """The config root (EPREFIX for a prefix, ``/`` for the host)."""
+    base_url: str
+    subscriptions: tuple[str, ...]
+    user: str
+    group: str
+    home: Path
+    ipfsbin: str
+    listen: str
+    priority: int = 10
+
+
+def _entries(setup: PortageSetup) -> str:
+    lines = [
+        f"# {MARKER}; undo with `ipfsbin setup-portage --undo`.",
+        "# ipfsbin carries the trust for these entries: it lists only builds of an index",
+        "# whose commits are signed under the trust root you pinned, and checks every byte",
+        "# against the signed manifest as it streams, so Portage's gpkg signature check is",
+        "# switched off here (verify-signature = false) and nowhere else. Portage's own",
+        "# SIZE/MD5/SHA1 checks still run.",
+    ]
+    for name in setup.subscriptions:
+        lines += [
+            "",
+            f"[ipfsbin-{name[-12:]}]",
+            f"sync-uri = {setup.base_url.rstrip('/')}/{name}",
+            f"priority = {setup.priority}",
+            "verify-signature = false",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str, mode: int, changes: list[Change]) -> None:
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.ipfsbin-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+    changes.append(Change(path=path, action="created" if old is None else "updated"))
+
+
+def _binrepos(root: Path) -> Path:
+    return root / "etc/portage/binrepos.conf"
+
+
+def _without_block(text: str) -> str:
+    start = text.find(_BEGIN)
+    if start < 0:
+        return text
+    end = text.find(_END, start)
+    end = len(text) if end < 0 else end + len(_END)
+    return (text[:start].rstrip("\n") + "\n" + text[end:].lstrip("\n")).lstrip("\n")
+
+
+def setup_portage(setup: PortageSetup) -> list[Change]:
+    """Write the binrepos.conf entries and the service files; returns what changed."""
+    if not setup.subscriptions:
+        raise ServeError(
+            "no subscription to point Portage at",
+            hint="subscribe first: `ipfsbin subscribe NAME --root CID`",
+        )
+    changes: list[Change] = []
+    conf = _binrepos(setup.root)
+    entries = _entries(setup)
+    if conf.is_file():
+        current = _without_block(conf.read_text(encoding="utf-8"))
+        text = f"{current.rstrip()}\n\n{_BEGIN}\n{entries}{_END}\n".lstrip("\n")
+        _write(conf, text, 0o644, changes)
+    else:
+        _write(conf / "ipfsbin.conf", entries, 0o644, changes)
+    values = {
+        "@IPFSBIN@": setup.ipfsbin,
+        "@USER@": setup.user,
+        "@GROUP@": setup.group,
+        "@HOME@": str(setup.home),
+        "@LISTEN@": setup.listen,
+    }
+    units = resources.files("ipfsbin.serve").joinpath("units")
+    for source, target, mode in _UNITS:
+        path = setup.root / target
+        if not path.parent.parent.is_dir():
+            changes.append(
+                Change(path=path, action="skipped", note=f"no {path.parent.parent} here")
+            )
+            continue
+        text = units.joinpath(source).read_text(encoding="utf-8")
+        for key, value in values.items():
+            text = text.replace(key, value)
+        _write(path, text, mode, changes)
+    return changes
+
+
+def _remove_marked(path: Path, changes: list[Change]) -> None:
+    if path.is_file() and MARKER in path.read_text(encoding="utf-8", errors="replace"):
+        path.unlink()
+        changes.append(Change(path=path, action="removed"))
+
+
+def undo_setup_portage(root: Path) -> list[Change]:
+    """Remove what :func:`setup_portage` wrote (files carrying its marker) and nothing else."""
+    changes: list[Change] = []
+    conf = _binrepos(root)
+    if conf.is_file():
+        text = conf.read_text(encoding="utf-8")
+        if _BEGIN in text:
+            _write(conf, _without_block(text), 0o644, changes)
+    else:
+        _remove_marked(conf / "ipfsbin.conf", changes)
+        if conf.is_dir() and not any(conf.iterdir()):
+            conf.rmdir()
+            changes.append(Change(path=conf, action="removed", note="empty directory"))
+    for _, target, _ in _UNITS:
+        _remove_marked(root / target, changes)
+    return changes
