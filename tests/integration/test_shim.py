@@ -1,0 +1,347 @@
+"""emerge --getbinpkg[only] through ``ipfsbin serve``, on two real Kubo nodes and real Portage.
+
+alpha builds (the builder playground), publishes, indexes, commits and
+publishes the head over IPNS; beta subscribes, syncs, runs ``ipfsbin
+serve`` in a client playground (its own EPREFIX and installed-package
+database) and installs with the real ``emerge``. The tests run in file
+order and share one story.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ipfsbin.kubo.node import ManagedNode
+from tests.playground import ebuilds as repo
+from tests.playground.builder import BuilderPlayground, parse_packages_index
+from tests.playground.portage_env import EmergeError
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+IPFSBIN = str(Path(sys.executable).with_name("ipfsbin"))
+PROFILE = "default/linux/amd64/23.0"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Host:
+    home: Path
+    node: ManagedNode
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.extra,
+            "IPFSBIN_HOME": str(self.home),
+            "IPFSBIN_API": self.node.api_multiaddr,
+            "IPFSBIN_SYSTEM_CONFIG": str(self.home / "no-system-config.toml"),
+        }
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [IPFSBIN, *args], env=self.env(), capture_output=True, text=True, timeout=300
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"ipfsbin {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+
+@dataclass
+class Story:
+    alpha: Host
+    beta: Host
+    client: BuilderPlayground
+    name: str
+    port: int
+    workdir: Path
+    builds: dict[str, Path]
+    serve: subprocess.Popen[str] | None = None
+    log: Path | None = None
+    log_file: Any = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.name}"
+
+    def publish_and_index(self, *paths: Path, message: str) -> None:
+        published = self.alpha.json("publish", "--key", "builder", "--profile", PROFILE,
+                                    *map(str, paths))  # fmt: skip
+        self.alpha.run("index", "add", *(p["attestation"] for p in published))
+        self.commit(message)
+
+    def commit(self, message: str) -> None:
+        self.alpha.run("index", "commit", "-m", message, "--key", "maintainer")
+        self.alpha.run("index", "publish", "--key", "maintainer", "--allow-offline")
+        result = self.beta.json("sync")
+        assert all(r["outcome"] in ("accepted", "current") for r in result), result
+
+    def start_serve(self) -> None:
+        assert self.serve is None
+        self.log = self.workdir / f"serve-{time.monotonic_ns()}.log"
+        self.log_file = self.log.open("w")
+        env = {**self.client.env(), **self.beta.env(), "PATH": os.environ["PATH"]}
+        for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
+            env[key] = self.client.env()[key]
+        self.serve = subprocess.Popen(
+            [IPFSBIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--interval", "0.5"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.serve.poll() is not None:
+                raise AssertionError(f"ipfsbin serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/status", timeout=2).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"ipfsbin serve did not come up:\n{self.log.read_text()}")
+
+    def stop_serve(self) -> None:
+        if self.serve is not None:
+            self.serve.send_signal(signal.SIGINT)
+            try:
+                self.serve.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.serve.kill()
+                self.serve.wait()
+            self.serve = None
+            self.log_file.close()
+
+    def packages(self) -> list[dict[str, str]]:
+        text = gzip.decompress(httpx.get(f"{self.base}/Packages.gz", timeout=10).content)
+        return parse_packages_index(text.decode())
+
+    def wait_for(self, predicate: Any, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def emerge(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.client.emerge(*args, env={"FEATURES": "-binpkg-request-signature"})
+
+    def installed(self) -> set[str]:
+        vdb = self.client.eprefix / "var/db/pkg"
+        return {f"{c.name}/{p.name}" for c in vdb.iterdir() if c.is_dir() for p in c.iterdir()}
+
+    def pkgdir_files(self) -> list[Path]:
+        return [p for p in self.client.pkgdir.rglob("*") if p.is_file() and p.name != "Packages"]
+
+
+def _variant(builder: BuilderPlayground, atom: str, out: Path, env: dict[str, str]) -> Path:
+    """Build ``atom`` again into its own PKGDIR with other settings; the one binpkg it wrote."""
+    builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", atom,
+                   env={"PKGDIR": str(out), **env})  # fmt: skip
+    (found,) = [p for p in out.rglob("*.gpkg.tar")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[Story]:
+    alpha_node, beta_node = kubo_nodes(2)
+    workdir = Path(tempfile.mkdtemp(prefix="ipfsbin-shim-"))
+    alpha = Host(workdir / "alpha", alpha_node)
+    beta = Host(workdir / "beta", beta_node)
+    builds = builder_playground.binpkgs
+    # other-USE and newer-microarchitecture variants of usetest (text only: any -march builds)
+    other_use = _variant(builder_playground, "app-misc/usetest", workdir / "pkg-use",
+                         {"USE": "-bar"})  # fmt: skip
+    newer = _variant(builder_playground, "app-misc/usetest", workdir / "pkg-v3",
+                     {"CFLAGS": "-O2 -pipe -march=x86-64-v3",
+                      "CXXFLAGS": "-O2 -pipe -march=x86-64-v3"})  # fmt: skip
+    # usesfoo built against a libfoo sub-slot the client will not have
+    subslot_builder = BuilderPlayground.create(
+        ebuilds={
+            **repo.EBUILDS,
+            "dev-libs/libfoo-1": {**repo.EBUILDS["dev-libs/libfoo-1"], "SLOT": "0/2"},
+        }  # fmt: skip
+    )
+    client = BuilderPlayground.create()
+    try:
+        subslot_builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
+                               "dev-libs/libfoo", "app-misc/usesfoo")  # fmt: skip
+        other_subslot = subslot_builder.refresh()["app-misc/usesfoo-1"]
+        alpha.json("key", "gen", "builder")
+        alpha.json("key", "gen", "maintainer")
+        builder_id = alpha.json("key", "show", "builder")["key_id"]
+        root = alpha.json("index", "init", "--key", "maintainer", "--builder", builder_id)
+        published = alpha.json("publish", "--key", "builder", "--profile", PROFILE,
+                               *(str(builds[c]) for c in ("app-misc/usetest-1",
+                                                          "dev-libs/libfoo-1",
+                                                          "app-misc/usesfoo-1")),
+                               str(other_use), str(newer), str(other_subslot))  # fmt: skip
+        # hello (RESTRICT=bindist, a gcc-built ELF) is what usetest's USE=foo pulls in
+        published += alpha.json("publish", "--key", "builder", "--profile", PROFILE,
+                                "--allow-restricted", str(builds["app-misc/hello-1"]))  # fmt: skip
+        alpha.run("index", "add", *(p["attestation"] for p in published))
+        alpha.run("index", "commit", "-m", "first builds", "--key", "maintainer")
+        name = alpha.json("index", "publish", "--key", "maintainer", "--allow-offline")["name"]
+        beta.run("subscribe", name, "--root", root["root"])
+        (beta.home / "config").mkdir(parents=True, exist_ok=True)
+        (beta.home / "config/ipfsbin.toml").write_text('[host]\ntarget = "x86_64_v2"\n')
+        assert beta.json("sync")[0]["outcome"] == "accepted"
+        story = Story(alpha=alpha, beta=beta, client=client, name=name, port=_free_port(),
+                      workdir=workdir, builds=builds)  # fmt: skip
+        story.start_serve()
+        yield story
+        story.stop_serve()
+    finally:
+        subslot_builder.cleanup()
+        client.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_host_profile_read_through_portage(story: Story) -> None:
+    env = {**story.client.env(), **story.beta.env(), "PATH": os.environ["PATH"]}
+    for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
+        env[key] = story.client.env()[key]
+    done = subprocess.run([IPFSBIN, "host", "--json"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["chost"] == repo.host_chost()
+    assert info["target"] == "x86_64_v2"  # from the per-user config
+    assert info["cflags"]["normalized"]["opt"] == "2"
+
+
+def test_only_fitting_builds_are_listed(story: Story) -> None:
+    listed = story.packages()
+    cpvs = sorted(p["CPV"] for p in listed)
+    # usetest: only the host-USE, baseline build; usesfoo: libfoo is not installed yet
+    assert cpvs == ["app-misc/hello-1", "app-misc/usetest-1", "dev-libs/libfoo-1"], listed
+    (usetest,) = [p for p in listed if p["CPV"] == "app-misc/usetest-1"]
+    assert set(usetest["USE"].split()) >= {"bar", "baz", "foo"}
+    for p in listed:
+        assert p["PATH"].endswith(".gpkg.tar") and ".." not in p["PATH"]
+        assert {"SIZE", "MD5", "SHA1", "BUILD_ID", "BUILD_TIME", "MTIME"} <= set(p)
+
+
+def test_explain_gives_a_reason_per_axis(story: Story) -> None:
+    env = {**story.client.env(), **story.beta.env(), "PATH": os.environ["PATH"]}
+    for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
+        env[key] = story.client.env()[key]
+    out = subprocess.run([IPFSBIN, "explain", "app-misc/usetest", "--json"], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)["candidates"]
+    verdicts = sorted((c["verdict"], tuple(sorted({r["axis"] for r in c["refusals"]})))
+                      for c in found)  # fmt: skip
+    assert verdicts == [("offered", ()), ("refused", ("microarchitecture",)),
+                        ("refused", ("use",))], found  # fmt: skip
+    out = subprocess.run([IPFSBIN, "explain", "app-misc/usesfoo"], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("sub-slot:") == 2 and "dev-libs/libfoo:0/2" in out.stdout
+
+
+def test_served_packages_read_by_portage(story: Story) -> None:
+    from portage.getbinpkg import PackageIndex
+
+    response = httpx.get(f"{story.base}/Packages", timeout=10)
+    index = PackageIndex()
+    index.read(iter(response.text.splitlines(keepends=True)))
+    assert index.header["VERSION"] == "0" and "TTL" not in index.header
+    stamp = int(index.header["TIMESTAMP"])
+    assert response.headers["last-modified"] == time.strftime(
+        "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(stamp)
+    )
+    assert {d["CPV"] for d in index.packages} == {
+        "app-misc/hello-1",
+        "app-misc/usetest-1",
+        "dev-libs/libfoo-1",
+    }
+    later = response.headers["last-modified"]
+    again = httpx.get(f"{story.base}/Packages", headers={"If-Modified-Since": later})
+    assert again.status_code == 304
+
+
+def test_getbinpkgonly_installs_through_the_shim(story: Story) -> None:
+    done = story.client.env()
+    changes = subprocess.run(
+        [IPFSBIN, "setup-portage", "--root", str(story.client.eprefix), "--user", "nobody", "--json"],
+        env={**story.beta.env(), "PORTAGE_OVERRIDE_EPREFIX": done["PORTAGE_OVERRIDE_EPREFIX"]},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert changes.returncode == 0, changes.stderr
+    conf = story.client.eprefix / "etc/portage/binrepos.conf/ipfsbin.conf"
+    text = conf.read_text()
+    assert f"sync-uri = http://127.0.0.1:7711/{story.name}" in text
+    # the test server listens elsewhere: point the entry at it
+    conf.write_text(text.replace("127.0.0.1:7711", f"127.0.0.1:{story.port}"))
+    out = story.emerge("--getbinpkgonly", "--oneshot", "app-misc/usetest", "dev-libs/libfoo")
+    assert "app-misc/usetest-1" in out.stdout
+    assert {"app-misc/usetest-1", "app-misc/hello-1", "dev-libs/libfoo-1"} <= story.installed()
+    assert story.client.eprefix.joinpath("usr/bin/hello").is_file()
+
+
+def test_installed_subslot_unlocks_dependent_build(story: Story) -> None:
+    # libfoo:0/1 is now installed: the usesfoo built against it is listed, the 0/2 one never
+    story.wait_for(lambda: "app-misc/usesfoo-1" in {p["CPV"] for p in story.packages()},
+                   "usesfoo to be listed after libfoo was installed")  # fmt: skip
+    (usesfoo,) = [p for p in story.packages() if p["CPV"] == "app-misc/usesfoo-1"]
+    assert "dev-libs/libfoo:0/1=" in usesfoo["RDEPEND"]
+    story.emerge("--getbinpkg", "--oneshot", "app-misc/usesfoo")
+    assert "app-misc/usesfoo-1" in story.installed()
+
+
+def test_sixteen_parallel_downloads_verify(story: Story) -> None:
+    listed = story.packages()
+
+    def fetch(i: int) -> bool:
+        p = listed[i % len(listed)]
+        data = httpx.get(f"{story.base}/{p['PATH']}", timeout=60).content
+        return len(data) == int(p["SIZE"]) and hashlib.md5(data).hexdigest() == p["MD5"]  # noqa: S324
+
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(fetch, range(16)))
+    p = listed[0]
+    head = httpx.head(f"{story.base}/{p['PATH']}")
+    assert head.status_code == 200 and head.headers["content-length"] == p["SIZE"]
+    ranged = httpx.get(f"{story.base}/{p['PATH']}", headers={"Range": "bytes=10-99"})
+    assert ranged.status_code == 206 and len(ranged.content) == 90
+
+
+def test_timestamp_rises_and_yanked_entry_disappears(story: Story) -> None:
+    before = int(httpx.get(f"{story.base}/Packages").text.split("TIMESTAMP: ")[1].split()[0])
+    shown = story.alpha.json("index", "show")["entries"]
+    (libfoo,) = [e for e in shown if "/dev-libs/libfoo/" in e["key"] and "0/2" not in str(e)][:1]
+    story.alpha.run("index", "yank", libfoo["key"], "--reason", "miscompiled (test)")
+    story.commit("yank libfoo")
+    story.wait_for(lambda: "dev-libs/libfoo-1" not in {p["CPV"] for p in story.packages()},
+                   "the yanked libfoo to disappear")  # fmt: skip
+    after = int(httpx.get(f"{story.base}/Packages").text.split("TIMESTAMP: ")[1].split()[0])
+    assert after > before + 5
