@@ -19,7 +19,7 @@ CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -236,8 +236,11 @@ def _assess(
     profile: HostProfile,
     policy: ClientPolicy,
     stale: str | None,
+    undeliverable: Mapping[CID, str],
 ) -> Candidate:
     refusals: list[Refusal] = []
+    if entry.manifest in undeliverable:
+        refusals.append(Refusal(axis="delivery", reason=undeliverable[entry.manifest]))
     if entry.state == "yanked":
         refusals.append(Refusal(axis="yanked", reason=f"yanked: {entry.reason}"))
     if stale is not None:
@@ -327,8 +330,14 @@ def build_catalog(
     cache: BuildCache,
     now: float,
     allow_stale: bool = False,
+    undeliverable: Mapping[CID, str] | None = None,
 ) -> Catalog:
-    """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index."""
+    """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index.
+
+    ``undeliverable`` maps manifests whose bytes failed verification when
+    served to why: they are not listed again (a listed package that cannot
+    be delivered fails the whole emerge).
+    """
     states: list[HeadState] = []
     fitting: list[tuple[FollowedHead, list[tuple[IndexKey, IndexEntry]]]] = []
     empty_profile = host.compat_profile()
@@ -355,7 +364,9 @@ def build_catalog(
     for head, kept in fitting:
         by_cpv: dict[str, list[Candidate]] = {}
         for key, entry in kept:
-            candidate = _assess(head, key, entry, cache, host, profile, policy, None)
+            candidate = _assess(
+                head, key, entry, cache, host, profile, policy, None, undeliverable or {}
+            )
             if candidate.ok:
                 by_cpv.setdefault(candidate.cpv, []).append(candidate)
         offers[head.name] = _offers(head.name, {c: _rank(v) for c, v in by_cpv.items()})
@@ -402,6 +413,7 @@ def explain(
     cache: BuildCache,
     now: float,
     allow_stale: bool = False,
+    undeliverable: Mapping[CID, str] | None = None,
 ) -> list[Candidate]:
     """Every build of ``atom`` in every followed index, with its verdict and reasons."""
     category, package, version = parse_atom(atom)
@@ -415,7 +427,9 @@ def explain(
                 continue
             if version is not None and key.version != version:
                 continue
-            candidate = _assess(head, key, entry, cache, host, profile, policy, stale)
+            candidate = _assess(
+                head, key, entry, cache, host, profile, policy, stale, undeliverable or {}
+            )
             if candidate.ok:
                 by_cpv.setdefault(candidate.cpv, []).append(candidate)
             else:

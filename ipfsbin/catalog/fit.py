@@ -30,6 +30,7 @@ AXES: Final = (
     "use",
     "sub-slot",
     "unreadable",
+    "delivery",
 )
 """Why a candidate can be refused, in the order ``explain`` lists them."""
 PLATFORM_AXES: Final = frozenset({"chost", "microarchitecture", "compiler", "libc", "cflags"})

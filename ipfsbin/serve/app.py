@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from ipfsbin.catalog.build import Offer
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IpfsbinError
+from ipfsbin.errors import BlockMismatchError, IpfsbinError
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
@@ -100,7 +100,11 @@ def _not_modified(request: Request, file: PackagesFile) -> bool:
 
 
 def _stream(
-    source: ByteSource, offer: Offer, want: ByteRange | None, downloads: Downloads
+    publisher: Publisher,
+    source: ByteSource,
+    offer: Offer,
+    want: ByteRange | None,
+    downloads: Downloads,
 ) -> Iterator[bytes]:
     manifest = offer.build.manifest
     started = time.monotonic()
@@ -125,8 +129,15 @@ def _stream(
             sent += len(piece)
             yield piece
         ok = True
+    except BlockMismatchError as exc:
+        record["error"] = f"{type(exc).__name__}: {exc.message}"
+        _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
+        publisher.mark_undeliverable(offer.build.manifest_cid, exc.message)
+        raise
     except IpfsbinError as exc:
         record["error"] = f"{type(exc).__name__}: {exc.message}"
+        if exc.hint:
+            record["hint"] = exc.hint
         _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
         raise
     finally:
@@ -181,7 +192,7 @@ def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=kind)
         return StreamingResponse(
-            _stream(source, offer, want, downloads),
+            _stream(publisher, source, offer, want, downloads),
             status_code=status,
             headers=headers,
             media_type=kind,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ipfsbin.catalog.build import BuildCache, Catalog, build_catalog
 from ipfsbin.catalog.heads import FollowedHead, head_staleness, read_heads
+from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
@@ -72,6 +73,8 @@ class Publisher:
         self._host_stamp: tuple[int, ...] | None = None
         self._inputs: object = None
         self._lock = threading.Lock()
+        self._undeliverable: dict[CID, str] = {}
+        self._undeliverable_lock = threading.Lock()
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -95,10 +98,20 @@ class Publisher:
 
         return read_heads(subs, self.local, on_error=note)
 
+    def mark_undeliverable(self, manifest: CID, reason: str) -> None:
+        """Stop listing ``manifest``: its bytes failed verification; the next refresh drops it."""
+        with self._undeliverable_lock:
+            self._undeliverable[manifest] = reason
+        _log.warning(
+            "build withdrawn", extra={"fields": {"manifest": str(manifest), "reason": reason}}
+        )
+
     def refresh(self, *, force: bool = False) -> bool:
         """Build a new snapshot if an input changed (or ``force``); True when one was built."""
         with self._lock:
             errors: list[str] = []
+            with self._undeliverable_lock:
+                undeliverable = dict(self._undeliverable)
             subs = self._served()
             heads = self._heads(subs, errors)
             now = self.clock()
@@ -116,6 +129,7 @@ class Publisher:
                     for h in heads
                 ),
                 self._host_stamp,
+                frozenset(undeliverable),
             )
             if not force and inputs == self._inputs:
                 return False
@@ -127,6 +141,7 @@ class Publisher:
                 cache=self.cache,
                 now=now,
                 allow_stale=self.allow_stale,
+                undeliverable=undeliverable,
             )
             files = {}
             for sub in subs:

@@ -9,6 +9,7 @@ order and share one story.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -29,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.node import ManagedNode
 from tests.playground import ebuilds as repo
 from tests.playground.builder import BuilderPlayground, parse_packages_index
@@ -160,7 +162,9 @@ class Story:
         return {f"{c.name}/{p.name}" for c in vdb.iterdir() if c.is_dir() for p in c.iterdir()}
 
     def pkgdir_files(self) -> list[Path]:
-        return [p for p in self.client.pkgdir.rglob("*") if p.is_file() and p.name != "Packages"]
+        """Binpkg files in PKGDIR and in the binrepos.conf entries' download cache."""
+        places = (self.client.pkgdir, self.client.eprefix / "var/cache/binhost")
+        return [p for d in places for p in d.rglob("*") if p.is_file() and p.name != "Packages"]
 
 
 def _variant(builder: BuilderPlayground, atom: str, out: Path, env: dict[str, str]) -> Path:
@@ -292,7 +296,8 @@ def test_served_packages_read_by_portage(story: Story) -> None:
 def test_getbinpkgonly_installs_through_the_shim(story: Story) -> None:
     done = story.client.env()
     changes = subprocess.run(
-        [IPFSBIN, "setup-portage", "--root", str(story.client.eprefix), "--user", "nobody", "--json"],
+        [IPFSBIN, "setup-portage", "--root", str(story.client.eprefix),
+         "--user", "nobody", "--json"],
         env={**story.beta.env(), "PORTAGE_OVERRIDE_EPREFIX": done["PORTAGE_OVERRIDE_EPREFIX"]},
         capture_output=True, text=True,
     )  # fmt: skip
@@ -314,7 +319,8 @@ def test_installed_subslot_unlocks_dependent_build(story: Story) -> None:
                    "usesfoo to be listed after libfoo was installed")  # fmt: skip
     (usesfoo,) = [p for p in story.packages() if p["CPV"] == "app-misc/usesfoo-1"]
     assert "dev-libs/libfoo:0/1=" in usesfoo["RDEPEND"]
-    story.emerge("--getbinpkg", "--oneshot", "app-misc/usesfoo")
+    out = story.emerge("--getbinpkg", "--oneshot", "app-misc/usesfoo")
+    assert "Emerging binary (1 of 1) app-misc/usesfoo-1" in out.stdout
     assert "app-misc/usesfoo-1" in story.installed()
 
 
@@ -333,6 +339,48 @@ def test_sixteen_parallel_downloads_verify(story: Story) -> None:
     assert head.status_code == 200 and head.headers["content-length"] == p["SIZE"]
     ranged = httpx.get(f"{story.base}/{p['PATH']}", headers={"Range": "bytes=10-99"})
     assert ranged.status_code == 206 and len(ranged.content) == 90
+
+
+def _block_file(node: ManagedNode, cid: CID) -> Path:
+    """Where Kubo's flatfs keeps ``cid`` (base32 of the multihash, sharded next-to-last/2)."""
+    key = base64.b32encode(cid.multihash).decode().rstrip("=")
+    return node.repo_path / "blocks" / key[-3:-1] / f"{key}.data"
+
+
+def _assert_no_complete_file(story: Story, name: str, size: int) -> None:
+    """No usable binpkg of ``name`` was left; wget's ``-O`` leaves a short ``.partial``.
+
+    Portage's FETCHCOMMAND creates its output file before the answer arrives,
+    and Portage deletes a stale ``.partial`` before the next fetch.
+    """
+    for path in story.pkgdir_files():
+        if name in path.name:
+            assert path.name.endswith(".partial"), path
+            assert path.stat().st_size < size, (path, path.stat().st_size)
+
+
+def test_tampered_bytes_fail_cleanly_then_build_from_source(story: Story) -> None:
+    """The client's own Kubo repo hands out altered bytes (Kubo does not re-hash on read)."""
+    recent = httpx.get(f"http://127.0.0.1:{story.port}/status").json()["downloads"]["recent"]
+    (cid_text,) = {d["cid"] for d in recent if d["cpv"] == "app-misc/hello-1"}
+    block = _block_file(story.beta.node, CID.from_text(cid_text))
+    data = bytearray(block.read_bytes())
+    size = len(data)
+    data[len(data) // 2] ^= 0xFF
+    block.write_bytes(bytes(data))
+    for old in [p for p in story.pkgdir_files() if "hello" in p.name]:
+        old.unlink()  # the copy fetched earlier would be reused without a download
+    with pytest.raises(EmergeError):
+        story.emerge("--getbinpkgonly", "--oneshot", "app-misc/hello")
+    _assert_no_complete_file(story, "hello", size)
+    failures = httpx.get(f"http://127.0.0.1:{story.port}/status").json()["downloads"]
+    assert any("BlockMismatchError" in f["error"] for f in failures["failures"]), failures
+    # the shim withdraws what it could not deliver: --getbinpkg now builds from source
+    story.wait_for(lambda: "app-misc/hello-1" not in {p["CPV"] for p in story.packages()},
+                   "the undeliverable hello to be withdrawn")  # fmt: skip
+    out = story.emerge("--getbinpkg", "--oneshot", "app-misc/hello")
+    assert "Emerging (1 of 1) app-misc/hello-1" in out.stdout
+    assert "Emerging binary" not in out.stdout
 
 
 def test_timestamp_rises_and_yanked_entry_disappears(story: Story) -> None:
