@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -66,17 +66,18 @@ class HostInfo:
     """Where libc and compiler were read: ``vardb`` or ``system``."""
     watched: tuple[str, ...] = ()
     """Files and directories whose change means the profile must be read again."""
-    _portage: Any = field(default=None, repr=False, compare=False)
+    use_reader: Callable[[Iterable[str]], Mapping[str, UseConfig]] = field(
+        default=lambda cps: {}, repr=False, compare=False
+    )
+    """Reads the USE configuration of packages (Portage's, for a host read by :func:`read_host`)."""
 
-    def use_for(self, cps: Iterable[str]) -> dict[str, UseConfig]:
+    def use_for(self, cps: Iterable[str]) -> Mapping[str, UseConfig]:
         """The USE Portage would enable, and the ebuild's IUSE, for each package the tree has.
 
         A package with no ebuild in any configured repository is left out (the
         predicate then refuses it on the USE axis: Portage could not use it).
         """
-        if self._portage is None:
-            return {}
-        return _use_for(self._portage, cps)
+        return self.use_reader(cps)
 
     def compat_profile(self, cps: Iterable[str] = ()) -> HostProfile:
         """The predicate's input, with the USE configuration of ``cps``."""
@@ -304,7 +305,7 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
         installed=MappingProxyType(_installed(handle.vardb)),
         sources=MappingProxyType({"libc": libc_source, "compiler": compiler_source}),
         watched=_watched(settings),
-        _portage=handle,
+        use_reader=lambda cps: _use_for(handle, cps),
     )
 
 

@@ -27,11 +27,12 @@ __all__ = ["Change", "PortageSetup", "setup_portage", "undo_setup_portage"]
 MARKER: Final = "Written by `ipfsbin setup-portage`"
 _BEGIN: Final = f"# BEGIN ipfsbin: {MARKER.lower()}; undo: `ipfsbin setup-portage --undo`"
 _END: Final = "# END ipfsbin"
+# (template, target, mode, the directory that says this init system is installed)
 _UNITS: Final = (
-    ("ipfsbin-serve.service", "etc/systemd/system/ipfsbin-serve.service", 0o644),
-    ("ipfsbin-follow.service", "etc/systemd/system/ipfsbin-follow.service", 0o644),
-    ("ipfsbin-serve.initd", "etc/init.d/ipfsbin-serve", 0o755),
-    ("ipfsbin-follow.initd", "etc/init.d/ipfsbin-follow", 0o755),
+    ("ipfsbin-serve.service", "etc/systemd/system/ipfsbin-serve.service", 0o644, "etc/systemd"),
+    ("ipfsbin-follow.service", "etc/systemd/system/ipfsbin-follow.service", 0o644, "etc/systemd"),
+    ("ipfsbin-serve.initd", "etc/init.d/ipfsbin-serve", 0o755, "etc/init.d"),
+    ("ipfsbin-follow.initd", "etc/init.d/ipfsbin-follow", 0o755, "etc/init.d"),
 )
 
 
@@ -129,11 +130,11 @@ def setup_portage(setup: PortageSetup) -> list[Change]:
         "@LISTEN@": setup.listen,
     }
     units = resources.files("ipfsbin.serve").joinpath("units")
-    for source, target, mode in _UNITS:
+    for source, target, mode, marker in _UNITS:
         path = setup.root / target
-        if not path.parent.parent.is_dir():
+        if not (setup.root / marker).is_dir():
             changes.append(
-                Change(path=path, action="skipped", note=f"no {path.parent.parent} here")
+                Change(path=path, action="skipped", note=f"no {setup.root / marker} here")
             )
             continue
         text = units.joinpath(source).read_text(encoding="utf-8")
@@ -162,6 +163,6 @@ def undo_setup_portage(root: Path) -> list[Change]:
         if conf.is_dir() and not any(conf.iterdir()):
             conf.rmdir()
             changes.append(Change(path=conf, action="removed", note="empty directory"))
-    for _, target, _ in _UNITS:
+    for _, target, _, _ in _UNITS:
         _remove_marked(root / target, changes)
     return changes

@@ -1,0 +1,73 @@
+"""The Packages file the binhost serves: Portage's own reader, TIMESTAMP rules, stanzas."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+from portage.getbinpkg import PackageIndex
+
+from ipfsbin.catalog import BuildCache, Offer, build_catalog
+from ipfsbin.config import ClientPolicy
+from ipfsbin.serve.packages import MIN_STEP, PackagesFile, TimestampBook
+from tests.unit.catalog.catalog_helpers import NOW, V3, Index, host_info
+
+
+def _offers(index: Index) -> tuple[Offer, ...]:
+    catalog = build_catalog(
+        [index.head()], host=host_info(), policy=ClientPolicy(), cache=BuildCache(index.store),
+        now=NOW,
+    )  # fmt: skip
+    return catalog.offers["k51test"]
+
+
+def test_portage_reads_what_is_served() -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    index.add("b", "app-misc/foo-1", V3)
+    index.add("c", "dev-libs/bar-2")
+    offers = _offers(index)
+    file = PackagesFile.render("k51test", offers, 1_800_000_000)
+    assert gzip.decompress(file.gz) == file.text
+    assert PackagesFile.render("k51test", offers, 1_800_000_000).gz == file.gz  # stable bytes
+    read = PackageIndex(
+        allowed_pkg_keys=None,
+        default_header_data={},
+        default_pkg_data={},
+        inherited_keys=["CHOST"],
+        translated_keys=[("DESCRIPTION", "DESC"), ("repository", "REPO")],
+    )
+    read.read(io.StringIO(file.text.decode()))
+    assert read.header["TIMESTAMP"] == "1800000000" and read.header["VERSION"] == "0"
+    assert "TTL" not in read.header and read.header["PACKAGES"] == "3"
+    by_path = {p["PATH"]: p for p in read.packages}
+    assert set(by_path) == set(file.offers)
+    for offer in offers:
+        entry = by_path[offer.path]
+        manifest = offer.build.manifest
+        assert entry["CPV"] == offer.cpv
+        assert entry["SIZE"] == str(manifest.size)
+        assert entry["MD5"] == manifest.md5.hex() and entry["SHA1"] == manifest.sha1.hex()
+        assert entry["BUILD_ID"] == str(offer.build_id)
+        assert entry["BUILD_TIME"] == str(offer.build_time)
+        assert entry["MTIME"] == str(offer.build.build_time)
+        assert entry["CHOST"] == "x86_64-pc-linux-gnu"
+
+
+def test_timestamp_kept_for_the_same_list_and_rises_for_a_new_one(tmp_path: Path) -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    first = _offers(index)
+    book = TimestampBook(tmp_path / "stamps.json")
+    t1 = book.timestamp("k51test", first, now=1000)
+    assert book.timestamp("k51test", first, now=5000) == t1 == 1000
+    # a restarted server keeps it
+    assert TimestampBook(tmp_path / "stamps.json").timestamp("k51test", first, now=9000) == 1000
+    index.add("b", "dev-libs/bar-2")
+    second = _offers(index)
+    # a change within Portage's 5-second window still moves TIMESTAMP past it
+    t2 = book.timestamp("k51test", second, now=1001)
+    assert t2 == 1000 + MIN_STEP
+    assert book.timestamp("k51test", first, now=1002) == t2 + MIN_STEP
+    assert book.timestamp("k51other", (), now=3000) == 3000

@@ -1,0 +1,89 @@
+"""setup-portage writes one binrepos.conf entry and the service files; --undo removes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ipfsbin.errors import ServeError
+from ipfsbin.serve.setup_portage import PortageSetup, setup_portage, undo_setup_portage
+
+NAME = "k51qzi5uqu5dk17tf3l1dj0f2uznh7t7kmb6p8lyjihvnfen3pwbt54bwyb64c"
+
+
+def _setup(root: Path, subscriptions: tuple[str, ...] = (NAME,)) -> PortageSetup:
+    return PortageSetup(
+        root=root,
+        base_url="http://127.0.0.1:7711",
+        subscriptions=subscriptions,
+        user="nobody",
+        group="nogroup",
+        home=Path("/var/lib/ipfsbin"),
+        ipfsbin="/usr/bin/ipfsbin",
+        listen="127.0.0.1:7711",
+    )
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def test_directory_layout_and_undo(tmp_path: Path) -> None:
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    (tmp_path / "etc/portage/binrepos.conf").mkdir(parents=True)
+    (tmp_path / "etc/portage/binrepos.conf/gentoobinhost.conf").write_text("[gentoo]\n")
+    before = _tree(tmp_path)
+    changes = setup_portage(_setup(tmp_path))
+    actions = {str(c.path.relative_to(tmp_path)): c.action for c in changes}
+    assert actions == {
+        "etc/portage/binrepos.conf/ipfsbin.conf": "created",
+        "etc/systemd/system/ipfsbin-serve.service": "created",
+        "etc/systemd/system/ipfsbin-follow.service": "created",
+        "etc/init.d/ipfsbin-serve": "skipped",
+        "etc/init.d/ipfsbin-follow": "skipped",
+    }
+    conf = (tmp_path / "etc/portage/binrepos.conf/ipfsbin.conf").read_text()
+    assert f"sync-uri = http://127.0.0.1:7711/{NAME}" in conf
+    assert conf.count("\nverify-signature = false") == 1 and "ipfsbin carries the trust" in conf
+    unit = (tmp_path / "etc/systemd/system/ipfsbin-serve.service").read_text()
+    assert "User=nobody" in unit and "ExecStart=/usr/bin/ipfsbin serve" in unit
+    assert "@" not in unit.replace("multi-user", "")
+    assert setup_portage(_setup(tmp_path)) == []  # nothing to change the second time
+    undo_setup_portage(tmp_path)
+    assert _tree(tmp_path) == before
+
+
+def test_openrc_scripts_are_executable(tmp_path: Path) -> None:
+    (tmp_path / "etc/init.d").mkdir(parents=True)
+    setup_portage(_setup(tmp_path))
+    script = tmp_path / "etc/init.d/ipfsbin-follow"
+    assert script.stat().st_mode & 0o111
+    text = script.read_text()
+    assert text.startswith("#!/sbin/openrc-run") and 'command_user="nobody:nogroup"' in text
+
+
+def test_binrepos_file_gets_a_marked_block(tmp_path: Path) -> None:
+    conf = tmp_path / "etc/portage/binrepos.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[mine]\nsync-uri = https://example.org/bin\n")
+    setup_portage(_setup(tmp_path))
+    text = conf.read_text()
+    assert text.startswith("[mine]\n") and "# BEGIN ipfsbin" in text and "# END ipfsbin" in text
+    setup_portage(_setup(tmp_path, (NAME, "k51second")))
+    assert conf.read_text().count("# BEGIN ipfsbin") == 1
+    undo_setup_portage(tmp_path)
+    assert conf.read_text() == "[mine]\nsync-uri = https://example.org/bin\n"
+
+
+def test_undo_leaves_foreign_files(tmp_path: Path) -> None:
+    unit = tmp_path / "etc/systemd/system/ipfsbin-serve.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/my/own\n")
+    assert undo_setup_portage(tmp_path) == []
+    assert unit.exists()
+
+
+def test_nothing_to_serve_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ServeError, match="no subscription"):
+        setup_portage(_setup(tmp_path, ()))

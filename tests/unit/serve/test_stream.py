@@ -1,0 +1,92 @@
+"""Bytes checked against the signed manifest as they stream: nothing complete and wrong."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from ipfsbin.errors import BlockMismatchError
+from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
+
+DATA = bytes(range(256)) * 40  # 10240 bytes
+SHA = hashlib.sha256(DATA).digest()
+
+
+def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def _collect(stream: Iterator[bytes]) -> tuple[bytes, BaseException | None]:
+    got = b""
+    try:
+        for piece in stream:
+            got += piece
+    except BlockMismatchError as exc:
+        return got, exc
+    return got, None
+
+
+def test_whole_file_passes() -> None:
+    got, error = _collect(verified_range(_chunks(DATA), size=len(DATA), sha256=SHA, what="x"))
+    assert error is None and got == DATA
+
+
+@pytest.mark.parametrize("want", [ByteRange(start=0, end=9), ByteRange(start=2500, end=10239),
+                                  ByteRange(start=999, end=1000)])  # fmt: skip
+def test_ranges_are_sliced_and_checked(want: ByteRange) -> None:
+    stream = verified_range(_chunks(DATA), size=len(DATA), sha256=SHA, what="x", want=want)
+    got, error = _collect(stream)
+    assert error is None and got == DATA[want.start : want.end + 1]
+
+
+@pytest.mark.parametrize("chunk", [1000, 10240, 7])
+def test_altered_bytes_never_arrive_complete(chunk: int) -> None:
+    bad = bytearray(DATA)
+    bad[5000] ^= 1
+    stream = verified_range(_chunks(bytes(bad), chunk), size=len(DATA), sha256=SHA, what="pkg")
+    got, error = _collect(stream)
+    assert isinstance(error, BlockMismatchError) and "differs from the signed manifest" in str(
+        error
+    )
+    assert len(got) < len(DATA)
+
+
+def test_altered_bytes_in_a_short_range_are_caught_too() -> None:
+    bad = DATA[:-1] + b"\x00"
+    want = ByteRange(start=0, end=99)
+    got, error = _collect(
+        verified_range(_chunks(bad), size=len(DATA), sha256=SHA, what="pkg", want=want)
+    )
+    assert error is not None and len(got) < 100
+
+
+@pytest.mark.parametrize(("data", "fragment"), [(DATA[:-1], "10239 bytes arrived"),
+                                                (DATA + b"x", "more than the 10240")])  # fmt: skip
+def test_wrong_length(data: bytes, fragment: str) -> None:
+    got, error = _collect(verified_range(_chunks(data), size=len(DATA), sha256=SHA, what="pkg"))
+    assert error is not None and fragment in str(error) and len(got) < len(DATA)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-99", ByteRange(start=0, end=99)),
+        ("bytes=100-", ByteRange(start=100, end=999)),
+        ("bytes=-10", ByteRange(start=990, end=999)),
+        ("bytes=900-5000", ByteRange(start=900, end=999)),
+        ("bytes=0-1,5-9", None),
+        ("items=0-1", None),
+    ],
+)
+def test_parse_range(header: str | None, expected: ByteRange | None) -> None:
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5-2", "bytes=-0"])
+def test_unsatisfiable_range(header: str) -> None:
+    with pytest.raises(ValueError):
+        parse_range(header, 1000)
