@@ -79,3 +79,14 @@ def test_cli_reports_a_bad_file_in_one_line(
     assert main(["host"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ipfsbin: error: ") and "unknown key(s) min_builder" in err
+
+
+def test_the_documented_example(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "schema/config.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "ipfsbin.toml"
+    path.write_text(example)
+    config = load_config((path,))
+    assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
+    assert config.policy.max_head_age == 14 * 86400
+    assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ipfsbin.catalog import (
+    AXES,
     BuildCache,
     build_catalog,
     check_policy,
@@ -176,3 +178,9 @@ def test_parse_atom(atom: str, parsed: tuple[str, str, str | None]) -> None:
 def test_parse_atom_refuses_garbage() -> None:
     with pytest.raises(ValueError, match="is not an atom"):
         parse_atom("foo bar")
+
+
+def test_documented_axes() -> None:
+    doc = (Path(__file__).parents[3] / "schema/catalog.md").read_text()
+    documented = [line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")]
+    assert tuple(documented) == AXES

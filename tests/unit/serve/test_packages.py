@@ -71,3 +71,23 @@ def test_timestamp_kept_for_the_same_list_and_rises_for_a_new_one(tmp_path: Path
     assert t2 == 1000 + MIN_STEP
     assert book.timestamp("k51test", first, now=1002) == t2 + MIN_STEP
     assert book.timestamp("k51other", (), now=3000) == 3000
+
+
+GOLDEN = Path(__file__).parents[3] / "schema/examples/binhost/Packages"
+
+
+def golden_packages() -> bytes:
+    """The worked example in schema/binhost.md: two builds of one CPV and one other package."""
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    index.add("b", "app-misc/foo-1", V3)
+    index.add("c", "dev-libs/bar-2")
+    return PackagesFile.render("k51test", _offers(index), 1_767_229_200).text
+
+
+def test_golden_example() -> None:
+    assert golden_packages() == GOLDEN.read_bytes()
+
+
+if __name__ == "__main__":  # regenerate: PYTHONPATH=. python tests/unit/serve/test_packages.py
+    GOLDEN.write_bytes(golden_packages())
