@@ -17,6 +17,7 @@ The app makes no trust decision: it renders what the catalog offers.
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 import threading
 import time
@@ -99,28 +100,39 @@ def _not_modified(request: Request, file: PackagesFile) -> bool:
     return moment >= file.timestamp
 
 
-def _stream(
-    publisher: Publisher,
-    source: ByteSource,
-    offer: Offer,
-    want: ByteRange | None,
-    downloads: Downloads,
-) -> Iterator[bytes]:
-    manifest = offer.build.manifest
-    started = time.monotonic()
-    sent = 0
-    record: dict[str, Any] = {
+def _record(offer: Offer, want: ByteRange | None) -> dict[str, Any]:
+    return {
         "subscription": offer.subscription,
         "path": offer.path,
         "cpv": offer.cpv,
-        "cid": str(manifest.binpkg),
+        "cid": str(offer.build.manifest.binpkg),
         "range": None if want is None else f"{want.start}-{want.end}",
     }
-    downloads.start()
+
+
+def _failed(record: dict[str, Any], exc: IpfsbinError, sent: int) -> None:
+    record["error"] = f"{type(exc).__name__}: {exc.message}"
+    if exc.hint:
+        record["hint"] = exc.hint
+    _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
+
+
+def _stream(
+    publisher: Publisher,
+    chunks: Iterator[bytes],
+    offer: Offer,
+    want: ByteRange | None,
+    downloads: Downloads,
+    record: dict[str, Any],
+) -> Iterator[bytes]:
+    """The checked bytes of ``offer``; the download was counted as started by the caller."""
+    manifest = offer.build.manifest
+    started = time.monotonic()
+    sent = 0
     ok = False
     try:
         for piece in verified_range(
-            source.chunks(manifest.binpkg, manifest.size),
+            chunks,
             size=manifest.size,
             sha256=manifest.sha256,
             what=f"{offer.cpv} ({manifest.binpkg})",
@@ -130,15 +142,11 @@ def _stream(
             yield piece
         ok = True
     except BlockMismatchError as exc:
-        record["error"] = f"{type(exc).__name__}: {exc.message}"
-        _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
+        _failed(record, exc, sent)
         publisher.mark_undeliverable(offer.build.manifest_cid, exc.message)
         raise
     except IpfsbinError as exc:
-        record["error"] = f"{type(exc).__name__}: {exc.message}"
-        if exc.hint:
-            record["hint"] = exc.hint
-        _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
+        _failed(record, exc, sent)
         raise
     finally:
         record.update(bytes=sent, seconds=round(time.monotonic() - started, 3), at=time.time())
@@ -191,8 +199,21 @@ def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -
         kind = "application/x-tar" if manifest.format == "gpkg" else "application/octet-stream"
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=kind)
+        record = _record(offer, want)
+        downloads.start()
+        chunks = iter(source.chunks(manifest.binpkg, size))
+        try:
+            # Kubo answers (or fails) before the status line goes out: a daemon that is
+            # down gives a clear 503 instead of a 200 cut short
+            first = next(chunks, b"")
+        except IpfsbinError as exc:
+            _failed(record, exc, 0)
+            record["at"] = time.time()
+            downloads.finish(record, ok=False)
+            hint = f" ({exc.hint})" if exc.hint else ""
+            return Response(f"{offer.cpv}: {exc.message}{hint}\n", status_code=503)
         return StreamingResponse(
-            _stream(publisher, source, offer, want, downloads),
+            _stream(publisher, itertools.chain([first], chunks), offer, want, downloads, record),
             status_code=status,
             headers=headers,
             media_type=kind,

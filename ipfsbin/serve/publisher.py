@@ -75,6 +75,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._undeliverable: dict[CID, str] = {}
         self._undeliverable_lock = threading.Lock()
+        self._kept_for: list[str] = []
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -114,6 +115,14 @@ class Publisher:
                 undeliverable = dict(self._undeliverable)
             subs = self._served()
             heads = self._heads(subs, errors)
+            if errors and self._inputs is not None:
+                # most likely Kubo is down for a moment: an outage is no reason to
+                # list nothing, so the last snapshot stays until the heads can be read
+                if errors != self._kept_for:
+                    _log.warning("catalog kept", extra={"fields": {"errors": errors}})
+                self._kept_for = errors
+                return False
+            self._kept_for = []
             now = self.clock()
             if self._host is None or self._host.stamp() != self._host_stamp:
                 self._host = self.read_host()

@@ -49,6 +49,23 @@ def _free_port() -> int:
         return port
 
 
+BIG_BYTES = 40_000_000
+BIG = {
+    "app-misc/big-1": {
+        "EAPI": "8",
+        "LICENSE": "MIT",
+        "MISC_CONTENT": f"""
+S="${{WORKDIR}}"
+src_install() {{
+\tinsinto /usr/share/${{PN}}
+\thead -c {BIG_BYTES} /dev/urandom > "${{T}}/blob" || die
+\tdoins "${{T}}/blob"
+}}
+""",
+    }
+}
+
+
 @dataclass
 class Host:
     home: Path
@@ -188,18 +205,18 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
     newer = _variant(builder_playground, "app-misc/usetest", workdir / "pkg-v3",
                      {"CFLAGS": "-O2 -pipe -march=x86-64-v3",
                       "CXXFLAGS": "-O2 -pipe -march=x86-64-v3"})  # fmt: skip
-    # usesfoo built against a libfoo sub-slot the client will not have
+    # usesfoo built against a libfoo sub-slot the client will not have, and a big package
+    libfoo_2 = {**repo.EBUILDS["dev-libs/libfoo-1"], "SLOT": "0/2"}
     subslot_builder = BuilderPlayground.create(
-        ebuilds={
-            **repo.EBUILDS,
-            "dev-libs/libfoo-1": {**repo.EBUILDS["dev-libs/libfoo-1"], "SLOT": "0/2"},
-        }  # fmt: skip
+        ebuilds={**repo.EBUILDS, **BIG, "dev-libs/libfoo-1": libfoo_2}
     )
-    client = BuilderPlayground.create()
+    client: BuilderPlayground | None = None
     try:
         subslot_builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
-                               "dev-libs/libfoo", "app-misc/usesfoo")  # fmt: skip
+                               "dev-libs/libfoo", "app-misc/usesfoo", "app-misc/big")  # fmt: skip
         other_subslot = subslot_builder.refresh()["app-misc/usesfoo-1"]
+        big = subslot_builder.binpkgs["app-misc/big-1"]
+        client = BuilderPlayground.create(ebuilds={**repo.EBUILDS, **BIG})
         alpha.json("key", "gen", "builder")
         alpha.json("key", "gen", "maintainer")
         builder_id = alpha.json("key", "show", "builder")["key_id"]
@@ -208,7 +225,8 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
                                *(str(builds[c]) for c in ("app-misc/usetest-1",
                                                           "dev-libs/libfoo-1",
                                                           "app-misc/usesfoo-1")),
-                               str(other_use), str(newer), str(other_subslot))  # fmt: skip
+                               str(other_use), str(newer), str(other_subslot),
+                               str(big))  # fmt: skip
         # hello (RESTRICT=bindist, a gcc-built ELF) is what usetest's USE=foo pulls in
         published += alpha.json("publish", "--key", "builder", "--profile", PROFILE,
                                 "--allow-restricted", str(builds["app-misc/hello-1"]))  # fmt: skip
@@ -226,7 +244,8 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
         story.stop_serve()
     finally:
         subslot_builder.cleanup()
-        client.cleanup()
+        if client is not None:
+            client.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -246,7 +265,12 @@ def test_only_fitting_builds_are_listed(story: Story) -> None:
     listed = story.packages()
     cpvs = sorted(p["CPV"] for p in listed)
     # usetest: only the host-USE, baseline build; usesfoo: libfoo is not installed yet
-    assert cpvs == ["app-misc/hello-1", "app-misc/usetest-1", "dev-libs/libfoo-1"], listed
+    assert cpvs == [
+        "app-misc/big-1",
+        "app-misc/hello-1",
+        "app-misc/usetest-1",
+        "dev-libs/libfoo-1",
+    ], listed
     (usetest,) = [p for p in listed if p["CPV"] == "app-misc/usetest-1"]
     assert set(usetest["USE"].split()) >= {"bar", "baz", "foo"}
     for p in listed:
@@ -284,6 +308,7 @@ def test_served_packages_read_by_portage(story: Story) -> None:
         "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(stamp)
     )
     assert {d["CPV"] for d in index.packages} == {
+        "app-misc/big-1",
         "app-misc/hello-1",
         "app-misc/usetest-1",
         "dev-libs/libfoo-1",
@@ -327,8 +352,10 @@ def test_installed_subslot_unlocks_dependent_build(story: Story) -> None:
 def test_sixteen_parallel_downloads_verify(story: Story) -> None:
     listed = story.packages()
 
+    small = [p for p in listed if p["CPV"] != "app-misc/big-1"]
+
     def fetch(i: int) -> bool:
-        p = listed[i % len(listed)]
+        p = small[i % len(small)]
         data = httpx.get(f"{story.base}/{p['PATH']}", timeout=60).content
         return len(data) == int(p["SIZE"]) and hashlib.md5(data).hexdigest() == p["MD5"]  # noqa: S324
 
@@ -393,3 +420,35 @@ def test_timestamp_rises_and_yanked_entry_disappears(story: Story) -> None:
                    "the yanked libfoo to disappear")  # fmt: skip
     after = int(httpx.get(f"{story.base}/Packages").text.split("TIMESTAMP: ")[1].split()[0])
     assert after > before + 5
+
+
+def test_kubo_stopped_mid_download_then_back(story: Story) -> None:
+    (big,) = [p for p in story.packages() if p["CPV"] == "app-misc/big-1"]
+    size = int(big["SIZE"])
+    node = story.beta.node
+    api = node.api_multiaddr
+    url = f"{story.base}/{big['PATH']}"
+    got = 0
+    with pytest.raises(httpx.HTTPError), httpx.stream("GET", url, timeout=60) as answer:
+        assert answer.status_code == 200
+        for chunk in answer.iter_bytes():
+            got += len(chunk)
+            if node.running and got >= 1 << 20:
+                node.stop()
+    assert got < size
+    failures = httpx.get(f"http://127.0.0.1:{story.port}/status").json()["downloads"]["failures"]
+    assert any(f["cpv"] == "app-misc/big-1" and "Kubo" in f["error"] for f in failures), failures
+    # while Kubo is down: a clear failure, nothing complete left behind, the index still listed
+    with pytest.raises(EmergeError):
+        story.emerge("--getbinpkgonly", "--oneshot", "app-misc/big")
+    _assert_no_complete_file(story, "big", size)
+    assert "app-misc/big-1" in {p["CPV"] for p in story.packages()}
+    # Kubo back (on the same API address): the next emerge succeeds
+    node.run("config", "Addresses.API", api)
+    node.start(timeout=60)
+    with node.client() as client:
+        client.swarm_connect(story.alpha.node.swarm_addrs())
+    story.emerge("--getbinpkgonly", "--oneshot", "app-misc/big")
+    assert "app-misc/big-1" in story.installed()
+    blob = story.client.eprefix / "usr/share/big/blob"
+    assert blob.stat().st_size == BIG_BYTES
