@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from ipfsbin._fields import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     MAX_INT,
     expect_fields,
     expect_type,
@@ -26,9 +29,6 @@ from ipfsbin._fields import (
     get_str,
     kind_of,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
-from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import SchemaError
 
 __all__ = [

@@ -22,6 +22,15 @@ from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError, KuboUnavailableError, SubscriptionError
 from ipfsbin.kubo.node import connect
+from ipfsbin.store.gateway import (
+    BlockFileKeeper,
+    GatewayBlockStore,
+    GatewayKeeper,
+    GatewayRecordSource,
+    SqliteBlockStore,
+    default_block_path,
+    gateway_client,
+)
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follow import (
     Keeper,
@@ -34,15 +43,6 @@ from ipfsbin.subscribe.follow import (
     sync_subscription,
 )
 from ipfsbin.subscribe.follow import unsubscribe as follow_unsubscribe
-from ipfsbin.subscribe.gateway import (
-    BlockFileKeeper,
-    GatewayBlockStore,
-    GatewayKeeper,
-    GatewayRecordSource,
-    SqliteBlockStore,
-    default_block_path,
-    gateway_client,
-)
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
 from ipfsbin.trust.state import RootPin
 

@@ -17,9 +17,9 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError, IndexError_, IpfsbinError
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import KuboPins
 from ipfsbin.maintainer import chain, curate, history, roots
 from ipfsbin.maintainer.gitexport import export_git
-from ipfsbin.maintainer.pins import KuboPins
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore

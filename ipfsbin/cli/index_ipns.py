@@ -13,9 +13,9 @@ from ipfsbin.cli.follow import parse_duration
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.errors import IndexError_
+from ipfsbin.ipns.publish import publish_head, republish
 from ipfsbin.kubo.node import connect
 from ipfsbin.maintainer.workspace import Workspace
-from ipfsbin.publish_ipns import publish_head, republish
 
 __all__ = ["publish_cmd", "republish_cmd"]
 

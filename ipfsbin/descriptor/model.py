@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
-from ipfsbin._fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
+from ipfsbin.codec.fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.descriptor._version import parse_version
 from ipfsbin.errors import SchemaError
 
@@ -75,7 +75,7 @@ def _require_version(name: str, value: str) -> None:
 
 
 # --- reading codec values ---------------------------------------------------
-# Scalars go through ipfsbin._fields. The map and type checks stay here: a
+# Scalars go through ipfsbin.codec.fields. The map and type checks stay here: a
 # descriptor's messages list every field it expects and call a newer type
 # version "not understood by this client", wording users already see.
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.maintainer.pins import Pins
+from ipfsbin.kubo.pins import Pins
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.commit import (
@@ -183,7 +183,7 @@ class CommitResult:
     changes: int
     missing: tuple[str, ...] = field(default=())
     changeset: tuple[CID, ...] = field(default=())
-    """The changeset parts the commit links (``ipfsbin.changeset``)."""
+    """The changeset parts the commit links (``ipfsbin.index.changeset``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -243,7 +243,7 @@ def commit(
 ) -> CommitResult:
     """Apply the staged changes in one batch and sign a commit on top of the head.
 
-    The batch is also written as a changeset (``ipfsbin.changeset``, base =
+    The batch is also written as a changeset (``ipfsbin.index.changeset``, base =
     the head's index) that the commit links, so followers rebuild the new
     index from their copy of the old one instead of fetching its nodes. The
     commit becomes the head when ``key`` alone meets the maintainers'

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ipfsbin.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.model import Descriptor, Platform
@@ -34,6 +33,7 @@ from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.maintainer.workspace import Action, StagedChange, Workspace
 from ipfsbin.manifest import MANIFEST_TYPE, Manifest
 from ipfsbin.store.base import BlockStore, get_value
+from ipfsbin.trust.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.trust.signing import ENVELOPE_TYPE, Role, load_signed_blocks
 
 __all__ = ["Accepted", "AddResult", "FileReader", "add", "current_entry", "yank"]

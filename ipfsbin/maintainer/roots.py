@@ -17,7 +17,7 @@ from typing import Any
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
-from ipfsbin.maintainer.pins import Pins
+from ipfsbin.kubo.pins import Pins
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.keys import PublicKey, SigningKey

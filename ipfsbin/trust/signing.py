@@ -23,7 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from ipfsbin._fields import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     expect_fields,
     get_bytes,
     get_cid,
@@ -31,9 +34,6 @@ from ipfsbin._fields import (
     get_list,
     get_str,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import BlockMismatchError, SchemaError, SignatureError, ThresholdError
 from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.keys import PublicKey, SigningKey

@@ -38,15 +38,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
-from ipfsbin.kubo.node import ManagedNode  # noqa: E402
-from ipfsbin.manifest import UNIXFS_CHUNKER  # noqa: E402
-from ipfsbin.publish import (  # noqa: E402
+from ipfsbin.builder.publish import (  # noqa: E402
     detect_host_facts,
     prepare_binpkg,
     publish_binpkgs,
     publish_prepared,
 )
+from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
+from ipfsbin.kubo.node import ManagedNode  # noqa: E402
+from ipfsbin.manifest import UNIXFS_CHUNKER  # noqa: E402
 from ipfsbin.trust.keys import SigningKey  # noqa: E402
 from tests.playground.builder import BuilderPlayground  # noqa: E402
 from tests.playground.craft import rewrite_gpkg  # noqa: E402

@@ -20,19 +20,19 @@ from typing import Any
 
 import pytest
 
-from ipfsbin.attestation import Attestation, verify_attestation
+from ipfsbin.builder.publish import (
+    detect_host_facts,
+    prepare_binpkg,
+    publish_binpkgs,
+    publish_prepared,
+)
 from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BinpkgError, SchemaError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
-from ipfsbin.publish import (
-    detect_host_facts,
-    prepare_binpkg,
-    publish_binpkgs,
-    publish_prepared,
-)
+from ipfsbin.trust.attestation import Attestation, verify_attestation
 from ipfsbin.trust.keys import KeyStore, SigningKey
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import rewrite_gpkg

@@ -188,7 +188,7 @@ def _block_doc(value: Any) -> dict[str, Any]:
 
 
 def attestation_examples() -> dict[str, dict[str, Any]]:
-    from ipfsbin.attestation import AttestationStatement, attest
+    from ipfsbin.trust.attestation import AttestationStatement, attest
     from ipfsbin.trust.keys import SigningKey
 
     key = SigningKey.from_seed(ATTESTATION_SEED)

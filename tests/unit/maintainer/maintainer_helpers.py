@@ -11,13 +11,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain
-from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.manifest import BuildFacts, Manifest
 from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 
 T0 = 1767225600  # 2026-01-01T00:00:00Z

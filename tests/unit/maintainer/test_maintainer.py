@@ -22,14 +22,14 @@ from maintainer_helpers import (
     publish,
 )
 
-from ipfsbin.changeset import Changeset, decode_part
 from ipfsbin.codec.cid import CID, DAG_PB, cid_for
 from ipfsbin.errors import IndexError_, SignatureError, ThresholdError, TrustError
+from ipfsbin.index.changeset import Changeset, decode_part
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain, curate, history
 from ipfsbin.maintainer.gitexport import BRANCH, export_git
-from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.maintainer.repro import reproducibility
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import StagedChange, Workspace

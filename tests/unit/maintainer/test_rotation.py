@@ -17,8 +17,8 @@ from maintainer_helpers import (
 )
 
 from ipfsbin.errors import IndexError_, RevokedKeyError, SignatureError, TrustError
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain, curate, roots
-from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import Workspace, workspace_dir
 from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.store.gateway import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe import SubscriptionStore
-from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
 

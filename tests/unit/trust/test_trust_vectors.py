@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ipfsbin import errors
-from ipfsbin.changeset import decode_part
 from ipfsbin.codec.cid import CID
+from ipfsbin.index.changeset import decode_part
 from ipfsbin.store.base import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit
 from ipfsbin.trust.keys import SigningKey

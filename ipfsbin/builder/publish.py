@@ -44,8 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from ipfsbin._publish_blocks import remove_added_file
-from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.binpkg import (
     NO_COMMENT,
     BinpkgInfo,
@@ -58,6 +56,7 @@ from ipfsbin.binpkg import (
     read_binpkg_metadata,
 )
 from ipfsbin.binpkg.digests import READ_CHUNK
+from ipfsbin.builder._upload import remove_added_file
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.descriptor import BuildFacts as DescriptorFacts
 from ipfsbin.descriptor import Package, normalize
@@ -67,10 +66,11 @@ from ipfsbin.errors import (
     DescriptorError,
     KuboError,
 )
-from ipfsbin.host_facts import HostFacts, detect_host_facts, host_target
+from ipfsbin.host.facts import HostFacts, detect_host_facts, host_target
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.records import AddResult
 from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildFacts, Manifest
+from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 
 __all__ = [
