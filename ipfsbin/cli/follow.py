@@ -32,7 +32,8 @@ from ipfsbin.store.gateway import (
     gateway_client,
 )
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follow import (
+from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.subscribe.sync import (
     Keeper,
     KuboKeeper,
     KuboRecordSource,
@@ -42,8 +43,7 @@ from ipfsbin.subscribe.follow import (
     sync_all,
     sync_subscription,
 )
-from ipfsbin.subscribe.follow import unsubscribe as follow_unsubscribe
-from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.subscribe.sync import unsubscribe as follow_unsubscribe
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]

@@ -1,6 +1,12 @@
 """Following published indexes: subscriptions, the sync engine, and the gateway fetcher."""
 
-from ipfsbin.subscribe.follow import (
+from ipfsbin.subscribe.state import (
+    AcceptedHead,
+    Subscription,
+    SubscriptionStore,
+    default_state_path,
+)
+from ipfsbin.subscribe.sync import (
     Keeper,
     KuboKeeper,
     KuboRecordSource,
@@ -10,12 +16,6 @@ from ipfsbin.subscribe.follow import (
     sync_all,
     sync_subscription,
     unsubscribe,
-)
-from ipfsbin.subscribe.state import (
-    AcceptedHead,
-    Subscription,
-    SubscriptionStore,
-    default_state_path,
 )
 
 __all__ = [
