@@ -1,5 +1,15 @@
-"""Following published indexes: subscriptions, the sync engine, and the gateway fetcher."""
+"""Following published indexes: the :class:`Follower`, its state, and the sync engine under it."""
 
+from ipfsbin.subscribe._held import unsubscribe
+from ipfsbin.subscribe.follower import (
+    FollowConfig,
+    Follower,
+    Unsubscribed,
+    follow_forever,
+    require_subscriptions,
+)
+from ipfsbin.subscribe.keepers import PIN_NAME, BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
+from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
 from ipfsbin.subscribe.state import (
     AcceptedHead,
     Subscription,
@@ -7,28 +17,34 @@ from ipfsbin.subscribe.state import (
     default_state_path,
 )
 from ipfsbin.subscribe.sync import (
-    Keeper,
-    KuboKeeper,
-    KuboRecordSource,
-    RecordSource,
+    SyncOutcome,
     SyncResult,
-    follow_forever,
+    describe_error,
     sync_all,
     sync_subscription,
-    unsubscribe,
 )
 
 __all__ = [
+    "PIN_NAME",
     "AcceptedHead",
+    "BlockFileKeeper",
+    "FollowConfig",
+    "Follower",
+    "GatewayKeeper",
+    "GatewayRecordSource",
     "Keeper",
     "KuboKeeper",
     "KuboRecordSource",
     "RecordSource",
     "Subscription",
     "SubscriptionStore",
+    "SyncOutcome",
     "SyncResult",
+    "Unsubscribed",
     "default_state_path",
+    "describe_error",
     "follow_forever",
+    "require_subscriptions",
     "sync_all",
     "sync_subscription",
     "unsubscribe",

@@ -26,7 +26,8 @@ from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import BlockNotFoundError
 from ipfsbin.index.changeset import Changeset, decode_part
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.trust.commit import Commit, load_commit_payload
 

@@ -53,8 +53,8 @@ from ipfsbin.ipns.publish import publish_head  # noqa: E402
 from ipfsbin.kubo.client import KuboClient  # noqa: E402
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
-from ipfsbin.store.base import MemoryBlockStore  # noqa: E402
 from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
+from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import (  # noqa: E402
     KuboKeeper,
     KuboRecordSource,

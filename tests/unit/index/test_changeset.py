@@ -19,7 +19,7 @@ from ipfsbin.index.changeset import (
     put_changeset,
     split_changes,
 )
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 BASE = dagcbor.encode_block({})[0]
 

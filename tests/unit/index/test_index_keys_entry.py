@@ -17,7 +17,7 @@ from ipfsbin.index import (
     short_id,
     split_cpv,
 )
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 
 def block_cid(value: object) -> CID:

@@ -15,7 +15,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.errors import BlockNotFoundError, IndexError_
 from ipfsbin.index import ChunkParams, ProllyTree, build, diff, empty_root
 from ipfsbin.index._node import Node, boundary_zeros, decode_node, encode_node
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 # Small nodes so that a few dozen keys already make several levels and the
 # size rule fires; the default parameters are exercised with bigger trees.

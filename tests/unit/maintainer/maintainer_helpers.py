@@ -16,7 +16,8 @@ from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
 from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain
 from ipfsbin.manifest import BuildFacts, Manifest
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 

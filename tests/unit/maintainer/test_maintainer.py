@@ -33,7 +33,7 @@ from ipfsbin.maintainer.gitexport import BRANCH, export_git
 from ipfsbin.maintainer.repro import reproducibility
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import StagedChange, Workspace
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit, put_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.signing import Signature

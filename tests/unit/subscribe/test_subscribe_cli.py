@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
-from ipfsbin.store.gateway import SqliteBlockStore, default_block_path
+from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe import SubscriptionStore
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])

@@ -12,7 +12,7 @@ import pytest
 from ipfsbin import errors
 from ipfsbin.codec.cid import CID
 from ipfsbin.index.changeset import decode_part
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot
