@@ -14,7 +14,7 @@ import typer
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import CodecError, IndexError_, IpfsbinError
+from ipfsbin.errors import CodecError, IndexOperationError, IpfsbinError
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import KuboPins
@@ -53,7 +53,7 @@ def _cid(text: str, what: str = "CID") -> CID:
     try:
         return CID.from_text(text.strip())
     except CodecError as exc:
-        raise IndexError_(f"{text!r} is not a {what}: {exc.message}") from exc
+        raise IndexOperationError(f"{text!r} is not a {what}: {exc.message}") from exc
 
 
 @contextmanager
@@ -72,7 +72,7 @@ def _key_id(value: str) -> str:
         try:
             public_key_of(value)
         except IpfsbinError as exc:
-            raise IndexError_(f"{value!r} is not a key ID: {exc.message}") from exc
+            raise IndexOperationError(f"{value!r} is not a key ID: {exc.message}") from exc
         return value
     return key_store().load(value).key_id
 
@@ -331,7 +331,7 @@ def sign(
     signing = None if key is None else key_store().load(key)
     if standalone:
         if signing is None:
-            raise IndexError_("--standalone needs --key", hint="pass --key NAME")
+            raise IndexOperationError("--standalone needs --key", hint="pass --key NAME")
         with connect() as client:
             remote: BlockStore = KuboBlockStore(client, offline=False)
             result = chain.sign(None, remote, KuboPins(client), cid, signing, now=_now())
@@ -478,7 +478,7 @@ def sign_root(
     keys = [(k, store_keys.load(k)) for k in key or ()]
     if standalone:
         if not keys:
-            raise IndexError_("--standalone needs --key", hint="pass --key NAME")
+            raise IndexOperationError("--standalone needs --key", hint="pass --key NAME")
         with connect() as client:
             remote: BlockStore = KuboBlockStore(client, offline=False)
             result = roots.sign_root(None, remote, KuboPins(client), cid, keys, now=_now())

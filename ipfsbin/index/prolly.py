@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.errors import IndexError_, SchemaError
+from ipfsbin.errors import IndexOperationError, SchemaError
 from ipfsbin.index._node import (
     DEFAULT_PARAMS,
     ChunkParams,
@@ -128,7 +128,7 @@ class _Chunker:
             encoded = dagcbor.encode([key, payload[0], payload[1]])
         size = len(encoded)
         if size > self._params.max_node_bytes:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"entry {key!r} encodes to {size} bytes; "
                 f"at most {self._params.max_node_bytes} fit in a node"
             )
@@ -185,7 +185,9 @@ def _check_key(key: object, params: ChunkParams) -> None:
     except UnicodeEncodeError as exc:
         raise ValueError(f"key {key!r} is not valid Unicode text: {exc}") from exc
     if size > params.max_key_bytes:
-        raise IndexError_(f"key of {size} bytes is longer than the {params.max_key_bytes} allowed")
+        raise IndexOperationError(
+            f"key of {size} bytes is longer than the {params.max_key_bytes} allowed"
+        )
 
 
 def _build_levels(

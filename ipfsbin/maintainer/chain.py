@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
 from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.pins import Pins
@@ -104,17 +104,17 @@ def init_index(
     the root and the first commit.
     """
     if not keys:
-        raise IndexError_("no local maintainer key given", hint="pass --key NAME")
+        raise IndexOperationError("no local maintainer key given", hint="pass --key NAME")
     if threshold < 1:
-        raise IndexError_(f"the maintainers' threshold must be at least 1, got {threshold}")
+        raise IndexOperationError(f"the maintainers' threshold must be at least 1, got {threshold}")
     if threshold > len(keys):
-        raise IndexError_(
+        raise IndexOperationError(
             f"a threshold of {threshold} needs {threshold} local keys to sign the new root, "
             f"got {len(keys)}",
             hint="repeat --key for each local maintainer key, or lower --threshold",
         )
     if expires_days < 1:
-        raise IndexError_(f"--expires must be at least 1 day, got {expires_days}")
+        raise IndexOperationError(f"--expires must be at least 1 day, got {expires_days}")
     local_ids = [key.public_key for _, key in keys]
     maintainer_keys = [*local_ids, *(_public(k) for k in maintainers)]
     root_payload = make_root(
@@ -165,7 +165,7 @@ def _public(key_id: str) -> PublicKey:
     try:
         return public_key_of(key_id)
     except SchemaError as exc:
-        raise IndexError_(
+        raise IndexOperationError(
             f"{key_id!r} is not a key ID: {exc.message}",
             hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
         ) from exc
@@ -251,13 +251,13 @@ def commit(
     """
     staged = workspace.staged()
     if not staged:
-        raise IndexError_(
+        raise IndexOperationError(
             "nothing staged to commit",
             hint="stage changes with `ipfsbin index add` or `ipfsbin index yank`",
         )
     draft = workspace.draft
     if draft is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"commit {draft.cid} is still waiting for co-signatures",
             hint=f"co-sign it with `ipfsbin index sign {draft.cid} --key NAME`, "
             "or drop it with `ipfsbin index drop-draft`",
@@ -272,7 +272,7 @@ def commit(
     upserts = {change.key: change.entry.to_dag() for change in staged}
     new_index = tree.mutate(base, upserts)
     if new_index == base:
-        raise IndexError_(
+        raise IndexOperationError(
             "the staged changes leave the index as it is",
             hint="drop them with `ipfsbin index reset`",
         )

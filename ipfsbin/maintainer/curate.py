@@ -26,7 +26,7 @@ from typing import Any
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.model import Descriptor, Platform
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
@@ -104,7 +104,7 @@ def _kind(store: BlockStore, cid: CID) -> str:
         return "envelope"
     if kind == MANIFEST_TYPE:
         return "manifest"
-    raise IndexError_(
+    raise IndexOperationError(
         f"{cid} is neither a manifest nor an attestation (its type is {kind!r})",
         hint="pass the attestation CIDs `ipfsbin publish` printed",
     )
@@ -163,7 +163,7 @@ def _check_attestation(
     value = dagcbor.decode(payload)
     kind = value.get("type") if isinstance(value, dict) else None
     if kind != ATTESTATION_TYPE:
-        raise IndexError_(
+        raise IndexOperationError(
             f"{cid} is a signed {kind!r}, not an attestation",
             hint="pass the attestation CIDs `ipfsbin publish` printed",
         )
@@ -326,10 +326,12 @@ def yank(workspace: Workspace, store: BlockStore, key: str, reason: str) -> Stag
     parse_index_key(key)
     reason = " ".join(reason.split())
     if not reason:
-        raise IndexError_("a yank needs a reason", hint='pass --reason "why it is withdrawn"')
+        raise IndexOperationError(
+            "a yank needs a reason", hint='pass --reason "why it is withdrawn"'
+        )
     current, _ = current_entry(workspace, ProllyTree(store), key)
     if current is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"no entry {key} in the head or among the staged changes",
             hint="`ipfsbin index show` lists the keys",
         )

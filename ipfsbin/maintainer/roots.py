@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
 from ipfsbin.kubo.pins import Pins
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
@@ -71,11 +71,11 @@ class RootChange:
             for key_id in value:
                 _public(key_id)
         if self.threshold is not None and self.threshold < 1:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"the maintainers' threshold must be at least 1, got {self.threshold}"
             )
         if self.expires_days < 1:
-            raise IndexError_(f"--expires must be at least 1 day, got {self.expires_days}")
+            raise IndexOperationError(f"--expires must be at least 1 day, got {self.expires_days}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +136,7 @@ def _public(key_id: str) -> PublicKey:
     try:
         return public_key_of(key_id)
     except SchemaError as exc:
-        raise IndexError_(
+        raise IndexOperationError(
             f"{key_id!r} is not a key ID: {exc.message}",
             hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
         ) from exc
@@ -146,17 +146,17 @@ def _edit(name: str, keys: Sequence[str], add: Sequence[str], remove: Sequence[s
     result = list(keys)
     for key_id in remove:
         if key_id not in result:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"cannot remove {key_id} from the {name}: the current root does not list it",
                 hint="`ipfsbin index status` shows the current roles",
             )
         result.remove(key_id)
     for key_id in add:
         if key_id in result:
-            raise IndexError_(f"cannot add {key_id} to the {name}: it is already listed")
+            raise IndexOperationError(f"cannot add {key_id} to the {name}: it is already listed")
         result.append(key_id)
     if not result:
-        raise IndexError_(
+        raise IndexOperationError(
             f"the new root would have no {name}",
             hint=f"add another key to the {name} before removing the last one",
         )
@@ -164,14 +164,14 @@ def _edit(name: str, keys: Sequence[str], add: Sequence[str], remove: Sequence[s
 
 
 def next_root(current: SignedRoot, change: RootChange, *, now: int) -> Root:
-    """Version n+1 of ``current`` with ``change`` applied (:class:`IndexError_` if impossible)."""
+    """Version n+1 of ``current`` with ``change`` applied; ``IndexOperationError`` if impossible."""
     old = current.root
     maintainers = _edit(
         "maintainers", old.maintainers.keys, change.add_maintainers, change.remove_maintainers
     )
     threshold = old.maintainers.threshold if change.threshold is None else change.threshold
     if threshold > len(maintainers):
-        raise IndexError_(
+        raise IndexOperationError(
             f"a threshold of {threshold} cannot be met by the {len(maintainers)} maintainer(s) "
             "the new root would list",
             hint="lower --threshold, or add maintainers with --add-maintainer",
@@ -291,10 +291,10 @@ def rotate_root(
     draft for :func:`sign_root`. ``keys`` are (local name, key) pairs.
     """
     if not keys:
-        raise IndexError_("no local maintainer key given", hint="pass --key NAME")
+        raise IndexOperationError("no local maintainer key given", hint="pass --key NAME")
     pending = workspace.draft_root
     if pending is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root version {pending.version} ({pending.cid}) is still waiting for "
             "co-signatures",
             hint=f"co-sign it with `ipfsbin index sign-root {pending.cid} --key NAME`, "
@@ -302,7 +302,7 @@ def rotate_root(
         )
     draft = workspace.draft
     if draft is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"commit {draft.cid} is waiting for co-signatures under the current root",
             hint="finish it with `ipfsbin index sign` or drop it with `ipfsbin index drop-draft` "
             "before rotating the root",
@@ -343,7 +343,7 @@ def sign_root(
     signed = load_root(store, envelope)
     _check_not_forged(signed)
     if signed.root.previous is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root {signed.root_id} is version 1: there is no rotation to co-sign",
             hint="a first root is signed when the index is made (`ipfsbin index init`)",
         )
@@ -363,12 +363,12 @@ def sign_root(
         )
     current = workspace.signed_root
     if signed.root_id == current.root_id:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root version {signed.version} ({signed.root_id}) is already this index's "
             "current root"
         )
     if signed.version != current.version + 1 or signed.root.previous != current.root_id:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root {signed.root_id} (version {signed.version}) is not the next version "
             f"after this index's current root (version {current.version} {current.root_id})",
             hint="is it a root of another index? check --index",
@@ -379,7 +379,7 @@ def sign_root(
         signed = _merge(pending, signed)
         replaced = pending.cid
     elif pending is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"another trust root version {pending.version} ({pending.cid}) is waiting for "
             "co-signatures",
             hint="drop it with `ipfsbin index drop-draft-root` to take this one instead",

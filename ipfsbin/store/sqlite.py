@@ -8,16 +8,26 @@ state, and a block is deleted only when none does.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Final
 
-from ipfsbin import paths
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.errors import BlockMismatchError, BlockNotFoundError
+from ipfsbin.errors import BlockMismatchError, BlockNotFoundError, StoreError
 
 __all__ = ["SqliteBlockStore", "default_block_path"]
+
+# Version 1: the block file had no version before; its one table is adopted as it is.
+_MIGRATIONS: Final = (
+    _sqlite.Migration(
+        version=1,
+        apply=_sqlite.statements(
+            "CREATE TABLE IF NOT EXISTS blocks (cid BLOB PRIMARY KEY, data BLOB NOT NULL)"
+        ),
+    ),
+)
 
 
 def default_block_path() -> Path:
@@ -33,14 +43,15 @@ class SqliteBlockStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # one connection shared by the fetch threads, serialized by the lock
-        self._db = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+        self._db = _sqlite.connect(self.path, check_same_thread=False)
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS blocks (cid BLOB PRIMARY KEY, data BLOB NOT NULL)"
-            )
+            try:
+                _sqlite.migrate(
+                    self._db, _MIGRATIONS, what="block file", path=self.path, error=StoreError
+                )
+            except BaseException:
+                self._db.close()
+                raise
 
     def close(self) -> None:
         self._db.close()
@@ -67,13 +78,8 @@ class SqliteBlockStore:
                 raise BlockMismatchError(f"block bytes do not hash to {cid}")
             rows.append((cid.bytes, data))
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with _sqlite.transaction(self._db):
                 self._db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)", rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def has(self, cid: CID) -> bool:
         with self._lock:
@@ -82,9 +88,8 @@ class SqliteBlockStore:
 
     def delete(self, cids: Sequence[CID]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM blocks WHERE cid = ?", [(c.bytes,) for c in cids])
-            self._db.execute("COMMIT")
+            with _sqlite.transaction(self._db):
+                self._db.executemany("DELETE FROM blocks WHERE cid = ?", [(c.bytes,) for c in cids])
 
     def __len__(self) -> int:
         with self._lock:
