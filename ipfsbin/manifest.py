@@ -41,7 +41,7 @@ __all__ = [
     "UNIXFS_CHUNKER",
     "BinpkgFormat",
     "BuildCompiler",
-    "BuildFacts",
+    "BuildHost",
     "Manifest",
     "check_binpkg_link",
     "normalize_portage_value",
@@ -146,7 +146,7 @@ class BuildCompiler:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class BuildFacts:
+class BuildHost:
     """What the binpkg says about the host that built it, beyond the descriptor."""
 
     chost: str
@@ -161,7 +161,7 @@ class BuildFacts:
             raise TypeError(f"compiler must be a BuildCompiler, not {type(self.compiler).__name__}")
 
     @classmethod
-    def from_dag(cls, value: Value) -> BuildFacts:
+    def from_dag(cls, value: Value) -> BuildHost:
         fields = expect_fields(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
         cbuild = fields.get("cbuild")
         compiler = fields.get("compiler")
@@ -197,7 +197,7 @@ class Manifest:
     sha1: bytes
     md5: bytes
     portage: Mapping[str, str] = field(repr=False)
-    build: BuildFacts
+    build: BuildHost
 
     def __post_init__(self) -> None:
         if not isinstance(self.descriptor, CID) or self.descriptor.codec != DAG_CBOR:
@@ -214,8 +214,8 @@ class Manifest:
                 got = len(digest) if isinstance(digest, bytes) else kind_of(digest)
                 raise SchemaError(f"manifest {name} must be {length} bytes, got {got}")
         check_binpkg_link(self.binpkg, "manifest binpkg", sha256=self.sha256)
-        if not isinstance(self.build, BuildFacts):
-            raise TypeError(f"build must be BuildFacts, not {type(self.build).__name__}")
+        if not isinstance(self.build, BuildHost):
+            raise TypeError(f"build must be BuildHost, not {type(self.build).__name__}")
         object.__setattr__(self, "portage", _check_portage(self.portage))
 
     @classmethod
@@ -230,7 +230,7 @@ class Manifest:
         sha1: bytes,
         md5: bytes,
         portage: Mapping[str, str],
-        build: BuildFacts,
+        build: BuildHost,
     ) -> Manifest:
         """A manifest from raw Portage values: whitespace normalized, empty values left out.
 
@@ -280,7 +280,7 @@ class Manifest:
             sha1=get_bytes(fields["sha1"], "manifest sha1"),
             md5=get_bytes(fields["md5"], "manifest md5"),
             portage={k: get_str(v, f"manifest portage {k}") for k, v in portage.items()},
-            build=BuildFacts.from_dag(fields["build"]),
+            build=BuildHost.from_dag(fields["build"]),
         )
 
     def to_dag(self) -> dict[str, Value]:

@@ -69,7 +69,7 @@ from ipfsbin.errors import (
 from ipfsbin.host.facts import HostFacts, detect_host_facts, host_target
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.records import AddResult
-from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildFacts, Manifest
+from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildHost, Manifest
 from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 
@@ -100,7 +100,7 @@ class PreparedBinpkg:
     info: BinpkgInfo
     package: Package
     portage: dict[str, str]
-    build: BuildFacts
+    build: BuildHost
 
     @property
     def path(self) -> Path:
@@ -178,7 +178,7 @@ def _describe(meta: BinpkgMetadata, compiler: Compiler, host: HostFacts) -> Pack
 
 
 def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
-    build = BuildFacts(
+    build = BuildHost(
         chost=info.chost,
         cbuild=info.cbuild or None,
         compiler=(

@@ -36,7 +36,7 @@ from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.trust.signing import ENVELOPE_TYPE, Role, load_signed_blocks
 
-__all__ = ["Accepted", "AddResult", "FileReader", "add", "current_entry", "yank"]
+__all__ = ["Accepted", "StagedAdd", "FileReader", "add", "current_entry", "yank"]
 
 FileReader = Callable[[CID], Iterable[bytes]]
 """Streams the bytes of a UnixFS file by CID (``KuboClient.cat`` in production)."""
@@ -74,7 +74,7 @@ class Accepted:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddResult:
+class StagedAdd:
     """What one ``add`` staged, per index key."""
 
     key: str
@@ -217,7 +217,7 @@ def add(
     *,
     allow_unlisted_builder: bool = False,
     allow_unattested: bool = False,
-) -> list[AddResult]:
+) -> list[StagedAdd]:
     """Check attestations (or bare manifests) and stage them, all or nothing.
 
     Several attestations for one key are merged into one entry; the entry
@@ -279,7 +279,7 @@ def add(
     by_key: dict[str, list[Accepted]] = {}
     for item in accepted:
         by_key.setdefault(item.key, []).append(item)
-    results: list[AddResult] = []
+    results: list[StagedAdd] = []
     changes: list[StagedChange] = []
     for key, items in by_key.items():
         current, in_head = current_entry(workspace, tree, key)
@@ -303,7 +303,7 @@ def add(
             action = "merge" if in_head else "add"
             changes.append(StagedChange(key=key, action=action, entry=entry))
         results.append(
-            AddResult(key=key, action=action, entry=entry, accepted=tuple(items), disagree=disagree)
+            StagedAdd(key=key, action=action, entry=entry, accepted=tuple(items), disagree=disagree)
         )
     workspace.stage(changes)
     return results

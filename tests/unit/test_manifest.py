@@ -22,7 +22,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, cid_for
 from ipfsbin.manifest import (
     MANIFEST_TYPE,
     BuildCompiler,
-    BuildFacts,
+    BuildHost,
     Manifest,
 )
 
@@ -97,7 +97,7 @@ def hello_manifest() -> Manifest:
             "DESC": "a   C program\n printing its name",
             "CFLAGS": "-O2 -pipe",  # recorded by Portage, not part of the entry
         },
-        build=BuildFacts(
+        build=BuildHost(
             chost="x86_64-pc-linux-gnu",
             cbuild="x86_64-pc-linux-gnu",
             compiler=BuildCompiler(family="gcc", version="12.2.0"),
@@ -120,7 +120,7 @@ def libfoo_manifest() -> Manifest:
             "REPO": "test_repo",
             "RDEPEND": "",
         },
-        build=BuildFacts(chost="x86_64-pc-linux-gnu"),
+        build=BuildHost(chost="x86_64-pc-linux-gnu"),
     )
 
 

@@ -44,7 +44,7 @@ class Setup(MemoryIndex):
         self.files.add(data)
         return publish(self.store, cpv, data, builder, **kw)  # type: ignore[arg-type]
 
-    def add(self, *cids, **kw: bool) -> list[curate.AddResult]:
+    def add(self, *cids, **kw: bool) -> list[curate.StagedAdd]:
         return curate.add(self.ws, self.store, self.files.read, list(cids), **kw)
 
     def commit(self, key: SigningKey, message: str = "change", now: int = T0 + 60):

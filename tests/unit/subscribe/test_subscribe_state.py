@@ -129,5 +129,5 @@ def test_public_names() -> None:
         "require_subscriptions", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
     assert sorted(ipfsbin.ipns.publish.__all__) == [
-        "PublishResult", "current_record", "publish_head", "republish",
+        "PublishedRecord", "current_record", "publish_head", "republish",
     ]  # fmt: skip
