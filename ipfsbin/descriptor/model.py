@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.codec.fields import get_cid, get_list, get_map, get_str, kind_of
-from ipfsbin.descriptor._version import parse_version
+from ipfsbin.descriptor.cpv import parse_version
 from ipfsbin.errors import SchemaError
 
 __all__ = [

@@ -20,7 +20,7 @@ from ipfsbin.descriptor import (
     normalize,
     split_cpv,
 )
-from ipfsbin.descriptor._version import compare_versions
+from ipfsbin.descriptor.cpv import compare_versions
 from ipfsbin.errors import BlockMismatchError, DescriptorError, SchemaError
 
 FACTS = BuildFacts(
