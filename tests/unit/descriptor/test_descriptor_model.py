@@ -233,9 +233,9 @@ def test_build_facts_take_strings_only() -> None:
 
 
 def test_split_cpv() -> None:
-    assert split_cpv("dev-libs/libfoo-1.2.3-r1") == ("dev-libs/libfoo", "1.2.3-r1")
-    assert split_cpv("x11-libs/gtk+-3.24.41") == ("x11-libs/gtk+", "3.24.41")
-    assert split_cpv("dev-lang/python-3.12.4_p2") == ("dev-lang/python", "3.12.4_p2")
+    assert split_cpv("dev-libs/libfoo-1.2.3-r1") == ("dev-libs", "libfoo", "1.2.3-r1")
+    assert split_cpv("x11-libs/gtk+-3.24.41") == ("x11-libs", "gtk+", "3.24.41")
+    assert split_cpv("dev-lang/python-3.12.4_p2") == ("dev-lang", "python", "3.12.4_p2")
 
 
 @pytest.mark.parametrize(

@@ -312,5 +312,4 @@ def test_public_names() -> None:
         "platform_id",
         "platform_prefix",
         "short_id",
-        "split_cpv",
     }
