@@ -14,7 +14,7 @@ from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.errors import IndexOperationError
 from ipfsbin.ipns.publish import publish_head, republish
-from ipfsbin.kubo.node import connect
+from ipfsbin.kubo.daemon import connect
 from ipfsbin.maintainer.workspace import Workspace
 
 __all__ = ["publish_cmd", "republish_cmd"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.node import connect
+from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
@@ -104,7 +104,7 @@ class _Link:
 class Follower:
     """Follows the subscribed indexes under one :class:`FollowConfig`.
 
-    ``connect`` gives the Kubo client (default: :func:`ipfsbin.kubo.node.connect`);
+    ``connect`` gives the Kubo client (default: :func:`ipfsbin.kubo.daemon.connect`);
     pass another to follow through a node you manage. Use it as a context
     manager, or call :meth:`close`. Not shared across threads.
     """
