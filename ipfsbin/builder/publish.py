@@ -68,6 +68,7 @@ from ipfsbin.errors import (
 )
 from ipfsbin.host.facts import HostFacts, detect_host_facts, host_target
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import pin_name
 from ipfsbin.kubo.records import AddResult
 from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildHost, Manifest
 from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
@@ -317,7 +318,7 @@ class _Run:
     def pin(self, cid: CID, what: str) -> None:
         if self.client.is_pinned(cid, pin_type="recursive"):
             return
-        self.client.pin_add([cid], recursive=True, name=f"ipfsbin {what} {self.cpv}")
+        self.client.pin_add([cid], recursive=True, name=pin_name("publish", what, self.cpv))
         self.created.append(cid)
 
     def put(self, blocks: Sequence[tuple[CID, bytes, str]]) -> None:

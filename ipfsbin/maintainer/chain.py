@@ -16,7 +16,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
 from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.kubo.pins import Pins
+from ipfsbin.kubo.pins import Pins, pin_name
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.commit import (
@@ -142,8 +142,8 @@ def init_index(
     chain = TrustedChain(RootPin(cid=signed_root.root_id), now=now)
     chain.update_root(signed_root)
     chain.update_commit(first, store)
-    pins.pin(signed_root.cid, f"ipfsbin index {name} root")
-    pins.pin(first.cid, f"ipfsbin index {name} head")
+    pins.pin(signed_root.cid, pin_name("index", name, "root"))
+    pins.pin(first.cid, pin_name("index", name, "head"))
     local = tuple((key_name, key.key_id) for key_name, key in keys)
     publisher_name = next(
         (key_name for key_name, key_id in local if key_id in root_payload.publishers), None
@@ -295,9 +295,9 @@ def commit(
     report = check_signatures(signed, root.root.maintainers)
     if report.met:
         _accept(workspace, store, signed, now)
-        pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+        pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
     else:
-        pins.pin(signed.cid, f"ipfsbin index {workspace.name} draft")
+        pins.pin(signed.cid, pin_name("index", workspace.name, "draft"))
     workspace.record_commit(signed, as_head=report.met)
     return CommitResult(
         signed=signed,
@@ -403,20 +403,20 @@ def sign(
     put_commit(store, signed)
     became_head = False
     if workspace is None:
-        pins.pin(signed.cid, "ipfsbin co-signed commit")
+        pins.pin(signed.cid, pin_name("cosign", "commit"))
     elif accepted is not None:
         if workspace.head == accepted.cid:
-            pins.move(accepted.cid, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(accepted.cid, signed.cid, pin_name("index", workspace.name, "head"))
         workspace.update_head_signatures(signed)
         became_head = workspace.head == signed.cid
     elif draft is not None:
         if report.met:
             _accept(workspace, store, signed, now)
-            pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
             pins.unpin(draft.cid)
             became_head = True
         else:
-            pins.move(draft.cid, signed.cid, f"ipfsbin index {workspace.name} draft")
+            pins.move(draft.cid, signed.cid, pin_name("index", workspace.name, "draft"))
         workspace.update_draft(signed, as_head=report.met)
     else:
         head = workspace.head_commit
@@ -424,11 +424,11 @@ def sign(
         if report.met and on_head and pending is None:
             # a commit made on another host on top of our head, now fully signed
             _accept(workspace, store, signed, now)
-            pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
             workspace.update_draft(signed, as_head=True)
             became_head = True
         else:
-            pins.pin(signed.cid, "ipfsbin co-signed commit")
+            pins.pin(signed.cid, pin_name("cosign", "commit"))
     return SignResult(
         signed=signed,
         previous=before,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
-from ipfsbin.kubo.pins import Pins
+from ipfsbin.kubo.pins import Pins, pin_name
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.keys import PublicKey, SigningKey
@@ -259,7 +259,7 @@ def _finish(
     adopted = by_old.met and by_new.met
     if adopted:
         _adopt(workspace, signed, now)
-        pins.move(replaced, signed.cid, f"ipfsbin index {workspace.name} root")
+        pins.move(replaced, signed.cid, pin_name("index", workspace.name, "root"))
         local = [(name, key.key_id) for name, key in keys if key.key_id in signed.root.maintainers]
         workspace.record_root(
             signed,
@@ -268,7 +268,7 @@ def _finish(
             publisher_key_name=_publisher_name(workspace, signed.root, local),
         )
     else:
-        pins.move(replaced, signed.cid, f"ipfsbin index {workspace.name} root draft")
+        pins.move(replaced, signed.cid, pin_name("index", workspace.name, "root-draft"))
         workspace.record_root(signed, as_current=False)
     return RootResult(
         signed=signed, by_old=by_old, by_new=by_new, adopted=adopted, previous_envelope=replaced
@@ -353,7 +353,7 @@ def sign_root(
             _require_signer(old, signed.root, key)
             signed = signed.with_signature(key)
         put_root(store, signed)
-        pins.pin(signed.cid, "ipfsbin co-signed trust root")
+        pins.pin(signed.cid, pin_name("cosign", "root"))
         return RootResult(
             signed=signed,
             by_old=check_signatures(signed, old.maintainers),

@@ -13,12 +13,13 @@ from typing import Final, Protocol
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BlockNotFoundError, KuboCommandError
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import pin_name
 from ipfsbin.store.gateway import GatewayBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore
 
 __all__ = ["PIN_NAME", "BlockFileKeeper", "GatewayKeeper", "Keeper", "KuboKeeper"]
 
-PIN_NAME: Final = "ipfsbin-follow"
+PIN_NAME: Final = pin_name("follow")
 """The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
 
@@ -36,7 +37,7 @@ class Keeper(Protocol):
 
 
 class KuboKeeper:
-    """Direct pins, one per block, all named ``ipfsbin-follow``.
+    """Direct pins, one per block, all named :data:`PIN_NAME` (``ipfsbin:follow``).
 
     Kubo keeps one pin per CID whatever its name, so the name cannot tell
     which subscription holds a block; the state does (``held``).
