@@ -115,7 +115,7 @@ class CommitView:
 
 
 def commit_view(workspace: Workspace, store: BlockStore, ref: str, prefix: str = "") -> CommitView:
-    """The commit ``ref`` names (``HEAD``, ``HEAD~N``, ``DRAFT``, a CID), entries under ``prefix``."""
+    """The commit ``ref`` names (HEAD, HEAD~N, DRAFT, a CID); entries under ``prefix``."""
     found = resolve(workspace, store, ref)
     commit = found.commit
     parent = load_commit_payload(store, commit.parents[0]) if commit.parents else None

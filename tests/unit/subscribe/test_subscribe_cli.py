@@ -132,7 +132,7 @@ def test_parse_duration_refuses_nonsense(text: str) -> None:
 
 
 def test_index_publish_commands_register_and_document_their_options() -> None:
-    from ipfsbin.cli.index_ipns import publish_cmd, republish_cmd
+    from ipfsbin.cli.index.ipns import publish_cmd, republish_cmd
 
     index = typer.Typer()
     index.command("publish")(publish_cmd)
