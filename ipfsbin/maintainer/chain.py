@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, TrustError
 from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.pins import Pins, pin_name
+from ipfsbin.maintainer._keys import maintainer_key
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.commit import (
@@ -27,9 +28,9 @@ from ipfsbin.trust.commit import (
     put_commit,
     sign_commit,
 )
-from ipfsbin.trust.keys import PublicKey, SigningKey
+from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import Root, SignedRoot, make_root, put_root, sign_root
-from ipfsbin.trust.signing import check_signatures, public_key_of
+from ipfsbin.trust.signing import check_signatures, verify_not_forged
 from ipfsbin.trust.state import RootPin, TrustedChain
 
 __all__ = [
@@ -116,13 +117,13 @@ def init_index(
     if expires_days < 1:
         raise IndexOperationError(f"--expires must be at least 1 day, got {expires_days}")
     local_ids = [key.public_key for _, key in keys]
-    maintainer_keys = [*local_ids, *(_public(k) for k in maintainers)]
+    maintainer_keys = [*local_ids, *(maintainer_key(k) for k in maintainers)]
     root_payload = make_root(
         expires=now + expires_days * DAY,
         maintainers=maintainer_keys,
         maintainers_threshold=threshold,
-        publishers=None if publishers is None else [_public(k) for k in publishers],
-        builders=None if builders is None else [_public(k) for k in builders],
+        publishers=None if publishers is None else [maintainer_key(k) for k in publishers],
+        builders=None if builders is None else [maintainer_key(k) for k in builders],
     )
     signed_root = sign_root(root_payload, *(key for _, key in keys))
     put_root(store, signed_root)
@@ -159,16 +160,6 @@ def init_index(
         local_keys=local,
         publisher_key_name=publisher_name,
     )
-
-
-def _public(key_id: str) -> PublicKey:
-    try:
-        return public_key_of(key_id)
-    except SchemaError as exc:
-        raise IndexOperationError(
-            f"{key_id!r} is not a key ID: {exc.message}",
-            hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
-        ) from exc
 
 
 # -- commit and co-sign -------------------------------------------------------------------
@@ -373,19 +364,9 @@ def sign(
     else:
         root = Root.from_dag(get_value(store, signed.commit.root))
     role = root.maintainers
-    # every signature, in the role or not, is checked against its own key ID (key IDs are
-    # self-certifying): one outside the role counts for nothing, but merged into the head's
-    # envelope unchecked it would be published (a revoked key's refuses the commit outright)
-    forged = [
-        sig.key
-        for sig in signed.signatures
-        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
-    ]
-    if forged:
-        raise SignatureError(
-            f"commit {signed.commit_id}: signature by {', '.join(forged)} does not verify",
-            hint="the envelope was altered; do not use it",
-        )
+    # a signature outside the role counts for nothing, but merged into the head's envelope
+    # unchecked it would be published (a revoked key's refuses the commit outright)
+    verify_not_forged(signed, f"commit {signed.commit_id}")
     pending = workspace.draft if workspace is not None else None
     draft = pending if pending is not None and pending.commit_id == signed.commit_id else None
     accepted = workspace.envelope_of(signed.commit_id) if workspace is not None else None

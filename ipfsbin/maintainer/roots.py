@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, TrustError
 from ipfsbin.kubo.pins import Pins, pin_name
+from ipfsbin.maintainer._keys import maintainer_key
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
-from ipfsbin.trust.keys import PublicKey, SigningKey
+from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import Root, SignedRoot, load_root, make_root, put_root
-from ipfsbin.trust.signing import Signature, SignatureReport, check_signatures, public_key_of
+from ipfsbin.trust.signing import (
+    Signature,
+    SignatureReport,
+    check_signatures,
+    verify_not_forged,
+)
 from ipfsbin.trust.state import RootPin, TrustedChain
 
 __all__ = [
@@ -69,7 +75,7 @@ class RootChange:
             if not isinstance(value, tuple):
                 raise TypeError(f"RootChange.{name} must be a tuple, not {type(value).__name__}")
             for key_id in value:
-                _public(key_id)
+                maintainer_key(key_id)
         if self.threshold is not None and self.threshold < 1:
             raise IndexOperationError(
                 f"the maintainers' threshold must be at least 1, got {self.threshold}"
@@ -132,16 +138,6 @@ def _report_json(report: SignatureReport) -> dict[str, Any]:
     }
 
 
-def _public(key_id: str) -> PublicKey:
-    try:
-        return public_key_of(key_id)
-    except SchemaError as exc:
-        raise IndexOperationError(
-            f"{key_id!r} is not a key ID: {exc.message}",
-            hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
-        ) from exc
-
-
 def _edit(name: str, keys: Sequence[str], add: Sequence[str], remove: Sequence[str]) -> list[str]:
     result = list(keys)
     for key_id in remove:
@@ -182,12 +178,12 @@ def next_root(current: SignedRoot, change: RootChange, *, now: int) -> Root:
     builders = _edit("builders", old.builders.keys, change.add_builders, change.remove_builders)
     return make_root(
         expires=now + change.expires_days * DAY,
-        maintainers=[_public(k) for k in maintainers],
+        maintainers=[maintainer_key(k) for k in maintainers],
         maintainers_threshold=threshold,
-        publishers=[_public(k) for k in publishers],
+        publishers=[maintainer_key(k) for k in publishers],
         # a role keeps its threshold unless removals leave fewer keys than it asks for
         publishers_threshold=min(old.publishers.threshold, len(publishers)),
-        builders=[_public(k) for k in builders],
+        builders=[maintainer_key(k) for k in builders],
         builders_threshold=min(old.builders.threshold, len(builders)),
         previous=current,
     )
@@ -199,21 +195,6 @@ def _require_signer(old: Root, new: Root, key: SigningKey) -> None:
             f"key {key.key_id} is a maintainer of neither trust root version {old.version} "
             f"nor version {new.version}",
             hint="a rotation is signed by maintainers of the current root and of the new one",
-        )
-
-
-def _check_not_forged(signed: SignedRoot) -> None:
-    # every signature is checked against its own key ID, in a role or not: a forged one
-    # merged into the envelope would make followers refuse the root outright
-    forged = [
-        sig.key
-        for sig in signed.signatures
-        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
-    ]
-    if forged:
-        raise SignatureError(
-            f"trust root {signed.root_id}: signature by {', '.join(forged)} does not verify",
-            hint="the envelope was altered; do not use it",
         )
 
 
@@ -341,7 +322,7 @@ def sign_root(
     maintainer to pick up with ``ipfsbin index sign-root CID``.
     """
     signed = load_root(store, envelope)
-    _check_not_forged(signed)
+    verify_not_forged(signed, f"trust root {signed.root_id}")
     if signed.root.previous is None:
         raise IndexOperationError(
             f"trust root {signed.root_id} is version 1: there is no rotation to co-sign",
