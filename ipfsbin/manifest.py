@@ -9,8 +9,9 @@ facts. Unknown fields are rejected: a new field means a new ``type`` version.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
@@ -29,7 +30,7 @@ from ipfsbin.codec.fields import (
     get_str,
     kind_of,
 )
-from ipfsbin.errors import SchemaError
+from ipfsbin.errors import SchemaError, TrustError
 
 __all__ = [
     "BINPKG_FORMATS",
@@ -42,9 +43,11 @@ __all__ = [
     "BinpkgFormat",
     "BuildCompiler",
     "BuildHost",
+    "BinpkgVerifier",
     "Manifest",
     "check_binpkg_link",
     "normalize_portage_value",
+    "verify_binpkg_bytes",
 ]
 
 MANIFEST_TYPE: Final = "ipfsbin/manifest/1"
@@ -311,6 +314,60 @@ class Manifest:
     def from_block(cls, cid: CID, data: bytes) -> Manifest:
         """Decode a block after checking it hashes to ``cid``."""
         return cls.from_dag(dagcbor.decode_block(cid, data))
+
+
+class BinpkgVerifier:
+    """Checks a binpkg's bytes against its manifest as they stream past.
+
+    Feed every chunk to :meth:`update` (it raises as soon as there are more
+    bytes than the manifest's size), then call :meth:`finish`: the size, the
+    sha256 and the MD5/SHA-1 Portage checks must all be the manifest's.
+    """
+
+    def __init__(self, manifest: Manifest, manifest_cid: CID) -> None:
+        self.manifest = manifest
+        self.manifest_cid = manifest_cid
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        self._sha1 = hashlib.sha1()  # noqa: S324 - Portage's own check, not a trust anchor
+        self._md5 = hashlib.md5()  # noqa: S324 - likewise
+
+    def update(self, chunk: bytes) -> None:
+        if self.size + len(chunk) > self.manifest.size:
+            self.size += len(chunk)
+            self._refuse()
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+        self._sha1.update(chunk)
+        self._md5.update(chunk)
+
+    def finish(self) -> None:
+        got = (self._sha256.digest(), self._sha1.digest(), self._md5.digest())
+        wanted = (self.manifest.sha256, self.manifest.sha1, self.manifest.md5)
+        if self.size != self.manifest.size or got != wanted:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        manifest = self.manifest
+        seen = (
+            f"more than {manifest.size} bytes"
+            if self.size > manifest.size
+            else f"{self.size} bytes"
+        ) + f" with sha256 {self._sha256.hexdigest()}"
+        raise TrustError(
+            f"the bytes behind binpkg {manifest.binpkg} do not match manifest "
+            f"{self.manifest_cid} of {manifest.cpv}: found {seen}, the manifest says "
+            f"{manifest.size} bytes with sha256 {manifest.sha256.hex()}",
+            hint="the manifest does not describe its file; do not accept it",
+        )
+
+
+def verify_binpkg_bytes(manifest: Manifest, manifest_cid: CID, chunks: Iterable[bytes]) -> None:
+    """``TrustError`` unless ``chunks`` are exactly the bytes ``manifest`` describes."""
+    verifier = BinpkgVerifier(manifest, manifest_cid)
+    for chunk in chunks:
+        verifier.update(chunk)
+    verifier.finish()
 
 
 def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:

@@ -18,7 +18,6 @@ A batch either stages completely or not at all.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.maintainer.workspace import Action, StagedChange, Workspace
-from ipfsbin.manifest import MANIFEST_TYPE, Manifest
+from ipfsbin.manifest import MANIFEST_TYPE, Manifest, verify_binpkg_bytes
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.trust.signing import ENVELOPE_TYPE, Role, load_signed_blocks
@@ -110,30 +109,6 @@ def _kind(store: BlockStore, cid: CID) -> str:
     )
 
 
-def _check_bytes(read: FileReader, manifest_cid: CID, manifest: Manifest) -> None:
-    sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324
-    size = 0
-    for chunk in read(manifest.binpkg):
-        size += len(chunk)
-        if size > manifest.size:
-            break
-        sha256.update(chunk)
-        sha1.update(chunk)
-        md5.update(chunk)
-    got = {"sha256": sha256.digest(), "sha1": sha1.digest(), "md5": md5.digest()}
-    wrong = [name for name in ("sha256", "sha1", "md5") if got[name] != getattr(manifest, name)]
-    if size != manifest.size or wrong:
-        seen = (
-            f"more than {manifest.size} bytes" if size > manifest.size else f"{size} bytes"
-        ) + f" with sha256 {got['sha256'].hex()}"
-        raise TrustError(
-            f"the bytes behind binpkg {manifest.binpkg} do not match manifest {manifest_cid} "
-            f"of {manifest.cpv}: found {seen}, the manifest says {manifest.size} bytes "
-            f"with sha256 {manifest.sha256.hex()}",
-            hint="the manifest does not describe its file; do not accept it",
-        )
-
-
 def _check_manifest(store: BlockStore, read: FileReader, manifest_cid: CID) -> tuple[Manifest, str]:
     """The manifest and its index key, after checking its links and bytes."""
     try:
@@ -147,7 +122,7 @@ def _check_manifest(store: BlockStore, read: FileReader, manifest_cid: CID) -> t
             f"manifest {manifest_cid} is for {manifest.cpv}, but its descriptor "
             f"{manifest.descriptor} describes {descriptor.cpv}"
         )
-    _check_bytes(read, manifest_cid, manifest)
+    verify_binpkg_bytes(manifest, manifest_cid, read(manifest.binpkg))
     try:
         key = index_key(platform.cid, descriptor.cpv, descriptor.cid)
     except ValueError as exc:
