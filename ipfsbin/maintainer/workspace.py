@@ -206,14 +206,8 @@ class Workspace:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with closing(self._db.cursor()) as cur:
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        with _sqlite.transaction(self._db), closing(self._db.cursor()) as cur:
+            yield cur
 
     def _meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
