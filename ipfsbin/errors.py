@@ -26,7 +26,7 @@ The tree::
     │   ├── RevokedKeyError         a signature by a key the current root no longer lists
     │   └── RotationError           a new trust root not signed by the old threshold
     ├── IpnsError                   an IPNS record that is malformed or does not verify
-    ├── IndexError_                 an index operation that cannot be done
+    ├── IndexOperationError         an index operation that cannot be done
     ├── SubscriptionError           a subscription that cannot be followed
     ├── HostError                   this host's configuration cannot be read
     ├── ConfigError                 the ipfsbin configuration file is malformed
@@ -48,7 +48,7 @@ __all__ = [
     "ExpiredError",
     "HistoryError",
     "HostError",
-    "IndexError_",
+    "IndexOperationError",
     "IpfsbinError",
     "IpnsError",
     "KeyStoreError",
@@ -185,7 +185,7 @@ class IpnsError(IpfsbinError):
     pass
 
 
-class IndexError_(IpfsbinError):  # noqa: N801 - the builtin IndexError means something else
+class IndexOperationError(IpfsbinError):
     pass
 
 

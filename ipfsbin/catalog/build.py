@@ -23,20 +23,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ipfsbin.attestation import Attestation, check_attestation
 from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_staleness
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import HostProfile
+from ipfsbin.descriptor.cpv import split_cpv
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
-from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key, split_cpv
+from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.manifest import Manifest
 from ipfsbin.store.base import BlockStore
+from ipfsbin.trust.attestation import Attestation, check_attestation
 from ipfsbin.trust.signing import Role, load_signed_blocks
 
 __all__ = [

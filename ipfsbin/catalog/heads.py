@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipfsbin._fields import rfc3339
 from ipfsbin.codec.cid import CID
+from ipfsbin.codec.fields import rfc3339
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe.state import Subscription

@@ -23,7 +23,7 @@ from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.config import load_config
 from ipfsbin.errors import ConfigError, SubscriptionError
 from ipfsbin.host.profile import HostInfo, read_host
-from ipfsbin.kubo.node import connect
+from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.state import SubscriptionStore
 

@@ -1,1 +1,1 @@
-"""What this host is: the client's side of the compatibility predicate."""
+"""The host: this machine's facts (compiler, libc, CHOST) and its Portage profile."""

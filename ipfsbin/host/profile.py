@@ -32,7 +32,7 @@ from ipfsbin.descriptor.cflags import normalize_cflags
 from ipfsbin.descriptor.compat import HostProfile, UseConfig
 from ipfsbin.descriptor.model import OptProfile
 from ipfsbin.errors import DescriptorError, HostError
-from ipfsbin.host_facts import host_target
+from ipfsbin.host.facts import host_target
 
 __all__ = ["HostInfo", "portage_config_root", "read_host"]
 
@@ -198,7 +198,7 @@ def _compiler(vardb: Any) -> tuple[str, str, str]:
         version = _version_of(vardb, atom)
         if version is not None:
             return name, version, "vardb"
-    from ipfsbin.host_facts import detect_host_facts
+    from ipfsbin.host.facts import detect_host_facts
 
     try:
         facts = detect_host_facts(profile="-", libc=("glibc", "0"))

@@ -22,7 +22,7 @@ from typing import Final
 
 from ipfsbin.errors import ServeError
 
-__all__ = ["Change", "PortageSetup", "setup_portage", "undo_setup_portage"]
+__all__ = ["SetupChange", "PortageSetup", "setup_portage", "undo_setup_portage"]
 
 MARKER: Final = "Written by `ipfsbin setup-portage`"
 _BEGIN: Final = f"# BEGIN ipfsbin: {MARKER.lower()}; undo: `ipfsbin setup-portage --undo`"
@@ -37,7 +37,7 @@ _UNITS: Final = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class Change:
+class SetupChange:
     path: Path
     action: str
     """``created``, ``updated``, ``removed`` or ``skipped`` (with why in ``note``)."""
@@ -81,7 +81,7 @@ def _entries(setup: PortageSetup) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str, mode: int, changes: list[Change]) -> None:
+def _write(path: Path, text: str, mode: int, changes: list[SetupChange]) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else None
     if old == text:
         return
@@ -90,7 +90,7 @@ def _write(path: Path, text: str, mode: int, changes: list[Change]) -> None:
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(mode)
     os.replace(tmp, path)
-    changes.append(Change(path=path, action="created" if old is None else "updated"))
+    changes.append(SetupChange(path=path, action="created" if old is None else "updated"))
 
 
 def _binrepos(root: Path) -> Path:
@@ -106,14 +106,14 @@ def _without_block(text: str) -> str:
     return (text[:start].rstrip("\n") + "\n" + text[end:].lstrip("\n")).lstrip("\n")
 
 
-def setup_portage(setup: PortageSetup) -> list[Change]:
+def setup_portage(setup: PortageSetup) -> list[SetupChange]:
     """Write the binrepos.conf entries and the service files; returns what changed."""
     if not setup.subscriptions:
         raise ServeError(
             "no subscription to point Portage at",
             hint="subscribe first: `ipfsbin subscribe NAME --root CID`",
         )
-    changes: list[Change] = []
+    changes: list[SetupChange] = []
     conf = _binrepos(setup.root)
     entries = _entries(setup)
     if conf.is_file():
@@ -134,7 +134,7 @@ def setup_portage(setup: PortageSetup) -> list[Change]:
         path = setup.root / target
         if not (setup.root / marker).is_dir():
             changes.append(
-                Change(path=path, action="skipped", note=f"no {setup.root / marker} here")
+                SetupChange(path=path, action="skipped", note=f"no {setup.root / marker} here")
             )
             continue
         text = units.joinpath(source).read_text(encoding="utf-8")
@@ -144,15 +144,15 @@ def setup_portage(setup: PortageSetup) -> list[Change]:
     return changes
 
 
-def _remove_marked(path: Path, changes: list[Change]) -> None:
+def _remove_marked(path: Path, changes: list[SetupChange]) -> None:
     if path.is_file() and MARKER in path.read_text(encoding="utf-8", errors="replace"):
         path.unlink()
-        changes.append(Change(path=path, action="removed"))
+        changes.append(SetupChange(path=path, action="removed"))
 
 
-def undo_setup_portage(root: Path) -> list[Change]:
+def undo_setup_portage(root: Path) -> list[SetupChange]:
     """Remove what :func:`setup_portage` wrote (files carrying its marker) and nothing else."""
-    changes: list[Change] = []
+    changes: list[SetupChange] = []
     conf = _binrepos(root)
     if conf.is_file():
         text = conf.read_text(encoding="utf-8")
@@ -162,7 +162,7 @@ def undo_setup_portage(root: Path) -> list[Change]:
         _remove_marked(conf / "ipfsbin.conf", changes)
         if conf.is_dir() and not any(conf.iterdir()):
             conf.rmdir()
-            changes.append(Change(path=conf, action="removed", note="empty directory"))
+            changes.append(SetupChange(path=conf, action="removed", note="empty directory"))
     for _, target, _, _ in _UNITS:
         _remove_marked(root / target, changes)
     return changes

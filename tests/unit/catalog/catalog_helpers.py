@@ -13,7 +13,7 @@ from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.signing import Role
 from tests.unit.maintainer.maintainer_helpers import (
     BUILDER_X,
