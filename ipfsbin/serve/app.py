@@ -33,7 +33,8 @@ from starlette.routing import Route
 
 from ipfsbin.catalog.build import Offer
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import BlockMismatchError, IpfsbinError
+from ipfsbin.errors import IpfsbinError, TrustError
+from ipfsbin.manifest import BinpkgVerifier
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
@@ -131,17 +132,12 @@ def _stream(
     sent = 0
     ok = False
     try:
-        for piece in verified_range(
-            chunks,
-            size=manifest.size,
-            sha256=manifest.sha256,
-            what=f"{offer.cpv} ({manifest.binpkg})",
-            want=want,
-        ):
+        verifier = BinpkgVerifier(manifest, offer.build.manifest_cid)
+        for piece in verified_range(chunks, verifier, want):
             sent += len(piece)
             yield piece
         ok = True
-    except BlockMismatchError as exc:
+    except TrustError as exc:
         _failed(record, exc, sent)
         publisher.mark_undeliverable(offer.build.manifest_cid, exc.message)
         raise

@@ -1,23 +1,23 @@
 """Binpkg bytes checked against the signed manifest while they stream to Portage.
 
-:func:`verified_range` passes on the requested bytes of a file and hashes
-*all* of it (a range is read to the end of the file to be checked); the last
-piece it would send is held back until the size and sha256 match the
-manifest. On a mismatch, or when the source fails, it raises instead of
-sending that piece, so the HTTP connection is cut short of its
-Content-Length and no complete bad file reaches Portage. Memory stays at one
-chunk per download.
+:func:`verified_range` passes on the requested bytes of a file and feeds
+*all* of it to the manifest's own check (a range is read to the end of the
+file to be checked): :class:`~ipfsbin.manifest.BinpkgVerifier` compares
+size, sha256, SHA-1 and MD5. The last piece it would send is held back
+until that check passes. On a mismatch, or when the source fails, it
+raises instead of sending that piece, so the HTTP connection is cut short
+of its Content-Length and no complete bad file reaches Portage. Memory
+stays at one chunk per download.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from ipfsbin.errors import BlockMismatchError
+from ipfsbin.manifest import BinpkgVerifier
 
 __all__ = ["ByteRange", "parse_range", "verified_range"]
 
@@ -62,33 +62,26 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 
 def verified_range(
-    chunks: Iterable[bytes], *, size: int, sha256: bytes, what: str, want: ByteRange | None = None
+    chunks: Iterable[bytes], verifier: BinpkgVerifier, want: ByteRange | None = None
 ) -> Iterator[bytes]:
     """The bytes of ``want`` (default: all) from ``chunks``, which must be the whole file.
 
-    Raises :class:`BlockMismatchError` before the last piece when the file is
-    not ``size`` bytes with digest ``sha256``.
+    ``verifier`` (the manifest's own streaming check) sees every byte; it
+    raises :class:`~ipfsbin.errors.TrustError` before the last piece goes out
+    when the file is not the manifest's.
     """
+    size = verifier.manifest.size
     start, end = (0, size - 1) if want is None else (want.start, want.end)
-    digest = hashlib.sha256()
     pos = 0
     held: bytes | None = None
     for chunk in chunks:
-        digest.update(chunk)
+        verifier.update(chunk)
         lo, hi = max(start - pos, 0), min(end + 1 - pos, len(chunk))
         pos += len(chunk)
-        if pos > size:
-            raise BlockMismatchError(f"{what}: more than the {size} bytes the manifest states")
         if lo < hi:
             if held is not None:
                 yield held
             held = chunk if (lo, hi) == (0, len(chunk)) else chunk[lo:hi]
-    if pos != size:
-        raise BlockMismatchError(f"{what}: {pos} bytes arrived, the manifest states {size}")
-    if digest.digest() != sha256:
-        raise BlockMismatchError(
-            f"{what}: sha256 {digest.hexdigest()} differs from the signed manifest's "
-            f"{sha256.hex()}; the download is cut off"
-        )
+    verifier.finish()
     if held is not None:
         yield held

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
 
-from ipfsbin.errors import BlockMismatchError
+from ipfsbin.descriptor.model import Descriptor
+from ipfsbin.errors import TrustError
+from ipfsbin.manifest import BinpkgVerifier
 from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
+from tests.unit.maintainer.maintainer_helpers import PLATFORM, make_manifest
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
-SHA = hashlib.sha256(DATA).digest()
+DESCRIPTOR = Descriptor(
+    platform=PLATFORM.cid, cpv="app-misc/foo-1", slot="0", subslot="0", repository="gentoo",
+    eapi="8", use=(), iuse=(), deps=(), requires=(),
+)  # fmt: skip
+MANIFEST = make_manifest(DESCRIPTOR, DATA)
+MANIFEST_CID = MANIFEST.to_block()[0]
+
+
+def _verifier() -> BinpkgVerifier:
+    return BinpkgVerifier(MANIFEST, MANIFEST_CID)
 
 
 def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
@@ -19,25 +30,25 @@ def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-def _collect(stream: Iterator[bytes]) -> tuple[bytes, BaseException | None]:
+def _collect(stream: Iterator[bytes]) -> tuple[bytes, TrustError | None]:
     got = b""
     try:
         for piece in stream:
             got += piece
-    except BlockMismatchError as exc:
+    except TrustError as exc:
         return got, exc
     return got, None
 
 
 def test_whole_file_passes() -> None:
-    got, error = _collect(verified_range(_chunks(DATA), size=len(DATA), sha256=SHA, what="x"))
+    got, error = _collect(verified_range(_chunks(DATA), _verifier()))
     assert error is None and got == DATA
 
 
 @pytest.mark.parametrize("want", [ByteRange(start=0, end=9), ByteRange(start=2500, end=10239),
                                   ByteRange(start=999, end=1000)])  # fmt: skip
 def test_ranges_are_sliced_and_checked(want: ByteRange) -> None:
-    stream = verified_range(_chunks(DATA), size=len(DATA), sha256=SHA, what="x", want=want)
+    stream = verified_range(_chunks(DATA), _verifier(), want)
     got, error = _collect(stream)
     assert error is None and got == DATA[want.start : want.end + 1]
 
@@ -46,27 +57,23 @@ def test_ranges_are_sliced_and_checked(want: ByteRange) -> None:
 def test_altered_bytes_never_arrive_complete(chunk: int) -> None:
     bad = bytearray(DATA)
     bad[5000] ^= 1
-    stream = verified_range(_chunks(bytes(bad), chunk), size=len(DATA), sha256=SHA, what="pkg")
-    got, error = _collect(stream)
-    assert isinstance(error, BlockMismatchError) and "differs from the signed manifest" in str(
-        error
-    )
+    got, error = _collect(verified_range(_chunks(bytes(bad), chunk), _verifier()))
+    assert isinstance(error, TrustError) and "do not match manifest" in error.message
     assert len(got) < len(DATA)
 
 
 def test_altered_bytes_in_a_short_range_are_caught_too() -> None:
     bad = DATA[:-1] + b"\x00"
     want = ByteRange(start=0, end=99)
-    got, error = _collect(
-        verified_range(_chunks(bad), size=len(DATA), sha256=SHA, what="pkg", want=want)
-    )
+    got, error = _collect(verified_range(_chunks(bad), _verifier(), want))
     assert error is not None and len(got) < 100
 
 
-@pytest.mark.parametrize(("data", "fragment"), [(DATA[:-1], "10239 bytes arrived"),
-                                                (DATA + b"x", "more than the 10240")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "fragment"), [(DATA[:-1], "found 10239 bytes"), (DATA + b"x", "more than 10240")]
+)
 def test_wrong_length(data: bytes, fragment: str) -> None:
-    got, error = _collect(verified_range(_chunks(data), size=len(DATA), sha256=SHA, what="pkg"))
+    got, error = _collect(verified_range(_chunks(data), _verifier()))
     assert error is not None and fragment in str(error) and len(got) < len(DATA)
 
 
