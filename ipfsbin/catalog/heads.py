@@ -1,8 +1,9 @@
 """The followed heads a catalog is built from, and whether each is still fresh enough to offer.
 
-:func:`read_heads` reads the accepted heads from the subscription state and
-the blocks this host keeps for them (no network): sync verified them, the
-catalog only renders them. :func:`head_staleness` is the one place that
+:func:`read_heads` reads the accepted heads from the subscriptions a
+:class:`~ipfsbin.subscribe.follower.Follower` reports and the blocks it
+holds for them (no network): sync verified them, the catalog only renders
+them. :func:`head_staleness` is the one place that
 decides whether a head may still be offered (commit and trust root
 unexpired, and not older than the client's ``max_head_age``); a stale head
 is not offered unless ``allow_stale`` is given on purpose.

@@ -25,7 +25,7 @@ from ipfsbin.errors import ConfigError, SubscriptionError
 from ipfsbin.host.profile import HostInfo, read_host
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.state import SubscriptionStore
+from ipfsbin.subscribe.follower import Follower
 
 __all__ = ["explain", "host", "serve", "setup_portage"]
 
@@ -105,13 +105,13 @@ def explain(
         raise typer.BadParameter(str(exc)) from exc
     config = load_config()
     info = read_host(target=config.target)
-    with SubscriptionStore() as state, connect() as client:
-        subs = state.all()
+    with Follower() as follower, connect() as client:
+        subs = follower.subscriptions()
         if not subs:
             raise SubscriptionError(
                 "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
             )
-        heads = read_heads(subs, KuboBlockStore(client, offline=True))
+        heads = read_heads(subs, follower.held_blocks())
         cache = BuildCache(
             KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30))
         )
@@ -195,8 +195,9 @@ def setup_portage(
         follow = "Portage no longer uses the ipfsbin binhost; stop the services if they run."
     else:
         config = load_config()
-        with SubscriptionStore() as state:
-            names = tuple(s.name for s in state.all() if config.serve.serves(s.name))
+        with Follower() as follower:
+            subs = follower.subscriptions()
+        names = tuple(s.name for s in subs if config.serve.serves(s.name))
         account = pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
         if account.pw_uid == 0:
             raise ConfigError(

@@ -17,9 +17,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ipfsbin.catalog.pins import prune_after_sync
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError
+from ipfsbin.kubo.daemon import connect
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
@@ -174,10 +176,19 @@ def sync(
     with Follower(config) as follower:
         if not follow:
             results = follower.sync_all()
+            _prune_pins(follower, results)
             emit([r.to_json() for r in results], as_json, _render_all(results))
             bad = any(r.outcome in ("refused", "failed") for r in results)
             raise typer.Exit(1 if bad else 0)
         _follow(follower, pause, as_json)
+
+
+def _prune_pins(follower: Follower, results: list[SyncResult]) -> None:
+    """User pins follow the index: a build yanked by a newly accepted head is unpinned."""
+    if not any(r.outcome == "accepted" for r in results):
+        return
+    for build in prune_after_sync(follower, connect):
+        sys.stderr.write(f"ipfsbin: unpinned {build.cpv} ({build.binpkg}): no longer listed\n")
 
 
 def _render_all(results: list[SyncResult]) -> Callable[[Any], str]:
@@ -194,6 +205,7 @@ def _follow(follower: Follower, pause: float, as_json: bool) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
     def show(results: list[SyncResult]) -> None:
+        _prune_pins(follower, results)
         for result in results:
             if as_json:
                 sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")

@@ -53,6 +53,7 @@ def _register() -> None:
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import node as node_cmds
+    from ipfsbin.cli import pin as pin_cmds
     from ipfsbin.cli import publish as publish_cmds
     from ipfsbin.cli.index import ipns as index_ipns
 
@@ -70,6 +71,8 @@ def _register() -> None:
     app.command("explain")(client_cmds.explain)
     app.command("serve")(client_cmds.serve)
     app.command("setup-portage")(client_cmds.setup_portage)
+    app.command("pin")(pin_cmds.pin)
+    app.command("unpin")(pin_cmds.unpin)
 
 
 _register()

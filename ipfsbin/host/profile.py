@@ -62,6 +62,8 @@ class HostInfo:
     """The global USE (make.conf and profile), for display; per package see :meth:`use_for`."""
     installed: Mapping[str, Mapping[str, str]]
     """category/package -> {SLOT: SUBSLOT} of every installed package."""
+    world: tuple[str, ...] = ()
+    """The atoms of the world file (``@world``'s selected packages)."""
     sources: Mapping[str, str]
     """Where libc and compiler were read: ``vardb`` or ``system``."""
     watched: tuple[str, ...] = ()
@@ -228,6 +230,13 @@ def _profile_name(settings: Any) -> str:
     return path.rpartition(marker)[2].strip("/") if marker in path else path
 
 
+def _world(settings: Any) -> tuple[str, ...]:
+    from portage.const import WORLD_FILE
+    from portage.util import grabfile
+
+    return tuple(grabfile(os.path.join(settings["EROOT"], WORLD_FILE)))
+
+
 def _watched(settings: Any) -> tuple[str, ...]:
     from portage.const import VDB_PATH
 
@@ -303,6 +312,7 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
         compiler_version=compiler_version,
         use=tuple(sorted(settings.get("USE", "").split())),
         installed=MappingProxyType(_installed(handle.vardb)),
+        world=_world(settings),
         sources=MappingProxyType({"libc": libc_source, "compiler": compiler_source}),
         watched=_watched(settings),
         use_reader=lambda cps: _use_for(handle, cps),

@@ -2,7 +2,8 @@
 
 Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
 then what it keeps, colon-separated (``ipfsbin:follow``,
-``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``),
+``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``,
+``ipfsbin:pin:<manifest CID>`` for a binary the user pinned),
 so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
 Kubo keeps one pin per CID whatever its name; which of ipfsbin's holders
 needs a block is counted by its owner (the follower's state), not by names.
@@ -24,8 +25,8 @@ from ipfsbin.kubo.client import KuboClient
 __all__ = ["PIN_PREFIX", "KuboPins", "NoPins", "PinRole", "Pins", "is_ipfsbin_pin", "pin_name"]
 
 PIN_PREFIX: Final = "ipfsbin"
-PinRole = Literal["follow", "index", "publish", "cosign"]
-_ROLES: Final = frozenset({"follow", "index", "publish", "cosign"})
+PinRole = Literal["follow", "index", "publish", "cosign", "pin"]
+_ROLES: Final = frozenset({"follow", "index", "publish", "cosign", "pin"})
 # Names used before this scheme; still recognised as ipfsbin's own.
 _LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
 

@@ -1,13 +1,17 @@
 """Keeps each served subscription's ``Packages`` file built ahead of the requests.
 
-A :class:`Publisher` owns the current :class:`Snapshot` (the catalog and one
-rendered :class:`~ipfsbin.serve.packages.PackagesFile` per subscription) and
+A :class:`Publisher` reads the followed heads through a
+:class:`~ipfsbin.subscribe.follower.Follower` (one per thread), owns the
+current :class:`Snapshot` (the catalog and one rendered
+:class:`~ipfsbin.serve.packages.PackagesFile` per subscription) and
 replaces it whole when its inputs change: a followed head moved (``sync``
-recorded a new one), a head became stale, or this host's Portage state
-changed (a package was installed, make.conf or package.use edited).
-Requests only ever read the last snapshot, so Portage's 10-second index
-timeout is never spent on IPNS, the DHT or a slow peer. Builds whose
-manifests are already known reuse them (:class:`~ipfsbin.catalog.BuildCache`).
+recorded a new one), a head became stale, this host's Portage state
+changed (a package was installed, make.conf or package.use edited), or a
+build could not be delivered. Requests only ever read the last snapshot, so
+Portage's 10-second index timeout is never spent on IPNS, the DHT or a slow
+peer. Builds whose manifests are already known are reused
+(:class:`~ipfsbin.catalog.BuildCache`). A head that cannot be read (Kubo
+down for a moment) keeps the last snapshot rather than emptying it.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from ipfsbin.config import ClientConfig
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.serve.packages import PackagesFile, TimestampBook
-from ipfsbin.store.base import BlockStore
-from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.subscribe.follower import Follower
+from ipfsbin.subscribe.state import Subscription
 
 __all__ = ["Publisher", "Snapshot"]
 
@@ -52,8 +56,7 @@ class Publisher:
         self,
         *,
         config: ClientConfig,
-        open_state: Callable[[], SubscriptionStore],
-        local: BlockStore,
+        open_follower: Callable[[], Follower],
         cache: BuildCache,
         book: TimestampBook,
         read_host: Callable[[], HostInfo],
@@ -61,9 +64,8 @@ class Publisher:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self._open_state = open_state
-        self._local_state = threading.local()
-        self.local = local
+        self._open_follower = open_follower
+        self._local = threading.local()
         self.cache = cache
         self.book = book
         self.read_host = read_host
@@ -85,19 +87,23 @@ class Publisher:
             host=None,
         )
 
+    def _follower(self) -> Follower:
+        # a follower (its SQLite connection) stays in the thread that opened it
+        follower: Follower | None = getattr(self._local, "follower", None)
+        if follower is None:
+            follower = self._open_follower()
+            self._local.follower = follower
+        return follower
+
     def _served(self) -> list[Subscription]:
-        # SQLite connections stay in the thread that opened them
-        state = getattr(self._local_state, "store", None)
-        if state is None:
-            state = self._open_state()
-            self._local_state.store = state
-        return [s for s in state.all() if self.config.serve.serves(s.name)]
+        subs = self._follower().subscriptions()
+        return [s for s in subs if self.config.serve.serves(s.name)]
 
     def _heads(self, subs: list[Subscription], errors: list[str]) -> list[FollowedHead]:
         def note(sub: Subscription, exc: IpfsbinError) -> None:
             errors.append(f"{sub.name}: cannot read the accepted head: {exc.message}")
 
-        return read_heads(subs, self.local, on_error=note)
+        return read_heads(subs, self._follower().held_blocks(), on_error=note)
 
     def mark_undeliverable(self, manifest: CID, reason: str) -> None:
         """Stop listing ``manifest``: its bytes failed verification; the next refresh drops it."""

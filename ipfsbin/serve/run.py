@@ -21,7 +21,7 @@ from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.state import SubscriptionStore
+from ipfsbin.subscribe.follower import FollowConfig, Follower
 
 __all__ = ["KuboSource", "ServeOptions", "make_publisher", "serve_forever"]
 
@@ -52,10 +52,12 @@ def make_publisher(config: ClientConfig, client: KuboClient, options: ServeOptio
     def host() -> HostInfo:
         return read_host(target=config.target)
 
+    def follower() -> Follower:
+        return Follower(FollowConfig(allow_stale=options.allow_stale), connect=lambda: client)
+
     return Publisher(
         config=config,
-        open_state=SubscriptionStore,
-        local=KuboBlockStore(client, offline=True),
+        open_follower=follower,
         cache=BuildCache(
             KuboBlockStore(
                 client, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)

@@ -140,6 +140,14 @@ class Follower:
         """Every subscription with its accepted head, as the state has it now."""
         return self.state.all()
 
+    def held_blocks(self) -> BlockStore:
+        """The blocks this host keeps for the accepted heads (commits, roots, index nodes).
+
+        Answers from what is kept here and never from the network, so a reader
+        of the accepted heads (the binhost's catalog) never waits on a peer.
+        """
+        return self._open().local
+
     def subscribe(
         self, name: str, *, root: CID | None = None, root_key: str | None = None
     ) -> Subscription:

@@ -105,6 +105,7 @@ class Story:
     serve: subprocess.Popen[str] | None = None
     log: Path | None = None
     log_file: Any = None
+    pins: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -158,6 +159,15 @@ class Story:
                 self.serve.wait()
             self.serve = None
             self.log_file.close()
+
+    def client_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ipfsbin`` on beta, in the client playground's Portage environment."""
+        env = {**self.client.env(), **self.beta.env(), "PATH": os.environ["PATH"]}
+        for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
+            env[key] = self.client.env()[key]
+        done = subprocess.run([IPFSBIN, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"ipfsbin {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done
 
     def packages(self) -> list[dict[str, str]]:
         text = gzip.decompress(httpx.get(f"{self.base}/Packages.gz", timeout=10).content)
@@ -250,12 +260,7 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
 
 
 def test_host_profile_read_through_portage(story: Story) -> None:
-    env = {**story.client.env(), **story.beta.env(), "PATH": os.environ["PATH"]}
-    for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
-        env[key] = story.client.env()[key]
-    done = subprocess.run([IPFSBIN, "host", "--json"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    info = json.loads(done.stdout)
+    info = json.loads(story.client_run("host", "--json").stdout)
     assert info["chost"] == repo.host_chost()
     assert info["target"] == "x86_64_v2"  # from the per-user config
     assert info["cflags"]["normalized"]["opt"] == "2"
@@ -279,20 +284,14 @@ def test_only_fitting_builds_are_listed(story: Story) -> None:
 
 
 def test_explain_gives_a_reason_per_axis(story: Story) -> None:
-    env = {**story.client.env(), **story.beta.env(), "PATH": os.environ["PATH"]}
-    for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
-        env[key] = story.client.env()[key]
-    out = subprocess.run([IPFSBIN, "explain", "app-misc/usetest", "--json"], env=env,
-                         capture_output=True, text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    found = json.loads(out.stdout)["candidates"]
+    found = json.loads(story.client_run("explain", "app-misc/usetest", "--json").stdout)[
+        "candidates"
+    ]
     verdicts = sorted((c["verdict"], tuple(sorted({r["axis"] for r in c["refusals"]})))
                       for c in found)  # fmt: skip
     assert verdicts == [("offered", ()), ("refused", ("microarchitecture",)),
                         ("refused", ("use",))], found  # fmt: skip
-    out = subprocess.run([IPFSBIN, "explain", "app-misc/usesfoo"], env=env,
-                         capture_output=True, text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    out = story.client_run("explain", "app-misc/usesfoo")
     assert out.stdout.count("sub-slot:") == 2 and "dev-libs/libfoo:0/2" in out.stdout
 
 
@@ -368,6 +367,21 @@ def test_sixteen_parallel_downloads_verify(story: Story) -> None:
     assert ranged.status_code == 206 and len(ranged.content) == 90
 
 
+def test_pin_and_unpin(story: Story) -> None:
+    pinned = json.loads(story.client_run("pin", "@installed", "--json").stdout)
+    cpvs = sorted(b["cpv"] for b in pinned["builds"] if b["ok"])
+    assert "dev-libs/libfoo-1" in cpvs and pinned["failed"] == 0
+    assert pinned["bytes"] == sum(b["size"] for b in pinned["builds"])
+    with story.beta.node.client() as client:
+        for build in pinned["builds"]:
+            assert client.is_pinned(CID.from_text(build["binpkg"]))
+    gone = json.loads(story.client_run("unpin", "app-misc/usesfoo", "--json").stdout)
+    assert [b["cpv"] for b in gone["builds"]] == ["app-misc/usesfoo-1"]
+    with story.beta.node.client() as client:
+        assert not client.is_pinned(CID.from_text(gone["builds"][0]["binpkg"]))
+    story.pins = {b["cpv"]: b["binpkg"] for b in pinned["builds"]}
+
+
 def _block_file(node: ManagedNode, cid: CID) -> Path:
     """Where Kubo's flatfs keeps ``cid`` (base32 of the multihash, sharded next-to-last/2)."""
     key = base64.b32encode(cid.multihash).decode().rstrip("=")
@@ -418,6 +432,9 @@ def test_timestamp_rises_and_yanked_entry_disappears(story: Story) -> None:
     story.commit("yank libfoo")
     story.wait_for(lambda: "dev-libs/libfoo-1" not in {p["CPV"] for p in story.packages()},
                    "the yanked libfoo to disappear")  # fmt: skip
+    # the user's pin of it followed the index: the sync that saw the yank unpinned it
+    with story.beta.node.client() as client:
+        assert not client.is_pinned(CID.from_text(story.pins["dev-libs/libfoo-1"]))
     after = int(httpx.get(f"{story.base}/Packages").text.split("TIMESTAMP: ")[1].split()[0])
     assert after > before + 5
 

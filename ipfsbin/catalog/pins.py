@@ -1,0 +1,302 @@
+"""``ipfsbin pin``: keep the fitting binaries of chosen packages in Kubo, and follow the index.
+
+A pin fetches a build's binpkg (Kubo asks its peers), checks every byte
+against the signed manifest (:class:`~ipfsbin.manifest.BinpkgVerifier`)
+and keeps it under a recursive pin named ``ipfsbin:pin:<manifest CID>``, so
+this host seeds it to others and can install it offline. Pins are listed in
+``<data dir>/pins.sqlite``. They follow the index: :func:`prune_pins`, run
+after every sync, unpins what no followed head lists as ``ok`` any more (a
+yanked or removed entry).
+
+Selectors (:func:`select_offers`): ``@world``, ``@installed``, an atom
+(``cat/pkg``, ``=cat/pkg-1.0``), a category (``cat`` or ``cat/*``), or every
+offer (``all_compatible``). For each CPV the catalog's first choice is
+pinned: the build Portage would install.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ipfsbin import _sqlite, paths
+from ipfsbin.catalog.build import Catalog, Offer, parse_atom
+from ipfsbin.catalog.heads import FollowedHead, read_heads
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import IpfsbinError, KuboCommandError, SubscriptionError, TrustError
+from ipfsbin.host.profile import HostInfo
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import pin_name
+from ipfsbin.manifest import BinpkgVerifier
+from ipfsbin.store.base import BlockStore
+from ipfsbin.subscribe.follower import Follower
+
+__all__ = [
+    "PinBook",
+    "PinOutcome",
+    "PinnedBuild",
+    "pin_offers",
+    "prune_after_sync",
+    "prune_pins",
+    "select_offers",
+    "unpin_selected",
+]
+
+_MIGRATIONS: Final = (
+    _sqlite.Migration(
+        version=1,
+        apply=_sqlite.statements(
+            "CREATE TABLE IF NOT EXISTS pins (manifest TEXT PRIMARY KEY, binpkg TEXT NOT NULL, "
+            "cpv TEXT NOT NULL, subscription TEXT NOT NULL, size INTEGER NOT NULL, "
+            "pinned_at REAL NOT NULL)"
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinnedBuild:
+    manifest: CID
+    binpkg: CID
+    cpv: str
+    subscription: str
+    size: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "manifest": str(self.manifest),
+            "binpkg": str(self.binpkg),
+            "cpv": self.cpv,
+            "subscription": self.subscription,
+            "size": self.size,
+        }
+
+
+class PinBook:
+    """The builds this host pinned on the user's request (``<data dir>/pins.sqlite``)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = paths.data_dir() / "pins.sqlite" if path is None else path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = _sqlite.connect(self.path)
+        _sqlite.migrate(
+            self._db, _MIGRATIONS, what="pin list", path=self.path, error=SubscriptionError
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PinBook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def all(self) -> list[PinnedBuild]:
+        rows = self._db.execute(
+            "SELECT manifest, binpkg, cpv, subscription, size FROM pins ORDER BY cpv"
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def add(self, build: PinnedBuild) -> None:
+        with _sqlite.transaction(self._db):
+            self._db.execute(
+                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    str(build.manifest),
+                    str(build.binpkg),
+                    build.cpv,
+                    build.subscription,
+                    build.size,
+                    time.time(),
+                ),
+            )
+
+    def remove(self, manifest: CID) -> None:
+        with _sqlite.transaction(self._db):
+            self._db.execute("DELETE FROM pins WHERE manifest = ?", (str(manifest),))
+
+
+def _row(row: sqlite3.Row | tuple[str, str, str, str, int]) -> PinnedBuild:
+    manifest, binpkg, cpv, subscription, size = row
+    return PinnedBuild(
+        manifest=CID.from_text(manifest),
+        binpkg=CID.from_text(binpkg),
+        cpv=cpv,
+        subscription=subscription,
+        size=int(size),
+    )
+
+
+def _matcher(selector: str, host: HostInfo) -> Callable[[str], bool]:
+    """A test on CPVs for one selector; ``ValueError`` for one that is not understood."""
+    if selector in ("@world", "@selected"):
+        wanted = {_cp_of(atom) for atom in host.world}
+        return lambda cpv: _cp(cpv) in wanted
+    if selector == "@installed":
+        return lambda cpv: _cp(cpv) in host.installed
+    if "/" not in selector or selector.endswith("/*"):
+        category = selector.removesuffix("/*")
+        if not category or any(c in category for c in " =<>~/@"):
+            raise ValueError(f"{selector!r} is not a category, an atom or a set")
+        return lambda cpv: cpv.split("/", 1)[0] == category
+    category, package, version = parse_atom(selector)
+    if version is None:
+        return lambda cpv: _cp(cpv) == f"{category}/{package}"
+    return lambda cpv: cpv == f"{category}/{package}-{version}"
+
+
+def _cp(cpv: str) -> str:
+    from ipfsbin.descriptor.cpv import split_cpv
+
+    category, package, _ = split_cpv(cpv)
+    return f"{category}/{package}"
+
+
+def _cp_of(atom: str) -> str:
+    """``cat/pkg`` of a world-file atom (``cat/pkg``, ``cat/pkg:slot``, ``=cat/pkg-1``)."""
+    text = atom.lstrip("=<>~").split(":", 1)[0]
+    try:
+        return _cp(text)
+    except ValueError:
+        return text
+
+
+def select_offers(
+    catalog: Catalog, selectors: Sequence[str], host: HostInfo, *, all_compatible: bool = False
+) -> list[Offer]:
+    """The first-choice offer of each CPV that a selector names (one per CPV)."""
+    tests = [_matcher(s, host) for s in selectors]
+    chosen: dict[str, Offer] = {}
+    for name in sorted(catalog.offers):
+        for offer in catalog.offers[name]:
+            if offer.rank != 1 or offer.cpv in chosen:
+                continue
+            if all_compatible or any(test(offer.cpv) for test in tests):
+                chosen[offer.cpv] = offer
+    return [chosen[cpv] for cpv in sorted(chosen)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinOutcome:
+    build: PinnedBuild
+    ok: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.build.to_json(), "ok": self.ok, "error": self.error}
+
+
+def _verify_local(client: KuboClient, offer: Offer) -> None:
+    manifest = offer.build.manifest
+    verifier = BinpkgVerifier(manifest, offer.build.manifest_cid)
+    for chunk in client.cat(manifest.binpkg, expected_size=manifest.size, offline=True):
+        verifier.update(chunk)
+    verifier.finish()
+
+
+def pin_offers(
+    client: KuboClient,
+    book: PinBook,
+    offers: Iterable[Offer],
+    *,
+    progress: Callable[[Offer], None] | None = None,
+    timeout: float = 600.0,
+) -> list[PinOutcome]:
+    """Fetch, check and pin each offer's binpkg; a build that fails the check is not kept."""
+    outcomes = []
+    for offer in offers:
+        manifest = offer.build.manifest
+        build = PinnedBuild(
+            manifest=offer.build.manifest_cid,
+            binpkg=manifest.binpkg,
+            cpv=offer.cpv,
+            subscription=offer.subscription,
+            size=manifest.size,
+        )
+        try:
+            client.pin_add(
+                [manifest.binpkg],
+                recursive=True,
+                name=pin_name("pin", str(build.manifest)),
+                timeout=timeout,
+            )
+            try:
+                _verify_local(client, offer)
+            except TrustError:
+                _unpin(client, manifest.binpkg)
+                raise
+        except IpfsbinError as exc:
+            outcomes.append(
+                PinOutcome(build=build, ok=False, error=f"{type(exc).__name__}: {exc.message}")
+            )
+        else:
+            book.add(build)
+            outcomes.append(PinOutcome(build=build, ok=True))
+        if progress is not None:
+            progress(offer)
+    return outcomes
+
+
+def _unpin(client: KuboClient, cid: CID) -> None:
+    try:
+        client.pin_rm([cid], recursive=True)
+    except KuboCommandError as exc:
+        if "not pinned" not in exc.kubo_message:
+            raise
+
+
+def _release(client: KuboClient, book: PinBook, builds: Iterable[PinnedBuild]) -> list[PinnedBuild]:
+    done = []
+    for build in builds:
+        book.remove(build.manifest)
+        # another pinned manifest may name the same file
+        if all(p.binpkg != build.binpkg for p in book.all()):
+            _unpin(client, build.binpkg)
+        done.append(build)
+    return done
+
+
+def unpin_selected(
+    client: KuboClient, book: PinBook, selectors: Sequence[str], host: HostInfo
+) -> list[PinnedBuild]:
+    """Unpin the pinned builds a selector names; returns them."""
+    tests = [_matcher(s, host) for s in selectors]
+    return _release(client, book, [p for p in book.all() if any(t(p.cpv) for t in tests)])
+
+
+def prune_pins(
+    client: KuboClient, book: PinBook, heads: Iterable[FollowedHead], store: BlockStore
+) -> list[PinnedBuild]:
+    """Unpin the builds no followed head lists as ``ok`` any more (yanked or removed)."""
+    pinned = book.all()
+    if not pinned:
+        return []
+    listed: set[CID] = set()
+    for head in heads:
+        for _, value in ProllyTree(store).items(head.index_root):
+            entry = IndexEntry.from_dag(value)
+            if entry.state == "ok":
+                listed.add(entry.manifest)
+    return _release(client, book, [p for p in pinned if p.manifest not in listed])
+
+
+def prune_after_sync(follower: Follower, connect: Callable[[], KuboClient]) -> list[PinnedBuild]:
+    """:func:`prune_pins` over ``follower``'s accepted heads, when anything is pinned.
+
+    Nothing happens (and Kubo is not contacted) when no pin list exists or
+    the follower works through a gateway (user pins live in Kubo).
+    """
+    book_path = paths.data_dir() / "pins.sqlite"
+    if follower.config.gateway is not None or not book_path.exists():
+        return []
+    local = follower.held_blocks()
+    heads = read_heads(follower.subscriptions(), local)
+    with PinBook(book_path) as book, connect() as client:
+        return prune_pins(client, book, heads, local)
