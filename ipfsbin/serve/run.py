@@ -26,6 +26,7 @@ from ipfsbin.subscribe.follower import FollowConfig, Follower
 __all__ = ["KuboSource", "ServeOptions", "make_publisher", "serve_forever"]
 
 _log = logging.getLogger("ipfsbin.serve")
+_CHUNK = 1 << 20
 
 
 class KuboSource:
@@ -35,7 +36,8 @@ class KuboSource:
         self.client = client
 
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
-        return self.client.cat(cid, expected_size=size)
+        # big pieces: each one is a thread hop in the server and a hash update per digest
+        return self.client.cat(cid, expected_size=size, chunk_size=_CHUNK)
 
 
 @dataclass(frozen=True, kw_only=True)

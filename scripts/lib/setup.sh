@@ -39,6 +39,24 @@ ensure_system_packages() {
   fi
 }
 
+# What scripts/bench/fetch.py compares against: Debian's nginx and curl. Installed with
+# service starts held back (policy-rc.d), since the benchmark runs its own nginx.
+ensure_bench_packages() {
+  local missing=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      echo "setup: installing ${missing[*]}" >&2
+      apt-get update -qq >&2 && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq "${missing[@]}" >&2
+    else
+      echo "setup: please install: ${missing[*]}" >&2
+      return 1
+    fi
+  fi
+}
+
 # Create or refresh .venv; reinstall only when pyproject.toml changed.
 ensure_venv() {
   local py stamp want

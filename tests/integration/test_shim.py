@@ -442,7 +442,6 @@ def test_timestamp_rises_and_yanked_entry_disappears(story: Story) -> None:
 def test_kubo_stopped_mid_download_then_back(story: Story) -> None:
     (big,) = [p for p in story.packages() if p["CPV"] == "app-misc/big-1"]
     size = int(big["SIZE"])
-    print(f"TIMING start {time.monotonic()}")
     node = story.beta.node
     api = node.api_multiaddr
     url = f"{story.base}/{big['PATH']}"
@@ -454,13 +453,11 @@ def test_kubo_stopped_mid_download_then_back(story: Story) -> None:
             if node.running and got >= 1 << 20:
                 node.stop()
     assert got < size
-    print(f"TIMING cut {time.monotonic()}")
     failures = httpx.get(f"http://127.0.0.1:{story.port}/status").json()["downloads"]["failures"]
     assert any(f["cpv"] == "app-misc/big-1" and "Kubo" in f["error"] for f in failures), failures
     # while Kubo is down: a clear failure, nothing complete left behind, the index still listed
     with pytest.raises(EmergeError):
         story.emerge("--getbinpkgonly", "--oneshot", "app-misc/big")
-    print(f"TIMING emerge-down done {time.monotonic()}")
     _assert_no_complete_file(story, "big", size)
     assert "app-misc/big-1" in {p["CPV"] for p in story.packages()}
     # Kubo back (on the same API address): the next emerge succeeds
@@ -468,7 +465,6 @@ def test_kubo_stopped_mid_download_then_back(story: Story) -> None:
     node.start(timeout=60)
     with node.client() as client:
         client.swarm_connect(story.alpha.node.swarm_addrs())
-    print(f"TIMING restarted {time.monotonic()}")
     story.emerge("--getbinpkgonly", "--oneshot", "app-misc/big")
     assert "app-misc/big-1" in story.installed()
     blob = story.client.eprefix / "usr/share/big/blob"
