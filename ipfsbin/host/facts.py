@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ipfsbin.errors import DescriptorError
 
-__all__ = ["HostFacts", "detect_host_facts", "host_target"]
+__all__ = ["HostFacts", "detect_compiler", "detect_host_facts", "detect_libc", "host_target"]
 
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*")
 
@@ -63,7 +63,8 @@ def _detect_profile(config_root: Path) -> str:
     return target.rpartition(marker)[2].strip("/")
 
 
-def _detect_libc() -> tuple[str, str]:
+def detect_libc() -> tuple[str, str]:
+    """(name, version) of the C library this process runs on; ``DescriptorError`` if not glibc."""
     try:
         text = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):
@@ -95,6 +96,17 @@ def _compiler_version(program: str) -> tuple[str, str] | None:
     return (family, out) if _VERSION_RE.match(out) else None
 
 
+def detect_compiler() -> tuple[str, str]:
+    """(family, version) of ``gcc`` on PATH; ``DescriptorError`` when there is none."""
+    found = _compiler_version("gcc")
+    if found is None:
+        raise DescriptorError(
+            "cannot tell this host's compiler: no gcc on PATH",
+            hint="pass --compiler FAMILY-VERSION, e.g. --compiler gcc-14.2.1",
+        )
+    return found
+
+
 def detect_host_facts(
     *,
     config_root: Path | None = None,
@@ -112,14 +124,9 @@ def detect_host_facts(
     if profile is None:
         root = config_root or Path(os.environ.get("PORTAGE_CONFIGROOT") or "/")
         profile = _detect_profile(root)
-    libc_name, libc_version = libc if libc is not None else _detect_libc()
+    libc_name, libc_version = libc if libc is not None else detect_libc()
     if compiler is None:
-        compiler = _compiler_version("gcc")
-        if compiler is None:
-            raise DescriptorError(
-                "cannot tell this host's compiler: no gcc on PATH",
-                hint="pass --compiler FAMILY-VERSION, e.g. --compiler gcc-14.2.1",
-            )
+        compiler = detect_compiler()
     return HostFacts(
         profile=profile,
         libc=libc_name,

@@ -32,7 +32,7 @@ from ipfsbin.descriptor.cflags import normalize_cflags
 from ipfsbin.descriptor.compat import HostProfile, UseConfig
 from ipfsbin.descriptor.model import OptProfile
 from ipfsbin.errors import DescriptorError, HostError
-from ipfsbin.host.facts import host_target
+from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
 
 __all__ = ["HostInfo", "portage_config_root", "read_host"]
 
@@ -173,44 +173,26 @@ def _version_of(vardb: Any, atom: str) -> str | None:
     return found.group(0) if found else None
 
 
-def _system_libc() -> tuple[str, str]:
-    try:
-        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (ValueError, OSError):
-        text = ""
-    name, _, version = text.partition(" ")
-    if name == "glibc" and _VERSION.match(version):
-        return "glibc", version
-    raise HostError(
-        "cannot tell this host's C library: no sys-libs/glibc or sys-libs/musl is installed "
-        "and the running C library is not glibc",
-    )
-
-
-def _libc(vardb: Any) -> tuple[str, str, str]:
-    for name, atom in _LIBCS:
+def _installed_or_running(
+    vardb: Any,
+    candidates: tuple[tuple[str, str], ...],
+    detect: Callable[[], tuple[str, str]],
+    what: str,
+) -> tuple[str, str, str]:
+    """(name, version, source): the first installed of ``candidates``, else ``detect()``."""
+    for name, atom in candidates:
         version = _version_of(vardb, atom)
         if version is not None:
             return name, version, "vardb"
-    return (*_system_libc(), "system")
-
-
-def _compiler(vardb: Any) -> tuple[str, str, str]:
-    for name, atom in _COMPILERS:
-        version = _version_of(vardb, atom)
-        if version is not None:
-            return name, version, "vardb"
-    from ipfsbin.host.facts import detect_host_facts
-
     try:
-        facts = detect_host_facts(profile="-", libc=("glibc", "0"))
+        name, version = detect()
     except DescriptorError as exc:
+        atoms = ", ".join(atom for _, atom in candidates)
         raise HostError(
-            "cannot tell this host's compiler: no sys-devel/gcc or clang is installed and "
-            "no gcc is on PATH",
+            f"cannot tell this host's {what}: none of {atoms} is installed, and {exc.message}",
             hint=exc.hint,
         ) from exc
-    return facts.compiler, facts.compiler_version, "system"
+    return name, version, "system"
 
 
 def _installed(vardb: Any) -> dict[str, dict[str, str]]:
@@ -294,8 +276,12 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
         raise HostError(
             f"this host's CFLAGS cannot be normalized: {exc.message}", hint=exc.hint
         ) from exc
-    libc, libc_version, libc_source = _libc(handle.vardb)
-    compiler, compiler_version, compiler_source = _compiler(handle.vardb)
+    libc, libc_version, libc_source = _installed_or_running(
+        handle.vardb, _LIBCS, detect_libc, "C library"
+    )
+    compiler, compiler_version, compiler_source = _installed_or_running(
+        handle.vardb, _COMPILERS, detect_compiler, "compiler"
+    )
     return HostInfo(
         chost=chost,
         accept_chosts=tuple(settings.get("ACCEPT_CHOSTS", "").split()),
