@@ -177,6 +177,8 @@ def main() -> int:
     if args.serve:
         serve(Path(args.serve[0]), int(args.serve[1]), args.serve[2], args.entries)
         return 0
+    # a SIGTERM must still stop the daemons and servers this run started (finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("fetch.py needs nginx: apt-get install nginx")
@@ -233,8 +235,8 @@ def main() -> int:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 try:
-                    _curl(f"http://127.0.0.1:{shim_port}/status")
-                    break
+                    if _curl(f"http://127.0.0.1:{shim_port}/bench/Packages")[2] > 0:
+                        break
                 except subprocess.CalledProcessError:
                     time.sleep(0.5)
             packages = json.loads((work / "render.json").read_text()) if args.entries else {}
