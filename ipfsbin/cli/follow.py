@@ -20,7 +20,7 @@ import typer
 from ipfsbin.catalog.pins import prune_after_sync
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import CodecError
+from ipfsbin.errors import CodecError, IpfsbinError
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
 
@@ -187,7 +187,12 @@ def _prune_pins(follower: Follower, results: list[SyncResult]) -> None:
     """User pins follow the index: a build yanked by a newly accepted head is unpinned."""
     if not any(r.outcome == "accepted" for r in results):
         return
-    for build in prune_after_sync(follower, connect):
+    try:
+        pruned = prune_after_sync(follower, connect)
+    except IpfsbinError as exc:  # the sync itself succeeded; the pins are pruned next time
+        sys.stderr.write(f"ipfsbin: warning: could not prune pins: {exc.message}\n")
+        return
+    for build in pruned:
         sys.stderr.write(f"ipfsbin: unpinned {build.cpv} ({build.binpkg}): no longer listed\n")
 
 
