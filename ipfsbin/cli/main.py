@@ -52,10 +52,12 @@ def _register() -> None:
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import node as node_cmds
+    from ipfsbin.cli import private as private_cmds
     from ipfsbin.cli import publish as publish_cmds
     from ipfsbin.cli.index import ipns as index_ipns
 
     app.add_typer(node_cmds.app, name="node")
+    app.command("init-private")(private_cmds.init_private)
     app.add_typer(key_cmds.app, name="key")
     index_cmds.app.command("publish")(index_ipns.publish_cmd)
     index_cmds.app.command("republish")(index_ipns.republish_cmd)

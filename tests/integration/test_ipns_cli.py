@@ -3,52 +3,29 @@ through the command line only, against a real maintainer workspace on three Kubo
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import RAW, cid_for
-from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.trust.keys import KeyStore
+from tests.integration.cli_host import cli_host
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-Cli = Callable[..., Any]
-
-
-def _host(home: Path, node: ManagedNode) -> Cli:
-    """Run ``ipfsbin ARGS --json`` as one host and return the decoded output."""
-
-    def run(*args: str, ok: bool = True) -> Any:
-        out, err = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("IPFSBIN_HOME", str(home))
-            mp.setenv("IPFSBIN_API", node.api_multiaddr)
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main([*args, "--json"])
-        assert (code == 0) == ok, err.getvalue()
-        return json.loads(out.getvalue()) if ok else err.getvalue()
-
-    return run
 
 
 def test_publish_follow_update_and_republish_from_the_command_line(
     kubo_nodes: Any, tmp_path: Path
 ) -> None:
     publisher_node, mirror_node, client_node, keyed_node = kubo_nodes(4)
-    maintainer = _host(tmp_path / "maintainer", publisher_node)
-    mirror = _host(tmp_path / "mirror", mirror_node)
-    client = _host(tmp_path / "client", client_node)
+    maintainer = cli_host(tmp_path / "maintainer", publisher_node)
+    mirror = cli_host(tmp_path / "mirror", mirror_node)
+    client = cli_host(tmp_path / "client", client_node)
     # a client that trusts only the maintainer's key: the root comes with the commits
-    keyed = _host(tmp_path / "keyed", keyed_node)
+    keyed = cli_host(tmp_path / "keyed", keyed_node)
 
     KeyStore(tmp_path / "maintainer" / "keys").generate("m")
     init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)

@@ -4,51 +4,27 @@ and then refuses a commit signed by the revoked key."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.ipns.publish import publish_head
-from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import KeyStore
 from ipfsbin.trust.root import load_root
+from tests.integration.cli_host import cli_host
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-Cli = Callable[..., Any]
-
-
-def _host(home: Path, node: ManagedNode) -> Cli:
-    """Run ``ipfsbin ARGS --json`` as one host and return the decoded output."""
-
-    def run(*args: str, ok: bool = True) -> Any:
-        out, err = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("IPFSBIN_HOME", str(home))
-            mp.setenv("IPFSBIN_API", node.api_multiaddr)
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main([*args, "--json"])
-        assert (code == 0) == ok, err.getvalue()
-        # a refused sync still reports its outcome as JSON on stdout
-        return json.loads(out.getvalue()) if out.getvalue() else err.getvalue()
-
-    return run
-
 
 def test_rotate_root_and_a_key_pinned_follower_takes_it(kubo_nodes: Any, tmp_path: Path) -> None:
     maintainer_node, client_node = kubo_nodes(2)
-    maintainer = _host(tmp_path / "maintainer", maintainer_node)
-    client = _host(tmp_path / "client", client_node)
+    maintainer = cli_host(tmp_path / "maintainer", maintainer_node)
+    client = cli_host(tmp_path / "client", client_node)
     keys = KeyStore(tmp_path / "maintainer" / "keys")
     key_a, key_b = keys.generate("a"), keys.generate("b")
 
