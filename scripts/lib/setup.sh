@@ -63,3 +63,10 @@ ensure_kubo() {
   bin=$(scripts/install-kubo)
   export IPFSBIN_KUBO_BIN="$bin"
 }
+
+# Build IPFS Cluster's commands once (cached per version); the mirror tests run a cluster.
+ensure_cluster() {
+  local dir
+  dir=$(scripts/install-cluster)
+  export IPFSBIN_CLUSTER_DIR="$dir"
+}
