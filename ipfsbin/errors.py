@@ -27,7 +27,8 @@ The tree::
     │   └── RotationError           a new trust root not signed by the old threshold
     ├── IpnsError                   an IPNS record that is malformed or does not verify
     ├── IndexOperationError         an index operation that cannot be done
-    └── SubscriptionError           a subscription that cannot be followed
+    ├── SubscriptionError           a subscription that cannot be followed
+    └── ClusterError                IPFS Cluster (or a pinning service) refused or did not answer
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
 ``ValueError`` or ``RuntimeError`` instead.
@@ -38,6 +39,7 @@ from __future__ import annotations
 __all__ = [
     "BinpkgError",
     "BlockMismatchError",
+    "ClusterError",
     "BlockNotFoundError",
     "CodecError",
     "DescriptorError",
@@ -184,4 +186,8 @@ class IndexOperationError(IpfsbinError):
 
 
 class SubscriptionError(IpfsbinError):
+    pass
+
+
+class ClusterError(IpfsbinError):
     pass

@@ -24,8 +24,8 @@ from ipfsbin.kubo.client import KuboClient
 __all__ = ["PIN_PREFIX", "KuboPins", "NoPins", "PinRole", "Pins", "is_ipfsbin_pin", "pin_name"]
 
 PIN_PREFIX: Final = "ipfsbin"
-PinRole = Literal["follow", "index", "publish", "cosign"]
-_ROLES: Final = frozenset({"follow", "index", "publish", "cosign"})
+PinRole = Literal["follow", "index", "publish", "cosign", "mirror"]
+_ROLES: Final = frozenset({"follow", "index", "publish", "cosign", "mirror"})
 # Names used before this scheme; still recognised as ipfsbin's own.
 _LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
 
