@@ -51,6 +51,7 @@ def _register() -> None:
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
+    from ipfsbin.cli import mirror as mirror_cmds
     from ipfsbin.cli import node as node_cmds
     from ipfsbin.cli import private as private_cmds
     from ipfsbin.cli import publish as publish_cmds
@@ -67,6 +68,7 @@ def _register() -> None:
     app.command("sync")(follow_cmds.sync)
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
+    app.command("mirror")(mirror_cmds.mirror)
 
 
 _register()

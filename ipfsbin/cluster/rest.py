@@ -128,6 +128,11 @@ class ClusterClient:
         """Every peer of the cluster, as the answering peer sees it."""
         return list(self._lines("/peers"))
 
+    def metrics(self, name: str = "freespace") -> list[Mapping[str, Any]]:
+        """The latest ``name`` metric of every peer: the allocator picks peers among these."""
+        found: list[Mapping[str, Any]] = self._request("GET", f"/monitor/metrics/{name}").json()
+        return found
+
     def pin(
         self,
         cid: CID | str,

@@ -11,7 +11,7 @@ stays resolvable while the publisher is offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -19,10 +19,10 @@ from typing import TypeVar
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.ipns.publish import republish
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.mirror.engine import PinEngine
+from ipfsbin.mirror.engine import EnginePin, PinEngine
 from ipfsbin.mirror.plan import MirrorPolicy, changes, index_pin_prefix, wanted_pins
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follower import Follower
+from ipfsbin.subscribe.follower import Follower, require_subscriptions
 
 __all__ = ["Mirror", "MirrorRound"]
 
@@ -82,15 +82,24 @@ class Mirror:
         self.policy = policy or MirrorPolicy()
         self.timeout = timeout
 
-    def round(self) -> list[MirrorRound]:
-        """Sync, reconcile and republish every subscribed index once."""
-        results = {r.name: r for r in self.follower.sync_all()}
+    def round(self, names: Sequence[str] = ()) -> list[MirrorRound]:
+        """Sync, reconcile and republish ``names`` (default: every subscription) once."""
+        if not names:
+            names = [s.name for s in require_subscriptions(self.follower.state)]
         rounds = []
-        for subscription in self.follower.subscriptions():
-            result = results.get(subscription.name)
-            outcome = result.outcome if result is not None else "skipped"
-            rounds.append(self._reconcile(subscription.name, outcome))
+        for name in names:
+            result = self.follower.sync(name)
+            rounds.append(self._reconcile(result.name, result.outcome))
         return rounds
+
+    def status(self, names: Sequence[str] = ()) -> dict[str, list[EnginePin]]:
+        """Each mirrored index's pins with their status as the engine reports it."""
+        if not names:
+            names = [s.name for s in require_subscriptions(self.follower.state)]
+        return {
+            sub.name: self.engine.status(index_pin_prefix(sub.name))
+            for sub in (self.follower.state.get(name) for name in names)
+        }
 
     def _reconcile(self, name: str, outcome: str) -> MirrorRound:
         subscription = self.follower.state.get(name)

@@ -35,7 +35,7 @@ def cli_host(home: Path, node: ManagedNode | None) -> Cli:
                 mp.setenv("IPFSBIN_API", node.api_multiaddr)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main([*args, "--json"])
-        assert (code == 0) == ok, err.getvalue()
+        assert (code == 0) == ok, err.getvalue() or out.getvalue()
         return json.loads(out.getvalue()) if out.getvalue() else err.getvalue()
 
     return run

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,10 +20,8 @@ from ipfsbin.cluster.peer import ClusterPeer, new_cluster_secret
 from ipfsbin.cluster.rest import ClusterClient
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.mirror import ClusterEngine, Mirror, MirrorPolicy
 from ipfsbin.mirror.plan import index_pin_prefix
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follower import FollowConfig, Follower
 from ipfsbin.trust.keys import KeyStore
 from tests.integration.cli_host import Cli, cli_host
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
@@ -41,7 +38,8 @@ class Setup:
     kubos: list[ManagedNode]
     peers: list[ClusterPeer]
     maintainer: Cli
-    mirror: Mirror
+    mirror: Cli  # `ipfsbin mirror NAME --cluster URL ARGS` on the mirror's host
+    host: Cli  # any command on the mirror's host
     cluster: ClusterClient
     name: str
     keys: dict[str, str]  # CPV → index key
@@ -71,7 +69,8 @@ def setup(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             peer.start(bootstrap=[p.multiaddr for p in started])
             started.append(peer)
         cluster = peers[0].client()
-        _wait(lambda: len(cluster.peers()) == 3, "three cluster peers")
+        # the allocator chooses among peers whose metrics arrived
+        _wait(lambda: len(cluster.metrics()) == 3, "metrics of three cluster peers")
 
         home = tmp_path_factory.mktemp("maintainer")
         maintainer = cli_host(home, publisher)
@@ -88,23 +87,15 @@ def setup(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         maintainer("index", "commit", "-m", "four packages", "--key", "m")
         name = maintainer("index", "publish", "--key", "m", "--allow-offline")["name"]
 
-        mirror_kubo = kubos[0]
-        follower = Follower(
-            FollowConfig(state_path=base / "mirror.sqlite", timeout=timedelta(seconds=20)),
-            connect=mirror_kubo.client,
+        host = cli_host(tmp_path_factory.mktemp("mirror"), kubos[0])
+        host("subscribe", name, "--root", init["root"])
+
+        def mirror(*args: str, ok: bool = True) -> Any:
+            return host("mirror", name, "--cluster", peers[0].rest_url, *args, ok=ok)
+
+        yield Setup(
+            publisher, kubos, peers, maintainer, mirror, host, cluster, name, keys, manifests
         )
-        follower.subscribe(name, root=CID.from_text(init["root"]))
-        with mirror_kubo.client() as kubo:
-            mirror = Mirror(
-                follower,
-                ClusterEngine(cluster),
-                kubo,
-                replication=2,
-                policy=MirrorPolicy(),
-                timeout=timedelta(seconds=20),
-            )
-            yield Setup(publisher, kubos, peers, maintainer, mirror, cluster, name, keys, manifests)
-        follower.close()
         cluster.close()
     finally:
         for peer in reversed(started):
@@ -118,12 +109,12 @@ def _pinned_everywhere(cluster: ClusterClient, prefix: str, copies: int) -> bool
 
 
 def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
-    (first,) = setup.mirror.round()
-    assert first.outcome == "accepted" and first.errors == ()
-    assert first.pinned == first.wanted and first.republished == 2
+    (first,) = setup.mirror("--replication", "2")
+    assert first["outcome"] == "accepted" and first["errors"] == []
+    assert first["pinned"] == first["wanted"] and first["republished_sequence"] == 2
     prefix = index_pin_prefix(setup.name)
     pinset = [p for p in setup.cluster.pinset() if p.name.startswith(prefix)]
-    assert len(pinset) == first.wanted
+    assert len(pinset) == first["wanted"]
     assert all(p.replication_min == p.replication_max == 2 for p in pinset)
     manifests = {p.cid: p for p in pinset if ":package:" in p.name}
     assert set(setup.manifests.values()) <= set(manifests)
@@ -131,8 +122,14 @@ def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
     assert index_pins and {c.codec for c in index_pins} == {RAW}
     _wait(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
 
-    (again,) = setup.mirror.round()
-    assert again.outcome == "current" and again.pinned == again.unpinned == 0
+    (again,) = setup.mirror()
+    assert again["outcome"] == "current" and again["pinned"] == again["unpinned"] == 0
+
+    status = setup.mirror("--status")[setup.name]
+    assert len(status) == first["wanted"]
+    for pin in status:
+        assert pin["replication"] == 2 and len(pin["allocations"]) == 2
+        assert sorted(pin["status"].values()).count("pinned") >= 2
 
 
 def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
@@ -140,9 +137,9 @@ def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
     setup.maintainer("index", "yank", setup.keys[yanked], "--reason", "broken")
     setup.maintainer("index", "commit", "-m", "yank tool0", "--key", "m")
     setup.maintainer("index", "publish", "--key", "m", "--allow-offline")
-    (round_,) = setup.mirror.round()
-    assert round_.outcome == "accepted" and round_.height == 3 and round_.errors == ()
-    assert round_.unpinned >= 1
+    (round_,) = setup.mirror()
+    assert round_["outcome"] == "accepted" and round_["height"] == 3 and round_["errors"] == []
+    assert round_["unpinned"] >= 1
     names = {p.cid: p.name for p in setup.cluster.pinset()}
     assert setup.manifests[yanked] not in names
     assert all(setup.manifests[cpv] in names for cpv in PACKAGES if cpv != yanked)
@@ -158,8 +155,8 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
     setup.kubos[2].stop()
 
     # The record's holders are gone with the publisher: the mirror re-puts it.
-    (round_,) = setup.mirror.round()
-    assert round_.republished == 3 and round_.errors == ()
+    (round_,) = setup.mirror()
+    assert round_["republished_sequence"] == 3 and round_["errors"] == []
 
     (client,) = kubo_nodes(1)  # connects to the running Kubos only: two mirror peers
     resolved = client.run("name", "resolve", "--nocache", f"/ipns/{setup.name}", timeout=60)
@@ -169,3 +166,13 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
             if cpv == "app-misc/tool0-1.0":
                 continue
             assert kubo.cat_bytes(cid_for(RAW, data)) == data, cpv
+
+
+def test_bad_mirror_command_lines_say_what_to_do(setup: Setup) -> None:
+    error = setup.host("mirror", setup.name, ok=False)
+    assert "no pinning engine given" in error and "--cluster URL" in error
+    unknown = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
+    error = setup.host("mirror", unknown, "--cluster", setup.peers[0].rest_url, ok=False)
+    assert "not subscribed" in error and "ipfsbin subscribe" in error
+    error = setup.host("mirror", setup.name, "--cluster", "http://127.0.0.1:9", ok=False)
+    assert "did not answer" in error and "ipfs-cluster-service" in error
