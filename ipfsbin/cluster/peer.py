@@ -44,8 +44,9 @@ def _free_port() -> int:
 class ClusterPeer:
     """One ``ipfs-cluster-service`` over the config in ``path``, pinning through ``kubo_api``.
 
-    ``pinsvc_credentials`` (user, password) protect the Pinning Service API,
-    which refuses to run without them.
+    ``pinsvc_credentials`` (user, password) protect the Pinning Service API;
+    ``replication`` is the cluster's default factor (-1: every peer), the one
+    pins made through that API get.
     """
 
     def __init__(
@@ -56,11 +57,13 @@ class ClusterPeer:
         secret: str,
         binaries: ClusterBinaries | None = None,
         pinsvc_credentials: tuple[str, str] = ("ipfsbin", "ipfsbin"),
+        replication: int = -1,
     ) -> None:
         self.path = Path(path)
         self.kubo_api = kubo_api
         self.secret = secret
         self.pinsvc_credentials = pinsvc_credentials
+        self.replication = replication
         self._binaries = binaries
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -100,6 +103,8 @@ class ClusterPeer:
         cluster = config["cluster"]
         cluster["secret"] = self.secret
         cluster["peername"] = self.path.name
+        cluster["replication_factor_min"] = self.replication
+        cluster["replication_factor_max"] = self.replication
         cluster["listen_multiaddress"] = [loopback.format(_free_port())]
         # no mDNS: a test cluster must not find other clusters on the machine
         cluster["mdns_interval"] = "0s"

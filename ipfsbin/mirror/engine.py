@@ -1,4 +1,5 @@
-"""The pinning engines a mirror drives: IPFS Cluster's REST API (and what they share).
+"""The pinning engines a mirror drives: IPFS Cluster's REST API, a Pinning Service API
+directly, or through Kubo's ``pin remote`` client.
 
 An engine keeps named pins with a replication factor and reports, per pin,
 its status on every peer as the engine sees it. The mirror never tracks
@@ -7,13 +8,21 @@ replicas itself: the engine owns replication, peer health and re-pinning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from ipfsbin.cluster.pinsvc import PinningServiceClient
 from ipfsbin.cluster.rest import ClusterClient
+from ipfsbin.kubo.client import KuboClient
 
-__all__ = ["ClusterEngine", "EnginePin", "PinEngine"]
+__all__ = [
+    "ClusterEngine",
+    "EnginePin",
+    "KuboRemoteEngine",
+    "PinEngine",
+    "PinningServiceEngine",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +31,7 @@ class EnginePin:
 
     cid: str
     name: str
-    replication: int
+    replication: int | None  # None: the service's own policy
     allocations: tuple[str, ...]
     status: Mapping[str, str]
 
@@ -84,3 +93,68 @@ class ClusterEngine:
                 )
             )
         return sorted(found, key=lambda p: (p.name, p.cid))
+
+
+class PinningServiceEngine:
+    """A Pinning Service API: the service decides the replication (its own policy)."""
+
+    def __init__(self, client: PinningServiceClient) -> None:
+        self.client = client
+
+    def pinned(self, prefix: str) -> dict[str, str]:
+        return {p.cid: p.name for p in self.client.pins(name=prefix) if p.name.startswith(prefix)}
+
+    def pin(self, cid: str, *, name: str, replication: int) -> None:
+        del replication  # not part of the API: the service's policy
+        self.client.add(cid, name=name)
+
+    def unpin(self, cid: str) -> None:
+        for pin in list(self.client.pins(cids=(cid,))):
+            self.client.remove(pin.request_id)
+
+    def status(self, prefix: str) -> list[EnginePin]:
+        return _service_status(self.client.pins(name=prefix), prefix)
+
+
+class KuboRemoteEngine:
+    """A Pinning Service API through Kubo's ``pin remote`` client (a service Kubo knows by name)."""
+
+    def __init__(self, kubo: KuboClient, service: str) -> None:
+        self.kubo = kubo
+        self.service = service
+
+    # Kubo's --name filter matches the whole name only: list all, filter here.
+    def pinned(self, prefix: str) -> dict[str, str]:
+        pins = self.kubo.pin_remote_ls(service=self.service)
+        return {p.cid: p.name for p in pins if p.name.startswith(prefix)}
+
+    def pin(self, cid: str, *, name: str, replication: int) -> None:
+        del replication  # not part of the API: the service's policy
+        self.kubo.pin_remote_add(cid, service=self.service, name=name)
+
+    def unpin(self, cid: str) -> None:
+        self.kubo.pin_remote_rm([cid], service=self.service)
+
+    def status(self, prefix: str) -> list[EnginePin]:
+        return _service_status(self.kubo.pin_remote_ls(service=self.service), prefix)
+
+
+class _ServicePin(Protocol):
+    @property
+    def cid(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+def _service_status(pins: Iterable[_ServicePin], prefix: str) -> list[EnginePin]:
+    """A Pinning Service's pins under ``prefix``: one status each, the service's."""
+    found = [
+        EnginePin(
+            cid=p.cid, name=p.name, replication=None, allocations=(), status={"service": p.status}
+        )
+        for p in pins
+        if p.name.startswith(prefix)
+    ]
+    return sorted(found, key=lambda p: (p.name, p.cid))
