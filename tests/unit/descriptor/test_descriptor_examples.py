@@ -89,3 +89,5 @@ def test_refused_example(path: Path) -> None:
     with pytest.raises(error_class, match=None) as info:
         normalize(BuildFacts(**example["facts"]), host_target=example["host_target"])
     assert example["error"]["message"] in info.value.message
+    if "hint" in example["error"]:
+        assert example["error"]["hint"] in (info.value.hint or "")
