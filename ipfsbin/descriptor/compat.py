@@ -287,7 +287,7 @@ def _runtime_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
         missing = tuple(s for s in needs if s not in host.runtime)
         if missing:
             reason = (
-                f"its build flags make programs need {_words(missing)}; which libraries "
+                f"its build flags: needs {_words(missing)}; which libraries "
                 "this host provides is unknown and its own flags do not use "
                 f"{'it' if len(missing) == 1 else 'them'}"
             )
@@ -295,7 +295,7 @@ def _runtime_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
         return found
     missing = tuple(s for s in needs if s not in provided)
     if missing:
-        reason = f"its build flags make programs {_needs(missing, 'this host')}"
+        reason = f"its build flags: {_needs(missing, 'this host')}"
         found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="flags"))
     required = {s for _, sonames in package.descriptor.requires for s in sonames}
     missing = tuple(sorted(required - provided - set(missing)))

@@ -90,7 +90,6 @@ _X86_MACROS: dict[str, tuple[str, ...]] = {
     "__HRESET__": ("hreset",),
     "__KL__": ("keylocker",),
     "__WIDEKL__": ("keylocker_wide",),
-    "__SHSTK__": ("shstk",),
     "__AVX512F__": ("avx512f",),
     "__AVX512CD__": ("avx512cd",),
     "__AVX512DQ__": ("avx512dq",),
@@ -205,7 +204,7 @@ _MACROS: dict[str, dict[str, tuple[str, ...]]] = {
 # compiler's new extension must not pass unnoticed.
 _NOT_ISA = re.compile(
     r"^(__OPTIMIZE(_SIZE)?__|__NO_INLINE__|__SSP(_ALL|_STRONG|_EXPLICIT)?__|__CET__|"
-    r"__PIC__|__PIE__|__FAST_MATH__|__FINITE_MATH_ONLY__|__NO_MATH_ERRNO__|"
+    r"__PIC__|__PIE__|__SHSTK__|__FAST_MATH__|__FINITE_MATH_ONLY__|__NO_MATH_ERRNO__|"
     r"__NO_SIGNED_ZEROS__|__NO_TRAPPING_MATH__|__ASSOCIATIVE_MATH__|__RECIPROCAL_MATH__|"
     r"__ROUNDING_MATH__|__SUPPORT_SNAN__|__GCC_IEC_559(_COMPLEX)?|__FLT_EVAL_METHOD\w*|"
     r"__FP_FAST_FMA\w*|__BIGGEST_ALIGNMENT__|__MMX_WITH_SSE__|__SSE_MATH__|__SSE2_MATH__|"

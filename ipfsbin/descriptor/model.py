@@ -106,6 +106,15 @@ def _check_type(value: Mapping[str, Any], expected: str) -> None:
     if seen == expected:
         return
     family = expected.rsplit("/", 1)[0] + "/"
+    version = seen[len(family) :] if isinstance(seen, str) and seen.startswith(family) else ""
+    if version.isdigit() and int(version) < int(expected[len(family) :]):
+        # Version 1 keyed builds by a CPU label and left hardening out: a host
+        # could be given code its CPU cannot run.
+        raise SchemaError(
+            f"object type {seen} is from an older ipfsbin and no longer accepted "
+            f"(this client needs {expected}, which records the build's CPU features)",
+            hint="the builder re-publishes the package with a current ipfsbin",
+        )
     if isinstance(seen, str) and seen.startswith(family):
         raise SchemaError(
             f"object type {seen} is not understood by this client, which knows {expected}",

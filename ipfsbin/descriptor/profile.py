@@ -57,6 +57,25 @@ _HINTS = {
 }
 
 
+# GCC's other names for one CPU: tuning for either is the same.
+_TUNE_ALIASES = {
+    "core-avx2": "haswell",
+    "corei7": "nehalem",
+    "corei7-avx": "sandybridge",
+    "core-avx-i": "ivybridge",
+    "opteron": "k8",
+    "athlon64": "k8",
+    "athlon-fx": "k8",
+    "opteron-sse3": "k8-sse3",
+    "athlon64-sse3": "k8-sse3",
+    "amdfam10": "barcelona",
+    "atom": "bonnell",
+    "slm": "silvermont",
+    "G4": "7450",
+    "G5": "970",
+}
+
+
 def arch_hint(family: str) -> str:
     """What a user of ``family`` can write instead (an architecture's own names)."""
     return _HINTS.get(family, "use -march/-mcpu names the builder's GCC knows")
@@ -161,6 +180,7 @@ def normalize_cflags(
     except DescriptorError as exc:
         raise DescriptorError(f"{variable}: {exc.message}", hint=exc.hint) from exc
     tune = answer.options.get("-mtune=", "").strip() or None
+    tune = _TUNE_ALIASES.get(tune, tune) if tune is not None else None
     return OptProfile(
         features=tuple(sorted(features)),
         tune=tune,

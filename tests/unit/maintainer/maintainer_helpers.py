@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.descriptor.hardening import Hardening
 from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
 from ipfsbin.maintainer import chain
 from ipfsbin.maintainer.pins import NoPins
@@ -35,9 +36,24 @@ PLATFORM = Platform(
     libc_version="2.39",
     compiler="gcc",
     compiler_version="13.2.1",
-    cflags=OptProfile(target="x86_64_v2", tune=None, opt="2", flags=()),
+    cflags=OptProfile(
+        features=("mmx", "sse", "sse2"),
+        tune=None,
+        opt="2",
+        math=(),
+        hardening=Hardening(
+            stack_protector="strong",
+            fortify=2,
+            stack_clash=True,
+            cf_protection=("branch", "return"),
+            auto_var_init="uninitialized",
+            pie=True,
+        ),
+        flags=(),
+    ),
     cxxflags=None,
     ldflags=(),
+    runtime=(),
 )
 
 
