@@ -186,6 +186,9 @@ _POWER_MACROS: dict[str, tuple[str, ...]] = {
     "_ARCH_PWR10": ("arch_3_1",),
     "__MMA__": ("mma",),
     "__PCREL__": ("arch_3_1",),
+    "__QUAD_MEMORY__": ("arch_2_07",),
+    "__QUAD_MEMORY_ATOMIC__": ("arch_2_07",),
+    "__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16": ("arch_2_07",),
     "__PPU__": ("cellbe",),
 }
 # In 32-bit mode LAHF/SAHF and CMPXCHG8B always exist; the kernel's lahf_lm
@@ -211,7 +214,7 @@ _NOT_ISA = re.compile(
     r"__SEG_FS|__SEG_GS|__code_model_\w+__|__HTM__|__VEC__|__RECIP\w*__|__RSQRTE\w*__|__TM_FENCE__|__NO_LWSYNC__|__APPLE_ALTIVEC__|__ARM_\w+_DEFAULT|"
     r"__ARM_ARCH\w*|__ARM_FEATURE_(IDIV|CLZ|FMA|UNALIGNED|NUMERIC_MAXMIN|DIRECTED_ROUNDING)|"
     r"__ARM_FP16_\w+|__ARM_NEON_FP|__ARM_ALIGN_MAX\w*|_ARCH_PPC(64)?|__ARM_SIZEOF_\w+|"
-    r"__ARM_PCS\w*|__ARM_FEATURE_SVE_BITS|__ARM_FEATURE_SVE_VECTOR_OPERATORS|__ARM_64BIT_STATE|__ARM_FEATURE_FP16_\w*_FORMAT)$"
+    r"__ARM_PCS\w*|__KC__|__KF__|__TC__|__TF__|__IC__|__IF__|__ARM_FEATURE_SVE_BITS|__ARM_FEATURE_SVE_VECTOR_OPERATORS|__ARM_64BIT_STATE|__ARM_FEATURE_FP16_\w*_FORMAT)$"
 )
 _ISA_LOOKING = re.compile(r"^(__[A-Z0-9_]+__|__ARM_\w+|_ARCH_\w+|__GCC_HAVE_SYNC_\w+)$")
 # Data-type and layout macros (float formats, sizes), never an extension.

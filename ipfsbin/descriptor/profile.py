@@ -111,9 +111,17 @@ def _ask(
     except CompilerRefused as exc:
         culprit = _culprit(exc.message, words)
         what = culprit if culprit is not None else " ".join(words)
+        if culprit is None or culprit.startswith(("-march=", "-mcpu=", "-mtune=")):
+            hint = arch_hint(family)
+        else:
+            # Not a CPU choice: an option of another compiler (clang's -mllvm) or version.
+            hint = (
+                f"ipfsbin asks GCC for {chost} what the flags mean, and it does not know "
+                f"{culprit}; packages built with it are not shared"
+            )
         raise DescriptorError(
             f"{variable}: {what} is refused by the builder's GCC for {chost}: {exc.message}",
-            hint=arch_hint(family),
+            hint=hint,
         ) from exc
 
 
