@@ -185,6 +185,13 @@ BROKEN_PLATFORMS = [
     (lambda v: v["libc"].update(version="two"), "not a version"),
     (lambda v: v["compiler"].update(family="msvc"), "compiler 'msvc'"),
     (lambda v: v.update(cxxflags=dict(v["cflags"])), "must be given as None"),
+    (lambda v: v.pop("runtime"), "lacks field(s) runtime"),
+    (lambda v: v["cflags"].update(features=["sse2", "avx"]), "sorted"),
+    (lambda v: v["cflags"]["hardening"].pop("pie"), "hardening must have exactly the fields"),
+    (lambda v: v["cflags"]["hardening"].update(fortify="2"), "fortify must be an int"),
+    (lambda v: v["cflags"]["hardening"].update(fortify=True), "fortify must be an int"),
+    (lambda v: v["cflags"]["hardening"].update(stack_clash=1), "stack_clash must be a bool"),
+    (lambda v: v["cflags"]["hardening"].update(stack_protector="max"), "invalid hardening"),
 ]
 
 
@@ -242,14 +249,9 @@ def test_constructor_refuses_unsorted_values() -> None:
             features=("sse2", "avx"), tune=None, opt="2", math=(), hardening=NO_HARDENING, flags=()
         )
     with pytest.raises(ValueError, match="stack_protector"):
-        Hardening(
-            stack_protector="extreme",
-            fortify=0,
-            stack_clash=False,
-            cf_protection=(),
-            auto_var_init="zero",
-            pie=True,
-        )
+        dataclasses.replace(NO_HARDENING, stack_protector="extreme")
+    with pytest.raises(ValueError, match="cf_protection"):
+        dataclasses.replace(NO_HARDENING, cf_protection=("return", "branch"))
     with pytest.raises(ValueError, match="not category/package"):
         SlotDep(name="openssl", slot="0", subslot="3", runtime=True)
 
