@@ -256,29 +256,34 @@ def features_from_macros(
     return frozenset(found)
 
 
-# Portage's CPU_FLAGS_* USE_EXPAND values whose name is not the feature's.
-_CPU_FLAG_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
+def _same(names: str) -> dict[str, tuple[str, ...]]:
+    return {name: (name,) for name in names.split()}
+
+
+# Portage's CPU_FLAGS_* values (profiles/desc/cpu_flags_*.desc) -> features.
+_CPU_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
     "x86": {
-        "3dnowext": ("3dnowext",),
+        **_same(
+            "3dnow 3dnowext aes avx avx2 avx512f avx512bw avx512cd avx512dq avx512er "
+            "avx512ifma avx512pf avx512vbmi avx512vl avx512_4fmaps avx512_4vnniw avx512_bf16 "
+            "avx512_bitalg avx512_fp16 avx512_vbmi2 avx512_vnni avx512_vp2intersect "
+            "avx512_vpopcntdq avx_vnni f16c fma4 gfni mmx popcnt rdrand sse sse2 sse3 sse4_1 "
+            "sse4_2 sse4a ssse3 vaes vpclmulqdq xop"
+        ),
         "fma3": ("fma",),
-        "mmxext": ("mmxext",),
         "pclmul": ("pclmulqdq",),
         "sha": ("sha_ni",),
-        "avx512_bf16": ("avx512_bf16",),
-        "avx512_4fmaps": ("avx512_4fmaps",),
-        "avx512_4vnniw": ("avx512_4vnniw",),
-        "avx512_vnni": ("avx512_vnni",),
-        "avx512_vbmi2": ("avx512_vbmi2",),
-        "avx512_bitalg": ("avx512_bitalg",),
-        "avx512_vpopcntdq": ("avx512_vpopcntdq",),
-        "avx512vbmi": ("avx512vbmi",),
-        "avx512_fp16": ("avx512_fp16",),
-        "avx_vnni": ("avx_vnni",),
-        "vpclmulqdq": ("vpclmulqdq",),
-        "rdrand": ("rdrand",),
-        "popcnt": ("popcnt",),
+        # The MMX extensions are part of SSE; Intel CPUs do not list mmxext.
+        "mmxext": ("sse",),
     },
-    "arm64": {"asimd": ("asimd",), "crc32": ("crc32",), "aes": ("aes",), "sha1": ("sha1",)},
+    # ipfsbin describes AArch64 only: the 32-bit ARM levels and modes (v4..v8,
+    # thumb, edsp) need nothing of 64-bit code, NEON is ASIMD, VFP is FP.
+    "arm": {
+        **_same("aes crc32 sha1 sha2 sha3 sm4 sve i8mm bf16 asimddp"),
+        **{name: () for name in "edsp thumb thumb2 v4 v5 v6 v7 v8".split()},
+        **{name: ("fp",) for name in "vfp vfp-d32 vfpv3 vfpv4".split()},
+        "neon": ("asimd",),
+    },
     "ppc": {
         "altivec": ("altivec",),
         "vsx": ("vsx",),
@@ -286,11 +291,6 @@ _CPU_FLAG_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
         "vsx3": ("arch_3_00",),
     },
 }
-_CPU_FLAG_KNOWN_X86 = frozenset(
-    "3dnow aes avx avx2 avx512f avx512bw avx512cd avx512dq avx512er avx512ifma avx512pf "
-    "avx512vl f16c fma4 mmx sse sse2 sse3 sse4_1 sse4_2 sse4a ssse3 xop".split()
-)
-_CPU_FLAG_ARM64 = frozenset({"sha2", "sha3", "sm4", "sve", "dotprod", "i8mm", "bf16"})
 
 
 def cpu_flag_features(use: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -303,22 +303,13 @@ def cpu_flag_features(use: Iterable[str]) -> dict[str, frozenset[str]]:
         match = re.match(r"^cpu_flags_(x86|arm|ppc)_(.+)$", flag)
         if match is None:
             continue
-        kind, name = match.group(1), match.group(2)
-        if kind == "arm":
-            kind = "arm64"
-        table = _CPU_FLAG_NAMES[kind]
-        if name in table:
-            found[flag] = frozenset(table[name])
-        elif kind == "x86" and name in _CPU_FLAG_KNOWN_X86:
-            found[flag] = frozenset({name})
-        elif kind == "arm64" and name in _CPU_FLAG_ARM64:
-            feature = {"dotprod": "asimddp"}.get(name, name)
-            found[flag] = frozenset({feature})
-        else:
+        features = _CPU_FLAGS[match.group(1)].get(match.group(2))
+        if features is None:
             raise DescriptorError(
                 f"USE flag {flag} names a CPU feature ipfsbin does not know",
                 hint="the package is not shared: which CPUs run it cannot be told",
             )
+        found[flag] = frozenset(features)
     return found
 
 

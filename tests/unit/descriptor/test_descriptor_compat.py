@@ -18,6 +18,7 @@ from ipfsbin.descriptor import (
     normalize_cflags,
     verify_compatible,
 )
+from ipfsbin.descriptor.isa import cpu_flag_features
 from ipfsbin.errors import DescriptorError
 
 AMD64 = "x86_64-pc-linux-gnu"
@@ -536,3 +537,26 @@ def test_runtime_flags_match_a_host_using_them_itself() -> None:
 )
 def test_lacking(needed: set[str], cpu: frozenset[str], missing: tuple[str, ...]) -> None:
     assert lacking(needed, cpu) == missing
+
+
+@pytest.mark.parametrize(
+    ("flag", "features"),
+    [
+        ("cpu_flags_x86_avx2", {"avx2"}),
+        ("cpu_flags_x86_fma3", {"fma"}),
+        ("cpu_flags_x86_pclmul", {"pclmulqdq"}),
+        ("cpu_flags_x86_sha", {"sha_ni"}),
+        ("cpu_flags_x86_mmxext", {"sse"}),
+        ("cpu_flags_arm_neon", {"asimd"}),
+        ("cpu_flags_arm_v8", set()),
+        ("cpu_flags_arm_crc32", {"crc32"}),
+        ("cpu_flags_ppc_vsx3", {"arch_3_00"}),
+    ],
+)
+def test_cpu_flag_use_names_features(flag: str, features: set[str]) -> None:
+    assert cpu_flag_features([flag, "ssl"]) == {flag: frozenset(features)}
+
+
+def test_unknown_cpu_flag_use_is_refused() -> None:
+    with pytest.raises(DescriptorError, match="cpu_flags_arm_iwmmxt"):
+        cpu_flag_features(["cpu_flags_arm_iwmmxt"])
