@@ -76,6 +76,17 @@ SAME_BUILD = [
         "--param=l2-cache-size=8192 -mtune=skylake -O2",
         "-march=skylake -O2",
     ),
+    # A real one (tests/data/makeconf, GregWills97/Configuration-Files).
+    (
+        AMD64,
+        "-march=znver3 -O2 -pipe -mtune=znver3 -mabm -madx -maes -mavx -mavx2 -mbmi -mbmi2 "
+        "-mclflushopt -mclwb -mclzero -mcx16 -mf16c -mfma -mfsgsbase -mfxsr -mlzcnt -mmmx "
+        "-mmovbe -mmwaitx -mpclmul -mpku -mpopcnt -mprfchw -mrdpid -mrdrnd -mrdseed -msahf "
+        "-msha -mshstk -msse -msse2 -msse3 -msse4.1 -msse4.2 -msse4a -mssse3 -mvaes "
+        "-mvpclmulqdq -mwbnoinvd -mxsave -mxsavec -mxsaveopt -mxsaves "
+        "--param=l1-cache-line-size=64 --param=l1-cache-size=32 --param=l2-cache-size=512",
+        "-march=znver3 -O2",
+    ),
     (ARM64, "-march=armv8-a+crc+crypto", "-march=armv8-a+crypto+crc"),
     (ARM64, "-O2 -march=armv8-a+crc+crypto -mtune=cortex-a72", "-O2 -mcpu=cortex-a72+crypto"),
     (AMD64, "-O2 -fsanitize=address,undefined", "-O2 -fsanitize=undefined -fsanitize=address"),
