@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import platform
+import shutil
+from pathlib import Path
+
 import archspec.cpu
 import pytest
 
 from ipfsbin.descriptor import (
+    GccProbe,
     host_cpu_features,
     is_code_only,
     normalize_cflags,
@@ -312,3 +317,21 @@ def test_runtime_needs(texts: tuple[str, ...], needs: tuple[str, ...]) -> None:
 def test_code_only_classification(flag: str, code_only: bool) -> None:
     """Unsafe case 3: the parallelizing flags start threads through libgomp."""
     assert is_code_only(flag) is code_only
+
+
+def test_builder_without_the_chosts_compiler_refuses_to_share(tmp_path: Path) -> None:
+    probe = GccProbe(search_path=str(tmp_path))
+    with pytest.raises(DescriptorError, match="no GCC for CHOST aarch64-unknown-linux-gnu") as info:
+        normalize_cflags("-O2 -mcpu=cortex-a72", chost=ARM64, probe=probe)
+    assert "aarch64-unknown-linux-gnu-gcc" in (info.value.hint or "")
+
+
+def test_the_chosts_own_gcc_is_preferred(tmp_path: Path) -> None:
+    """Gentoo names its compilers CHOST-gcc; a Debian cross compiler stands in otherwise."""
+    cross = shutil.which("aarch64-linux-gnu-gcc")
+    assert cross is not None
+    (tmp_path / "aarch64-unknown-linux-gnu-gcc").symlink_to(cross)
+    probe = GccProbe(search_path=str(tmp_path))
+    answer = probe.ask(ARM64, ("-mcpu=cortex-a72",))
+    assert answer.compiler == "aarch64-unknown-linux-gnu-gcc"
+    assert not probe.is_native(ARM64) or platform.machine() == "aarch64"
