@@ -37,7 +37,7 @@ from ipfsbin.descriptor.model import (
 )
 from ipfsbin.descriptor.normalize import BuildFacts, normalize, normalize_platform
 from ipfsbin.descriptor.profile import normalize_cflags
-from ipfsbin.descriptor.toolchain import CompilerAnswer, GccProbe, Probe, chost_family
+from ipfsbin.descriptor.toolchain import CompilerAnswer, CompilerProbe, Probe, chost_family
 
 __all__ = [
     "AXES",
@@ -48,7 +48,7 @@ __all__ = [
     "BuildFacts",
     "CompilerAnswer",
     "Compatibility",
-    "GccProbe",
+    "CompilerProbe",
     "Hardening",
     "Descriptor",
     "HostProfile",

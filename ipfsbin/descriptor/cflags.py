@@ -115,6 +115,7 @@ _SEPARATE_ARGUMENT = frozenset(
         "-Xlinker",
         "-Xassembler",
         "-Xpreprocessor",
+        "-mllvm",
     }
 )
 # -fsanitize=a,b and friends add to (or take from) a set instead of replacing
@@ -261,6 +262,11 @@ _FORTIFY = re.compile(r"^-([DU])_FORTIFY_SOURCE(=.*)?$")
 def _option_name(flag: str) -> str:
     """``-fno-fast-math`` -> ``fast-math``; ``-mno-avx2`` -> ``avx2``; ``-fx=1`` -> ``x``."""
     return flag[2:].split("=", 1)[0].removeprefix("no-")
+
+
+def is_math_option(flag: str) -> bool:
+    """True for a floating-point option (``-ffast-math``, ``-fno-math-errno``, ...)."""
+    return flag.startswith("-f") and _option_name(flag) in _MATH_OPTIONS
 
 
 def _is_asked(flag: str) -> tuple[bool, bool]:

@@ -114,6 +114,10 @@ _X86_MACROS: dict[str, tuple[str, ...]] = {
     "__AVXVNNIINT8__": ("avx_vnni_int8",),
     "__AVXVNNIINT16__": ("avx_vnni_int16",),
     "__CMPCCXADD__": ("cmpccxadd",),
+    "__INVPCID__": ("invpcid",),
+    "__AMXTILE__": ("amx_tile",),
+    "__AMXINT8__": ("amx_int8",),
+    "__AMXBF16__": ("amx_bf16",),
     "__AMX_TILE__": ("amx_tile",),
     "__AMX_INT8__": ("amx_int8",),
     "__AMX_BF16__": ("amx_bf16",),
@@ -147,6 +151,7 @@ _AARCH64_MACROS: dict[str, tuple[str, ...]] = {
     "__ARM_FEATURE_PAUTH": ("paca", "pacg"),
     "__ARM_FEATURE_BTI": ("bti",),
     "__ARM_FEATURE_MATMUL_INT8": ("i8mm",),
+    "__ARM_FEATURE_BF16": ("bf16",),
     "__ARM_FEATURE_BF16_SCALAR_ARITHMETIC": ("bf16",),
     "__ARM_FEATURE_BF16_VECTOR_ARITHMETIC": ("bf16",),
     "__ARM_FEATURE_SVE": ("sve",),
@@ -185,6 +190,7 @@ _POWER_MACROS: dict[str, tuple[str, ...]] = {
     "__FLOAT128_HARDWARE__": ("ieee128",),
     "_ARCH_PWR10": ("arch_3_1",),
     "__MMA__": ("mma",),
+    "__POWER10_VECTOR__": ("arch_3_1",),
     "__PCREL__": ("arch_3_1",),
     "__QUAD_MEMORY__": ("arch_2_07",),
     "__QUAD_MEMORY_ATOMIC__": ("arch_2_07",),
@@ -207,14 +213,14 @@ _MACROS: dict[str, dict[str, tuple[str, ...]]] = {
 # compiler's new extension must not pass unnoticed.
 _NOT_ISA = re.compile(
     r"^(__OPTIMIZE(_SIZE)?__|__NO_INLINE__|__SSP(_ALL|_STRONG|_EXPLICIT)?__|__CET__|"
-    r"__PIC__|__PIE__|__SHSTK__|__FAST_MATH__|__FINITE_MATH_ONLY__|__NO_MATH_ERRNO__|"
+    r"__PIC__|__PIE__|__SHSTK__|__CLANG_\w+__|__NO_MATH_INLINES|__FAST_MATH__|__FINITE_MATH_ONLY__|__NO_MATH_ERRNO__|"
     r"__NO_SIGNED_ZEROS__|__NO_TRAPPING_MATH__|__ASSOCIATIVE_MATH__|__RECIPROCAL_MATH__|"
     r"__ROUNDING_MATH__|__SUPPORT_SNAN__|__GCC_IEC_559(_COMPLEX)?|__FLT_EVAL_METHOD\w*|"
     r"__FP_FAST_FMA\w*|__BIGGEST_ALIGNMENT__|__MMX_WITH_SSE__|__SSE_MATH__|__SSE2_MATH__|"
     r"__SEG_FS|__SEG_GS|__code_model_\w+__|__HTM__|__VEC__|__RECIP\w*__|__RSQRTE\w*__|__TM_FENCE__|__NO_LWSYNC__|__APPLE_ALTIVEC__|__ARM_\w+_DEFAULT|"
     r"__ARM_ARCH\w*|__ARM_FEATURE_(IDIV|CLZ|FMA|UNALIGNED|NUMERIC_MAXMIN|DIRECTED_ROUNDING)|"
     r"__ARM_FP16_\w+|__ARM_NEON_FP|__ARM_ALIGN_MAX\w*|_ARCH_PPC(64)?|__ARM_SIZEOF_\w+|"
-    r"__ARM_PCS\w*|__KC__|__KF__|__TC__|__TF__|__IC__|__IF__|__ARM_FEATURE_SVE_BITS|__ARM_FEATURE_SVE_VECTOR_OPERATORS|__ARM_64BIT_STATE|__ARM_FEATURE_FP16_\w*_FORMAT)$"
+    r"__ARM_PCS\w*|__ARM_NEON_SVE_BRIDGE|__ARM_BF16_FORMAT_ALTERNATIVE|_ARCH_\d+|__KC__|__KF__|__TC__|__TF__|__IC__|__IF__|__ARM_FEATURE_SVE_BITS|__ARM_FEATURE_SVE_VECTOR_OPERATORS|__ARM_64BIT_STATE|__ARM_FEATURE_FP16_\w*_FORMAT)$"
 )
 _ISA_LOOKING = re.compile(r"^(__[A-Z0-9_]+__|__ARM_\w+|_ARCH_\w+|__GCC_HAVE_SYNC_\w+)$")
 # Data-type and layout macros (float formats, sizes), never an extension.

@@ -68,9 +68,22 @@ def normalize_platform(
     (default: GCC for the CHOST found on PATH).
     """
     chost = facts.chost.strip()
-    cflags = normalize_cflags(facts.cflags, chost=chost, host_target=host_target, probe=probe)
+    compiler = facts.compiler.strip()
+    if compiler not in ("gcc", "clang"):
+        raise DescriptorError(
+            f"compiler {compiler!r} is not gcc or clang",
+            hint="only builds by GCC or Clang are described",
+        )
+    cflags = normalize_cflags(
+        facts.cflags, chost=chost, host_target=host_target, probe=probe, compiler=compiler
+    )
     cxxflags = normalize_cflags(
-        facts.cxxflags, chost=chost, host_target=host_target, probe=probe, variable="CXXFLAGS"
+        facts.cxxflags,
+        chost=chost,
+        host_target=host_target,
+        probe=probe,
+        variable="CXXFLAGS",
+        compiler=compiler,
     )
     try:
         return Platform(

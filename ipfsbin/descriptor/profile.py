@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ipfsbin.descriptor.cflags import split_cflags
+from ipfsbin.descriptor.cflags import is_math_option, split_cflags
 from ipfsbin.descriptor.hardening import Hardening
 from ipfsbin.descriptor.isa import features_from_macros
 from ipfsbin.descriptor.model import OptProfile
@@ -43,16 +43,16 @@ _MATH_STATES = (
 )
 
 _HINTS = {
-    "x86_64": "use an x86-64 -march this GCC knows (x86-64-v2, x86-64-v3, haswell, "
+    "x86_64": "use an x86-64 -march this compiler knows (x86-64-v2, x86-64-v3, haswell, "
     "znver3, ...), or -march=native on the builder",
-    "x86": "use a 32-bit x86 -march this GCC knows (i686, pentium4, prescott, "
+    "x86": "use a 32-bit x86 -march this compiler knows (i686, pentium4, prescott, "
     "athlon-xp, ...), or -march=native on the builder",
     "aarch64": "use -march=armv8-a (or armv8.2-a, ...) with +extensions such as "
-    "+crc+crypto, or -mcpu= with a core this GCC knows (cortex-a53, cortex-a72, "
+    "+crc+crypto, or -mcpu= with a core this compiler knows (cortex-a53, cortex-a72, "
     "cortex-a76, neoverse-n1, ...)",
     "ppc64le": "POWER has no -march: use -mcpu=power8, power9 or power10",
     "ppc64": "POWER has no -march: use -mcpu=power7, power8, power9, 970, ...",
-    "ppc": "32-bit PowerPC has no -march: use -mcpu= with a CPU this GCC knows "
+    "ppc": "32-bit PowerPC has no -march: use -mcpu= with a CPU this compiler knows "
     "(G4, 7450, 970, e500mc, ...)",
 }
 
@@ -104,10 +104,12 @@ def _culprit(message: str, asked: tuple[str, ...]) -> str | None:
 
 
 def _ask(
-    probe: Probe, chost: str, words: tuple[str, ...], variable: str, family: str
+    probe: Probe, chost: str, words: tuple[str, ...], variable: str, compiler: str
 ) -> CompilerAnswer:
+    family = chost_family(chost)
+    name = "Clang" if compiler == "clang" else "GCC"
     try:
-        return probe.ask(chost, words)
+        return probe.ask(chost, words, family=compiler)
     except CompilerRefused as exc:
         culprit = _culprit(exc.message, words)
         what = culprit if culprit is not None else " ".join(words)
@@ -116,11 +118,11 @@ def _ask(
         else:
             # Not a CPU choice: an option of another compiler (clang's -mllvm) or version.
             hint = (
-                f"ipfsbin asks GCC for {chost} what the flags mean, and it does not know "
+                f"ipfsbin asks {name} for {chost} what the flags mean, and it does not know "
                 f"{culprit}; packages built with it are not shared"
             )
         raise DescriptorError(
-            f"{variable}: {what} is refused by the builder's GCC for {chost}: {exc.message}",
+            f"{variable}: {what} is refused by the builder's {name} for {chost}: {exc.message}",
             hint=hint,
         ) from exc
 
@@ -140,13 +142,25 @@ def _math(answer: CompilerAnswer, default: CompilerAnswer) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _as_written(words: tuple[str, ...]) -> tuple[str, ...]:
+    """Clang's floating-point options, in their order, as one entry (Clang cannot say
+    what they add up to, so only identical spellings share a key)."""
+    math = [w for w in words if w.startswith("-f") and is_math_option(w)]
+    return (" ".join(math),) if math else ()
+
+
 def _check_native(
-    words: tuple[str, ...], variable: str, chost: str, host_target: str | None, probe: Probe
+    words: tuple[str, ...],
+    variable: str,
+    chost: str,
+    host_target: str | None,
+    probe: Probe,
+    compiler: str,
 ) -> None:
     native = [w for w in words if w.endswith("=native")]
     if not native:
         return
-    if host_target is None or not probe.is_native(chost):
+    if host_target is None or not probe.is_native(chost, family=compiler):
         raise DescriptorError(
             f"{variable} use {native[0]}, which only the builder's own compiler can resolve",
             hint="normalize on the builder itself (ipfsbin publish does), or replace "
@@ -169,31 +183,35 @@ def normalize_cflags(
     host_target: str | None = None,
     probe: Probe | None = None,
     variable: str = "CFLAGS",
+    compiler: str = "gcc",
 ) -> OptProfile:
-    """Normalize CFLAGS or CXXFLAGS for ``chost`` with the builder's GCC (``probe``).
+    """Normalize CFLAGS or CXXFLAGS for ``chost`` with the builder's compiler (``probe``).
 
-    ``host_target`` (archspec's name for this machine) says the flags are
-    normalized on the builder itself, which lets ``native`` be resolved by
-    the compiler. ``variable`` names the flags in messages.
+    ``compiler`` is the build's compiler family (``gcc`` or ``clang``): the
+    flags mean what that compiler makes of them. ``host_target`` (archspec's
+    name for this machine) says the flags are normalized on the builder
+    itself, which lets ``native`` be resolved by the compiler. ``variable``
+    names the flags in messages.
     """
     probe = probe if probe is not None else default_probe()
     family = chost_family(chost)
     words = split_cflags(text)
-    _check_native(words.asked, variable, chost, host_target, probe)
-    answer = _ask(probe, chost, words.asked, variable, family)
-    baseline = probe.ask(chost, ())
-    default = probe.ask(chost, (f"-O{words.opt}",))
+    _check_native(words.asked, variable, chost, host_target, probe, compiler)
+    answer = _ask(probe, chost, words.asked, variable, compiler)
+    baseline = probe.ask(chost, (), family=compiler)
+    default = probe.ask(chost, (f"-O{words.opt}",), family=compiler)
     try:
         features = features_from_macros(family, answer.macros, baseline.macros)
     except DescriptorError as exc:
-        raise DescriptorError(f"{variable}: {exc.message}", hint=exc.hint) from exc
+        flags = " ".join(words.asked)
+        raise DescriptorError(f"{variable} {flags}: {exc.message}", hint=exc.hint) from exc
     tune = answer.options.get("-mtune=", "").strip() or None
     tune = _TUNE_ALIASES.get(tune, tune) if tune is not None else None
     return OptProfile(
         features=tuple(sorted(features)),
         tune=tune,
         opt=words.opt,
-        math=_math(answer, default),
+        math=_math(answer, default) if compiler == "gcc" else _as_written(words.asked),
         hardening=Hardening.from_answer(answer),
         flags=words.kept,
     )

@@ -1,9 +1,10 @@
-"""Ask the builder's own GCC what a set of flags means (schema/descriptor.md, section 3.2).
+"""Ask the builder's own compiler what a set of flags means (schema/descriptor.md, 3.2).
 
 The compiler for a CHOST applies its flags left to right; its predefined
-macros (``-dM -E``) and option states (``-Q --help=common``) tell which
-instruction-set extensions, floating-point semantics and hardening the code
-may use. Each distinct (compiler, flags) pair is asked once per process.
+macros (``-dM -E``) and, for GCC, its option states (``-Q --help=common``)
+tell which instruction-set extensions, floating-point semantics and
+hardening the code may use. Each distinct (compiler, flags) pair is asked
+once per process.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from ipfsbin.errors import DescriptorError
 
 __all__ = [
     "CompilerAnswer",
+    "CompilerProbe",
     "CompilerRefused",
-    "GccProbe",
     "Probe",
     "chost_family",
     "default_probe",
@@ -67,7 +68,7 @@ def chost_family(chost: str) -> str:
 
 
 class CompilerRefused(DescriptorError):
-    """GCC rejected the flags; ``message`` is its own error, the caller rewords it."""
+    """The compiler rejected the flags; ``message`` is its own error, the caller rewords it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,15 +80,20 @@ class CompilerAnswer:
     macros: Mapping[str, str]
     """Predefined macros: name -> value."""
     options: Mapping[str, str]
-    """``-Q --help=common`` and ``--help=target``: option -> state (``[enabled]``, a value)."""
+    """``-Q --help=common`` and ``--help=target``: option -> state (``[enabled]``, a value).
+
+    Clang has no ``-Q``: its answer holds the states read from the flags
+    themselves, the weakest where the flags do not say (section 3.2)."""
 
 
 class Probe(Protocol):
     """What the normalizer needs from a compiler; tests may pass a recording one."""
 
-    def ask(self, chost: str, flags: tuple[str, ...]) -> CompilerAnswer: ...
+    def ask(self, chost: str, flags: tuple[str, ...], *, family: str = "gcc") -> CompilerAnswer:
+        """What the ``family`` compiler for ``chost`` makes of ``flags``."""
+        ...
 
-    def is_native(self, chost: str) -> bool:
+    def is_native(self, chost: str, *, family: str = "gcc") -> bool:
         """Whether this machine's own CPU is what ``-march=native`` means for ``chost``."""
         ...
 
@@ -117,57 +123,95 @@ def _parse_options(text: str) -> dict[str, str]:
     return options
 
 
-class GccProbe:
-    """Runs GCC for the CHOST: ``CHOST-gcc``, a Debian cross ``gcc``, or this machine's ``gcc``."""
+class CompilerProbe:
+    """Runs the compiler for the CHOST: GCC as ``CHOST-gcc``, a Debian cross ``gcc`` or
+    this machine's ``gcc``; Clang as ``CHOST-clang`` or ``clang --target=CHOST``."""
 
     def __init__(self, search_path: str | None = None) -> None:
         self._path = search_path if search_path is not None else os.environ.get("PATH", "")
 
     @functools.cache  # noqa: B019 - one probe object lives for the whole process
-    def _compiler(self, chost: str) -> tuple[str, tuple[str, ...]] | None:
-        family = chost_family(chost)
-        own = _machine_family()
-        candidates: list[tuple[str, tuple[str, ...]]] = [(f"{chost}-gcc", ())]
-        for prefix, mode in _COMPILERS.get(family, ()):
-            candidates.append((f"{prefix}-linux-gnu-gcc", mode))
-            if own is not None and _COMPILERS[own][0][0] == prefix:
-                candidates.append(("gcc", mode))
+    def _compiler(self, chost: str, family: str) -> tuple[str, tuple[str, ...]] | None:
+        machine_family = chost_family(chost)
+        candidates: list[tuple[str, tuple[str, ...]]]
+        if family == "clang":
+            candidates = [(f"{chost}-clang", ()), ("clang", (f"--target={chost}",))]
+        else:
+            own = _machine_family()
+            candidates = [(f"{chost}-gcc", ())]
+            for prefix, mode in _COMPILERS.get(machine_family, ()):
+                candidates.append((f"{prefix}-linux-gnu-gcc", mode))
+                if own is not None and _COMPILERS[own][0][0] == prefix:
+                    candidates.append(("gcc", mode))
         for program, mode in candidates:
             found = shutil.which(program, path=self._path)
             if found is not None:
                 return found, mode
         return None
 
-    def is_native(self, chost: str) -> bool:
-        found = self._compiler(chost)
-        return found is not None and not found[1] and chost_family(chost) == _machine_family()
+    def is_native(self, chost: str, *, family: str = "gcc") -> bool:
+        found = self._compiler(chost, family)
+        same_machine = chost_family(chost) == _machine_family()
+        if family == "clang":
+            return found is not None and same_machine
+        return found is not None and not found[1] and same_machine
 
-    def ask(self, chost: str, flags: tuple[str, ...]) -> CompilerAnswer:
-        found = self._compiler(chost)
+    def ask(self, chost: str, flags: tuple[str, ...], *, family: str = "gcc") -> CompilerAnswer:
+        if family not in ("gcc", "clang"):
+            raise ValueError(f"compiler family {family!r} is not gcc or clang")
+        found = self._compiler(chost, family)
         if found is None:
+            name = "Clang" if family == "clang" else "GCC"
+            debian = "clang" if family == "clang" else f"{chost.split('-', 1)[0]}-linux-gnu-gcc"
             raise DescriptorError(
-                f"no GCC for CHOST {chost} on this builder to tell which instructions "
+                f"no {name} for CHOST {chost} on this builder to tell which instructions "
                 "its CFLAGS allow",
-                hint=f"install {chost}-gcc (crossdev) or Debian's "
-                f"{chost.split('-', 1)[0]}-linux-gnu-gcc; without it packages for "
-                f"{chost} are not shared",
+                hint=f"install {chost}-{family} (crossdev) or Debian's {debian}; without "
+                f"it packages built with {family} for {chost} are not shared",
             )
-        return _ask(found[0], found[1], flags)
+        return _ask(found[0], found[1], flags, family == "clang")
+
+
+def _clang_options(flags: tuple[str, ...]) -> dict[str, str]:
+    """The option states the flags set, weakest where they say nothing.
+
+    Clang cannot print its option states; its defaults (a distribution may
+    turn stack-clash protection on) are taken as off, so a build never
+    claims hardening it may lack.
+    """
+    options = {"-fstack-clash-protection": "[disabled]", "-ftrivial-auto-var-init": ""}
+    tune = ""
+    for flag in flags:
+        if flag in ("-fstack-clash-protection", "-fno-stack-clash-protection"):
+            on = not flag.startswith("-fno-")
+            options["-fstack-clash-protection"] = "[enabled]" if on else "[disabled]"
+        elif flag.startswith("-ftrivial-auto-var-init="):
+            options["-ftrivial-auto-var-init"] = flag.split("=", 1)[1]
+        elif flag.startswith("-mtune="):
+            tune = flag.split("=", 1)[1]
+        elif flag.startswith("-mcpu=") and not tune:
+            tune = flag.split("=", 1)[1].split("+", 1)[0]
+    options["-mtune="] = tune
+    return options
 
 
 @functools.cache
-def _ask(program: str, mode: tuple[str, ...], flags: tuple[str, ...]) -> CompilerAnswer:
-    argv = [program, *mode, *flags]
+def _ask(
+    program: str, mode: tuple[str, ...], flags: tuple[str, ...], clang: bool
+) -> CompilerAnswer:
+    # "-mllvm -polly" is one flag to ipfsbin and two arguments to the compiler.
+    argv = [program, *mode, *(arg for flag in flags for arg in flag.split(" ", 1))]
     macros_run = _run([*argv, "-dM", "-E", "-x", "c", os.devnull])
-    options_run = _run([*argv, "-Q", "--help=common", "--help=target"])
+    if clang:
+        options = _clang_options(flags)
+    else:
+        options = _parse_options(_run([*argv, "-Q", "--help=common", "--help=target"]))
     macros: dict[str, str] = {}
     for line in macros_run.splitlines():
         parts = line.split(" ", 2)
         if len(parts) >= 2 and parts[0] == "#define":
             macros[parts[1]] = parts[2] if len(parts) == 3 else ""
-    return CompilerAnswer(
-        compiler=os.path.basename(program), macros=macros, options=_parse_options(options_run)
-    )
+    return CompilerAnswer(compiler=os.path.basename(program), macros=macros, options=options)
 
 
 def _run(argv: list[str]) -> str:
@@ -183,6 +227,6 @@ def _run(argv: list[str]) -> str:
 
 
 @functools.cache
-def default_probe() -> GccProbe:
+def default_probe() -> CompilerProbe:
     """The probe over this process's PATH."""
-    return GccProbe()
+    return CompilerProbe()

@@ -15,8 +15,8 @@ python_bin() {
 # Tools the real Portage needs in its playgrounds (GNU tar as gtar, zstd,
 # bzip2, flock; scanelf from pax-utils, without which Portage neither strips
 # nor records PROVIDES/REQUIRES), a C compiler for the builder test packages,
-# and the AArch64 and POWER cross compilers the descriptor tests ask what
-# ARM and PowerPC CFLAGS mean.
+# and the compilers the descriptor tests ask what CFLAGS mean: the AArch64 and
+# POWER cross GCCs, and Clang (packages built by Clang are asked of Clang).
 ensure_system_packages() {
   local missing=()
   command -v zstd >/dev/null || missing+=(zstd)
@@ -28,6 +28,7 @@ ensure_system_packages() {
   command -v tar >/dev/null || missing+=(tar)
   command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
   command -v powerpc64le-linux-gnu-gcc >/dev/null || missing+=(gcc-powerpc64le-linux-gnu)
+  command -v clang >/dev/null || missing+=(clang)
   # Debian's python3 lacks venv (ensurepip) until python3-venv is installed.
   if [ ! -x .venv/bin/python ] && ! "$(python_bin)" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3-venv)

@@ -10,7 +10,7 @@ import archspec.cpu
 import pytest
 
 from ipfsbin.descriptor import (
-    GccProbe,
+    CompilerProbe,
     host_cpu_features,
     is_code_only,
     normalize_cflags,
@@ -320,7 +320,7 @@ def test_code_only_classification(flag: str, code_only: bool) -> None:
 
 
 def test_builder_without_the_chosts_compiler_refuses_to_share(tmp_path: Path) -> None:
-    probe = GccProbe(search_path=str(tmp_path))
+    probe = CompilerProbe(search_path=str(tmp_path))
     with pytest.raises(DescriptorError, match="no GCC for CHOST aarch64-unknown-linux-gnu") as info:
         normalize_cflags("-O2 -mcpu=cortex-a72", chost=ARM64, probe=probe)
     assert "aarch64-unknown-linux-gnu-gcc" in (info.value.hint or "")
@@ -331,7 +331,39 @@ def test_the_chosts_own_gcc_is_preferred(tmp_path: Path) -> None:
     cross = shutil.which("aarch64-linux-gnu-gcc")
     assert cross is not None
     (tmp_path / "aarch64-unknown-linux-gnu-gcc").symlink_to(cross)
-    probe = GccProbe(search_path=str(tmp_path))
+    probe = CompilerProbe(search_path=str(tmp_path))
     answer = probe.ask(ARM64, ("-mcpu=cortex-a72",))
     assert answer.compiler == "aarch64-unknown-linux-gnu-gcc"
     assert not probe.is_native(ARM64) or platform.machine() == "aarch64"
+
+
+def test_a_clang_build_is_asked_of_clang() -> None:
+    """Clang's neoverse-n1 enables the crypto extensions GCC's leaves out."""
+    clang = normalize_cflags("-O2 -mcpu=neoverse-n1", chost=ARM64, compiler="clang")
+    gcc = normalize_cflags("-O2 -mcpu=neoverse-n1", chost=ARM64)
+    assert {"aes", "sha2"} <= set(clang.features)
+    assert not {"aes", "sha2"} & set(gcc.features)
+    assert clang.tune == "neoverse-n1"
+
+
+def test_clang_takes_the_arm_isa_from_march_too() -> None:
+    both = normalize_cflags("-march=armv8.2-a -mcpu=cortex-a72", chost=ARM64, compiler="clang")
+    assert "atomics" in both.features
+
+
+def test_clang_states_come_from_the_flags_weakest_by_default() -> None:
+    plain = normalize_cflags("-O2", chost=AMD64, compiler="clang")
+    assert (plain.hardening.stack_clash, plain.hardening.auto_var_init) == (False, "uninitialized")
+    hardened = normalize_cflags(
+        "-O2 -fstack-clash-protection -ftrivial-auto-var-init=pattern",
+        chost=AMD64,
+        compiler="clang",
+    )
+    assert (hardened.hardening.stack_clash, hardened.hardening.auto_var_init) == (True, "pattern")
+    later = normalize_cflags("-O2 -ffast-math -fno-finite-math-only", chost=AMD64, compiler="clang")
+    earlier = normalize_cflags(
+        "-O2 -fno-finite-math-only -ffast-math", chost=AMD64, compiler="clang"
+    )
+    assert later.math == ("-ffast-math -fno-finite-math-only",)
+    assert later != earlier
+    assert plain.math == ()

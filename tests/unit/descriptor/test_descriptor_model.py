@@ -73,7 +73,7 @@ def test_public_names_are_pinned() -> None:
             "CompilerAnswer",
             "Compatibility",
             "Descriptor",
-            "GccProbe",
+            "CompilerProbe",
             "Hardening",
             "HostProfile",
             "Mismatch",
