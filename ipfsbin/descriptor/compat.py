@@ -183,11 +183,12 @@ def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
         missing = tuple(f for f in lacking(profile.features, host.cpu_features) if f not in seen)
         if missing:
             seen.update(missing)
-            built = isa_label(family, frozenset(profile.features))
+            label = isa_label(family, frozenset(profile.features))
+            built = f"{source} build for {label}" if label != family else f"{source} build"
             found.append(
                 Mismatch(
                     axis="isa",
-                    reason=f"{source} build for {built}: {_needs(missing, 'this CPU')}",
+                    reason=f"{built}: {_needs(missing, 'this CPU')}",
                     missing=missing,
                     source=source,
                 )

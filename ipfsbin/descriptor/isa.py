@@ -356,7 +356,8 @@ def _visible(family: str) -> frozenset[str]:
 
 
 def isa_label(family: str, features: frozenset[str]) -> str:
-    """The archspec target of ``family`` that best matches ``features`` (for messages).
+    """The archspec target of ``family`` that best matches ``features`` (for messages);
+    ``family`` itself when nothing more specific fits.
 
     A target qualifies when the build has each of its features that GCC can
     announce (``cpuid``, ``evtstrm`` are never announced); the one with the
@@ -366,6 +367,11 @@ def isa_label(family: str, features: frozenset[str]) -> str:
     best: tuple[int, int, str] | None = None
     for target in archspec.cpu.TARGETS.values():
         if target.family.name != family:
+            continue
+        # archspec's AArch64 cores differ by features GCC does not announce
+        # (cpuid, evtstrm): matching by feature names one core after another,
+        # an ARM user would read a foreign core's name.
+        if family == "aarch64" and target.vendor != "generic":
             continue
         if family.startswith("ppc"):
             wanted = power_generation_features(target.generation) & visible

@@ -193,7 +193,8 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         "armv8.2-with-mcpu-a72-on-raspberry-pi-4",
         {**ARM64, **_flags("-O2 -march=armv8.2-a -mcpu=cortex-a72")},
         {**ARM64, "cpu": "-mcpu=cortex-a72"},
-        [("isa", "needs asimdrdm and atomics, this CPU lacks them")],
+        # No core name in the words: only the features (section 5).
+        [("isa", "CFLAGS build: needs asimdrdm and atomics, this CPU lacks them")],
     ),
     (
         # Unsafe case 2: -mno-avx -mavx2 is AVX2 code.
