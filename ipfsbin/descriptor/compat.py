@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ipfsbin.descriptor._version import compare_versions, parse_version
 from ipfsbin.descriptor.cflags import is_code_only
+from ipfsbin.descriptor.cpv import compare_versions, parse_version
 from ipfsbin.descriptor.hardening import Shortfall
 from ipfsbin.descriptor.isa import cpu_flag_features, isa_label
 from ipfsbin.descriptor.model import OptProfile, Package

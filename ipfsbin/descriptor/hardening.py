@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ipfsbin._fields import get_list, get_str, kind_of
+from ipfsbin.codec.fields import get_list, get_str, kind_of
 from ipfsbin.descriptor.toolchain import CompilerAnswer
 from ipfsbin.errors import SchemaError
 
