@@ -122,17 +122,18 @@ class BuilderPlayground:
             )
         return self.refresh()
 
-    def quickpkg(self, atom: str, pkgdir: Path) -> Path:
+    def quickpkg(self, atom: str, pkgdir: Path, env: Mapping[str, str] | None = None) -> Path:
         """Run the real quickpkg on an installed package, writing into ``pkgdir``.
 
         Returns the one binpkg it wrote there. ``pkgdir`` is separate so the
-        shared PKGDIR stays as :meth:`build_all` left it.
+        shared PKGDIR stays as :meth:`build_all` left it; ``env`` adds to the
+        environment (``BINPKG_FORMAT``, ``BINPKG_COMPRESS``...).
         """
         pkgdir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "quickpkg"), atom]
         proc = subprocess.run(  # noqa: S603 - fixed interpreter and script
             cmd,
-            env=self.env({"PKGDIR": str(pkgdir)}),
+            env=self.env({**(env or {}), "PKGDIR": str(pkgdir)}),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
