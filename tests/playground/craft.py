@@ -17,7 +17,13 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["drop_xpak_keys", "gpkg_parts", "rewrite_gpkg", "write_gpkg"]
+__all__ = [
+    "drop_xpak_keys",
+    "gpkg_parts",
+    "replace_signed_metadata",
+    "rewrite_gpkg",
+    "write_gpkg",
+]
 
 
 def _decompress(name: str, data: bytes) -> bytes:
@@ -129,4 +135,30 @@ def drop_xpak_keys(src: Path, dst: Path, keys: Iterable[str]) -> Path:
     for key in keys:
         data.pop(key.encode(), None)
     tbz2.recompose_mem(portage.xpak.xpak_mem(data))
+    return dst
+
+
+def replace_signed_metadata(src: Path, dst: Path, key: str, value: str) -> Path:
+    """A copy of the signed gpkg ``src`` whose metadata ``key`` now says ``value``.
+
+    The clear-signed Manifest keeps its signature but its digest line of the
+    metadata part is fixed to match: every size and digest checks, only the
+    signature no longer verifies (what a tamperer without the key can do).
+    """
+    prefix, parts = gpkg_parts(src)
+    name = next(n for n in parts if n.startswith("metadata.tar") and not n.endswith(".sig"))
+    tar = _retar(_decompress(name, parts[name]), [key], [(f"metadata/{key}", value.encode())])
+    data = _compress(name, tar)
+    line = (
+        f"DATA {name} {len(data)} BLAKE2B {hashlib.blake2b(data).hexdigest()} "
+        f"SHA512 {hashlib.sha512(data).hexdigest()}"
+    )
+    manifest = "\n".join(
+        line if old.startswith(f"DATA {name} ") else old
+        for old in parts["Manifest"].decode().split("\n")
+    )
+    parts = {**parts, name: data, "Manifest": manifest.encode()}
+    with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
+        for part, content in parts.items():
+            _add(out, f"{prefix}/{part}", content)
     return dst
