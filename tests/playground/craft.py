@@ -86,7 +86,12 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _retar(data: bytes, drop: Iterable[str], extra: Iterable[tuple[str, bytes]]) -> bytes:
+def _retar(
+    data: bytes,
+    drop: Iterable[str],
+    extra: Iterable[tuple[str, bytes]],
+    members: Iterable[tarfile.TarInfo] = (),
+) -> bytes:
     dropped = set(drop)
     out = io.BytesIO()
     with (
@@ -100,6 +105,8 @@ def _retar(data: bytes, drop: Iterable[str], extra: Iterable[tuple[str, bytes]])
             dst.addfile(member, handle)
         for name, content in extra:
             _add(dst, name, content)
+        for member in members:
+            dst.addfile(member, io.BytesIO(b"\0" * member.size) if member.isreg() else None)
     return out.getvalue()
 
 
@@ -109,8 +116,13 @@ def rewrite_gpkg(
     *,
     drop_metadata: Iterable[str] = (),
     extra_image: Iterable[tuple[str, bytes]] = (),
+    extra_members: Iterable[tarfile.TarInfo] = (),
 ) -> Path:
-    """A copy of ``src`` without some metadata keys and/or with extra image members."""
+    """A copy of ``src`` without some metadata keys and/or with extra image members.
+
+    ``extra_image`` adds regular files; ``extra_members`` adds tar headers as
+    given (links, device nodes, FIFOs, modes), regular ones filled with zeros.
+    """
     prefix, parts = gpkg_parts(src)
     new: dict[str, bytes] = {}
     for name, data in parts.items():
@@ -118,7 +130,7 @@ def rewrite_gpkg(
             tar = _retar(_decompress(name, data), drop_metadata, ())
             new[name] = _compress(name, tar)
         elif name.startswith("image.tar"):
-            tar = _retar(_decompress(name, data), (), extra_image)
+            tar = _retar(_decompress(name, data), (), extra_image, extra_members)
             new[name] = _compress(name, tar)
         elif name not in ("gpkg-1", "Manifest"):
             new[name] = data
