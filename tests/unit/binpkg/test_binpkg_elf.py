@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 import struct
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.binpkg import NO_COMMENT, NO_ELF, Compiler
-from ipfsbin.binpkg.elf import ar_members, choose_compiler, elf_comments, parse_comment
+from ipfsbin.binpkg.elf import ar_members, ar_ranges, choose_compiler, elf_comments, parse_comment
 
 GCC = shutil.which("gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
@@ -185,3 +186,44 @@ def test_mutated_and_truncated_objects_never_raise(tmp_path: Path) -> None:
             mutated[rng.randrange(len(mutated))] = rng.randrange(256)
         result = elf_comments(bytes(mutated))
         assert result is None or all(isinstance(s, str) for s in result)
+
+
+class _CountingFile(io.FileIO):
+    """A file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+@needs_gcc
+def test_large_elf_is_read_at_its_headers_and_comment_only(tmp_path: Path) -> None:
+    # A linked program with 64 MiB of data in it: the ELF reader must not read that.
+    src = tmp_path / "big.c"
+    src.write_text(
+        "static const char blob[64 << 20] = {1};\nint main(void) { return blob[12345]; }\n"
+    )
+    out = tmp_path / "big"
+    subprocess.run(["gcc", "-O0", "-o", str(out), str(src)], check=True)
+    assert out.stat().st_size > 64 << 20
+    with _CountingFile(out, "rb") as f:
+        comments = elf_comments(f)
+        assert f.read_bytes < 64 * 1024
+    assert comments is not None
+    assert choose_compiler([comments]).compiler == Compiler(family="gcc", version=_gcc_version())
+
+
+@needs_gcc
+def test_elf_inside_a_static_library_file(tmp_path: Path) -> None:
+    if shutil.which("ar") is None:
+        pytest.skip("ar is not installed")
+    obj = tmp_path / "x.o"
+    obj.write_bytes(_compile(tmp_path))
+    lib = tmp_path / "libx.a"
+    subprocess.run(["ar", "rcs", str(lib), str(obj)], check=True)
+    with open(lib, "rb") as f:
+        [(start, size)] = list(ar_ranges(f))
+        assert elf_comments(f, start=start, size=size) == elf_comments(obj.read_bytes())
