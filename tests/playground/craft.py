@@ -170,6 +170,7 @@ def replace_signed_metadata(src: Path, dst: Path, key: str, value: str) -> Path:
         for old in parts["Manifest"].decode().split("\n")
     )
     parts = {**parts, name: data, "Manifest": manifest.encode()}
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
         for part, content in parts.items():
             _add(out, f"{prefix}/{part}", content)
