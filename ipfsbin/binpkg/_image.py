@@ -155,8 +155,17 @@ def _iter_tar(stream: IO[bytes], what: str, setuid_ok: bool) -> Iterator[ImageFi
     try:
         # 1 MiB reads: skipping a large non-ELF member in a stream means reading it through.
         with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar:
+            files: set[str] = set()
             for member in tar:
                 _check_member(member, what, setuid_ok)
+                if member.islnk() and posixpath.normpath(member.linkname) not in files:
+                    raise BinpkgError(
+                        f"{what}: image member {member.name!r} is a hard link to "
+                        f"{member.linkname!r}, which is not a file before it in the image",
+                        hint=_HINT_HOSTILE,
+                    )
+                if member.isreg():
+                    files.add(posixpath.normpath(member.name))
                 if not member.isreg():
                     continue
                 handle = tar.extractfile(member)

@@ -27,7 +27,8 @@ section headers and ``.comment`` only, so the difference should stay under
 
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
 [--two-step] [--rss] [--rss-size 60M]`` (``--sizes ''`` skips the throughput runs)
-Writes ``bench-results/publish.json``.
+Writes ``bench-results/publish.json`` (throughput) and, with ``--rss``,
+``bench-results/publish-rss.json``.
 """
 
 from __future__ import annotations
@@ -236,6 +237,11 @@ def run(
                         print(json.dumps(row), file=sys.stderr)
                         for path in files.values():
                             path.unlink()
+            rss = (
+                None
+                if rss_size is None
+                else measure_rss(template, rss_size, node, builder.eprefix, work)
+            )
         summary = []
         for size in sizes:
             mine = [r for r in rows if abs(r["size_bytes"] - size) <= max(size // 10, 20_000)]
@@ -260,11 +266,6 @@ def run(
                 entry["median_two_step_s"] = two_s
                 entry["two_step_ratio"] = round(raw_s / two_s, 3)
             summary.append(entry)
-            rss = (
-                None
-                if rss_size is None
-                else measure_rss(template, rss_size, node, builder.eprefix, work)
-            )
         result = {
             "benchmark": "publish",
             "machine": info,
@@ -272,10 +273,13 @@ def run(
             "summary": summary,
             "runs": rows,
         }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if rows:
+            out.write_text(json.dumps(result, indent=2) + "\n")
         if rss is not None:
             result["rss"] = rss
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+            memory = {"benchmark": "publish-rss", "machine": info, "rss": rss}
+            out.with_name("publish-rss.json").write_text(json.dumps(memory, indent=2) + "\n")
         return result
     finally:
         builder.cleanup()

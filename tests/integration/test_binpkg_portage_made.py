@@ -241,6 +241,10 @@ HOSTILE = {
         _member("image/usr/bin/passwd", tarfile.LNKTYPE, linkname="/etc/passwd"),
         "outside the image",
     ),
+    "hard link to a file not in the image": (
+        _member("image/usr/bin/ghost", tarfile.LNKTYPE, linkname="etc/shadow"),
+        "which is not a file before it in the image",
+    ),
     "character device": (
         _member("image/dev/mem", tarfile.CHRTYPE, devmajor=1, devminor=1),
         "is a device node",
