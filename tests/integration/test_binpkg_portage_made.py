@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from ipfsbin.errors import BinpkgError
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import replace_signed_metadata, rewrite_gpkg
 from tests.playground.fixtures import builder_playground  # noqa: F401
-from tests.playground.signing import gpg_available, make_keyring, sign_gpkg
+from tests.playground.signing import gpg_available, keyring, sign_gpkg
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,20 +77,15 @@ def test_zstd_with_a_long_window(
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    pkgdir = tmp_path / "pkgdir"
-    builder_playground.emerge(
-        "--oneshot",
-        "--buildpkg",
-        "--quiet-build=y",
+    path = builder_playground.build_binpkg(
         "app-misc/hello",
-        env={
-            "PKGDIR": str(pkgdir),
+        tmp_path,
+        {
             "BINPKG_FORMAT": fmt,
             "BINPKG_COMPRESS": "zstd",
             "BINPKG_COMPRESS_FLAGS_ZSTD": "--long=31",
         },
     )
-    [path] = [p for p in pkgdir.rglob("hello-1*") if p.is_file()]
     info = read_binpkg(path)
     assert info.built_from_source and info.origin == "built"
     assert info.compiler == _gcc()
@@ -114,88 +110,89 @@ needs_gpg = pytest.mark.skipif(not gpg_available(), reason="needs gpg and flock"
 
 
 @pytest.fixture(scope="module")
-def keyring(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def builder_keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     home = tmp_path_factory.mktemp("gnupg")
-    return home, make_keyring(home)
+    with keyring(home) as fingerprint:
+        yield home, fingerprint
 
 
 @pytest.fixture(scope="module")
 def signed(
     builder_playground: BuilderPlayground,  # noqa: F811
-    keyring: tuple[Path, str],
+    builder_keyring: tuple[Path, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    home, key = keyring
+    home, key = builder_keyring
     src = builder_playground.binpkgs[STRIPPED]
     return sign_gpkg(
         builder_playground, src, tmp_path_factory.mktemp("signed") / src.name, home, key
     )
 
 
+@pytest.fixture
+def quietly_with(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Iterator[Callable[[Path], None]]:
+    """Call with a GnuPG home to verify against; the test must print nothing at all."""
+
+    def use(home: Path) -> None:
+        monkeypatch.setenv("BINPKG_GPG_VERIFY_GPG_HOME", str(home))
+        monkeypatch.setenv("NO_COLOR", "1")
+        capfd.readouterr()
+
+    yield use
+    assert capfd.readouterr() == ("", "")
+
+
 @needs_gpg
 def test_signed_gpkg_verifies_silently_with_the_builders_keyring(
-    signed: Path,
-    keyring: tuple[Path, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    signed: Path, builder_keyring: tuple[Path, str], quietly_with: Callable[[Path], None]
 ) -> None:
     with tarfile.open(signed) as tar:
         assert any(n.endswith(".sig") for n in tar.getnames())
-    monkeypatch.setenv("BINPKG_GPG_VERIFY_GPG_HOME", str(keyring[0]))
-    monkeypatch.setenv("NO_COLOR", "1")
-    capfd.readouterr()
+    quietly_with(builder_keyring[0])
     info = read_binpkg(signed)
     assert info.signed and info.cpv == STRIPPED
-    assert capfd.readouterr() == ("", "")
 
 
 @needs_gpg
 def test_signed_gpkg_with_an_unknown_key_is_refused_in_one_line(
     signed: Path,
-    keyring: tuple[Path, str],
+    builder_keyring: tuple[Path, str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    quietly_with: Callable[[Path], None],
 ) -> None:
     other = tmp_path / "other-gnupg"
-    make_keyring(other, "someone else")
-    monkeypatch.setenv("BINPKG_GPG_VERIFY_GPG_HOME", str(other))
-    capfd.readouterr()
-    with pytest.raises(BinpkgError, match=f"signed by key {keyring[1][-16:]}.*not in the keyring"):
-        read_binpkg_metadata(signed)
-    assert capfd.readouterr() == ("", "")
+    with keyring(other, "someone else"):
+        quietly_with(other)
+        fingerprint = builder_keyring[1]
+        with pytest.raises(BinpkgError, match=f"signed by key {fingerprint[-16:]}.*not in the"):
+            read_binpkg_metadata(signed)
 
 
 @needs_gpg
 def test_metadata_changed_after_signing_is_refused(
     signed: Path,
-    keyring: tuple[Path, str],
+    builder_keyring: tuple[Path, str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    quietly_with: Callable[[Path], None],
 ) -> None:
     tampered = replace_signed_metadata(
         signed, tmp_path / signed.name, "CFLAGS", "-O3 -ffast-math\n"
     )
-    monkeypatch.setenv("BINPKG_GPG_VERIFY_GPG_HOME", str(keyring[0]))
-    capfd.readouterr()
+    quietly_with(builder_keyring[0])
     with pytest.raises(BinpkgError, match="changed after signing") as err:
         read_binpkg(tampered)
     assert "\n" not in err.value.message
-    assert capfd.readouterr() == ("", "")
 
 
 def test_unsigned_gpkg_needs_no_keyring(
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    quietly_with: Callable[[Path], None],
 ) -> None:
-    monkeypatch.setenv("BINPKG_GPG_VERIFY_GPG_HOME", str(tmp_path / "no-such-keyring"))
-    capfd.readouterr()
-    info = read_binpkg(builder_playground.binpkgs[STRIPPED])
-    assert not info.signed
-    assert capfd.readouterr() == ("", "")
+    quietly_with(tmp_path / "no-such-keyring")
+    assert not read_binpkg(builder_playground.binpkgs[STRIPPED]).signed
 
 
 # -- provenance ---------------------------------------------------------------------
@@ -206,15 +203,9 @@ def test_tests_ran_is_recorded(
     tmp_path: Path,
 ) -> None:
     for features, expected in (("test", True), ("-test", False)):
-        pkgdir = tmp_path / features
-        builder_playground.emerge(
-            "--oneshot",
-            "--buildpkg",
-            "--quiet-build=y",
-            "app-misc/tested",
-            env={"PKGDIR": str(pkgdir), "FEATURES": features},
+        path = builder_playground.build_binpkg(
+            "app-misc/tested", tmp_path / features, {"FEATURES": features}
         )
-        [path] = [p for p in pkgdir.rglob("tested-1*") if p.is_file()]
         info = read_binpkg(path)
         assert info.tests_ran is expected
         assert ("test" in info.use) is expected

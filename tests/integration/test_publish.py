@@ -37,7 +37,7 @@ from ipfsbin.trust.keys import KeyStore, SigningKey
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import replace_signed_metadata, rewrite_gpkg
 from tests.playground.fixtures import builder_playground  # noqa: F401
-from tests.playground.signing import gpg_available, make_keyring, sign_gpkg
+from tests.playground.signing import gpg_available, keyring, sign_gpkg
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -463,28 +463,13 @@ def test_manifest_records_how_the_binpkg_was_made(
     assert (repackaged.origin, repackaged.tests) == ("quickpkg", False)
     # The attestation signs the manifest, so the facts are the builder's statement.
     assert q.manifest != b.manifest
-
-
-def test_tests_ran_and_the_test_flag_stays_out_of_the_descriptor(
-    nodes: Nodes,
-    builder_playground: BuilderPlayground,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    host = detect_host_facts(config_root=builder_playground.eprefix)
+    # Whether the tests ran; the test flag stays out of the descriptor.
     results = {}
     for features in ("test", "-test"):
-        pkgdir = tmp_path / features
-        builder_playground.emerge(
-            "--oneshot",
-            "--buildpkg",
-            "--quiet-build=y",
-            "app-misc/tested",
-            env={"PKGDIR": str(pkgdir), "FEATURES": features},
+        path = builder_playground.build_binpkg(
+            "app-misc/tested", tmp_path / features, {"FEATURES": features}
         )
-        [path] = [p for p in pkgdir.rglob("tested-1*") if p.is_file()]
-        [results[features]] = publish_binpkgs(
-            [path], client=nodes.client, key=SigningKey.generate(), host=host
-        )
+        [results[features]] = publish_binpkgs([path], client=nodes.client, key=key, host=host)
     with_tests = _manifest(nodes.client, results["test"].manifest)
     without = _manifest(nodes.client, results["-test"].manifest)
     assert with_tests.build.tests is True and without.build.tests is False
@@ -530,19 +515,19 @@ def test_signed_gpkgs_publish_silently_and_a_bad_signature_is_refused(
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    keyring = tmp_path / "gnupg"
-    fingerprint = make_keyring(keyring)
+    gnupg = tmp_path / "gnupg"
     src = builder_playground.binpkgs[USETEST]
-    signed = sign_gpkg(builder_playground, src, tmp_path / "s" / src.name, keyring, fingerprint)
-    run = _fresh_cli(nodes, home, builder_playground, BINPKG_GPG_VERIFY_GPG_HOME=str(keyring))
-    done = run("publish", str(signed), "--key", "builder", "--json")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    tampered = replace_signed_metadata(
-        signed, tmp_path / "t" / src.name, "CFLAGS", "-O3 -ffast-math\n"
-    )
-    before = _state(nodes.client)
-    done = run("publish", str(tampered), "--key", "builder")
+    with keyring(gnupg) as fingerprint:
+        signed = sign_gpkg(builder_playground, src, tmp_path / "s" / src.name, gnupg, fingerprint)
+        run = _fresh_cli(nodes, home, builder_playground, BINPKG_GPG_VERIFY_GPG_HOME=str(gnupg))
+        done = run("publish", str(signed), "--key", "builder", "--json")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        tampered = replace_signed_metadata(
+            signed, tmp_path / "t" / src.name, "CFLAGS", "-O3 -ffast-math\n"
+        )
+        before = _state(nodes.client)
+        done = run("publish", str(tampered), "--key", "builder")
     assert done.returncode == 1
     assert done.stdout == ""
     lines = done.stderr.splitlines()

@@ -122,6 +122,23 @@ class BuilderPlayground:
             )
         return self.refresh()
 
+    def build_binpkg(self, atom: str, pkgdir: Path, env: Mapping[str, str] | None = None) -> Path:
+        """``emerge --oneshot --buildpkg atom`` into ``pkgdir``; returns the one binpkg written.
+
+        ``env`` adds to the environment (``FEATURES``, ``BINPKG_COMPRESS``...).
+        """
+        self.emerge(
+            "--oneshot",
+            "--buildpkg",
+            "--quiet-build=y",
+            atom,
+            env={**(env or {}), "PKGDIR": str(pkgdir)},
+        )
+        written = [p for p in pkgdir.rglob("*") if p.suffix in (".tar", ".xpak", ".tbz2")]
+        if len(written) != 1:
+            raise EmergeError(f"emerge --buildpkg {atom} wrote {written}, expected one binpkg")
+        return written[0]
+
     def quickpkg(self, atom: str, pkgdir: Path, env: Mapping[str, str] | None = None) -> Path:
         """Run the real quickpkg on an installed package, writing into ``pkgdir``.
 

@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from portage.const import PORTAGE_BIN_PATH
@@ -19,7 +21,7 @@ from portage.const import PORTAGE_BIN_PATH
 from tests.playground.builder import BuilderPlayground
 from tests.playground.portage_env import EmergeError
 
-__all__ = ["gpg_available", "make_keyring", "sign_gpkg"]
+__all__ = ["gpg_available", "keyring", "make_keyring", "sign_gpkg"]
 
 
 def gpg_available() -> bool:
@@ -40,6 +42,18 @@ def make_keyring(home: Path, name: str = "ipfsbin test builder") -> str:
         check=True, capture_output=True, text=True, timeout=60,
     ).stdout  # fmt: skip
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+
+
+@contextmanager
+def keyring(home: Path, name: str = "ipfsbin test builder") -> Iterator[str]:
+    """:func:`make_keyring`, and stop the gpg-agent gpg started for it afterwards."""
+    try:
+        yield make_keyring(home, name)
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False, capture_output=True, timeout=60,
+        )  # fmt: skip
 
 
 def sign_gpkg(builder: BuilderPlayground, src: Path, dst: Path, home: Path, key: str) -> Path:
