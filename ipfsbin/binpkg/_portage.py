@@ -23,13 +23,13 @@ import grp
 import os
 import pwd
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ipfsbin.binpkg._signatures import KEYRING_VARIABLE, signature_problem, verify_keyring
 from ipfsbin.errors import BinpkgError
 
 __all__ = [
@@ -38,12 +38,10 @@ __all__ = [
     "decompress_command",
     "gpkg_compression",
     "gpkg_metadata",
-    "gpkg_signed",
     "quiet_identity",
     "reader_settings",
     "use_reduce_flat",
     "verify_gpkg",
-    "verify_keyring",
     "xpak_compression",
     "xpak_layout",
     "xpak_metadata",
@@ -106,39 +104,6 @@ def _current_group() -> str | None:
         return None
 
 
-# Portage's default keyring for binpkg signatures (make.globals), filled by getuto.
-DEFAULT_KEYRING = "/etc/portage/gnupg"
-_KEYRING_VARIABLE = "BINPKG_GPG_VERIFY_GPG_HOME"
-
-
-def verify_keyring() -> Path:
-    """The GnuPG home whose keys a signed binpkg must verify against: the builder's own.
-
-    The same setting Portage uses to verify binpkgs: ``BINPKG_GPG_VERIFY_GPG_HOME``
-    from the environment, else from ``$PORTAGE_CONFIGROOT/etc/portage/make.conf``,
-    else Portage's default ``/etc/portage/gnupg`` (the keyring ``getuto`` keeps).
-    """
-    value = os.environ.get(_KEYRING_VARIABLE, "")
-    if not value:
-        value = _make_conf_value(_KEYRING_VARIABLE)
-    return Path(value or DEFAULT_KEYRING)
-
-
-def _make_conf_value(name: str) -> str:
-    root = Path(os.environ.get("PORTAGE_CONFIGROOT") or "/")
-    make_conf = root / "etc" / "portage" / "make.conf"
-    if not make_conf.is_file():
-        return ""
-    quiet_identity()
-    from portage.util import getconfig
-
-    try:
-        values = getconfig(str(make_conf), tolerant=True, expand=True) or {}
-    except _portage_errors():
-        return ""
-    return str(values.get(name, ""))
-
-
 @functools.cache
 def _silence_portage() -> None:
     """Portage writes to stderr itself (gpg verdicts, decompressor failures, in colour).
@@ -158,6 +123,7 @@ def reader_settings(keyring: Path | None = None) -> Any:
 
     Built once per keyring (``keyring`` defaults to :func:`verify_keyring`).
     """
+    quiet_identity()  # before verify_keyring, which may import Portage to read make.conf
     return _reader_settings(str(keyring if keyring is not None else verify_keyring()))
 
 
@@ -179,7 +145,7 @@ def _reader_settings(keyring: str) -> Any:
         # then verifies a signature whenever a gpkg carries one, and does not
         # ask for one that is absent.
         "FEATURES": "",
-        _KEYRING_VARIABLE: keyring,
+        KEYRING_VARIABLE: keyring,
         # gpg runs as this user, with the keyring's owner's rights.
         "GPG_VERIFY_USER_DROP": "",
         "GPG_VERIFY_GROUP_DROP": "",
@@ -227,72 +193,11 @@ def _rejected(path: Path, exc: BaseException) -> BinpkgError:
         keyring = verify_keyring()
         return BinpkgError(
             f"{path}: the gpkg's signature does not verify against the keyring in {keyring}: "
-            f"{_signature_problem(path, keyring)}",
+            f"{signature_problem(path, keyring)}",
             hint=f"do not publish it; if its signer is trusted, add the key to {keyring} "
-            f"(getuto does for Gentoo's keys) or point {_KEYRING_VARIABLE} at your keyring",
+            f"(getuto does for Gentoo's keys) or point {KEYRING_VARIABLE} at your keyring",
         )
     return BinpkgError(f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED)
-
-
-def _signature_problem(path: Path, keyring: Path) -> str:
-    """What gpg says of the gpkg's clear-signed Manifest, in a few words."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            member = next(
-                (m for m in tar.getmembers() if m.name.rpartition("/")[2] == "Manifest"), None
-            )
-            handle = None if member is None else tar.extractfile(member)
-            manifest = b"" if handle is None else handle.read(1 << 20)
-    except (tarfile.TarError, OSError):
-        return "the container cannot be read"
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        return "gpg is not installed"
-    try:
-        proc = subprocess.run(  # noqa: S603 - fixed program, no shell
-            [
-                gpg,
-                "--homedir",
-                str(keyring),
-                "--batch",
-                "--no-tty",
-                "--status-fd",
-                "1",
-                "--no-auto-check-trustdb",
-                "--verify",
-            ],
-            input=manifest,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"gpg could not run ({_one_line(exc)})"
-    status = {}
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "[GNUPG:]":
-            status[words[1]] = words[2:]
-    if "BADSIG" in status:
-        return "the signed Manifest was changed after signing (BADSIG)"
-    if "NO_PUBKEY" in status:
-        key = status["NO_PUBKEY"][0] if status["NO_PUBKEY"] else "?"
-        return f"signed by key {key}, which is not in the keyring"
-    for word, what in (
-        ("EXPKEYSIG", "signed by an expired key"),
-        ("REVKEYSIG", "signed by a revoked key"),
-        ("EXPSIG", "the signature has expired"),
-    ):
-        if word in status:
-            return what
-    if "GOODSIG" in status and not {"TRUST_FULLY", "TRUST_ULTIMATE"} & set(status):
-        key = status["GOODSIG"][0] if status["GOODSIG"] else "?"
-        return f"signed by key {key}, which the keyring does not trust (Portage wants it lsigned)"
-    if "GOODSIG" in status:
-        return "a part's detached signature (.sig) does not verify or is missing"
-    if "NODATA" in status:
-        return "the Manifest carries no readable signature"
-    return "gpg found no good signature"
 
 
 def gpkg_metadata(path: Path) -> dict[str, bytes]:
@@ -320,25 +225,6 @@ def verify_gpkg(path: Path) -> None:
         pkg._verify_binpkg(metadata_only=False)
     except _portage_errors() as exc:
         raise _rejected(path, exc) from exc
-
-
-def gpkg_signed(path: Path) -> bool:
-    """True when the GPKG carries a signature: a ``.sig`` part or a signed Manifest (as Portage)."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            for member in tar.getmembers():
-                base = member.name.rpartition("/")[2]
-                if base.endswith(".sig"):
-                    return True
-                if base == "Manifest":
-                    handle = tar.extractfile(member)
-                    if handle is not None and b"-----BEGIN PGP SIGNATURE-----" in handle.read(
-                        1 << 20
-                    ):
-                        return True
-    except (tarfile.TarError, OSError):
-        return False
-    return False
 
 
 def cpv_key(cpv: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, Literal
 
-from ipfsbin.binpkg import _image, _portage
+from ipfsbin.binpkg import _image, _portage, _signatures
 from ipfsbin.binpkg._image import SETUID_PACKAGES
 from ipfsbin.binpkg.digests import FileDigests, hash_file
 from ipfsbin.binpkg.elf import (
@@ -319,7 +319,7 @@ def read_binpkg_metadata(path: str | Path) -> BinpkgMetadata:
         bindist_restricted="bindist" in restrict_words,
         fetch_restricted="fetch" in restrict_words,
         tests_ran="test" in _words(meta.get("FEATURES", "")) and "test" not in restrict_words,
-        signed=fmt == "gpkg" and _portage.gpkg_signed(path),
+        signed=fmt == "gpkg" and _signatures.gpkg_signed(path),
         metadata=meta,
         identity=identity,
     )
