@@ -27,13 +27,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from ipfsbin.binpkg import _portage
 from ipfsbin.errors import BinpkgError
 
-__all__ = ["SETUID_PACKAGES", "ImageFile", "iter_gpkg_image", "iter_xpak_image"]
+__all__ = ["SETUID_PACKAGES", "ImageFile", "ImageScan", "iter_gpkg_image", "iter_xpak_image"]
 
 # ELF files bigger than this are not spooled to look for .comment; any
 # package has smaller objects that say the same.
@@ -68,6 +69,15 @@ Gentoo installs these with the bits set (passwd, su, mount, sudo, the
 dbus launch helper, fusermount, crontab...). Any other package whose image
 holds a setuid or setgid file is refused unless the publisher names it too.
 """
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageScan:
+    """How to read an image: may it hold setuid/setgid files; are ELF files wanted."""
+
+    setuid_ok: bool = False
+    copy_elf: bool = True
+
 
 ImageFile = tuple[str, BinaryIO | bytes]
 """(path inside the image, a seekable copy of an ELF/ar file, or the first bytes of another)."""
@@ -151,13 +161,13 @@ def _external(source: IO[bytes], cmd: list[str], what: str) -> Iterator[IO[bytes
         )
 
 
-def _iter_tar(stream: IO[bytes], what: str, setuid_ok: bool) -> Iterator[ImageFile]:
+def _iter_tar(stream: IO[bytes], what: str, scan: ImageScan) -> Iterator[ImageFile]:
     try:
         # 1 MiB reads: skipping a large non-ELF member in a stream means reading it through.
         with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar:
             files: set[str] = set()
             for member in tar:
-                _check_member(member, what, setuid_ok)
+                _check_member(member, what, scan.setuid_ok)
                 if member.islnk() and posixpath.normpath(member.linkname) not in files:
                     raise BinpkgError(
                         f"{what}: image member {member.name!r} is a hard link to "
@@ -172,8 +182,10 @@ def _iter_tar(stream: IO[bytes], what: str, setuid_ok: bool) -> Iterator[ImageFi
                 if handle is None:
                     continue
                 head = handle.read(8)
-                if (head.startswith(b"\x7fELF") or head.startswith(b"!<arch>\n")) and (
-                    member.size <= MAX_ELF_BYTES
+                if (
+                    scan.copy_elf
+                    and (head.startswith(b"\x7fELF") or head.startswith(b"!<arch>\n"))
+                    and member.size <= MAX_ELF_BYTES
                 ):
                     with _spooled(head, handle) as copy:
                         yield member.name, copy
@@ -253,16 +265,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _iter_compressed(
-    source: IO[bytes], compression: str | None, what: str, setuid_ok: bool
+    source: IO[bytes], compression: str | None, what: str, scan: ImageScan
 ) -> Iterator[ImageFile]:
     if compression is None:
-        yield from _iter_tar(source, what, setuid_ok)
+        yield from _iter_tar(source, what, scan)
         return
     with _external(source, _portage.decompress_command(compression, what), what) as out:
-        yield from _iter_tar(out, what, setuid_ok)
+        yield from _iter_tar(out, what, scan)
 
 
-def iter_gpkg_image(path: Path, *, setuid_ok: bool = False) -> Iterator[ImageFile]:
+def iter_gpkg_image(path: Path, scan: ImageScan) -> Iterator[ImageFile]:
     """Yield the regular files of a GPKG's image (ELF and ar files as seekable copies)."""
     what = str(path)
     try:
@@ -285,13 +297,13 @@ def iter_gpkg_image(path: Path, *, setuid_ok: bool = False) -> Iterator[ImageFil
         handle = container.extractfile(image)
         if handle is None:
             raise BinpkgError(f"{what}: the image member is not a regular file")
-        yield from _iter_compressed(handle, compression, what, setuid_ok)
+        yield from _iter_compressed(handle, compression, what, scan)
 
 
-def iter_xpak_image(path: Path, tar_size: int, *, setuid_ok: bool = False) -> Iterator[ImageFile]:
+def iter_xpak_image(path: Path, tar_size: int, scan: ImageScan) -> Iterator[ImageFile]:
     """Yield the regular files of an XPAK binpkg whose tar part is ``tar_size`` bytes."""
     what = str(path)
     compression = _portage.xpak_compression(path)
     with open(path, "rb") as raw:
         bounded = io.BufferedReader(_Bounded(raw, tar_size))
-        yield from _iter_compressed(bounded, compression, what, setuid_ok)
+        yield from _iter_compressed(bounded, compression, what, scan)

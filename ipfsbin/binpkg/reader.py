@@ -345,12 +345,12 @@ def check_binpkg(
     hashing of the same file; for a GPKG, Portage's check and the image scan
     run side by side too, and Portage's verdict is reported first.
     """
-    setuid_ok = meta.cp in setuid_packages
+    scan = _image.ImageScan(setuid_ok=meta.cp in setuid_packages, copy_elf=compiler is None)
     if meta.format == "xpak":
-        report = _compiler_report(meta, setuid_ok, scan_elf=compiler is None)
+        report = _compiler_report(meta, scan)
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-scan") as pool:
-            scanning = pool.submit(_compiler_report, meta, setuid_ok, scan_elf=compiler is None)
+            scanning = pool.submit(_compiler_report, meta, scan)
             try:
                 _portage.verify_gpkg(meta.path)
             except BinpkgError:
@@ -362,7 +362,7 @@ def check_binpkg(
     return report
 
 
-def _compiler_report(meta: BinpkgMetadata, setuid_ok: bool, *, scan_elf: bool) -> CompilerReport:
+def _compiler_report(meta: BinpkgMetadata, scan: _image.ImageScan) -> CompilerReport:
     tar_size = 0
     if meta.format == "xpak":
         layout = _portage.xpak_layout(meta.path)
@@ -372,9 +372,7 @@ def _compiler_report(meta: BinpkgMetadata, setuid_ok: bool, *, scan_elf: bool) -
                 hint=_HINT_CHANGED,
             )
         tar_size = layout.tar_size
-    return choose_compiler(
-        _scan_image(meta.path, meta.format, tar_size, setuid_ok=setuid_ok, scan_elf=scan_elf)
-    )
+    return choose_compiler(_scan_image(meta.path, meta.format, tar_size, scan))
 
 
 def read_binpkg(
@@ -512,17 +510,17 @@ def _is_gpkg_container(path: Path) -> bool:
 
 
 def _scan_image(
-    path: Path, fmt: BinpkgFormat, tar_size: int, *, setuid_ok: bool, scan_elf: bool = True
+    path: Path, fmt: BinpkgFormat, tar_size: int, scan: _image.ImageScan
 ) -> list[tuple[str, ...]]:
     """The ``.comment`` strings of each ELF file (and each ELF member of a static library)."""
     files = (
-        _image.iter_gpkg_image(path, setuid_ok=setuid_ok)
+        _image.iter_gpkg_image(path, scan)
         if fmt == "gpkg"
-        else _image.iter_xpak_image(path, tar_size, setuid_ok=setuid_ok)
+        else _image.iter_xpak_image(path, tar_size, scan)
     )
     per_file: list[tuple[str, ...]] = []
     for _name, data in files:
-        if isinstance(data, bytes) or not scan_elf:
+        if isinstance(data, bytes):
             continue
         head = data.read(len(AR_MAGIC))
         if head.startswith(ELF_MAGIC):
