@@ -29,7 +29,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ipfsbin.binpkg._signatures import KEYRING_VARIABLE, signature_problem, verify_keyring
+from ipfsbin.binpkg._signatures import (
+    KEYRING_VARIABLE,
+    gpkg_signed,
+    signature_problem,
+    verify_keyring,
+)
 from ipfsbin.errors import BinpkgError
 
 __all__ = [
@@ -183,13 +188,20 @@ def _gpkg(path: Path | None) -> Any:
 
 
 def _signature_errors() -> tuple[type[BaseException], ...]:
-    from portage.exception import SignatureException
+    # Not DigestException: Portage files it under signatures too, but it is a checksum.
+    from portage.exception import (
+        GPGException,
+        InvalidSignature,
+        MissingSignature,
+        UntrustedSignature,
+    )
 
-    return (SignatureException,)
+    return (GPGException, InvalidSignature, MissingSignature, UntrustedSignature)
 
 
 def _rejected(path: Path, exc: BaseException) -> BinpkgError:
-    if isinstance(exc, _signature_errors()):
+    # A missing Manifest is a MissingSignature to Portage: only a signed gpkg has one to fail.
+    if isinstance(exc, _signature_errors()) and gpkg_signed(path):
         keyring = verify_keyring()
         return BinpkgError(
             f"{path}: the gpkg's signature does not verify against the keyring in {keyring}: "
