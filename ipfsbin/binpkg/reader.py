@@ -498,8 +498,13 @@ def _is_gpkg_container(path: Path) -> bool:
             for count, member in enumerate(tar):
                 marker = marker or member.name.rpartition("/")[2] == "gpkg-1"
                 if count >= _MAX_CONTAINER_MEMBERS:
-                    # A GPKG has a handful of parts; reading on would only cost time.
-                    return marker
+                    # A GPKG has a handful of parts; reading on (and Portage's
+                    # duplicate check, quadratic in the members) would only cost time.
+                    raise BinpkgError(
+                        f"{path}: is a tar archive of more than {_MAX_CONTAINER_MEMBERS} "
+                        "members; a GPKG holds a handful",
+                        hint=_HINT_NOT_BINPKG,
+                    )
     except (tarfile.TarError, OSError, EOFError) as exc:
         if marker:
             raise BinpkgError(

@@ -309,3 +309,14 @@ def test_a_large_sparse_file_is_refused_without_reading_it(name: str, tmp_path: 
     # Recognising it reads its ends; nothing near its 1 GiB.
     assert _bytes_read() - before < 4 * 1024 * 1024
     os.unlink(path)
+
+
+def test_a_tar_of_many_members_is_refused_before_portage_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "many-1.gpkg.tar"
+    with tarfile.open(path, "w") as tar:
+        for i in range(10_000):
+            tar.addfile(tarfile.TarInfo(f"many-1/gpkg-1{'' if i == 0 else f'.{i}'}"))
+    before = _bytes_read()
+    with pytest.raises(BinpkgError, match="more than 64 members"):
+        read_binpkg(path)
+    assert _bytes_read() - before < 1024 * 1024
