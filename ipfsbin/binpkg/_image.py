@@ -174,10 +174,9 @@ def _iter_tar(stream: IO[bytes], what: str, scan: ImageScan) -> Iterator[ImageFi
                         f"{member.linkname!r}, which is not a file before it in the image",
                         hint=_HINT_HOSTILE,
                     )
-                if member.isreg():
-                    files.add(posixpath.normpath(member.name))
                 if not member.isreg():
                     continue
+                files.add(posixpath.normpath(member.name))
                 handle = tar.extractfile(member)
                 if handle is None:
                     continue
