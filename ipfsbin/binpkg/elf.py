@@ -170,7 +170,7 @@ def choose_compiler(
 
 # Bounds on what one ELF file may make the reader hold: a section-name table
 # or a .comment bigger than these is not what a compiler writes.
-_MAX_NAMES = 16 * 1024 * 1024
+_NAMES_IN_MEMORY = 1024 * 1024
 _MAX_COMMENT = 1024 * 1024
 _HEADERS_PER_READ = 1024
 
@@ -253,12 +253,22 @@ def _elf_comments(view: _Window) -> tuple[str, ...] | None:
             raise ValueError("section too big")
         return view.read(offset, length)
 
-    names = section_bytes(section_header(shstrndx), _MAX_NAMES)
+    names_hdr = section_header(shstrndx)
+    names_offset, names_size = names_hdr[4], 0 if names_hdr[1] == 8 else names_hdr[5]
+    # The section-name table is small in real files; a bigger one is read name by name.
+    names = view.read(names_offset, names_size) if names_size <= _NAMES_IN_MEMORY else None
+
+    def is_comment(name_offset: int) -> bool:
+        if name_offset >= names_size:
+            return False
+        if names is not None:
+            return names[name_offset : name_offset + 9] == b".comment\0"
+        length = min(9, names_size - name_offset)
+        return view.read(names_offset + name_offset, length) == b".comment\0"
+
     strings: list[str] = []
     for index, hdr in _section_headers(view, section, shoff, shentsize, shnum):
-        if index == 0 or hdr[0] >= len(names):
-            continue
-        if names[hdr[0] : hdr[0] + 9] != b".comment\0":
+        if index == 0 or not is_comment(hdr[0]):
             continue
         for raw in section_bytes(hdr, _MAX_COMMENT).split(b"\0"):
             text = raw.decode("utf-8", "replace").strip()

@@ -218,3 +218,30 @@ def test_large_elf_is_read_at_its_headers_and_comment_only(tmp_path: Path) -> No
         assert f.read_bytes < 64 * 1024
     assert comments is not None
     assert choose_compiler([comments]).compiler == Compiler(family="gcc", version=_gcc_version())
+
+
+def _elf64_with_names(names: bytes, comment_name_at: int, comment: bytes) -> bytes:
+    """An ELF64 with a null section, a section-name table and a .comment section."""
+    names_at = 64
+    comment_at = names_at + len(names)
+    shoff = comment_at + len(comment)
+    header = _minimal_elf64(shoff=shoff, shnum=3, shstrndx=1)
+    sections = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    sections += struct.pack("<IIQQQQIIQQ", 0, 3, 0, 0, names_at, len(names), 0, 0, 1, 0)
+    sections += struct.pack(
+        "<IIQQQQIIQQ", comment_name_at, 1, 0, 0, comment_at, len(comment), 0, 0, 1, 1
+    )
+    return header + names + comment + sections
+
+
+def test_a_large_section_name_table_is_read_name_by_name(tmp_path: Path) -> None:
+    names = bytearray(3 << 20)
+    at = 2 << 20
+    names[at : at + 9] = b".comment\0"
+    path = tmp_path / "names.elf"
+    path.write_bytes(_elf64_with_names(bytes(names), at, b"GCC: (Gentoo 14.2.1) 14.2.1\0"))
+    with _CountingFile(path, "rb") as f:
+        assert elf_comments(f) == ("GCC: (Gentoo 14.2.1) 14.2.1",)
+        assert f.read_bytes < 64 * 1024
+    small = _elf64_with_names(b"\0.comment\0", 1, b"clang version 18.1.8\0")
+    assert elf_comments(small) == ("clang version 18.1.8",)
