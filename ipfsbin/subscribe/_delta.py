@@ -22,7 +22,8 @@ from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 __all__ = ["TreeDelta", "tree_delta"]
 

@@ -21,12 +21,12 @@ import fcntl
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ipfsbin import paths
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
 from ipfsbin.ipns.name import canonical_name
@@ -34,7 +34,6 @@ from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
 
-_SCHEMA_VERSION: Final = 2
 _SUBSCRIPTIONS: Final = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
@@ -57,9 +56,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 """
 # version 2 added held and pending; a version-1 file gains them empty, and the first sync
-# of each subscription lists the blocks of its accepted head (see follow.adopt_held)
-_SCHEMA: Final = (
-    _SUBSCRIPTIONS,
+# of each subscription lists the blocks of its accepted head (see _held.adopt_held)
+_HELD: Final = (
     # blocks the accepted head of `name` needs (kept: pinned, or in the block file)
     "CREATE TABLE IF NOT EXISTS held (name TEXT NOT NULL, cid TEXT NOT NULL, "
     "PRIMARY KEY (name, cid)) WITHOUT ROWID",
@@ -68,6 +66,12 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS pending (name TEXT NOT NULL, cid TEXT NOT NULL, "
     "PRIMARY KEY (name, cid)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS pending_cid ON pending (cid)",
+)
+
+
+_MIGRATIONS: Final = (
+    _sqlite.Migration(version=1, apply=_sqlite.statements(_SUBSCRIPTIONS)),
+    _sqlite.Migration(version=2, apply=_sqlite.statements(*_HELD)),
 )
 
 
@@ -147,22 +151,20 @@ class SubscriptionStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = default_state_path() if path is None else Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, one per update
-        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db = _sqlite.connect(self.path)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        with self._write():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise SubscriptionError(
-                    f"subscription state {self.path} has schema version {version}; this "
-                    f"ipfsbin knows version {_SCHEMA_VERSION}",
-                    hint="upgrade ipfsbin",
-                )
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        try:
+            _sqlite.migrate(
+                self._db,
+                _MIGRATIONS,
+                what="subscription state",
+                path=self.path,
+                error=SubscriptionError,
+            )
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -173,15 +175,8 @@ class SubscriptionStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return _sqlite.transaction(self._db)
 
     @contextmanager
     def keeping(self) -> Iterator[None]:

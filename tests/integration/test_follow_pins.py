@@ -22,7 +22,7 @@ from ipfsbin.subscribe import (
     sync_subscription,
     unsubscribe,
 )
-from ipfsbin.subscribe.follow import PIN_NAME
+from ipfsbin.subscribe.keepers import PIN_NAME
 from ipfsbin.trust.state import RootPin
 from tests.unit.subscribe.subscribe_helpers import (
     DAY,

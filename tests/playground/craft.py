@@ -14,7 +14,7 @@ import io
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 __all__ = [
@@ -90,9 +90,12 @@ def _retar(
     data: bytes,
     drop: Iterable[str],
     extra: Iterable[tuple[str, bytes]],
+    replace: Mapping[str, bytes] | None = None,
     members: Iterable[tarfile.TarInfo] = (),
 ) -> bytes:
     dropped = set(drop)
+    replacing = dict(replace or {})
+    folder = "metadata"
     out = io.BytesIO()
     with (
         tarfile.open(fileobj=io.BytesIO(data), mode="r:") as src,
@@ -101,10 +104,16 @@ def _retar(
         for member in src.getmembers():
             if member.name.rpartition("/")[2] in dropped:
                 continue
+            folder, _, base = member.name.rpartition("/")
+            if member.isreg() and base in replacing:
+                _add(dst, member.name, replacing.pop(base))
+                continue
             handle = src.extractfile(member) if member.isreg() else None
             dst.addfile(member, handle)
         for name, content in extra:
             _add(dst, name, content)
+        for base, content in replacing.items():  # keys the package did not have
+            _add(dst, f"{folder}/{base}", content)
         for member in members:
             dst.addfile(member, io.BytesIO(b"\0" * member.size) if member.isreg() else None)
     return out.getvalue()
@@ -116,9 +125,11 @@ def rewrite_gpkg(
     *,
     drop_metadata: Iterable[str] = (),
     extra_image: Iterable[tuple[str, bytes]] = (),
+    set_metadata: Mapping[str, bytes] | None = None,
     extra_members: Iterable[tarfile.TarInfo] = (),
 ) -> Path:
-    """A copy of ``src`` without some metadata keys and/or with extra image members.
+    """A copy of ``src`` without some metadata keys, with others set, and/or with extra
+    image members.
 
     ``extra_image`` adds regular files; ``extra_members`` adds tar headers as
     given (links, device nodes, FIFOs, modes), regular ones filled with zeros.
@@ -127,10 +138,10 @@ def rewrite_gpkg(
     new: dict[str, bytes] = {}
     for name, data in parts.items():
         if name.startswith("metadata.tar"):
-            tar = _retar(_decompress(name, data), drop_metadata, ())
+            tar = _retar(_decompress(name, data), drop_metadata, (), set_metadata)
             new[name] = _compress(name, tar)
         elif name.startswith("image.tar"):
-            tar = _retar(_decompress(name, data), (), extra_image, extra_members)
+            tar = _retar(_decompress(name, data), (), extra_image, members=extra_members)
             new[name] = _compress(name, tar)
         elif name not in ("gpkg-1", "Manifest"):
             new[name] = data
@@ -159,7 +170,7 @@ def replace_signed_metadata(src: Path, dst: Path, key: str, value: str) -> Path:
     """
     prefix, parts = gpkg_parts(src)
     name = next(n for n in parts if n.startswith("metadata.tar") and not n.endswith(".sig"))
-    tar = _retar(_decompress(name, parts[name]), [key], [(f"metadata/{key}", value.encode())])
+    tar = _retar(_decompress(name, parts[name]), (), (), {key: value.encode()})
     data = _compress(name, tar)
     line = (
         f"DATA {name} {len(data)} BLAKE2B {hashlib.blake2b(data).hexdigest()} "

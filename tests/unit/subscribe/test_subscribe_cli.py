@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe import SubscriptionStore
-from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
 
@@ -132,7 +132,7 @@ def test_parse_duration_refuses_nonsense(text: str) -> None:
 
 
 def test_index_publish_commands_register_and_document_their_options() -> None:
-    from ipfsbin.cli.index_ipns import publish_cmd, republish_cmd
+    from ipfsbin.cli.index.ipns import publish_cmd, republish_cmd
 
     index = typer.Typer()
     index.command("publish")(publish_cmd)

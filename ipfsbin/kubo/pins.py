@@ -1,20 +1,48 @@
-"""Keeping a maintainer's objects pinned in Kubo while the head moves.
+"""Pins ipfsbin makes in Kubo: one naming scheme, and the maintainer's moving pins.
 
-The head commit's envelope is pinned recursively: that covers the commit,
-its index tree, every manifest and binpkg the index links and (through the
-parents) all of history. The trust root's envelope is pinned on its own, and
-so is a draft waiting for co-signatures, so that co-signers elsewhere can
-fetch it by CID.
+Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
+then what it keeps, colon-separated (``ipfsbin:follow``,
+``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``),
+so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
+Kubo keeps one pin per CID whatever its name; which of ipfsbin's holders
+needs a block is counted by its owner (the follower's state), not by names.
+
+A maintainer's head commit envelope is pinned recursively: that covers the
+commit, its index tree, every manifest and binpkg the index links and
+(through the parents) all of history. The trust root's envelope is pinned on
+its own, and so is a draft waiting for co-signatures, so that co-signers
+elsewhere can fetch it by CID.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Literal, Protocol
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
 
-__all__ = ["KuboPins", "NoPins", "Pins"]
+__all__ = ["PIN_PREFIX", "KuboPins", "NoPins", "PinRole", "Pins", "is_ipfsbin_pin", "pin_name"]
+
+PIN_PREFIX: Final = "ipfsbin"
+PinRole = Literal["follow", "index", "publish", "cosign"]
+_ROLES: Final = frozenset({"follow", "index", "publish", "cosign"})
+# Names used before this scheme; still recognised as ipfsbin's own.
+_LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
+
+
+def pin_name(role: PinRole, *subject: str) -> str:
+    """``ipfsbin:<role>:<subject>...``, the name of every pin ipfsbin makes."""
+    if role not in _ROLES:
+        raise ValueError(f"unknown pin role {role!r}")
+    if any(not part or ":" in part or part != part.strip() for part in subject):
+        raise ValueError(f"pin name parts must be non-empty words without ':': {subject!r}")
+    return ":".join((PIN_PREFIX, role, *subject))
+
+
+def is_ipfsbin_pin(name: str) -> bool:
+    """Whether a pin of this name was made by ipfsbin (this scheme or an earlier one)."""
+    return name.startswith(PIN_PREFIX + ":") or name.startswith(_LEGACY_PREFIXES)
+
 
 # Pinning a new head fetches nothing (the blocks are local) but walks the DAG.
 _PIN_TIMEOUT_SECONDS = 600.0

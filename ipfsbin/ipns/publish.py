@@ -32,11 +32,11 @@ from ipfsbin.trust.commit import SignedCommit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot
 
-__all__ = ["PublishResult", "current_record", "publish_head", "republish"]
+__all__ = ["PublishedRecord", "current_record", "publish_head", "republish"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class PublishResult:
+class PublishedRecord:
     """The record now served for ``name``."""
 
     name: str
@@ -83,7 +83,7 @@ def publish_head(
     allow_offline: bool = False,
     timeout: timedelta = timedelta(seconds=60),
     now: datetime | None = None,
-) -> PublishResult:
+) -> PublishedRecord:
     """Point the IPNS name of ``key`` at ``head``'s envelope, sequence = its height.
 
     Refuses a key that is not in ``root``'s publishers role, a head whose
@@ -129,7 +129,7 @@ def publish_head(
             f"{served.sequence} ({served.value}), expected {head.height} (/ipfs/{head.cid})",
             hint="a record with a higher sequence or later validity exists; publish a newer head",
         )
-    return PublishResult(
+    return PublishedRecord(
         name=name,
         value=served.value,
         sequence=served.sequence,

@@ -2,8 +2,8 @@
 
 One sync of one subscription (:func:`sync_subscription`):
 
-1. fetch the IPNS record (a :class:`RecordSource`: Kubo's DHT or a trustless
-   gateway) and verify it under the name; a record older than the accepted
+1. fetch the IPNS record (a :class:`~ipfsbin.subscribe.sources.RecordSource`: the DHT, or a
+   trustless gateway) and verify it under the name; a record older than the accepted
    head is a replay and refused; a record pointing at the accepted head is
    "nothing new";
 2. restore a :class:`~ipfsbin.trust.state.TrustedChain` from the saved state
@@ -18,7 +18,7 @@ One sync of one subscription (:func:`sync_subscription`):
    check the root equals the signed ``index`` (:mod:`._rebuild`), so only the
    commits and changesets move over the network; otherwise, or when that
    fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
-4. list the blocks to keep as pending, keep them (a :class:`Keeper`: direct
+4. list the blocks to keep as pending, keep them (a keeper, :mod:`.keepers`: direct
    pins in Kubo, or rows in the local block file), record the new head and
    the blocks it holds in one transaction, then let go of the blocks the old
    head needed that no subscription holds any more.
@@ -37,131 +37,43 @@ wait on IPNS or on bitswap.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, Protocol
+from datetime import UTC, datetime
+from typing import Literal
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import (
-    BlockNotFoundError,
     IpfsbinError,
     IpnsError,
-    KuboCommandError,
     RollbackError,
-    SubscriptionError,
     TrustError,
 )
-from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
-from ipfsbin.kubo.client import KuboClient
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
+from ipfsbin.subscribe._held import adopt_held, release_pending
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
+from ipfsbin.subscribe._roots import check_publisher, load_roots
+from ipfsbin.subscribe.keepers import Keeper
+from ipfsbin.subscribe.sources import RecordSource
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, load_commit
-from ipfsbin.trust.root import SignedRoot, load_root
-from ipfsbin.trust.signing import check_signatures
 from ipfsbin.trust.state import TrustedChain
 
 __all__ = [
-    "Keeper",
-    "KuboKeeper",
-    "KuboRecordSource",
-    "Outcome",
-    "PIN_NAME",
-    "RecordSource",
+    "SyncOutcome",
     "SyncResult",
     "describe_error",
-    "follow_forever",
-    "require_subscriptions",
     "sync_all",
     "sync_subscription",
-    "unsubscribe",
 ]
 
-Outcome = Literal["accepted", "current", "refused", "failed"]
+SyncOutcome = Literal["accepted", "current", "refused", "failed"]
 Via = Literal["changeset", "nodes"]
-PIN_NAME: Final = "ipfsbin-follow"
-"""The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
 _log = logging.getLogger(__name__)
-
-
-class RecordSource(Protocol):
-    """Where IPNS records come from; returns the raw record bytes (not yet verified)."""
-
-    def fetch_record(self, name: str) -> bytes: ...
-
-
-class Keeper(Protocol):
-    """Keeps the blocks of accepted heads (pins, or a local block file) and lets old ones go.
-
-    A keeper does no counting: :func:`sync_subscription` asks it to release
-    only blocks that no subscription holds any more. ``label`` names the
-    subscription, for messages.
-    """
-
-    def keep(self, cids: Sequence[CID], *, label: str) -> None: ...
-
-    def release(self, cids: Sequence[CID], *, label: str) -> None: ...
-
-
-class KuboRecordSource:
-    """Records from the DHT through Kubo's ``routing/get`` (Kubo returns the best one it saw)."""
-
-    def __init__(self, client: KuboClient, *, timeout: timedelta = timedelta(seconds=30)) -> None:
-        self.client = client
-        self.timeout = timeout
-
-    def fetch_record(self, name: str) -> bytes:
-        return self.client.routing_get(ipns_path(name), timeout=self.timeout)
-
-
-class KuboKeeper:
-    """Direct pins, one per block, all named ``ipfsbin-follow``.
-
-    Kubo keeps one pin per CID whatever its name, so the name cannot tell
-    which subscription holds a block; the state does (``held``).
-
-    Not a recursive pin on the head: index entries link manifests, manifests
-    link the packages, and commits link all of history, so a recursive pin
-    would download every package of every platform. A follower holds only the
-    head's commit, its trust roots and its index nodes.
-    """
-
-    _BATCH: Final = 200
-
-    def __init__(self, client: KuboClient) -> None:
-        self.client = client
-
-    def keep(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            self.client.pin_add(unique[start : start + self._BATCH], recursive=False, name=PIN_NAME)
-
-    def release(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            batch = unique[start : start + self._BATCH]
-            try:
-                self.client.pin_rm(batch, recursive=False)
-            except KuboCommandError as exc:
-                if "not pinned" not in exc.kubo_message:
-                    raise
-                # Kubo drops the whole batch for one unpinned CID: go one by one
-                for cid in batch:
-                    self._unpin_one(cid)
-
-    def _unpin_one(self, cid: CID) -> None:
-        try:
-            self.client.pin_rm([cid], recursive=False)
-        except KuboCommandError as exc:
-            if "not pinned" not in exc.kubo_message:
-                raise
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +89,7 @@ class SyncResult:
     """
 
     name: str
-    outcome: Outcome
+    outcome: SyncOutcome
     head: CID | None
     height: int | None
     previous_height: int | None = None
@@ -246,73 +158,6 @@ def _check_record(record: IpnsRecord, sub: Subscription) -> CID:
             hint="keeping the accepted head; the newest record will win once it is seen",
         )
     return target
-
-
-def _load_roots(
-    sub: Subscription, chain: TrustedChain, store: BlockStore, head: SignedCommit
-) -> list[SignedRoot]:
-    """Feed the chain the accepted roots, then those the new head's envelope lists.
-
-    A commit links only its root's ID; its envelope lists (unsigned) the root
-    envelopes from version 1 on. Each one is checked by ``update_root`` like a
-    root the user gave: the first against the pin, every next one by the
-    thresholds of the previous version and its own.
-    """
-    roots = [load_root(store, cid) for cid in sub.roots]
-    if not any(r.root_id == head.commit.root for r in roots):
-        roots += _discover_roots(sub, roots, store, head)
-    if not roots:
-        raise TrustError(
-            f"commit {head.commit_id} does not list its trust root's envelope, and no root "
-            f"is known for {sub.name}",
-            hint=f"subscribe with the root's envelope CID: `ipfsbin unsubscribe {sub.name}`, "
-            f"then `ipfsbin subscribe {sub.name} --root CID`",
-        )
-    for signed in roots:
-        chain.update_root(signed)
-    return roots
-
-
-def _discover_roots(
-    sub: Subscription, known: list[SignedRoot], store: BlockStore, head: SignedCommit
-) -> list[SignedRoot]:
-    """Roots listed in ``head``'s envelope newer than ``known``, oldest first (unverified)."""
-    newest = known[-1].version if known else 0
-    found: list[SignedRoot] = []
-    for cid in head.roots:
-        if cid in sub.roots:
-            continue
-        signed = load_root(store, cid)
-        if signed.version <= newest:
-            continue  # accepted already (another envelope of it), or older than the pin
-        found.append(signed)
-        newest = signed.version
-        if signed.root_id == head.commit.root:
-            break
-    key_id = sub.pin.key_id
-    if not known and key_id is not None:
-        # a key pin starts at the first version that key signed as a maintainer; when none
-        # did, the first is fed anyway so that update_root refuses it with its own reason
-        start = next(
-            (i for i, r in enumerate(found) if key_id in _maintainer_signers(r)),
-            0,
-        )
-        found = found[start:]
-    return found
-
-
-def _maintainer_signers(signed: SignedRoot) -> tuple[str, ...]:
-    return check_signatures(signed, signed.root.maintainers).valid
-
-
-def _check_publisher(sub: Subscription, chain: TrustedChain) -> None:
-    publishers = chain.root.root.publishers
-    if sub.name not in publishers:
-        raise TrustError(
-            f"IPNS name {sub.name} is not in the publishers role of trust root version "
-            f"{chain.root.version} (publishers: {', '.join(publishers.keys)})",
-            hint="the name was subscribed with the wrong trust root, or is not the index's",
-        )
 
 
 def sync_subscription(
@@ -385,7 +230,7 @@ def _sync(
     changesets: bool,
 ) -> SyncResult:
     with state.keeping():
-        _release_pending(state, sub.name, keeper)
+        release_pending(state, sub.name, keeper)
         if local_store is not None:
             adopt_held(state, sub, local_store)
     raw = records.fetch_record(sub.name)
@@ -407,8 +252,8 @@ def _sync(
     )
     fetch = Metered(store, local_store)
     signed = load_commit(fetch, target)
-    roots = _load_roots(sub, chain, fetch, signed)
-    _check_publisher(sub, chain)
+    roots = load_roots(sub, chain, fetch, signed)
+    check_publisher(sub, chain)
     if signed.height != record.sequence:
         raise IpnsError(
             f"IPNS record of {sub.name} has sequence {record.sequence} but points to commit "
@@ -456,7 +301,7 @@ def _sync(
                 sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
             )
         except IpfsbinError:
-            _release_pending(state, sub.name, keeper)
+            release_pending(state, sub.name, keeper)
             raise
         free = state.unheld(release)
         try:
@@ -484,84 +329,6 @@ def _sync(
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
     )
-
-
-def _release_pending(state: SubscriptionStore, name: str, keeper: Keeper) -> None:
-    """Let go of what an unfinished sync of ``name`` kept and nobody holds; call under the lock."""
-    leftover = state.pending(name)
-    if not leftover:
-        return
-    free = state.unheld(leftover, besides=name)
-    _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
-    keeper.release(free, label=name)
-    state.clear_pending(name)
-
-
-def head_blocks(sub: Subscription, local: BlockStore) -> list[CID]:
-    """The blocks the accepted head of ``sub`` needs, read from ``local`` only.
-
-    Roots, the head's envelope and payload, and every index node reachable
-    from the head's index in ``local`` (a subtree missing there is skipped).
-    """
-    if sub.head is None or sub.head_envelope is None:
-        return []
-    found: list[CID] = [sub.head_envelope, sub.head]
-    for cid in sub.roots:
-        found.append(cid)
-        try:
-            found.append(load_root(local, cid).root_id)
-        except IpfsbinError:
-            continue
-    if sub.index_root is not None:
-        tree = ProllyTree(local, cache_size=0)
-        stack = [sub.index_root]
-        while stack:
-            cid = stack.pop()
-            try:
-                node = tree.load(cid)
-            except BlockNotFoundError:
-                continue  # not held here: nothing to release for it either
-            found.append(cid)
-            if node.level > 0:
-                stack.extend(node.children)
-    return found
-
-
-def adopt_held(state: SubscriptionStore, sub: Subscription, local: BlockStore) -> None:
-    """List the blocks of a head accepted before ``held`` existed (state version 1).
-
-    Those blocks were kept already (pinned as ``ipfsbin-follow:<name>``); once
-    listed, they are released by CID like any other. Call under the lock.
-    """
-    if sub.head is None or state.held(sub.name):
-        return
-    blocks = head_blocks(sub, local)
-    _log.info("%s: adopting %d blocks kept by an earlier version", sub.name, len(blocks))
-    state.adopt_held(sub.name, blocks)
-
-
-def unsubscribe(
-    state: SubscriptionStore,
-    name: str,
-    *,
-    keepers: Sequence[Keeper],
-    local_store: BlockStore | None = None,
-) -> list[CID]:
-    """Forget ``name`` and release, from every keeper, the blocks no other subscription holds.
-
-    With no keepers nothing is released (the blocks stay kept). ``local_store``
-    lets a subscription recorded before ``held`` existed list its blocks first.
-    Returns the released blocks; if releasing fails, the subscription stays.
-    """
-    sub = state.get(name)
-    with state.keeping():
-        if keepers and local_store is not None:
-            adopt_held(state, sub, local_store)
-        free = state.releasable(sub.name) if keepers else []
-        for keeper in keepers:
-            keeper.release(free, label=sub.name)
-        state.remove(sub.name)
-    return free
 
 
 def _try_rebuild(
@@ -623,29 +390,3 @@ def sync_all(
                 )
             )
     return results
-
-
-def follow_forever(
-    run_once: Callable[[], object],
-    *,
-    interval: float,
-    stop: threading.Event,
-) -> int:
-    """Call ``run_once`` every ``interval`` seconds until ``stop`` is set; returns the rounds."""
-    if interval <= 0:
-        raise ValueError(f"interval must be positive, got {interval}")
-    rounds = 0
-    while not stop.is_set():
-        run_once()
-        rounds += 1
-        stop.wait(interval)
-    return rounds
-
-
-def require_subscriptions(state: SubscriptionStore) -> list[Subscription]:
-    subs = state.all()
-    if not subs:
-        raise SubscriptionError(
-            "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
-        )
-    return subs

@@ -12,10 +12,10 @@ import typer
 from ipfsbin.cli.follow import parse_duration
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.errors import IndexError_
-from ipfsbin.kubo.node import connect
+from ipfsbin.errors import IndexOperationError
+from ipfsbin.ipns.publish import publish_head, republish
+from ipfsbin.kubo.daemon import connect
 from ipfsbin.maintainer.workspace import Workspace
-from ipfsbin.publish_ipns import publish_head, republish
 
 __all__ = ["publish_cmd", "republish_cmd"]
 
@@ -41,14 +41,14 @@ def publish_cmd(
     with Workspace.open(name=index) as workspace:
         head = workspace.head_commit
         if head is None:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"index {index!r} has no commit to publish",
                 hint="commit first: `ipfsbin index commit`",
             )
         root = workspace.signed_root
         key_name = key or workspace.publisher_key_name
     if key_name is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"index {index!r} has no publisher key set",
             hint="pass --key NAME (a key in the trust root's publishers role)",
         )
