@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import httpx
 
+from ipfsbin.cluster._http import HttpApi
 from ipfsbin.errors import ClusterError
 
 __all__ = ["PinningServiceClient", "ServicePin", "cluster_token"]
@@ -67,28 +67,11 @@ def cluster_token(url: str, user: str, password: str) -> str:
     return str(response.json()["token"])
 
 
-class PinningServiceClient:
+class PinningServiceClient(HttpApi):
     """The API at ``url`` with ``token``; a context manager."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import httpx
 
+from ipfsbin.cluster._http import HttpApi
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import ClusterError
 
@@ -73,26 +73,11 @@ def _cid_text(value: Any) -> str:
     return str(value["/"]) if isinstance(value, Mapping) else str(value)
 
 
-class ClusterClient:
+class ClusterClient(HttpApi):
     """The REST API at ``url`` (e.g. ``http://127.0.0.1:9094``); a context manager."""
 
     def __init__(self, url: str, *, timeout: float = _TIMEOUT, auth: tuple[str, str] | None = None):
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, auth=auth)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(url, timeout=timeout, auth=auth)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

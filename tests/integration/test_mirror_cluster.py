@@ -9,22 +9,24 @@ record) and fetches every package left in the index.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from ipfsbin.cluster.peer import ClusterPeer, new_cluster_secret
+from ipfsbin.cluster.peer import ClusterPeer
 from ipfsbin.cluster.rest import ClusterClient
-from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.codec.cid import RAW, cid_for
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.mirror.plan import index_pin_prefix
-from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.trust.keys import KeyStore
 from tests.integration.cli_host import Cli, cli_host
-from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
+from tests.integration.cluster_helpers import (
+    PublishedIndex,
+    publish_index,
+    running_cluster,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,69 +39,25 @@ class Setup:
     publisher: ManagedNode
     kubos: list[ManagedNode]
     peers: list[ClusterPeer]
-    maintainer: Cli
     mirror: Cli  # `ipfsbin mirror NAME --cluster URL ARGS` on the mirror's host
     host: Cli  # any command on the mirror's host
     cluster: ClusterClient
-    name: str
-    keys: dict[str, str]  # CPV → index key
-    manifests: dict[str, CID]
-
-
-def _wait(check: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
+    index: PublishedIndex
 
 
 @pytest.fixture(scope="module")
 def setup(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     publisher, *kubos = kubo_nodes(4)
-    secret = new_cluster_secret()
-    base = tmp_path_factory.mktemp("cluster")
-    peers = [
-        ClusterPeer(base / f"peer{i}", kubo_api=node.api_multiaddr, secret=secret)
-        for i, node in enumerate(kubos)
-    ]
-    started: list[ClusterPeer] = []
-    try:
-        for peer in peers:
-            peer.start(bootstrap=[p.multiaddr for p in started])
-            started.append(peer)
-        cluster = peers[0].client()
-        # the allocator chooses among peers whose metrics arrived
-        _wait(lambda: len(cluster.metrics()) == 3, "metrics of three cluster peers")
-
-        home = tmp_path_factory.mktemp("maintainer")
-        maintainer = cli_host(home, publisher)
-        KeyStore(home / "keys").generate("m")
-        init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
-        keys, manifests = {}, {}
-        with publisher.client() as kubo:
-            for cpv, data in PACKAGES.items():
-                assert kubo.add(data, chunker="size-1048576").cid == cid_for(RAW, data)
-                published = publish(KuboBlockStore(kubo), cpv, data, BUILDER_X)
-                added = maintainer("index", "add", str(published.attestation.cid))
-                keys[cpv] = added[0]["key"]
-                manifests[cpv] = published.manifest_cid
-        maintainer("index", "commit", "-m", "four packages", "--key", "m")
-        name = maintainer("index", "publish", "--key", "m", "--allow-offline")["name"]
-
+    with running_cluster(kubos, tmp_path_factory.mktemp("cluster")) as (peers, cluster):
+        index = publish_index(publisher, tmp_path_factory.mktemp("maintainer"), PACKAGES)
+        name = index.name
         host = cli_host(tmp_path_factory.mktemp("mirror"), kubos[0])
-        host("subscribe", name, "--root", init["root"])
+        host("subscribe", name, "--root", index.root)
 
         def mirror(*args: str, ok: bool = True) -> Any:
             return host("mirror", name, "--cluster", peers[0].rest_url, *args, ok=ok)
 
-        yield Setup(
-            publisher, kubos, peers, maintainer, mirror, host, cluster, name, keys, manifests
-        )
-        cluster.close()
-    finally:
-        for peer in reversed(started):
-            peer.stop()
+        yield Setup(publisher, kubos, peers, mirror, host, cluster, index)
 
 
 def _pinned_everywhere(cluster: ClusterClient, prefix: str, copies: int) -> bool:
@@ -112,20 +70,20 @@ def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
     (first,) = setup.mirror("--replication", "2")
     assert first["outcome"] == "accepted" and first["errors"] == []
     assert first["pinned"] == first["wanted"] and first["republished_sequence"] == 2
-    prefix = index_pin_prefix(setup.name)
+    prefix = index_pin_prefix(setup.index.name)
     pinset = [p for p in setup.cluster.pinset() if p.name.startswith(prefix)]
     assert len(pinset) == first["wanted"]
     assert all(p.replication_min == p.replication_max == 2 for p in pinset)
     manifests = {p.cid: p for p in pinset if ":package:" in p.name}
-    assert set(setup.manifests.values()) <= set(manifests)
+    assert set(setup.index.manifests.values()) <= set(manifests)
     index_pins = [p.cid for p in pinset if p.name.endswith(":index")]
     assert index_pins and {c.codec for c in index_pins} == {RAW}
-    _wait(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
+    wait_for(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
 
     (again,) = setup.mirror()
     assert again["outcome"] == "current" and again["pinned"] == again["unpinned"] == 0
 
-    status = setup.mirror("--status")[setup.name]
+    status = setup.mirror("--status")[setup.index.name]
     assert len(status) == first["wanted"]
     for pin in status:
         assert pin["replication"] == 2 and len(pin["allocations"]) == 2
@@ -134,22 +92,22 @@ def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
 
 def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
     yanked = "app-misc/tool0-1.0"
-    setup.maintainer("index", "yank", setup.keys[yanked], "--reason", "broken")
-    setup.maintainer("index", "commit", "-m", "yank tool0", "--key", "m")
-    setup.maintainer("index", "publish", "--key", "m", "--allow-offline")
+    setup.index.maintainer("index", "yank", setup.index.keys[yanked], "--reason", "broken")
+    setup.index.maintainer("index", "commit", "-m", "yank tool0", "--key", "m")
+    setup.index.maintainer("index", "publish", "--key", "m", "--allow-offline")
     (round_,) = setup.mirror()
     assert round_["outcome"] == "accepted" and round_["height"] == 3 and round_["errors"] == []
     assert round_["unpinned"] >= 1
     names = {p.cid: p.name for p in setup.cluster.pinset()}
-    assert setup.manifests[yanked] not in names
-    assert all(setup.manifests[cpv] in names for cpv in PACKAGES if cpv != yanked)
+    assert setup.index.manifests[yanked] not in names
+    assert all(setup.index.manifests[cpv] in names for cpv in PACKAGES if cpv != yanked)
 
 
 def test_packages_and_the_name_survive_a_peer_and_the_publisher(
     setup: Setup, kubo_nodes: Any
 ) -> None:
-    prefix = index_pin_prefix(setup.name)
-    _wait(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
+    prefix = index_pin_prefix(setup.index.name)
+    wait_for(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
     setup.publisher.stop()
     setup.peers[2].stop()
     setup.kubos[2].stop()
@@ -159,7 +117,7 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
     assert round_["republished_sequence"] == 3 and round_["errors"] == []
 
     (client,) = kubo_nodes(1)  # connects to the running Kubos only: two mirror peers
-    resolved = client.run("name", "resolve", "--nocache", f"/ipns/{setup.name}", timeout=60)
+    resolved = client.run("name", "resolve", "--nocache", f"/ipns/{setup.index.name}", timeout=60)
     assert resolved.stdout.decode().strip().startswith("/ipfs/")
     with client.client() as kubo:
         for cpv, data in PACKAGES.items():
@@ -169,10 +127,10 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
 
 
 def test_bad_mirror_command_lines_say_what_to_do(setup: Setup) -> None:
-    error = setup.host("mirror", setup.name, ok=False)
+    error = setup.host("mirror", setup.index.name, ok=False)
     assert "no pinning engine given" in error and "--cluster URL" in error
     unknown = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
     error = setup.host("mirror", unknown, "--cluster", setup.peers[0].rest_url, ok=False)
     assert "not subscribed" in error and "ipfsbin subscribe" in error
-    error = setup.host("mirror", setup.name, "--cluster", "http://127.0.0.1:9", ok=False)
+    error = setup.host("mirror", setup.index.name, "--cluster", "http://127.0.0.1:9", ok=False)
     assert "did not answer" in error and "ipfs-cluster-service" in error

@@ -8,23 +8,25 @@ changes; both report the service's status.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from ipfsbin.cluster.peer import ClusterPeer, new_cluster_secret
+from ipfsbin.cluster.peer import ClusterPeer
 from ipfsbin.cluster.pinsvc import cluster_token
 from ipfsbin.cluster.rest import ClusterClient
-from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.mirror.plan import index_pin_prefix
-from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.trust.keys import KeyStore
 from tests.integration.cli_host import Cli, cli_host
-from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
+from tests.integration.cluster_helpers import (
+    PublishedIndex,
+    publish_index,
+    running_cluster,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,20 +38,9 @@ SERVICE = "cluster"
 class Setup:
     kubos: list[ManagedNode]
     peers: list[ClusterPeer]
-    maintainer: Cli
     host: Cli
     cluster: ClusterClient
-    name: str
-    keys: dict[str, str]
-    manifests: dict[str, CID]
-
-
-def _wait(check: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
+    index: PublishedIndex
 
 
 @pytest.fixture(scope="module")
@@ -57,44 +48,18 @@ def setup(
     kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any
 ) -> Iterator[Setup]:
     publisher, *kubos = kubo_nodes(4)
-    secret = new_cluster_secret()
     base = tmp_path_factory.mktemp("cluster")
-    peers = [
-        ClusterPeer(base / f"peer{i}", kubo_api=node.api_multiaddr, secret=secret, replication=2)
-        for i, node in enumerate(kubos)
-    ]
-    started: list[ClusterPeer] = []
-    try:
-        for peer in peers:
-            peer.start(bootstrap=[p.multiaddr for p in started])
-            started.append(peer)
-        cluster = peers[0].client()
-        _wait(lambda: len(cluster.metrics()) == 3, "metrics of three cluster peers")
+    with running_cluster(kubos, base, copies=2) as (peers, cluster):
         token = cluster_token(peers[0].pinsvc_url, *peers[0].pinsvc_credentials)
         monkeypatch_module.setenv("IPFSBIN_PINNING_TOKEN", token)
         with kubos[0].client() as kubo:
             kubo.pin_remote_service_add(SERVICE, peers[0].pinsvc_url, token)
 
-        home = tmp_path_factory.mktemp("maintainer")
-        maintainer = cli_host(home, publisher)
-        KeyStore(home / "keys").generate("m")
-        init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
-        keys, manifests = {}, {}
-        with publisher.client() as kubo:
-            for cpv, data in PACKAGES.items():
-                assert kubo.add(data, chunker="size-1048576").cid == cid_for(RAW, data)
-                published = publish(KuboBlockStore(kubo), cpv, data, BUILDER_X)
-                keys[cpv] = maintainer("index", "add", str(published.attestation.cid))[0]["key"]
-                manifests[cpv] = published.manifest_cid
-        maintainer("index", "commit", "-m", "two packages", "--key", "m")
-        name = maintainer("index", "publish", "--key", "m", "--allow-offline")["name"]
+        index = publish_index(publisher, tmp_path_factory.mktemp("maintainer"), PACKAGES)
+        name = index.name
         host = cli_host(tmp_path_factory.mktemp("mirror"), kubos[0])
-        host("subscribe", name, "--root", init["root"])
-        yield Setup(kubos, peers, maintainer, host, cluster, name, keys, manifests)
-        cluster.close()
-    finally:
-        for peer in reversed(started):
-            peer.stop()
+        host("subscribe", name, "--root", index.root)
+        yield Setup(kubos, peers, host, cluster, index)
 
 
 @pytest.fixture(scope="module")
@@ -104,46 +69,48 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 def _ours(setup: Setup) -> dict[CID, Any]:
-    prefix = index_pin_prefix(setup.name)
+    prefix = index_pin_prefix(setup.index.name)
     return {p.cid: p for p in setup.cluster.pinset() if p.name.startswith(prefix)}
 
 
 def test_the_mirror_pins_through_the_pinning_service_api(setup: Setup) -> None:
     url = setup.peers[0].pinsvc_url
-    (first,) = setup.host("mirror", setup.name, "--pinning-service", url)
+    (first,) = setup.host("mirror", setup.index.name, "--pinning-service", url)
     assert first["outcome"] == "accepted" and first["errors"] == []
     assert first["pinned"] == first["wanted"] > len(PACKAGES)
     ours = _ours(setup)
-    assert len(ours) == first["wanted"] and set(setup.manifests.values()) <= set(ours)
+    assert len(ours) == first["wanted"] and set(setup.index.manifests.values()) <= set(ours)
     assert all(len(p.allocations) == 2 for p in ours.values())
 
     def all_pinned() -> bool:
-        status = setup.host("mirror", setup.name, "--pinning-service", url, "--status")
-        pins = status[setup.name]
+        status = setup.host("mirror", setup.index.name, "--pinning-service", url, "--status")
+        pins = status[setup.index.name]
         return len(pins) == first["wanted"] and all(
             p["status"] == {"service": "pinned"} for p in pins
         )
 
-    _wait(all_pinned, "the service to report every pin pinned")
+    wait_for(all_pinned, "the service to report every pin pinned")
 
 
 def test_kubos_pin_remote_client_sees_the_same_pins_and_unpins_a_yank(setup: Setup) -> None:
-    (current,) = setup.host("mirror", setup.name, "--kubo-remote", SERVICE)
+    (current,) = setup.host("mirror", setup.index.name, "--kubo-remote", SERVICE)
     assert current["outcome"] == "current" and current["pinned"] == current["unpinned"] == 0
 
     yanked = "app-misc/svc0-1.0"
-    setup.maintainer("index", "yank", setup.keys[yanked], "--reason", "broken")
-    setup.maintainer("index", "commit", "-m", "yank svc0", "--key", "m")
-    setup.maintainer("index", "publish", "--key", "m", "--allow-offline")
-    (after,) = setup.host("mirror", setup.name, "--kubo-remote", SERVICE)
+    setup.index.maintainer("index", "yank", setup.index.keys[yanked], "--reason", "broken")
+    setup.index.maintainer("index", "commit", "-m", "yank svc0", "--key", "m")
+    setup.index.maintainer("index", "publish", "--key", "m", "--allow-offline")
+    (after,) = setup.host("mirror", setup.index.name, "--kubo-remote", SERVICE)
     assert after["outcome"] == "accepted" and after["errors"] == []
     assert after["unpinned"] >= 1
     ours = _ours(setup)
-    assert setup.manifests[yanked] not in ours
-    assert setup.manifests["app-misc/svc1-1.0"] in ours
+    assert setup.index.manifests[yanked] not in ours
+    assert setup.index.manifests["app-misc/svc1-1.0"] in ours
 
-    status = setup.host("mirror", setup.name, "--kubo-remote", SERVICE, "--status")[setup.name]
-    assert {str(setup.manifests[yanked])} & {p["cid"] for p in status} == set()
+    status = setup.host("mirror", setup.index.name, "--kubo-remote", SERVICE, "--status")[
+        setup.index.name
+    ]
+    assert {str(setup.index.manifests[yanked])} & {p["cid"] for p in status} == set()
     assert all(p["replication"] is None for p in status)
 
 
@@ -152,8 +119,8 @@ def test_without_a_token_the_pinning_service_is_not_asked(
 ) -> None:
     monkeypatch.delenv("IPFSBIN_PINNING_TOKEN")
     url = setup.peers[0].pinsvc_url
-    error = setup.host("mirror", setup.name, "--pinning-service", url, ok=False)
+    error = setup.host("mirror", setup.index.name, "--pinning-service", url, ok=False)
     assert "no access token" in error and "IPFSBIN_PINNING_TOKEN" in error
     monkeypatch.setenv("IPFSBIN_PINNING_TOKEN", "not-a-token")
-    error = setup.host("mirror", setup.name, "--pinning-service", url, ok=False)
+    error = setup.host("mirror", setup.index.name, "--pinning-service", url, ok=False)
     assert "HTTP 401" in error and "check the access token" in error
