@@ -231,6 +231,14 @@ def sync(
     timeout: Annotated[
         str, typer.Option("--timeout", help="How long to wait for a record or a block.")
     ] = "30s",
+    deadline: Annotated[
+        str,
+        typer.Option(
+            "--deadline",
+            help="Most time one subscription's sync may spend on the network; then it fails "
+            "and the next subscription is synced.",
+        ),
+    ] = "10m",
     allow_stale: Annotated[
         bool,
         typer.Option(
@@ -243,13 +251,14 @@ def sync(
 ) -> None:
     """Check every subscription once (or keep following) and move to newer verified heads."""
     wait = parse_duration(timeout)
+    limit = parse_duration(deadline)
     pause = parse_duration(interval).total_seconds()
     with SubscriptionStore() as state:
         require_subscriptions(state)
         if gateway is not None:
-            round_once, closer = _gateway_round(state, gateway, wait, allow_stale)
+            round_once, closer = _gateway_round(state, gateway, wait, limit, allow_stale)
         else:
-            round_once, closer = _kubo_round(state, wait, allow_stale)
+            round_once, closer = _kubo_round(state, wait, limit, allow_stale)
         try:
             if not follow:
                 results = round_once()
@@ -286,7 +295,7 @@ def _follow(round_once: Callable[[], list[SyncResult]], pause: float, as_json: b
 
 
 def _kubo_round(
-    state: SubscriptionStore, wait: timedelta, allow_stale: bool
+    state: SubscriptionStore, wait: timedelta, deadline: timedelta, allow_stale: bool
 ) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
     client = connect()
     records = KuboRecordSource(client, timeout=wait)
@@ -303,13 +312,14 @@ def _kubo_round(
             keeper=keeper,
             local_store=local,
             allow_stale=allow_stale,
+            deadline=deadline,
         )
 
     return (lambda: sync_all(state, one)), client.close
 
 
 def _gateway_round(
-    state: SubscriptionStore, url: str, wait: timedelta, allow_stale: bool
+    state: SubscriptionStore, url: str, wait: timedelta, deadline: timedelta, allow_stale: bool
 ) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
     http = gateway_client(wait.total_seconds())
     local = SqliteBlockStore()
@@ -325,6 +335,7 @@ def _gateway_round(
             keeper=GatewayKeeper(fetching),
             local_store=local,
             allow_stale=allow_stale,
+            deadline=deadline,
         )
 
     def close() -> None:

@@ -46,6 +46,7 @@ from ipfsbin.kubo.records import (
     RepoStat,
     SwarmPeer,
 )
+from ipfsbin.netlimits import NO_LIMITS, TransferLimits, limited_transport
 
 __all__ = ["DEFAULT_CHUNKER", "DEFAULT_TIMEOUT", "KuboClient", "ProgressCallback", "go_duration"]
 
@@ -82,11 +83,20 @@ class KuboClient(NamingCommands):
 
     @classmethod
     def from_multiaddr(
-        cls, addr: str, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+        cls,
+        addr: str,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: TransferLimits = NO_LIMITS,
     ) -> KuboClient:
-        """A client with its own connection pool for ``/ip4/127.0.0.1/tcp/5001`` (or a URL)."""
+        """A client with its own connection pool for ``/ip4/127.0.0.1/tcp/5001`` (or a URL).
+
+        Requests obey ``limits`` (none by default: an ``add`` of a large file may
+        take long) and, always, the deadline of the operation they run in
+        (``ipfsbin.netlimits.operation_deadline``).
+        """
         base_url, uds = base_url_from_multiaddr(addr)
-        transport = httpx.HTTPTransport(uds=uds) if uds else None
+        transport = limited_transport(limits, uds=uds)
         http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         return cls(http, owns_http=True)
 

@@ -58,6 +58,7 @@ from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
@@ -68,6 +69,8 @@ from ipfsbin.trust.signing import check_signatures
 from ipfsbin.trust.state import TrustedChain
 
 __all__ = [
+    "DEFAULT_SYNC_DEADLINE",
+    "MAX_UNSIGNED_ROOTS",
     "Keeper",
     "KuboKeeper",
     "KuboRecordSource",
@@ -85,6 +88,10 @@ __all__ = [
 
 Outcome = Literal["accepted", "current", "refused", "failed"]
 Via = Literal["changeset", "nodes"]
+MAX_UNSIGNED_ROOTS: Final = 32
+"""Listed roots a key-pinned follower fetches, on its first sync, before one its key signed."""
+DEFAULT_SYNC_DEADLINE: Final = timedelta(minutes=10)
+"""Most time one subscription's sync may spend on the network."""
 PIN_NAME: Final = "ipfsbin-follow"
 """The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
@@ -259,8 +266,10 @@ def _load_roots(
     thresholds of the previous version and its own.
     """
     roots = [load_root(store, cid) for cid in sub.roots]
+    for signed in roots:
+        chain.update_root(signed)
     if not any(r.root_id == head.commit.root for r in roots):
-        roots += _discover_roots(sub, roots, store, head)
+        roots += _discover_roots(sub, chain, roots, store, head)
     if not roots:
         raise TrustError(
             f"commit {head.commit_id} does not list its trust root's envelope, and no root "
@@ -268,36 +277,47 @@ def _load_roots(
             hint=f"subscribe with the root's envelope CID: `ipfsbin unsubscribe {sub.name}`, "
             f"then `ipfsbin subscribe {sub.name} --root CID`",
         )
-    for signed in roots:
-        chain.update_root(signed)
     return roots
 
 
 def _discover_roots(
-    sub: Subscription, known: list[SignedRoot], store: BlockStore, head: SignedCommit
+    sub: Subscription,
+    chain: TrustedChain,
+    known: list[SignedRoot],
+    store: BlockStore,
+    head: SignedCommit,
 ) -> list[SignedRoot]:
-    """Roots listed in ``head``'s envelope newer than ``known``, oldest first (unverified)."""
-    newest = known[-1].version if known else 0
+    """Roots listed in ``head``'s envelope after ``known``, each verified before the next.
+
+    The commit's own signatures can be checked only under its root, so the
+    roots come first; to bound what an unsigned list can make a follower
+    fetch, the versions already accepted are skipped by position (the list is
+    version 1 first), every fetched root goes through ``update_root`` at once
+    (a bad one stops the walk), and nothing past the commit's root is fetched.
+    A key pin on the first sync cannot check the roots before the first
+    version its key signed: at most :data:`MAX_UNSIGNED_ROOTS` of those are fetched.
+    """
+    listed = [cid for cid in head.roots if cid not in sub.roots]
+    if known:
+        listed = list(head.roots[known[-1].version :])
     found: list[SignedRoot] = []
-    for cid in head.roots:
-        if cid in sub.roots:
-            continue
+    skipped: list[SignedRoot] = []
+    key_id = sub.pin.key_id
+    for cid in listed:
         signed = load_root(store, cid)
-        if signed.version <= newest:
-            continue  # accepted already (another envelope of it), or older than the pin
+        if not known and not found and key_id is not None:
+            # a key pin starts at the first version that key signed as a maintainer
+            if key_id not in _maintainer_signers(signed):
+                skipped.append(signed)
+                if len(skipped) > MAX_UNSIGNED_ROOTS:
+                    break
+                continue
+        chain.update_root(signed)
         found.append(signed)
-        newest = signed.version
         if signed.root_id == head.commit.root:
             break
-    key_id = sub.pin.key_id
-    if not known and key_id is not None:
-        # a key pin starts at the first version that key signed as a maintainer; when none
-        # did, the first is fed anyway so that update_root refuses it with its own reason
-        start = next(
-            (i for i, r in enumerate(found) if key_id in _maintainer_signers(r)),
-            0,
-        )
-        found = found[start:]
+    if not found and skipped:
+        chain.update_root(skipped[0])  # refuses it, with the reason the pin gives
     return found
 
 
@@ -327,8 +347,13 @@ def sync_subscription(
     now: float | None = None,
     workers: int = 8,
     changesets: bool = True,
+    deadline: timedelta = DEFAULT_SYNC_DEADLINE,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
+
+    Every network read of the sync ends within ``deadline`` (on top of each
+    client's own per-request limits), so a slow source fails this sync and
+    :func:`sync_all` goes on with the next subscription.
 
     ``store`` fetches blocks (from the network); ``local_store`` answers only
     from what this host holds (used for the old index, which must not be
@@ -343,19 +368,20 @@ def sync_subscription(
     moment = time.time() if now is None else now
     sub = state.get(name)
     try:
-        return _sync(
-            state,
-            sub,
-            records,
-            store,
-            keeper,
-            local_store,
-            allow_stale,
-            moment,
-            workers,
-            started,
-            changesets,
-        )
+        with operation_deadline(deadline.total_seconds()):
+            return _sync(
+                state,
+                sub,
+                records,
+                store,
+                keeper,
+                local_store,
+                allow_stale,
+                moment,
+                workers,
+                started,
+                changesets,
+            )
     except IpfsbinError as exc:
         state.record_failure(sub.name, describe_error(exc), now=moment)
         refused = isinstance(exc, TrustError | IpnsError)

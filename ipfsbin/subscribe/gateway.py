@@ -32,6 +32,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.errors import BlockMismatchError, BlockNotFoundError, SubscriptionError
 from ipfsbin.ipns.name import canonical_name
 from ipfsbin.ipns.record import MAX_RECORD_SIZE
+from ipfsbin.netlimits import GATEWAY_LIMITS, TransferLimits, limited_transport
 
 __all__ = [
     "BlockFileKeeper",
@@ -54,9 +55,17 @@ def default_block_path() -> Path:
     return paths.data_dir() / "gateway-blocks.sqlite"
 
 
-def gateway_client(timeout: float = 30.0) -> httpx.Client:
-    """An HTTP client for gateway requests (no redirects to other hosts are followed)."""
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False)
+def gateway_client(timeout: float = 30.0, limits: TransferLimits = GATEWAY_LIMITS) -> httpx.Client:
+    """An HTTP client for gateway requests (no redirects to other hosts are followed).
+
+    ``timeout`` bounds each wait for bytes; ``limits`` bound each request as a
+    whole (deadline, minimum rate: a gateway that drips bytes is cut off).
+    """
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        follow_redirects=False,
+        transport=limited_transport(limits),
+    )
 
 
 def _get(http: httpx.Client, url: str, accept: str, limit: int) -> bytes:

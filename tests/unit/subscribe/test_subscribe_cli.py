@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import typer
-from subscribe_helpers import MAINTAINER, PUBLISHER
+from subscribe_helpers import MAINTAINER, PUBLISHER, SECOND_PUBLISHER
 from typer.testing import CliRunner
 
 from ipfsbin.cli import follow
@@ -16,6 +17,7 @@ from ipfsbin.codec import dagcbor
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
 from ipfsbin.subscribe import SubscriptionStore
 from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
+from tests.drip_server import Drip, drip_server
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
 
@@ -141,3 +143,38 @@ def test_index_publish_commands_register_and_document_their_options() -> None:
     for option in ("--index", "--key", "--lifetime", "--ttl", "--allow-offline", "--json"):
         assert option in text
     assert "NAME" in CliRunner().invoke(index, ["republish", "--help"]).output
+
+
+@pytest.mark.timeout(60)
+def test_sync_through_a_slow_drip_gateway_gives_up_and_carries_on(app: typer.Typer) -> None:
+    # a gateway that sends the record at 20 bytes/s: 8.5 minutes per subscription with
+    # only the per-read --timeout; the minimum rate ends each sync after its grace
+    runner = CliRunner()
+    for name in (PUBLISHER.key_id, SECOND_PUBLISHER.key_id):
+        assert runner.invoke(app, ["subscribe", name, "--root", ROOT_CID]).exit_code == 0
+    drip = Drip(body=b"x" * 10240, pause=0.05)
+    started = time.monotonic()
+    with drip_server(drip) as url:
+        done = runner.invoke(app, ["sync", "--gateway", url, "--timeout", "3s", "--json"])
+    elapsed = time.monotonic() - started
+    assert done.exit_code == 1, done.output
+    results = json.loads(done.output)
+    assert [r["outcome"] for r in results] == ["failed", "failed"]
+    assert all("below the minimum rate" in r["error"] for r in results)
+    assert len(drip.requests) == 2  # the second subscription was tried after the first gave up
+    assert elapsed < 20
+
+
+@pytest.mark.timeout(60)
+def test_sync_deadline_bounds_each_subscription(app: typer.Typer) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root", ROOT_CID]).exit_code == 0
+    # 2 KiB/s: above the minimum rate, so only the whole-sync deadline stops it
+    drip = Drip(body=b"x" * 10240, step=100, pause=0.05)
+    started = time.monotonic()
+    with drip_server(drip) as url:
+        done = runner.invoke(app, ["sync", "--gateway", url, "--deadline", "1s", "--json"])
+    assert done.exit_code == 1, done.output
+    (result,) = json.loads(done.output)
+    assert "deadline passed after" in result["error"]
+    assert time.monotonic() - started < 4
