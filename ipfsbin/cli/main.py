@@ -59,6 +59,7 @@ def _register() -> None:
     app.add_typer(key_cmds.app, name="key")
     index_cmds.app.command("publish")(index_ipns.publish_cmd)
     index_cmds.app.command("republish")(index_ipns.republish_cmd)
+    index_cmds.app.command("announce-roots")(index_ipns.announce_roots_cmd)
     app.add_typer(index_cmds.app, name="index")
     app.command("subscribe")(follow_cmds.subscribe)
     app.command("unsubscribe")(follow_cmds.unsubscribe)
