@@ -125,5 +125,6 @@ def test_public_names() -> None:
         "follow_forever", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
     assert sorted(ipfsbin.publish_ipns.__all__) == [
-        "PublishResult", "current_record", "publish_head", "republish",
+        "PublishResult", "announce_roots", "announcing_keys", "current_record",
+        "publish_head", "republish",
     ]  # fmt: skip
