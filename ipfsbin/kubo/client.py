@@ -33,6 +33,7 @@ from ipfsbin.kubo._rpc import (
     int_field,
     string_field,
 )
+from ipfsbin.kubo.netlimits import NO_LIMITS, TransferLimits, limited_transport
 from ipfsbin.kubo.records import (
     AddResult,
     BlockStat,
@@ -46,7 +47,6 @@ from ipfsbin.kubo.records import (
     RepoStat,
     SwarmPeer,
 )
-from ipfsbin.netlimits import NO_LIMITS, TransferLimits, limited_transport
 
 __all__ = ["DEFAULT_CHUNKER", "DEFAULT_TIMEOUT", "KuboClient", "ProgressCallback", "go_duration"]
 
@@ -93,7 +93,7 @@ class KuboClient(NamingCommands):
 
         Requests obey ``limits`` (none by default: an ``add`` of a large file may
         take long) and, always, the deadline of the operation they run in
-        (``ipfsbin.netlimits.operation_deadline``).
+        (``ipfsbin.kubo.netlimits.operation_deadline``).
         """
         base_url, uds = base_url_from_multiaddr(addr)
         transport = limited_transport(limits, uds=uds)

@@ -22,7 +22,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.netlimits import within_operation
+from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore, MemoryBlockStore
 
 __all__ = ["TreeDelta", "tree_delta"]

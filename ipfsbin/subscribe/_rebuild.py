@@ -26,7 +26,7 @@ from ipfsbin.changeset import Changeset, decode_part
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import BlockNotFoundError
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.netlimits import within_operation
+from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore, MemoryBlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.trust.commit import Commit, load_commit_payload

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.ipns.record import IpnsRecord, verify_record
-from ipfsbin.netlimits import within_operation
+from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.root import SignedRoot, load_root
 from ipfsbin.trust.rootlist import load_root_list

@@ -58,7 +58,7 @@ from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.netlimits import operation_deadline
+from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index

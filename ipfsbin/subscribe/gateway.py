@@ -32,7 +32,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.errors import BlockMismatchError, BlockNotFoundError, SubscriptionError
 from ipfsbin.ipns.name import canonical_name
 from ipfsbin.ipns.record import MAX_RECORD_SIZE
-from ipfsbin.netlimits import GATEWAY_LIMITS, TransferLimits, limited_transport
+from ipfsbin.kubo.netlimits import GATEWAY_LIMITS, TransferLimits, limited_transport
 
 __all__ = [
     "BlockFileKeeper",

@@ -21,8 +21,8 @@ from ipfsbin.errors import (
     KuboUnavailableError,
 )
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.kubo import KuboBlockStore
 

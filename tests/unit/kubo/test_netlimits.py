@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ipfsbin.errors import SubscriptionError
-from ipfsbin.netlimits import (
+from ipfsbin.kubo.netlimits import (
     NO_LIMITS,
     TransferLimits,
     limited_transport,
