@@ -493,6 +493,7 @@ class KuboClient(NamingCommands):
             ("type", pin_type),
             ("stream", False),
             ("quiet", False),
+            ("names", True),
         ]
         obj = self._rpc.call_json("pin/ls", params)
         keys = obj.get("Keys") or {}

@@ -1,0 +1,220 @@
+"""One account of every pin ipfsbin makes on a Kubo node, whoever needs it.
+
+Kubo keeps at most one pin per CID, direct or recursive, and refuses to
+mix them: a direct pin on a CID pinned recursively is refused ("already
+pinned recursively"), a direct unpin of it too ("is pinned recursively"),
+and a recursive pin silently replaces a direct one. A maintainer's workspace
+pins its head and root envelopes recursively; a follower of the same index
+on the same node holds those very envelopes directly. Without one account,
+the follower's sync fails, and when the workspace later moves its head, the
+block the follower still holds loses its pin.
+
+So every holder (a workspace role, the follower) states what it needs in
+one ledger (``pins.sqlite`` in the data directory), and each CID's pin in
+Kubo is set from the union of the needs: recursive if any holder needs it
+recursive, else direct if any needs it at all, else none. Pins made by
+something else than ipfsbin are left alone: a CID already pinned
+recursively outside the ledger counts as kept, and is never unpinned here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from ipfsbin import paths
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import KuboCommandError, KuboError
+from ipfsbin.kubo.client import KuboClient
+
+__all__ = ["FOLLOW_HOLDER", "PinLedger", "default_ledger_path"]
+
+FOLLOW_HOLDER: Final = "ipfsbin-follow"
+"""The follower's holder name (and pin name): its per-subscription counts live in its state."""
+_BATCH: Final = 200
+_PIN_TIMEOUT_SECONDS: Final = 600.0
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS needs (holder TEXT NOT NULL, cid TEXT NOT NULL, "
+    "recursive INTEGER NOT NULL, PRIMARY KEY (holder, cid)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS needs_cid ON needs (cid)",
+)
+
+
+def default_ledger_path() -> Path:
+    """``<data dir>/pins.sqlite``."""
+    return paths.data_dir() / "pins.sqlite"
+
+
+class PinLedger:
+    """The needs of every holder on one node, and Kubo's pins kept to match them."""
+
+    def __init__(self, client: KuboClient, path: Path | None = None) -> None:
+        self.client = client
+        self.path = default_ledger_path() if path is None else Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        with self._write() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+        self._db.execute("PRAGMA journal_mode=WAL")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading ------------------------------------------------------------------
+
+    def needs(self, cid: CID) -> dict[str, bool]:
+        """Holder -> whether it needs ``cid`` recursively."""
+        rows = self._db.execute("SELECT holder, recursive FROM needs WHERE cid = ?", (str(cid),))
+        return {str(holder): bool(recursive) for holder, recursive in rows}
+
+    def held_by(self, holder: str) -> frozenset[CID]:
+        rows = self._db.execute("SELECT cid FROM needs WHERE holder = ?", (holder,))
+        return frozenset(CID.from_text(row[0]) for row in rows)
+
+    # -- holding and releasing ---------------------------------------------------------
+
+    def hold(self, holder: str, cids: Sequence[CID], *, recursive: bool) -> None:
+        """Record that ``holder`` needs ``cids`` (recursively or not), then pin them."""
+        unique = list(dict.fromkeys(cids))
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO needs (holder, cid, recursive) VALUES (?, ?, ?) "
+                "ON CONFLICT (holder, cid) DO UPDATE SET recursive = excluded.recursive",
+                [(holder, str(c), int(recursive)) for c in unique],
+            )
+        if recursive:
+            for cid in unique:
+                if not self.client.is_pinned(cid, pin_type="recursive"):
+                    self.client.pin_add(
+                        [cid], recursive=True, name=holder, timeout=_PIN_TIMEOUT_SECONDS
+                    )
+            return
+        self._pin_direct(unique, name=holder)
+
+    def release(self, holder: str, cids: Sequence[CID]) -> list[CID]:
+        """``holder`` no longer needs ``cids``; returns those now unpinned in Kubo."""
+        unique = list(dict.fromkeys(cids))
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM needs WHERE holder = ? AND cid = ?",
+                [(holder, str(c)) for c in unique],
+            )
+        return self._settle(unique)
+
+    def release_recursive(self, cid: CID) -> None:
+        """Drop every recursive need on ``cid`` (a maintainer's unpin); direct needs stay."""
+        with self._write() as db:
+            db.execute("DELETE FROM needs WHERE cid = ? AND recursive = 1", (str(cid),))
+        self._settle([cid])
+
+    def move(self, holder: str, old: CID | None, new: CID) -> None:
+        """``holder`` needs ``new`` recursively instead of ``old`` (a workspace head moving).
+
+        When nobody else needs ``old``, Kubo's ``pin/update`` moves the pin and
+        walks only the difference between the two DAGs.
+        """
+        if old is None or old == new:
+            self.hold(holder, [new], recursive=True)
+            return
+        others = {h: r for h, r in self.needs(old).items() if h != holder}
+        movable = (
+            not others
+            and self.client.is_pinned(old, pin_type="recursive")
+            and not self.client.is_pinned(new, pin_type="recursive")
+        )
+        with self._write() as db:
+            db.execute("DELETE FROM needs WHERE holder = ? AND cid = ?", (holder, str(old)))
+            db.execute(
+                "INSERT INTO needs (holder, cid, recursive) VALUES (?, ?, 1) "
+                "ON CONFLICT (holder, cid) DO UPDATE SET recursive = 1",
+                (holder, str(new)),
+            )
+        if movable:
+            self.client.pin_update(old, new, unpin=True)
+            return
+        self.hold(holder, [new], recursive=True)
+        self._settle([old])
+
+    def adopt(self, holder: str, cids: Iterable[CID], *, recursive: bool) -> None:
+        """Record needs whose pins exist already (state written before the ledger)."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO needs (holder, cid, recursive) VALUES (?, ?, ?)",
+                [(holder, str(c), int(recursive)) for c in dict.fromkeys(cids)],
+            )
+
+    # -- Kubo -----------------------------------------------------------------------
+
+    def _pin_direct(self, cids: Sequence[CID], *, name: str) -> None:
+        for start in range(0, len(cids), _BATCH):
+            batch = list(cids[start : start + _BATCH])
+            try:
+                self.client.pin_add(batch, recursive=False, name=name)
+            except KuboCommandError as exc:
+                if "already pinned recursively" not in exc.kubo_message:
+                    raise
+                # Kubo refuses the whole batch for one CID pinned recursively: go one by one
+                for cid in batch:
+                    self._pin_one_direct(cid, name)
+
+    def _pin_one_direct(self, cid: CID, name: str) -> None:
+        try:
+            self.client.pin_add([cid], recursive=False, name=name)
+        except KuboCommandError as exc:
+            if "already pinned recursively" not in exc.kubo_message:
+                raise  # a recursive pin keeps it anyway
+
+    def _settle(self, cids: Sequence[CID]) -> list[CID]:
+        """Make each CID's pin match its needs; returns those left unpinned."""
+        unpinned: list[CID] = []
+        for cid in cids:
+            needs = self.needs(cid)
+            wanted = None if not needs else "recursive" if any(needs.values()) else "direct"
+            if wanted == "recursive":
+                continue  # a recursive need is never weakened here
+            recursive = self.client.is_pinned(cid, pin_type="recursive")
+            if wanted == "direct":
+                if recursive and self._ours_recursive(cid):
+                    # the recursive holder let go: a direct pin keeps it for the others
+                    self.client.pin_rm([cid], recursive=True)
+                    self._pin_one_direct(cid, min(needs))
+                continue
+            if recursive:
+                if self._ours_recursive(cid):
+                    self.client.pin_rm([cid], recursive=True)
+                    unpinned.append(cid)
+                continue
+            if self._unpin_direct(cid):
+                unpinned.append(cid)
+        return unpinned
+
+    def _ours_recursive(self, cid: CID) -> bool:
+        """Was the recursive pin on ``cid`` made by ipfsbin (its name is one of our holders)?"""
+        try:
+            pins = self.client.pin_ls([cid], pin_type="recursive")
+        except KuboError:
+            return False
+        return any(p.name.startswith("ipfsbin") for p in pins)
+
+    def _unpin_direct(self, cid: CID) -> bool:
+        try:
+            self.client.pin_rm([cid], recursive=False)
+        except KuboCommandError as exc:
+            if "not pinned" in exc.kubo_message:
+                return False
+            raise
+        return True
