@@ -54,35 +54,44 @@ class PinLedger:
     def __init__(self, client: KuboClient, path: Path | None = None) -> None:
         self.client = client
         self.path = default_ledger_path() if path is None else Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        with self._write() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
-        self._db.execute("PRAGMA journal_mode=WAL")
-
-    def close(self) -> None:
-        self._db.close()
+        self._ready = False
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One transaction on a connection of its own (a ledger is made and dropped freely)."""
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            if not self._ready:
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._ready:
+                    for statement in _SCHEMA:
+                        db.execute(statement)
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            self._ready = True
+        finally:
+            db.close()
 
     # -- reading ------------------------------------------------------------------
 
     def needs(self, cid: CID) -> dict[str, bool]:
         """Holder -> whether it needs ``cid`` recursively."""
-        rows = self._db.execute("SELECT holder, recursive FROM needs WHERE cid = ?", (str(cid),))
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT holder, recursive FROM needs WHERE cid = ?", (str(cid),)
+            ).fetchall()
         return {str(holder): bool(recursive) for holder, recursive in rows}
 
     def held_by(self, holder: str) -> frozenset[CID]:
-        rows = self._db.execute("SELECT cid FROM needs WHERE holder = ?", (holder,))
+        with self._write() as db:
+            rows = db.execute("SELECT cid FROM needs WHERE holder = ?", (holder,)).fetchall()
         return frozenset(CID.from_text(row[0]) for row in rows)
 
     # -- holding and releasing ---------------------------------------------------------

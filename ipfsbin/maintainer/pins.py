@@ -5,6 +5,10 @@ its index tree, every manifest and binpkg the index links and (through the
 parents) all of history. The trust root's envelope is pinned on its own, and
 so is a draft waiting for co-signatures, so that co-signers elsewhere can
 fetch it by CID.
+
+Every pin goes through the node's :class:`~ipfsbin.kubo.ledger.PinLedger`
+under its name (the holder), so a follower holding the same envelopes on
+the same node keeps them when the workspace lets go.
 """
 
 from __future__ import annotations
@@ -13,11 +17,9 @@ from typing import Protocol
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.ledger import PinLedger
 
 __all__ = ["KuboPins", "NoPins", "Pins"]
-
-# Pinning a new head fetches nothing (the blocks are local) but walks the DAG.
-_PIN_TIMEOUT_SECONDS = 600.0
 
 
 class Pins(Protocol):
@@ -35,30 +37,20 @@ class Pins(Protocol):
 
 
 class KuboPins:
-    """:class:`Pins` over a Kubo daemon."""
+    """:class:`Pins` over a Kubo daemon, accounted in the node's pin ledger."""
 
-    def __init__(self, client: KuboClient) -> None:
+    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
         self.client = client
+        self.ledger = PinLedger(client) if ledger is None else ledger
 
     def pin(self, cid: CID, name: str) -> None:
-        if not self.client.is_pinned(cid, pin_type="recursive"):
-            self.client.pin_add([cid], recursive=True, name=name, timeout=_PIN_TIMEOUT_SECONDS)
+        self.ledger.hold(name, [cid], recursive=True)
 
     def move(self, old: CID | None, new: CID, name: str) -> None:
-        if old is None or old == new:
-            self.pin(new, name)
-            return
-        if not self.client.is_pinned(old, pin_type="recursive"):
-            self.pin(new, name)
-            return
-        if self.client.is_pinned(new, pin_type="recursive"):
-            self.unpin(old)
-            return
-        self.client.pin_update(old, new, unpin=True)
+        self.ledger.move(name, old, new)
 
     def unpin(self, cid: CID) -> None:
-        if self.client.is_pinned(cid, pin_type="recursive"):
-            self.client.pin_rm([cid], recursive=True)
+        self.ledger.release_recursive(cid)
 
 
 class NoPins:

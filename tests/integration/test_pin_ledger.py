@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,8 @@ HEAD = "ipfsbin index default head"
 
 
 @pytest.fixture
-def ledger(kubo_client: KuboClient, tmp_path: Path) -> Iterator[PinLedger]:
-    with_ledger = PinLedger(kubo_client, tmp_path / "pins.sqlite")
-    yield with_ledger
-    with_ledger.close()
+def ledger(kubo_client: KuboClient, tmp_path: Path) -> PinLedger:
+    return PinLedger(kubo_client, tmp_path / "pins.sqlite")
 
 
 def dag(client: KuboClient, label: str) -> tuple[CID, CID]:
