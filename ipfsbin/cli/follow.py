@@ -44,6 +44,7 @@ from ipfsbin.subscribe.gateway import (
     gateway_client,
 )
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.trust.freshness import describe_span
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
@@ -196,6 +197,10 @@ def _render_unsubscribed(r: dict[str, Any]) -> str:
 
 
 def _render_result(result: SyncResult) -> str:
+    return "\n".join([_render_outcome(result), *(f"  warning: {w}" for w in result.warnings)])
+
+
+def _render_outcome(result: SyncResult) -> str:
     if result.outcome == "accepted":
         before = "none" if result.previous_height is None else str(result.previous_height)
         text = (
@@ -215,6 +220,29 @@ def _render_result(result: SyncResult) -> str:
     if result.hint:
         text += f"\n  hint: {result.hint}"
     return text
+
+
+def _render_expiry(sub: Subscription, now: float) -> list[str]:
+    """The head's and root's expiry in words, and a warning line when it is near or past."""
+    fresh = sub.freshness(now=now)
+    if fresh is None:
+        return []
+    lines = [
+        f"  expires:  head commit {_expiry_words(fresh.head_expires, now)}",
+        f"            trust root {_expiry_words(fresh.root_expires, now)}",
+    ]
+    warning = fresh.warning()
+    if fresh.state == "expired":
+        lines.append(f"  STALE:    {warning}; its packages are not offered")
+    elif warning is not None:
+        lines.append(f"  warning:  {warning}")
+    return lines
+
+
+def _expiry_words(moment: int, now: float) -> str:
+    left = moment - int(now)
+    span = describe_span(abs(left))
+    return f"{_when(moment)} ({'in ' + span if left > 0 else span + ' ago'})"
 
 
 def sync(
@@ -349,10 +377,11 @@ def status(as_json: JsonOpt = False) -> None:
     """Subscriptions: accepted head and height, when last checked, and the last error."""
     with SubscriptionStore() as state:
         subs = state.all()
-    emit([s.to_json() for s in subs], as_json, lambda _: _render_status(subs))
+    now = time.time()
+    emit([s.to_json(now=now) for s in subs], as_json, lambda _: _render_status(subs, now))
 
 
-def _render_status(subs: list[Subscription]) -> str:
+def _render_status(subs: list[Subscription], now: float) -> str:
     if not subs:
         return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
     lines = []
@@ -361,6 +390,7 @@ def _render_status(subs: list[Subscription]) -> str:
         lines.append(sub.name)
         lines.append(f"  trust:    {sub.pin.describe()}")
         lines.append(f"  head:     {head}")
+        lines += _render_expiry(sub, now)
         lines.append(f"  accepted: {_when(sub.accepted_at)}")
         lines.append(f"  checked:  {_when(sub.checked_at)}")
         if sub.error is not None:

@@ -63,7 +63,8 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
-from ipfsbin.trust.commit import SignedCommit, load_commit
+from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
+from ipfsbin.trust.freshness import Freshness, check_freshness
 from ipfsbin.trust.root import SignedRoot, load_root
 from ipfsbin.trust.signing import check_signatures
 from ipfsbin.trust.state import TrustedChain
@@ -418,7 +419,12 @@ def _sync(
     record = verify_record(raw, sub.name, now=_moment(moment))
     target = _check_record(record, sub)
     if target == sub.head_envelope:
+        # nothing new; but whoever holds only the IPNS key can re-sign this pointer forever,
+        # so the head it names must still be fresh (freeze attack)
+        fresh = _head_freshness(state, sub, local_store or store, moment, allow_stale)
+        fresh.verify(f"the accepted head of {sub.name} (height {sub.height})")
         state.record_checked(sub.name, now=moment)
+        warning = fresh.warning()
         return SyncResult(
             name=sub.name,
             outcome="current",
@@ -426,6 +432,7 @@ def _sync(
             height=sub.height,
             previous_height=sub.height,
             sequence=record.sequence,
+            warnings=() if warning is None else (warning,),
             seconds=time.monotonic() - started,
         )
     chain = TrustedChain(
@@ -466,13 +473,21 @@ def _sync(
         index_root=new_index,
         sequence=record.sequence,
         roots=tuple(r.cid for r in roots),
+        head_expires=signed.commit.expires,
+        root_expires=chain.root.root.expires,
     )
     release = list(delta.removed)
     if sub.head_envelope is not None and sub.head_envelope != signed.cid:
         release.append(sub.head_envelope)
     if sub.head is not None and sub.head != signed.commit_id:
         release.append(sub.head)
-    warnings: list[str] = []
+    fresh = check_freshness(
+        head_expires=accepted.head_expires,
+        root_expires=accepted.root_expires,
+        now=int(moment),
+        allow_stale=allow_stale,
+    )
+    warnings = [w for w in (fresh.warning(),) if w is not None]
     with state.keeping():
         # pending first: if this process dies after keeping, the next sync finds the blocks
         state.add_pending(sub.name, keep)
@@ -509,6 +524,31 @@ def _sync(
         blocks_released=len(free),
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
+    )
+
+
+def _head_freshness(
+    state: SubscriptionStore,
+    sub: Subscription,
+    local: BlockStore,
+    moment: float,
+    allow_stale: bool,
+) -> Freshness:
+    """The freshness of ``sub``'s accepted head; expiries missing from old state are read
+    from the local blocks (the head's commit and newest root are kept) and recorded."""
+    fresh = sub.freshness(now=moment, allow_stale=allow_stale)
+    if fresh is not None:
+        return fresh
+    if sub.head is None or not sub.roots:
+        raise SubscriptionError(f"{sub.name} has no accepted head to check")
+    head_expires = load_commit_payload(local, sub.head).expires
+    root_expires = load_root(local, sub.roots[-1]).root.expires
+    state.set_expiry(sub.name, head_expires=head_expires, root_expires=root_expires)
+    return check_freshness(
+        head_expires=head_expires,
+        root_expires=root_expires,
+        now=int(moment),
+        allow_stale=allow_stale,
     )
 
 

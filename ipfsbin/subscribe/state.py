@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,11 +31,12 @@ from ipfsbin import paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
 from ipfsbin.ipns.name import canonical_name
+from ipfsbin.trust.freshness import Freshness, check_freshness
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
 
-_SCHEMA_VERSION: Final = 2
+_SCHEMA_VERSION: Final = 3
 _SUBSCRIPTIONS: Final = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
@@ -71,6 +73,28 @@ _SCHEMA: Final = (
 )
 
 
+# version 3: the expiry of the accepted head and of its newest root (the freeze-attack check
+# needs them without network), when roots were last asked of the maintainers, and the blocks
+# an accepted head let go that are not released yet (a sync killed before releasing them)
+_VERSION_3_COLUMNS: Final = (
+    ("head_expires", "INTEGER"),
+    ("root_expires", "INTEGER"),
+    ("roots_checked_at", "REAL"),
+)
+_RELEASING: Final = (
+    "CREATE TABLE IF NOT EXISTS releasing (name TEXT NOT NULL, cid TEXT NOT NULL, "
+    "PRIMARY KEY (name, cid)) WITHOUT ROWID"
+)
+
+
+def _version_3(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
+    for column, kind in _VERSION_3_COLUMNS:
+        if column not in columns:  # a file rewound to an older version keeps its columns
+            db.execute(f"ALTER TABLE subscriptions ADD COLUMN {column} {kind}")
+    db.execute(_RELEASING)
+
+
 def default_state_path() -> Path:
     """``<data dir>/subscriptions.sqlite``."""
     return paths.data_dir() / "subscriptions.sqlite"
@@ -90,6 +114,8 @@ class AcceptedHead:
     index_root: CID
     sequence: int
     roots: tuple[CID, ...]
+    head_expires: int
+    root_expires: int
 
     def __post_init__(self) -> None:
         if self.height < 1:
@@ -115,6 +141,11 @@ class Subscription:
     error: str | None = None
     error_at: float | None = None
     created_at: float = 0.0
+    head_expires: int | None = None
+    """Expiry of the accepted head's commit (Unix seconds)."""
+    root_expires: int | None = None
+    """Expiry of the newest accepted trust root."""
+    roots_checked_at: float | None = None
 
     def __post_init__(self) -> None:
         if (self.head is None) != (self.height is None):
@@ -123,8 +154,24 @@ class Subscription:
         if not self.roots and self.pin.key_id is None:
             raise ValueError(f"subscription {self.name} has no trust root to start from")
 
-    def to_json(self) -> dict[str, object]:
-        """Plain values for ``--json`` output."""
+    def freshness(self, *, now: float, allow_stale: bool = False) -> Freshness | None:
+        """Is the accepted head still usable at ``now``? None while its expiry is unknown.
+
+        Reads only this record: the binhost shim asks it before offering the
+        head's packages, without network (``schema/subscription.md``).
+        """
+        if self.head_expires is None or self.root_expires is None:
+            return None
+        return check_freshness(
+            head_expires=self.head_expires,
+            root_expires=self.root_expires,
+            now=int(now),
+            allow_stale=allow_stale,
+        )
+
+    def to_json(self, *, now: float | None = None) -> dict[str, object]:
+        """Plain values for ``--json`` output; ``freshness`` as at ``now`` (default: the clock)."""
+        fresh = self.freshness(now=time.time() if now is None else now)
         return {
             "name": self.name,
             "pin": self.pin.describe(),
@@ -138,6 +185,10 @@ class Subscription:
             "checked_at": self.checked_at,
             "error": self.error,
             "error_at": self.error_at,
+            "head_expires": self.head_expires,
+            "root_expires": self.root_expires,
+            "roots_checked_at": self.roots_checked_at,
+            "freshness": None if fresh is None else fresh.to_json(),
         }
 
 
@@ -162,6 +213,8 @@ class SubscriptionStore:
                 )
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            if version < 3:
+                _version_3(self._db)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -362,7 +415,7 @@ class SubscriptionStore:
             db.execute(
                 "UPDATE subscriptions SET roots = ?, head = ?, head_envelope = ?, height = ?, "
                 "index_root = ?, sequence = ?, accepted_at = ?, checked_at = ?, error = NULL, "
-                "error_at = NULL WHERE name = ?",
+                "error_at = NULL, head_expires = ?, root_expires = ? WHERE name = ?",
                 (
                     json.dumps([str(r) for r in accepted.roots]),
                     str(accepted.head),
@@ -372,6 +425,8 @@ class SubscriptionStore:
                     accepted.sequence,
                     now,
                     now,
+                    accepted.head_expires,
+                    accepted.root_expires,
                     canonical,
                 ),
             )
@@ -400,6 +455,14 @@ class SubscriptionStore:
             db.execute(
                 "UPDATE subscriptions SET checked_at = ?, error = ?, error_at = ? WHERE name = ?",
                 (now, error, now, canonical_name(name)),
+            )
+
+    def set_expiry(self, name: str, *, head_expires: int, root_expires: int) -> None:
+        """Record the expiry of the accepted head and root (state written before version 3)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET head_expires = ?, root_expires = ? WHERE name = ?",
+                (head_expires, root_expires, canonical_name(name)),
             )
 
     def set_roots(self, name: str, roots: Sequence[CID]) -> None:
@@ -433,4 +496,7 @@ def _from_row(row: sqlite3.Row) -> Subscription:
         error=row["error"],
         error_at=row["error_at"],
         created_at=row["created_at"],
+        head_expires=row["head_expires"],
+        root_expires=row["root_expires"],
+        roots_checked_at=row["roots_checked_at"],
     )

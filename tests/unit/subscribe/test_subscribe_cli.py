@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
-from ipfsbin.subscribe import SubscriptionStore
+from ipfsbin.subscribe import AcceptedHead, SubscriptionStore
 from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
+from ipfsbin.trust.state import RootPin
 from tests.drip_server import Drip, drip_server
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
@@ -178,3 +180,43 @@ def test_sync_deadline_bounds_each_subscription(app: typer.Typer) -> None:
     (result,) = json.loads(done.output)
     assert "deadline passed after" in result["error"]
     assert time.monotonic() - started < 4
+
+
+def _accept(name: str, *, head_expires: int, root_expires: int) -> None:
+    with SubscriptionStore() as state:
+        state.add(name, RootPin(cid=CID.from_text(ROOT_CID)), CID.from_text(ROOT_CID), now=0.0)
+        state.record_accepted(
+            name,
+            AcceptedHead(
+                head=CID.from_text(ROOT_CID),
+                head_envelope=CID.from_text(ROOT_CID),
+                height=3,
+                index_root=CID.from_text(ROOT_CID),
+                sequence=3,
+                roots=(CID.from_text(ROOT_CID),),
+                head_expires=head_expires,
+                root_expires=root_expires,
+            ),
+            expect_head=None,
+            now=0.0,
+        )
+
+
+def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) -> None:
+    now = int(time.time())
+    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400)
+    _accept(SECOND_PUBLISHER.key_id, head_expires=now - 7200 - 120, root_expires=now + 86400 * 9)
+    runner = CliRunner()
+    text = runner.invoke(app, ["status"]).output
+    assert "  expires:  head commit " in text and "(in 1 day)" in text
+    assert "            trust root " in text and "(in 199 days 23 hours)" in text
+    assert "  warning:  head commit expires at " in text
+    assert "  STALE:    head commit expired at " in text and "its packages are not offered" in text
+
+    rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)}
+    fresh, stale = rows[PUBLISHER.key_id], rows[SECOND_PUBLISHER.key_id]
+    assert fresh["head_expires"] == now + 86400 + 120
+    assert fresh["root_expires"] == now + 200 * 86400
+    assert fresh["freshness"]["state"] == "expiring"
+    assert 86400 < fresh["freshness"]["seconds_left"] <= 86400 + 120
+    assert stale["freshness"]["state"] == "expired" and stale["freshness"]["seconds_left"] < 0
