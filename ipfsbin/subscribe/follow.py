@@ -61,6 +61,7 @@ from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
+from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
@@ -412,7 +413,7 @@ def _sync(
     changesets: bool,
 ) -> SyncResult:
     with state.keeping():
-        _release_pending(state, sub.name, keeper)
+        leftovers = _release_leftovers(state, sub.name, keeper)
         if local_store is not None:
             adopt_held(state, sub, local_store)
     raw = records.fetch_record(sub.name)
@@ -432,6 +433,7 @@ def _sync(
             height=sub.height,
             previous_height=sub.height,
             sequence=record.sequence,
+            blocks_released=leftovers,
             warnings=() if warning is None else (warning,),
             seconds=time.monotonic() - started,
         )
@@ -497,11 +499,13 @@ def _sync(
                 sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
             )
         except IpfsbinError:
-            _release_pending(state, sub.name, keeper)
+            _release_leftovers(state, sub.name, keeper)
             raise
+        pause_point("after-record")
         free = state.unheld(release)
         try:
             keeper.release(free, label=sub.name)
+            state.clear_releasing(sub.name, release)
         except IpfsbinError as exc:
             # the new head is recorded; an old block kept too long is only disk space
             warnings.append(f"could not release {len(free)} old blocks: {describe_error(exc)}")
@@ -521,7 +525,7 @@ def _sync(
         changesets=0 if rebuilt is None else len(rebuilt.commits),
         changeset_blocks=0 if rebuilt is None else rebuilt.changeset_blocks,
         fallback=fallback,
-        blocks_released=len(free),
+        blocks_released=leftovers + len(free),
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
     )
@@ -552,15 +556,30 @@ def _head_freshness(
     )
 
 
-def _release_pending(state: SubscriptionStore, name: str, keeper: Keeper) -> None:
-    """Let go of what an unfinished sync of ``name`` kept and nobody holds; call under the lock."""
+def _release_leftovers(state: SubscriptionStore, name: str, keeper: Keeper) -> int:
+    """Let go of what an unfinished sync of ``name`` left kept; call under the lock.
+
+    Two kinds: blocks a sync kept for a head it never recorded (``pending``),
+    and blocks a recorded head let go that were never released
+    (``releasing``, a sync killed in between). Only those nobody holds are
+    released. Returns how many.
+    """
+    released = 0
     leftover = state.pending(name)
-    if not leftover:
-        return
-    free = state.unheld(leftover, besides=name)
-    _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
-    keeper.release(free, label=name)
-    state.clear_pending(name)
+    if leftover:
+        free = state.unheld(leftover, besides=name)
+        _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
+        keeper.release(free, label=name)
+        state.clear_pending(name)
+        released += len(free)
+    letting_go = state.releasing(name)
+    if letting_go:
+        free = state.unheld(letting_go)
+        _log.info("%s: releasing %d blocks an earlier sync let go", name, len(free))
+        keeper.release(free, label=name)
+        state.clear_releasing(name, letting_go)
+        released += len(free)
+    return released
 
 
 def head_blocks(sub: Subscription, local: BlockStore) -> list[CID]:

@@ -12,7 +12,9 @@ writes only the error columns.
 The blocks each subscription keeps are listed too (``held``), so a block two
 subscriptions share is let go only when neither needs it any more; blocks a
 sync is about to keep are listed first in ``pending``, so those of a sync that
-died before recording its head can be found and let go by the next one.
+died before recording its head can be found and let go by the next one; and
+blocks a recorded head let go stay in ``releasing`` until they are released,
+so those of a sync killed between recording and releasing are let go next time.
 """
 
 from __future__ import annotations
@@ -279,6 +281,11 @@ class SubscriptionStore:
         rows = self._db.execute("SELECT cid FROM pending WHERE name = ?", (canonical_name(name),))
         return frozenset(CID.from_text(row[0]) for row in rows)
 
+    def releasing(self, name: str) -> frozenset[CID]:
+        """Blocks an accepted head of ``name`` let go that were not released yet."""
+        rows = self._db.execute("SELECT cid FROM releasing WHERE name = ?", (canonical_name(name),))
+        return frozenset(CID.from_text(row[0]) for row in rows)
+
     def unheld(self, cids: Iterable[CID], *, besides: str | None = None) -> list[CID]:
         """Those of ``cids`` no subscription holds, nor lists as pending (except ``besides``)."""
         other = "" if besides is None else canonical_name(besides)
@@ -295,11 +302,12 @@ class SubscriptionStore:
         return free
 
     def releasable(self, name: str) -> list[CID]:
-        """Blocks only ``name`` holds or has pending: what unsubscribing it may let go."""
+        """Blocks only ``name`` holds, has pending or is releasing: what unsubscribing frees."""
         canonical = canonical_name(name)
         rows = self._db.execute(
             "SELECT cid FROM (SELECT cid FROM held WHERE name = ?1 "
-            "UNION SELECT cid FROM pending WHERE name = ?1) AS mine "
+            "UNION SELECT cid FROM pending WHERE name = ?1 "
+            "UNION SELECT cid FROM releasing WHERE name = ?1) AS mine "
             "WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.cid = mine.cid AND h.name != ?1) "
             "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.cid = mine.cid AND p.name != ?1) "
             "ORDER BY cid",
@@ -321,6 +329,15 @@ class SubscriptionStore:
     def clear_pending(self, name: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM pending WHERE name = ?", (canonical_name(name),))
+
+    def clear_releasing(self, name: str, cids: Iterable[CID]) -> None:
+        """``cids`` were released (or are held again): stop listing them for ``name``."""
+        canonical = canonical_name(name)
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM releasing WHERE name = ? AND cid = ?",
+                [(canonical, str(c)) for c in dict.fromkeys(cids)],
+            )
 
     def adopt_held(self, name: str, cids: Iterable[CID]) -> None:
         """Record blocks already kept for the accepted head (state written before ``held``)."""
@@ -372,8 +389,8 @@ class SubscriptionStore:
             cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
             if cursor.rowcount == 0:
                 raise SubscriptionError(f"not subscribed to {canonical}")
-            db.execute("DELETE FROM held WHERE name = ?", (canonical,))
-            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
+            for table in ("held", "pending", "releasing"):
+                db.execute(f"DELETE FROM {table} WHERE name = ?", (canonical,))  # noqa: S608
 
     def record_accepted(
         self,
@@ -436,6 +453,11 @@ class SubscriptionStore:
             )
             db.executemany(
                 "DELETE FROM held WHERE name = ? AND cid = ?", [(canonical, c) for c in dropped]
+            )
+            # listed until released: a process killed before releasing leaves them here
+            db.executemany(
+                "INSERT OR IGNORE INTO releasing (name, cid) VALUES (?, ?)",
+                [(canonical, c) for c in dropped],
             )
             db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
         return self.get(canonical)
