@@ -204,19 +204,19 @@ def _accept(name: str, *, head_expires: int, root_expires: int) -> None:
 
 def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) -> None:
     now = int(time.time())
-    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400)
+    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400 + 7200)
     _accept(SECOND_PUBLISHER.key_id, head_expires=now - 7200 - 120, root_expires=now + 86400 * 9)
     runner = CliRunner()
     text = runner.invoke(app, ["status"]).output
     assert "  expires:  head commit " in text and "(in 1 day)" in text
-    assert "            trust root " in text and "(in 199 days 23 hours)" in text
+    assert "            trust root " in text and "(in 200 days 1 hour)" in text
     assert "  warning:  head commit expires at " in text
     assert "  STALE:    head commit expired at " in text and "its packages are not offered" in text
 
     rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)}
     fresh, stale = rows[PUBLISHER.key_id], rows[SECOND_PUBLISHER.key_id]
     assert fresh["head_expires"] == now + 86400 + 120
-    assert fresh["root_expires"] == now + 200 * 86400
+    assert fresh["root_expires"] == now + 200 * 86400 + 7200
     assert fresh["freshness"]["state"] == "expiring"
     assert 86400 < fresh["freshness"]["seconds_left"] <= 86400 + 120
     assert stale["freshness"]["state"] == "expired" and stale["freshness"]["seconds_left"] < 0
