@@ -49,7 +49,6 @@ from ipfsbin.errors import (
     BlockNotFoundError,
     IpfsbinError,
     IpnsError,
-    KuboCommandError,
     RollbackError,
     SubscriptionError,
     TrustError,
@@ -58,6 +57,7 @@ from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.ledger import FOLLOW_HOLDER, PinLedger
 from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
@@ -94,7 +94,7 @@ MAX_UNSIGNED_ROOTS: Final = 32
 """Listed roots a key-pinned follower fetches, on its first sync, before one its key signed."""
 DEFAULT_SYNC_DEADLINE: Final = timedelta(minutes=10)
 """Most time one subscription's sync may spend on the network."""
-PIN_NAME: Final = "ipfsbin-follow"
+PIN_NAME: Final = FOLLOW_HOLDER
 """The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
 _log = logging.getLogger(__name__)
@@ -131,10 +131,14 @@ class KuboRecordSource:
 
 
 class KuboKeeper:
-    """Direct pins, one per block, all named ``ipfsbin-follow``.
+    """Direct pins, one per block, all named ``ipfsbin-follow``, accounted in the pin ledger.
 
     Kubo keeps one pin per CID whatever its name, so the name cannot tell
-    which subscription holds a block; the state does (``held``).
+    which subscription holds a block; the state does (``held``). The node's
+    :class:`~ipfsbin.kubo.ledger.PinLedger` knows the follower as one holder
+    beside the maintainer's workspace, so an envelope the workspace pins
+    recursively is kept for both, and stays pinned for the follower when the
+    workspace lets go.
 
     Not a recursive pin on the head: index entries link manifests, manifests
     link the packages, and commits link all of history, so a recursive pin
@@ -142,35 +146,15 @@ class KuboKeeper:
     head's commit, its trust roots and its index nodes.
     """
 
-    _BATCH: Final = 200
-
-    def __init__(self, client: KuboClient) -> None:
+    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
         self.client = client
+        self.ledger = PinLedger(client) if ledger is None else ledger
 
     def keep(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            self.client.pin_add(unique[start : start + self._BATCH], recursive=False, name=PIN_NAME)
+        self.ledger.hold(PIN_NAME, cids, recursive=False)
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            batch = unique[start : start + self._BATCH]
-            try:
-                self.client.pin_rm(batch, recursive=False)
-            except KuboCommandError as exc:
-                if "not pinned" not in exc.kubo_message:
-                    raise
-                # Kubo drops the whole batch for one unpinned CID: go one by one
-                for cid in batch:
-                    self._unpin_one(cid)
-
-    def _unpin_one(self, cid: CID) -> None:
-        try:
-            self.client.pin_rm([cid], recursive=False)
-        except KuboCommandError as exc:
-            if "not pinned" not in exc.kubo_message:
-                raise
+        self.ledger.release(PIN_NAME, cids)
 
 
 @dataclass(frozen=True, kw_only=True)

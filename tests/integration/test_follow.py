@@ -29,6 +29,7 @@ from ipfsbin.errors import IpnsError
 from ipfsbin.index import ProllyTree
 from ipfsbin.ipns import create_record, ipns_path
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.ledger import PinLedger
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.publish_ipns import publish_head, republish
 from ipfsbin.store.base import MemoryBlockStore
@@ -71,13 +72,19 @@ class Follower:
     client: KuboClient
     state: SubscriptionStore
 
+    @property
+    def ledger_path(self) -> Path:
+        return self.state.path.with_name("pins.sqlite")
+
     def sync(self, name: str) -> SyncResult:
         return sync_subscription(
             self.state,
             name,
             records=KuboRecordSource(self.client, timeout=WAIT),
             store=KuboBlockStore(self.client, offline=False, fetch_timeout=WAIT),
-            keeper=KuboKeeper(self.client),
+            keeper=KuboKeeper(
+                self.client, PinLedger(self.client, self.state.path.with_name("pins.sqlite"))
+            ),
             local_store=KuboBlockStore(self.client, offline=True),
         )
 
