@@ -63,6 +63,7 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
+from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, check_announcements
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
 from ipfsbin.trust.freshness import Freshness, check_freshness
@@ -353,9 +354,11 @@ def sync_subscription(
     started = time.monotonic()
     moment = time.time() if now is None else now
     sub = state.get(name)
+    warnings: list[str] = []
     try:
         with operation_deadline(deadline.total_seconds()):
             return _sync(
+                warnings,
                 state,
                 sub,
                 records,
@@ -379,11 +382,13 @@ def sync_subscription(
             previous_height=sub.height,
             error=describe_error(exc),
             hint=exc.hint,
+            warnings=tuple(warnings),
             seconds=time.monotonic() - started,
         )
 
 
 def _sync(
+    warnings: list[str],
     state: SubscriptionStore,
     sub: Subscription,
     records: RecordSource,
@@ -400,6 +405,11 @@ def _sync(
         leftovers = _release_leftovers(state, sub.name, keeper)
         if local_store is not None:
             adopt_held(state, sub, local_store)
+    if sub.roots and (
+        sub.roots_checked_at is None or moment - sub.roots_checked_at >= ROOT_CHECK_INTERVAL
+    ):
+        warnings += _ask_for_roots(state, sub, records, store, local_store, keeper, moment)
+        sub = state.get(sub.name)
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
     target = _check_record(record, sub)
@@ -409,7 +419,7 @@ def _sync(
         fresh = _head_freshness(state, sub, local_store or store, moment, allow_stale)
         fresh.verify(f"the accepted head of {sub.name} (height {sub.height})")
         state.record_checked(sub.name, now=moment)
-        warning = fresh.warning()
+        warnings += [w for w in (fresh.warning(),) if w is not None]
         return SyncResult(
             name=sub.name,
             outcome="current",
@@ -418,7 +428,7 @@ def _sync(
             previous_height=sub.height,
             sequence=record.sequence,
             blocks_released=leftovers,
-            warnings=() if warning is None else (warning,),
+            warnings=tuple(warnings),
             seconds=time.monotonic() - started,
         )
     chain = TrustedChain(
@@ -473,7 +483,7 @@ def _sync(
         now=int(moment),
         allow_stale=allow_stale,
     )
-    warnings = [w for w in (fresh.warning(),) if w is not None]
+    warnings += [w for w in (fresh.warning(),) if w is not None]
     with state.keeping():
         # pending first: if this process dies after keeping, the next sync finds the blocks
         state.add_pending(sub.name, keep)
@@ -513,6 +523,52 @@ def _sync(
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
     )
+
+
+def _ask_for_roots(
+    state: SubscriptionStore,
+    sub: Subscription,
+    records: RecordSource,
+    store: BlockStore,
+    local_store: BlockStore | None,
+    keeper: Keeper,
+    moment: float,
+) -> list[str]:
+    """Ask the maintainers for newer roots (``schema/trust.md``); keep and record what passes.
+
+    Returns warnings: the announcements that were refused (a missing or
+    expired record is not worth one: most maintainers announce nothing most
+    of the time).
+    """
+    chain = TrustedChain(sub.pin, now=int(moment), head=sub.head, height=sub.height)
+    holder = local_store or store
+    for cid in sub.roots:
+        chain.update_root(load_root(holder, cid))
+    found = check_announcements(chain, records, store, now=_moment(moment))
+    state.record_roots_checked(sub.name, now=moment)
+    warnings = [
+        f"root announcement refused: {p}" for p in found.problems if ": IpnsError: " not in p
+    ]
+    if not found.learned:
+        return warnings
+    keep = [c for r in found.learned for c in (r.cid, r.root_id)]
+    with state.keeping():
+        state.add_pending(sub.name, keep)
+        try:
+            keeper.keep(keep, label=sub.name)
+            state.record_roots(
+                sub.name,
+                [*sub.roots, *(r.cid for r in found.learned)],
+                root_expires=chain.root.root.expires,
+                keep=keep,
+                expect_roots=sub.roots,
+            )
+        except IpfsbinError:
+            _release_leftovers(state, sub.name, keeper)
+            raise
+    versions = ", ".join(str(r.version) for r in found.learned)
+    _log.info("%s: learned trust root version(s) %s from the maintainers", sub.name, versions)
+    return [*warnings, f"learned trust root version(s) {versions} from the maintainers"]
 
 
 def _head_freshness(

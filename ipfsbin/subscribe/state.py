@@ -487,6 +487,51 @@ class SubscriptionStore:
                 (head_expires, root_expires, canonical_name(name)),
             )
 
+    def record_roots(
+        self,
+        name: str,
+        roots: Sequence[CID],
+        *,
+        root_expires: int,
+        keep: Iterable[CID],
+        expect_roots: Sequence[CID],
+    ) -> None:
+        """Roots learned from the maintainers' announcements, in one transaction.
+
+        ``roots`` (all envelopes, oldest first) replace the list if it is still
+        ``expect_roots``; ``keep`` (their blocks, kept already) joins ``held``,
+        and the pending list is emptied.
+        """
+        canonical = canonical_name(name)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT roots FROM subscriptions WHERE name = ?", (canonical,)
+            ).fetchone()
+            if row is None:
+                raise SubscriptionError(f"not subscribed to {canonical}")
+            if json.loads(row["roots"]) != [str(r) for r in expect_roots]:
+                raise SubscriptionError(
+                    f"the trust roots of {canonical} changed while this sync ran",
+                    hint="another sync is running; try again",
+                )
+            db.execute(
+                "UPDATE subscriptions SET roots = ?, root_expires = ? WHERE name = ?",
+                (json.dumps([str(r) for r in roots]), root_expires, canonical),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO held (name, cid) VALUES (?, ?)",
+                [(canonical, str(c)) for c in dict.fromkeys(keep)],
+            )
+            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
+
+    def record_roots_checked(self, name: str, *, now: float) -> None:
+        """When the maintainers were last asked for newer roots."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET roots_checked_at = ? WHERE name = ?",
+                (now, canonical_name(name)),
+            )
+
     def set_roots(self, name: str, roots: Sequence[CID]) -> None:
         """Replace the list of root envelopes (a rotation the user supplied)."""
         if not roots:

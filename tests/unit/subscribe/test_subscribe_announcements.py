@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from subscribe_helpers import DAY, PUBLISHER, STRANGER, T0, Fetching, Records
+from subscribe_helpers import DAY, PUBLISHER, STRANGER, T0, Fetching, PinSet, Publisher, Records
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
@@ -13,6 +14,7 @@ from ipfsbin.errors import RevokedKeyError, SchemaError
 from ipfsbin.index import ProllyTree
 from ipfsbin.ipns import create_record
 from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.subscribe.announcements import ask_maintainers, check_announcements
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
@@ -156,3 +158,66 @@ def test_roots_list_worked_example_in_schema_doc() -> None:
 def test_malformed_roots_lists_are_refused(value: dict[str, object], fragment: str) -> None:
     with pytest.raises(SchemaError, match=fragment):
         RootList.from_dag(value)  # type: ignore[arg-type]
+
+
+# --- the whole sync: a thief holding a revoked maintainer key and the IPNS key ----------
+
+
+class ThiefWorld:
+    """Root v1 (STOLEN, HONEST), a head signed by STOLEN; then v2 revokes STOLEN."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.world = World()
+        self.pub = Publisher(40)
+        self.pub.store = self.world.store
+        self.pub.tree = ProllyTree(self.world.store)
+        self.pub.index = self.pub.tree.build(sorted(self.pub.entries.items()))
+        self.pub.root = self.world.v1
+        self.pub.head = self.pub._commit(self.pub.index, now=T0, signers=(STOLEN,))
+        self.state = SubscriptionStore(tmp_path / "subs.sqlite")
+        self.state.add(self.pub.name, RootPin(cid=self.world.v1.root_id), self.world.v1.cid, now=T0)
+        self.pins = PinSet()
+
+    def sync(self, at: int) -> SyncResult:
+        self.world.records.records[self.pub.name] = self.pub.record(at=at)
+        return sync_subscription(
+            self.state,
+            self.pub.name,
+            records=self.world.records,
+            store=self.world.fetching,
+            keeper=self.pins,
+            local_store=self.world.fetching.local,
+            now=float(at),
+            workers=1,
+        )
+
+
+def test_a_thief_cannot_keep_a_follower_on_the_old_root(tmp_path: Path) -> None:
+    thief = ThiefWorld(tmp_path)
+    assert thief.sync(T0 + 60).outcome == "accepted"
+    # the maintainers rotate to v2 (dropping the stolen key) and the honest one announces it;
+    # the thief keeps publishing commits under v1, listing no newer root
+    thief.world.announce(HONEST, [thief.world.v1.cid, thief.world.v2.cid], 2)
+    thief.pub.update([1, 2], now=T0 + DAY, signers=(STOLEN,))
+    result = thief.sync(T0 + DAY)
+    assert result.outcome == "refused", result
+    assert result.error is not None and result.error.startswith("RevokedKeyError:")
+    assert "learned trust root version(s) 2 from the maintainers" in result.warnings
+    sub = thief.state.get(thief.pub.name)
+    assert sub.height == 1 and sub.roots == (thief.world.v1.cid, thief.world.v2.cid)
+    assert sub.root_expires == thief.world.v2.root.expires
+    assert {thief.world.v2.cid, thief.world.v2.root_id} <= thief.pins.kept
+    thief.state.close()
+
+
+def test_the_maintainers_are_asked_at_most_hourly(tmp_path: Path) -> None:
+    thief = ThiefWorld(tmp_path)
+    assert thief.sync(T0 + 60).outcome == "accepted"
+    checked = thief.state.get(thief.pub.name).roots_checked_at
+    assert checked == T0 + 60
+    thief.world.announce(HONEST, [thief.world.v1.cid, thief.world.v2.cid], 2)
+    assert thief.sync(T0 + 60 + 3599).outcome == "current"
+    assert thief.state.get(thief.pub.name).roots == (thief.world.v1.cid,)
+    assert thief.sync(T0 + 60 + 3600).outcome == "current"
+    assert thief.state.get(thief.pub.name).roots == (thief.world.v1.cid, thief.world.v2.cid)
+    thief.state.close()

@@ -204,7 +204,7 @@ def _accept(name: str, *, head_expires: int, root_expires: int) -> None:
 
 def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) -> None:
     now = int(time.time())
-    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400 + 7200)
+    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400 + 7170)
     _accept(SECOND_PUBLISHER.key_id, head_expires=now - 7200 - 120, root_expires=now + 86400 * 9)
     runner = CliRunner()
     text = runner.invoke(app, ["status"]).output
@@ -216,7 +216,7 @@ def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) ->
     rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)}
     fresh, stale = rows[PUBLISHER.key_id], rows[SECOND_PUBLISHER.key_id]
     assert fresh["head_expires"] == now + 86400 + 120
-    assert fresh["root_expires"] == now + 200 * 86400 + 7200
+    assert fresh["root_expires"] == now + 200 * 86400 + 7170
     assert fresh["freshness"]["state"] == "expiring"
     assert 86400 < fresh["freshness"]["seconds_left"] <= 86400 + 120
     assert stale["freshness"]["state"] == "expired" and stale["freshness"]["seconds_left"] < 0
