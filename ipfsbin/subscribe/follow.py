@@ -408,7 +408,7 @@ def _sync(
     if sub.roots and (
         sub.roots_checked_at is None or moment - sub.roots_checked_at >= ROOT_CHECK_INTERVAL
     ):
-        warnings += _ask_for_roots(state, sub, records, store, local_store, keeper, moment)
+        warnings += _ask_for_roots(state, sub, records, store, keeper, moment)
         sub = state.get(sub.name)
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
@@ -530,7 +530,6 @@ def _ask_for_roots(
     sub: Subscription,
     records: RecordSource,
     store: BlockStore,
-    local_store: BlockStore | None,
     keeper: Keeper,
     moment: float,
 ) -> list[str]:
@@ -541,9 +540,8 @@ def _ask_for_roots(
     of the time).
     """
     chain = TrustedChain(sub.pin, now=int(moment), head=sub.head, height=sub.height)
-    holder = local_store or store
-    for cid in sub.roots:
-        chain.update_root(load_root(holder, cid))
+    for cid in sub.roots:  # held after the first sync; the pinned root is fetched before it
+        chain.update_root(load_root(store, cid))
     found = check_announcements(chain, records, store, now=_moment(moment))
     state.record_roots_checked(sub.name, now=moment)
     warnings = [

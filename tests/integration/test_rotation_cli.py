@@ -124,3 +124,51 @@ def test_rotate_root_and_a_key_pinned_follower_takes_it(kubo_nodes: Any, tmp_pat
     (after,) = client("status")
     assert "RevokedKeyError" in after["error"] and after["height"] == 2
     assert after["head"] == followed["head"]
+
+
+def test_a_rotation_withheld_by_the_index_name_reaches_a_follower_through_announcements(
+    kubo_nodes: Any, tmp_path: Path
+) -> None:
+    maintainer_node, client_node = kubo_nodes(2)
+    maintainer = _host(tmp_path / "maintainer", maintainer_node)
+    client = _host(tmp_path / "client", client_node)
+    keys = KeyStore(tmp_path / "maintainer" / "keys")
+    key_a, key_h = keys.generate("a"), keys.generate("h")
+
+    maintainer("index", "init", "--key", "a", "--builder", BUILDER_X.key_id)
+    v2 = maintainer("index", "rotate-root", "--add-maintainer", "h", "--key", "a")
+    assert v2["adopted"] and v2["version"] == 2
+    maintainer("index", "publish", "--key", "a", "--allow-offline")
+    # A's key is stolen, with the IPNS key (the same key here); H rotates A out
+    v3 = maintainer("index", "rotate-root", "--remove-maintainer", "a", "--key", "h")
+    assert v3["adopted"] and v3["version"] == 3
+    (announced,) = maintainer("index", "announce-roots", "--allow-offline")
+    assert announced["name"] == key_h.key_id and announced["sequence"] == 3
+
+    # the thief signs a commit under version 2 with A's key and publishes it, listing
+    # only the roots up to version 2
+    with maintainer_node.client() as kubo:
+        store = KuboBlockStore(kubo)
+        first = load_commit(store, CID.from_text(maintainer("index", "status")["head"]))
+        root_v2 = load_root(store, CID.from_text(v2["envelope"]))
+        attack = sign_commit(
+            make_commit(
+                index=first.commit.index,
+                root=root_v2,
+                time=first.commit.time + 1,
+                parents=(first,),
+                message="by the thief",
+            ),
+            key_a,
+            roots=(*first.roots[:1], root_v2.cid),
+        )
+        put_commit(store, attack)
+        publish_head(kubo, key_a, head=attack, root=root_v2, allow_offline=True)
+
+    client("subscribe", key_a.key_id, "--root", v2["envelope"])
+    (refused,) = client("sync", ok=False)
+    assert refused["outcome"] == "refused", (refused["error"], refused["warnings"])
+    assert refused["error"].startswith("RevokedKeyError:")
+    assert "learned trust root version(s) 3 from the maintainers" in refused["warnings"]
+    (status,) = client("status")
+    assert status["roots"] == [v2["envelope"], v3["envelope"]] and status["head"] is None
