@@ -74,7 +74,7 @@ def test_pins_left_by_a_sync_killed_after_recording_its_head_are_released_next_t
     run(maintainer, maintainer_node, "index", "publish", "--key", "m", "--allow-offline")
 
     marker = tmp_path / "paused"
-    sync = subprocess.Popen(
+    with subprocess.Popen(
         [*IPFSBIN, "sync", "--json"],
         env=env(
             follower,
@@ -84,14 +84,14 @@ def test_pins_left_by_a_sync_killed_after_recording_its_head_are_released_next_t
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert sync.poll() is None, sync.stderr.read() if sync.stderr else ""
-        assert time.monotonic() < deadline, "the sync never reached the pause point"
-        time.sleep(0.05)
-    os.kill(sync.pid, signal.SIGKILL)
-    assert sync.wait(timeout=30) == -signal.SIGKILL
+    ) as sync:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert sync.poll() is None, sync.stderr.read() if sync.stderr else ""
+            assert time.monotonic() < deadline, "the sync never reached the pause point"
+            time.sleep(0.05)
+        os.kill(sync.pid, signal.SIGKILL)
+        assert sync.wait(timeout=30) == -signal.SIGKILL
 
     (status,) = run(follower, follower_node, "status")
     assert status["height"] == 2  # the new head was recorded before the kill
