@@ -284,9 +284,7 @@ def _discover_roots(
     A key pin on the first sync cannot check the roots before the first
     version its key signed: at most :data:`MAX_UNSIGNED_ROOTS` of those are fetched.
     """
-    listed = [cid for cid in head.roots if cid not in sub.roots]
-    if known:
-        listed = list(head.roots[known[-1].version :])
+    listed = head.roots[known[-1].version :] if known else head.roots
     found: list[SignedRoot] = []
     skipped: list[SignedRoot] = []
     key_id = sub.pin.key_id
