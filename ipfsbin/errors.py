@@ -26,7 +26,7 @@ The tree::
     │   ├── RevokedKeyError         a signature by a key the current root no longer lists
     │   └── RotationError           a new trust root not signed by the old threshold
     ├── IpnsError                   an IPNS record that is malformed or does not verify
-    ├── IndexError_                 an index operation that cannot be done
+    ├── IndexOperationError         an index operation that cannot be done
     └── SubscriptionError           a subscription that cannot be followed
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
@@ -43,7 +43,7 @@ __all__ = [
     "DescriptorError",
     "ExpiredError",
     "HistoryError",
-    "IndexError_",
+    "IndexOperationError",
     "IpfsbinError",
     "IpnsError",
     "KeyStoreError",
@@ -179,7 +179,7 @@ class IpnsError(IpfsbinError):
     pass
 
 
-class IndexError_(IpfsbinError):  # noqa: N801 - the builtin IndexError means something else
+class IndexOperationError(IpfsbinError):
     pass
 
 

@@ -9,13 +9,17 @@ facts. Unknown fields are rejected: a new field means a new ``type`` version.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from ipfsbin._fields import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     MAX_INT,
     expect_fields,
     expect_type,
@@ -26,10 +30,7 @@ from ipfsbin._fields import (
     get_str,
     kind_of,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
-from ipfsbin.codec.dagcbor import Value
-from ipfsbin.errors import SchemaError
+from ipfsbin.errors import SchemaError, TrustError
 
 __all__ = [
     "BINPKG_FORMATS",
@@ -41,10 +42,12 @@ __all__ = [
     "UNIXFS_CHUNKER",
     "BinpkgFormat",
     "BuildCompiler",
-    "BuildFacts",
+    "BuildHost",
+    "BinpkgVerifier",
     "Manifest",
     "check_binpkg_link",
     "normalize_portage_value",
+    "verify_binpkg_bytes",
 ]
 
 MANIFEST_TYPE: Final = "ipfsbin/manifest/1"
@@ -146,7 +149,7 @@ class BuildCompiler:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class BuildFacts:
+class BuildHost:
     """What the binpkg says about the host that built it, beyond the descriptor."""
 
     chost: str
@@ -161,7 +164,7 @@ class BuildFacts:
             raise TypeError(f"compiler must be a BuildCompiler, not {type(self.compiler).__name__}")
 
     @classmethod
-    def from_dag(cls, value: Value) -> BuildFacts:
+    def from_dag(cls, value: Value) -> BuildHost:
         fields = expect_fields(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
         cbuild = fields.get("cbuild")
         compiler = fields.get("compiler")
@@ -197,7 +200,7 @@ class Manifest:
     sha1: bytes
     md5: bytes
     portage: Mapping[str, str] = field(repr=False)
-    build: BuildFacts
+    build: BuildHost
 
     def __post_init__(self) -> None:
         if not isinstance(self.descriptor, CID) or self.descriptor.codec != DAG_CBOR:
@@ -214,8 +217,8 @@ class Manifest:
                 got = len(digest) if isinstance(digest, bytes) else kind_of(digest)
                 raise SchemaError(f"manifest {name} must be {length} bytes, got {got}")
         check_binpkg_link(self.binpkg, "manifest binpkg", sha256=self.sha256)
-        if not isinstance(self.build, BuildFacts):
-            raise TypeError(f"build must be BuildFacts, not {type(self.build).__name__}")
+        if not isinstance(self.build, BuildHost):
+            raise TypeError(f"build must be BuildHost, not {type(self.build).__name__}")
         object.__setattr__(self, "portage", _check_portage(self.portage))
 
     @classmethod
@@ -230,7 +233,7 @@ class Manifest:
         sha1: bytes,
         md5: bytes,
         portage: Mapping[str, str],
-        build: BuildFacts,
+        build: BuildHost,
     ) -> Manifest:
         """A manifest from raw Portage values: whitespace normalized, empty values left out.
 
@@ -280,7 +283,7 @@ class Manifest:
             sha1=get_bytes(fields["sha1"], "manifest sha1"),
             md5=get_bytes(fields["md5"], "manifest md5"),
             portage={k: get_str(v, f"manifest portage {k}") for k, v in portage.items()},
-            build=BuildFacts.from_dag(fields["build"]),
+            build=BuildHost.from_dag(fields["build"]),
         )
 
     def to_dag(self) -> dict[str, Value]:
@@ -311,6 +314,60 @@ class Manifest:
     def from_block(cls, cid: CID, data: bytes) -> Manifest:
         """Decode a block after checking it hashes to ``cid``."""
         return cls.from_dag(dagcbor.decode_block(cid, data))
+
+
+class BinpkgVerifier:
+    """Checks a binpkg's bytes against its manifest as they stream past.
+
+    Feed every chunk to :meth:`update` (it raises as soon as there are more
+    bytes than the manifest's size), then call :meth:`finish`: the size, the
+    sha256 and the MD5/SHA-1 Portage checks must all be the manifest's.
+    """
+
+    def __init__(self, manifest: Manifest, manifest_cid: CID) -> None:
+        self.manifest = manifest
+        self.manifest_cid = manifest_cid
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        self._sha1 = hashlib.sha1()  # noqa: S324 - Portage's own check, not a trust anchor
+        self._md5 = hashlib.md5()  # noqa: S324 - likewise
+
+    def update(self, chunk: bytes) -> None:
+        if self.size + len(chunk) > self.manifest.size:
+            self.size += len(chunk)
+            self._refuse()
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+        self._sha1.update(chunk)
+        self._md5.update(chunk)
+
+    def finish(self) -> None:
+        got = (self._sha256.digest(), self._sha1.digest(), self._md5.digest())
+        wanted = (self.manifest.sha256, self.manifest.sha1, self.manifest.md5)
+        if self.size != self.manifest.size or got != wanted:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        manifest = self.manifest
+        seen = (
+            f"more than {manifest.size} bytes"
+            if self.size > manifest.size
+            else f"{self.size} bytes"
+        ) + f" with sha256 {self._sha256.hexdigest()}"
+        raise TrustError(
+            f"the bytes behind binpkg {manifest.binpkg} do not match manifest "
+            f"{self.manifest_cid} of {manifest.cpv}: found {seen}, the manifest says "
+            f"{manifest.size} bytes with sha256 {manifest.sha256.hex()}",
+            hint="the manifest does not describe its file; do not accept it",
+        )
+
+
+def verify_binpkg_bytes(manifest: Manifest, manifest_cid: CID, chunks: Iterable[bytes]) -> None:
+    """``TrustError`` unless ``chunks`` are exactly the bytes ``manifest`` describes."""
+    verifier = BinpkgVerifier(manifest, manifest_cid)
+    for chunk in chunks:
+        verifier.update(chunk)
+    verifier.finish()
 
 
 def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:

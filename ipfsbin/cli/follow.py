@@ -20,32 +20,9 @@ import typer
 
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import CodecError, KuboUnavailableError, SubscriptionError
-from ipfsbin.kubo.node import connect
-from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follow import (
-    Keeper,
-    KuboKeeper,
-    KuboRecordSource,
-    SyncResult,
-    follow_forever,
-    require_subscriptions,
-    sync_all,
-    sync_subscription,
-)
-from ipfsbin.subscribe.follow import unsubscribe as follow_unsubscribe
-from ipfsbin.subscribe.gateway import (
-    BlockFileKeeper,
-    GatewayBlockStore,
-    GatewayKeeper,
-    GatewayRecordSource,
-    SqliteBlockStore,
-    default_block_path,
-    gateway_client,
-)
-from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.errors import CodecError
+from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
 from ipfsbin.trust.freshness import describe_span
-from ipfsbin.trust.state import RootPin
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
 
@@ -106,22 +83,12 @@ def subscribe(
     as_json: JsonOpt = False,
 ) -> None:
     """Follow an index: store its name and the trust root its commits are checked under."""
-    with SubscriptionStore() as state:
+    with Follower() as follower:
         if add_root is not None:
-            sub = state.get(name)
-            state.set_roots(sub.name, [*sub.roots, _cid_option(add_root, "--add-root")])
-            result = state.get(sub.name)
+            result = follower.add_root(name, _cid_option(add_root, "--add-root"))
         else:
-            if root is None and root_key is None:
-                raise SubscriptionError(
-                    "a subscription needs a trust root (--root CID) or a maintainer key "
-                    "(--root-key KEYID)",
-                    hint="--root is the root's envelope CID (`ipfsbin index status` shows it); "
-                    "with --root-key alone the roots are taken from the commits' envelopes",
-                )
             root_cid = None if root is None else _cid_option(root, "--root")
-            pin = RootPin(key_id=root_key) if root_key is not None else RootPin(cid=root_cid)
-            result = state.add(name, pin, root_cid, now=time.time())
+            result = follower.subscribe(name, root=root_cid, root_key=root_key)
     emit(
         result.to_json(),
         as_json,
@@ -142,48 +109,9 @@ def unsubscribe(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop following an index and release the blocks no other subscription holds."""
-    keepers: list[Keeper] = []
-    closers: list[Callable[[], None]] = []
-    local: KuboBlockStore | None = None
-    kubo_skipped = False
-    try:
-        with SubscriptionStore() as state:
-            canonical = state.get(name).name
-            if not keep_pins:
-                block_file = default_block_path()
-                if block_file.exists():
-                    blocks = SqliteBlockStore(block_file)
-                    closers.append(blocks.close)
-                    keepers.append(BlockFileKeeper(blocks))
-                try:
-                    client = connect()
-                except KuboUnavailableError as exc:
-                    if not keepers:
-                        raise KuboUnavailableError(
-                            f"{exc.message}; cannot unpin the blocks of {canonical}",
-                            hint="start the node (`ipfsbin node start`), or pass --keep-pins "
-                            "to forget the subscription and leave its pins",
-                        ) from exc
-                    kubo_skipped = True  # a daemon-less follower: only the block file
-                else:
-                    closers.append(client.close)
-                    keepers.append(KuboKeeper(client))
-                    local = KuboBlockStore(client, offline=True)
-            released = follow_unsubscribe(state, canonical, keepers=keepers, local_store=local)
-    finally:
-        for close in closers:
-            close()
-    emit(
-        {
-            "name": canonical,
-            "removed": True,
-            "released": len(released),
-            "kept_pins": keep_pins,
-            "kubo_skipped": kubo_skipped,
-        },
-        as_json,
-        _render_unsubscribed,
-    )
+    with Follower() as follower:
+        done = follower.unsubscribe(name, keep_pins=keep_pins)
+    emit(done.to_json(), as_json, _render_unsubscribed)
 
 
 def _render_unsubscribed(r: dict[str, Any]) -> str:
@@ -222,29 +150,6 @@ def _render_outcome(result: SyncResult) -> str:
     return text
 
 
-def _render_expiry(sub: Subscription, now: float) -> list[str]:
-    """The head's and root's expiry in words, and a warning line when it is near or past."""
-    fresh = sub.freshness(now=now)
-    if fresh is None:
-        return []
-    lines = [
-        f"  expires:  head commit {_expiry_words(fresh.head_expires, now)}",
-        f"            trust root {_expiry_words(fresh.root_expires, now)}",
-    ]
-    warning = fresh.warning()
-    if fresh.state == "expired":
-        lines.append(f"  STALE:    {warning}; its packages are not offered")
-    elif warning is not None:
-        lines.append(f"  warning:  {warning}")
-    return lines
-
-
-def _expiry_words(moment: int, now: float) -> str:
-    left = moment - int(now)
-    span = describe_span(abs(left))
-    return f"{_when(moment)} ({'in ' + span if left > 0 else span + ' ago'})"
-
-
 def sync(
     gateway: Annotated[
         str | None,
@@ -278,31 +183,27 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Check every subscription once (or keep following) and move to newer verified heads."""
-    wait = parse_duration(timeout)
-    limit = parse_duration(deadline)
+    config = FollowConfig(
+        gateway=gateway,
+        timeout=parse_duration(timeout),
+        deadline=parse_duration(deadline),
+        allow_stale=allow_stale,
+    )
     pause = parse_duration(interval).total_seconds()
-    with SubscriptionStore() as state:
-        require_subscriptions(state)
-        if gateway is not None:
-            round_once, closer = _gateway_round(state, gateway, wait, limit, allow_stale)
-        else:
-            round_once, closer = _kubo_round(state, wait, limit, allow_stale)
-        try:
-            if not follow:
-                results = round_once()
-                emit([r.to_json() for r in results], as_json, _render_all(results))
-                bad = any(r.outcome in ("refused", "failed") for r in results)
-                raise typer.Exit(1 if bad else 0)
-            _follow(round_once, pause, as_json)
-        finally:
-            closer()
+    with Follower(config) as follower:
+        if not follow:
+            results = follower.sync_all()
+            emit([r.to_json() for r in results], as_json, _render_all(results))
+            bad = any(r.outcome in ("refused", "failed") for r in results)
+            raise typer.Exit(1 if bad else 0)
+        _follow(follower, pause, as_json)
 
 
 def _render_all(results: list[SyncResult]) -> Callable[[Any], str]:
     return lambda _: "\n".join(_render_result(r) for r in results)
 
 
-def _follow(round_once: Callable[[], list[SyncResult]], pause: float, as_json: bool) -> None:
+def _follow(follower: Follower, pause: float, as_json: bool) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -311,72 +212,21 @@ def _follow(round_once: Callable[[], list[SyncResult]], pause: float, as_json: b
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def one_round() -> None:
-        for result in round_once():
+    def show(results: list[SyncResult]) -> None:
+        for result in results:
             if as_json:
                 sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
             elif result.outcome != "current":
                 sys.stdout.write(_render_result(result) + "\n")
             sys.stdout.flush()
 
-    follow_forever(one_round, interval=pause, stop=stop)
-
-
-def _kubo_round(
-    state: SubscriptionStore, wait: timedelta, deadline: timedelta, allow_stale: bool
-) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
-    client = connect()
-    records = KuboRecordSource(client, timeout=wait)
-    store = KuboBlockStore(client, offline=False, fetch_timeout=wait)
-    local = KuboBlockStore(client, offline=True)
-    keeper = KuboKeeper(client)
-
-    def one(name: str) -> SyncResult:
-        return sync_subscription(
-            state,
-            name,
-            records=records,
-            store=store,
-            keeper=keeper,
-            local_store=local,
-            allow_stale=allow_stale,
-            deadline=deadline,
-        )
-
-    return (lambda: sync_all(state, one)), client.close
-
-
-def _gateway_round(
-    state: SubscriptionStore, url: str, wait: timedelta, deadline: timedelta, allow_stale: bool
-) -> tuple[Callable[[], list[SyncResult]], Callable[[], None]]:
-    http = gateway_client(wait.total_seconds())
-    local = SqliteBlockStore()
-    records = GatewayRecordSource(http, url)
-
-    def one(name: str) -> SyncResult:
-        fetching = GatewayBlockStore(http, url, local)  # fresh per sync: nothing refused stays
-        return sync_subscription(
-            state,
-            name,
-            records=records,
-            store=fetching,
-            keeper=GatewayKeeper(fetching),
-            local_store=local,
-            allow_stale=allow_stale,
-            deadline=deadline,
-        )
-
-    def close() -> None:
-        http.close()
-        local.close()
-
-    return (lambda: sync_all(state, one)), close
+    follower.follow(show, interval=pause, stop=stop)
 
 
 def status(as_json: JsonOpt = False) -> None:
     """Subscriptions: accepted head and height, when last checked, and the last error."""
-    with SubscriptionStore() as state:
-        subs = state.all()
+    with Follower() as follower:
+        subs = follower.subscriptions()
     now = time.time()
     emit([s.to_json(now=now) for s in subs], as_json, lambda _: _render_status(subs, now))
 
@@ -396,3 +246,26 @@ def _render_status(subs: list[Subscription], now: float) -> str:
         if sub.error is not None:
             lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
     return "\n".join(lines)
+
+
+def _render_expiry(sub: Subscription, now: float) -> list[str]:
+    """The head's and root's expiry in words, and a warning line when it is near or past."""
+    fresh = sub.freshness(now=now)
+    if fresh is None:
+        return []
+    lines = [
+        f"  expires:  head commit {_expiry_words(fresh.head_expires, now)}",
+        f"            trust root {_expiry_words(fresh.root_expires, now)}",
+    ]
+    warning = fresh.warning()
+    if fresh.state == "expired":
+        lines.append(f"  STALE:    {warning}; its packages are not offered")
+    elif warning is not None:
+        lines.append(f"  warning:  {warning}")
+    return lines
+
+
+def _expiry_words(moment: int, now: float) -> str:
+    left = moment - int(now)
+    span = describe_span(abs(left))
+    return f"{_when(moment)} ({'in ' + span if left > 0 else span + ' ago'})"

@@ -50,10 +50,10 @@ def _register() -> None:
     # `ipfsbin --help` shows them in a stable order.
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
-    from ipfsbin.cli import index_ipns
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import node as node_cmds
     from ipfsbin.cli import publish as publish_cmds
+    from ipfsbin.cli.index import ipns as index_ipns
 
     app.add_typer(node_cmds.app, name="node")
     app.add_typer(key_cmds.app, name="key")

@@ -8,8 +8,8 @@ import sys
 import typer
 
 from ipfsbin.cli.output import JsonOpt, emit
+from ipfsbin.kubo.daemon import NodeStatus, start_user_node, stop_user_node, user_node_status
 from ipfsbin.kubo.install import ensure_kubo
-from ipfsbin.kubo.node import NodeStatus, start_user_node, stop_user_node, user_node_status
 
 __all__ = ["app", "install", "start", "status", "stop"]
 

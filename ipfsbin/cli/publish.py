@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ipfsbin.builder.publish import PublishProgress, detect_host_facts, publish_binpkgs
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.errors import KeyStoreError
 from ipfsbin.kubo import connect
-from ipfsbin.publish import PublishProgress, detect_host_facts, publish_binpkgs
 from ipfsbin.trust.keys import SigningKey
 
 __all__ = ["publish"]

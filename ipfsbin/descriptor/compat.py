@@ -19,8 +19,8 @@ from ipfsbin.descriptor._archspec_map import (
     features,
     is_known_target,
 )
-from ipfsbin.descriptor._version import compare_versions, parse_version
 from ipfsbin.descriptor.cflags import is_code_only
+from ipfsbin.descriptor.cpv import compare_versions, parse_version
 from ipfsbin.descriptor.model import OptProfile, Package
 from ipfsbin.errors import DescriptorError
 

@@ -10,18 +10,19 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ipfsbin.descriptor.cpv import CP_PATTERN, VERSION_PATTERN
 from ipfsbin.descriptor.model import SlotDep
 from ipfsbin.errors import DescriptorError
 
 __all__ = ["SlotAtom", "merge_slot_deps", "parse_requires", "slot_atoms"]
 
 _ATOM_RE = re.compile(
-    r"^(?P<op>[<>]=?|=|~)?"
-    r"(?P<cp>[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*?)"
-    r"(?:-(?P<version>\d+(?:\.\d+)*[a-z]?(?:_(?:alpha|beta|pre|rc|p)\d*)*(?:-r\d+)?)"
+    r"(?P<op>[<>]=?|=|~)?"
+    rf"(?P<cp>{CP_PATTERN}?)"
+    rf"(?:-(?P<version>{VERSION_PATTERN})"
     r"(?P<star>\*)?)?"
     r"(?::(?P<slot>[A-Za-z0-9_+.*/=-]*))?"
-    r"(?:\[(?P<use>[^\]]*)\])?$"
+    r"(?:\[(?P<use>[^\]]*)\])?"
 )
 
 
@@ -36,7 +37,7 @@ class SlotAtom:
 
 
 def _atom_slot(word: str, *, in_any_of: bool, where: str) -> SlotAtom | None:
-    match = _ATOM_RE.match(word)
+    match = _ATOM_RE.fullmatch(word)
     if match is None:
         raise DescriptorError(f"{where}: {word!r} is not a dependency atom")
     if bool(match["op"]) != bool(match["version"]):

@@ -8,15 +8,14 @@ versions parseable), so its bytes and CID follow from its fields alone.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
-from ipfsbin._fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
-from ipfsbin.descriptor._version import parse_version
+from ipfsbin.codec.fields import get_cid, get_list, get_map, get_str, kind_of
+from ipfsbin.descriptor.cpv import is_cp, parse_version, split_cpv
 from ipfsbin.errors import SchemaError
 
 __all__ = [
@@ -36,21 +35,7 @@ DESCRIPTOR_TYPE = "ipfsbin/descriptor/1"
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "g", "fast")
 COMPILER_FAMILIES = ("gcc", "clang")
 
-_CPV_RE = re.compile(
-    r"^(?P<cp>[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*?)"
-    r"-(?P<version>\d+(?:\.\d+)*[a-z]?(?:_(?:alpha|beta|pre|rc|p)\d*)*(?:-r\d+)?)$"
-)
-_CP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*$")
-
 T = TypeVar("T")
-
-
-def split_cpv(cpv: str) -> tuple[str, str]:
-    """``dev-libs/foo-1.2-r1`` -> (``dev-libs/foo``, ``1.2-r1``); ValueError otherwise."""
-    match = _CPV_RE.match(cpv)
-    if match is None:
-        raise ValueError(f"{cpv!r} is not a CPV (expected category/name-version)")
-    return match["cp"], match["version"]
 
 
 def _require_text(name: str, value: str, *, empty_ok: bool = False) -> None:
@@ -75,7 +60,7 @@ def _require_version(name: str, value: str) -> None:
 
 
 # --- reading codec values ---------------------------------------------------
-# Scalars go through ipfsbin._fields. The map and type checks stay here: a
+# Scalars go through ipfsbin.codec.fields. The map and type checks stay here: a
 # descriptor's messages list every field it expects and call a newer type
 # version "not understood by this client", wording users already see.
 
@@ -297,7 +282,7 @@ class SlotDep:
     """In RDEPEND outside any ``||`` group: the host must have it installed."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _CP_RE.match(self.name):
+        if not isinstance(self.name, str) or not is_cp(self.name):
             raise ValueError(f"dependency name {self.name!r} is not category/package")
         _require_text("slot", self.slot)
         _require_text("subslot", self.subslot)
@@ -386,7 +371,8 @@ class Descriptor(_Block):
 
     @property
     def cp(self) -> str:
-        return split_cpv(self.cpv)[0]
+        category, package, _ = split_cpv(self.cpv)
+        return f"{category}/{package}"
 
     def to_dag(self) -> dict[str, Any]:
         return {

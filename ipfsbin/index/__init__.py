@@ -12,7 +12,6 @@ from ipfsbin.index.keys import (
     platform_id,
     platform_prefix,
     short_id,
-    split_cpv,
 )
 from ipfsbin.index.prolly import ProllyTree, TreeStats, build, empty_root
 
@@ -35,5 +34,4 @@ __all__ = [
     "platform_id",
     "platform_prefix",
     "short_id",
-    "split_cpv",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ipfsbin.codec.cid import CID, DAG_CBOR, SHA2_256
+from ipfsbin.descriptor.cpv import is_category, is_package, is_version, split_cpv
 from ipfsbin.errors import SchemaError
 
 __all__ = [
@@ -29,19 +30,11 @@ __all__ = [
     "platform_id",
     "platform_prefix",
     "short_id",
-    "split_cpv",
 ]
 
 SHORT_ID_LENGTH: Final = 26
 _SHORT_ID_BYTES: Final = 16
 _SHORT_ID: Final = re.compile(r"[a-z2-7]{26}")
-# Package Manager Specification, "Restrictions upon names".
-_CATEGORY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9+_.-]*")
-_PACKAGE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9+_-]*")
-_VERSION: Final = re.compile(
-    r"[0-9]+(?:\.[0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|p)[0-9]*)*(?:-r[0-9]+)?"
-)
-_CPV: Final = re.compile(rf"({_CATEGORY.pattern})/({_PACKAGE.pattern}?)-({_VERSION.pattern})")
 
 
 def short_id(cid: CID) -> str:
@@ -58,22 +51,6 @@ def platform_id(platform_cid: CID) -> str:
 
 def descriptor_digest(descriptor_cid: CID) -> str:
     return short_id(descriptor_cid)
-
-
-def split_cpv(cpv: str) -> tuple[str, str, str]:
-    """``"dev-libs/openssl-3.0.13-r1"`` -> ``("dev-libs", "openssl", "3.0.13-r1")``."""
-    match = _CPV.fullmatch(cpv)
-    if match is None:
-        raise ValueError(f"{cpv!r} is not category/package-version as Portage writes a CPV")
-    category, package, version = match.groups()
-    if _ends_like_version(package):
-        raise ValueError(f"{cpv!r}: package name {package!r} ends like a version")
-    return category, package, version
-
-
-def _ends_like_version(package: str) -> bool:
-    head, _, tail = package.rpartition("-")
-    return bool(head) and _VERSION.fullmatch(tail) is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,11 +70,11 @@ class IndexKey:
                 raise SchemaError(
                     f"{name} {value!r} is not {SHORT_ID_LENGTH} lowercase base32 characters"
                 )
-        if _CATEGORY.fullmatch(self.category) is None:
+        if not is_category(self.category):
             raise SchemaError(f"category {self.category!r} is not a valid category name")
-        if _PACKAGE.fullmatch(self.package) is None or _ends_like_version(self.package):
+        if not is_package(self.package):
             raise SchemaError(f"package {self.package!r} is not a valid package name")
-        if _VERSION.fullmatch(self.version) is None:
+        if not is_version(self.version):
             raise SchemaError(f"version {self.version!r} is not a valid Portage version")
 
     @property
@@ -149,6 +126,6 @@ def platform_prefix(platform_cid: CID) -> str:
 def package_prefix(platform_cid: CID, category_package: str) -> str:
     """Scan prefix of every build of ``"category/package"`` for one platform."""
     category, sep, package = category_package.partition("/")
-    if not sep or _CATEGORY.fullmatch(category) is None or _PACKAGE.fullmatch(package) is None:
+    if not sep or not is_category(category) or not is_package(package):
         raise ValueError(f"{category_package!r} is not category/package")
     return f"{platform_id(platform_cid)}/{category}/{package}/"

@@ -12,19 +12,26 @@ every version of an index and versions share cached nodes.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Final
 
 from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.errors import IndexError_, SchemaError
+from ipfsbin.codec.cid import CID, DAG_CBOR
+from ipfsbin.errors import SchemaError
+from ipfsbin.index._chunker import (
+    Chunker,
+    Closed,
+    NodeCache,
+    Payload,
+    Writer,
+    build_levels,
+    check_key,
+)
 from ipfsbin.index._node import (
     DEFAULT_PARAMS,
     ChunkParams,
     Node,
-    boundary_zeros,
     decode_node,
     encode_node,
 )
@@ -33,19 +40,7 @@ from ipfsbin.store.base import BlockStore
 __all__ = ["ProllyTree", "TreeStats", "build", "empty_root"]
 
 _DELETE: Final = object()
-_WRITE_BATCH: Final = 256
 _EMPTY_LEAF: Final = encode_node(0, [])
-
-Payload: TypeAlias = Any
-"""A leaf value (data-model value) or, above the leaves, a ``(child CID, count)`` pair."""
-
-
-class _Closed(NamedTuple):
-    """A node just written: what its parent records about it."""
-
-    key: str
-    cid: CID
-    entries: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,192 +49,6 @@ class TreeStats:
     depth: int
     blocks: int
     bytes: int
-
-
-class _Cache:
-    """LRU of decoded nodes by CID."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._nodes: OrderedDict[CID, Node] = OrderedDict()
-
-    def get(self, cid: CID) -> Node | None:
-        node = self._nodes.get(cid)
-        if node is not None:
-            self._nodes.move_to_end(cid)
-        return node
-
-    def put(self, node: Node) -> None:
-        if self._size <= 0:
-            return
-        self._nodes[node.cid] = node
-        self._nodes.move_to_end(node.cid)
-        while len(self._nodes) > self._size:
-            self._nodes.popitem(last=False)
-
-    def clear(self) -> None:
-        self._nodes.clear()
-
-
-class _Writer:
-    """Buffers new blocks and hands them to the store in batches."""
-
-    def __init__(self, store: BlockStore, cache: _Cache | None) -> None:
-        self._store = store
-        self._cache = cache
-        self._blocks: list[tuple[CID, bytes]] = []
-        self.written = 0
-
-    def add(self, node: Node, data: bytes) -> None:
-        self._blocks.append((node.cid, data))
-        self.written += 1
-        if self._cache is not None:
-            self._cache.put(node)
-        if len(self._blocks) >= _WRITE_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._blocks:
-            self._store.put_many(self._blocks)
-            self._blocks = []
-
-
-class _Chunker:
-    """Cuts one level's entry sequence into nodes by the boundary rule."""
-
-    def __init__(self, level: int, params: ChunkParams, writer: _Writer) -> None:
-        self._level = level
-        self._params = params
-        self._writer = writer
-        self._threshold = params.threshold(level)
-        self._keys: list[str] = []
-        self._payloads: list[Payload] = []
-        self._encoded: list[bytes] = []
-        self._total = 0
-
-    @property
-    def empty(self) -> bool:
-        return not self._keys
-
-    def push(self, key: str, payload: Payload) -> _Closed | None:
-        if self._level == 0:
-            encoded = dagcbor.encode([key, payload])
-        else:
-            encoded = dagcbor.encode([key, payload[0], payload[1]])
-        size = len(encoded)
-        if size > self._params.max_node_bytes:
-            raise IndexError_(
-                f"entry {key!r} encodes to {size} bytes; "
-                f"at most {self._params.max_node_bytes} fit in a node"
-            )
-        self._keys.append(key)
-        self._payloads.append(payload)
-        self._encoded.append(encoded)
-        self._total += size
-        if self._total >= self._params.max_node_bytes:
-            return self._close()
-        if len(self._keys) >= self._params.min_entries and (
-            boundary_zeros(key.encode("utf-8")) >= self._threshold
-        ):
-            return self._close()
-        return None
-
-    def finish(self) -> _Closed | None:
-        return self._close() if self._keys else None
-
-    def _close(self) -> _Closed:
-        data = encode_node(self._level, self._encoded)
-        cid = cid_for(DAG_CBOR, data)
-        keys = self._keys
-        if self._level == 0:
-            node = Node(
-                cid=cid,
-                level=0,
-                keys=keys,
-                values=self._payloads,
-                children=[],
-                counts=[],
-                size=len(data),
-            )
-        else:
-            pairs = self._payloads
-            node = Node(
-                cid=cid,
-                level=self._level,
-                keys=keys,
-                values=[],
-                children=[c for c, _ in pairs],
-                counts=[n for _, n in pairs],
-                size=len(data),
-            )
-        self._writer.add(node, data)
-        self._keys, self._payloads, self._encoded, self._total = [], [], [], 0
-        return _Closed(keys[-1], cid, node.count)
-
-
-def _check_key(key: object, params: ChunkParams) -> None:
-    if type(key) is not str:
-        raise TypeError(f"index keys are strings, not {type(key).__name__}")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"key {key!r} is not valid Unicode text: {exc}") from exc
-    if size > params.max_key_bytes:
-        raise IndexError_(f"key of {size} bytes is longer than the {params.max_key_bytes} allowed")
-
-
-def _build_levels(
-    level: int,
-    items: Iterable[tuple[str, Payload]],
-    params: ChunkParams,
-    writer: _Writer,
-    check: Callable[[str], None] | None,
-) -> CID | None:
-    """Chunk ``items`` at ``level`` and every level above it; the root, or None if no items."""
-    chunkers: list[_Chunker] = [_Chunker(level, params, writer)]
-    firsts: list[_Closed] = []
-    emitted: list[int] = [0]
-
-    def closed(depth: int, node: _Closed) -> None:
-        # The first node of a level waits: if it stays alone it is the root.
-        emitted[depth] += 1
-        if emitted[depth] == 1:
-            firsts.append(node)
-            return
-        if emitted[depth] == 2:
-            chunkers.append(_Chunker(level + depth + 1, params, writer))
-            emitted.append(0)
-            push(depth + 1, firsts[depth])
-        push(depth + 1, node)
-
-    def push(depth: int, node: _Closed) -> None:
-        done = chunkers[depth].push(node.key, (node.cid, node.entries))
-        if done is not None:
-            closed(depth, done)
-
-    previous: str | None = None
-    bottom = chunkers[0]
-    for key, payload in items:
-        if check is not None:
-            check(key)
-        if previous is not None and key <= previous:
-            raise ValueError(
-                f"entries must be sorted by key without repeats: {key!r} after {previous!r}"
-            )
-        previous = key
-        done = bottom.push(key, payload)
-        if done is not None:
-            closed(0, done)
-    depth = 0
-    while True:
-        done = chunkers[depth].finish()
-        if done is not None:
-            closed(depth, done)
-        if emitted[depth] == 0:
-            return None
-        if emitted[depth] == 1:
-            return firsts[depth].cid
-        depth += 1
 
 
 def empty_root(store: BlockStore) -> CID:
@@ -269,7 +78,7 @@ class ProllyTree:
     ) -> None:
         self.store = store
         self.params = params
-        self._cache = _Cache(cache_size)
+        self._cache = NodeCache(cache_size)
 
     # -- reading --------------------------------------------------------------
 
@@ -351,9 +160,9 @@ class ProllyTree:
 
     def build(self, sorted_entries: Iterable[tuple[str, dagcbor.Value]]) -> CID:
         """Write the tree of ``sorted_entries`` (strictly increasing keys); return its root."""
-        writer = _Writer(self.store, None)
+        writer = Writer(self.store, None)
         params = self.params
-        root = _build_levels(0, sorted_entries, params, writer, lambda k: _check_key(k, params))
+        root = build_levels(0, sorted_entries, params, writer, lambda k: check_key(k, params))
         writer.flush()
         return root if root is not None else self.empty()
 
@@ -370,17 +179,17 @@ class ProllyTree:
         """
         changes: dict[str, Payload] = {}
         for key in deletes:
-            _check_key(key, self.params)
+            check_key(key, self.params)
             changes[key] = _DELETE
         for key, value in upserts.items():
-            _check_key(key, self.params)
+            check_key(key, self.params)
             if key in changes:
                 raise ValueError(f"key {key!r} is both upserted and deleted")
             changes[key] = value
         if not changes:
             return root
         top = self.load(root)
-        writer = _Writer(self.store, self._cache)
+        writer = Writer(self.store, self._cache)
         pending = sorted(changes.items())
         level = 0
         while level < top.level:
@@ -392,7 +201,7 @@ class ProllyTree:
         ((_, new_nodes),) = self._rechunk(top, top.level, pending, writer)
         if len(new_nodes) > 1:
             items = [(n.key, (n.cid, n.entries)) for n in new_nodes]
-            new_root = _build_levels(top.level + 1, items, self.params, writer, None)
+            new_root = build_levels(top.level + 1, items, self.params, writer, None)
             writer.flush()
             return new_root if new_root is not None else self.empty()
         writer.flush()
@@ -432,8 +241,8 @@ class ProllyTree:
         top: Node,
         level: int,
         changes: list[tuple[str, Payload]],
-        writer: _Writer,
-    ) -> list[tuple[list[Node], list[_Closed]]]:
+        writer: Writer,
+    ) -> list[tuple[list[Node], list[Closed]]]:
         """Re-chunk ``level`` around ``changes``: per window, the old nodes and their replacements.
 
         A window starts at the old node holding the first change not yet
@@ -441,19 +250,19 @@ class ProllyTree:
         where a new node closes on the last entry of an old node with no
         change pending before it: from there on both chunkings agree.
         """
-        windows: list[tuple[list[Node], list[_Closed]]] = []
+        windows: list[tuple[list[Node], list[Closed]]] = []
         position, total = 0, len(changes)
         while position < total:
             stack, node = self._seek(top, changes[position][0], level)
-            chunker = _Chunker(level, self.params, writer)
+            chunker = Chunker(level, self.params, writer)
             old_nodes = [node]
-            new_nodes: list[_Closed] = []
+            new_nodes: list[Closed] = []
 
             def push(
                 key: str,
                 payload: Payload,
-                chunker: _Chunker = chunker,
-                new_nodes: list[_Closed] = new_nodes,
+                chunker: Chunker = chunker,
+                new_nodes: list[Closed] = new_nodes,
             ) -> None:
                 done = chunker.push(key, payload)
                 if done is not None:
@@ -516,7 +325,7 @@ def _child_problem(parent: Node, index: int, node: Node) -> str | None:
 
 
 def _parent_changes(
-    windows: list[tuple[list[Node], list[_Closed]]],
+    windows: list[tuple[list[Node], list[Closed]]],
 ) -> list[tuple[str, Payload]]:
     """What the level above must change: old children out, new ones in, same ones left alone."""
     out: dict[str, Payload] = {}

@@ -1,8 +1,4 @@
-"""The ``IpnsEntry`` protobuf message, encoded and decoded by hand.
-
-The message has nine optional scalar fields, so a full protobuf runtime would
-be a large dependency for a few dozen lines. Only what the IPNS spec needs is
-here: varint (wire type 0) and length-delimited (wire type 2) fields.
+"""The ``IpnsEntry`` protobuf message over the wire format of :mod:`ipfsbin.codec.protobuf`.
 
 Decoding follows protobuf where that is harmless (fields in any order,
 unknown fields with a known wire type skipped) and is stricter where protobuf
@@ -15,17 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipfsbin.errors import IpnsError
+from ipfsbin.codec.protobuf import BYTES as _BYTES
+from ipfsbin.codec.protobuf import MAX_UINT64 as _MAX_UINT64
+from ipfsbin.codec.protobuf import VARINT as _VARINT
+from ipfsbin.codec.protobuf import bytes_field, read_fields, varint_field
+from ipfsbin.errors import CodecError, IpnsError
 
 __all__ = ["IpnsEntry", "decode_entry", "encode_entry"]
-
-_VARINT = 0
-_FIXED64 = 1
-_BYTES = 2
-_FIXED32 = 5
-_MAX_UINT64 = 2**64 - 1
-_MAX_VARINT_BYTES = 10
-_MAX_FIELD_NUMBER = 2**29 - 1
 
 # field number -> (attribute, wire type), as in the spec's IpnsEntry message
 _FIELDS: dict[int, tuple[str, int]] = {
@@ -66,15 +58,6 @@ class IpnsEntry:
                 raise ValueError(f"{attribute} must be an unsigned 64-bit integer, got {item!r}")
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_entry(entry: IpnsEntry) -> bytes:
     """Serialize in field-number order, as Go's ``proto.Marshal`` does."""
     out = bytearray()
@@ -82,27 +65,8 @@ def encode_entry(entry: IpnsEntry) -> bytes:
         item = getattr(entry, attribute)
         if item is None:
             continue
-        out += _encode_varint(number << 3 | wire_type)
-        if wire_type == _VARINT:
-            out += _encode_varint(item)
-        else:
-            out += _encode_varint(len(item))
-            out += item
+        out += varint_field(number, item) if wire_type == _VARINT else bytes_field(number, item)
     return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            raise IpnsError(f"IPNS record protobuf is truncated inside a varint at byte {pos}")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if value > _MAX_UINT64:
-                raise IpnsError(f"IPNS record protobuf varint at byte {pos} exceeds 64 bits")
-            return value, pos + i + 1
-    raise IpnsError(f"IPNS record protobuf varint at byte {pos} is longer than 10 bytes")
 
 
 def decode_entry(data: bytes) -> IpnsEntry:
@@ -110,35 +74,15 @@ def decode_entry(data: bytes) -> IpnsEntry:
     if not isinstance(data, bytes):
         raise TypeError(f"decode_entry takes bytes, not {type(data).__name__}")
     fields: dict[str, bytes | int] = {}
-    pos = 0
-    while pos < len(data):
-        start = pos
-        tag, pos = _read_varint(data, pos)
-        number, wire_type = tag >> 3, tag & 7
-        if not 1 <= number <= _MAX_FIELD_NUMBER:
-            raise IpnsError(
-                f"IPNS record protobuf has invalid field number {number} at byte {start}"
-            )
-        item: bytes | int
-        if wire_type == _VARINT:
-            item, pos = _read_varint(data, pos)
-        elif wire_type == _BYTES:
-            length, pos = _read_varint(data, pos)
-            if length > len(data) - pos:
-                raise IpnsError(
-                    f"IPNS record protobuf field {number} claims {length} bytes "
-                    f"but only {len(data) - pos} remain"
-                )
-            item, pos = data[pos : pos + length], pos + length
-        elif wire_type in (_FIXED64, _FIXED32):
-            size = 8 if wire_type == _FIXED64 else 4
-            if size > len(data) - pos:
-                raise IpnsError(f"IPNS record protobuf is truncated in field {number}")
-            item, pos = data[pos : pos + size], pos + size
-        else:
-            raise IpnsError(
-                f"IPNS record protobuf field {number} has unsupported wire type {wire_type}"
-            )
+    reading = read_fields(data)
+    while True:
+        try:  # field by field, so the first problem in the bytes is the one reported
+            field = next(reading, None)
+        except CodecError as exc:
+            raise IpnsError(f"IPNS record {exc.message}") from exc
+        if field is None:
+            break
+        number, wire_type, item = field.number, field.wire_type, field.value
         known = _FIELDS.get(number)
         if known is None:
             continue  # protobuf readers skip fields they do not know

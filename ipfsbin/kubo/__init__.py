@@ -1,9 +1,7 @@
-"""The network stack: Kubo's RPC client, the managed daemon, and the Kubo installer."""
+"""The network stack: Kubo's RPC client, managed daemons, the daemon to talk to, the installer."""
 
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.install import KUBO_VERSION, ensure_kubo, find_kubo
-from ipfsbin.kubo.node import (
-    ManagedNode,
+from ipfsbin.kubo.daemon import (
     NodeStatus,
     connect,
     resolve_api,
@@ -11,6 +9,8 @@ from ipfsbin.kubo.node import (
     stop_user_node,
     user_node_status,
 )
+from ipfsbin.kubo.install import KUBO_VERSION, ensure_kubo, find_kubo
+from ipfsbin.kubo.node import ManagedNode
 
 __all__ = [
     "KUBO_VERSION",

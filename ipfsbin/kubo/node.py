@@ -1,55 +1,33 @@
-"""Kubo daemons ipfsbin runs itself: test nodes, and the user's default node.
+"""A Kubo daemon ipfsbin runs itself (test nodes, and the user's default node).
 
 :class:`ManagedNode` owns one daemon process over one repo (``IPFS_PATH``):
 it initializes the repo, starts the daemon, waits for its API, hands out
-clients, and stops it. The user's default node lives under
-``paths.data_dir()/kubo`` and runs detached, so ``ipfsbin node start`` can
-return and ``ipfsbin node stop`` can stop it later.
+clients, and stops it. Which daemon a command talks to, and the user's
+default node, are :mod:`ipfsbin.kubo.daemon`'s.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Self
 
-from ipfsbin import paths
 from ipfsbin.errors import KuboError, KuboUnavailableError, NodeError
+from ipfsbin.kubo._process import child_exit_status, spawn_detached, terminate, wait_gone
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.install import ensure_kubo
 
-__all__ = [
-    "API_ENV",
-    "ManagedNode",
-    "NodeStatus",
-    "connect",
-    "resolve_api",
-    "start_user_node",
-    "stop_user_node",
-    "user_node_status",
-    "user_repo_path",
-]
+__all__ = ["LOG_FILE", "PID_FILE", "START_HINT", "ManagedNode"]
 
-API_ENV: Final = "IPFSBIN_API"
 PID_FILE: Final = "ipfsbin-daemon.pid"
 LOG_FILE: Final = "daemon.log"
-_START_HINT: Final = "start the managed node with `ipfsbin node start`, or set IPFSBIN_API"
-# The user node: API and gateway on loopback only, on ports the OS picks (the
-# daemon writes them to $IPFS_PATH/api and /gateway), so it never collides
-# with a Kubo the user runs on the default ports.
-USER_NODE_CONFIG: Final[Mapping[str, Any]] = {
-    "Addresses.API": "/ip4/127.0.0.1/tcp/0",
-    "Addresses.Gateway": "/ip4/127.0.0.1/tcp/0",
-}
+START_HINT: Final = "start the managed node with `ipfsbin node start`, or set IPFSBIN_API"
 
 JsonValue = Any
 
@@ -149,7 +127,7 @@ class ManagedNode:
     def running(self) -> bool:
         if self._process is not None:
             return self._process.poll() is None
-        return self._pid is not None and _child_exit_status(self._pid) is None
+        return self._pid is not None and child_exit_status(self._pid) is None
 
     @property
     def pid(self) -> int | None:
@@ -169,7 +147,7 @@ class ManagedNode:
         argv = [str(self.binary), "daemon", "--migrate=false", *self.daemon_args]
         try:
             if self.detached:
-                self._pid = _spawn_detached(argv, self.env(), self.log_path)
+                self._pid = spawn_detached(argv, self.env(), self.log_path)
             else:
                 self._log = self.log_path.open("ab")
                 self._process = subprocess.Popen(  # noqa: S603 - our binary, no shell
@@ -195,7 +173,7 @@ class ManagedNode:
             code = self._process.poll()
             return None if code is None else f"exit status {code}"
         if self._pid is not None:
-            return _child_exit_status(self._pid)
+            return child_exit_status(self._pid)
         return "not started"
 
     def _wait_ready(self, timeout: float) -> None:
@@ -234,7 +212,7 @@ class ManagedNode:
                 process.kill()
                 process.wait(10)
         elif self._pid is not None:
-            _terminate(self._pid, timeout)
+            terminate(self._pid, timeout)
         self._cleanup()
 
     def kill(self) -> None:
@@ -243,9 +221,9 @@ class ManagedNode:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(10)
-        elif self._pid is not None and _child_exit_status(self._pid) is None:
+        elif self._pid is not None and child_exit_status(self._pid) is None:
             os.kill(self._pid, signal.SIGKILL)
-            _wait_gone(self._pid, 10.0)
+            wait_gone(self._pid, 10.0)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -273,7 +251,7 @@ class ManagedNode:
         except OSError as exc:
             raise KuboUnavailableError(
                 f"no Kubo API address in {self.repo_path}/api (is the daemon running?)",
-                hint=_START_HINT,
+                hint=START_HINT,
             ) from exc
 
     @property
@@ -282,7 +260,7 @@ class ManagedNode:
             return (self.repo_path / "gateway").read_text().strip()
         except OSError as exc:
             raise KuboUnavailableError(
-                f"no gateway address in {self.repo_path}/gateway", hint=_START_HINT
+                f"no gateway address in {self.repo_path}/gateway", hint=START_HINT
             ) from exc
 
     @property
@@ -314,242 +292,3 @@ class ManagedNode:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-# -- the user's default node ------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NodeStatus:
-    """What ``ipfsbin node status`` reports."""
-
-    running: bool
-    repo_path: Path
-    api: str | None = None
-    peer_id: str | None = None
-    kubo_version: str | None = None
-    pid: int | None = None
-
-
-def user_repo_path() -> Path:
-    """The default node's repo: ``<data dir>/kubo``."""
-    return paths.data_dir() / "kubo"
-
-
-def _read_pid(repo: Path) -> int | None:
-    try:
-        text = (repo / PID_FILE).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` is a live (not zombie) ipfs daemon process."""
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-        # a reused pid must not pass: our daemons run as `<kubo> daemon ...`
-        return cmdline.split(b"\0")[1:2] == [b"daemon"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def start_user_node(
-    *, binary: Path | None = None, profile: str | None = None, timeout: float = 120.0
-) -> NodeStatus:
-    """Start the default node detached (initializing its repo the first time).
-
-    Returns the status once the API answers; at once when the node already
-    runs. Starts are serialized by a lock file, and a daemon that runs but
-    does not answer yet (another start under way) is waited for, not joined
-    by a second daemon on the same repo.
-    """
-    repo = user_repo_path()
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    with _start_lock(repo):
-        status = user_node_status()
-        if status.running:
-            return status
-        if status.pid is not None:
-            return _wait_answering(status.pid, timeout)
-        node = ManagedNode(
-            repo,
-            binary=binary,
-            profile=profile,
-            routing=None,
-            extra_config=USER_NODE_CONFIG,
-            detached=True,
-        )
-        node.start(timeout)
-        return user_node_status()
-
-
-@contextmanager
-def _start_lock(repo: Path) -> Iterator[None]:
-    # Beside the repo, not in it: `ipfs init` wants the repo to itself.
-    with (repo.parent / f"{repo.name}.start.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _wait_answering(pid: int, timeout: float) -> NodeStatus:
-    deadline = time.monotonic() + timeout
-    status = user_node_status()
-    while not status.running and status.pid is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        status = user_node_status()
-    if not status.running:
-        raise NodeError(
-            f"the managed Kubo daemon (pid {pid}) runs but its API did not answer "
-            f"within {timeout:.0f}s",
-            hint=f"see {user_repo_path() / LOG_FILE}; `ipfsbin node stop` stops it",
-        )
-    return status
-
-
-def stop_user_node(timeout: float = 30.0) -> bool:
-    """Stop the default node: SIGTERM, wait, SIGKILL. False when it was not running.
-
-    The CLI prints "node stopped" or "node was not running".
-    """
-    repo = user_repo_path()
-    pid = _read_pid(repo)
-    if pid is None or not _alive(pid):
-        (repo / PID_FILE).unlink(missing_ok=True)
-        return False
-    _terminate(pid, timeout)
-    (repo / PID_FILE).unlink(missing_ok=True)
-    return True
-
-
-def _spawn_detached(argv: list[str], env: Mapping[str, str], log_path: Path) -> int:
-    """Start ``argv`` in a new session, output appended to ``log_path``; returns its pid."""
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    return os.posix_spawn(argv[0], argv, dict(env), file_actions=actions, setsid=True)
-
-
-def _child_exit_status(pid: int) -> str | None:
-    """How a daemon this process spawned ended, or None while it runs.
-
-    Asks ``waitpid``, not ``/proc``: between spawn and exec the child's
-    command line is still ours.
-    """
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None if _alive(pid) else "exited"
-    if done == 0:
-        return None
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
-
-
-def _reap(pid: int) -> None:
-    """Collect ``pid``'s exit status if this process started it (no zombie left)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-        if _wait_gone(pid, timeout):
-            return
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    if not _wait_gone(pid, 10.0):
-        raise NodeError(f"the Kubo daemon (pid {pid}) did not stop after SIGKILL")
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def user_node_status() -> NodeStatus:
-    """Whether the default node runs, and its API, peer id and Kubo version.
-
-    The CLI prints "running" with the fields, or "not running (repo <path>)".
-    """
-    repo = user_repo_path()
-    pid = _read_pid(repo)
-    if pid is None or not _alive(pid):
-        return NodeStatus(running=False, repo_path=repo)
-    try:
-        api = (repo / "api").read_text().strip()
-        with KuboClient.from_multiaddr(api, timeout=5.0) as client:
-            identity = client.id()
-            version = client.version().version
-    except (OSError, KuboError):
-        return NodeStatus(running=False, repo_path=repo, pid=pid)
-    return NodeStatus(
-        running=True,
-        repo_path=repo,
-        api=api,
-        peer_id=identity.peer_id,
-        kubo_version=version,
-        pid=pid,
-    )
-
-
-def resolve_api() -> str:
-    """The API multiaddr (or URL) to use: ``IPFSBIN_API``, else the default node's.
-
-    Raises ``KuboUnavailableError`` (hint: ``ipfsbin node start``) when no
-    override is set and the default node does not run.
-    """
-    override = os.environ.get(API_ENV, "").strip()
-    if override:
-        return override
-    repo = user_repo_path()
-    pid = _read_pid(repo)
-    if pid is not None and not _alive(pid):
-        raise KuboUnavailableError(
-            f"the managed Kubo node (pid {pid}) is not running any more", hint=_START_HINT
-        )
-    try:
-        return (repo / "api").read_text().strip()
-    except OSError:
-        raise KuboUnavailableError(
-            f"no Kubo daemon: {API_ENV} is not set and the managed node in {repo} is not running",
-            hint=_START_HINT,
-        ) from None
-
-
-def connect() -> KuboClient:
-    """A client for the API :func:`resolve_api` picks."""
-    api = resolve_api()
-    try:
-        return KuboClient.from_multiaddr(api)
-    except ValueError as exc:
-        raise KuboUnavailableError(
-            f"cannot use the Kubo API address {api!r}: {exc}",
-            hint=f"set {API_ENV} to the daemon's API multiaddr (e.g. /ip4/127.0.0.1/tcp/5001) "
-            "or to an http:// URL",
-        ) from exc

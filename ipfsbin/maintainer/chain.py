@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, TrustError
+from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.maintainer.pins import Pins
+from ipfsbin.kubo.pins import Pins, pin_name
+from ipfsbin.maintainer._keys import maintainer_key
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.commit import (
@@ -27,9 +28,9 @@ from ipfsbin.trust.commit import (
     put_commit,
     sign_commit,
 )
-from ipfsbin.trust.keys import PublicKey, SigningKey
+from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import Root, SignedRoot, make_root, put_root, sign_root
-from ipfsbin.trust.signing import check_signatures, public_key_of
+from ipfsbin.trust.signing import check_signatures, verify_not_forged
 from ipfsbin.trust.state import RootPin, TrustedChain
 
 __all__ = [
@@ -104,25 +105,25 @@ def init_index(
     the root and the first commit.
     """
     if not keys:
-        raise IndexError_("no local maintainer key given", hint="pass --key NAME")
+        raise IndexOperationError("no local maintainer key given", hint="pass --key NAME")
     if threshold < 1:
-        raise IndexError_(f"the maintainers' threshold must be at least 1, got {threshold}")
+        raise IndexOperationError(f"the maintainers' threshold must be at least 1, got {threshold}")
     if threshold > len(keys):
-        raise IndexError_(
+        raise IndexOperationError(
             f"a threshold of {threshold} needs {threshold} local keys to sign the new root, "
             f"got {len(keys)}",
             hint="repeat --key for each local maintainer key, or lower --threshold",
         )
     if expires_days < 1:
-        raise IndexError_(f"--expires must be at least 1 day, got {expires_days}")
+        raise IndexOperationError(f"--expires must be at least 1 day, got {expires_days}")
     local_ids = [key.public_key for _, key in keys]
-    maintainer_keys = [*local_ids, *(_public(k) for k in maintainers)]
+    maintainer_keys = [*local_ids, *(maintainer_key(k) for k in maintainers)]
     root_payload = make_root(
         expires=now + expires_days * DAY,
         maintainers=maintainer_keys,
         maintainers_threshold=threshold,
-        publishers=None if publishers is None else [_public(k) for k in publishers],
-        builders=None if builders is None else [_public(k) for k in builders],
+        publishers=None if publishers is None else [maintainer_key(k) for k in publishers],
+        builders=None if builders is None else [maintainer_key(k) for k in builders],
     )
     signed_root = sign_root(root_payload, *(key for _, key in keys))
     put_root(store, signed_root)
@@ -142,8 +143,8 @@ def init_index(
     chain = TrustedChain(RootPin(cid=signed_root.root_id), now=now)
     chain.update_root(signed_root)
     chain.update_commit(first, store)
-    pins.pin(signed_root.cid, f"ipfsbin index {name} root")
-    pins.pin(first.cid, f"ipfsbin index {name} head")
+    pins.pin(signed_root.cid, pin_name("index", name, "root"))
+    pins.pin(first.cid, pin_name("index", name, "head"))
     local = tuple((key_name, key.key_id) for key_name, key in keys)
     publisher_name = next(
         (key_name for key_name, key_id in local if key_id in root_payload.publishers), None
@@ -161,16 +162,6 @@ def init_index(
     )
 
 
-def _public(key_id: str) -> PublicKey:
-    try:
-        return public_key_of(key_id)
-    except SchemaError as exc:
-        raise IndexError_(
-            f"{key_id!r} is not a key ID: {exc.message}",
-            hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
-        ) from exc
-
-
 # -- commit and co-sign -------------------------------------------------------------------
 
 
@@ -183,7 +174,7 @@ class CommitResult:
     changes: int
     missing: tuple[str, ...] = field(default=())
     changeset: tuple[CID, ...] = field(default=())
-    """The changeset parts the commit links (``ipfsbin.changeset``)."""
+    """The changeset parts the commit links (``ipfsbin.index.changeset``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -243,7 +234,7 @@ def commit(
 ) -> CommitResult:
     """Apply the staged changes in one batch and sign a commit on top of the head.
 
-    The batch is also written as a changeset (``ipfsbin.changeset``, base =
+    The batch is also written as a changeset (``ipfsbin.index.changeset``, base =
     the head's index) that the commit links, so followers rebuild the new
     index from their copy of the old one instead of fetching its nodes. The
     commit becomes the head when ``key`` alone meets the maintainers'
@@ -251,13 +242,13 @@ def commit(
     """
     staged = workspace.staged()
     if not staged:
-        raise IndexError_(
+        raise IndexOperationError(
             "nothing staged to commit",
             hint="stage changes with `ipfsbin index add` or `ipfsbin index yank`",
         )
     draft = workspace.draft
     if draft is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"commit {draft.cid} is still waiting for co-signatures",
             hint=f"co-sign it with `ipfsbin index sign {draft.cid} --key NAME`, "
             "or drop it with `ipfsbin index drop-draft`",
@@ -272,7 +263,7 @@ def commit(
     upserts = {change.key: change.entry.to_dag() for change in staged}
     new_index = tree.mutate(base, upserts)
     if new_index == base:
-        raise IndexError_(
+        raise IndexOperationError(
             "the staged changes leave the index as it is",
             hint="drop them with `ipfsbin index reset`",
         )
@@ -295,9 +286,9 @@ def commit(
     report = check_signatures(signed, root.root.maintainers)
     if report.met:
         _accept(workspace, store, signed, now)
-        pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+        pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
     else:
-        pins.pin(signed.cid, f"ipfsbin index {workspace.name} draft")
+        pins.pin(signed.cid, pin_name("index", workspace.name, "draft"))
     workspace.record_commit(signed, as_head=report.met)
     return CommitResult(
         signed=signed,
@@ -373,19 +364,9 @@ def sign(
     else:
         root = Root.from_dag(get_value(store, signed.commit.root))
     role = root.maintainers
-    # every signature, in the role or not, is checked against its own key ID (key IDs are
-    # self-certifying): one outside the role counts for nothing, but merged into the head's
-    # envelope unchecked it would be published (a revoked key's refuses the commit outright)
-    forged = [
-        sig.key
-        for sig in signed.signatures
-        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
-    ]
-    if forged:
-        raise SignatureError(
-            f"commit {signed.commit_id}: signature by {', '.join(forged)} does not verify",
-            hint="the envelope was altered; do not use it",
-        )
+    # a signature outside the role counts for nothing, but merged into the head's envelope
+    # unchecked it would be published (a revoked key's refuses the commit outright)
+    verify_not_forged(signed, f"commit {signed.commit_id}")
     pending = workspace.draft if workspace is not None else None
     draft = pending if pending is not None and pending.commit_id == signed.commit_id else None
     accepted = workspace.envelope_of(signed.commit_id) if workspace is not None else None
@@ -403,20 +384,20 @@ def sign(
     put_commit(store, signed)
     became_head = False
     if workspace is None:
-        pins.pin(signed.cid, "ipfsbin co-signed commit")
+        pins.pin(signed.cid, pin_name("cosign", "commit"))
     elif accepted is not None:
         if workspace.head == accepted.cid:
-            pins.move(accepted.cid, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(accepted.cid, signed.cid, pin_name("index", workspace.name, "head"))
         workspace.update_head_signatures(signed)
         became_head = workspace.head == signed.cid
     elif draft is not None:
         if report.met:
             _accept(workspace, store, signed, now)
-            pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
             pins.unpin(draft.cid)
             became_head = True
         else:
-            pins.move(draft.cid, signed.cid, f"ipfsbin index {workspace.name} draft")
+            pins.move(draft.cid, signed.cid, pin_name("index", workspace.name, "draft"))
         workspace.update_draft(signed, as_head=report.met)
     else:
         head = workspace.head_commit
@@ -424,11 +405,11 @@ def sign(
         if report.met and on_head and pending is None:
             # a commit made on another host on top of our head, now fully signed
             _accept(workspace, store, signed, now)
-            pins.move(workspace.head, signed.cid, f"ipfsbin index {workspace.name} head")
+            pins.move(workspace.head, signed.cid, pin_name("index", workspace.name, "head"))
             workspace.update_draft(signed, as_head=True)
             became_head = True
         else:
-            pins.pin(signed.cid, "ipfsbin co-signed commit")
+            pins.pin(signed.cid, pin_name("cosign", "commit"))
     return SignResult(
         signed=signed,
         previous=before,

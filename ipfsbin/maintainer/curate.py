@@ -18,25 +18,24 @@ A batch either stages completely or not at all.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ipfsbin.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.model import Descriptor, Platform
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, SchemaError, SignatureError, TrustError
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.maintainer.workspace import Action, StagedChange, Workspace
-from ipfsbin.manifest import MANIFEST_TYPE, Manifest
+from ipfsbin.manifest import MANIFEST_TYPE, Manifest, verify_binpkg_bytes
 from ipfsbin.store.base import BlockStore, get_value
+from ipfsbin.trust.attestation import ATTESTATION_TYPE, Attestation, check_attestation
 from ipfsbin.trust.signing import ENVELOPE_TYPE, Role, load_signed_blocks
 
-__all__ = ["Accepted", "AddResult", "FileReader", "add", "current_entry", "yank"]
+__all__ = ["Accepted", "StagedAdd", "FileReader", "add", "current_entry", "yank"]
 
 FileReader = Callable[[CID], Iterable[bytes]]
 """Streams the bytes of a UnixFS file by CID (``KuboClient.cat`` in production)."""
@@ -74,7 +73,7 @@ class Accepted:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddResult:
+class StagedAdd:
     """What one ``add`` staged, per index key."""
 
     key: str
@@ -104,34 +103,10 @@ def _kind(store: BlockStore, cid: CID) -> str:
         return "envelope"
     if kind == MANIFEST_TYPE:
         return "manifest"
-    raise IndexError_(
+    raise IndexOperationError(
         f"{cid} is neither a manifest nor an attestation (its type is {kind!r})",
         hint="pass the attestation CIDs `ipfsbin publish` printed",
     )
-
-
-def _check_bytes(read: FileReader, manifest_cid: CID, manifest: Manifest) -> None:
-    sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324
-    size = 0
-    for chunk in read(manifest.binpkg):
-        size += len(chunk)
-        if size > manifest.size:
-            break
-        sha256.update(chunk)
-        sha1.update(chunk)
-        md5.update(chunk)
-    got = {"sha256": sha256.digest(), "sha1": sha1.digest(), "md5": md5.digest()}
-    wrong = [name for name in ("sha256", "sha1", "md5") if got[name] != getattr(manifest, name)]
-    if size != manifest.size or wrong:
-        seen = (
-            f"more than {manifest.size} bytes" if size > manifest.size else f"{size} bytes"
-        ) + f" with sha256 {got['sha256'].hex()}"
-        raise TrustError(
-            f"the bytes behind binpkg {manifest.binpkg} do not match manifest {manifest_cid} "
-            f"of {manifest.cpv}: found {seen}, the manifest says {manifest.size} bytes "
-            f"with sha256 {manifest.sha256.hex()}",
-            hint="the manifest does not describe its file; do not accept it",
-        )
 
 
 def _check_manifest(store: BlockStore, read: FileReader, manifest_cid: CID) -> tuple[Manifest, str]:
@@ -147,7 +122,7 @@ def _check_manifest(store: BlockStore, read: FileReader, manifest_cid: CID) -> t
             f"manifest {manifest_cid} is for {manifest.cpv}, but its descriptor "
             f"{manifest.descriptor} describes {descriptor.cpv}"
         )
-    _check_bytes(read, manifest_cid, manifest)
+    verify_binpkg_bytes(manifest, manifest_cid, read(manifest.binpkg))
     try:
         key = index_key(platform.cid, descriptor.cpv, descriptor.cid)
     except ValueError as exc:
@@ -163,7 +138,7 @@ def _check_attestation(
     value = dagcbor.decode(payload)
     kind = value.get("type") if isinstance(value, dict) else None
     if kind != ATTESTATION_TYPE:
-        raise IndexError_(
+        raise IndexOperationError(
             f"{cid} is a signed {kind!r}, not an attestation",
             hint="pass the attestation CIDs `ipfsbin publish` printed",
         )
@@ -217,7 +192,7 @@ def add(
     *,
     allow_unlisted_builder: bool = False,
     allow_unattested: bool = False,
-) -> list[AddResult]:
+) -> list[StagedAdd]:
     """Check attestations (or bare manifests) and stage them, all or nothing.
 
     Several attestations for one key are merged into one entry; the entry
@@ -279,7 +254,7 @@ def add(
     by_key: dict[str, list[Accepted]] = {}
     for item in accepted:
         by_key.setdefault(item.key, []).append(item)
-    results: list[AddResult] = []
+    results: list[StagedAdd] = []
     changes: list[StagedChange] = []
     for key, items in by_key.items():
         current, in_head = current_entry(workspace, tree, key)
@@ -303,7 +278,7 @@ def add(
             action = "merge" if in_head else "add"
             changes.append(StagedChange(key=key, action=action, entry=entry))
         results.append(
-            AddResult(key=key, action=action, entry=entry, accepted=tuple(items), disagree=disagree)
+            StagedAdd(key=key, action=action, entry=entry, accepted=tuple(items), disagree=disagree)
         )
     workspace.stage(changes)
     return results
@@ -326,10 +301,12 @@ def yank(workspace: Workspace, store: BlockStore, key: str, reason: str) -> Stag
     parse_index_key(key)
     reason = " ".join(reason.split())
     if not reason:
-        raise IndexError_("a yank needs a reason", hint='pass --reason "why it is withdrawn"')
+        raise IndexOperationError(
+            "a yank needs a reason", hint='pass --reason "why it is withdrawn"'
+        )
     current, _ = current_entry(workspace, ProllyTree(store), key)
     if current is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"no entry {key} in the head or among the staged changes",
             hint="`ipfsbin index show` lists the keys",
         )

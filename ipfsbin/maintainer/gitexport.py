@@ -23,7 +23,7 @@ from typing import Any
 import pygit2
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_
+from ipfsbin.errors import IndexOperationError
 from ipfsbin.index.diff import diff
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.prolly import ProllyTree
@@ -108,7 +108,7 @@ def _last_exported(repo: pygit2.Repository) -> tuple[CID | None, pygit2.Commit |
     for line in reversed(tip.message.splitlines()):
         if line.startswith(_TRAILER):
             return CID.from_text(line[len(_TRAILER) :].strip()), tip
-    raise IndexError_(
+    raise IndexOperationError(
         f"the tip of branch {BRANCH} in {repo.path} has no {_TRAILER.strip()} trailer",
         hint="export into an empty directory",
     )
@@ -149,9 +149,9 @@ def export_git(
     """Export the index commits not yet in ``directory`` (a git repository, made if absent)."""
     head = workspace.head_commit
     if head is None:
-        raise IndexError_("the index has no commit to export")
+        raise IndexOperationError("the index has no commit to export")
     if directory.exists() and any(directory.iterdir()) and not (directory / ".git").exists():
-        raise IndexError_(
+        raise IndexOperationError(
             f"{directory} is neither empty nor a git repository",
             hint="give an empty or new directory, or one made by an earlier export",
         )
@@ -164,7 +164,7 @@ def export_git(
         todo.append((commit_id, commit))
     else:
         if last_id is not None:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"the last exported commit {last_id} is not in this index's history",
                 hint="export into a new directory",
             )

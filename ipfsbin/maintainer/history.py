@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.codec.dagcbor import Value
-from ipfsbin.errors import IndexError_
+from ipfsbin.errors import IndexOperationError
 from ipfsbin.index.diff import diff
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import parse_index_key
@@ -55,12 +55,12 @@ class CommitRef:
 
 
 def resolve(workspace: Workspace, store: BlockStore, ref: str) -> CommitRef:
-    """The commit ``ref`` names; ``IndexError_`` when it names none."""
+    """The commit ``ref`` names; ``IndexOperationError`` when it names none."""
     text = ref.strip()
     if text.upper() == "DRAFT":
         draft = workspace.draft
         if draft is None:
-            raise IndexError_("there is no draft commit waiting for co-signatures")
+            raise IndexOperationError("there is no draft commit waiting for co-signatures")
         return CommitRef(commit_id=draft.commit_id, commit=draft.commit, signed=draft)
     back = 0
     match = _HEAD_BACK.match(text.upper())
@@ -68,11 +68,11 @@ def resolve(workspace: Workspace, store: BlockStore, ref: str) -> CommitRef:
         back = int(match.group(1)) if match else 0
         head = workspace.head_commit
         if head is None:
-            raise IndexError_("the index has no commit yet")
+            raise IndexOperationError("the index has no commit yet")
         commit_id, commit = head.commit_id, head.commit
         for step in range(back):
             if not commit.parents:
-                raise IndexError_(
+                raise IndexOperationError(
                     f"{ref}: the history has only {step + 1} commit(s) before the head's root"
                 )
             commit_id = commit.parents[0]
@@ -83,7 +83,7 @@ def resolve(workspace: Workspace, store: BlockStore, ref: str) -> CommitRef:
     try:
         cid = CID.from_text(text)
     except Exception as exc:
-        raise IndexError_(
+        raise IndexOperationError(
             f"{ref!r} is not a commit reference",
             hint="use HEAD, HEAD~N, DRAFT, a commit ID or an envelope CID",
         ) from exc
@@ -280,7 +280,9 @@ def entry_detail(
         value = ProllyTree(store).get(at.index, key)
         entry = None if value is None else IndexEntry.from_dag(value)
     if entry is None:
-        raise IndexError_(f"no entry {key} in the index", hint="`ipfsbin index show` lists keys")
+        raise IndexOperationError(
+            f"no entry {key} in the index", hint="`ipfsbin index show` lists keys"
+        )
     manifest = Manifest.from_block(entry.manifest, store.get(entry.manifest))
     view = entry_view(
         store,

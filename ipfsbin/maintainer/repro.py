@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ipfsbin.attestation import Attestation
 from ipfsbin.codec.cid import CID
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.store.base import BlockStore
+from ipfsbin.trust.attestation import Attestation
 from ipfsbin.trust.signing import Role, check_signatures, load_signed_blocks
 
 __all__ = ["Outcome", "ReproView", "entry_view", "load_attestations", "reproducibility"]

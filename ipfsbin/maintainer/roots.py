@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, SchemaError, SignatureError, TrustError
-from ipfsbin.maintainer.pins import Pins
+from ipfsbin.errors import IndexOperationError, TrustError
+from ipfsbin.kubo.pins import Pins, pin_name
+from ipfsbin.maintainer._keys import maintainer_key
 from ipfsbin.maintainer.workspace import Workspace
 from ipfsbin.store.base import BlockStore, get_value
-from ipfsbin.trust.keys import PublicKey, SigningKey
+from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import Root, SignedRoot, load_root, make_root, put_root
-from ipfsbin.trust.signing import Signature, SignatureReport, check_signatures, public_key_of
+from ipfsbin.trust.signing import (
+    Signature,
+    SignatureReport,
+    check_signatures,
+    verify_not_forged,
+)
 from ipfsbin.trust.state import RootPin, TrustedChain
 
 __all__ = [
@@ -69,13 +75,13 @@ class RootChange:
             if not isinstance(value, tuple):
                 raise TypeError(f"RootChange.{name} must be a tuple, not {type(value).__name__}")
             for key_id in value:
-                _public(key_id)
+                maintainer_key(key_id)
         if self.threshold is not None and self.threshold < 1:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"the maintainers' threshold must be at least 1, got {self.threshold}"
             )
         if self.expires_days < 1:
-            raise IndexError_(f"--expires must be at least 1 day, got {self.expires_days}")
+            raise IndexOperationError(f"--expires must be at least 1 day, got {self.expires_days}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,31 +138,21 @@ def _report_json(report: SignatureReport) -> dict[str, Any]:
     }
 
 
-def _public(key_id: str) -> PublicKey:
-    try:
-        return public_key_of(key_id)
-    except SchemaError as exc:
-        raise IndexError_(
-            f"{key_id!r} is not a key ID: {exc.message}",
-            hint="key IDs look like k51qzi5uqu5d…; `ipfsbin key list` shows yours",
-        ) from exc
-
-
 def _edit(name: str, keys: Sequence[str], add: Sequence[str], remove: Sequence[str]) -> list[str]:
     result = list(keys)
     for key_id in remove:
         if key_id not in result:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"cannot remove {key_id} from the {name}: the current root does not list it",
                 hint="`ipfsbin index status` shows the current roles",
             )
         result.remove(key_id)
     for key_id in add:
         if key_id in result:
-            raise IndexError_(f"cannot add {key_id} to the {name}: it is already listed")
+            raise IndexOperationError(f"cannot add {key_id} to the {name}: it is already listed")
         result.append(key_id)
     if not result:
-        raise IndexError_(
+        raise IndexOperationError(
             f"the new root would have no {name}",
             hint=f"add another key to the {name} before removing the last one",
         )
@@ -164,14 +160,14 @@ def _edit(name: str, keys: Sequence[str], add: Sequence[str], remove: Sequence[s
 
 
 def next_root(current: SignedRoot, change: RootChange, *, now: int) -> Root:
-    """Version n+1 of ``current`` with ``change`` applied (:class:`IndexError_` if impossible)."""
+    """Version n+1 of ``current`` with ``change`` applied; ``IndexOperationError`` if impossible."""
     old = current.root
     maintainers = _edit(
         "maintainers", old.maintainers.keys, change.add_maintainers, change.remove_maintainers
     )
     threshold = old.maintainers.threshold if change.threshold is None else change.threshold
     if threshold > len(maintainers):
-        raise IndexError_(
+        raise IndexOperationError(
             f"a threshold of {threshold} cannot be met by the {len(maintainers)} maintainer(s) "
             "the new root would list",
             hint="lower --threshold, or add maintainers with --add-maintainer",
@@ -182,12 +178,12 @@ def next_root(current: SignedRoot, change: RootChange, *, now: int) -> Root:
     builders = _edit("builders", old.builders.keys, change.add_builders, change.remove_builders)
     return make_root(
         expires=now + change.expires_days * DAY,
-        maintainers=[_public(k) for k in maintainers],
+        maintainers=[maintainer_key(k) for k in maintainers],
         maintainers_threshold=threshold,
-        publishers=[_public(k) for k in publishers],
+        publishers=[maintainer_key(k) for k in publishers],
         # a role keeps its threshold unless removals leave fewer keys than it asks for
         publishers_threshold=min(old.publishers.threshold, len(publishers)),
-        builders=[_public(k) for k in builders],
+        builders=[maintainer_key(k) for k in builders],
         builders_threshold=min(old.builders.threshold, len(builders)),
         previous=current,
     )
@@ -199,21 +195,6 @@ def _require_signer(old: Root, new: Root, key: SigningKey) -> None:
             f"key {key.key_id} is a maintainer of neither trust root version {old.version} "
             f"nor version {new.version}",
             hint="a rotation is signed by maintainers of the current root and of the new one",
-        )
-
-
-def _check_not_forged(signed: SignedRoot) -> None:
-    # every signature is checked against its own key ID, in a role or not: a forged one
-    # merged into the envelope would make followers refuse the root outright
-    forged = [
-        sig.key
-        for sig in signed.signatures
-        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
-    ]
-    if forged:
-        raise SignatureError(
-            f"trust root {signed.root_id}: signature by {', '.join(forged)} does not verify",
-            hint="the envelope was altered; do not use it",
         )
 
 
@@ -259,7 +240,7 @@ def _finish(
     adopted = by_old.met and by_new.met
     if adopted:
         _adopt(workspace, signed, now)
-        pins.move(replaced, signed.cid, f"ipfsbin index {workspace.name} root")
+        pins.move(replaced, signed.cid, pin_name("index", workspace.name, "root"))
         local = [(name, key.key_id) for name, key in keys if key.key_id in signed.root.maintainers]
         workspace.record_root(
             signed,
@@ -268,7 +249,7 @@ def _finish(
             publisher_key_name=_publisher_name(workspace, signed.root, local),
         )
     else:
-        pins.move(replaced, signed.cid, f"ipfsbin index {workspace.name} root draft")
+        pins.move(replaced, signed.cid, pin_name("index", workspace.name, "root-draft"))
         workspace.record_root(signed, as_current=False)
     return RootResult(
         signed=signed, by_old=by_old, by_new=by_new, adopted=adopted, previous_envelope=replaced
@@ -291,10 +272,10 @@ def rotate_root(
     draft for :func:`sign_root`. ``keys`` are (local name, key) pairs.
     """
     if not keys:
-        raise IndexError_("no local maintainer key given", hint="pass --key NAME")
+        raise IndexOperationError("no local maintainer key given", hint="pass --key NAME")
     pending = workspace.draft_root
     if pending is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root version {pending.version} ({pending.cid}) is still waiting for "
             "co-signatures",
             hint=f"co-sign it with `ipfsbin index sign-root {pending.cid} --key NAME`, "
@@ -302,7 +283,7 @@ def rotate_root(
         )
     draft = workspace.draft
     if draft is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"commit {draft.cid} is waiting for co-signatures under the current root",
             hint="finish it with `ipfsbin index sign` or drop it with `ipfsbin index drop-draft` "
             "before rotating the root",
@@ -341,9 +322,9 @@ def sign_root(
     maintainer to pick up with ``ipfsbin index sign-root CID``.
     """
     signed = load_root(store, envelope)
-    _check_not_forged(signed)
+    verify_not_forged(signed, f"trust root {signed.root_id}")
     if signed.root.previous is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root {signed.root_id} is version 1: there is no rotation to co-sign",
             hint="a first root is signed when the index is made (`ipfsbin index init`)",
         )
@@ -353,7 +334,7 @@ def sign_root(
             _require_signer(old, signed.root, key)
             signed = signed.with_signature(key)
         put_root(store, signed)
-        pins.pin(signed.cid, "ipfsbin co-signed trust root")
+        pins.pin(signed.cid, pin_name("cosign", "root"))
         return RootResult(
             signed=signed,
             by_old=check_signatures(signed, old.maintainers),
@@ -363,12 +344,12 @@ def sign_root(
         )
     current = workspace.signed_root
     if signed.root_id == current.root_id:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root version {signed.version} ({signed.root_id}) is already this index's "
             "current root"
         )
     if signed.version != current.version + 1 or signed.root.previous != current.root_id:
-        raise IndexError_(
+        raise IndexOperationError(
             f"trust root {signed.root_id} (version {signed.version}) is not the next version "
             f"after this index's current root (version {current.version} {current.root_id})",
             hint="is it a root of another index? check --index",
@@ -379,7 +360,7 @@ def sign_root(
         signed = _merge(pending, signed)
         replaced = pending.cid
     elif pending is not None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"another trust root version {pending.version} ({pending.cid}) is waiting for "
             "co-signatures",
             hint="drop it with `ipfsbin index drop-draft-root` to take this one instead",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_, IpfsbinError
+from ipfsbin.errors import IndexOperationError, IpfsbinError
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import parse_index_key
 from ipfsbin.index.prolly import ProllyTree
@@ -102,7 +102,7 @@ def verify_index(workspace: Workspace, store: BlockStore, *, now: int) -> Verify
                 # time did: a later rotation may have revoked the keys that signed it
                 named = by_id.get(signed.commit.root)
                 if named is None:
-                    raise IndexError_(
+                    raise IndexOperationError(
                         f"commit {commit_id} names trust root {signed.commit.root}, which is "
                         "not in this index's root chain"
                     )
@@ -118,7 +118,9 @@ def verify_index(workspace: Workspace, store: BlockStore, *, now: int) -> Verify
                 accepted = (commit_id, signed.height)
                 checked += 1
             if accepted is not None and accepted[0] != head.commit_id:
-                raise IndexError_(f"the head {head.commit_id} was not reached from the root")
+                raise IndexOperationError(
+                    f"the head {head.commit_id} was not reached from the root"
+                )
             fresh.update_commit(head, store)
             for key, value in ProllyTree(store).items(head.commit.index):
                 parse_index_key(key)

@@ -19,10 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-from ipfsbin import paths
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_
+from ipfsbin.errors import IndexOperationError
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.store.base import BlockStore
@@ -32,38 +32,39 @@ from ipfsbin.trust.root import SignedRoot
 
 __all__ = ["SCHEMA_VERSION", "StagedChange", "Workspace", "workspace_dir"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""``PRAGMA user_version`` of the state file (:mod:`ipfsbin._sqlite`)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FETCH_TIMEOUT: Final = timedelta(seconds=60)
 
-_SCHEMA: Final = """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE blocks (cid TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE commits (
+# Format 1, as it shipped (its number kept in meta); later versions are migrations.
+_FORMAT_1: Final = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE blocks (cid TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    """CREATE TABLE commits (
     commit_id TEXT PRIMARY KEY,
     envelope TEXT NOT NULL,
     height INTEGER NOT NULL UNIQUE
-);
-CREATE TABLE staged (
+)""",
+    """CREATE TABLE staged (
     key TEXT PRIMARY KEY,
     action TEXT NOT NULL,
     entry BLOB NOT NULL,
     seq INTEGER NOT NULL
-);
-CREATE TABLE draft (commit_id TEXT PRIMARY KEY, envelope TEXT NOT NULL);
-CREATE TABLE keys (name TEXT PRIMARY KEY, key_id TEXT NOT NULL);
-"""
+)""",
+    "CREATE TABLE draft (commit_id TEXT PRIMARY KEY, envelope TEXT NOT NULL)",
+    "CREATE TABLE keys (name TEXT PRIMARY KEY, key_id TEXT NOT NULL)",
+)
 
-# Added after format 1 shipped: made on open when absent, the single root a workspace
-# kept until then becoming the first row, so older workspaces need no new format number.
-_ROOT_TABLES: Final = """
-CREATE TABLE IF NOT EXISTS roots (
+# Version 2. IF NOT EXISTS: ipfsbin made these tables on open before files had a version.
+_ROOT_TABLES: Final = (
+    """CREATE TABLE IF NOT EXISTS roots (
     version INTEGER PRIMARY KEY,
     root_id TEXT NOT NULL UNIQUE,
     envelope TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS root_draft (root_id TEXT PRIMARY KEY, envelope TEXT NOT NULL);
-"""
+)""",
+    "CREATE TABLE IF NOT EXISTS root_draft (root_id TEXT PRIMARY KEY, envelope TEXT NOT NULL)",
+)
 
 Action = Literal["add", "merge", "yank"]
 
@@ -71,7 +72,7 @@ Action = Literal["add", "merge", "yank"]
 def workspace_dir(name: str) -> Path:
     """Where the workspace ``name`` keeps its state."""
     if not _NAME.match(name):
-        raise IndexError_(
+        raise IndexOperationError(
             f"invalid index name {name!r}",
             hint="use letters, digits, '.', '_' or '-' (at most 64 characters)",
         )
@@ -105,42 +106,52 @@ class Workspace:
 
     @classmethod
     def open(cls, name: str = "default") -> Workspace:
-        """The workspace ``name``; ``IndexError_`` (hint: ``ipfsbin index init``) if absent."""
+        """The workspace ``name``; ``IndexOperationError`` (hint: ``index init``) if absent."""
         directory = workspace_dir(name)
         path = directory / "state.sqlite"
         if not path.is_file():
             hint = "create it with `ipfsbin index init --key NAME`"
             if name != "default":
                 hint = f"create it with `ipfsbin index init --index {name} --key NAME`"
-            raise IndexError_(f"no index named {name!r} in {directory.parent}", hint=hint)
-        db = sqlite3.connect(path, isolation_level=None)
+            raise IndexOperationError(f"no index named {name!r} in {directory.parent}", hint=hint)
+        db = _sqlite.connect(path)
         workspace = cls(name, directory, db)
-        version = workspace._meta("schema")
-        if version != str(SCHEMA_VERSION):
-            db.close()
-            raise IndexError_(
-                f"index state {path} has format version {version}, expected {SCHEMA_VERSION}",
-                hint="a newer ipfsbin wrote it; upgrade to use it",
-            )
         try:
-            workspace._migrate_roots()
+            workspace._migrate(path)
         except BaseException:
             db.close()
             raise
         return workspace
 
-    def _migrate_roots(self) -> None:
-        with self._transaction() as cur:
-            for statement in _ROOT_TABLES.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            (count,) = cur.execute("SELECT COUNT(*) FROM roots").fetchone()
-            if count == 0:
-                current = self.signed_root
-                cur.execute(
-                    "INSERT INTO roots VALUES (?, ?, ?)",
-                    (current.version, str(current.root_id), str(current.cid)),
-                )
+    def _migrate(self, path: Path) -> None:
+        migrations = (
+            _sqlite.Migration(version=1, apply=lambda db: self._check_format(path)),
+            _sqlite.Migration(version=2, apply=lambda db: self._add_root_tables()),
+        )
+        _sqlite.migrate(
+            self._db, migrations, what="index state", path=path, error=IndexOperationError
+        )
+
+    def _check_format(self, path: Path) -> None:
+        """Version 1 is the format that kept its number in ``meta`` (``schema`` = 1)."""
+        version = self._meta("schema")
+        if version != "1":
+            raise IndexOperationError(
+                f"index state {path} has format version {version}, expected 1",
+                hint="a newer ipfsbin wrote it; upgrade to use it",
+            )
+
+    def _add_root_tables(self) -> None:
+        """Version 2 lists every adopted root; the one root kept until then is the first row."""
+        for statement in _ROOT_TABLES:
+            self._db.execute(statement)
+        (count,) = self._db.execute("SELECT COUNT(*) FROM roots").fetchone()
+        if count == 0:
+            current = self.signed_root
+            self._db.execute(
+                "INSERT INTO roots VALUES (?, ?, ?)",
+                (current.version, str(current.root_id), str(current.cid)),
+            )
 
     @classmethod
     def create(
@@ -155,20 +166,21 @@ class Workspace:
         directory = workspace_dir(name)
         path = directory / "state.sqlite"
         if path.exists():
-            raise IndexError_(
+            raise IndexOperationError(
                 f"an index named {name!r} already exists in {directory}",
                 hint="choose another name with --index",
             )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(path, isolation_level=None)
+        db = _sqlite.connect(path)
         workspace = cls(name, directory, db)
         try:
-            db.executescript(_SCHEMA + _ROOT_TABLES)
             with workspace._transaction() as cur:
+                for statement in _FORMAT_1:
+                    cur.execute(statement)
                 cur.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
                     [
-                        ("schema", str(SCHEMA_VERSION)),
+                        ("schema", "1"),
                         ("root", str(root.cid)),
                         ("head", None),
                         ("publisher_key_name", publisher_key_name),
@@ -176,10 +188,7 @@ class Workspace:
                 )
                 cur.executemany("INSERT INTO keys VALUES (?, ?)", list(key_names))
                 _put_blocks(cur, root.blocks())
-                cur.execute(
-                    "INSERT INTO roots VALUES (?, ?, ?)",
-                    (root.version, str(root.root_id), str(root.cid)),
-                )
+            workspace._migrate(path)
         except BaseException:
             db.close()
             path.unlink(missing_ok=True)
@@ -197,14 +206,8 @@ class Workspace:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with closing(self._db.cursor()) as cur:
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        with _sqlite.transaction(self._db), closing(self._db.cursor()) as cur:
+            yield cur
 
     def _meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -213,7 +216,7 @@ class Workspace:
     def _block(self, cid: CID) -> bytes:
         row = self._db.execute("SELECT data FROM blocks WHERE cid = ?", (str(cid),)).fetchone()
         if row is None:
-            raise IndexError_(f"index state lacks block {cid}; the state file is damaged")
+            raise IndexOperationError(f"index state lacks block {cid}; the state file is damaged")
         data: bytes = row[0]
         return data
 
@@ -221,7 +224,7 @@ class Workspace:
         envelope_block = self._block(envelope)
         value = dagcbor.decode_block(envelope, envelope_block)
         if not isinstance(value, dict) or not isinstance(value.get("signed"), CID):
-            raise IndexError_(f"index state block {envelope} is not a signed envelope")
+            raise IndexOperationError(f"index state block {envelope} is not a signed envelope")
         return SignedCommit.from_blocks(envelope_block, self._block(value["signed"]), cid=envelope)
 
     # -- the contract other commands rely on --------------------------------------------
@@ -242,7 +245,7 @@ class Workspace:
         """Envelope CID of the current trust root."""
         text = self._meta("root")
         if text is None:
-            raise IndexError_("index state has no trust root; the state file is damaged")
+            raise IndexOperationError("index state has no trust root; the state file is damaged")
         return CID.from_text(text)
 
     @property
@@ -253,7 +256,7 @@ class Workspace:
         block = self._block(envelope)
         value = dagcbor.decode_block(envelope, block)
         if not isinstance(value, dict) or not isinstance(value.get("signed"), CID):
-            raise IndexError_(f"index state block {envelope} is not a signed envelope")
+            raise IndexOperationError(f"index state block {envelope} is not a signed envelope")
         return SignedRoot.from_blocks(block, self._block(value["signed"]), cid=envelope)
 
     def root_envelopes(self) -> tuple[CID, ...]:

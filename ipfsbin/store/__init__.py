@@ -1,5 +1,6 @@
-"""Block stores: where DAG-CBOR blocks live (Kubo in production, memory in unit tests)."""
+"""Block stores: where DAG-CBOR blocks live (Kubo, a gateway's block file, memory in unit tests)."""
 
-from ipfsbin.store.base import BlockStore, MemoryBlockStore, get_value, put_value
+from ipfsbin.store.base import BlockStore, get_value, put_value
+from ipfsbin.store.memory import MemoryBlockStore
 
 __all__ = ["BlockStore", "MemoryBlockStore", "get_value", "put_value"]

@@ -23,7 +23,8 @@ from ipfsbin.errors import SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.netlimits import within_operation
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 __all__ = ["TreeDelta", "tree_delta"]
 

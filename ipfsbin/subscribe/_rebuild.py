@@ -1,7 +1,7 @@
 """Rebuilding a new head's index from the old one and the commits' changesets.
 
 The prolly tree is a pure function of its entries, so applying a commit's
-changeset (``ipfsbin.changeset``) to the index the follower already holds
+changeset (``ipfsbin.index.changeset``) to the index the follower already holds
 writes exactly the maintainer's new nodes, and none of them need fetching.
 Nothing here is trusted: the commit chain was verified before, and a
 changeset is accepted only if the root it produces is the signed commit's
@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from ipfsbin.changeset import Changeset, decode_part
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import BlockNotFoundError
+from ipfsbin.index.changeset import Changeset, decode_part
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.netlimits import within_operation
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
 from ipfsbin.trust.commit import Commit, load_commit_payload
 

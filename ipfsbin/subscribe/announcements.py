@@ -11,24 +11,34 @@ announcement is skipped and reported; only roots that pass are returned.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from datetime import UTC, datetime
+from typing import Final
 
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
+from ipfsbin.subscribe._held import release_leftovers
+from ipfsbin.subscribe.keepers import Keeper
+from ipfsbin.subscribe.sources import RecordSource
+from ipfsbin.subscribe.state import Subscription, SubscriptionStore
 from ipfsbin.trust.root import SignedRoot, load_root
 from ipfsbin.trust.rootlist import load_root_list
 from ipfsbin.trust.state import TrustedChain
 
-if TYPE_CHECKING:
-    from ipfsbin.subscribe.follow import RecordSource
+__all__ = [
+    "ROOT_CHECK_INTERVAL",
+    "Announcements",
+    "ask_for_roots",
+    "ask_maintainers",
+    "check_announcements",
+]
 
-__all__ = ["ROOT_CHECK_INTERVAL", "Announcements", "ask_maintainers", "check_announcements"]
+_log = logging.getLogger(__name__)
 
 ROOT_CHECK_INTERVAL: Final = 3600.0
 """Seconds between two checks of one subscription's announcements."""
@@ -123,3 +133,47 @@ def _take(
         signed = load_root(store, cid)
         chain.update_root(signed)
         taken.append(signed)
+
+
+def ask_for_roots(
+    state: SubscriptionStore,
+    sub: Subscription,
+    records: RecordSource,
+    store: BlockStore,
+    keeper: Keeper,
+    moment: float,
+) -> list[str]:
+    """Ask the maintainers for newer roots (``schema/trust.md``); keep and record what passes.
+
+    Returns warnings: the announcements that were refused (a missing or
+    expired record is not worth one: most maintainers announce nothing most
+    of the time).
+    """
+    chain = TrustedChain(sub.pin, now=int(moment), head=sub.head, height=sub.height)
+    for cid in sub.roots:  # held after the first sync; the pinned root is fetched before it
+        chain.update_root(load_root(store, cid))
+    found = check_announcements(chain, records, store, now=datetime.fromtimestamp(moment, UTC))
+    state.record_roots_checked(sub.name, now=moment)
+    warnings = [
+        f"root announcement refused: {p}" for p in found.problems if ": IpnsError: " not in p
+    ]
+    if not found.learned:
+        return warnings
+    keep = [c for r in found.learned for c in (r.cid, r.root_id)]
+    with state.keeping():
+        state.add_pending(sub.name, keep)
+        try:
+            keeper.keep(keep, label=sub.name)
+            state.record_roots(
+                sub.name,
+                [*sub.roots, *(r.cid for r in found.learned)],
+                root_expires=chain.root.root.expires,
+                keep=keep,
+                expect_roots=sub.roots,
+            )
+        except IpfsbinError:
+            release_leftovers(state, sub.name, keeper)
+            raise
+    versions = ", ".join(str(r.version) for r in found.learned)
+    _log.info("%s: learned trust root version(s) %s from the maintainers", sub.name, versions)
+    return [*warnings, f"learned trust root version(s) {versions} from the maintainers"]

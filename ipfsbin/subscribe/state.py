@@ -24,77 +24,19 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
-from ipfsbin import paths
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
 from ipfsbin.ipns.name import canonical_name
+from ipfsbin.subscribe._schema import MIGRATIONS
 from ipfsbin.trust.freshness import Freshness, check_freshness
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
-
-_SCHEMA_VERSION: Final = 3
-_SUBSCRIPTIONS: Final = """
-CREATE TABLE IF NOT EXISTS subscriptions (
-    name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
-    pin_cid         TEXT,               -- RootPin(cid=...) as given on subscribe
-    pin_key         TEXT,               -- RootPin(key_id=...) as given on subscribe
-    roots           TEXT NOT NULL,      -- JSON list of root envelope CIDs, oldest first
-                                        -- (empty for a key pin until the first sync)
-    head            TEXT,               -- commit ID of the accepted head
-    head_envelope   TEXT,               -- envelope CID of the accepted head (what IPNS names)
-    height          INTEGER,
-    index_root      TEXT,               -- index root of the accepted head
-    sequence        INTEGER,            -- IPNS sequence of the record that led to the head
-    accepted_at     REAL,
-    checked_at      REAL,
-    error           TEXT,
-    error_at        REAL,
-    created_at      REAL NOT NULL,
-    CHECK ((pin_cid IS NULL) <> (pin_key IS NULL)),
-    CHECK ((head IS NULL) = (height IS NULL))
-);
-"""
-# version 2 added held and pending; a version-1 file gains them empty, and the first sync
-# of each subscription lists the blocks of its accepted head (see follow.adopt_held)
-_SCHEMA: Final = (
-    _SUBSCRIPTIONS,
-    # blocks the accepted head of `name` needs (kept: pinned, or in the block file)
-    "CREATE TABLE IF NOT EXISTS held (name TEXT NOT NULL, cid TEXT NOT NULL, "
-    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS held_cid ON held (cid)",
-    # blocks a sync of `name` is keeping for a head it has not recorded yet
-    "CREATE TABLE IF NOT EXISTS pending (name TEXT NOT NULL, cid TEXT NOT NULL, "
-    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS pending_cid ON pending (cid)",
-)
-
-
-# version 3: the expiry of the accepted head and of its newest root (the freeze-attack check
-# needs them without network), when roots were last asked of the maintainers, and the blocks
-# an accepted head let go that are not released yet (a sync killed before releasing them)
-_VERSION_3_COLUMNS: Final = (
-    ("head_expires", "INTEGER"),
-    ("root_expires", "INTEGER"),
-    ("roots_checked_at", "REAL"),
-)
-_RELEASING: Final = (
-    "CREATE TABLE IF NOT EXISTS releasing (name TEXT NOT NULL, cid TEXT NOT NULL, "
-    "PRIMARY KEY (name, cid)) WITHOUT ROWID"
-)
-
-
-def _version_3(db: sqlite3.Connection) -> None:
-    columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
-    for column, kind in _VERSION_3_COLUMNS:
-        if column not in columns:  # a file rewound to an older version keeps its columns
-            db.execute(f"ALTER TABLE subscriptions ADD COLUMN {column} {kind}")
-    db.execute(_RELEASING)
 
 
 def default_state_path() -> Path:
@@ -200,24 +142,20 @@ class SubscriptionStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = default_state_path() if path is None else Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, one per update
-        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db = _sqlite.connect(self.path)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        with self._write():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise SubscriptionError(
-                    f"subscription state {self.path} has schema version {version}; this "
-                    f"ipfsbin knows version {_SCHEMA_VERSION}",
-                    hint="upgrade ipfsbin",
-                )
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-            if version < 3:
-                _version_3(self._db)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        try:
+            _sqlite.migrate(
+                self._db,
+                MIGRATIONS,
+                what="subscription state",
+                path=self.path,
+                error=SubscriptionError,
+            )
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -228,15 +166,8 @@ class SubscriptionStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return _sqlite.transaction(self._db)
 
     @contextmanager
     def keeping(self) -> Iterator[None]:

@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ipfsbin._fields import (
+from ipfsbin.codec.cid import CID, DAG_CBOR
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     MAX_INT,
     expect_fields,
     expect_type,
@@ -21,8 +23,6 @@ from ipfsbin._fields import (
     get_list,
     get_str,
 )
-from ipfsbin.codec.cid import CID, DAG_CBOR
-from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import SchemaError
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.keys import SigningKey
@@ -53,7 +53,7 @@ DEFAULT_COMMIT_LIFETIME = 7 * 24 * 3600
 """Seconds a commit stays valid by default: maintainers re-sign at least weekly."""
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CHANGE_PARTS = 4096
-"""Changeset parts one commit may link (``ipfsbin.changeset.MAX_PARTS``)."""
+"""Changeset parts one commit may link (``ipfsbin.index.changeset.MAX_PARTS``)."""
 
 _FIELDS = frozenset({"type", "parents", "index", "height", "time", "expires", "root", "message"})
 _OPTIONAL = frozenset({"changes"})
@@ -63,7 +63,7 @@ _OPTIONAL = frozenset({"changes"})
 class Commit(Payload):
     """The signed part of a commit. Times are Unix seconds (UTC); the first commit has height 1.
 
-    ``changes`` links the changeset parts (``ipfsbin.changeset``) that turn the
+    ``changes`` links the changeset parts (``ipfsbin.index.changeset``) that turn the
     first parent's index into ``index``; empty when not given, and only a
     commit with exactly one parent may give it.
     """

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ipfsbin._fields import rfc3339
+from ipfsbin.codec.fields import rfc3339
 from ipfsbin.errors import ExpiredError
 
 __all__ = [

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ipfsbin._fields import (
+from ipfsbin.codec.cid import CID
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     expect_fields,
     expect_type,
     get_bytes,
@@ -22,8 +24,6 @@ from ipfsbin._fields import (
     get_map,
     get_str,
 )
-from ipfsbin.codec.cid import CID
-from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import SchemaError
 from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.keys import PublicKey, SigningKey

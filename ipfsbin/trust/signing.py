@@ -23,7 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from ipfsbin._fields import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
+from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import (
     expect_fields,
     get_bytes,
     get_cid,
@@ -31,9 +34,6 @@ from ipfsbin._fields import (
     get_list,
     get_str,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.codec.dagcbor import Value
 from ipfsbin.errors import BlockMismatchError, SchemaError, SignatureError, ThresholdError
 from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.keys import PublicKey, SigningKey
@@ -50,6 +50,7 @@ __all__ = [
     "load_signed_blocks",
     "public_key_of",
     "put_signed",
+    "verify_not_forged",
     "verify_signatures",
 ]
 
@@ -425,3 +426,23 @@ def verify_signatures(signed: Signed[Any], role: Role) -> SignatureReport:
             hint=f"ask more {report.role.name} to co-sign it",
         )
     return report
+
+
+def verify_not_forged(signed: Signed[Any], what: str) -> None:
+    """Every signature on ``signed``, in a role or not, must verify under its own key ID.
+
+    Key IDs are self-certifying, so a signature by a key outside every role
+    counts for nothing, but merged unchecked into an envelope that is then
+    published it would make followers refuse the object outright. ``what``
+    names the object in the message (``"commit <ID>"``).
+    """
+    forged = [
+        sig.key
+        for sig in signed.signatures
+        if not public_key_of(sig.key).check(signed.domain(), signed.payload_block, sig.sig)
+    ]
+    if forged:
+        raise SignatureError(
+            f"{what}: signature by {', '.join(forged)} does not verify",
+            hint="the envelope was altered; do not use it",
+        )

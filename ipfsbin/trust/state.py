@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipfsbin._fields import rfc3339
 from ipfsbin.codec.cid import CID
+from ipfsbin.codec.fields import rfc3339
 from ipfsbin.errors import (
     CodecError,
     ExpiredError,

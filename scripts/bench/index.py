@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for  # noqa: E402
 from ipfsbin.index import IndexEntry, ProllyTree, diff  # noqa: E402
 from ipfsbin.index.keys import short_id  # noqa: E402
-from ipfsbin.store.base import MemoryBlockStore  # noqa: E402
+from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 
 PLATFORMS = 20
 

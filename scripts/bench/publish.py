@@ -13,12 +13,10 @@ The publish time covers everything ``publish_binpkgs`` (what ``ipfsbin
 publish`` calls) does: the cheap metadata read and sharing policy, the add
 of the file overlapped with its sha256/md5/sha1 and with Portage's Manifest
 check and the ELF scan, normalizing the descriptor, storing and pinning the
-platform, descriptor, manifest and attestation. ``--two-step`` also times
-``prepare_binpkg`` + ``publish_prepared`` (read and check everything, then
-store), the path without the overlap.
+platform, descriptor, manifest and attestation.
 
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-[--two-step]``
+``
 Writes ``bench-results/publish.json``.
 """
 
@@ -38,15 +36,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from ipfsbin.builder.publish import (  # noqa: E402
+    detect_host_facts,
+    publish_binpkgs,
+)
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
 from ipfsbin.manifest import UNIXFS_CHUNKER  # noqa: E402
-from ipfsbin.publish import (  # noqa: E402
-    detect_host_facts,
-    prepare_binpkg,
-    publish_binpkgs,
-    publish_prepared,
-)
 from ipfsbin.trust.keys import SigningKey  # noqa: E402
 from tests.playground.builder import BuilderPlayground  # noqa: E402
 from tests.playground.craft import rewrite_gpkg  # noqa: E402
@@ -100,7 +96,7 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def run(sizes: list[int], trials: int, out: Path, two_step: bool) -> dict[str, Any]:
+def run(sizes: list[int], trials: int, out: Path) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ipfsbin-bench-publish-"))
     builder = BuilderPlayground.create()
     try:
@@ -115,7 +111,7 @@ def run(sizes: list[int], trials: int, out: Path, two_step: bool) -> dict[str, A
             with node.client(timeout=3600.0) as client:
                 for size in sizes:
                     for trial in range(trials):
-                        kinds = ["raw", "publish"] + (["two_step"] if two_step else [])
+                        kinds = ["raw", "publish"]
                         files = {
                             what: make_binpkg(
                                 template,
@@ -133,11 +129,8 @@ def run(sizes: list[int], trials: int, out: Path, two_step: bool) -> dict[str, A
                             start = time.perf_counter()
                             if what == "raw":
                                 client.add(path, chunker=UNIXFS_CHUNKER, pin=True)
-                            elif what == "publish":
-                                publish_binpkgs([path], client=client, key=key, host=host)
                             else:
-                                prepared = prepare_binpkg(path, host=host)
-                                publish_prepared([prepared], client=client, key=key)
+                                publish_binpkgs([path], client=client, key=key, host=host)
                             times[what] = time.perf_counter() - start
                         nbytes = files["publish"].stat().st_size
                         row: dict[str, Any] = {
@@ -149,9 +142,6 @@ def run(sizes: list[int], trials: int, out: Path, two_step: bool) -> dict[str, A
                             "publish_MBps": round(nbytes / times["publish"] / 1e6, 1),
                             "ratio": round(times["raw"] / times["publish"], 3),
                         }
-                        if two_step:
-                            row["two_step_s"] = round(times["two_step"], 4)
-                            row["two_step_ratio"] = round(times["raw"] / times["two_step"], 3)
                         rows.append(row)
                         print(json.dumps(row), file=sys.stderr)
                         for path in files.values():
@@ -175,10 +165,6 @@ def run(sizes: list[int], trials: int, out: Path, two_step: bool) -> dict[str, A
                 "median_trial_ratio": median([r["ratio"] for r in mine]),
                 "target_ratio": 0.8,
             }
-            if two_step:
-                two_s = median([r["two_step_s"] for r in mine])
-                entry["median_two_step_s"] = two_s
-                entry["two_step_ratio"] = round(raw_s / two_s, 3)
             summary.append(entry)
         result = {
             "benchmark": "publish",
@@ -200,21 +186,17 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--sizes", default="10K,10M,200M")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "publish.json")
-    parser.add_argument(
-        "--two-step", action="store_true", help="also time prepare_binpkg + publish_prepared"
-    )
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    result = run(sizes, args.trials, args.out, args.two_step)
+    result = run(sizes, args.trials, args.out)
     for row in result["summary"]:
-        extra = f"  two-step ratio {row['two_step_ratio']}" if "two_step_ratio" in row else ""
         print(
             f"{row['size_bytes']:>11} B  raw add {row['raw_add_MBps']:>7} MB/s  "
             f"publish {row['publish_MBps']:>7} MB/s  ratio {row['ratio']} "
-            f"(median of trials {row['median_trial_ratio']}){extra}"
+            f"(median of trials {row['median_trial_ratio']})"
         )
     return 0
 

@@ -45,17 +45,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ipfsbin.changeset import put_changeset, split_changes  # noqa: E402
 from ipfsbin.codec import dagcbor  # noqa: E402
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for  # noqa: E402
 from ipfsbin.index import IndexEntry, ProllyTree  # noqa: E402
+from ipfsbin.index.changeset import put_changeset, split_changes  # noqa: E402
+from ipfsbin.ipns.publish import publish_head  # noqa: E402
 from ipfsbin.kubo.client import KuboClient  # noqa: E402
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
-from ipfsbin.kubo.ledger import PinLedger  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
-from ipfsbin.publish_ipns import publish_head  # noqa: E402
-from ipfsbin.store.base import MemoryBlockStore  # noqa: E402
+from ipfsbin.kubo.pins import PinLedger  # noqa: E402
 from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
+from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import (  # noqa: E402
     KuboKeeper,
     KuboRecordSource,

@@ -13,7 +13,7 @@ from ipfsbin.codec.car import car_bytes, import_car, iter_car
 from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 pytestmark = pytest.mark.integration
 

@@ -21,19 +21,21 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.cli.follow import status, sync
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpnsError
 from ipfsbin.index import ProllyTree
+from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.ipns import create_record, ipns_path
+from ipfsbin.ipns.publish import publish_head, republish
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.ledger import PinLedger
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.publish_ipns import publish_head, republish
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.kubo.pins import PinLedger
+from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe import (
     KuboKeeper,
     KuboRecordSource,
@@ -41,13 +43,8 @@ from ipfsbin.subscribe import (
     SyncResult,
     sync_subscription,
 )
-from ipfsbin.subscribe.gateway import (
-    GatewayBlockStore,
-    GatewayKeeper,
-    GatewayRecordSource,
-    SqliteBlockStore,
-    gateway_client,
-)
+from ipfsbin.subscribe.keepers import GatewayKeeper
+from ipfsbin.subscribe.sources import GatewayRecordSource
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root

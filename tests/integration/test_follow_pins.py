@@ -14,7 +14,7 @@ import pytest
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.ledger import PinLedger
+from ipfsbin.kubo.pins import PinLedger
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe import (
     KuboKeeper,
@@ -23,7 +23,7 @@ from ipfsbin.subscribe import (
     sync_subscription,
     unsubscribe,
 )
-from ipfsbin.subscribe.follow import PIN_NAME
+from ipfsbin.subscribe.keepers import PIN_NAME
 from ipfsbin.trust.state import RootPin
 from tests.unit.subscribe.subscribe_helpers import (
     DAY,

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.errors import KuboUnavailableError, NodeError
-from ipfsbin.kubo.node import (
-    ManagedNode,
+from ipfsbin.kubo.daemon import (
     connect,
     resolve_api,
     start_user_node,
@@ -20,6 +19,7 @@ from ipfsbin.kubo.node import (
     user_node_status,
     user_repo_path,
 )
+from ipfsbin.kubo.node import ManagedNode
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.ledger import FOLLOW_HOLDER, PinLedger
+from ipfsbin.kubo.pins import FOLLOW_HOLDER, PinLedger
 
 pytestmark = [pytest.mark.integration]
 

@@ -20,19 +20,14 @@ from typing import Any
 
 import pytest
 
-from ipfsbin.attestation import Attestation, verify_attestation
+from ipfsbin.builder.publish import detect_host_facts, publish_binpkgs
 from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BinpkgError, SchemaError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
-from ipfsbin.publish import (
-    detect_host_facts,
-    prepare_binpkg,
-    publish_binpkgs,
-    publish_prepared,
-)
+from ipfsbin.trust.attestation import Attestation, verify_attestation
 from ipfsbin.trust.keys import KeyStore, SigningKey
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import rewrite_gpkg
@@ -310,8 +305,10 @@ def test_bad_input_gives_one_line_and_publishes_nothing(
     assert str(bad) in errors[0]
     assert fragment in errors[0]
     assert _state(nodes.client) == before
+    host = detect_host_facts(config_root=builder_playground.eprefix)
     with pytest.raises(BinpkgError, match=re.escape(fragment)):
-        prepare_binpkg(bad, host=detect_host_facts(config_root=builder_playground.eprefix))
+        publish_binpkgs([bad], client=nodes.client, key=SigningKey.generate(), host=host)
+    assert _state(nodes.client) == before
 
 
 def test_restricted_package_is_refused_unless_allowed(
@@ -335,36 +332,46 @@ def test_failure_after_add_undoes_its_pins(
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    # A copy with different bytes, so its binpkg pin is new to this node.
+    # Copies with different bytes, so their binpkg pins are new to this node.
     src = builder_playground.binpkgs[STRIPPED]
-    copy = rewrite_gpkg(src, tmp_path / "stripped-1-2.gpkg.tar", extra_image=[("image/x", b"1")])
-    host = detect_host_facts(config_root=builder_playground.eprefix)
-    prepared = prepare_binpkg(copy, host=host)
+    extra = [("image/x", b"1")]
+    copy = rewrite_gpkg(src, tmp_path / "stripped-1-2.gpkg.tar", extra_image=extra)
     # A Packages entry too big for one block fails after the binpkg was added and pinned.
-    oversized = dataclasses.replace(
-        prepared, portage={**prepared.portage, "RDEPEND": " ".join(["dev-libs/x"] * 120_000)}
+    big = " ".join(["dev-libs/x"] * 120_000).encode()
+    oversized = rewrite_gpkg(
+        src, tmp_path / "stripped-1-3.gpkg.tar", extra_image=extra, set_metadata={"RDEPEND": big}
     )
+    host = detect_host_facts(config_root=builder_playground.eprefix)
+    key = SigningKey.from_seed(b"\x05" * 32)
     before = _state(nodes.client)
     with pytest.raises(SchemaError, match="more than the 1048576"):
-        publish_prepared([oversized], client=nodes.client, key=SigningKey.from_seed(b"\x05" * 32))
+        publish_binpkgs([oversized], client=nodes.client, key=key, host=host)
     assert _state(nodes.client)[0] == before[0]
-    # The same package then publishes normally.
-    [result] = publish_prepared([prepared], client=nodes.client, key=SigningKey.generate())
+    # The same package with a normal entry then publishes normally.
+    [result] = publish_binpkgs([copy], client=nodes.client, key=SigningKey.generate(), host=host)
     assert len(result.new_pins) == 3
 
 
-def test_a_file_changed_after_reading_is_refused(
+def test_a_file_changed_while_publishing_is_refused(
     nodes: Nodes,
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     copy = tmp_path / "usetest-1-1.gpkg.tar"
     shutil.copyfile(builder_playground.binpkgs[USETEST], copy)
-    prepared = prepare_binpkg(copy, host=detect_host_facts(config_root=builder_playground.eprefix))
-    copy.write_bytes(copy.read_bytes() + b"\0" * 512)
+    size = copy.stat().st_size
+    host = detect_host_facts(config_root=builder_playground.eprefix)
+
+    def grow(path: Path, done: int, total: int) -> None:
+        if copy.stat().st_size == size:  # Portage's build finishing under our feet
+            with copy.open("ab") as handle:
+                handle.write(b"\0" * 512)
+
     before = _state(nodes.client)
-    with pytest.raises(Exception, match="changed while it was being published"):
-        publish_prepared([prepared], client=nodes.client, key=SigningKey.generate())
+    with pytest.raises(BinpkgError, match="changed while it was being published"):
+        publish_binpkgs(
+            [copy], client=nodes.client, key=SigningKey.generate(), host=host, progress=grow
+        )
     assert _state(nodes.client)[0] == before[0]
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.ipns.publish import publish_head
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.publish_ipns import publish_head
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import KeyStore

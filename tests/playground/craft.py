@@ -14,7 +14,7 @@ import io
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 __all__ = ["drop_xpak_keys", "gpkg_parts", "rewrite_gpkg", "write_gpkg"]
@@ -80,8 +80,15 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _retar(data: bytes, drop: Iterable[str], extra: Iterable[tuple[str, bytes]]) -> bytes:
+def _retar(
+    data: bytes,
+    drop: Iterable[str],
+    extra: Iterable[tuple[str, bytes]],
+    replace: Mapping[str, bytes] | None = None,
+) -> bytes:
     dropped = set(drop)
+    replacing = dict(replace or {})
+    folder = "metadata"
     out = io.BytesIO()
     with (
         tarfile.open(fileobj=io.BytesIO(data), mode="r:") as src,
@@ -90,10 +97,16 @@ def _retar(data: bytes, drop: Iterable[str], extra: Iterable[tuple[str, bytes]])
         for member in src.getmembers():
             if member.name.rpartition("/")[2] in dropped:
                 continue
+            folder, _, base = member.name.rpartition("/")
+            if member.isreg() and base in replacing:
+                _add(dst, member.name, replacing.pop(base))
+                continue
             handle = src.extractfile(member) if member.isreg() else None
             dst.addfile(member, handle)
         for name, content in extra:
             _add(dst, name, content)
+        for base, content in replacing.items():  # keys the package did not have
+            _add(dst, f"{folder}/{base}", content)
     return out.getvalue()
 
 
@@ -103,13 +116,15 @@ def rewrite_gpkg(
     *,
     drop_metadata: Iterable[str] = (),
     extra_image: Iterable[tuple[str, bytes]] = (),
+    set_metadata: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """A copy of ``src`` without some metadata keys and/or with extra image members."""
+    """A copy of ``src`` without some metadata keys, with others set, and/or with extra
+    image members."""
     prefix, parts = gpkg_parts(src)
     new: dict[str, bytes] = {}
     for name, data in parts.items():
         if name.startswith("metadata.tar"):
-            tar = _retar(_decompress(name, data), drop_metadata, ())
+            tar = _retar(_decompress(name, data), drop_metadata, (), set_metadata)
             new[name] = _compress(name, tar)
         elif name.startswith("image.tar"):
             tar = _retar(_decompress(name, data), (), extra_image)

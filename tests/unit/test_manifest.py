@@ -21,9 +21,11 @@ from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, cid_for
 from ipfsbin.manifest import (
     MANIFEST_TYPE,
+    BinpkgVerifier,
     BuildCompiler,
-    BuildFacts,
+    BuildHost,
     Manifest,
+    verify_binpkg_bytes,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schema" / "examples" / "manifest"
@@ -97,7 +99,7 @@ def hello_manifest() -> Manifest:
             "DESC": "a   C program\n printing its name",
             "CFLAGS": "-O2 -pipe",  # recorded by Portage, not part of the entry
         },
-        build=BuildFacts(
+        build=BuildHost(
             chost="x86_64-pc-linux-gnu",
             cbuild="x86_64-pc-linux-gnu",
             compiler=BuildCompiler(family="gcc", version="12.2.0"),
@@ -120,7 +122,7 @@ def libfoo_manifest() -> Manifest:
             "REPO": "test_repo",
             "RDEPEND": "",
         },
-        build=BuildFacts(chost="x86_64-pc-linux-gnu"),
+        build=BuildHost(chost="x86_64-pc-linux-gnu"),
     )
 
 
@@ -188,7 +190,7 @@ def _block_doc(value: Any) -> dict[str, Any]:
 
 
 def attestation_examples() -> dict[str, dict[str, Any]]:
-    from ipfsbin.attestation import AttestationStatement, attest
+    from ipfsbin.trust.attestation import AttestationStatement, attest
     from ipfsbin.trust.keys import SigningKey
 
     key = SigningKey.from_seed(ATTESTATION_SEED)
@@ -380,3 +382,41 @@ def test_oversized_manifest_is_refused() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     write_examples()
+
+
+def _chunks(data: bytes, size: int = 65536) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_the_bytes_a_manifest_describes_pass_as_they_stream() -> None:
+    manifest = hello_manifest()
+    cid = manifest.to_block()[0]
+    verify_binpkg_bytes(manifest, cid, _chunks(HELLO_BYTES))
+    verifier = BinpkgVerifier(manifest, cid)
+    for chunk in _chunks(HELLO_BYTES, 1000):
+        verifier.update(chunk)
+    verifier.finish()
+    assert verifier.size == manifest.size
+
+
+@pytest.mark.parametrize(
+    ("data", "seen"),
+    [
+        (HELLO_BYTES[:-1] + b"O", f"{len(HELLO_BYTES)} bytes with sha256"),
+        (HELLO_BYTES[:-1], f"{len(HELLO_BYTES) - 1} bytes"),
+        (HELLO_BYTES + b"!", f"more than {len(HELLO_BYTES)} bytes"),
+    ],
+)
+def test_other_bytes_are_refused_with_what_was_seen(data: bytes, seen: str) -> None:
+    manifest = hello_manifest()
+    cid = manifest.to_block()[0]
+    with pytest.raises(errors.TrustError, match=f"do not match manifest {cid}.*found {seen}"):
+        verify_binpkg_bytes(manifest, cid, _chunks(data))
+
+
+def test_too_many_bytes_stop_the_stream_at_once() -> None:
+    manifest = hello_manifest()
+    verifier = BinpkgVerifier(manifest, manifest.to_block()[0])
+    verifier.update(HELLO_BYTES)
+    with pytest.raises(errors.TrustError, match="more than"):
+        verifier.update(b"x")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipfsbin.changeset import ChangesetPart, encode_part
 from ipfsbin.codec import dagcbor
+from ipfsbin.index.changeset import ChangesetPart, encode_part
 from ipfsbin.trust.commit import SignedCommit, make_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, sign_root

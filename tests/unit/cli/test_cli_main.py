@@ -9,7 +9,7 @@ import pytest
 
 from ipfsbin.cli.main import main
 from ipfsbin.errors import KuboUnavailableError
-from ipfsbin.kubo.node import connect
+from ipfsbin.kubo.daemon import connect
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from ipfsbin.codec.car import CarHeader, car_bytes, import_car, iter_car, write_
 from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for
 from ipfsbin.codec.varint import encode_varint
 from ipfsbin.errors import BlockMismatchError, CodecError
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 LEAF = b"leaf bytes"
 LEAF_CID = cid_for(RAW, LEAF)

@@ -20,7 +20,7 @@ from ipfsbin.descriptor import (
     normalize,
     split_cpv,
 )
-from ipfsbin.descriptor._version import compare_versions
+from ipfsbin.descriptor.cpv import compare_versions
 from ipfsbin.errors import BlockMismatchError, DescriptorError, SchemaError
 
 FACTS = BuildFacts(
@@ -233,9 +233,9 @@ def test_build_facts_take_strings_only() -> None:
 
 
 def test_split_cpv() -> None:
-    assert split_cpv("dev-libs/libfoo-1.2.3-r1") == ("dev-libs/libfoo", "1.2.3-r1")
-    assert split_cpv("x11-libs/gtk+-3.24.41") == ("x11-libs/gtk+", "3.24.41")
-    assert split_cpv("dev-lang/python-3.12.4_p2") == ("dev-lang/python", "3.12.4_p2")
+    assert split_cpv("dev-libs/libfoo-1.2.3-r1") == ("dev-libs", "libfoo", "1.2.3-r1")
+    assert split_cpv("x11-libs/gtk+-3.24.41") == ("x11-libs", "gtk+", "3.24.41")
+    assert split_cpv("dev-lang/python-3.12.4_p2") == ("dev-lang", "python", "3.12.4_p2")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.index import IndexEntry, ProllyTree, index_key, parse_index_key
 from ipfsbin.index._node import DEFAULT_PARAMS, NODE_TYPE, boundary_zeros, key_rank
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schema" / "examples" / "index"
 

@@ -14,7 +14,7 @@ from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.index import IndexEntry, ProllyTree, index_key, parse_index_key
 from ipfsbin.index._node import DEFAULT_PARAMS, boundary_zeros, decode_node, key_rank
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 FILES = sorted(EXAMPLES.glob("*.json"))
 

@@ -6,6 +6,7 @@ import pytest
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.descriptor.cpv import split_cpv
 from ipfsbin.errors import SchemaError
 from ipfsbin.index import (
     IndexEntry,
@@ -15,9 +16,8 @@ from ipfsbin.index import (
     parse_index_key,
     platform_prefix,
     short_id,
-    split_cpv,
 )
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 
 def block_cid(value: object) -> CID:

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 import ipfsbin.index as index_api
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
-from ipfsbin.errors import BlockNotFoundError, IndexError_
+from ipfsbin.errors import BlockNotFoundError, IndexOperationError
 from ipfsbin.index import ChunkParams, ProllyTree, build, diff, empty_root
 from ipfsbin.index._node import Node, boundary_zeros, decode_node, encode_node
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 # Small nodes so that a few dozen keys already make several levels and the
 # size rule fires; the default parameters are exercised with bigger trees.
@@ -247,9 +247,9 @@ def test_the_size_rule_keeps_nodes_under_the_budget() -> None:
 
 def test_an_entry_larger_than_a_node_is_refused() -> None:
     tree = ProllyTree(MemoryBlockStore(), params=ChunkParams(max_node_bytes=1024))
-    with pytest.raises(IndexError_, match="at most 1024 fit in a node"):
+    with pytest.raises(IndexOperationError, match="at most 1024 fit in a node"):
         tree.build([("a", "x" * 2000)])
-    with pytest.raises(IndexError_, match="longer than the 4096 allowed"):
+    with pytest.raises(IndexOperationError, match="longer than the 4096 allowed"):
         tree.build([("a" * 5000, 1)])
 
 
@@ -312,5 +312,4 @@ def test_public_names() -> None:
         "platform_id",
         "platform_prefix",
         "short_id",
-        "split_cpv",
     }

@@ -16,7 +16,8 @@ from ipfsbin.kubo.netlimits import (
     operation_deadline,
     within_operation,
 )
-from ipfsbin.subscribe.gateway import GatewayRecordSource, gateway_client
+from ipfsbin.store.gateway import gateway_client
+from ipfsbin.subscribe.sources import GatewayRecordSource
 from ipfsbin.trust.keys import SigningKey
 from tests.drip_server import Drip, drip_server
 

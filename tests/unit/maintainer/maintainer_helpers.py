@@ -11,13 +11,14 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain
-from ipfsbin.maintainer.pins import NoPins
-from ipfsbin.manifest import BuildFacts, Manifest
-from ipfsbin.store.base import BlockStore, MemoryBlockStore
+from ipfsbin.manifest import BuildHost, Manifest
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 
 T0 = 1767225600  # 2026-01-01T00:00:00Z
@@ -79,7 +80,7 @@ def make_manifest(desc: Descriptor, data: bytes, *, binpkg: CID | None = None) -
         sha1=hashlib.sha1(data).digest(),  # noqa: S324
         md5=hashlib.md5(data).digest(),  # noqa: S324
         portage={"CPV": desc.cpv, "EAPI": "8", "SLOT": "0", "BUILD_TIME": "1767225600"},
-        build=BuildFacts(chost="x86_64-pc-linux-gnu"),
+        build=BuildHost(chost="x86_64-pc-linux-gnu"),
     )
 
 

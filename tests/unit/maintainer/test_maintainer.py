@@ -22,18 +22,18 @@ from maintainer_helpers import (
     publish,
 )
 
-from ipfsbin.changeset import Changeset, decode_part
 from ipfsbin.codec.cid import CID, DAG_PB, cid_for
-from ipfsbin.errors import IndexError_, SignatureError, ThresholdError, TrustError
+from ipfsbin.errors import IndexOperationError, SignatureError, ThresholdError, TrustError
+from ipfsbin.index.changeset import Changeset, decode_part
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain, curate, history
 from ipfsbin.maintainer.gitexport import BRANCH, export_git
-from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.maintainer.repro import reproducibility
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import StagedChange, Workspace
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit, put_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.signing import Signature
@@ -44,7 +44,7 @@ class Setup(MemoryIndex):
         self.files.add(data)
         return publish(self.store, cpv, data, builder, **kw)  # type: ignore[arg-type]
 
-    def add(self, *cids, **kw: bool) -> list[curate.AddResult]:
+    def add(self, *cids, **kw: bool) -> list[curate.StagedAdd]:
         return curate.add(self.ws, self.store, self.files.read, list(cids), **kw)
 
     def commit(self, key: SigningKey, message: str = "change", now: int = T0 + 60):
@@ -66,19 +66,19 @@ def test_init_makes_root_and_empty_first_commit() -> None:
 
 
 def test_open_missing_workspace_says_how_to_create_it() -> None:
-    with pytest.raises(IndexError_, match="no index named 'default'") as info:
+    with pytest.raises(IndexOperationError, match="no index named 'default'") as info:
         Workspace.open()
     assert info.value.hint is not None and "ipfsbin index init" in info.value.hint
 
 
 def test_init_refuses_threshold_above_local_keys() -> None:
-    with pytest.raises(IndexError_, match="a threshold of 2 needs 2 local keys"):
+    with pytest.raises(IndexOperationError, match="a threshold of 2 needs 2 local keys"):
         Setup(MAINT_A, threshold=2, extra=(MAINT_B.key_id,))
 
 
 def test_init_twice_is_refused() -> None:
     Setup(MAINT_A)
-    with pytest.raises(IndexError_, match="already exists"):
+    with pytest.raises(IndexOperationError, match="already exists"):
         Setup(MAINT_A)
 
 
@@ -164,7 +164,7 @@ def test_bare_manifest_needs_the_switch() -> None:
 
 def test_commit_with_nothing_staged_is_refused() -> None:
     s = Setup(MAINT_A)
-    with pytest.raises(IndexError_, match="nothing staged to commit"):
+    with pytest.raises(IndexOperationError, match="nothing staged to commit"):
         s.commit(MAINT_A)
 
 
@@ -253,7 +253,7 @@ def all_nodes(tree: ProllyTree, root: CID) -> set[CID]:
 def test_yank_of_unknown_key_is_refused() -> None:
     s = Setup(MAINT_A)
     key = f"{'a' * 26}/app-misc/hello/1/{'b' * 26}"
-    with pytest.raises(IndexError_, match="no entry"):
+    with pytest.raises(IndexOperationError, match="no entry"):
         curate.yank(s.ws, s.store, key, "bad")
 
 
@@ -272,7 +272,7 @@ def test_two_of_three_commit_waits_for_a_cosigner() -> None:
     other = s.publish("app-misc/other-1", b"other")
     assert other.attestation is not None
     s.add(other.attestation.cid)
-    with pytest.raises(IndexError_, match="waiting for co-signatures"):
+    with pytest.raises(IndexOperationError, match="waiting for co-signatures"):
         s.commit(MAINT_A)
     assert s.ws.unstage() == 1
 
@@ -389,7 +389,7 @@ def test_export_refuses_a_foreign_directory(tmp_path: Path) -> None:
     s = Setup(MAINT_A)
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file").write_text("mine")
-    with pytest.raises(IndexError_, match="neither empty nor a git repository"):
+    with pytest.raises(IndexOperationError, match="neither empty nor a git repository"):
         export_git(s.ws, s.store, tmp_path / "x")
 
 

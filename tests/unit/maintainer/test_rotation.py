@@ -16,9 +16,9 @@ from maintainer_helpers import (
     publish,
 )
 
-from ipfsbin.errors import IndexError_, RevokedKeyError, SignatureError, TrustError
+from ipfsbin.errors import IndexOperationError, RevokedKeyError, SignatureError, TrustError
+from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain, curate, roots
-from ipfsbin.maintainer.pins import NoPins
 from ipfsbin.maintainer.verify import verify_index
 from ipfsbin.maintainer.workspace import Workspace, workspace_dir
 from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit
@@ -107,7 +107,7 @@ def test_rotation_waits_for_the_new_maintainer_then_is_adopted() -> None:
     assert draft.by_new.missing == (MAINT_B.key_id,)
     assert s.ws.signed_root.version == 1 and s.ws.draft_root == draft.signed
     assert draft.signed.cid in s.pins.pinned
-    with pytest.raises(IndexError_, match="still waiting for co-signatures"):
+    with pytest.raises(IndexOperationError, match="still waiting for co-signatures"):
         s.rotate(MAINT_A, threshold=1)
 
     # a co-signer on another host signs what it fetched; the maintainer merges it
@@ -134,19 +134,21 @@ def test_two_of_three_rotation_collects_signatures_locally() -> None:
 
 def test_rotation_errors_are_one_clear_line() -> None:
     s = Setup(MAINT_A, MAINT_B, threshold=2)
-    with pytest.raises(IndexError_, match="threshold of 2 cannot be met by the 1 maintainer"):
+    with pytest.raises(
+        IndexOperationError, match="threshold of 2 cannot be met by the 1 maintainer"
+    ):
         s.rotate(MAINT_A, remove_maintainers=(MAINT_B.key_id,))
-    with pytest.raises(IndexError_, match="would have no maintainers"):
+    with pytest.raises(IndexOperationError, match="would have no maintainers"):
         s.rotate(MAINT_A, remove_maintainers=(MAINT_A.key_id, MAINT_B.key_id), threshold=1)
-    with pytest.raises(IndexError_, match="does not list it"):
+    with pytest.raises(IndexOperationError, match="does not list it"):
         s.rotate(MAINT_A, remove_maintainers=(MAINT_C.key_id,))
-    with pytest.raises(IndexError_, match="already listed"):
+    with pytest.raises(IndexOperationError, match="already listed"):
         s.rotate(MAINT_A, add_maintainers=(MAINT_B.key_id,))
     with pytest.raises(TrustError, match="maintainer of neither trust root version 1"):
         s.rotate(MAINT_A, STRANGER)
     with pytest.raises(TrustError, match="none of the given keys is a maintainer"):
         s.rotate(MAINT_C, add_maintainers=(MAINT_C.key_id,))
-    with pytest.raises(IndexError_, match="at least 1"):
+    with pytest.raises(IndexOperationError, match="at least 1"):
         roots.RootChange(threshold=0)
     assert s.ws.signed_root.version == 1 and s.ws.draft_root is None
 
@@ -156,7 +158,7 @@ def test_sign_root_refuses_strangers_forgeries_and_other_versions() -> None:
     draft = s.rotate(MAINT_A, add_maintainers=(MAINT_B.key_id,), threshold=2)
     with pytest.raises(TrustError, match="maintainer of neither"):
         s.sign(draft.signed.cid, STRANGER)
-    with pytest.raises(IndexError_, match="no rotation to co-sign"):
+    with pytest.raises(IndexOperationError, match="no rotation to co-sign"):
         s.sign(s.ws.root, MAINT_A)
     bad = draft.signed.signatures[0]
     forged = type(draft.signed).create(
@@ -205,7 +207,9 @@ def test_commit_by_a_revoked_key_is_refused_by_a_follower() -> None:
 def test_commit_draft_blocks_rotation() -> None:
     s = Setup(MAINT_A, MAINT_B, threshold=2)
     s.commit(MAINT_A)
-    with pytest.raises(IndexError_, match="is waiting for co-signatures under the current root"):
+    with pytest.raises(
+        IndexOperationError, match="is waiting for co-signatures under the current root"
+    ):
         s.rotate(MAINT_A, MAINT_B, threshold=1)
 
 
@@ -214,7 +218,8 @@ def test_a_workspace_made_before_root_history_is_migrated() -> None:
     v1 = s.ws.root
     s.ws.close()
     db = sqlite3.connect(workspace_dir("default") / "state.sqlite")
-    db.executescript("DROP TABLE roots; DROP TABLE root_draft;")
+    # as written before root history and before schema versions: no tables, user_version 0
+    db.executescript("DROP TABLE roots; DROP TABLE root_draft; PRAGMA user_version = 0;")
     db.close()
     with Workspace.open("default") as ws:
         assert ws.root_envelopes() == (v1,) and ws.draft_root is None

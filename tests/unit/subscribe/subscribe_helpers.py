@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from ipfsbin.changeset import put_changeset, split_changes
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.index import IndexEntry, ProllyTree
+from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.ipns import create_record
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root

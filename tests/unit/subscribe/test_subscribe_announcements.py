@@ -13,7 +13,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import RevokedKeyError, SchemaError
 from ipfsbin.index import ProllyTree
 from ipfsbin.ipns import create_record
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.subscribe.announcements import ask_maintainers, check_announcements
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit

@@ -16,8 +16,8 @@ from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe import AcceptedHead, SubscriptionStore
-from ipfsbin.subscribe.gateway import SqliteBlockStore, default_block_path
 from ipfsbin.trust.state import RootPin
 from tests.drip_server import Drip, drip_server
 
@@ -136,7 +136,7 @@ def test_parse_duration_refuses_nonsense(text: str) -> None:
 
 
 def test_index_publish_commands_register_and_document_their_options() -> None:
-    from ipfsbin.cli.index_ipns import publish_cmd, republish_cmd
+    from ipfsbin.cli.index.ipns import publish_cmd, republish_cmd
 
     index = typer.Typer()
     index.command("publish")(publish_cmd)

@@ -19,7 +19,7 @@ from subscribe_helpers import (
     all_nodes,
 )
 
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.subscribe._delta import tree_delta
 from ipfsbin.trust.state import RootPin

@@ -21,8 +21,9 @@ from subscribe_helpers import (
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BlockNotFoundError, SubscriptionError
+from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription, unsubscribe
-from ipfsbin.subscribe.gateway import BlockFileKeeper, SqliteBlockStore
+from ipfsbin.subscribe.keepers import BlockFileKeeper
 from ipfsbin.trust.state import RootPin
 
 A, B = PUBLISHER.key_id, SECOND_PUBLISHER.key_id

@@ -20,7 +20,7 @@ from subscribe_helpers import (
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
-from ipfsbin.subscribe.follow import MAX_UNSIGNED_ROOTS
+from ipfsbin.subscribe._roots import MAX_UNSIGNED_ROOTS
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
 from ipfsbin.trust.state import RootPin

@@ -11,8 +11,10 @@ from subscribe_helpers import MAINTAINER, PUBLISHER, STRANGER, T0
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.errors import BlockMismatchError, SubscriptionError
+from ipfsbin.store.gateway import GatewayBlockStore
+from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe import AcceptedHead, SubscriptionStore
-from ipfsbin.subscribe.gateway import GatewayBlockStore, GatewayRecordSource, SqliteBlockStore
+from ipfsbin.subscribe.sources import GatewayRecordSource
 from ipfsbin.trust.state import RootPin
 
 
@@ -118,15 +120,17 @@ def test_gateway_error_answer_is_a_subscription_error() -> None:
 
 
 def test_public_names() -> None:
-    import ipfsbin.publish_ipns
+    import ipfsbin.ipns.publish
     import ipfsbin.subscribe
 
     assert sorted(ipfsbin.subscribe.__all__) == [
-        "AcceptedHead", "Keeper", "KuboKeeper", "KuboRecordSource", "RecordSource",
-        "Subscription", "SubscriptionStore", "SyncResult", "default_state_path",
-        "follow_forever", "sync_all", "sync_subscription", "unsubscribe",
+        "AcceptedHead", "BlockFileKeeper", "FollowConfig", "Follower", "GatewayKeeper",
+        "GatewayRecordSource", "Keeper", "KuboKeeper", "KuboRecordSource", "PIN_NAME",
+        "RecordSource", "Subscription", "SubscriptionStore", "SyncOutcome", "SyncResult",
+        "Unsubscribed", "default_state_path", "describe_error", "follow_forever",
+        "require_subscriptions", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
-    assert sorted(ipfsbin.publish_ipns.__all__) == [
-        "PublishResult", "announce_roots", "announcing_keys", "current_record",
+    assert sorted(ipfsbin.ipns.publish.__all__) == [
+        "PublishedRecord", "announce_roots", "announcing_keys", "current_record",
         "publish_head", "republish",
     ]  # fmt: skip

@@ -19,6 +19,7 @@ EXPECTED = {
         "load_signed_blocks",
         "public_key_of",
         "put_signed",
+        "verify_not_forged",
         "verify_signatures",
     ],
     root: [

@@ -10,7 +10,7 @@ from trust_helpers import A, B, commit_on, root_v1
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.errors import SchemaError
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import (
     MAX_ROOT_ENVELOPES,
     SignedCommit,

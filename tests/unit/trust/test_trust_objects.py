@@ -10,7 +10,7 @@ from trust_helpers import DAY, FAR, INDEX, T0, A, B, C, D, chain_of, commit_on, 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BlockMismatchError, BlockNotFoundError, CodecError, SchemaError
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import (
     COMMIT_TYPE,
     DEFAULT_COMMIT_LIFETIME,

@@ -17,7 +17,7 @@ from ipfsbin.errors import (
     SignatureError,
     ThresholdError,
 )
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import Commit, SignedCommit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, sign_root

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from ipfsbin import errors
-from ipfsbin.changeset import decode_part
 from ipfsbin.codec.cid import CID
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.index.changeset import decode_part
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot

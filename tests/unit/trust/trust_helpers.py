@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root

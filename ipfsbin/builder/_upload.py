@@ -10,10 +10,8 @@ else pinned stays whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from ipfsbin.codec.cid import CID, DAG_PB, RAW, cid_for
-from ipfsbin.codec.varint import decode_varint, encode_varint
+from ipfsbin.codec.protobuf import BYTES, VARINT, Field, bytes_field, read_fields, varint_field
 from ipfsbin.errors import CodecError, KuboError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.records import AddResult
@@ -21,34 +19,27 @@ from ipfsbin.kubo.records import AddResult
 __all__ = ["adder_directory", "dag_pb_links", "remove_added_file"]
 
 
-def _pb_fields(buf: bytes) -> Iterator[tuple[int, bytes]]:
-    """(field number, bytes) of a protobuf message's length-delimited fields; varints skipped."""
-    pos = 0
-    while pos < len(buf):
-        tag, pos = decode_varint(buf, pos)
-        if tag & 7 == 0:
-            _, pos = decode_varint(buf, pos)
-            continue
-        length, pos = decode_varint(buf, pos)
-        if tag & 7 != 2 or pos + length > len(buf):
-            raise CodecError(f"dag-pb: malformed field (tag {tag}) at byte {pos}")
-        yield tag >> 3, buf[pos : pos + length]
-        pos += length
-
-
 def dag_pb_links(data: bytes) -> list[CID]:
     """The link CIDs of a dag-pb node (PBNode.Links = 2, PBLink.Hash = 1); CodecError if bad."""
     return [
-        CID(raw)
-        for number, link in _pb_fields(data)
-        if number == 2
-        for field, raw in _pb_fields(link)
-        if field == 1
+        CID(link.value)
+        for node_field in _bytes_fields(data)
+        if node_field.number == 2 and isinstance(node_field.value, bytes)
+        for link in _bytes_fields(node_field.value)
+        if link.number == 1 and isinstance(link.value, bytes)
     ]
 
 
-def _pb_bytes(number: int, value: bytes) -> bytes:
-    return encode_varint(number << 3 | 2) + encode_varint(len(value)) + value
+def _bytes_fields(data: bytes) -> list[Field]:
+    """The length-delimited fields of a dag-pb message (varints skipped); CodecError if bad."""
+    found = []
+    for field in read_fields(data):
+        if field.wire_type == VARINT:
+            continue
+        if field.wire_type != BYTES:
+            raise CodecError(f"dag-pb: field {field.number} has wire type {field.wire_type}")
+        found.append(field)
+    return found
 
 
 def adder_directory(added: AddResult) -> CID:
@@ -60,13 +51,12 @@ def adder_directory(added: AddResult) -> CID:
     that directory is left for ``ipfs repo gc``.
     """
     link = (
-        _pb_bytes(1, added.cid.bytes)
-        + _pb_bytes(2, str(added.cid).encode())
-        + encode_varint(3 << 3)
-        + encode_varint(added.dag_size)
+        bytes_field(1, added.cid.bytes)
+        + bytes_field(2, str(added.cid).encode())
+        + varint_field(3, added.dag_size)
     )
     # PBNode: Links before Data; Data is the UnixFS message {Type: Directory}.
-    return cid_for(RAW, _pb_bytes(2, link) + _pb_bytes(1, b"\x08\x01"))
+    return cid_for(RAW, bytes_field(2, link) + bytes_field(1, b"\x08\x01"))
 
 
 def remove_added_file(client: KuboClient, added: AddResult) -> None:

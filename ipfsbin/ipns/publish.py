@@ -36,7 +36,7 @@ from ipfsbin.trust.root import SignedRoot
 from ipfsbin.trust.rootlist import put_root_list
 
 __all__ = [
-    "PublishResult",
+    "PublishedRecord",
     "announce_roots",
     "announcing_keys",
     "current_record",
@@ -46,7 +46,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class PublishResult:
+class PublishedRecord:
     """The record now served for ``name``."""
 
     name: str
@@ -93,7 +93,7 @@ def publish_head(
     allow_offline: bool = False,
     timeout: timedelta = timedelta(seconds=60),
     now: datetime | None = None,
-) -> PublishResult:
+) -> PublishedRecord:
     """Point the IPNS name of ``key`` at ``head``'s envelope, sequence = its height.
 
     Refuses a key that is not in ``root``'s publishers role, a head whose
@@ -150,7 +150,7 @@ def _put_record(
     previous: IpnsRecord | None,
     allow_offline: bool,
     timeout: timedelta,
-) -> PublishResult:
+) -> PublishedRecord:
     """``routing/put`` the record, then check Kubo serves exactly it."""
     client.routing_put(ipns_path(name), raw, allow_offline=allow_offline, timeout=timeout)
     # Kubo says success even when it refused the record: look at what it serves now.
@@ -161,7 +161,7 @@ def _put_record(
             f"{served.sequence} ({served.value}), expected {expected}",
             hint="a record with a higher sequence or later validity exists; publish a newer one",
         )
-    return PublishResult(
+    return PublishedRecord(
         name=name,
         value=served.value,
         sequence=served.sequence,
@@ -194,7 +194,7 @@ def announce_roots(
     allow_offline: bool = False,
     timeout: timedelta = timedelta(seconds=60),
     now: datetime | None = None,
-) -> tuple[CID, PublishResult]:
+) -> tuple[CID, PublishedRecord]:
     """Announce the root ``chain`` (version 1 first) under the IPNS name of maintainer ``key``.
 
     The record points at an ``ipfsbin/roots/1`` block listing the chain's

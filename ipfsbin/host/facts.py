@@ -2,7 +2,7 @@
 
 :func:`detect_host_facts` reads them from the running system (each may be
 given instead); they complete a binpkg's own facts when its descriptor is
-normalized (:mod:`ipfsbin.publish`).
+normalized (:mod:`ipfsbin.builder.publish`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 One sync of one subscription (:func:`sync_subscription`):
 
-1. fetch the IPNS record (a :class:`RecordSource`: Kubo's DHT or a trustless
-   gateway) and verify it under the name; a record older than the accepted
+1. fetch the IPNS record (a :class:`~ipfsbin.subscribe.sources.RecordSource`: the DHT, or a
+   trustless gateway) and verify it under the name; a record older than the accepted
    head is a replay and refused; a record pointing at the accepted head is
    "nothing new";
 2. restore a :class:`~ipfsbin.trust.state.TrustedChain` from the saved state
@@ -18,7 +18,7 @@ One sync of one subscription (:func:`sync_subscription`):
    check the root equals the signed ``index`` (:mod:`._rebuild`), so only the
    commits and changesets move over the network; otherwise, or when that
    fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
-4. list the blocks to keep as pending, keep them (a :class:`Keeper`: direct
+4. list the blocks to keep as pending, keep them (a keeper, :mod:`.keepers`: direct
    pins in Kubo, or rows in the local block file), record the new head and
    the blocks it holds in one transaction, then let go of the blocks the old
    head needed that no subscription holds any more.
@@ -26,7 +26,11 @@ One sync of one subscription (:func:`sync_subscription`):
 Blocks are counted per subscription in the state (``held``): two subscriptions
 sharing index nodes share one pin, released only when neither holds the node.
 A sync that died between keeping and recording left its blocks ``pending``;
-the next sync (or ``unsubscribe``) of that name lets go of those nobody holds.
+one that died between recording and releasing left the old head's blocks in
+``releasing``; the next sync (or ``unsubscribe``) of that name lets go of
+those nobody holds. Before all that, at most hourly, the maintainers are
+asked for newer trust roots (:mod:`.announcements`), and a record that names
+the accepted head still has that head checked for expiry (freeze attacks).
 
 Any failure before step 4 leaves the state as it was, except for the reason
 and the time, which ``ipfsbin status`` shows. The network is only touched
@@ -37,125 +41,53 @@ wait on IPNS or on bitswap.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import (
-    BlockNotFoundError,
     IpfsbinError,
     IpnsError,
     RollbackError,
     SubscriptionError,
     TrustError,
 )
-from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import IpnsRecord, verify_record
-from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.ledger import FOLLOW_HOLDER, PinLedger
 from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
+from ipfsbin.subscribe._held import adopt_held, release_leftovers
 from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
-from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, check_announcements
+from ipfsbin.subscribe._roots import check_publisher, load_roots
+from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, ask_for_roots
+from ipfsbin.subscribe.keepers import Keeper
+from ipfsbin.subscribe.sources import RecordSource
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
 from ipfsbin.trust.freshness import Freshness, check_freshness
-from ipfsbin.trust.root import SignedRoot, load_root
-from ipfsbin.trust.signing import check_signatures
+from ipfsbin.trust.root import load_root
 from ipfsbin.trust.state import TrustedChain
 
 __all__ = [
     "DEFAULT_SYNC_DEADLINE",
-    "MAX_UNSIGNED_ROOTS",
-    "Keeper",
-    "KuboKeeper",
-    "KuboRecordSource",
-    "Outcome",
-    "PIN_NAME",
-    "RecordSource",
+    "SyncOutcome",
     "SyncResult",
     "describe_error",
-    "follow_forever",
-    "require_subscriptions",
     "sync_all",
     "sync_subscription",
-    "unsubscribe",
 ]
 
-Outcome = Literal["accepted", "current", "refused", "failed"]
-Via = Literal["changeset", "nodes"]
-MAX_UNSIGNED_ROOTS: Final = 32
-"""Listed roots a key-pinned follower fetches, on its first sync, before one its key signed."""
 DEFAULT_SYNC_DEADLINE: Final = timedelta(minutes=10)
 """Most time one subscription's sync may spend on the network."""
-PIN_NAME: Final = FOLLOW_HOLDER
-"""The name of every follower pin: a pin is shared by all subscriptions holding its block."""
+
+SyncOutcome = Literal["accepted", "current", "refused", "failed"]
+Via = Literal["changeset", "nodes"]
 
 _log = logging.getLogger(__name__)
-
-
-class RecordSource(Protocol):
-    """Where IPNS records come from; returns the raw record bytes (not yet verified)."""
-
-    def fetch_record(self, name: str) -> bytes: ...
-
-
-class Keeper(Protocol):
-    """Keeps the blocks of accepted heads (pins, or a local block file) and lets old ones go.
-
-    A keeper does no counting: :func:`sync_subscription` asks it to release
-    only blocks that no subscription holds any more. ``label`` names the
-    subscription, for messages.
-    """
-
-    def keep(self, cids: Sequence[CID], *, label: str) -> None: ...
-
-    def release(self, cids: Sequence[CID], *, label: str) -> None: ...
-
-
-class KuboRecordSource:
-    """Records from the DHT through Kubo's ``routing/get`` (Kubo returns the best one it saw)."""
-
-    def __init__(self, client: KuboClient, *, timeout: timedelta = timedelta(seconds=30)) -> None:
-        self.client = client
-        self.timeout = timeout
-
-    def fetch_record(self, name: str) -> bytes:
-        return self.client.routing_get(ipns_path(name), timeout=self.timeout)
-
-
-class KuboKeeper:
-    """Direct pins, one per block, all named ``ipfsbin-follow``, accounted in the pin ledger.
-
-    Kubo keeps one pin per CID whatever its name, so the name cannot tell
-    which subscription holds a block; the state does (``held``). The node's
-    :class:`~ipfsbin.kubo.ledger.PinLedger` knows the follower as one holder
-    beside the maintainer's workspace, so an envelope the workspace pins
-    recursively is kept for both, and stays pinned for the follower when the
-    workspace lets go.
-
-    Not a recursive pin on the head: index entries link manifests, manifests
-    link the packages, and commits link all of history, so a recursive pin
-    would download every package of every platform. A follower holds only the
-    head's commit, its trust roots and its index nodes.
-    """
-
-    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
-        self.client = client
-        self.ledger = PinLedger(client) if ledger is None else ledger
-
-    def keep(self, cids: Sequence[CID], *, label: str) -> None:
-        self.ledger.hold(PIN_NAME, cids, recursive=False)
-
-    def release(self, cids: Sequence[CID], *, label: str) -> None:
-        self.ledger.release(PIN_NAME, cids)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,7 +103,7 @@ class SyncResult:
     """
 
     name: str
-    outcome: Outcome
+    outcome: SyncOutcome
     head: CID | None
     height: int | None
     previous_height: int | None = None
@@ -240,84 +172,6 @@ def _check_record(record: IpnsRecord, sub: Subscription) -> CID:
             hint="keeping the accepted head; the newest record will win once it is seen",
         )
     return target
-
-
-def _load_roots(
-    sub: Subscription, chain: TrustedChain, store: BlockStore, head: SignedCommit
-) -> list[SignedRoot]:
-    """Feed the chain the accepted roots, then those the new head's envelope lists.
-
-    A commit links only its root's ID; its envelope lists (unsigned) the root
-    envelopes from version 1 on. Each one is checked by ``update_root`` like a
-    root the user gave: the first against the pin, every next one by the
-    thresholds of the previous version and its own.
-    """
-    roots = [load_root(store, cid) for cid in sub.roots]
-    for signed in roots:
-        chain.update_root(signed)
-    if not any(r.root_id == head.commit.root for r in roots):
-        roots += _discover_roots(sub, chain, roots, store, head)
-    if not roots:
-        raise TrustError(
-            f"commit {head.commit_id} does not list its trust root's envelope, and no root "
-            f"is known for {sub.name}",
-            hint=f"subscribe with the root's envelope CID: `ipfsbin unsubscribe {sub.name}`, "
-            f"then `ipfsbin subscribe {sub.name} --root CID`",
-        )
-    return roots
-
-
-def _discover_roots(
-    sub: Subscription,
-    chain: TrustedChain,
-    known: list[SignedRoot],
-    store: BlockStore,
-    head: SignedCommit,
-) -> list[SignedRoot]:
-    """Roots listed in ``head``'s envelope after ``known``, each verified before the next.
-
-    The commit's own signatures can be checked only under its root, so the
-    roots come first; to bound what an unsigned list can make a follower
-    fetch, the versions already accepted are skipped by position (the list is
-    version 1 first), every fetched root goes through ``update_root`` at once
-    (a bad one stops the walk), and nothing past the commit's root is fetched.
-    A key pin on the first sync cannot check the roots before the first
-    version its key signed: at most :data:`MAX_UNSIGNED_ROOTS` of those are fetched.
-    """
-    listed = head.roots[known[-1].version :] if known else head.roots
-    found: list[SignedRoot] = []
-    skipped: list[SignedRoot] = []
-    key_id = sub.pin.key_id
-    for cid in listed:
-        signed = load_root(store, cid)
-        if not known and not found and key_id is not None:
-            # a key pin starts at the first version that key signed as a maintainer
-            if key_id not in _maintainer_signers(signed):
-                skipped.append(signed)
-                if len(skipped) > MAX_UNSIGNED_ROOTS:
-                    break
-                continue
-        chain.update_root(signed)
-        found.append(signed)
-        if signed.root_id == head.commit.root:
-            break
-    if not found and skipped:
-        chain.update_root(skipped[0])  # refuses it, with the reason the pin gives
-    return found
-
-
-def _maintainer_signers(signed: SignedRoot) -> tuple[str, ...]:
-    return check_signatures(signed, signed.root.maintainers).valid
-
-
-def _check_publisher(sub: Subscription, chain: TrustedChain) -> None:
-    publishers = chain.root.root.publishers
-    if sub.name not in publishers:
-        raise TrustError(
-            f"IPNS name {sub.name} is not in the publishers role of trust root version "
-            f"{chain.root.version} (publishers: {', '.join(publishers.keys)})",
-            hint="the name was subscribed with the wrong trust root, or is not the index's",
-        )
 
 
 def sync_subscription(
@@ -400,13 +254,13 @@ def _sync(
     changesets: bool,
 ) -> SyncResult:
     with state.keeping():
-        leftovers = _release_leftovers(state, sub.name, keeper)
+        leftovers = release_leftovers(state, sub.name, keeper)
         if local_store is not None:
             adopt_held(state, sub, local_store)
     if sub.roots and (
         sub.roots_checked_at is None or moment - sub.roots_checked_at >= ROOT_CHECK_INTERVAL
     ):
-        warnings += _ask_for_roots(state, sub, records, store, keeper, moment)
+        warnings += ask_for_roots(state, sub, records, store, keeper, moment)
         sub = state.get(sub.name)
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
@@ -434,8 +288,8 @@ def _sync(
     )
     fetch = Metered(store, local_store)
     signed = load_commit(fetch, target)
-    roots = _load_roots(sub, chain, fetch, signed)
-    _check_publisher(sub, chain)
+    roots = load_roots(sub, chain, fetch, signed)
+    check_publisher(sub, chain)
     if signed.height != record.sequence:
         raise IpnsError(
             f"IPNS record of {sub.name} has sequence {record.sequence} but points to commit "
@@ -491,7 +345,7 @@ def _sync(
                 sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
             )
         except IpfsbinError:
-            _release_leftovers(state, sub.name, keeper)
+            release_leftovers(state, sub.name, keeper)
             raise
         pause_point("after-record")
         free = state.unheld(release)
@@ -523,50 +377,6 @@ def _sync(
     )
 
 
-def _ask_for_roots(
-    state: SubscriptionStore,
-    sub: Subscription,
-    records: RecordSource,
-    store: BlockStore,
-    keeper: Keeper,
-    moment: float,
-) -> list[str]:
-    """Ask the maintainers for newer roots (``schema/trust.md``); keep and record what passes.
-
-    Returns warnings: the announcements that were refused (a missing or
-    expired record is not worth one: most maintainers announce nothing most
-    of the time).
-    """
-    chain = TrustedChain(sub.pin, now=int(moment), head=sub.head, height=sub.height)
-    for cid in sub.roots:  # held after the first sync; the pinned root is fetched before it
-        chain.update_root(load_root(store, cid))
-    found = check_announcements(chain, records, store, now=_moment(moment))
-    state.record_roots_checked(sub.name, now=moment)
-    warnings = [
-        f"root announcement refused: {p}" for p in found.problems if ": IpnsError: " not in p
-    ]
-    if not found.learned:
-        return warnings
-    keep = [c for r in found.learned for c in (r.cid, r.root_id)]
-    with state.keeping():
-        state.add_pending(sub.name, keep)
-        try:
-            keeper.keep(keep, label=sub.name)
-            state.record_roots(
-                sub.name,
-                [*sub.roots, *(r.cid for r in found.learned)],
-                root_expires=chain.root.root.expires,
-                keep=keep,
-                expect_roots=sub.roots,
-            )
-        except IpfsbinError:
-            _release_leftovers(state, sub.name, keeper)
-            raise
-    versions = ", ".join(str(r.version) for r in found.learned)
-    _log.info("%s: learned trust root version(s) %s from the maintainers", sub.name, versions)
-    return [*warnings, f"learned trust root version(s) {versions} from the maintainers"]
-
-
 def _head_freshness(
     state: SubscriptionStore,
     sub: Subscription,
@@ -590,99 +400,6 @@ def _head_freshness(
         now=int(moment),
         allow_stale=allow_stale,
     )
-
-
-def _release_leftovers(state: SubscriptionStore, name: str, keeper: Keeper) -> int:
-    """Let go of what an unfinished sync of ``name`` left kept; call under the lock.
-
-    Two kinds: blocks a sync kept for a head it never recorded (``pending``),
-    and blocks a recorded head let go that were never released
-    (``releasing``, a sync killed in between). Only those nobody holds are
-    released. Returns how many.
-    """
-    released = 0
-    leftover = state.pending(name)
-    if leftover:
-        free = state.unheld(leftover, besides=name)
-        _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
-        keeper.release(free, label=name)
-        state.clear_pending(name)
-        released += len(free)
-    letting_go = state.releasing(name)
-    if letting_go:
-        free = state.unheld(letting_go)
-        _log.info("%s: releasing %d blocks an earlier sync let go", name, len(free))
-        keeper.release(free, label=name)
-        state.clear_releasing(name, letting_go)
-        released += len(free)
-    return released
-
-
-def head_blocks(sub: Subscription, local: BlockStore) -> list[CID]:
-    """The blocks the accepted head of ``sub`` needs, read from ``local`` only.
-
-    Roots, the head's envelope and payload, and every index node reachable
-    from the head's index in ``local`` (a subtree missing there is skipped).
-    """
-    if sub.head is None or sub.head_envelope is None:
-        return []
-    found: list[CID] = [sub.head_envelope, sub.head]
-    for cid in sub.roots:
-        found.append(cid)
-        try:
-            found.append(load_root(local, cid).root_id)
-        except IpfsbinError:
-            continue
-    if sub.index_root is not None:
-        tree = ProllyTree(local, cache_size=0)
-        stack = [sub.index_root]
-        while stack:
-            cid = stack.pop()
-            try:
-                node = tree.load(cid)
-            except BlockNotFoundError:
-                continue  # not held here: nothing to release for it either
-            found.append(cid)
-            if node.level > 0:
-                stack.extend(node.children)
-    return found
-
-
-def adopt_held(state: SubscriptionStore, sub: Subscription, local: BlockStore) -> None:
-    """List the blocks of a head accepted before ``held`` existed (state version 1).
-
-    Those blocks were kept already (pinned as ``ipfsbin-follow:<name>``); once
-    listed, they are released by CID like any other. Call under the lock.
-    """
-    if sub.head is None or state.held(sub.name):
-        return
-    blocks = head_blocks(sub, local)
-    _log.info("%s: adopting %d blocks kept by an earlier version", sub.name, len(blocks))
-    state.adopt_held(sub.name, blocks)
-
-
-def unsubscribe(
-    state: SubscriptionStore,
-    name: str,
-    *,
-    keepers: Sequence[Keeper],
-    local_store: BlockStore | None = None,
-) -> list[CID]:
-    """Forget ``name`` and release, from every keeper, the blocks no other subscription holds.
-
-    With no keepers nothing is released (the blocks stay kept). ``local_store``
-    lets a subscription recorded before ``held`` existed list its blocks first.
-    Returns the released blocks; if releasing fails, the subscription stays.
-    """
-    sub = state.get(name)
-    with state.keeping():
-        if keepers and local_store is not None:
-            adopt_held(state, sub, local_store)
-        free = state.releasable(sub.name) if keepers else []
-        for keeper in keepers:
-            keeper.release(free, label=sub.name)
-        state.remove(sub.name)
-    return free
 
 
 def _try_rebuild(
@@ -744,29 +461,3 @@ def sync_all(
                 )
             )
     return results
-
-
-def follow_forever(
-    run_once: Callable[[], object],
-    *,
-    interval: float,
-    stop: threading.Event,
-) -> int:
-    """Call ``run_once`` every ``interval`` seconds until ``stop`` is set; returns the rounds."""
-    if interval <= 0:
-        raise ValueError(f"interval must be positive, got {interval}")
-    rounds = 0
-    while not stop.is_set():
-        run_once()
-        rounds += 1
-        stop.wait(interval)
-    return rounds
-
-
-def require_subscriptions(state: SubscriptionStore) -> list[Subscription]:
-    subs = state.all()
-    if not subs:
-        raise SubscriptionError(
-            "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
-        )
-    return subs

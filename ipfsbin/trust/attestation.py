@@ -14,9 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from ipfsbin._fields import MAX_INT, expect_fields, expect_type, get_bytes, get_cid, get_int
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
 from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import MAX_INT, expect_fields, expect_type, get_bytes, get_cid, get_int
 from ipfsbin.errors import SchemaError, SignatureError, TrustError
 from ipfsbin.manifest import Manifest, check_binpkg_link
 from ipfsbin.trust.keys import SigningKey

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ipfsbin._fields import (
+from ipfsbin.codec.cid import DAG_CBOR, RAW, cid_for
+from ipfsbin.codec.fields import (
     MAX_INT,
     expect_fields,
     expect_type,
@@ -13,7 +14,6 @@ from ipfsbin._fields import (
     get_str,
     kind_of,
 )
-from ipfsbin.codec.cid import DAG_CBOR, RAW, cid_for
 from ipfsbin.errors import SchemaError
 
 LINK = cid_for(RAW, b"x")

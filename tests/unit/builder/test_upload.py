@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from ipfsbin._publish_blocks import adder_directory, dag_pb_links, remove_added_file
+from ipfsbin.builder._upload import adder_directory, dag_pb_links, remove_added_file
 from ipfsbin.codec.cid import CID, DAG_PB, RAW, cid_for
 from ipfsbin.codec.varint import encode_varint
 from ipfsbin.errors import CodecError, KuboCommandError

@@ -1,6 +1,6 @@
 """``ipfsbin index publish``, ``republish`` and ``announce-roots``: the index over IPNS.
 
-The lead registers both in the ``index`` command group.
+Registered in the ``index`` command group.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from ipfsbin.cli.follow import parse_duration
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexError_
+from ipfsbin.errors import IndexOperationError
+from ipfsbin.ipns.publish import announce_roots, announcing_keys, publish_head, republish
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.node import connect
-from ipfsbin.maintainer.pins import KuboPins
+from ipfsbin.kubo.daemon import connect
+from ipfsbin.kubo.pins import KuboPins, pin_name
 from ipfsbin.maintainer.workspace import Workspace
-from ipfsbin.publish_ipns import announce_roots, announcing_keys, publish_head, republish
 from ipfsbin.trust.root import SignedRoot
 
 __all__ = ["announce_roots_cmd", "publish_cmd", "republish_cmd"]
@@ -49,7 +49,7 @@ def publish_cmd(
     with Workspace.open(name=index) as workspace:
         head = workspace.head_commit
         if head is None:
-            raise IndexError_(
+            raise IndexOperationError(
                 f"index {index!r} has no commit to publish",
                 hint="commit first: `ipfsbin index commit`",
             )
@@ -59,7 +59,7 @@ def publish_cmd(
         announcers = _announcers(workspace, chain)
         announced = workspace.get_meta(_ANNOUNCED_META)
     if key_name is None:
-        raise IndexError_(
+        raise IndexOperationError(
             f"index {index!r} has no publisher key set",
             hint="pass --key NAME (a key in the trust root's publishers role)",
         )
@@ -111,7 +111,7 @@ def announce_roots_cmd(
         announcers = _announcers(workspace, chain)
         announced = workspace.get_meta(_ANNOUNCED_META)
     if not announcers:
-        raise IndexError_(
+        raise IndexOperationError(
             f"no local key of index {index!r} announces trust root version {chain[-1].version}",
             hint="announcements are made with maintainer keys that are not publishers; "
             "hold one of them here, or let another maintainer announce",
@@ -154,7 +154,7 @@ def _announce(
     if list_cid is not None:
         # the list must stay fetchable while the records point at it
         old = None if announced is None else CID.from_text(announced)
-        KuboPins(client).move(old, list_cid, f"ipfsbin index {index} announced roots")
+        KuboPins(client).move(old, list_cid, pin_name("index", index, "announced-roots"))
         with Workspace.open(name=index) as workspace:
             workspace.set_meta(_ANNOUNCED_META, str(list_cid))
     return results

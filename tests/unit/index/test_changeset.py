@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
-from ipfsbin import changeset
-from ipfsbin.changeset import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import RAW, cid_for
+from ipfsbin.errors import CodecError, SchemaError
+from ipfsbin.index import IndexEntry, ProllyTree, changeset
+from ipfsbin.index.changeset import (
     MAX_PART_BYTES,
     Changeset,
     ChangesetPart,
@@ -16,11 +19,7 @@ from ipfsbin.changeset import (
     put_changeset,
     split_changes,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import RAW, cid_for
-from ipfsbin.errors import CodecError, SchemaError
-from ipfsbin.index import IndexEntry, ProllyTree
-from ipfsbin.store.base import MemoryBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
 
 BASE = dagcbor.encode_block({})[0]
 

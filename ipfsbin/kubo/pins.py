@@ -1,20 +1,29 @@
-"""One account of every pin ipfsbin makes on a Kubo node, whoever needs it.
+"""Pins ipfsbin makes in Kubo: one naming scheme, and the maintainer's moving pins.
 
-Kubo keeps at most one pin per CID, direct or recursive, and refuses to
-mix them: a direct pin on a CID pinned recursively is refused ("already
-pinned recursively"), a direct unpin of it too ("is pinned recursively"),
-and a recursive pin silently replaces a direct one. A maintainer's workspace
-pins its head and root envelopes recursively; a follower of the same index
-on the same node holds those very envelopes directly. Without one account,
-the follower's sync fails, and when the workspace later moves its head, the
-block the follower still holds loses its pin.
+Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
+then what it keeps, colon-separated (``ipfsbin:follow``,
+``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``),
+so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
 
-So every holder (a workspace role, the follower) states what it needs in
-one ledger (``pins.sqlite`` in the data directory), and each CID's pin in
-Kubo is set from the union of the needs: recursive if any holder needs it
-recursive, else direct if any needs it at all, else none. Pins made by
-something else than ipfsbin are left alone: a CID already pinned
-recursively outside the ledger counts as kept, and is never unpinned here.
+A maintainer's head commit envelope is pinned recursively: that covers the
+commit, its index tree, every manifest and binpkg the index links and
+(through the parents) all of history. The trust root's envelope is pinned on
+its own, and so is a draft waiting for co-signatures, so that co-signers
+elsewhere can fetch it by CID.
+
+Kubo keeps at most one pin per CID whatever its name, direct or recursive,
+and refuses to mix them: a direct pin on a CID pinned recursively is refused
+("already pinned recursively"), a direct unpin of it too ("is pinned
+recursively"), and a recursive pin silently replaces a direct one. A
+maintainer's workspace pins its head and root envelopes recursively; a
+follower of the same index on the same node holds those very envelopes
+directly. So the pins are accounted once per node, in the
+:class:`PinLedger` (``pins.sqlite`` in the data directory): every holder (a
+workspace pin name, the follower as one holder whose per-subscription counts
+live in its own state) states what it needs, and each CID's pin in Kubo is
+set from the union of the needs: recursive if any holder needs it
+recursive, else direct if any needs it at all, else none. A pin ipfsbin did
+not make is never removed here.
 """
 
 from __future__ import annotations
@@ -23,16 +32,50 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal, Protocol
 
 from ipfsbin import paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboCommandError, KuboError
 from ipfsbin.kubo.client import KuboClient
 
-__all__ = ["FOLLOW_HOLDER", "PinLedger", "default_ledger_path"]
+__all__ = [
+    "FOLLOW_HOLDER",
+    "PIN_PREFIX",
+    "KuboPins",
+    "NoPins",
+    "PinLedger",
+    "PinRole",
+    "Pins",
+    "default_ledger_path",
+    "is_ipfsbin_pin",
+    "pin_name",
+]
 
-FOLLOW_HOLDER: Final = "ipfsbin-follow"
+PIN_PREFIX: Final = "ipfsbin"
+PinRole = Literal["follow", "index", "publish", "cosign"]
+_ROLES: Final = frozenset({"follow", "index", "publish", "cosign"})
+# Names used before this scheme; still recognised as ipfsbin's own.
+_LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
+
+
+def pin_name(role: PinRole, *subject: str) -> str:
+    """``ipfsbin:<role>:<subject>...``, the name of every pin ipfsbin makes."""
+    if role not in _ROLES:
+        raise ValueError(f"unknown pin role {role!r}")
+    if any(not part or ":" in part or part != part.strip() for part in subject):
+        raise ValueError(f"pin name parts must be non-empty words without ':': {subject!r}")
+    return ":".join((PIN_PREFIX, role, *subject))
+
+
+def is_ipfsbin_pin(name: str) -> bool:
+    """Whether a pin of this name was made by ipfsbin (this scheme or an earlier one)."""
+    return name.startswith(PIN_PREFIX + ":") or name.startswith(_LEGACY_PREFIXES)
+
+
+# --- the ledger -----------------------------------------------------------------------
+
+FOLLOW_HOLDER: Final = pin_name("follow")
 """The follower's holder name (and pin name): its per-subscription counts live in its state."""
 _BATCH: Final = 200
 _PIN_TIMEOUT_SECONDS: Final = 600.0
@@ -217,7 +260,7 @@ class PinLedger:
             pins = self.client.pin_ls([cid], pin_type="recursive")
         except KuboError:
             return False
-        return any(p.name.startswith("ipfsbin") for p in pins)
+        return any(is_ipfsbin_pin(p.name) for p in pins)
 
     def _unpin_direct(self, cid: CID) -> bool:
         try:
@@ -227,3 +270,55 @@ class PinLedger:
                 return False
             raise
         return True
+
+
+# --- a maintainer's moving pins ------------------------------------------------------------
+
+
+class Pins(Protocol):
+    def pin(self, cid: CID, name: str) -> None:
+        """Pin ``cid`` recursively (no-op when it already is)."""
+        ...
+
+    def move(self, old: CID | None, new: CID, name: str) -> None:
+        """Move a recursive pin from ``old`` to ``new`` (just pin ``new`` when ``old`` is None)."""
+        ...
+
+    def unpin(self, cid: CID) -> None:
+        """Drop the recursive pin on ``cid`` if there is one."""
+        ...
+
+
+class KuboPins:
+    """:class:`Pins` over a Kubo daemon, accounted in the node's pin ledger."""
+
+    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
+        self.client = client
+        self.ledger = PinLedger(client) if ledger is None else ledger
+
+    def pin(self, cid: CID, name: str) -> None:
+        self.ledger.hold(name, [cid], recursive=True)
+
+    def move(self, old: CID | None, new: CID, name: str) -> None:
+        self.ledger.move(name, old, new)
+
+    def unpin(self, cid: CID) -> None:
+        self.ledger.release_recursive(cid)
+
+
+class NoPins:
+    """Records what would be pinned; for block stores that keep everything (memory)."""
+
+    def __init__(self) -> None:
+        self.pinned: set[CID] = set()
+
+    def pin(self, cid: CID, name: str) -> None:
+        self.pinned.add(cid)
+
+    def move(self, old: CID | None, new: CID, name: str) -> None:
+        if old is not None:
+            self.pinned.discard(old)
+        self.pinned.add(new)
+
+    def unpin(self, cid: CID) -> None:
+        self.pinned.discard(cid)

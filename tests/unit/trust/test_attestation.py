@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-from ipfsbin import attestation as attestation_module
-from ipfsbin.attestation import (
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for
+from ipfsbin.errors import SchemaError, SignatureError, ThresholdError, TrustError
+from ipfsbin.manifest import Manifest
+from ipfsbin.trust import attestation as attestation_module
+from ipfsbin.trust.attestation import (
     ATTESTATION_DOMAIN,
     Attestation,
     AttestationStatement,
@@ -18,14 +22,10 @@ from ipfsbin.attestation import (
     check_attestation,
     verify_attestation,
 )
-from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for
-from ipfsbin.errors import SchemaError, SignatureError, ThresholdError, TrustError
-from ipfsbin.manifest import Manifest
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.signing import Role
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schema" / "examples" / "manifest"
+EXAMPLES = Path(__file__).resolve().parents[3] / "schema" / "examples" / "manifest"
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -25,9 +25,6 @@ packages after it; the ones before it are complete and stay published.
 Every object is deterministic (no time in the attestation, ed25519 is
 deterministic), so publishing the same file again creates nothing new.
 
-:func:`prepare_binpkg` and :func:`publish_prepared` are the same work in two
-steps without the overlap: read and check everything, then store.
-
 Sharing policy (fails closed; each switch is named for the check it turns
 off): RESTRICT=bindist or fetch packages are refused unless
 ``allow_restricted``; binpkgs not built from source (quickpkg) unless
@@ -36,7 +33,6 @@ off): RESTRICT=bindist or fetch packages are refused unless
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from ipfsbin._publish_blocks import remove_added_file
-from ipfsbin.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.binpkg import (
     NO_COMMENT,
     BinpkgInfo,
@@ -54,10 +48,10 @@ from ipfsbin.binpkg import (
     Digester,
     FileIdentity,
     check_binpkg,
-    read_binpkg_contents,
     read_binpkg_metadata,
 )
 from ipfsbin.binpkg.digests import READ_CHUNK
+from ipfsbin.builder._upload import remove_added_file
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.descriptor import BuildFacts as DescriptorFacts
 from ipfsbin.descriptor import Package, normalize
@@ -67,21 +61,20 @@ from ipfsbin.errors import (
     DescriptorError,
     KuboError,
 )
-from ipfsbin.host_facts import HostFacts, detect_host_facts, host_target
+from ipfsbin.host.facts import HostFacts, detect_host_facts, host_target
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import pin_name
 from ipfsbin.kubo.records import AddResult
-from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildFacts, Manifest
+from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildHost, Manifest
+from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
 from ipfsbin.trust.keys import SigningKey
 
 __all__ = [
     "HostFacts",
-    "PreparedBinpkg",
     "PublishProgress",
     "PublishResult",
     "detect_host_facts",
-    "prepare_binpkg",
     "publish_binpkgs",
-    "publish_prepared",
 ]
 
 PublishProgress = Callable[[Path, int, int], None]
@@ -100,7 +93,7 @@ class PreparedBinpkg:
     info: BinpkgInfo
     package: Package
     portage: dict[str, str]
-    build: BuildFacts
+    build: BuildHost
 
     @property
     def path(self) -> Path:
@@ -178,7 +171,7 @@ def _describe(meta: BinpkgMetadata, compiler: Compiler, host: HostFacts) -> Pack
 
 
 def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
-    build = BuildFacts(
+    build = BuildHost(
         chost=info.chost,
         cbuild=info.cbuild or None,
         compiler=(
@@ -208,26 +201,6 @@ def _precheck(
     _check_policy(meta, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg)
     _describe(meta, NO_COMMENT, host)
     return meta
-
-
-def prepare_binpkg(
-    path: Path | str,
-    *,
-    host: HostFacts,
-    allow_restricted: bool = False,
-    allow_quickpkg: bool = False,
-) -> PreparedBinpkg:
-    """Read ``path``, apply the sharing policy and normalize its descriptor (no Kubo).
-
-    The policy is applied on the cheap metadata read, before the file is
-    checked and hashed in full. Raises ``BinpkgError`` for unreadable or
-    unshareable packages and ``DescriptorError`` for builds that cannot be
-    described.
-    """
-    meta = _precheck(
-        Path(path), host=host, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg
-    )
-    return _prepared(read_binpkg_contents(meta), host)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,21 +235,6 @@ class PublishResult:
             "key": self.key_id,
             "new_pins": [str(c) for c in self.new_pins],
         }
-
-
-class _HashingReader:
-    """Hands the file to the uploader and hashes exactly the bytes handed out."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._handle.read(size)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
 
 
 class _TeeReader:
@@ -317,7 +275,7 @@ class _Run:
     def pin(self, cid: CID, what: str) -> None:
         if self.client.is_pinned(cid, pin_type="recursive"):
             return
-        self.client.pin_add([cid], recursive=True, name=f"ipfsbin {what} {self.cpv}")
+        self.client.pin_add([cid], recursive=True, name=pin_name("publish", what, self.cpv))
         self.created.append(cid)
 
     def put(self, blocks: Sequence[tuple[CID, bytes, str]]) -> None:
@@ -342,35 +300,6 @@ class _Run:
         if self.added is not None:
             remove_added_file(self.client, self.added)
             self.added = None
-
-    def add_binpkg(self, info: BinpkgInfo, progress: PublishProgress | None) -> CID:
-        """Add a file read before; the bytes uploaded must be those read (size and sha256)."""
-        callback = None
-        if progress is not None:
-            callback = lambda done: progress(info.path, done, info.size)  # noqa: E731
-        try:
-            handle = info.path.open("rb")
-        except OSError as exc:
-            raise BinpkgError(f"{info.path}: cannot be read any more ({exc.strerror})") from exc
-        with handle:
-            reader = _HashingReader(handle)
-            result = self.client.add(
-                cast(IO[bytes], reader),
-                name=info.path.name,
-                chunker=UNIXFS_CHUNKER,
-                pin=False,
-                progress=callback,
-                timeout=_ADD_TIMEOUT_SECONDS,
-            )
-        self.added = result
-        if reader.size != info.size or reader.sha256.hexdigest() != info.sha256:
-            raise BinpkgError(
-                f"{info.path}: the file changed while it was being published "
-                f"(read {info.size} bytes with sha256 {info.sha256}, "
-                f"uploaded {reader.size} with sha256 {reader.sha256.hexdigest()})",
-                hint=_HINT_CHANGED,
-            )
-        return result.cid
 
     def add_checked(
         self, meta: BinpkgMetadata, host: HostFacts, progress: PublishProgress | None
@@ -423,13 +352,6 @@ class _Run:
         self.pin(result.cid, "binpkg")
         return prepared, result.cid
 
-    def store(
-        self, key: SigningKey, progress: PublishProgress | None, item: PreparedBinpkg
-    ) -> PublishResult:
-        binpkg = self.add_binpkg(item.info, progress)
-        self.pin(binpkg, "binpkg")
-        return self.publish_objects(item, binpkg, key)
-
     def publish_objects(
         self, prepared: PreparedBinpkg, binpkg: CID, key: SigningKey
     ) -> PublishResult:
@@ -480,30 +402,6 @@ class _Run:
             key_id=key.key_id,
             new_pins=tuple(self.created),
         )
-
-
-def publish_prepared(
-    prepared: Sequence[PreparedBinpkg],
-    *,
-    client: KuboClient,
-    key: SigningKey,
-    progress: PublishProgress | None = None,
-) -> list[PublishResult]:
-    """Store packages already checked by :func:`prepare_binpkg`, one after the other.
-
-    A failure undoes the pins made for the package it happened in (and
-    removes the file's blocks it added) and is raised; packages before it
-    stay published (each is complete).
-    """
-    results = []
-    for item in prepared:
-        run = _Run(client, item.cpv)
-        try:
-            results.append(run.store(key, progress, item))
-        except BaseException:
-            run.undo()
-            raise
-    return results
 
 
 def publish_binpkgs(

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ipfsbin._fields import expect_fields, expect_type, get_cid
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.codec.dagcbor import Value
+from ipfsbin.codec.fields import expect_fields, expect_type, get_cid
 from ipfsbin.errors import SchemaError
 from ipfsbin.store.base import BlockStore
 

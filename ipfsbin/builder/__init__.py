@@ -1,0 +1,1 @@
+"""Builders: publish binpkgs with their descriptors, manifests and attestations."""

@@ -1,0 +1,1 @@
+"""The host: facts about this machine read from its tools (compiler, libc, CHOST)."""
