@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 
@@ -83,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         if _verbose:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        # every state file reports its own damage (DamagedStateError); this is the net under it
+        if _verbose:
+            traceback.print_exc()
+        print_error(
+            f"a state file could not be read ({type(exc).__name__}: {exc})",
+            "run again with --verbose to see which; move that file aside and run again",
+        )
         return 1
     except _click.exceptions.NoArgsIsHelpError as exc:
         exc.show()

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
-from ipfsbin import paths
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboCommandError, KuboError
 from ipfsbin.kubo.client import KuboClient
@@ -79,10 +79,16 @@ FOLLOW_HOLDER: Final = pin_name("follow")
 """The follower's holder name (and pin name): its per-subscription counts live in its state."""
 _BATCH: Final = 200
 _PIN_TIMEOUT_SECONDS: Final = 600.0
-_SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS needs (holder TEXT NOT NULL, cid TEXT NOT NULL, "
-    "recursive INTEGER NOT NULL, PRIMARY KEY (holder, cid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS needs_cid ON needs (cid)",
+_WHAT: Final = "pin ledger"
+_MIGRATIONS: Final = (
+    _sqlite.Migration(
+        version=1,
+        apply=_sqlite.statements(
+            "CREATE TABLE IF NOT EXISTS needs (holder TEXT NOT NULL, cid TEXT NOT NULL, "
+            "recursive INTEGER NOT NULL, PRIMARY KEY (holder, cid)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS needs_cid ON needs (cid)",
+        ),
+    ),
 )
 
 
@@ -104,21 +110,18 @@ class PinLedger:
         """One transaction on a connection of its own (a ledger is made and dropped freely)."""
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        db = _sqlite.connect(
+            self.path,
+            what=_WHAT,
+            recovery="the next syncs and index commands record what they need pinned again",
+            timeout=30.0,
+        )
         try:
             if not self._ready:
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if not self._ready:
-                    for statement in _SCHEMA:
-                        db.execute(statement)
+                _sqlite.migrate(db, _MIGRATIONS, what=_WHAT, path=self.path, error=KuboError)
+                self._ready = True
+            with _sqlite.transaction(db):
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            self._ready = True
         finally:
             db.close()
 

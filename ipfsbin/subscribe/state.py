@@ -22,21 +22,23 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
 from ipfsbin.ipns.name import canonical_name
+from ipfsbin.subscribe._records import AcceptedHead, Subscription
 from ipfsbin.subscribe._schema import MIGRATIONS
-from ipfsbin.trust.freshness import Freshness, check_freshness
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
+
+
+_WHAT: Final = "subscription state"
 
 
 def default_state_path() -> Path:
@@ -48,108 +50,25 @@ def _cid(text: str | None) -> CID | None:
     return None if text is None else CID.from_text(text)
 
 
-@dataclass(frozen=True, kw_only=True)
-class AcceptedHead:
-    """A head that passed every check, ready to be recorded."""
-
-    head: CID
-    head_envelope: CID
-    height: int
-    index_root: CID
-    sequence: int
-    roots: tuple[CID, ...]
-    head_expires: int
-    root_expires: int
-
-    def __post_init__(self) -> None:
-        if self.height < 1:
-            raise ValueError(f"height must be >= 1, got {self.height}")
-        if not self.roots:
-            raise ValueError("an accepted head needs at least one trust root")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Subscription:
-    """One followed index as stored; times are Unix seconds (float)."""
-
-    name: str
-    pin: RootPin
-    roots: tuple[CID, ...]
-    head: CID | None = None
-    head_envelope: CID | None = None
-    height: int | None = None
-    index_root: CID | None = None
-    sequence: int | None = None
-    accepted_at: float | None = None
-    checked_at: float | None = None
-    error: str | None = None
-    error_at: float | None = None
-    created_at: float = 0.0
-    head_expires: int | None = None
-    """Expiry of the accepted head's commit (Unix seconds)."""
-    root_expires: int | None = None
-    """Expiry of the newest accepted trust root."""
-    roots_checked_at: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.head is None) != (self.height is None):
-            raise ValueError("head and height are set together")
-        # a key pin may start empty: the roots come from the first head's envelope
-        if not self.roots and self.pin.key_id is None:
-            raise ValueError(f"subscription {self.name} has no trust root to start from")
-
-    def freshness(self, *, now: float, allow_stale: bool = False) -> Freshness | None:
-        """Is the accepted head still usable at ``now``? None while its expiry is unknown.
-
-        Reads only this record: the binhost shim asks it before offering the
-        head's packages, without network (``schema/subscription.md``).
-        """
-        if self.head_expires is None or self.root_expires is None:
-            return None
-        return check_freshness(
-            head_expires=self.head_expires,
-            root_expires=self.root_expires,
-            now=int(now),
-            allow_stale=allow_stale,
-        )
-
-    def to_json(self, *, now: float | None = None) -> dict[str, object]:
-        """Plain values for ``--json`` output; ``freshness`` as at ``now`` (default: the clock)."""
-        fresh = self.freshness(now=time.time() if now is None else now)
-        return {
-            "name": self.name,
-            "pin": self.pin.describe(),
-            "roots": [str(r) for r in self.roots],
-            "head": None if self.head is None else str(self.head),
-            "head_envelope": None if self.head_envelope is None else str(self.head_envelope),
-            "height": self.height,
-            "index_root": None if self.index_root is None else str(self.index_root),
-            "sequence": self.sequence,
-            "accepted_at": self.accepted_at,
-            "checked_at": self.checked_at,
-            "error": self.error,
-            "error_at": self.error_at,
-            "head_expires": self.head_expires,
-            "root_expires": self.root_expires,
-            "roots_checked_at": self.roots_checked_at,
-            "freshness": None if fresh is None else fresh.to_json(),
-        }
-
-
 class SubscriptionStore:
     """The SQLite file of subscriptions. Open one per process; it is not shared across threads."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = default_state_path() if path is None else Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _sqlite.connect(self.path)
+        self._db = _sqlite.connect(
+            self.path,
+            what=_WHAT,
+            recovery="subscribe to the indexes again (`ipfsbin subscribe NAME --root CID`); "
+            "keys and index workspaces are kept in other files",
+        )
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA synchronous=FULL")
         try:
+            self._db.execute("PRAGMA synchronous=FULL")
             _sqlite.migrate(
                 self._db,
                 MIGRATIONS,
-                what="subscription state",
+                what=_WHAT,
                 path=self.path,
                 error=SubscriptionError,
             )
