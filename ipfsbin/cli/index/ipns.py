@@ -28,19 +28,21 @@ __all__ = ["announce_roots_cmd", "publish_cmd", "republish_cmd"]
 _ANNOUNCED_META = "x-announced-roots"
 
 _OFFLINE_HELP = "Store the record in the local node even when no DHT peer takes it."
+_IndexOpt = Annotated[str, typer.Option("--index", help="Local index workspace.")]
+_LifetimeOpt = Annotated[str, typer.Option("--lifetime", help="How long the records stay valid.")]
+_TtlOpt = Annotated[str, typer.Option("--ttl", help="How long resolvers may cache them.")]
+_OfflineOpt = Annotated[bool, typer.Option("--allow-offline", help=_OFFLINE_HELP)]
 
 
 def publish_cmd(
-    index: Annotated[str, typer.Option("--index", help="Local index workspace.")] = "default",
+    index: _IndexOpt = "default",
     key: Annotated[
         str | None,
         typer.Option("--key", help="Key (in `ipfsbin key list`) in the root's publishers role."),
     ] = None,
-    lifetime: Annotated[
-        str, typer.Option("--lifetime", help="How long the record stays valid.")
-    ] = "48h",
-    ttl: Annotated[str, typer.Option("--ttl", help="How long resolvers may cache it.")] = "5m",
-    allow_offline: Annotated[bool, typer.Option("--allow-offline", help=_OFFLINE_HELP)] = False,
+    lifetime: _LifetimeOpt = "48h",
+    ttl: _TtlOpt = "5m",
+    allow_offline: _OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point the index's IPNS name at its head commit (sequence = commit height)."""
@@ -91,12 +93,10 @@ def publish_cmd(
 
 
 def announce_roots_cmd(
-    index: Annotated[str, typer.Option("--index", help="Local index workspace.")] = "default",
-    lifetime: Annotated[
-        str, typer.Option("--lifetime", help="How long the records stay valid.")
-    ] = "48h",
-    ttl: Annotated[str, typer.Option("--ttl", help="How long resolvers may cache them.")] = "5m",
-    allow_offline: Annotated[bool, typer.Option("--allow-offline", help=_OFFLINE_HELP)] = False,
+    index: _IndexOpt = "default",
+    lifetime: _LifetimeOpt = "48h",
+    ttl: _TtlOpt = "5m",
+    allow_offline: _OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Announce the trust root chain under each local maintainer key's own IPNS name.
@@ -169,7 +169,7 @@ def _render_announcement(r: dict[str, Any]) -> str:
 
 def republish_cmd(
     name: Annotated[str, typer.Argument(help="IPNS name to keep alive (k51…).")],
-    allow_offline: Annotated[bool, typer.Option("--allow-offline", help=_OFFLINE_HELP)] = False,
+    allow_offline: _OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-put the current best valid record of NAME unchanged (any mirror may do this)."""

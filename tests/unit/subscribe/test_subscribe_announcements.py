@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from subscribe_helpers import DAY, PUBLISHER, STRANGER, T0, Fetching, PinSet, Publisher, Records
+from subscribe_helpers import (
+    DAY,
+    PUBLISHER,
+    STRANGER,
+    T0,
+    Fetching,
+    MemoryFollower,
+    Publisher,
+    Records,
+)
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
@@ -14,7 +23,6 @@ from ipfsbin.errors import RevokedKeyError, SchemaError
 from ipfsbin.index import ProllyTree
 from ipfsbin.ipns import create_record
 from ipfsbin.store.memory import MemoryBlockStore
-from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.subscribe.announcements import ask_maintainers, check_announcements
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
@@ -163,32 +171,24 @@ def test_malformed_roots_lists_are_refused(value: dict[str, object], fragment: s
 # --- the whole sync: a thief holding a revoked maintainer key and the IPNS key ----------
 
 
-class ThiefWorld:
+class ThiefWorld(MemoryFollower):
     """Root v1 (STOLEN, HONEST), a head signed by STOLEN; then v2 revokes STOLEN."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.world = World()
-        self.pub = Publisher(40)
-        self.pub.store = self.world.store
-        self.pub.tree = ProllyTree(self.world.store)
-        self.pub.index = self.pub.tree.build(sorted(self.pub.entries.items()))
-        self.pub.root = self.world.v1
-        self.pub.head = self.pub._commit(self.pub.index, now=T0, signers=(STOLEN,))
-        self.state = SubscriptionStore(tmp_path / "subs.sqlite")
-        self.state.add(self.pub.name, RootPin(cid=self.world.v1.root_id), self.world.v1.cid, now=T0)
-        self.pins = PinSet()
-
-    def sync(self, at: int) -> SyncResult:
-        self.world.records.records[self.pub.name] = self.pub.record(at=at)
-        return sync_subscription(
-            self.state,
-            self.pub.name,
+        pub = Publisher(40)
+        pub.store = self.world.store
+        pub.tree = ProllyTree(self.world.store)
+        pub.index = pub.tree.build(sorted(pub.entries.items()))
+        pub.root = self.world.v1
+        pub.head = pub._commit(pub.index, now=T0, signers=(STOLEN,))
+        super().__init__(
+            tmp_path / "subs.sqlite",
+            pub,
+            RootPin(cid=self.world.v1.root_id),
+            self.world.v1.cid,
             records=self.world.records,
-            store=self.world.fetching,
-            keeper=self.pins,
-            local_store=self.world.fetching.local,
-            now=float(at),
-            workers=1,
+            fetching=self.world.fetching,
         )
 
 

@@ -6,48 +6,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from subscribe_helpers import DAY, T0, Fetching, PinSet, Publisher, Records
+from subscribe_helpers import DAY, T0, MemoryFollower, Publisher
 
-from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.trust.state import RootPin
 
 WEEK = 7 * DAY
 
 
-class World:
-    def __init__(self, tmp_path: Path) -> None:
-        self.pub = Publisher(50)
-        self.records = Records()
-        self.fetching = Fetching(self.pub.store)
-        self.pins = PinSet()
-        self.state = SubscriptionStore(tmp_path / "subs.sqlite")
-        self.state.add(self.pub.name, RootPin(cid=self.pub.root.root_id), self.pub.root.cid, now=T0)
-
-    def sync(self, *, at: int, allow_stale: bool = False) -> SyncResult:
-        # whoever holds only the IPNS key re-signs a fresh record for the same old head
-        self.records.records[self.pub.name] = self.pub.record(at=at)
-        return sync_subscription(
-            self.state,
-            self.pub.name,
-            records=self.records,
-            store=self.fetching,
-            keeper=self.pins,
-            local_store=self.fetching.local,
-            allow_stale=allow_stale,
-            now=float(at),
-            workers=1,
-        )
-
-
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
+def world(tmp_path: Path) -> Iterator[MemoryFollower]:
+    pub = Publisher(50)
+    w = MemoryFollower(tmp_path / "subs.sqlite", pub, RootPin(cid=pub.root.root_id), pub.root.cid)
     assert w.sync(at=T0 + 60).outcome == "accepted"
     yield w
     w.state.close()
 
 
-def test_an_unchanged_head_is_checked_for_expiry_on_every_sync(world: World) -> None:
+def test_an_unchanged_head_is_checked_for_expiry_on_every_sync(world: MemoryFollower) -> None:
     assert world.sync(at=T0 + DAY).outcome == "current"
     # the commit lived 7 days; the record still points at it, freshly signed
     result = world.sync(at=T0 + WEEK + 1)
@@ -61,19 +36,19 @@ def test_an_unchanged_head_is_checked_for_expiry_on_every_sync(world: World) -> 
     assert sub.freshness(now=T0 + WEEK + 1, allow_stale=True).state == "stale-allowed"
 
 
-def test_allow_stale_keeps_an_expired_head_in_use_and_says_so(world: World) -> None:
+def test_allow_stale_keeps_an_expired_head_in_use_and_says_so(world: MemoryFollower) -> None:
     result = world.sync(at=T0 + WEEK + 1, allow_stale=True)
     assert result.outcome == "current"
     assert any("head commit expired" in w for w in result.warnings)
 
 
-def test_a_head_about_to_expire_is_warned_about(world: World) -> None:
+def test_a_head_about_to_expire_is_warned_about(world: MemoryFollower) -> None:
     result = world.sync(at=T0 + WEEK - DAY)
     assert result.outcome == "current"
     assert result.warnings == ("head commit expires at 2026-01-08T00:00:00Z (in 1 day)",)
 
 
-def test_the_state_keeps_the_expiry_of_head_and_root(world: World) -> None:
+def test_the_state_keeps_the_expiry_of_head_and_root(world: MemoryFollower) -> None:
     sub = world.state.get(world.pub.name)
     assert sub.head_expires == world.pub.head.commit.expires == T0 + WEEK
     assert sub.root_expires == world.pub.root.root.expires
