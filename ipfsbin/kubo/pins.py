@@ -29,7 +29,7 @@ not make is never removed here.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Literal, Protocol
@@ -135,11 +135,6 @@ class PinLedger:
             ).fetchall()
         return {str(holder): bool(recursive) for holder, recursive in rows}
 
-    def held_by(self, holder: str) -> frozenset[CID]:
-        with self._write() as db:
-            rows = db.execute("SELECT cid FROM needs WHERE holder = ?", (holder,)).fetchall()
-        return frozenset(CID.from_text(row[0]) for row in rows)
-
     # -- holding and releasing ---------------------------------------------------------
 
     def hold(self, holder: str, cids: Sequence[CID], *, recursive: bool) -> None:
@@ -161,14 +156,50 @@ class PinLedger:
         self._pin_direct(unique, name=holder)
 
     def release(self, holder: str, cids: Sequence[CID]) -> list[CID]:
-        """``holder`` no longer needs ``cids``; returns those now unpinned in Kubo."""
+        """``holder`` no longer needs ``cids``; returns those now unpinned in Kubo.
+
+        The blocks nobody else needs are unpinned in batches (the common case:
+        a follower letting go of old index nodes); a batch Kubo refuses (a CID
+        pinned recursively, or not at all) is settled one CID at a time.
+        """
         unique = list(dict.fromkeys(cids))
+        texts = [str(c) for c in unique]
         with self._write() as db:
+            recursive = {
+                row[0]
+                for row in db.execute(
+                    "SELECT cid FROM needs WHERE holder = ? AND recursive = 1", (holder,)
+                ).fetchall()
+            }
             db.executemany(
-                "DELETE FROM needs WHERE holder = ? AND cid = ?",
-                [(holder, str(c)) for c in unique],
+                "DELETE FROM needs WHERE holder = ? AND cid = ?", [(holder, t) for t in texts]
             )
-        return self._settle(unique)
+            still: set[str] = set()
+            for start in range(0, len(texts), _BATCH):
+                chunk = texts[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                still.update(
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT DISTINCT cid FROM needs WHERE cid IN ({marks})",  # noqa: S608
+                        chunk,
+                    )
+                )
+        unpinned: list[CID] = []
+        free = [c for c in unique if str(c) not in still]
+        for start in range(0, len(free), _BATCH):
+            batch = free[start : start + _BATCH]
+            try:
+                self.client.pin_rm(batch, recursive=False)
+            except KuboCommandError as exc:
+                if "not pinned" not in exc.kubo_message and "recursively" not in exc.kubo_message:
+                    raise
+                unpinned += self._settle(batch)
+            else:
+                unpinned += batch
+        # a recursive need let go while direct ones stay: the pin becomes direct
+        unpinned += self._settle([c for c in unique if str(c) in still and str(c) in recursive])
+        return unpinned
 
     def release_recursive(self, cid: CID) -> None:
         """Drop every recursive need on ``cid`` (a maintainer's unpin); direct needs stay."""
@@ -203,14 +234,6 @@ class PinLedger:
             return
         self.hold(holder, [new], recursive=True)
         self._settle([old])
-
-    def adopt(self, holder: str, cids: Iterable[CID], *, recursive: bool) -> None:
-        """Record needs whose pins exist already (state written before the ledger)."""
-        with self._write() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO needs (holder, cid, recursive) VALUES (?, ?, ?)",
-                [(holder, str(c), int(recursive)) for c in dict.fromkeys(cids)],
-            )
 
     # -- Kubo -----------------------------------------------------------------------
 
