@@ -15,11 +15,11 @@ import pytest
 
 from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID, RAW, cid_for
-from ipfsbin.ipns.publish import publish_head
+from ipfsbin.ipns.publish import PublishedRecord, publish_head
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.trust.commit import load_commit, make_commit, put_commit, sign_commit
-from ipfsbin.trust.keys import KeyStore
+from ipfsbin.trust.keys import KeyStore, SigningKey
 from ipfsbin.trust.root import load_root
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, publish
 
@@ -43,6 +43,36 @@ def _host(home: Path, node: ManagedNode) -> Cli:
         return json.loads(out.getvalue()) if out.getvalue() else err.getvalue()
 
     return run
+
+
+def _publish_on_top(
+    node: ManagedNode, key: SigningKey, head: str, root: str, *, keep_roots: int | None
+) -> PublishedRecord:
+    """Sign a commit on ``head`` under ``root`` with ``key`` alone and publish it.
+
+    Its envelope lists the head's roots (the first ``keep_roots`` of them, when
+    given) and then ``root``: what someone holding ``key`` can make.
+    """
+    with node.client() as kubo:
+        store = KuboBlockStore(kubo)
+        parent = load_commit(store, CID.from_text(head))
+        signed_root = load_root(store, CID.from_text(root))
+        listed = (
+            parent.roots if keep_roots is None else (*parent.roots[:keep_roots], signed_root.cid)
+        )
+        attack = sign_commit(
+            make_commit(
+                index=parent.commit.index,
+                root=signed_root,
+                time=parent.commit.time + 1,
+                parents=(parent,),
+                message=f"by {key.key_id}",
+            ),
+            key,
+            roots=listed,
+        )
+        put_commit(store, attack)
+        return publish_head(kubo, key, head=attack, root=signed_root, allow_offline=True)
 
 
 def test_rotate_root_and_a_key_pinned_follower_takes_it(kubo_nodes: Any, tmp_path: Path) -> None:
@@ -101,24 +131,10 @@ def test_rotate_root_and_a_key_pinned_follower_takes_it(kubo_nodes: Any, tmp_pat
 
     # An attacker holding the publisher key A (a revoked maintainer) signs a commit on top
     # and publishes it: the follower refuses it and keeps the good head.
-    with maintainer_node.client() as kubo:
-        store = KuboBlockStore(kubo)
-        head = load_commit(store, CID.from_text(done["envelope"]))
-        root = load_root(store, CID.from_text(adopted["envelope"]))
-        attack = sign_commit(
-            make_commit(
-                index=head.commit.index,
-                root=root,
-                time=head.commit.time + 1,
-                parents=(head,),
-                message="by a revoked key",
-            ),
-            key_a,
-            roots=head.roots,
-        )
-        put_commit(store, attack)
-        record = publish_head(kubo, key_a, head=attack, root=root, allow_offline=True)
-        assert record.sequence == 3
+    record = _publish_on_top(
+        maintainer_node, key_a, done["envelope"], adopted["envelope"], keep_roots=None
+    )
+    assert record.sequence == 3
     (refusal,) = client("sync", ok=False)
     assert refusal["outcome"] != "accepted" and refusal["height"] == 2
     (after,) = client("status")
@@ -147,23 +163,8 @@ def test_a_rotation_withheld_by_the_index_name_reaches_a_follower_through_announ
 
     # the thief signs a commit under version 2 with A's key and publishes it, listing
     # only the roots up to version 2
-    with maintainer_node.client() as kubo:
-        store = KuboBlockStore(kubo)
-        first = load_commit(store, CID.from_text(maintainer("index", "status")["head"]))
-        root_v2 = load_root(store, CID.from_text(v2["envelope"]))
-        attack = sign_commit(
-            make_commit(
-                index=first.commit.index,
-                root=root_v2,
-                time=first.commit.time + 1,
-                parents=(first,),
-                message="by the thief",
-            ),
-            key_a,
-            roots=(*first.roots[:1], root_v2.cid),
-        )
-        put_commit(store, attack)
-        publish_head(kubo, key_a, head=attack, root=root_v2, allow_offline=True)
+    head = maintainer("index", "status")["head"]
+    _publish_on_top(maintainer_node, key_a, head, v2["envelope"], keep_roots=1)
 
     client("subscribe", key_a.key_id, "--root", v2["envelope"])
     (refused,) = client("sync", ok=False)
