@@ -28,6 +28,7 @@ The tree::
     ├── IpnsError                   an IPNS record that is malformed or does not verify
     ├── IndexOperationError         an index operation that cannot be done
     ├── SubscriptionError           a subscription that cannot be followed
+    ├── DamagedStateError           a state file SQLite cannot read (which one, and how to recover)
     └── ClusterError                IPFS Cluster (or a pinning service) refused or did not answer
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
@@ -42,6 +43,7 @@ __all__ = [
     "ClusterError",
     "BlockNotFoundError",
     "CodecError",
+    "DamagedStateError",
     "DescriptorError",
     "ExpiredError",
     "HistoryError",
@@ -186,6 +188,10 @@ class IndexOperationError(IpfsbinError):
 
 
 class SubscriptionError(IpfsbinError):
+    pass
+
+
+class DamagedStateError(IpfsbinError):
     pass
 
 
