@@ -30,7 +30,9 @@ The tree::
     ├── SubscriptionError           a subscription that cannot be followed
     ├── HostError                   this host's configuration cannot be read
     ├── ConfigError                 the ipfsbin configuration file is malformed
-    └── ServeError                  the local binhost cannot serve
+    ├── ServeError                  the local binhost cannot serve
+    ├── DamagedStateError           a state file SQLite cannot read (which one, and how to recover)
+    └── ClusterError                IPFS Cluster (or a pinning service) refused or did not answer
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
 ``ValueError`` or ``RuntimeError`` instead.
@@ -41,9 +43,11 @@ from __future__ import annotations
 __all__ = [
     "BinpkgError",
     "BlockMismatchError",
+    "ClusterError",
     "BlockNotFoundError",
     "CodecError",
     "ConfigError",
+    "DamagedStateError",
     "DescriptorError",
     "ExpiredError",
     "HistoryError",
@@ -203,3 +207,11 @@ class ConfigError(IpfsbinError):
 
 class ServeError(IpfsbinError):
     """The local binhost cannot serve (bad address, nothing to serve)."""
+
+
+class DamagedStateError(IpfsbinError):
+    pass
+
+
+class ClusterError(IpfsbinError):
+    pass

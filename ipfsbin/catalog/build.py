@@ -29,7 +29,9 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import HostProfile
 from ipfsbin.descriptor.cpv import split_cpv
+from ipfsbin.descriptor.isa import isa_label
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
+from ipfsbin.descriptor.toolchain import chost_family
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
@@ -154,7 +156,7 @@ class Candidate:
             "rank": self.rank,
             "manifest": None if build is None else str(build.manifest_cid),
             "use": None if build is None else list(build.package.descriptor.use),
-            "target": None if platform is None else platform.cflags.target,
+            "target": None if platform is None else _label(platform),
             "builders": None if build is None else list(build.agreeing),
             "build_time": None if build is None else build.build_time,
             "refusals": [r.to_json() for r in self.refusals],
@@ -216,11 +218,9 @@ def parse_atom(atom: str) -> tuple[str, str, str | None]:
     return category, package, version
 
 
-def _target_depth(target: str) -> int:
-    import archspec.cpu
-
-    found = archspec.cpu.TARGETS.get(target)
-    return 0 if found is None else len(found.ancestors)
+def _label(platform: Platform) -> str:
+    """archspec's name for the instruction set a platform's code uses (for people)."""
+    return isa_label(chost_family(platform.chost), frozenset(platform.cflags.features))
 
 
 def _entries(head: FollowedHead, store: BlockStore) -> Iterator[tuple[IndexKey, IndexEntry]]:
@@ -278,8 +278,10 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
 
     def order(c: Candidate) -> tuple[int, int, int, str]:
         build = _build_of(c)
-        target = build.package.platform.cflags.target
-        return (-_target_depth(target), -len(build.agreeing), -build.build_time, c.key)
+        # Every offer already fits this CPU, so the one using the most of its
+        # features is the closest to it.
+        features = len(build.package.platform.cflags.features)
+        return (-features, -len(build.agreeing), -build.build_time, c.key)
 
     ranked = sorted(candidates, key=order)
     return [

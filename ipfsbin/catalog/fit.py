@@ -27,22 +27,29 @@ AXES: Final = (
     "compiler",
     "libc",
     "cflags",
+    "hardening",
+    "runtime",
     "use",
     "sub-slot",
     "unreadable",
     "delivery",
 )
 """Why a candidate can be refused, in the order ``explain`` lists them."""
-PLATFORM_AXES: Final = frozenset({"chost", "microarchitecture", "compiler", "libc", "cflags"})
+PLATFORM_AXES: Final = frozenset(
+    {"chost", "microarchitecture", "compiler", "libc", "cflags", "hardening"}
+)
 """Axes decided by the platform alone: every build of one platform shares them."""
 
 _FROM_PREDICATE: Final = {
     "chost": "chost",
-    "target": "microarchitecture",
+    "isa": "microarchitecture",
     "compiler": "compiler",
     "libc": "libc",
     "opt": "cflags",
+    "math": "cflags",
     "flags": "cflags",
+    "hardening": "hardening",
+    "runtime": "runtime",
     "use": "use",
     "deps": "sub-slot",
 }

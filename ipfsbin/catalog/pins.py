@@ -4,7 +4,7 @@ A pin fetches a build's binpkg (Kubo asks its peers), checks every byte
 against the signed manifest (:class:`~ipfsbin.manifest.BinpkgVerifier`)
 and keeps it under a recursive pin named ``ipfsbin:pin:<manifest CID>``, so
 this host seeds it to others and can install it offline. Pins are listed in
-``<data dir>/pins.sqlite``. They follow the index: :func:`prune_pins`, run
+``<data dir>/user-pins.sqlite``. They follow the index: :func:`prune_pins`, run
 after every sync, unpins what no followed head lists as ``ok`` any more (a
 yanked or removed entry).
 
@@ -79,12 +79,16 @@ class PinnedBuild:
 
 
 class PinBook:
-    """The builds this host pinned on the user's request (``<data dir>/pins.sqlite``)."""
+    """The builds this host pinned on the user's request (``<data dir>/user-pins.sqlite``)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = paths.data_dir() / "pins.sqlite" if path is None else path
+        self.path = paths.data_dir() / "user-pins.sqlite" if path is None else path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _sqlite.connect(self.path)
+        self._db = _sqlite.connect(
+            self.path,
+            what="pin list",
+            recovery="pin the packages again with `ipfsbin pin`",
+        )
         _sqlite.migrate(
             self._db, _MIGRATIONS, what="pin list", path=self.path, error=SubscriptionError
         )
@@ -293,7 +297,7 @@ def prune_after_sync(follower: Follower, connect: Callable[[], KuboClient]) -> l
     Nothing happens (and Kubo is not contacted) when no pin list exists or
     the follower works through a gateway (user pins live in Kubo).
     """
-    book_path = paths.data_dir() / "pins.sqlite"
+    book_path = paths.data_dir() / "user-pins.sqlite"
     if follower.config.gateway is not None or not book_path.exists():
         return []
     local = follower.held_blocks()

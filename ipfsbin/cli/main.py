@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 
@@ -52,15 +53,19 @@ def _register() -> None:
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
+    from ipfsbin.cli import mirror as mirror_cmds
     from ipfsbin.cli import node as node_cmds
     from ipfsbin.cli import pin as pin_cmds
+    from ipfsbin.cli import private as private_cmds
     from ipfsbin.cli import publish as publish_cmds
     from ipfsbin.cli.index import ipns as index_ipns
 
     app.add_typer(node_cmds.app, name="node")
+    app.command("init-private")(private_cmds.init_private)
     app.add_typer(key_cmds.app, name="key")
     index_cmds.app.command("publish")(index_ipns.publish_cmd)
     index_cmds.app.command("republish")(index_ipns.republish_cmd)
+    index_cmds.app.command("announce-roots")(index_ipns.announce_roots_cmd)
     app.add_typer(index_cmds.app, name="index")
     app.command("subscribe")(follow_cmds.subscribe)
     app.command("unsubscribe")(follow_cmds.unsubscribe)
@@ -73,6 +78,7 @@ def _register() -> None:
     app.command("setup-portage")(client_cmds.setup_portage)
     app.command("pin")(pin_cmds.pin)
     app.command("unpin")(pin_cmds.unpin)
+    app.command("mirror")(mirror_cmds.mirror)
 
 
 _register()
@@ -90,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         if _verbose:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        # every state file reports its own damage (DamagedStateError); this is the net under it
+        if _verbose:
+            traceback.print_exc()
+        print_error(
+            f"a state file could not be read ({type(exc).__name__}: {exc})",
+            "run again with --verbose to see which; move that file aside and run again",
+        )
         return 1
     except _click.exceptions.NoArgsIsHelpError as exc:
         exc.show()

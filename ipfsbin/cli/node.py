@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Annotated
 
 import typer
 
 from ipfsbin.cli.output import JsonOpt, emit
+from ipfsbin.cluster import ensure_cluster
 from ipfsbin.kubo.daemon import NodeStatus, start_user_node, stop_user_node, user_node_status
 from ipfsbin.kubo.install import ensure_kubo
 
@@ -34,14 +36,26 @@ def _render_status(status: dict[str, object]) -> str:
 
 
 @app.command()
-def install(as_json: JsonOpt = False) -> None:
+def install(
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster", help="Also build IPFS Cluster's ipfs-cluster-service and ipfs-cluster-ctl."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Build Kubo (once, cached per version) and print where the binary is."""
 
     def progress(line: str) -> None:
         sys.stderr.write(line.rstrip("\n") + "\n")
 
-    path = ensure_kubo(progress)
-    emit({"binary": str(path)}, as_json, lambda r: str(r["binary"]))
+    result: dict[str, str] = {"binary": str(ensure_kubo(progress))}
+    if cluster:
+        built = ensure_cluster(progress)
+        result["cluster_service"] = str(built.service)
+        result["cluster_ctl"] = str(built.ctl)
+    emit(result, as_json, lambda r: "\n".join(str(v) for v in r.values()))
 
 
 @app.command()

@@ -28,9 +28,10 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ipfsbin.descriptor.cflags import normalize_cflags
 from ipfsbin.descriptor.compat import HostProfile, UseConfig
+from ipfsbin.descriptor.isa import host_cpu_features, target_cpu_features
 from ipfsbin.descriptor.model import OptProfile
+from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.errors import DescriptorError, HostError
 from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
 
@@ -52,6 +53,9 @@ class HostInfo:
     cflags_raw: str
     cxxflags_raw: str
     target: str
+    """archspec's name for this CPU (or the configured ``target``), for display."""
+    cpu_features: frozenset[str]
+    """The features the predicate checks builds against: the CPU's own, or the target's."""
     cflags: OptProfile
     cxxflags: OptProfile | None
     libc: str
@@ -85,7 +89,7 @@ class HostInfo:
         """The predicate's input, with the USE configuration of ``cps``."""
         return HostProfile(
             chost=self.chost,
-            target=self.target,
+            cpu_features=self.cpu_features,
             libc=self.libc,
             libc_version=self.libc_version,
             compiler=self.compiler,
@@ -117,6 +121,7 @@ class HostInfo:
             "arch": self.arch,
             "profile": self.profile,
             "target": self.target,
+            "cpu_features": sorted(self.cpu_features),
             "cflags": {"raw": self.cflags_raw, "normalized": self.cflags.to_dag()},
             "cxxflags": {
                 "raw": self.cxxflags_raw,
@@ -267,6 +272,10 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
             hint="check make.conf and the profile (`emerge --info | grep CHOST`)",
         )
     cpu = target or host_target()
+    try:
+        features = target_cpu_features(target) if target else host_cpu_features()
+    except DescriptorError as exc:
+        raise HostError(f"the configured target: {exc.message}", hint=exc.hint) from exc
     cflags_raw = settings.get("CFLAGS", "")
     cxxflags_raw = settings.get("CXXFLAGS", cflags_raw)
     try:
@@ -290,6 +299,7 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
         cflags_raw=" ".join(cflags_raw.split()),
         cxxflags_raw=" ".join(cxxflags_raw.split()),
         target=cpu,
+        cpu_features=features,
         cflags=cflags,
         cxxflags=None if cxxflags == cflags else cxxflags,
         libc=libc,

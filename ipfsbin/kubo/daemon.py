@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ __all__ = [
     "API_ENV",
     "NodeStatus",
     "connect",
+    "make_user_node_private",
     "resolve_api",
     "start_user_node",
     "stop_user_node",
@@ -86,16 +87,39 @@ def start_user_node(
             return status
         if status.pid is not None:
             return _wait_answering(status.pid, timeout)
-        node = ManagedNode(
-            repo,
-            binary=binary,
-            profile=profile,
-            routing=None,
-            extra_config=USER_NODE_CONFIG,
-            detached=True,
-        )
-        node.start(timeout)
+        _user_node(binary, profile).start(timeout)
         return user_node_status()
+
+
+def make_user_node_private(
+    swarm_key: bytes, bootstrap: Sequence[str] = (), *, binary: Path | None = None
+) -> Path:
+    """Put the default node into the private swarm of ``swarm_key``; returns its repo.
+
+    Initializes the repo the first time; refuses while the node runs (Kubo
+    reads the key only at start).
+    """
+    repo = user_repo_path()
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    with _start_lock(repo):
+        if user_node_status().pid is not None:
+            raise NodeError(
+                "the managed node runs; it reads its swarm key only at start",
+                hint="stop it with `ipfsbin node stop`, run this again, then `ipfsbin node start`",
+            )
+        _user_node(binary, None).make_private(swarm_key, bootstrap)
+    return repo
+
+
+def _user_node(binary: Path | None, profile: str | None) -> ManagedNode:
+    return ManagedNode(
+        user_repo_path(),
+        binary=binary,
+        profile=profile,
+        routing=None,
+        extra_config=USER_NODE_CONFIG,
+        detached=True,
+    )
 
 
 @contextmanager

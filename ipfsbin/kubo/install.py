@@ -8,17 +8,14 @@ the cache directory, keyed by version. ``scripts/install-kubo`` calls
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from ipfsbin import paths
 from ipfsbin.errors import KuboInstallError
+from ipfsbin.kubo.gobuild import GoBuild, Progress, build_once, find_go, script_main
 
 __all__ = [
     "KUBO_GOTOOLCHAIN",
@@ -37,13 +34,6 @@ KUBO_MODULE: Final = "github.com/ipfs/kubo/cmd/ipfs"
 # Kubo v0.39.0 depends on cockroachdb/swiss, whose runtime hooks stop at Go
 # 1.25; the go command fetches this toolchain from the module proxy.
 KUBO_GOTOOLCHAIN: Final = "go1.25.4"
-_GO_FALLBACKS: Final = (Path("/usr/local/go/bin/go"),)
-_GO_HINT: Final = (
-    "install Go >= 1.25 (https://go.dev/dl or your package manager, e.g. `emerge dev-lang/go`) "
-    "and run `ipfsbin node install` again"
-)
-
-Progress = Callable[[str], None]
 
 
 def _version() -> str:
@@ -92,17 +82,6 @@ def find_kubo() -> Path | None:
     return None
 
 
-def find_go() -> Path | None:
-    """The ``go`` command: on PATH, else where the official tarball puts it."""
-    found = shutil.which("go")
-    if found:
-        return Path(found)
-    for candidate in _GO_FALLBACKS:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def ensure_kubo(progress: Progress | None = None) -> Path:
     """A usable Kubo binary, building it with Go the first time (takes minutes).
 
@@ -118,21 +97,19 @@ def ensure_kubo(progress: Progress | None = None) -> Path:
             f"IPFSBIN_KUBO_BIN={override} is not an executable file",
             hint="point IPFSBIN_KUBO_BIN at a Kubo `ipfs` binary, or unset it to build one",
         )
-    go = find_go()
-    if go is None:
-        raise KuboInstallError(
-            "cannot build Kubo: the Go toolchain (`go`) is not on PATH nor in /usr/local/go/bin",
-            hint=_GO_HINT,
-        )
     version = _version()
     target = cached_binary_path(version)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Two first runs at once (tests and the demo) would share one build module.
-    with (target.parent / "build.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if find_kubo() == target:
-            return target
-        _build(go, version, target, progress or (lambda _line: None))
+    build_once(
+        GoBuild(
+            label=f"Kubo {version}",
+            directory=target.parent,
+            packages=(KUBO_MODULE,),
+            version=version,
+            toolchain=os.environ.get("IPFSBIN_KUBO_GOTOOLCHAIN", KUBO_GOTOOLCHAIN),
+            ready=lambda: find_kubo() == target,
+        ),
+        progress,
+    )
     got = binary_version(target)
     if got != version.removeprefix("v"):
         raise KuboInstallError(
@@ -142,73 +119,10 @@ def ensure_kubo(progress: Progress | None = None) -> Path:
     return target
 
 
-def _build(go: Path, version: str, target: Path, progress: Progress) -> None:
-    cache = target.parent
-    module = cache / "module"
-    module.mkdir(parents=True, exist_ok=True)
-    for stale in ("go.mod", "go.sum"):
-        (module / stale).unlink(missing_ok=True)
-    env = {
-        **os.environ,
-        "GOTOOLCHAIN": os.environ.get("IPFSBIN_KUBO_GOTOOLCHAIN", KUBO_GOTOOLCHAIN),
-        "GOBIN": str(cache),
-    }
-    progress(f"building Kubo {version} with {go} (takes a few minutes the first time)")
-    # `go install pkg@version` asks the proxy for the module's version list,
-    # which some proxies refuse; a tool requirement in a throwaway module
-    # needs only the exact version.
-    steps = [
-        [str(go), "mod", "init", "ipfsbin.local/kubo-build"],
-        [str(go), "get", "-tool", f"{KUBO_MODULE}@{version}"],
-        [str(go), "install", "-trimpath", KUBO_MODULE],
-    ]
-    for argv in steps:
-        progress(" ".join(argv[1:]))
-        _run(argv, module, env, progress)
-
-
-def _run(argv: list[str], cwd: Path, env: dict[str, str], progress: Progress) -> None:
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - the go command we located, no shell
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    except OSError as exc:
-        raise KuboInstallError(f"cannot run {argv[0]}: {exc}", hint=_GO_HINT) from exc
-    tail: list[str] = []
-    assert proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
-    for line in proc.stdout:
-        line = line.rstrip()
-        progress(line)
-        tail = [*tail[-19:], line]
-    code = proc.wait()
-    if code != 0:
-        raise KuboInstallError(
-            f"`go {' '.join(argv[1:])}` failed with exit status {code}:\n" + "\n".join(tail),
-            hint="check network access to the Go module proxy (GOPROXY) and free disk space",
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Build Kubo if needed and print the binary's path (what ``scripts/install-kubo`` runs)."""
     del argv
-
-    def report(line: str) -> None:
-        print(f"install-kubo: {line}", file=sys.stderr)
-
-    try:
-        path = ensure_kubo(report)
-    except KuboInstallError as exc:
-        print(f"install-kubo: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"install-kubo: hint: {exc.hint}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+    return script_main("install-kubo", ensure_kubo)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ipfsbin.errors import KuboError, KuboUnavailableError, NodeError
 from ipfsbin.kubo._process import child_exit_status, spawn_detached, terminate, wait_gone
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.install import ensure_kubo
+from ipfsbin.kubo.private import is_private, private_config, write_private
 
 __all__ = ["LOG_FILE", "PID_FILE", "START_HINT", "ManagedNode"]
 
@@ -81,7 +82,10 @@ class ManagedNode:
 
     def env(self) -> dict[str, str]:
         """The environment of every ``ipfs`` invocation on this repo."""
-        return {**os.environ, "IPFS_PATH": str(self.repo_path), "IPFS_TELEMETRY": "off"}
+        env = {**os.environ, "IPFS_PATH": str(self.repo_path), "IPFS_TELEMETRY": "off"}
+        if is_private(self.repo_path):
+            env["LIBP2P_FORCE_PNET"] = "1"
+        return env
 
     def run(
         self, *args: str, input: bytes | None = None, timeout: float = 60.0, check: bool = True
@@ -118,6 +122,22 @@ class ManagedNode:
         if self.routing is not None:
             config["Routing.Type"] = self.routing
         config.update(self.extra_config)
+        for key, value in config.items():
+            self.run("config", "--json", key, json.dumps(value))
+
+    def make_private(self, swarm_key: bytes, bootstrap: Sequence[str] = ()) -> None:
+        """Join the private swarm of ``swarm_key``, bootstrapping only from ``bootstrap``.
+
+        The daemon must be stopped: Kubo reads the key and its config at start.
+        """
+        if self.running:
+            raise NodeError(
+                f"the Kubo daemon of {self.repo_path} runs; it reads its swarm key only at start",
+                hint="stop it first (`ipfsbin node stop`), then run this again",
+            )
+        config = private_config(bootstrap)
+        self.init()
+        write_private(self.repo_path, swarm_key)
         for key, value in config.items():
             self.run("config", "--json", key, json.dumps(value))
 

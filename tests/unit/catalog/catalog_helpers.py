@@ -8,7 +8,8 @@ from typing import Any
 from ipfsbin.catalog import FollowedHead
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.compat import UseConfig
-from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
+from ipfsbin.descriptor.isa import target_cpu_features
+from ipfsbin.descriptor.model import Descriptor, Platform
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key
@@ -28,10 +29,16 @@ __all__ = ["MUSL", "NOW", "V3", "V4", "Index", "host_info"]
 
 NOW = T0 + 3600
 V3 = dataclasses.replace(
-    PLATFORM, cflags=OptProfile(target="x86_64_v3", tune=None, opt="2", flags=())
+    PLATFORM,
+    cflags=dataclasses.replace(
+        PLATFORM.cflags, features=tuple(sorted(target_cpu_features("x86_64_v3")))
+    ),
 )
 V4 = dataclasses.replace(
-    PLATFORM, cflags=OptProfile(target="x86_64_v4", tune=None, opt="2", flags=())
+    PLATFORM,
+    cflags=dataclasses.replace(
+        PLATFORM.cflags, features=tuple(sorted(target_cpu_features("x86_64_v4")))
+    ),
 )
 MUSL = dataclasses.replace(PLATFORM, chost="x86_64-pc-linux-musl", libc="musl", libc_version="1.2")
 
@@ -45,7 +52,8 @@ def host_info(**change: Any) -> HostInfo:
         "cflags_raw": "-O2",
         "cxxflags_raw": "-O2",
         "target": "x86_64_v3",
-        "cflags": OptProfile(target="x86_64", tune=None, opt="2", flags=()),
+        "cpu_features": target_cpu_features("x86_64_v3"),
+        "cflags": PLATFORM.cflags,
         "cxxflags": None,
         "libc": "glibc",
         "libc_version": "2.39",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.errors import KuboInstallError
-from ipfsbin.kubo import install
+from ipfsbin.kubo import gobuild, install
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_missing_go_says_what_to_install(
     empty_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(empty_cache))
-    monkeypatch.setattr(install, "_GO_FALLBACKS", ())
+    monkeypatch.setattr(gobuild, "_GO_FALLBACKS", ())
     assert install.find_go() is None
     with pytest.raises(KuboInstallError, match="Go toolchain") as caught:
         install.ensure_kubo()

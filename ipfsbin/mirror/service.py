@@ -1,0 +1,154 @@
+"""``ipfsbin mirror``: follow indexes and keep them, with their packages, in a pinning engine.
+
+One round: the :class:`~ipfsbin.subscribe.Follower` syncs every subscribed
+index (verifying the chain as any client does); for each accepted head the
+mirror works out the pins it wants (:mod:`ipfsbin.mirror.plan`), pins what
+the engine lacks with the mirror's replication factor and unpins what
+fell out (yanked entries, entries outside the policy, index nodes of older
+heads); then it re-puts each index's current IPNS record, so that the name
+stays resolvable while the publisher is offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.ipns.publish import republish
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.mirror.engine import EnginePin, PinEngine
+from ipfsbin.mirror.plan import MirrorPolicy, changes, index_pin_prefix, wanted_pins
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.subscribe.follower import Follower, require_subscriptions
+
+__all__ = ["Mirror", "MirrorRound"]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MirrorRound:
+    """What one round did for one index."""
+
+    name: str
+    outcome: str
+    height: int | None
+    wanted: int = 0
+    pinned: int = 0
+    unpinned: int = 0
+    republished: int | None = None
+    errors: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "height": self.height,
+            "wanted": self.wanted,
+            "pinned": self.pinned,
+            "unpinned": self.unpinned,
+            "republished_sequence": self.republished,
+            "errors": list(self.errors),
+        }
+
+
+class Mirror:
+    """Keeps every index ``follower`` subscribes to in ``engine``, ``replication`` copies each.
+
+    ``kubo`` is the mirror's own daemon: it reads the index for the plan and
+    re-puts the IPNS records; the engine's peers fetch the blocks from the
+    swarm it belongs to.
+    """
+
+    def __init__(
+        self,
+        follower: Follower,
+        engine: PinEngine,
+        kubo: KuboClient,
+        *,
+        replication: int,
+        policy: MirrorPolicy | None = None,
+        timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
+        if replication < 1:
+            raise ValueError(f"replication must be at least 1, got {replication}")
+        self.follower = follower
+        self.engine = engine
+        self.kubo = kubo
+        self.replication = replication
+        self.policy = policy or MirrorPolicy()
+        self.timeout = timeout
+
+    def round(self, names: Sequence[str] = ()) -> list[MirrorRound]:
+        """Sync, reconcile and republish ``names`` (default: every subscription) once."""
+        if not names:
+            names = [s.name for s in require_subscriptions(self.follower.state)]
+        rounds = []
+        for name in names:
+            result = self.follower.sync(name)
+            rounds.append(self._reconcile(result.name, result.outcome))
+        return rounds
+
+    def status(self, names: Sequence[str] = ()) -> dict[str, list[EnginePin]]:
+        """Each mirrored index's pins with their status as the engine reports it."""
+        if not names:
+            names = [s.name for s in require_subscriptions(self.follower.state)]
+        return {
+            sub.name: self.engine.status(index_pin_prefix(sub.name))
+            for sub in (self.follower.state.get(name) for name in names)
+        }
+
+    def _reconcile(self, name: str, outcome: str) -> MirrorRound:
+        subscription = self.follower.state.get(name)
+        if subscription.head is None or subscription.index_root is None:
+            return MirrorRound(name=name, outcome=outcome, height=None)
+        errors: list[str] = []
+        store = KuboBlockStore(self.kubo, offline=False, fetch_timeout=self.timeout)
+        wanted = wanted_pins(
+            name,
+            held=self.follower.state.held(name),
+            index_root=subscription.index_root,
+            store=store,
+            policy=self.policy,
+        )
+        prefix = index_pin_prefix(name)
+        pinned = self.engine.pinned(prefix)
+        by_text = {str(cid): pin for cid, pin in wanted.items()}
+        to_pin, to_unpin = changes(by_text, pinned, prefix)
+        done_pin = _each(
+            to_pin,
+            lambda pin: self.engine.pin(str(pin.cid), name=pin.name, replication=self.replication),
+            errors,
+        )
+        done_unpin = _each(to_unpin, self.engine.unpin, errors)
+        sequence = None
+        try:
+            sequence = republish(self.kubo, name, timeout=self.timeout).sequence
+        except IpfsbinError as exc:
+            errors.append(f"republish: {exc.message}")
+        return MirrorRound(
+            name=name,
+            outcome=outcome,
+            height=subscription.height,
+            wanted=len(wanted),
+            pinned=done_pin,
+            unpinned=done_unpin,
+            republished=sequence,
+            errors=tuple(errors),
+        )
+
+
+def _each(items: list[_T], act: Callable[[_T], None], errors: list[str]) -> int:
+    """Apply ``act`` to each item; a failure is recorded and the rest still go."""
+    done = 0
+    for item in items:
+        try:
+            act(item)
+        except IpfsbinError as exc:
+            errors.append(exc.message)
+        else:
+            done += 1
+    return done

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Benchmark: time for ``ipfsbin mirror`` to replicate an index and its packages in IPFS Cluster.
+
+A real three-peer cluster on loopback, each peer with its own Kubo, and a
+publisher node. The publisher holds a signed index of ``--entries`` entries;
+each entry's manifest is a DAG-CBOR block linking a small raw "binpkg"
+block, and its attestation a block linking the manifest (the shapes the
+mirror pins, without the cost of making real packages).
+
+1. Baseline: ``ipfs-cluster-ctl pin add --replication 2`` of every CID the
+   mirror will pin (the index blocks' raw aliases, the manifests and the
+   attestations), one command per CID as a shell loop would, until the
+   cluster reports every pin pinned on two peers. Then every pin is removed
+   and the cluster's Kubos collect their garbage, so the mirror starts cold.
+2. ``Mirror.round()`` with replication 2 (sync of the index, plan, pins
+   through the REST API), until every pin is pinned on two peers.
+
+Usage: ``.venv/bin/python scripts/bench/mirror.py [--entries 10000]
+[--out bench-results/mirror.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ipfsbin.cluster.install import ensure_cluster  # noqa: E402
+from ipfsbin.cluster.peer import ClusterPeer, new_cluster_secret  # noqa: E402
+from ipfsbin.cluster.rest import ClusterClient  # noqa: E402
+from ipfsbin.codec import dagcbor  # noqa: E402
+from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for  # noqa: E402
+from ipfsbin.index import IndexEntry, ProllyTree  # noqa: E402
+from ipfsbin.ipns.publish import publish_head  # noqa: E402
+from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
+from ipfsbin.kubo.node import ManagedNode  # noqa: E402
+from ipfsbin.mirror import ClusterEngine, Mirror  # noqa: E402
+from ipfsbin.mirror.plan import index_pin_prefix, wanted_pins  # noqa: E402
+from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
+from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
+from ipfsbin.subscribe.follower import FollowConfig, Follower  # noqa: E402
+from ipfsbin.trust.commit import make_commit, put_commit, sign_commit  # noqa: E402
+from ipfsbin.trust.keys import SigningKey  # noqa: E402
+from ipfsbin.trust.root import make_root, put_root, sign_root  # noqa: E402
+
+WAIT = timedelta(seconds=60)
+PLATFORM = "bp3js7i42m44tbofc25zviu45q"
+
+
+def index_blocks(entries: int) -> tuple[MemoryBlockStore, CID]:
+    """A prolly index of ``entries`` entries and every block it links, in memory."""
+    memory = MemoryBlockStore()
+    rows = []
+    for i in range(entries):
+        binpkg = f"binpkg {i}\n".encode() * 8
+        binpkg_cid = cid_for(RAW, binpkg)
+        manifest = dagcbor.encode({"binpkg": binpkg_cid, "n": i})
+        manifest_cid = cid_for(DAG_CBOR, manifest)
+        attestation = dagcbor.encode({"manifest": manifest_cid, "sig": bytes(64)})
+        attestation_cid = cid_for(DAG_CBOR, attestation)
+        memory.put_many(
+            [(binpkg_cid, binpkg), (manifest_cid, manifest), (attestation_cid, attestation)]
+        )
+        digest = f"{i:026d}".translate(str.maketrans("0123456789", "abcdefghij"))
+        key = f"{PLATFORM}/app-misc/pkg{i % 997}/1.{i}/{digest}"
+        rows.append((key, IndexEntry.new(manifest_cid, [attestation_cid]).to_dag()))
+    root = ProllyTree(memory).build(sorted(rows))
+    return memory, root
+
+
+def wait_pinned(cluster: ClusterClient, cids: set[str], copies: int, limit: float) -> float:
+    """Seconds until every CID of ``cids`` is pinned on ``copies`` peers."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        done = {str(s.cid) for s in cluster.status() if s.pinned_on >= copies}
+        if cids <= done:
+            return time.monotonic() - start
+        time.sleep(1.0)
+    raise RuntimeError(f"not every pin was pinned on {copies} peers within {limit:.0f}s")
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def run(entries: int) -> dict[str, Any]:
+    kubo_binary = ensure_kubo()
+    binaries = ensure_cluster()
+    with tempfile.TemporaryDirectory(prefix="ipfsbin-bench-mirror-") as tmp:
+        base = Path(tmp)
+        nodes = [
+            ManagedNode(base / f"kubo{i}", binary=kubo_binary, extra_config={}) for i in range(4)
+        ]
+        peers: list[ClusterPeer] = []
+        try:
+            for node in nodes:
+                node.start(timeout=60)
+            for i, node in enumerate(nodes):
+                with node.client() as client:
+                    others = [a for j, n in enumerate(nodes) if j != i for a in n.swarm_addrs()[:1]]
+                    client.swarm_connect(others)
+            publisher, *kubos = nodes
+            secret = new_cluster_secret()
+            for i, node in enumerate(kubos):
+                peer = ClusterPeer(
+                    base / f"peer{i}", kubo_api=node.api_multiaddr, secret=secret, binaries=binaries
+                )
+                peer.start(bootstrap=[p.multiaddr for p in peers])
+                peers.append(peer)
+            cluster = ClusterClient(peers[0].rest_url, timeout=600)
+            while len(cluster.metrics()) < 3:
+                time.sleep(0.5)
+            return measure(entries, base, publisher, kubos, peers, cluster)
+        finally:
+            for peer in reversed(peers):
+                peer.stop()
+            for node in nodes:
+                node.stop()
+
+
+def measure(
+    entries: int,
+    base: Path,
+    publisher: ManagedNode,
+    kubos: list[ManagedNode],
+    peers: list[ClusterPeer],
+    cluster: ClusterClient,
+) -> dict[str, Any]:
+    maintainer, publisher_key = SigningKey.generate(), SigningKey.generate()
+    memory, index = index_blocks(entries)
+    root = sign_root(
+        make_root(
+            expires=int(time.time()) + 30 * 86400,
+            maintainers=[maintainer.public_key],
+            publishers=[publisher_key.public_key],
+        ),
+        maintainer,
+    )
+    put_root(memory, root)
+    head = sign_commit(make_commit(index=index, root=root, time=int(time.time())), maintainer)
+    put_commit(memory, head)
+    with publisher.client() as pub:
+        KuboBlockStore(pub).put_many((c, memory.get(c)) for c in list(memory))
+        publish_head(pub, publisher_key, head=head, root=root, timeout=WAIT)
+
+    name = publisher_key.key_id
+    follower = Follower(
+        FollowConfig(state_path=base / "mirror.sqlite", timeout=WAIT), connect=kubos[0].client
+    )
+    follower.subscribe(name, root=root.cid)
+    with kubos[0].client(timeout=600) as kubo:
+        mirror = Mirror(follower, ClusterEngine(cluster), kubo, replication=2, timeout=WAIT)
+        # What the mirror will pin: the follower's replica needs one sync first.
+        follower.sync(name)
+        sub = follower.state.get(name)
+        assert sub.index_root is not None
+        wanted = wanted_pins(
+            name,
+            held=follower.state.held(name),
+            index_root=sub.index_root,
+            store=KuboBlockStore(kubo),
+            policy=mirror.policy,
+        )
+        cids = {str(c) for c in wanted}
+
+        ctl = [str(peers[0].binaries.ctl), "--host", f"/ip4/127.0.0.1/tcp/{port(peers[0])}"]
+
+        def ctl_pin_all() -> None:
+            for cid in sorted(cids):
+                subprocess.run(  # noqa: S603 - our binary
+                    [*ctl, "pin", "add", "--no-status", "--replication", "2", cid],
+                    check=True,
+                    capture_output=True,
+                )
+
+        baseline_submit = timed(ctl_pin_all)
+        baseline_wait = wait_pinned(cluster, cids, 2, 3600)
+        for cid in cids:
+            cluster.unpin(cid)
+        while any(str(p.cid) in cids for p in cluster.pinset()):
+            time.sleep(0.5)
+        time.sleep(5)  # let the peers' Kubos drop their pins
+        for node in kubos:
+            node.run("repo", "gc", "--quiet", timeout=600)
+
+        results: list[Any] = []
+        mirror_submit = timed(lambda: results.extend(mirror.round([name])))
+        mirror_wait = wait_pinned(cluster, cids, 2, 3600)
+    follower.close()
+    (round_,) = results
+    mine = [p for p in cluster.pinset() if p.name.startswith(index_pin_prefix(name))]
+    return {
+        "entries": entries,
+        "pins": len(cids),
+        "mirror": {
+            "pinned": round_.pinned,
+            "errors": len(round_.errors),
+            "submit_s": round(mirror_submit, 2),
+            "replicated_s": round(mirror_submit + mirror_wait, 2),
+            "pins_in_cluster": len(mine),
+        },
+        "baseline_ctl_pin_add": {
+            "submit_s": round(baseline_submit, 2),
+            "replicated_s": round(baseline_submit + baseline_wait, 2),
+        },
+    }
+
+
+def port(peer: ClusterPeer) -> int:
+    return int(peer.rest_url.rsplit(":", 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "mirror.json")
+    options = parser.parse_args()
+    result = {
+        "benchmark": "mirror",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        **run(options.entries),
+    }
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""``ipfsbin mirror`` on a real three-peer IPFS Cluster on loopback, each peer with its own Kubo.
+
+One story, in file order: a maintainer publishes an index of packages; the
+mirror pins the index and the packages with replication factor 2; a yank
+removes the package's pins; then the publisher, one cluster peer and its
+Kubo stop, and a new client still resolves the name (the mirror re-puts the
+record) and fetches every package left in the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ipfsbin.cluster.peer import ClusterPeer
+from ipfsbin.cluster.rest import ClusterClient
+from ipfsbin.codec.cid import RAW, cid_for
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.mirror.plan import index_pin_prefix
+from tests.integration.cli_host import Cli, cli_host
+from tests.integration.cluster_helpers import (
+    PublishedIndex,
+    publish_index,
+    running_cluster,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PACKAGES = {f"app-misc/tool{i}-1.0": f"binpkg {i}\n".encode() * 50 for i in range(3)}
+PACKAGES["dev-libs/lib0-2.0"] = b"a library\n" * 80
+
+
+@dataclass
+class Setup:
+    publisher: ManagedNode
+    kubos: list[ManagedNode]
+    peers: list[ClusterPeer]
+    mirror: Cli  # `ipfsbin mirror NAME --cluster URL ARGS` on the mirror's host
+    host: Cli  # any command on the mirror's host
+    cluster: ClusterClient
+    index: PublishedIndex
+
+
+@pytest.fixture(scope="module")
+def setup(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    publisher, *kubos = kubo_nodes(4)
+    with running_cluster(kubos, tmp_path_factory.mktemp("cluster")) as (peers, cluster):
+        index = publish_index(publisher, tmp_path_factory.mktemp("maintainer"), PACKAGES)
+        name = index.name
+        host = cli_host(tmp_path_factory.mktemp("mirror"), kubos[0])
+        host("subscribe", name, "--root", index.root)
+
+        def mirror(*args: str, ok: bool = True) -> Any:
+            return host("mirror", name, "--cluster", peers[0].rest_url, *args, ok=ok)
+
+        yield Setup(publisher, kubos, peers, mirror, host, cluster, index)
+
+
+def _pinned_everywhere(cluster: ClusterClient, prefix: str, copies: int) -> bool:
+    ours = {str(p.cid) for p in cluster.pinset() if p.name.startswith(prefix)}
+    statuses = [s for s in cluster.status() if str(s.cid) in ours]
+    return bool(statuses) and all(s.pinned_on >= copies for s in statuses)
+
+
+def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
+    (first,) = setup.mirror("--replication", "2")
+    assert first["outcome"] == "accepted" and first["errors"] == []
+    assert first["pinned"] == first["wanted"] and first["republished_sequence"] == 2
+    prefix = index_pin_prefix(setup.index.name)
+    pinset = [p for p in setup.cluster.pinset() if p.name.startswith(prefix)]
+    assert len(pinset) == first["wanted"]
+    assert all(p.replication_min == p.replication_max == 2 for p in pinset)
+    manifests = {p.cid: p for p in pinset if ":package:" in p.name}
+    assert set(setup.index.manifests.values()) <= set(manifests)
+    index_pins = [p.cid for p in pinset if p.name.endswith(":index")]
+    assert index_pins and {c.codec for c in index_pins} == {RAW}
+    wait_for(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
+
+    (again,) = setup.mirror()
+    assert again["outcome"] == "current" and again["pinned"] == again["unpinned"] == 0
+
+    status = setup.mirror("--status")[setup.index.name]
+    assert len(status) == first["wanted"]
+    for pin in status:
+        assert pin["replication"] == 2 and len(pin["allocations"]) == 2
+        assert sorted(pin["status"].values()).count("pinned") >= 2
+
+
+def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
+    yanked = "app-misc/tool0-1.0"
+    setup.index.maintainer("index", "yank", setup.index.keys[yanked], "--reason", "broken")
+    setup.index.maintainer("index", "commit", "-m", "yank tool0", "--key", "m")
+    setup.index.maintainer("index", "publish", "--key", "m", "--allow-offline")
+    (round_,) = setup.mirror()
+    assert round_["outcome"] == "accepted" and round_["height"] == 3 and round_["errors"] == []
+    assert round_["unpinned"] >= 1
+    names = {p.cid: p.name for p in setup.cluster.pinset()}
+    assert setup.index.manifests[yanked] not in names
+    assert all(setup.index.manifests[cpv] in names for cpv in PACKAGES if cpv != yanked)
+
+
+def test_packages_and_the_name_survive_a_peer_and_the_publisher(
+    setup: Setup, kubo_nodes: Any
+) -> None:
+    prefix = index_pin_prefix(setup.index.name)
+    wait_for(lambda: _pinned_everywhere(setup.cluster, prefix, 2), "every pin on two peers")
+    setup.publisher.stop()
+    setup.peers[2].stop()
+    setup.kubos[2].stop()
+
+    # The record's holders are gone with the publisher: the mirror re-puts it.
+    (round_,) = setup.mirror()
+    assert round_["republished_sequence"] == 3 and round_["errors"] == []
+
+    (client,) = kubo_nodes(1)  # connects to the running Kubos only: two mirror peers
+    resolved = client.run("name", "resolve", "--nocache", f"/ipns/{setup.index.name}", timeout=60)
+    assert resolved.stdout.decode().strip().startswith("/ipfs/")
+    with client.client() as kubo:
+        for cpv, data in PACKAGES.items():
+            if cpv == "app-misc/tool0-1.0":
+                continue
+            assert kubo.cat_bytes(cid_for(RAW, data)) == data, cpv
+
+
+def test_bad_mirror_command_lines_say_what_to_do(setup: Setup) -> None:
+    error = setup.host("mirror", setup.index.name, ok=False)
+    assert "no pinning engine given" in error and "--cluster URL" in error
+    unknown = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"
+    error = setup.host("mirror", unknown, "--cluster", setup.peers[0].rest_url, ok=False)
+    assert "not subscribed" in error and "ipfsbin subscribe" in error
+    error = setup.host("mirror", setup.index.name, "--cluster", "http://127.0.0.1:9", ok=False)
+    assert "did not answer" in error and "ipfs-cluster-service" in error
