@@ -17,18 +17,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
+from ipfsbin.subscribe._bulk import RefsPrefetch
+from ipfsbin.subscribe._delta import Prefetch
 from ipfsbin.subscribe._held import unsubscribe
 from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
 from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
@@ -54,7 +58,9 @@ class FollowConfig:
     own through ``IPFSBIN_API``, else the managed node). ``timeout`` bounds
     the wait for one record or one block. ``allow_stale`` switches off the
     expiry check of commits and roots (freeze-attack protection): only to
-    work offline on purpose.
+    work offline on purpose. ``platforms`` keeps a partial replica: only the
+    index entries of these platform ids (and the nodes on the paths to
+    them); None keeps the whole index (a mirror).
     """
 
     gateway: str | None = None
@@ -62,6 +68,11 @@ class FollowConfig:
     block_path: Path | None = None
     timeout: timedelta = timedelta(seconds=30)
     allow_stale: bool = False
+    platforms: frozenset[str] | None = None
+
+    @property
+    def scope(self) -> KeyScope:
+        return EVERYTHING if self.platforms is None else KeyScope.of_platforms(self.platforms)
 
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
@@ -98,6 +109,8 @@ class _Link:
     local: BlockStore
     fetching: Callable[[], tuple[BlockStore, Keeper]]
     """A block store for one sync and the keeper that keeps what it fetched."""
+    bulk: Callable[[], AbstractContextManager[Prefetch | None]]
+    """What moves whole new subtrees during one sync, if anything does."""
     close: Callable[[], None]
 
 
@@ -209,15 +222,18 @@ class Follower:
         """Check ``name`` once; never raises for bad data or an unreachable network."""
         link = self._open()
         store, keeper = link.fetching()
-        return sync_subscription(
-            self.state,
-            name,
-            records=link.records,
-            store=store,
-            keeper=keeper,
-            local_store=link.local,
-            allow_stale=self.config.allow_stale,
-        )
+        with link.bulk() as prefetch:
+            return sync_subscription(
+                self.state,
+                name,
+                records=link.records,
+                store=store,
+                keeper=keeper,
+                local_store=link.local,
+                allow_stale=self.config.allow_stale,
+                scope=self.config.scope,
+                prefetch=prefetch,
+            )
 
     def sync_all(self) -> list[SyncResult]:
         """Sync every subscription once; ``SubscriptionError`` when there is none."""
@@ -259,6 +275,7 @@ class Follower:
             records=KuboRecordSource(client, timeout=wait),
             local=KuboBlockStore(client, offline=True),
             fetching=lambda: (store, keeper),
+            bulk=lambda: RefsPrefetch(client),
             close=client.close,
         )
 
@@ -275,7 +292,11 @@ class Follower:
             local.close()
 
         return _Link(
-            records=GatewayRecordSource(http, url), local=local, fetching=fetching, close=close
+            records=GatewayRecordSource(http, url),
+            local=local,
+            fetching=fetching,
+            bulk=lambda: nullcontext(None),
+            close=close,
         )
 
 

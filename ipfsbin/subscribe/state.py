@@ -29,6 +29,7 @@ from typing import Final
 from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.name import canonical_name
 from ipfsbin.trust.state import RootPin
 
@@ -68,10 +69,15 @@ _HELD: Final = (
     "CREATE INDEX IF NOT EXISTS pending_cid ON pending (cid)",
 )
 
+# version 3 added scopes: the key prefixes the held index was synced under (a partial
+# replica); no row, or NULL prefixes, means the whole index
+_SCOPES: Final = ("CREATE TABLE IF NOT EXISTS scopes (name TEXT PRIMARY KEY, prefixes TEXT)",)
+
 
 _MIGRATIONS: Final = (
     _sqlite.Migration(version=1, apply=_sqlite.statements(_SUBSCRIPTIONS)),
     _sqlite.Migration(version=2, apply=_sqlite.statements(*_HELD)),
+    _sqlite.Migration(version=3, apply=_sqlite.statements(*_SCOPES)),
 )
 
 
@@ -307,6 +313,23 @@ class SubscriptionStore:
             )
         return self.get(canonical)
 
+    def scope(self, name: str) -> KeyScope:
+        """The key prefixes the held index of ``name`` was synced under."""
+        row = self._db.execute(
+            "SELECT prefixes FROM scopes WHERE name = ?", (canonical_name(name),)
+        ).fetchone()
+        if row is None or row["prefixes"] is None:
+            return EVERYTHING
+        return KeyScope(prefixes=tuple(json.loads(row["prefixes"])))
+
+    def record_scope(self, name: str, scope: KeyScope) -> None:
+        prefixes = scope.to_json()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO scopes (name, prefixes) VALUES (?, ?)",
+                (canonical_name(name), None if prefixes is None else json.dumps(prefixes)),
+            )
+
     def remove(self, name: str) -> None:
         """Forget ``name``, with the blocks it held and had pending (they are not released)."""
         canonical = canonical_name(name)
@@ -316,6 +339,7 @@ class SubscriptionStore:
                 raise SubscriptionError(f"not subscribed to {canonical}")
             db.execute("DELETE FROM held WHERE name = ?", (canonical,))
             db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
+            db.execute("DELETE FROM scopes WHERE name = ?", (canonical,))
 
     def record_accepted(
         self,
