@@ -10,7 +10,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
+from ipfsbin.subscribe.replica import Holding
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
 
@@ -208,10 +209,15 @@ def status(as_json: JsonOpt = False) -> None:
     """Subscriptions: accepted head and height, when last checked, and the last error."""
     with Follower() as follower:
         subs = follower.subscriptions()
-    emit([s.to_json() for s in subs], as_json, lambda _: _render_status(subs))
+        held = {h.name: h for h in follower.holdings()}
+    emit(
+        [{**s.to_json(), "held": held[s.name].to_json()} for s in subs],
+        as_json,
+        lambda _: _render_status(subs, held),
+    )
 
 
-def _render_status(subs: list[Subscription]) -> str:
+def _render_status(subs: list[Subscription], held: Mapping[str, Holding]) -> str:
     if not subs:
         return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
     lines = []
@@ -222,6 +228,7 @@ def _render_status(subs: list[Subscription]) -> str:
         lines.append(f"  head:     {head}")
         lines.append(f"  accepted: {_when(sub.accepted_at)}")
         lines.append(f"  checked:  {_when(sub.checked_at)}")
+        lines.append(f"  held:     {held[sub.name].describe()}")
         if sub.error is not None:
             lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
     return "\n".join(lines)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +30,9 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
-from ipfsbin.subscribe._bulk import RefsPrefetch
-from ipfsbin.subscribe._delta import Prefetch
 from ipfsbin.subscribe._held import unsubscribe
 from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
+from ipfsbin.subscribe.replica import Holding, holding
 from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
 from ipfsbin.subscribe.sync import SyncResult, sync_all, sync_subscription
@@ -109,8 +107,6 @@ class _Link:
     local: BlockStore
     fetching: Callable[[], tuple[BlockStore, Keeper]]
     """A block store for one sync and the keeper that keeps what it fetched."""
-    bulk: Callable[[], AbstractContextManager[Prefetch | None]]
-    """What moves whole new subtrees during one sync, if anything does."""
     close: Callable[[], None]
 
 
@@ -222,18 +218,16 @@ class Follower:
         """Check ``name`` once; never raises for bad data or an unreachable network."""
         link = self._open()
         store, keeper = link.fetching()
-        with link.bulk() as prefetch:
-            return sync_subscription(
-                self.state,
-                name,
-                records=link.records,
-                store=store,
-                keeper=keeper,
-                local_store=link.local,
-                allow_stale=self.config.allow_stale,
-                scope=self.config.scope,
-                prefetch=prefetch,
-            )
+        return sync_subscription(
+            self.state,
+            name,
+            records=link.records,
+            store=store,
+            keeper=keeper,
+            local_store=link.local,
+            allow_stale=self.config.allow_stale,
+            scope=self.config.scope,
+        )
 
     def sync_all(self) -> list[SyncResult]:
         """Sync every subscription once; ``SubscriptionError`` when there is none."""
@@ -255,6 +249,14 @@ class Follower:
         self._open()
         return sync_all(self.state, self.sync)
 
+    def holdings(self) -> list[Holding]:
+        """How much of each subscription's index is held, and why (without a node: no counts)."""
+        try:
+            local: BlockStore | None = self._open().local
+        except KuboUnavailableError:
+            local = None
+        return [holding(self.state, sub, local) for sub in self.state.all()]
+
     def _block_path(self) -> Path:
         return default_block_path() if self.config.block_path is None else self.config.block_path
 
@@ -275,7 +277,6 @@ class Follower:
             records=KuboRecordSource(client, timeout=wait),
             local=KuboBlockStore(client, offline=True),
             fetching=lambda: (store, keeper),
-            bulk=lambda: RefsPrefetch(client),
             close=client.close,
         )
 
@@ -295,7 +296,6 @@ class Follower:
             records=GatewayRecordSource(http, url),
             local=local,
             fetching=fetching,
-            bulk=lambda: nullcontext(None),
             close=close,
         )
 
