@@ -11,17 +11,22 @@
   written before the file had a version: the first migration creates or
   adopts its tables. Then the journal is WAL, so readers (``status``, the
   binhost shim) never wait for a writer.
+- A damaged file (SQLite says it is not a database, or its image is
+  malformed) is reported, wherever the damage shows (opening, a statement,
+  a fetch), as one :class:`~ipfsbin.errors.DamagedStateError` naming the
+  file and how to recover; nothing is repaired, moved or deleted.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
-from ipfsbin.errors import IpfsbinError
+from ipfsbin.errors import DamagedStateError, IpfsbinError
 
 __all__ = ["Migration", "connect", "migrate", "schema_version", "statements", "transaction"]
 
@@ -45,12 +50,28 @@ def statements(*sql: str) -> Callable[[sqlite3.Connection], None]:
 
 
 def connect(
-    path: Path, *, timeout: float = 10.0, check_same_thread: bool = True
+    path: Path,
+    *,
+    what: str,
+    recovery: str,
+    timeout: float = 10.0,
+    check_same_thread: bool = True,
 ) -> sqlite3.Connection:
-    """Open ``path`` (created when absent); transactions are issued by the caller."""
-    return sqlite3.connect(
-        path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread
+    """Open ``path`` (created when absent); transactions are issued by the caller.
+
+    ``what`` names the file in messages (``"subscription state"``);
+    ``recovery`` says what to do once a damaged file is moved aside
+    (``"subscribe again: …"``).
+    """
+    db = sqlite3.connect(
+        path,
+        timeout=timeout,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        factory=_GuardedConnection,
     )
+    db._guard = _Guard(Path(path), what, recovery)
+    return db
 
 
 @contextmanager
@@ -100,3 +121,89 @@ def migrate(
             db.execute(f"PRAGMA user_version={newest}")
     db.execute("PRAGMA journal_mode=WAL")
     return found
+
+
+# --- damaged files ---------------------------------------------------------------------
+
+_DAMAGE_CODES: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Is ``exc`` SQLite saying the file itself is damaged (not locked, not misused)?"""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _DAMAGE_CODES
+    return isinstance(exc, sqlite3.DatabaseError) and type(exc) is sqlite3.DatabaseError
+
+
+class _Guard:
+    """What to say when a state file turns out damaged: which file, and how to recover."""
+
+    def __init__(self, path: Path, what: str, recovery: str) -> None:
+        self.path = path
+        self.what = what
+        self.recovery = recovery
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
+            raise DamagedStateError(
+                f"{self.what} {self.path} is damaged ({exc})",
+                hint=f"move it aside (`mv {self.path} {self.path}.damaged`) and "
+                f"{self.recovery}; ipfsbin repairs, moves and deletes nothing by itself",
+            ) from exc
+
+
+class _GuardedCursor(sqlite3.Cursor):
+    _guard: _Guard
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _GuardedCursor:
+        with self._guard.watching():
+            super().execute(sql, parameters)
+        return self
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _GuardedCursor:
+        with self._guard.watching():
+            super().executemany(sql, parameters)
+        return self
+
+    def fetchone(self) -> Any:
+        with self._guard.watching():
+            return super().fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        with self._guard.watching():
+            return super().fetchmany(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[Any]:
+        with self._guard.watching():
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with self._guard.watching():
+            return super().__next__()
+
+
+class _GuardedConnection(sqlite3.Connection):
+    """Every statement, fetch and commit turns a damaged-file error into one clear error."""
+
+    _guard: _Guard
+
+    def cursor(self, factory: Any = None) -> _GuardedCursor:  # type: ignore[override]
+        cursor = super().cursor(_GuardedCursor)
+        cursor._guard = self._guard
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _GuardedCursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _GuardedCursor:
+        return self.cursor().executemany(sql, parameters)
+
+    def commit(self) -> None:
+        with self._guard.watching():
+            super().commit()

@@ -27,7 +27,8 @@ The tree::
     │   └── RotationError           a new trust root not signed by the old threshold
     ├── IpnsError                   an IPNS record that is malformed or does not verify
     ├── IndexOperationError         an index operation that cannot be done
-    └── SubscriptionError           a subscription that cannot be followed
+    ├── SubscriptionError           a subscription that cannot be followed
+    └── DamagedStateError           a state file SQLite cannot read (which one, and how to recover)
 
 Callers' mistakes (wrong types, calls out of order) raise ``TypeError``,
 ``ValueError`` or ``RuntimeError`` instead.
@@ -40,6 +41,7 @@ __all__ = [
     "BlockMismatchError",
     "BlockNotFoundError",
     "CodecError",
+    "DamagedStateError",
     "DescriptorError",
     "ExpiredError",
     "HistoryError",
@@ -184,4 +186,8 @@ class IndexOperationError(IpfsbinError):
 
 
 class SubscriptionError(IpfsbinError):
+    pass
+
+
+class DamagedStateError(IpfsbinError):
     pass

@@ -34,6 +34,7 @@ from ipfsbin.errors import SchemaError, TrustError
 
 __all__ = [
     "BINPKG_FORMATS",
+    "BUILD_ORIGINS",
     "COMPILER_FAMILIES",
     "MANIFEST_TYPE",
     "MAX_BLOCK_BYTES",
@@ -91,7 +92,9 @@ _CPV = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9+_.-]*/[A-Za-z0-9_][A-Za-z0-9+_-]*-[0
 _FIELDS: Final = frozenset(
     {"type", "descriptor", "binpkg", "format", "size", "sha256", "sha1", "md5", "portage", "build"}
 )
-_BUILD_FIELDS: Final = frozenset({"chost", "cbuild", "compiler"})
+_BUILD_FIELDS: Final = frozenset({"chost", "cbuild", "compiler", "origin", "tests"})
+BUILD_ORIGINS: Final = ("built", "quickpkg", "fetched")
+"""How a binpkg came to be: built from source, repackaged from an installed system, fetched."""
 _COMPILER_FIELDS: Final = frozenset({"family", "version"})
 _DIGEST_BYTES: Final = {"sha256": 32, "sha1": 20, "md5": 16}
 
@@ -150,11 +153,18 @@ class BuildCompiler:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BuildHost:
-    """What the binpkg says about the host that built it, beyond the descriptor."""
+    """What the binpkg says about the host that built it, beyond the descriptor.
+
+    ``origin`` (one of :data:`BUILD_ORIGINS`) and ``tests`` (whether the
+    package's test phase ran) are provenance a client policy can act on;
+    None means not recorded.
+    """
 
     chost: str
     cbuild: str | None = None
     compiler: BuildCompiler | None = None
+    origin: str | None = None
+    tests: bool | None = None
 
     def __post_init__(self) -> None:
         _nonempty_word(self.chost, "build chost")
@@ -162,16 +172,27 @@ class BuildHost:
             _nonempty_word(self.cbuild, "build cbuild")
         if self.compiler is not None and not isinstance(self.compiler, BuildCompiler):
             raise TypeError(f"compiler must be a BuildCompiler, not {type(self.compiler).__name__}")
+        if self.origin is not None and self.origin not in BUILD_ORIGINS:
+            raise SchemaError(
+                f"build origin must be one of {', '.join(BUILD_ORIGINS)}, got {self.origin!r}"
+            )
+        if self.tests is not None and type(self.tests) is not bool:
+            raise SchemaError(f"build tests must be a boolean, got {kind_of(self.tests)}")
 
     @classmethod
     def from_dag(cls, value: Value) -> BuildHost:
         fields = expect_fields(value, "manifest build", frozenset({"chost"}), _BUILD_FIELDS)
         cbuild = fields.get("cbuild")
         compiler = fields.get("compiler")
+        origin = fields.get("origin")
+        tests = fields.get("tests")
         return cls(
             chost=get_str(fields["chost"], "build chost"),
             cbuild=None if cbuild is None else get_str(cbuild, "build cbuild"),
             compiler=None if compiler is None else BuildCompiler.from_dag(compiler),
+            origin=None if origin is None else get_str(origin, "build origin"),
+            # a non-bool is the constructor's to refuse, for built and decoded facts alike
+            tests=tests,
         )
 
     def to_dag(self) -> dict[str, Value]:
@@ -180,6 +201,10 @@ class BuildHost:
             value["cbuild"] = self.cbuild
         if self.compiler is not None:
             value["compiler"] = self.compiler.to_dag()
+        if self.origin is not None:
+            value["origin"] = self.origin
+        if self.tests is not None:
+            value["tests"] = self.tests
         return value
 
 

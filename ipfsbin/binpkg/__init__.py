@@ -9,12 +9,14 @@ that overlap it with other work on the same bytes.
 
 from __future__ import annotations
 
+from ipfsbin.binpkg._image import SETUID_PACKAGES
 from ipfsbin.binpkg.digests import Digester, FileDigests, hash_file
 from ipfsbin.binpkg.elf import NO_COMMENT, NO_ELF, Compiler, CompilerReport
 from ipfsbin.binpkg.reader import (
     BinpkgFormat,
     BinpkgInfo,
     BinpkgMetadata,
+    BinpkgOrigin,
     FileIdentity,
     check_binpkg,
     read_binpkg,
@@ -26,9 +28,11 @@ from ipfsbin.binpkg.reader import (
 __all__ = [
     "NO_COMMENT",
     "NO_ELF",
+    "SETUID_PACKAGES",
     "BinpkgFormat",
     "BinpkgInfo",
     "BinpkgMetadata",
+    "BinpkgOrigin",
     "Compiler",
     "CompilerReport",
     "Digester",

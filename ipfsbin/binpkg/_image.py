@@ -2,8 +2,17 @@
 
 A GPKG holds ``<prefix>/image.tar[.zst|.xz|...]`` inside an uncompressed outer
 tar; an XPAK file is a (usually bzip2- or zstd-) compressed tar followed by
-the xpak segment. Compressions the standard library lacks go through the
-external decompressor Portage itself uses (``zstd -dc`` and friends).
+the xpak segment. The image is decompressed by the program Portage itself
+runs for that compression, with Portage's own arguments (``zstd -d
+--long=31``, ``lz4 -d``...), taken from Portage's table.
+
+Every member is checked as it streams by: names and hard links must stay
+inside the image, device nodes and FIFOs are refused, and setuid/setgid
+files only pass for a package the caller allows them in
+(:data:`SETUID_PACKAGES`). ELF and ``ar`` files are spooled to a temporary
+file (kept in memory only while small) so the ELF reader can seek to the
+section headers and ``.comment`` alone: memory stays flat whatever the size
+of a file.
 """
 
 from __future__ import annotations
@@ -11,45 +20,67 @@ from __future__ import annotations
 import io
 import posixpath
 import shutil
+import stat
 import subprocess
 import tarfile
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from ipfsbin.binpkg import _portage
 from ipfsbin.errors import BinpkgError
 
-__all__ = ["ImageFile", "iter_gpkg_image", "iter_xpak_image"]
+__all__ = ["SETUID_PACKAGES", "ImageFile", "ImageScan", "iter_gpkg_image", "iter_xpak_image"]
 
-# ELF files bigger than this are not read into memory to look for .comment;
-# any package has smaller objects that say the same.
+# ELF files bigger than this are not spooled to look for .comment; any
+# package has smaller objects that say the same.
 MAX_ELF_BYTES = 256 * 1024 * 1024
+# Spooled ELF files stay in memory up to this size, then go to a temporary file.
+_SPOOL_IN_MEMORY = 1 << 20
 
 _CHUNK = 1 << 20
 
-# Compressions tarfile streams itself, and those that need Portage's programs.
-_TAR_MODES = {"": "r|", ".gz": "r|gz", ".bz2": "r|bz2", ".xz": "r|xz"}
-_COMMANDS = {
-    ".zst": ["zstd", "-dcq"],
-    ".lz4": ["lz4", "-dcq"],
-    ".lz": ["lzip", "-dcq"],
-    ".lzo": ["lzop", "-dcq"],
-}
-
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"BZh", ".bz2"),
-    (b"\x1f\x8b", ".gz"),
-    (b"\xfd7zXZ\x00", ".xz"),
-    (b"\x28\xb5\x2f\xfd", ".zst"),
-    (b"\x04\x22\x4d\x18", ".lz4"),
-    (b"LZIP", ".lz"),
-    (b"\x89LZO", ".lzo"),
+SETUID_PACKAGES: frozenset[str] = frozenset(
+    {
+        "app-admin/sudo",
+        "app-admin/doas",
+        "net-misc/iputils",
+        "sys-apps/shadow",
+        "sys-apps/util-linux",
+        "sys-auth/polkit",
+        "sys-apps/dbus",
+        "sys-libs/glibc",
+        "sys-process/cronie",
+        "x11-base/xorg-server",
+        "app-misc/screen",
+        "net-fs/nfs-utils",
+        "sys-fs/fuse",
+        "sys-fs/fuse-common",
+        "mail-mta/postfix",
+    }
 )
+"""Packages (category/name) that install setuid/setgid programs by design.
 
-ImageFile = tuple[str, bytes]
-"""(path inside the image, the first bytes or the whole file for ELF/ar files)."""
+Gentoo installs these with the bits set (passwd, su, mount, sudo, the
+dbus launch helper, fusermount, crontab...). Any other package whose image
+holds a setuid or setgid file is refused unless the publisher names it too.
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageScan:
+    """How to read an image: may it hold setuid/setgid files; are ELF files wanted."""
+
+    setuid_ok: bool = False
+    copy_elf: bool = True
+
+
+ImageFile = tuple[str, BinaryIO | bytes]
+"""(path inside the image, a seekable copy of an ELF/ar file, or the first bytes of another)."""
 
 
 class _Bounded(io.RawIOBase):
@@ -73,7 +104,7 @@ class _Bounded(io.RawIOBase):
 
 @contextmanager
 def _external(source: IO[bytes], cmd: list[str], what: str) -> Iterator[IO[bytes]]:
-    """Pipe ``source`` through an external decompressor; yields its output stream."""
+    """Pipe ``source`` through Portage's decompressor command; yields its output stream."""
     program = shutil.which(cmd[0])
     if program is None:
         raise BinpkgError(
@@ -130,24 +161,33 @@ def _external(source: IO[bytes], cmd: list[str], what: str) -> Iterator[IO[bytes
         )
 
 
-def _iter_tar(stream: IO[bytes], mode: str, what: str) -> Iterator[ImageFile]:
+def _iter_tar(stream: IO[bytes], what: str, scan: ImageScan) -> Iterator[ImageFile]:
     try:
         # 1 MiB reads: skipping a large non-ELF member in a stream means reading it through.
-        with tarfile.open(  # type: ignore[call-overload]
-            fileobj=stream, mode=mode, bufsize=_CHUNK
-        ) as tar:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar:
+            files: set[str] = set()
             for member in tar:
-                _check_name(member.name, what)
+                _check_member(member, what, scan.setuid_ok)
+                if member.islnk() and posixpath.normpath(member.linkname) not in files:
+                    raise BinpkgError(
+                        f"{what}: image member {member.name!r} is a hard link to "
+                        f"{member.linkname!r}, which is not a file before it in the image",
+                        hint=_HINT_HOSTILE,
+                    )
                 if not member.isreg():
                     continue
+                files.add(posixpath.normpath(member.name))
                 handle = tar.extractfile(member)
                 if handle is None:
                     continue
                 head = handle.read(8)
-                if (head.startswith(b"\x7fELF") or head.startswith(b"!<arch>\n")) and (
-                    member.size <= MAX_ELF_BYTES
+                if (
+                    scan.copy_elf
+                    and (head.startswith(b"\x7fELF") or head.startswith(b"!<arch>\n"))
+                    and member.size <= MAX_ELF_BYTES
                 ):
-                    yield member.name, head + handle.read()
+                    with _spooled(head, handle) as copy:
+                        yield member.name, copy
                 else:
                     yield member.name, head
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
@@ -157,7 +197,48 @@ def _iter_tar(stream: IO[bytes], mode: str, what: str) -> Iterator[ImageFile]:
         ) from exc
 
 
-def _check_name(name: str, what: str) -> None:
+@contextmanager
+def _spooled(head: bytes, rest: IO[bytes]) -> Iterator[BinaryIO]:
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, prefix="ipfsbin-elf-") as copy:
+        copy.write(head)
+        shutil.copyfileobj(rest, copy, _CHUNK)
+        copy.seek(0)
+        yield copy  # type: ignore[misc]
+
+
+_HINT_HOSTILE = "do not install or share this package: Portage would not install it as it is"
+
+
+def _check_member(member: tarfile.TarInfo, what: str, setuid_ok: bool) -> None:
+    """Refuse what Portage refuses to merge, and what a shared binpkg has no reason to hold."""
+    _check_name(member.name, what)
+    if member.islnk():
+        _check_name(member.linkname, what, link=member.name)
+    elif member.ischr() or member.isblk():
+        raise BinpkgError(
+            f"{what}: image member {member.name!r} is a device node", hint=_HINT_HOSTILE
+        )
+    elif member.isfifo():
+        raise BinpkgError(f"{what}: image member {member.name!r} is a FIFO", hint=_HINT_HOSTILE)
+    elif not (member.isreg() or member.isdir() or member.issym()):
+        raise BinpkgError(
+            f"{what}: image member {member.name!r} has an unknown type {member.type!r}",
+            hint=_HINT_HOSTILE,
+        )
+    if member.mode & (stat.S_ISUID | stat.S_ISGID) and not member.isdir() and not setuid_ok:
+        bits = " and ".join(
+            word
+            for word, bit in (("setuid", stat.S_ISUID), ("setgid", stat.S_ISGID))
+            if member.mode & bit
+        )
+        raise BinpkgError(
+            f"{what}: image member {member.name!r} is {bits} "
+            f"(mode {member.mode:o}), and this package is not one known to ship such files",
+            hint="publish it only if it must be; name the package with --allow-setuid",
+        )
+
+
+def _check_name(name: str, what: str, *, link: str | None = None) -> None:
     normal = posixpath.normpath(name)
     if (
         name.startswith("/")
@@ -165,6 +246,12 @@ def _check_name(name: str, what: str) -> None:
         or normal.startswith("../")
         or ("/../" in f"/{name}/")
     ):
+        if link is not None:
+            raise BinpkgError(
+                f"{what}: image member {link!r} is a hard link to {name!r}, "
+                "outside the image directory",
+                hint=_HINT_HOSTILE,
+            )
         raise BinpkgError(
             f"{what}: image member {name!r} leaves the image directory (absolute or '..' path)",
             hint="do not install or share this package: it was not made by Portage",
@@ -176,16 +263,18 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _iter_compressed(source: IO[bytes], suffix: str, what: str) -> Iterator[ImageFile]:
-    if suffix in _TAR_MODES:
-        yield from _iter_tar(source, _TAR_MODES[suffix], what)
+def _iter_compressed(
+    source: IO[bytes], compression: str | None, what: str, scan: ImageScan
+) -> Iterator[ImageFile]:
+    if compression is None:
+        yield from _iter_tar(source, what, scan)
         return
-    with _external(source, _COMMANDS[suffix], what) as out:
-        yield from _iter_tar(out, "r|", what)
+    with _external(source, _portage.decompress_command(compression, what), what) as out:
+        yield from _iter_tar(out, what, scan)
 
 
-def iter_gpkg_image(path: Path) -> Iterator[ImageFile]:
-    """Yield the regular files of a GPKG's image (ELF and ar files in full)."""
+def iter_gpkg_image(path: Path, scan: ImageScan) -> Iterator[ImageFile]:
+    """Yield the regular files of a GPKG's image (ELF and ar files as seekable copies)."""
     what = str(path)
     try:
         container = tarfile.open(path, mode="r:")
@@ -193,29 +282,27 @@ def iter_gpkg_image(path: Path) -> Iterator[ImageFile]:
         raise BinpkgError(f"{what}: not a tar archive ({_one_line(exc)})") from exc
     with container:
         image = None
-        suffix = ""
         for member in container.getmembers():
             base = posixpath.basename(member.name)
             if base.startswith("image.tar") and not base.endswith(".sig"):
-                suffix = base[len("image.tar") :]
                 image = member
                 break
         if image is None:
             raise BinpkgError(f"{what}: the gpkg has no image.tar member")
-        if suffix not in _TAR_MODES and suffix not in _COMMANDS:
-            raise BinpkgError(f"{what}: unknown image compression {suffix!r}")
+        base = posixpath.basename(image.name)
+        compression = _portage.gpkg_compression(base)
+        if compression is None and base != "image.tar":
+            raise BinpkgError(f"{what}: unknown image compression {base[len('image.tar') :]!r}")
         handle = container.extractfile(image)
         if handle is None:
             raise BinpkgError(f"{what}: the image member is not a regular file")
-        yield from _iter_compressed(handle, suffix, what)
+        yield from _iter_compressed(handle, compression, what, scan)
 
 
-def iter_xpak_image(path: Path, tar_size: int) -> Iterator[ImageFile]:
+def iter_xpak_image(path: Path, tar_size: int, scan: ImageScan) -> Iterator[ImageFile]:
     """Yield the regular files of an XPAK binpkg whose tar part is ``tar_size`` bytes."""
     what = str(path)
+    compression = _portage.xpak_compression(path)
     with open(path, "rb") as raw:
-        head = raw.read(8)
-        raw.seek(0)
-        suffix = next((s for magic, s in _MAGIC if head.startswith(magic)), "")
         bounded = io.BufferedReader(_Bounded(raw, tar_size))
-        yield from _iter_compressed(bounded, suffix, what)
+        yield from _iter_compressed(bounded, compression, what, scan)

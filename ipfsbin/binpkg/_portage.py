@@ -5,7 +5,14 @@ process from an empty private configuration root (no /etc/portage, no
 repository of the host), which takes a few tens of milliseconds and works on
 any machine that has the ``portage`` package, Gentoo or not.
 
-Every function here calls :func:`quiet_identity` before importing Portage.
+Every function here calls :func:`quiet_identity` before importing Portage,
+and :func:`reader_settings` silences Portage for the whole process: its
+messages (coloured, on stderr, without a final newline at times) never reach
+the user; what went wrong comes back as a ``BinpkgError`` instead.
+
+Signatures: a GPKG that carries one is checked by Portage, exactly as
+``emerge`` would, against the keyring :func:`verify_keyring` names; a GPKG
+without one is read as it is (see ``schema/manifest.md`` §1.3).
 """
 
 from __future__ import annotations
@@ -22,15 +29,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ipfsbin.binpkg._signatures import (
+    KEYRING_VARIABLE,
+    gpkg_signed,
+    signature_problem,
+    verify_keyring,
+)
 from ipfsbin.errors import BinpkgError
 
 __all__ = [
     "XpakLayout",
+    "cpv_key",
+    "decompress_command",
+    "gpkg_compression",
     "gpkg_metadata",
     "quiet_identity",
     "reader_settings",
     "use_reduce_flat",
     "verify_gpkg",
+    "xpak_compression",
     "xpak_layout",
     "xpak_metadata",
 ]
@@ -93,11 +110,34 @@ def _current_group() -> str | None:
 
 
 @functools.cache
-def reader_settings() -> Any:
-    """A Portage ``config`` good for reading binpkgs; built once, never from the host's files."""
+def _silence_portage() -> None:
+    """Portage writes to stderr itself (gpg verdicts, decompressor failures, in colour).
+
+    ``writemsg`` prints what is at or below ``noiselimit``; the lowest level
+    Portage ever uses is -1, so -2 silences all of it in this process.
+    """
+    import portage.output
+    import portage.util
+
+    portage.util.noiselimit = -2
+    portage.output.nocolor()
+
+
+def reader_settings(keyring: Path | None = None) -> Any:
+    """A Portage ``config`` good for reading binpkgs, never from the host's files.
+
+    Built once per keyring (``keyring`` defaults to :func:`verify_keyring`).
+    """
+    quiet_identity()  # before verify_keyring, which may import Portage to read make.conf
+    return _reader_settings(str(keyring if keyring is not None else verify_keyring()))
+
+
+@functools.cache
+def _reader_settings(keyring: str) -> Any:
     quiet_identity()
     import portage
 
+    _silence_portage()
     root = tempfile.mkdtemp(prefix="ipfsbin-portage-")
     atexit.register(shutil.rmtree, root, True)
     repo = Path(root, "repo")
@@ -106,11 +146,18 @@ def reader_settings() -> Any:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PORTAGE_REPOSITORIES": f"[DEFAULT]\nmain-repo = {_REPO}\n[{_REPO}]\nlocation = {repo}\n",
-        # Reading checks checksums only; signatures are the caller's business
-        # (ipfsbin carries its own trust), so gpg is never started.
-        "FEATURES": "binpkg-ignore-signature",
+        # Neither binpkg-ignore-signature nor binpkg-request-signature: Portage
+        # then verifies a signature whenever a gpkg carries one, and does not
+        # ask for one that is absent.
+        "FEATURES": "",
+        KEYRING_VARIABLE: keyring,
+        # gpg runs as this user, with the keyring's owner's rights.
         "GPG_VERIFY_USER_DROP": "",
         "GPG_VERIFY_GROUP_DROP": "",
+        # A part named without a compression suffix (metadata.tar) is read as
+        # it is; Portage would otherwise run BINPKG_COMPRESS's program on it.
+        "BINPKG_COMPRESS": "none",
+        "NO_COLOR": "1",
     }
     # Portage takes its user from the config it is given, not only from os.environ.
     for variable in ("PORTAGE_USERNAME", "PORTAGE_GRPNAME"):
@@ -132,11 +179,37 @@ def _one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _gpkg(path: Path) -> Any:
+def _gpkg(path: Path | None) -> Any:
     settings = reader_settings()
     import portage.gpkg
 
-    return portage.gpkg.gpkg(settings, None, str(path), verify_signature=False)
+    # verify_signature=None: Portage's own rule, from FEATURES (see reader_settings).
+    return portage.gpkg.gpkg(settings, None, None if path is None else str(path))
+
+
+def _signature_errors() -> tuple[type[BaseException], ...]:
+    # Not DigestException: Portage files it under signatures too, but it is a checksum.
+    from portage.exception import (
+        GPGException,
+        InvalidSignature,
+        MissingSignature,
+        UntrustedSignature,
+    )
+
+    return (GPGException, InvalidSignature, MissingSignature, UntrustedSignature)
+
+
+def _rejected(path: Path, exc: BaseException) -> BinpkgError:
+    # A missing Manifest is a MissingSignature to Portage: only a signed gpkg has one to fail.
+    if isinstance(exc, _signature_errors()) and gpkg_signed(path):
+        keyring = verify_keyring()
+        return BinpkgError(
+            f"{path}: the gpkg's signature does not verify against the keyring in {keyring}: "
+            f"{signature_problem(path, keyring)}",
+            hint=f"do not publish it; if its signer is trusted, add the key to {keyring} "
+            f"(getuto does for Gentoo's keys) or point {KEYRING_VARIABLE} at your keyring",
+        )
+    return BinpkgError(f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED)
 
 
 def gpkg_metadata(path: Path) -> dict[str, bytes]:
@@ -151,9 +224,7 @@ def gpkg_metadata(path: Path) -> dict[str, bytes]:
     try:
         metadata = pkg.get_metadata()
     except _portage_errors() as exc:
-        raise BinpkgError(
-            f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED
-        ) from exc
+        raise _rejected(path, exc) from exc
     if not isinstance(metadata, dict):
         raise BinpkgError(f"{path}: Portage found no metadata in this gpkg")
     return {str(k): bytes(v) for k, v in metadata.items()}
@@ -165,8 +236,59 @@ def verify_gpkg(path: Path) -> None:
     try:
         pkg._verify_binpkg(metadata_only=False)
     except _portage_errors() as exc:
+        raise _rejected(path, exc) from exc
+
+
+def cpv_key(cpv: str) -> str:
+    """Category and name of a CPV (``app-misc/hello-1-r1`` gives ``app-misc/hello``)."""
+    quiet_identity()
+    from portage.versions import cpv_getkey
+
+    try:
+        return str(cpv_getkey(cpv) or cpv)
+    except _portage_errors():
+        return cpv
+
+
+def gpkg_compression(part_name: str) -> str | None:
+    """The compression Portage reads a GPKG part with (``image.tar.zst`` gives ``zstd``)."""
+    try:
+        return _gpkg(None)._extract_filename_compression(part_name)[1]  # type: ignore[no-any-return]
+    except _portage_errors():
+        return None
+
+
+def xpak_compression(path: Path) -> str | None:
+    """The compression of an XPAK binpkg's tar, by Portage's magic-number probe."""
+    quiet_identity()
+    from portage.util.compression_probe import compression_probe
+
+    try:
+        return compression_probe(str(path))  # type: ignore[no-any-return]
+    except _portage_errors():
+        return None
+
+
+def decompress_command(compression: str, what: str) -> list[str]:
+    """Portage's own decompressor command for ``compression`` (``zstd -d --long=31``...).
+
+    Taken from Portage's table (``portage.util.compression_probe._compressors``)
+    through the same expansion Portage applies; raises ``BinpkgError`` when the
+    program is missing or the compression unknown.
+    """
+    from portage.exception import CompressorNotFound, InvalidCompressionMethod
+
+    try:
+        return list(_gpkg(None)._get_decompression_cmd(compression))
+    except CompressorNotFound as exc:
         raise BinpkgError(
-            f"{path}: Portage rejects this gpkg: {_one_line(exc)}", hint=_HINT_REJECTED
+            f"{what}: needs {_one_line(exc)} to decompress its {compression} image, "
+            "and it is not on PATH",
+            hint=f"install the {compression} program",
+        ) from exc
+    except InvalidCompressionMethod as exc:
+        raise BinpkgError(
+            f"{what}: unknown image compression {compression!r}", hint=_HINT_REJECTED
         ) from exc
 
 

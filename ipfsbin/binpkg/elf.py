@@ -7,17 +7,21 @@ linked objects. Portage's default stripping removes ``.comment``
 compiler: that is family ``"unknown"``, never a guess. A package with no ELF
 file at all is family ``"none"``.
 
-The ELF reader is deliberately small: section headers only, every offset
-bounds-checked, anything malformed makes the file "not an ELF" (skipped).
+The ELF reader is deliberately small: it reads the file header, the section
+headers, the section-name table and ``.comment`` (each read bounded), never the
+rest of the file, so memory stays flat whatever the size of the file; every
+offset is bounds-checked, and anything malformed makes the file "not an ELF"
+(skipped).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "NO_COMMENT",
@@ -25,6 +29,7 @@ __all__ = [
     "Compiler",
     "CompilerReport",
     "ar_members",
+    "ar_ranges",
     "choose_compiler",
     "elf_comments",
     "parse_comment",
@@ -163,22 +168,55 @@ def choose_compiler(
     )
 
 
-def elf_comments(data: bytes) -> tuple[str, ...] | None:
+# Bounds on what one ELF file may make the reader hold: a section-name table
+# or a .comment bigger than these is not what a compiler writes.
+_NAMES_IN_MEMORY = 1024 * 1024
+_MAX_COMMENT = 1024 * 1024
+_HEADERS_PER_READ = 1024
+
+
+class _Window:
+    """``size`` bytes of a seekable file from ``start``; reads past the end raise."""
+
+    def __init__(self, file: BinaryIO, start: int, size: int) -> None:
+        self.file, self.start, self.size = file, start, size
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError("read past the end of the file")
+        self.file.seek(self.start + offset)
+        data = self.file.read(length)
+        if len(data) != length:
+            raise ValueError("the file is shorter than it says")
+        return data
+
+
+def elf_comments(
+    data: bytes | BinaryIO, *, start: int = 0, size: int | None = None
+) -> tuple[str, ...] | None:
     """The strings of the ``.comment`` section of one ELF file.
 
+    ``data`` is the file's bytes or a seekable binary file (then ``start``
+    and ``size`` pick an ELF object inside it, such as an ``ar`` member).
     Returns an empty tuple for an ELF without ``.comment`` and None when the
     bytes are not a well-formed ELF (a bad file is skipped, never fatal).
     """
+    file: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    if size is None:
+        size = file.seek(0, io.SEEK_END) - start
     try:
-        return _elf_comments(memoryview(data))
+        return _elf_comments(_Window(file, start, size))
     except (struct.error, ValueError, IndexError):
         return None
 
 
-def _elf_comments(view: memoryview) -> tuple[str, ...] | None:
-    if len(view) < 16 or bytes(view[:4]) != ELF_MAGIC:
+def _elf_comments(view: _Window) -> tuple[str, ...] | None:
+    if view.size < 16:
         return None
-    elf_class, elf_data = view[4], view[5]
+    ident = view.read(0, 16)
+    if ident[:4] != ELF_MAGIC:
+        return None
+    elf_class, elf_data = ident[4], ident[5]
     if elf_class not in (1, 2) or elf_data not in (1, 2):
         return None
     endian = "<" if elf_data == 1 else ">"
@@ -188,18 +226,15 @@ def _elf_comments(view: memoryview) -> tuple[str, ...] | None:
     else:
         header = struct.Struct(endian + "16xHHIIIIIHHHHHH")
         section = struct.Struct(endian + "IIIIIIIIII")
-    fields = header.unpack_from(view, 0)
+    fields = header.unpack(view.read(0, header.size))
     shoff, shentsize, shnum, shstrndx = fields[5], fields[10], fields[11], fields[12]
     if shoff == 0:
         return ()
-    if shentsize < section.size or shoff >= len(view):
+    if shentsize < section.size or shoff >= view.size:
         return None
 
     def section_header(index: int) -> tuple[int, ...]:
-        start = shoff + index * shentsize
-        if start + section.size > len(view):
-            raise ValueError("section header past the end of the file")
-        return section.unpack_from(view, start)
+        return section.unpack(view.read(shoff + index * shentsize, section.size))
 
     first = section_header(0)
     # Extended numbering: counts that do not fit live in section 0.
@@ -207,53 +242,78 @@ def _elf_comments(view: memoryview) -> tuple[str, ...] | None:
         shnum = first[5]
     if shstrndx == 0xFFFF:
         shstrndx = first[6]
-    if shnum == 0 or shnum > (len(view) - shoff) // shentsize or shstrndx >= shnum:
+    if shnum == 0 or shnum > (view.size - shoff) // shentsize or shstrndx >= shnum:
         return None
 
-    def section_bytes(hdr: tuple[int, ...]) -> memoryview:
-        sh_type, offset, size = hdr[1], hdr[4], hdr[5]
+    def section_bytes(hdr: tuple[int, ...], limit: int) -> bytes:
+        sh_type, offset, length = hdr[1], hdr[4], hdr[5]
         if sh_type == 8:  # SHT_NOBITS occupies no file space
-            return memoryview(b"")
-        if offset > len(view) or size > len(view) - offset:
-            raise ValueError("section past the end of the file")
-        return view[offset : offset + size]
+            return b""
+        if length > limit:
+            raise ValueError("section too big")
+        return view.read(offset, length)
 
-    names = section_bytes(section_header(shstrndx))
+    names_hdr = section_header(shstrndx)
+    names_offset, names_size = names_hdr[4], 0 if names_hdr[1] == 8 else names_hdr[5]
+    # The section-name table is small in real files; a bigger one is read name by name.
+    names = view.read(names_offset, names_size) if names_size <= _NAMES_IN_MEMORY else None
+
+    def is_comment(name_offset: int) -> bool:
+        if name_offset >= names_size:
+            return False
+        if names is not None:
+            return names[name_offset : name_offset + 9] == b".comment\0"
+        length = min(9, names_size - name_offset)
+        return view.read(names_offset + name_offset, length) == b".comment\0"
+
     strings: list[str] = []
-    for index in range(1, shnum):
-        hdr = section_header(index)
-        name_offset = hdr[0]
-        if name_offset >= len(names):
+    for index, hdr in _section_headers(view, section, shoff, shentsize, shnum):
+        if index == 0 or not is_comment(hdr[0]):
             continue
-        if bytes(names[name_offset : name_offset + 9]) != b".comment\0":
-            continue
-        for raw in bytes(section_bytes(hdr)).split(b"\0"):
+        for raw in section_bytes(hdr, _MAX_COMMENT).split(b"\0"):
             text = raw.decode("utf-8", "replace").strip()
             if text and text not in strings:
                 strings.append(text)
     return tuple(strings)
 
 
-def ar_members(data: bytes) -> list[bytes]:
-    """The member files of a Unix ``ar`` archive (static library), skipping index tables."""
-    members: list[bytes] = []
-    if not data.startswith(AR_MAGIC):
-        return members
+def _section_headers(
+    view: _Window, section: struct.Struct, shoff: int, shentsize: int, shnum: int
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """Every section header, read a bounded batch at a time."""
+    for first in range(0, shnum, _HEADERS_PER_READ):
+        count = min(_HEADERS_PER_READ, shnum - first)
+        block = view.read(shoff + first * shentsize, count * shentsize)
+        for i in range(count):
+            yield first + i, section.unpack_from(block, i * shentsize)
+
+
+def ar_ranges(file: BinaryIO) -> Iterator[tuple[int, int]]:
+    """(offset, size) of each member of a Unix ``ar`` archive, skipping index tables."""
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    if file.read(len(AR_MAGIC)) != AR_MAGIC:
+        return
     pos = len(AR_MAGIC)
-    while pos + 60 <= len(data):
-        header = data[pos : pos + 60]
-        if header[58:60] != b"`\n":
+    while pos + 60 <= size:
+        file.seek(pos)
+        header = file.read(60)
+        if len(header) != 60 or header[58:60] != b"`\n":
             break
         name = header[:16].rstrip()
         try:
-            size = int(header[48:58].decode("ascii").strip())
+            length = int(header[48:58].decode("ascii").strip())
         except ValueError:
             break
         body_start = pos + 60
-        if size < 0 or body_start + size > len(data):
+        if length < 0 or body_start + length > size:
             break
         # "/" and "//" are the symbol index and the long-name table.
         if name not in (b"/", b"//", b"/SYM64/", b"__.SYMDEF"):
-            members.append(data[body_start : body_start + size])
-        pos = body_start + size + (size & 1)
-    return members
+            yield body_start, length
+        pos = body_start + length + (length & 1)
+
+
+def ar_members(data: bytes) -> list[bytes]:
+    """The member files of a Unix ``ar`` archive (static library), skipping index tables."""
+    return [data[start : start + length] for start, length in ar_ranges(io.BytesIO(data))]

@@ -21,21 +21,22 @@ import os
 import re
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import BinaryIO, Literal
 
-from ipfsbin.binpkg import _image, _portage
+from ipfsbin.binpkg import _image, _portage, _signatures
+from ipfsbin.binpkg._image import SETUID_PACKAGES
 from ipfsbin.binpkg.digests import FileDigests, hash_file
 from ipfsbin.binpkg.elf import (
     AR_MAGIC,
     ELF_MAGIC,
     Compiler,
     CompilerReport,
-    ar_members,
+    ar_ranges,
     choose_compiler,
     elf_comments,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "BinpkgFormat",
     "BinpkgInfo",
     "BinpkgMetadata",
+    "BinpkgOrigin",
     "FileIdentity",
     "check_binpkg",
     "read_binpkg",
@@ -54,12 +56,15 @@ __all__ = [
 ]
 
 BinpkgFormat = Literal["gpkg", "xpak"]
+BinpkgOrigin = Literal["built", "quickpkg"]
 
 _HINT_NOT_BINPKG = "give the path of a .gpkg.tar, .xpak or .tbz2 file from a PKGDIR"
 _HINT_CORRUPT = "the file is truncated or corrupt; rebuild it or fetch it again"
 _HINT_CHANGED = "wait until Portage has finished writing it, then try again"
 _ARCH_RE = re.compile(rb'^declare -x ARCH="([^"\n]*)"$', re.MULTILINE)
 _MAX_ENVIRONMENT = 64 * 1024 * 1024
+_MAX_CONTAINER_MEMBERS = 64
+_XPAK_TRAILER = re.compile(rb"^XPAKSTOP.{4}STOP$", re.DOTALL)
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -118,7 +123,11 @@ class BinpkgMetadata:
 
     ``built_from_source`` is False for a binpkg made from an installed package
     (quickpkg): only those carry the installed-package files CONTENTS and
-    COUNTER, which ``emerge --buildpkg`` never writes. ``identity`` is the
+    COUNTER, which ``emerge --buildpkg`` never writes; ``origin`` says the
+    same in words. ``tests_ran`` is True when Portage ran the package's test
+    phase for this build (FEATURES=test, and RESTRICT does not hold ``test``).
+    ``signed`` is True for a GPKG that carries a signature (verified against
+    the builder's keyring when its metadata was read). ``identity`` is the
     file's :class:`FileIdentity` when it was read.
     """
 
@@ -157,6 +166,8 @@ class BinpkgMetadata:
     built_from_source: bool
     bindist_restricted: bool
     fetch_restricted: bool
+    tests_ran: bool = False
+    signed: bool = False
     metadata: Mapping[str, str] = field(compare=False, repr=False)
     identity: FileIdentity | None = field(default=None, compare=False, repr=False)
 
@@ -174,6 +185,16 @@ class BinpkgMetadata:
     @property
     def category(self) -> str:
         return self.cpv.partition("/")[0]
+
+    @property
+    def origin(self) -> BinpkgOrigin:
+        """How the binpkg was made: ``built`` from source, or ``quickpkg`` from an installed one."""
+        return "built" if self.built_from_source else "quickpkg"
+
+    @property
+    def cp(self) -> str:
+        """Category and package name without the version (``app-misc/hello``)."""
+        return _portage.cpv_key(self.cpv)
 
     @property
     def pf(self) -> str:
@@ -297,40 +318,51 @@ def read_binpkg_metadata(path: str | Path) -> BinpkgMetadata:
         built_from_source="CONTENTS" not in raw and "COUNTER" not in raw,
         bindist_restricted="bindist" in restrict_words,
         fetch_restricted="fetch" in restrict_words,
+        tests_ran="test" in _words(meta.get("FEATURES", "")) and "test" not in restrict_words,
+        signed=fmt == "gpkg" and _signatures.gpkg_signed(path),
         metadata=meta,
         identity=identity,
     )
 
 
-def check_binpkg(meta: BinpkgMetadata, *, compiler: Compiler | None = None) -> CompilerReport:
+def check_binpkg(
+    meta: BinpkgMetadata,
+    *,
+    compiler: Compiler | None = None,
+    setuid_packages: Collection[str] = SETUID_PACKAGES,
+) -> CompilerReport:
     """The checks that read the whole package; the compiler its ELF files name.
 
-    For a GPKG, Portage checks every part against the Manifest checksums;
-    for both formats the image is read to its end (every member name must
-    stay inside the image; a corrupt compressed stream fails) and the
-    ``.comment`` sections of its ELF files name the compiler. ``compiler``
-    stands in for that scan with a value recorded at build time (the image
-    is then not read). Raises :class:`BinpkgError`. Safe to run in a thread
-    beside the hashing of the same file; for a GPKG, Portage's check and the
-    image scan run side by side too, and Portage's verdict is reported first.
+    For a GPKG, Portage checks every part against the Manifest checksums
+    (and its signatures, when it is signed); for both formats the image is
+    read to its end: every member must stay inside the image, be a regular
+    file, directory, symlink or a hard link within the image, and be setuid
+    or setgid only when the package's category/name is in
+    ``setuid_packages``; a corrupt compressed stream fails. The ``.comment``
+    sections of its ELF files name the compiler; ``compiler`` stands in for
+    that scan with a value recorded at build time (the members are still
+    checked). Raises :class:`BinpkgError`. Safe to run in a thread beside the
+    hashing of the same file; for a GPKG, Portage's check and the image scan
+    run side by side too, and Portage's verdict is reported first.
     """
-    if compiler is not None:
-        if meta.format == "gpkg":
-            _portage.verify_gpkg(meta.path)
-        return CompilerReport(compiler=compiler, seen=(), comments=(), elf_files=0)
+    scan = _image.ImageScan(setuid_ok=meta.cp in setuid_packages, copy_elf=compiler is None)
     if meta.format == "xpak":
-        return _compiler_report(meta)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-scan") as pool:
-        scanning = pool.submit(_compiler_report, meta)
-        try:
-            _portage.verify_gpkg(meta.path)
-        except BinpkgError:
-            scanning.exception()  # wait for the scan; Portage's verdict is the one to report
-            raise
-        return scanning.result()
+        report = _compiler_report(meta, scan)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-scan") as pool:
+            scanning = pool.submit(_compiler_report, meta, scan)
+            try:
+                _portage.verify_gpkg(meta.path)
+            except BinpkgError:
+                scanning.exception()  # wait for the scan; Portage's verdict is the one to report
+                raise
+            report = scanning.result()
+    if compiler is not None:
+        return CompilerReport(compiler=compiler, seen=(), comments=(), elf_files=0)
+    return report
 
 
-def _compiler_report(meta: BinpkgMetadata) -> CompilerReport:
+def _compiler_report(meta: BinpkgMetadata, scan: _image.ImageScan) -> CompilerReport:
     tar_size = 0
     if meta.format == "xpak":
         layout = _portage.xpak_layout(meta.path)
@@ -340,28 +372,42 @@ def _compiler_report(meta: BinpkgMetadata) -> CompilerReport:
                 hint=_HINT_CHANGED,
             )
         tar_size = layout.tar_size
-    return choose_compiler(_scan_image(meta.path, meta.format, tar_size))
+    return choose_compiler(_scan_image(meta.path, meta.format, tar_size, scan))
 
 
-def read_binpkg(path: str | Path, *, compiler: Compiler | None = None) -> BinpkgInfo:
+def read_binpkg(
+    path: str | Path,
+    *,
+    compiler: Compiler | None = None,
+    setuid_packages: Collection[str] = SETUID_PACKAGES,
+) -> BinpkgInfo:
     """Read the binpkg at ``path``; raises :class:`BinpkgError` with one line for bad input.
 
     ``compiler`` overrides the ELF scan with a value recorded at build time
-    (the image is then not read at all); without it the compiler comes from
-    the ``.comment`` sections of the package's ELF files. Same as
+    (the image's ELF files are then not read); without it the compiler comes
+    from the ``.comment`` sections of the package's ELF files. Same as
     :func:`read_binpkg_metadata` followed by :func:`read_binpkg_contents`.
     """
-    return read_binpkg_contents(read_binpkg_metadata(path), compiler=compiler)
+    return read_binpkg_contents(
+        read_binpkg_metadata(path), compiler=compiler, setuid_packages=setuid_packages
+    )
 
 
-def read_binpkg_contents(meta: BinpkgMetadata, *, compiler: Compiler | None = None) -> BinpkgInfo:
+def read_binpkg_contents(
+    meta: BinpkgMetadata,
+    *,
+    compiler: Compiler | None = None,
+    setuid_packages: Collection[str] = SETUID_PACKAGES,
+) -> BinpkgInfo:
     """The expensive rest of :func:`read_binpkg`: checks and digests, side by side.
 
     :func:`check_binpkg` runs in a thread while the file is hashed; the file
     must still be the one ``meta`` was read from when both are done.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-check") as pool:
-        checking = pool.submit(check_binpkg, meta, compiler=compiler)
+        checking = pool.submit(
+            check_binpkg, meta, compiler=compiler, setuid_packages=setuid_packages
+        )
         try:
             digests = hash_file(meta.path)
         except OSError as exc:
@@ -398,7 +444,10 @@ def _identify(path: Path) -> tuple[BinpkgFormat, FileIdentity]:
         raise BinpkgError(f"{path}: is empty (0 bytes)", hint=_HINT_CORRUPT)
 
     name = path.name
-    layout = _portage.xpak_layout(path)
+    head, tail = _ends(path, st.st_size)
+    # Only a file that ends in an xpak trailer goes to Portage's xpak reader:
+    # on anything else it tries every tar compression over the whole file.
+    layout = _portage.xpak_layout(path) if _XPAK_TRAILER.match(tail) else None
     if layout is not None:
         if name.endswith(".gpkg.tar"):
             raise BinpkgError(
@@ -411,8 +460,10 @@ def _identify(path: Path) -> tuple[BinpkgFormat, FileIdentity]:
             f"{path}: has no xpak segment (no XPAKSTOP trailer); not a legacy binpkg",
             hint=_HINT_CORRUPT,
         )
-    if not _is_gpkg_container(path):
-        kind = "a tar archive" if _is_tar(path) else "neither a tar archive nor an xpak binpkg"
+    if not _is_tar_header(head) or not _is_gpkg_container(path):
+        kind = (
+            "a tar archive" if _is_tar_header(head) else "neither a tar archive nor an xpak binpkg"
+        )
         raise BinpkgError(
             f"{path}: is {kind} without the gpkg-1 marker of a GPKG",
             hint=_HINT_NOT_BINPKG,
@@ -420,11 +471,23 @@ def _identify(path: Path) -> tuple[BinpkgFormat, FileIdentity]:
     return "gpkg", FileIdentity.from_stat(st)
 
 
-def _is_tar(path: Path) -> bool:
+def _ends(path: Path, size: int) -> tuple[bytes, bytes]:
+    """The first tar block and the last 16 bytes: all that recognising a binpkg reads."""
     try:
-        return tarfile.is_tarfile(path)
-    except OSError:
+        with open(path, "rb") as f:
+            head = f.read(tarfile.BLOCKSIZE)
+            f.seek(max(0, size - 16))
+            return head, f.read(16)
+    except OSError as exc:
+        raise BinpkgError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def _is_tar_header(block: bytes) -> bool:
+    try:
+        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
         return False
+    return True
 
 
 def _is_gpkg_container(path: Path) -> bool:
@@ -432,8 +495,16 @@ def _is_gpkg_container(path: Path) -> bool:
     marker = False
     try:
         with tarfile.open(path, mode="r:") as tar:
-            for member in tar:
+            for count, member in enumerate(tar):
                 marker = marker or member.name.rpartition("/")[2] == "gpkg-1"
+                if count >= _MAX_CONTAINER_MEMBERS:
+                    # A GPKG has a handful of parts; reading on (and Portage's
+                    # duplicate check, quadratic in the members) would only cost time.
+                    raise BinpkgError(
+                        f"{path}: is a tar archive of more than {_MAX_CONTAINER_MEMBERS} "
+                        "members; a GPKG holds a handful",
+                        hint=_HINT_NOT_BINPKG,
+                    )
     except (tarfile.TarError, OSError, EOFError) as exc:
         if marker:
             raise BinpkgError(
@@ -443,24 +514,40 @@ def _is_gpkg_container(path: Path) -> bool:
     return marker
 
 
-def _scan_image(path: Path, fmt: BinpkgFormat, tar_size: int) -> list[tuple[str, ...]]:
+def _scan_image(
+    path: Path, fmt: BinpkgFormat, tar_size: int, scan: _image.ImageScan
+) -> list[tuple[str, ...]]:
     """The ``.comment`` strings of each ELF file (and each ELF member of a static library)."""
     files = (
-        _image.iter_gpkg_image(path) if fmt == "gpkg" else _image.iter_xpak_image(path, tar_size)
+        _image.iter_gpkg_image(path, scan)
+        if fmt == "gpkg"
+        else _image.iter_xpak_image(path, tar_size, scan)
     )
     per_file: list[tuple[str, ...]] = []
     for _name, data in files:
-        if data.startswith(ELF_MAGIC):
-            objects = [data]
-        elif data.startswith(AR_MAGIC):
-            objects = [m for m in ar_members(data) if m.startswith(ELF_MAGIC)]
+        if isinstance(data, bytes):
+            continue
+        head = data.read(len(AR_MAGIC))
+        if head.startswith(ELF_MAGIC):
+            ranges: list[tuple[int, int | None]] = [(0, None)]
+        elif head == AR_MAGIC:
+            ranges = [
+                (start, length)
+                for start, length in ar_ranges(data)
+                if _starts_with(data, start, ELF_MAGIC)
+            ]
         else:
             continue
-        for obj in objects:
-            comments = elf_comments(obj)
+        for start, length in ranges:
+            comments = elf_comments(data, start=start, size=length)
             if comments is not None:
                 per_file.append(comments)
     return per_file
+
+
+def _starts_with(file: BinaryIO, offset: int, magic: bytes) -> bool:
+    file.seek(offset)
+    return file.read(len(magic)) == magic
 
 
 def _is_text_key(key: str) -> bool:

@@ -28,13 +28,22 @@ deterministic), so publishing the same file again creates nothing new.
 Sharing policy (fails closed; each switch is named for the check it turns
 off): RESTRICT=bindist or fetch packages are refused unless
 ``allow_restricted``; binpkgs not built from source (quickpkg) unless
-``allow_quickpkg``. User patches cannot be detected from a binpkg.
+``allow_quickpkg``; images holding setuid/setgid files unless the package is
+in ``setuid_packages`` (:data:`~ipfsbin.binpkg.SETUID_PACKAGES` by default).
+A signed gpkg must verify against the builder's keyring (see
+:mod:`ipfsbin.binpkg`). User patches cannot be detected from a binpkg.
+
+Provenance: the manifest's ``build.origin`` says whether the binpkg was built
+from source or made by quickpkg, and ``build.tests`` whether its test phase
+ran. The ``test`` USE flag is left out of the descriptor: by its definition
+in Gentoo's use.desc it enables only what running the tests needs, never the
+installed result, so builds with and without it are the same build.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +51,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from ipfsbin.binpkg import (
     NO_COMMENT,
+    SETUID_PACKAGES,
     BinpkgInfo,
     BinpkgMetadata,
     Compiler,
@@ -84,6 +94,13 @@ PublishProgress = Callable[[Path, int, int], None]
 _PACKAGES_NAMES = {"repository": "REPO", "DESCRIPTION": "DESC"}
 _ADD_TIMEOUT_SECONDS = 3600.0
 _HINT_CHANGED = "wait until Portage has finished writing it, then publish again"
+# USE flags that never change what a package installs (use.desc: "test" only
+# enables dependencies and preparations needed to run the tests).
+_NOT_ABI_USE = frozenset({"test"})
+
+
+def _abi_words(words: Iterable[str]) -> str:
+    return " ".join(w for w in words if w.lstrip("+-") not in _NOT_ABI_USE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,9 +168,9 @@ def _describe(meta: BinpkgMetadata, compiler: Compiler, host: HostFacts) -> Pack
         slot=meta.metadata.get("SLOT", ""),
         repository=meta.repository,
         eapi=meta.eapi,
-        use=" ".join(meta.use),
-        iuse=" ".join(meta.iuse),
-        iuse_effective=" ".join(meta.iuse_effective),
+        use=_abi_words(meta.use),
+        iuse=_abi_words(meta.iuse),
+        iuse_effective=_abi_words(meta.iuse_effective),
         rdepend=meta.rdepend,
         depend=meta.depend,
         bdepend=meta.bdepend,
@@ -179,6 +196,8 @@ def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
             if info.compiler.known
             else None
         ),
+        origin=info.origin,
+        tests=info.tests_ran,
     )
     return PreparedBinpkg(
         info=info,
@@ -302,7 +321,11 @@ class _Run:
             self.added = None
 
     def add_checked(
-        self, meta: BinpkgMetadata, host: HostFacts, progress: PublishProgress | None
+        self,
+        meta: BinpkgMetadata,
+        host: HostFacts,
+        progress: PublishProgress | None,
+        setuid_packages: Collection[str] = SETUID_PACKAGES,
     ) -> tuple[PreparedBinpkg, CID]:
         """Add the file while it is checked and hashed; pin it once everything agrees.
 
@@ -329,7 +352,7 @@ class _Run:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-check") as pool,
         ):
             opened = FileIdentity.from_stat(os.fstat(handle.fileno()))
-            checking = pool.submit(check_binpkg, meta)
+            checking = pool.submit(check_binpkg, meta, setuid_packages=setuid_packages)
             result = self.client.add(
                 cast(IO[bytes], _TeeReader(cast(BinaryIO, handle), digester)),
                 name=path.name,
@@ -412,6 +435,7 @@ def publish_binpkgs(
     host: HostFacts | None = None,
     allow_restricted: bool = False,
     allow_quickpkg: bool = False,
+    setuid_packages: Collection[str] = SETUID_PACKAGES,
     progress: PublishProgress | None = None,
 ) -> list[PublishResult]:
     """Publish each binpkg: file, platform, descriptor, manifest and signed attestation.
@@ -445,7 +469,7 @@ def publish_binpkgs(
     try:
         for meta in metas:
             runs.append(_Run(client, meta.cpv))
-            added.append(runs[-1].add_checked(meta, facts, progress))
+            added.append(runs[-1].add_checked(meta, facts, progress, setuid_packages))
     except BaseException:
         for run in reversed(runs):
             run.undo()

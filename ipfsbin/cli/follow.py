@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -22,6 +23,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
 from ipfsbin.subscribe.replica import Holding
+from ipfsbin.trust.freshness import describe_span
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
 
@@ -124,6 +126,10 @@ def _render_unsubscribed(r: dict[str, Any]) -> str:
 
 
 def _render_result(result: SyncResult) -> str:
+    return "\n".join([_render_outcome(result), *(f"  warning: {w}" for w in result.warnings)])
+
+
+def _render_outcome(result: SyncResult) -> str:
     if result.outcome == "accepted":
         before = "none" if result.previous_height is None else str(result.previous_height)
         text = (
@@ -159,6 +165,14 @@ def sync(
     timeout: Annotated[
         str, typer.Option("--timeout", help="How long to wait for a record or a block.")
     ] = "30s",
+    deadline: Annotated[
+        str,
+        typer.Option(
+            "--deadline",
+            help="Most time one subscription's sync may spend on the network; then it fails "
+            "and the next subscription is synced.",
+        ),
+    ] = "10m",
     allow_stale: Annotated[
         bool,
         typer.Option(
@@ -170,7 +184,12 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Check every subscription once (or keep following) and move to newer verified heads."""
-    config = FollowConfig(gateway=gateway, timeout=parse_duration(timeout), allow_stale=allow_stale)
+    config = FollowConfig(
+        gateway=gateway,
+        timeout=parse_duration(timeout),
+        deadline=parse_duration(deadline),
+        allow_stale=allow_stale,
+    )
     pause = parse_duration(interval).total_seconds()
     with Follower(config) as follower:
         if not follow:
@@ -210,14 +229,15 @@ def status(as_json: JsonOpt = False) -> None:
     with Follower() as follower:
         subs = follower.subscriptions()
         held = {h.name: h for h in follower.holdings()}
+    now = time.time()
     emit(
-        [{**s.to_json(), "held": held[s.name].to_json()} for s in subs],
+        [{**s.to_json(now=now), "held": held[s.name].to_json()} for s in subs],
         as_json,
-        lambda _: _render_status(subs, held),
+        lambda _: _render_status(subs, now, held),
     )
 
 
-def _render_status(subs: list[Subscription], held: Mapping[str, Holding]) -> str:
+def _render_status(subs: list[Subscription], now: float, held: Mapping[str, Holding]) -> str:
     if not subs:
         return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
     lines = []
@@ -226,9 +246,33 @@ def _render_status(subs: list[Subscription], held: Mapping[str, Holding]) -> str
         lines.append(sub.name)
         lines.append(f"  trust:    {sub.pin.describe()}")
         lines.append(f"  head:     {head}")
+        lines += _render_expiry(sub, now)
         lines.append(f"  accepted: {_when(sub.accepted_at)}")
         lines.append(f"  checked:  {_when(sub.checked_at)}")
         lines.append(f"  held:     {held[sub.name].describe()}")
         if sub.error is not None:
             lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
     return "\n".join(lines)
+
+
+def _render_expiry(sub: Subscription, now: float) -> list[str]:
+    """The head's and root's expiry in words, and a warning line when it is near or past."""
+    fresh = sub.freshness(now=now)
+    if fresh is None:
+        return []
+    lines = [
+        f"  expires:  head commit {_expiry_words(fresh.head_expires, now)}",
+        f"            trust root {_expiry_words(fresh.root_expires, now)}",
+    ]
+    warning = fresh.warning()
+    if fresh.state == "expired":
+        lines.append(f"  STALE:    {warning}; its packages are not offered")
+    elif warning is not None:
+        lines.append(f"  warning:  {warning}")
+    return lines
+
+
+def _expiry_words(moment: int, now: float) -> str:
+    left = moment - int(now)
+    span = describe_span(abs(left))
+    return f"{_when(moment)} ({'in ' + span if left > 0 else span + ' ago'})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 
@@ -59,6 +60,7 @@ def _register() -> None:
     app.add_typer(key_cmds.app, name="key")
     index_cmds.app.command("publish")(index_ipns.publish_cmd)
     index_cmds.app.command("republish")(index_ipns.republish_cmd)
+    index_cmds.app.command("announce-roots")(index_ipns.announce_roots_cmd)
     app.add_typer(index_cmds.app, name="index")
     app.command("subscribe")(follow_cmds.subscribe)
     app.command("unsubscribe")(follow_cmds.unsubscribe)
@@ -82,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         if _verbose:
             traceback.print_exc()
         print_error(exc.message, exc.hint)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        # every state file reports its own damage (DamagedStateError); this is the net under it
+        if _verbose:
+            traceback.print_exc()
+        print_error(
+            f"a state file could not be read ({type(exc).__name__}: {exc})",
+            "run again with --verbose to see which; move that file aside and run again",
+        )
         return 1
     except _click.exceptions.NoArgsIsHelpError as exc:
         exc.show()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ipfsbin.binpkg import SETUID_PACKAGES
 from ipfsbin.builder.publish import PublishProgress, detect_host_facts, publish_binpkgs
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
@@ -126,6 +127,14 @@ def publish(
             help="Switch off the refusal of packages not built from source (quickpkg).",
         ),
     ] = False,
+    allow_setuid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-setuid",
+            help="CATEGORY/NAME of a package whose setuid/setgid files may be published, "
+            "besides the packages known to ship them.",
+        ),
+    ] = None,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -170,6 +179,7 @@ def publish(
             host=host,
             allow_restricted=allow_restricted,
             allow_quickpkg=allow_quickpkg,
+            setuid_packages=SETUID_PACKAGES | frozenset(allow_setuid or ()),
             progress=bar,
         )
     emit([r.to_json() for r in results], as_json, _render)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from ipfsbin.descriptor.cflags import (
     CODE_ONLY_FLAGS,
-    baseline_target,
     is_code_only,
-    normalize_cflags,
     normalize_ldflags,
-    resolve_march,
+    runtime_needs,
 )
 from ipfsbin.descriptor.compat import (
     AXES,
@@ -20,10 +18,12 @@ from ipfsbin.descriptor.compat import (
     Mismatch,
     UseConfig,
     check_compatible,
-    target_runs_on,
+    lacking,
     verify_compatible,
 )
 from ipfsbin.descriptor.depstr import SlotAtom, merge_slot_deps, parse_requires, slot_atoms
+from ipfsbin.descriptor.hardening import Hardening, Shortfall
+from ipfsbin.descriptor.isa import host_cpu_features, isa_label
 from ipfsbin.descriptor.model import (
     DESCRIPTOR_TYPE,
     OPT_LEVELS,
@@ -36,6 +36,8 @@ from ipfsbin.descriptor.model import (
     split_cpv,
 )
 from ipfsbin.descriptor.normalize import BuildFacts, normalize, normalize_platform
+from ipfsbin.descriptor.profile import normalize_cflags
+from ipfsbin.descriptor.toolchain import CompilerAnswer, CompilerProbe, Probe, chost_family
 
 __all__ = [
     "AXES",
@@ -44,28 +46,35 @@ __all__ = [
     "OPT_LEVELS",
     "PLATFORM_TYPE",
     "BuildFacts",
+    "CompilerAnswer",
     "Compatibility",
+    "CompilerProbe",
+    "Hardening",
     "Descriptor",
     "HostProfile",
     "Mismatch",
     "OptProfile",
     "Package",
     "Platform",
+    "Probe",
+    "Shortfall",
     "SlotAtom",
     "SlotDep",
     "UseConfig",
-    "baseline_target",
     "check_compatible",
+    "chost_family",
+    "host_cpu_features",
     "is_code_only",
+    "isa_label",
+    "lacking",
     "merge_slot_deps",
     "normalize",
     "normalize_cflags",
     "normalize_ldflags",
     "normalize_platform",
     "parse_requires",
-    "resolve_march",
+    "runtime_needs",
     "slot_atoms",
     "split_cpv",
-    "target_runs_on",
     "verify_compatible",
 ]

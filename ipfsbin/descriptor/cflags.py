@@ -1,53 +1,32 @@
-"""Compiler and linker flags to their normal form (schema/descriptor.md, section 3).
+"""Flags as words: what is dropped, grouped, code-only, or a runtime need (schema 3).
 
-Flags are read left to right like the compiler does: flags that set the same
-thing form a group in which the last one wins, then the survivors are sorted,
-so that two spellings of one configuration give one profile.
+Words the compiler is asked about (schema/descriptor.md, section 3.2) are
+picked out here; :mod:`ipfsbin.descriptor.profile` asks. The other kept
+flags form groups in which the last one wins; the survivors are sorted, since
+flags of different groups do not override each other.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from ipfsbin.descriptor._archspec_map import default_tune, family, is_known_target, lookup_march
-from ipfsbin.descriptor.model import OPT_LEVELS, OptProfile
+from ipfsbin.descriptor.model import OPT_LEVELS
 from ipfsbin.errors import DescriptorError
 
 __all__ = [
-    "baseline_target",
+    "CODE_ONLY_FLAGS",
+    "Words",
     "is_code_only",
-    "normalize_cflags",
     "normalize_ldflags",
-    "resolve_march",
+    "runtime_needs",
+    "split_cflags",
 ]
-
-# CHOST machine part -> archspec target when no -march is given.
-_BASELINES: dict[str, str] = {
-    "x86_64": "x86_64",
-    "i686": "i686",
-    "i386": "x86",
-    "aarch64": "aarch64",
-    "powerpc64le": "ppc64le",
-    "powerpc64": "ppc64",
-    "riscv64": "riscv64",
-}
-
-# CHOST machine part -> archspec families whose code it can run.
-_FAMILIES: dict[str, frozenset[str]] = {
-    "x86_64": frozenset({"x86_64"}),
-    "aarch64": frozenset({"aarch64"}),
-    "powerpc64le": frozenset({"ppc64le"}),
-    "powerpc64": frozenset({"ppc64"}),
-    "riscv64": frozenset({"riscv64"}),
-}
-_X86_32 = re.compile(r"^i[3-6]86$")
-
-# Where -mcpu selects the ISA (elsewhere, on x86, it is an old spelling of -mtune).
-_MCPU_IS_MARCH = frozenset({"aarch64", "ppc64", "ppc64le", "riscv64"})
 
 _DROPPED_EXACT = frozenset(
     {
         "-pipe",
+        "--pipe",
         "-w",
         "-v",
         "-Q",
@@ -71,6 +50,10 @@ _DROPPED_PREFIXES = (
     "-fno-var-tracking",
     "-fdebug-prefix-map=",
     "-save-temps",
+    # Cache sizes (resolve-march-native writes them) tune like -mtune does.
+    "--param=l1-cache-size=",
+    "--param=l1-cache-line-size=",
+    "--param=l2-cache-size=",
 )
 
 _CODE_ONLY_EXACT = frozenset(
@@ -84,15 +67,7 @@ _CODE_ONLY_EXACT = frozenset(
         "-fuse-linker-plugin",
         "-fplt",
         "-fno-plt",
-        "-fstack-clash-protection",
-        "-fno-stack-clash-protection",
-        "-fcf-protection",
-        "-U_FORTIFY_SOURCE",
         "-D_GLIBCXX_ASSERTIONS",
-        "-fPIC",
-        "-fpic",
-        "-fPIE",
-        "-fpie",
         "-fsemantic-interposition",
         "-fno-semantic-interposition",
         "-fpeel-loops",
@@ -102,10 +77,6 @@ _CODE_ONLY_EXACT = frozenset(
 )
 _CODE_ONLY_PREFIXES = (
     "-flto-partition=",
-    "-fstack-protector",
-    "-fno-stack-protector",
-    "-fcf-protection=",
-    "-D_FORTIFY_SOURCE=",
     "-fgraphite",
     "-floop-",
     "-ftree-",
@@ -119,11 +90,12 @@ _CODE_ONLY_PREFIXES = (
     "-fno-inline",
     "-fsched",
     "-fvect-cost-model=",
-    "-ftrivial-auto-var-init=",
     "-fzero-call-used-regs=",
 )
 CODE_ONLY_FLAGS: tuple[str, ...] = tuple(sorted(_CODE_ONLY_EXACT)) + _CODE_ONLY_PREFIXES
 """Flags (exact, or prefixes ending in ``-``, ``=`` or a stem) the predicate ignores."""
+# Under the code-only prefixes, but the program then starts threads through libgomp.
+_PARALLEL_PREFIXES = ("-ftree-parallelize-loops=", "-floop-parallelize-all")
 
 _OPT_RE = re.compile(r"^-O(\d+|s|z|g|fast)?$")
 _WORD_SIZE = frozenset({"-m16", "-m32", "-mx32", "-m64"})
@@ -143,6 +115,7 @@ _SEPARATE_ARGUMENT = frozenset(
         "-Xlinker",
         "-Xassembler",
         "-Xpreprocessor",
+        "-mllvm",
     }
 )
 # -fsanitize=a,b and friends add to (or take from) a set instead of replacing
@@ -157,72 +130,6 @@ _ACCUMULATING_PREFIXES = (
     "-fprofile-prefix-map=",
     "-finstrument-functions-exclude-",
 )
-
-
-def _machine(chost: str) -> str:
-    return chost.split("-", 1)[0]
-
-
-def baseline_target(chost: str) -> str:
-    """The archspec target a compiler for ``chost`` uses when no -march is given."""
-    machine = _machine(chost)
-    if machine in _BASELINES:
-        return _BASELINES[machine]
-    if machine in ("i486", "i586"):
-        return f"gcc:{machine}"
-    raise DescriptorError(
-        f"no baseline microarchitecture is known for CHOST {chost!r}",
-        hint="set an explicit -march= in CFLAGS to share packages built for this CHOST",
-    )
-
-
-def _allowed_families(chost: str) -> frozenset[str]:
-    machine = _machine(chost)
-    if _X86_32.match(machine):
-        # 32-bit code may be tuned for a 64-bit CPU (-march=haswell on i686).
-        return frozenset({"x86", "x86_64"})
-    return _FAMILIES.get(machine, frozenset())
-
-
-def resolve_march(name: str, *, chost: str, host_target: str | None) -> str:
-    """The target (archspec name or ``gcc:<name>``) that ``-march=name`` selects."""
-    if name == "native":
-        if host_target is None:
-            raise DescriptorError(
-                "CFLAGS use -march=native but no detected microarchitecture was given",
-                hint="normalize on the builder itself, which passes archspec.cpu.host()",
-            )
-        if not is_known_target(host_target):
-            raise DescriptorError(f"detected microarchitecture {host_target!r} is not known")
-        target = host_target
-    else:
-        entry = lookup_march(name, _allowed_families(chost))
-        if entry is None:
-            raise DescriptorError(
-                f"unknown -march={name}: neither archspec nor the list of compiler "
-                "names ipfsbin knows has it",
-                hint="packages built with it are not shared; a name archspec knows "
-                "(x86-64-v3, haswell, znver3, ...) makes them shareable",
-            )
-        target = entry.target
-    allowed = _allowed_families(chost)
-    if allowed and family(target) not in allowed:
-        raise DescriptorError(
-            f"-march={name} selects {target} ({family(target)}), which CHOST {chost} cannot run",
-        )
-    return target
-
-
-def _normalize_tune(name: str, chost: str, host_target: str | None) -> str:
-    if name == "native":
-        if host_target is None:
-            raise DescriptorError(
-                "CFLAGS use -mtune=native but no detected microarchitecture was given",
-                hint="normalize on the builder itself, which passes archspec.cpu.host()",
-            )
-        return host_target
-    entry = lookup_march(name, _allowed_families(chost))
-    return entry.target if entry is not None else name
 
 
 def _is_dropped(flag: str) -> bool:
@@ -292,8 +199,6 @@ def _group(flag: str) -> tuple[str, str]:
         return "param:" + flag[len("--param=") :].split("=", 1)[0], flag
     if flag in ("-flto", "-fno-lto") or flag.startswith("-flto="):
         return "f:lto", "-fno-lto" if flag == "-fno-lto" else "-flto"
-    if flag.startswith(("-fstack-protector", "-fno-stack-protector")):
-        return "f:stack-protector", flag
     if flag in _WORD_SIZE:
         return "m:word-size", flag
     for prefix, kind in (("-f", "f"), ("-m", "m")):
@@ -306,40 +211,101 @@ def _group(flag: str) -> tuple[str, str]:
     return "=" + flag, flag
 
 
-def normalize_cflags(text: str, *, chost: str, host_target: str | None = None) -> OptProfile:
-    """Normalize CFLAGS or CXXFLAGS for ``chost``.
+@dataclass(frozen=True, kw_only=True)
+class Words:
+    """CFLAGS split for normalization."""
 
-    ``host_target`` is the builder's detected archspec microarchitecture; it is
-    needed only when the flags say ``native``.
+    opt: str
+    """-O level without ``-O``."""
+    asked: tuple[str, ...]
+    """The words the compiler is asked about, in the user's order."""
+    kept: tuple[str, ...]
+    """Every other kept flag, grouped and sorted."""
+
+
+# Options that only switch instruction-set extensions: their meaning is the
+# feature set the compiler reports, so they are not kept as flags as well.
+_ISA_OPTIONS = frozenset(
     """
+    mmx sse sse2 sse3 ssse3 sse4 sse4a sse4.1 sse4.2 avx avx2 avx512f avx512pf avx512er
+    avx512cd avx512vl avx512bw avx512dq avx512ifma avx512vbmi avx512vbmi2 avx512bf16
+    avx512fp16 avx512bitalg avx512vpopcntdq avx512vp2intersect avx5124fmaps avx512vnni
+    avx5124vnniw avxvnni avxifma avxvnniint8 avxvnniint16 avxneconvert sha aes pclmul
+    clflushopt clwb fsgsbase ptwrite rdrnd f16c fma fma4 pconfig wbnoinvd prfchw rdpid
+    prefetchwt1 rdseed sgx xop lwp 3dnow 3dnowa popcnt abm adx bmi bmi2 lzcnt fxsr xsave
+    xsaveopt xsavec xsaves rtm hle tbm mwaitx clzero pku gfni vaes vpclmulqdq waitpkg
+    movdiri movdir64b enqcmd uintr tsxldtrk cldemote serialize amx-tile amx-int8 amx-bf16
+    amx-fp16 hreset kl widekl cmpccxadd sm3 sm4 sha512 crc32 cx16 sahf movbe shstk
+    altivec vsx crypto power8-vector power9-vector mma htm float128-hardware popcntb
+    popcntd fprnd cmpb mfcrf hard-dfp direct-move quad-memory quad-memory-atomic
+    """.split()
+)
+# Floating-point options: their effect is read back from the compiler (``math``).
+_MATH_OPTIONS = frozenset(
+    """
+    fast-math unsafe-math-optimizations associative-math reciprocal-math finite-math-only
+    math-errno signed-zeros trapping-math rounding-math signaling-nans cx-limited-range
+    cx-fortran-rules excess-precision fp-contract single-precision-constant
+    """.split()
+)
+# Hardening options: read back as the Hardening record.
+_HARDENING_OPTIONS = frozenset(
+    """
+    stack-protector stack-protector-strong stack-protector-all stack-protector-explicit
+    stack-clash-protection cf-protection trivial-auto-var-init pie PIE pic PIC
+    """.split()
+)
+_HARDENING_M = ("-mbranch-protection=",)
+_FORTIFY = re.compile(r"^-([DU])_FORTIFY_SOURCE(=.*)?$")
+
+
+def _option_name(flag: str) -> str:
+    """``-fno-fast-math`` -> ``fast-math``; ``-mno-avx2`` -> ``avx2``; ``-fx=1`` -> ``x``."""
+    return flag[2:].split("=", 1)[0].removeprefix("no-")
+
+
+def is_math_option(flag: str) -> bool:
+    """True for a floating-point option (``-ffast-math``, ``-fno-math-errno``, ...)."""
+    return flag.startswith("-f") and _option_name(flag) in _MATH_OPTIONS
+
+
+def _is_asked(flag: str) -> tuple[bool, bool]:
+    """(asked, also kept as a flag) for one word."""
+    if flag.startswith("-m"):
+        if flag.startswith(("-march=", "-mcpu=", "-mtune=")) or flag.startswith(_HARDENING_M):
+            return True, False
+        return True, _option_name(flag) not in _ISA_OPTIONS
+    if flag.startswith("-f") and _option_name(flag) in (_MATH_OPTIONS | _HARDENING_OPTIONS):
+        return True, False
+    return bool(_FORTIFY.match(flag)), False
+
+
+def split_cflags(text: str) -> Words:
+    """Split CFLAGS into the -O level, the words to ask the compiler, and kept flags."""
     opt = "0"
-    march: str | None = None
-    tune: str | None = None
+    asked: list[str] = []
     groups: dict[str, str] = {}
     sanitize: dict[str, dict[str, bool]] = {}
-    machine_families = _allowed_families(chost)
-    mcpu_is_march = bool(machine_families & _MCPU_IS_MARCH)
     for flag in _words(text):
         match = _OPT_RE.match(flag)
         if match is not None:
             level = match.group(1) or "1"
             opt = str(min(int(level), 3)) if level.isdigit() else level
+            asked.append(flag)
             continue
         if flag.startswith("-O"):
             raise DescriptorError(
                 f"unknown optimization level {flag}",
                 hint=f"use one of {', '.join('-O' + o for o in OPT_LEVELS)}",
             )
-        if flag.startswith("-march="):
-            march = flag[len("-march=") :]
-        elif flag.startswith("-mcpu="):
-            if mcpu_is_march:
-                march = flag[len("-mcpu=") :]
-            else:
-                tune = flag[len("-mcpu=") :]
-        elif flag.startswith("-mtune="):
-            tune = flag[len("-mtune=") :]
-        elif (found := _sanitize_family(flag)) is not None:
+        if _is_dropped(flag):
+            continue
+        is_asked, also_kept = _is_asked(flag)
+        if is_asked:
+            asked.append(flag)
+            if not also_kept:
+                continue
+        if (found := _sanitize_family(flag)) is not None:
             family_name, enables, values = found
             states = sanitize.setdefault(family_name, {})
             for value in values:
@@ -347,39 +313,17 @@ def normalize_cflags(text: str, *, chost: str, host_target: str | None = None) -
                     states.clear()  # off with nothing on is no flag at all
                 else:
                     states[value] = enables
-        elif not _is_dropped(flag):
+        else:
             key, kept = _group(flag)
             groups[key] = kept
     kept_flags = set(groups.values()) | set(_sanitize_flags(sanitize))
-    if march is None:
-        target = baseline_target(chost)
-    else:
-        if not march:
-            raise DescriptorError("empty -march= in CFLAGS", hint="give a -march name")
-        target = resolve_march(march, chost=chost, host_target=host_target)
-    tune_target: str | None = None
-    if tune is not None:
-        tune_target = _normalize_tune(tune, chost, host_target)
-        # -march=native also tunes for the host; other names tune as archspec
-        # says; without -march the compiler tunes for "generic".
-        if march is None:
-            default = "generic"
-        elif march == "native":
-            default = target
-        else:
-            default = default_tune(target)
-        if tune_target == default:
-            tune_target = None
-    return OptProfile(
-        target=target,
-        tune=tune_target,
-        opt=opt,
-        flags=tuple(sorted(kept_flags)),
-    )
+    return Words(opt=opt, asked=tuple(asked), kept=tuple(sorted(kept_flags)))
 
 
 def is_code_only(flag: str) -> bool:
     """True when ``flag`` changes code but neither the ABI nor what programs compute."""
+    if flag.startswith(_PARALLEL_PREFIXES):
+        return False
     return flag in _CODE_ONLY_EXACT or flag.startswith(_CODE_ONLY_PREFIXES)
 
 
@@ -436,3 +380,38 @@ def normalize_ldflags(text: str) -> tuple[str, ...]:
             key, kept = _group(flag)
             groups[key] = kept
     return tuple(sorted(set(groups.values())))
+
+
+# Toolchain runtimes some flags make every program need (section 3.7).
+_GOMP = ("libgomp.so.1",)
+_RUNTIME_BY_CHOICE: dict[str, tuple[str, ...]] = {
+    "-unwindlib=libunwind": ("libunwind.so.1",),
+    "-stdlib=libc++": ("libc++.so.1", "libc++abi.so.1"),
+}
+
+
+def runtime_needs(*texts: str) -> tuple[str, ...]:
+    """Sonames the flags (CFLAGS, CXXFLAGS, LDFLAGS) make programs need, sorted.
+
+    Each text is read left to right (the last of a group wins); their needs add up.
+    """
+    needs: set[str] = set()
+    for text in texts:
+        state: dict[str, str] = {}
+        for flag in text.split():
+            name = flag.split("=", 1)[0]
+            if name in ("-unwindlib", "-stdlib", "-ftree-parallelize-loops"):
+                state[name] = flag
+            elif flag in ("-fopenmp", "-fno-openmp", "-fopenacc", "-fno-openacc"):
+                state[flag.replace("-fno-", "-f")] = flag
+            elif flag in ("-floop-parallelize-all", "-fno-loop-parallelize-all"):
+                state["-floop-parallelize-all"] = flag
+        for flag in state.values():
+            needs.update(_RUNTIME_BY_CHOICE.get(flag, ()))
+            if flag in ("-fopenmp", "-fopenacc", "-floop-parallelize-all"):
+                needs.update(_GOMP)
+            elif flag.startswith("-ftree-parallelize-loops="):
+                threads = flag.split("=", 1)[1]
+                if not (threads.isdigit() and int(threads) <= 1):
+                    needs.update(_GOMP)
+    return tuple(sorted(needs))

@@ -7,21 +7,17 @@ the caller fills from the running system.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-from ipfsbin.descriptor._archspec_map import (
-    OPAQUE_MARCH,
-    X86_64_BASELINE_FEATURES,
-    ancestors,
-    family,
-    features,
-    is_known_target,
-)
 from ipfsbin.descriptor.cflags import is_code_only
 from ipfsbin.descriptor.cpv import compare_versions, parse_version
+from ipfsbin.descriptor.hardening import Shortfall
+from ipfsbin.descriptor.isa import cpu_flag_features, isa_label
 from ipfsbin.descriptor.model import OptProfile, Package
+from ipfsbin.descriptor.toolchain import chost_family
 from ipfsbin.errors import DescriptorError
 
 __all__ = [
@@ -31,11 +27,23 @@ __all__ = [
     "Mismatch",
     "UseConfig",
     "check_compatible",
-    "target_runs_on",
+    "lacking",
     "verify_compatible",
 ]
 
-AXES = ("chost", "target", "compiler", "libc", "opt", "flags", "use", "deps")
+AXES = (
+    "chost",
+    "isa",
+    "compiler",
+    "libc",
+    "opt",
+    "math",
+    "flags",
+    "hardening",
+    "runtime",
+    "use",
+    "deps",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +52,20 @@ class Mismatch:
     """One of :data:`AXES`."""
     reason: str
     """A sentence for the user."""
+    missing: tuple[str, ...] = ()
+    """What the host lacks, sorted: CPU features (``isa``), sonames (``runtime``),
+    hardening aspects (``hardening``); empty on the other axes."""
+    source: str = ""
+    """What asks for it: ``CFLAGS``, ``CXXFLAGS``, ``USE=cpu_flags_x86_avx2``,
+    ``REQUIRES``, ``flags`` (runtime needs of the build flags); may be empty."""
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "axis": self.axis,
+            "reason": self.reason,
+            "missing": list(self.missing),
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +79,15 @@ class Compatibility:
     @property
     def reasons(self) -> list[str]:
         return [m.reason for m in self.mismatches]
+
+    @property
+    def missing_features(self) -> tuple[str, ...]:
+        """Every CPU feature the package needs and this host's CPU lacks, sorted."""
+        return tuple(sorted({f for m in self.mismatches if m.axis == "isa" for f in m.missing}))
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"ok": bool, "mismatches": [Mismatch.to_data(), ...]}``."""
+        return {"ok": self.ok, "mismatches": [m.to_data() for m in self.mismatches]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,77 +107,108 @@ class HostProfile:
     """The host a package would be installed on."""
 
     chost: str
-    target: str
-    """Detected microarchitecture (``archspec.cpu.host().name``) or a declared ``gcc:NAME``."""
+    cpu_features: frozenset[str]
+    """The features of this host's CPU itself (``host_cpu_features()``), never a label's."""
     libc: str
     libc_version: str
     compiler: str
     compiler_version: str
     cflags: OptProfile
-    """The host's own normalized CFLAGS (its target is not used: ``target`` is)."""
+    """The host's own normalized CFLAGS: its hardening is what it asks of packages."""
     cxxflags: OptProfile | None
     """The host's own CXXFLAGS profile; None when equal to ``cflags``."""
     use: Mapping[str, UseConfig] = field(default_factory=dict)
     """category/package -> wanted USE and the ebuild's IUSE."""
     installed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """category/package -> {slot: subslot} of what is installed."""
+    provides: Mapping[str, frozenset[str]] | None = None
+    """Multilib category -> sonames the installed packages PROVIDE; None when unknown."""
+    runtime: frozenset[str] = frozenset()
+    """Sonames the host's own flags make its programs need (``runtime_needs``)."""
 
     def __post_init__(self) -> None:
-        if not is_known_target(self.target):
-            raise ValueError(
-                f"host target {self.target!r} is neither an archspec microarchitecture "
-                f"nor gcc:NAME for a name ipfsbin knows"
-            )
+        chost_family(self.chost)
         parse_version(self.libc_version)
         parse_version(self.compiler_version)
         # Copies, so that a profile stays what it was when checked.
+        object.__setattr__(self, "cpu_features", frozenset(self.cpu_features))
+        object.__setattr__(self, "runtime", frozenset(self.runtime))
         object.__setattr__(self, "use", MappingProxyType(dict(self.use)))
         object.__setattr__(
             self,
             "installed",
             MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.installed.items()}),
         )
+        if self.provides is not None:
+            object.__setattr__(
+                self,
+                "provides",
+                MappingProxyType({k: frozenset(v) for k, v in self.provides.items()}),
+            )
 
     @property
     def effective_cxxflags(self) -> OptProfile:
         return self.cflags if self.cxxflags is None else self.cxxflags
 
-
-def target_runs_on(target: str, host: str) -> bool:
-    """Does code built for ``target`` run on a ``host`` CPU (both archspec or gcc: names)?"""
-    if host.startswith("gcc:"):
-        if target == host:
-            return True
-        if target.startswith("gcc:") or not is_known_target(target):
-            return False
-        # A declared CPU archspec does not model runs what its floor runs.
-        floor = OPAQUE_MARCH[host[4:]][1]
-        return target == floor or target in ancestors(floor)
-    if target.startswith("gcc:") or not is_known_target(target):
-        return False
-    if target == host or target in ancestors(host):
-        return True
-    # archspec's x86_64 tree does not descend from x86, yet every x86-64 CPU
-    # runs 32-bit code using at most MMX/SSE/SSE2 plus the host's own features.
-    if family(target) == "x86" and family(host) == "x86_64":
-        return features(target) <= features(host) | X86_64_BASELINE_FEATURES
-    return False
+    @property
+    def provided(self) -> frozenset[str] | None:
+        """Every soname provided, whatever its multilib category; None when unknown."""
+        if self.provides is None:
+            return None
+        return frozenset(s for sonames in self.provides.values() for s in sonames)
 
 
-def _target_reason(target: str, host: str) -> str:
-    if target.startswith("gcc:"):
-        return (
-            f"built for microarchitecture {target}, which archspec does not model: only a "
-            f"host declared as {target} accepts it, this host is {host}"
-        )
-    if not is_known_target(target):
-        return (
-            f"built for microarchitecture {target}, unknown to this client's archspec "
-            f"(this host is {host}); upgrading archspec may help"
-        )
-    return (
-        f"built for microarchitecture {target}, this host is {host} (not {target} or a descendant)"
-    )
+def lacking(needed: Iterable[str], cpu_features: frozenset[str]) -> tuple[str, ...]:
+    """The features of ``needed`` that a CPU with ``cpu_features`` lacks, sorted."""
+    return tuple(sorted(set(needed) - cpu_features))
+
+
+def _words(items: tuple[str, ...]) -> str:
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _needs(missing: tuple[str, ...], what: str) -> str:
+    pronoun = "it" if len(missing) == 1 else "them"
+    return f"needs {_words(missing)}, {what} lacks {pronoun}"
+
+
+def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
+    platform = package.platform
+    found: list[Mismatch] = []
+    seen: set[str] = set()
+    family = chost_family(host.chost)
+    for source, profile in (("CFLAGS", platform.cflags), ("CXXFLAGS", platform.effective_cxxflags)):
+        missing = tuple(f for f in lacking(profile.features, host.cpu_features) if f not in seen)
+        if missing:
+            seen.update(missing)
+            label = isa_label(family, frozenset(profile.features))
+            built = f"{source} build for {label}" if label != family else f"{source} build"
+            found.append(
+                Mismatch(
+                    axis="isa",
+                    reason=f"{built}: {_needs(missing, 'this CPU')}",
+                    missing=missing,
+                    source=source,
+                )
+            )
+    try:
+        by_flag = cpu_flag_features(package.descriptor.use)
+    except DescriptorError as exc:
+        return [*found, Mismatch(axis="isa", reason=exc.message, source="USE")]
+    for flag, features in sorted(by_flag.items()):
+        missing = lacking(features, host.cpu_features)
+        if missing:
+            found.append(
+                Mismatch(
+                    axis="isa",
+                    reason=f"built with USE={flag}: {_needs(missing, 'this CPU')}",
+                    missing=missing,
+                    source=f"USE={flag}",
+                )
+            )
+    return found
 
 
 def _version_mismatch(
@@ -175,6 +237,11 @@ def _flag_mismatches(variable: str, pkg: OptProfile, host: OptProfile) -> list[M
                 reason=f"{variable} {_opt_text(pkg.opt)}, this host uses {_opt_text(host.opt)}",
             )
         )
+    if pkg.math != host.math:
+        built = " ".join(pkg.math) or "the default floating-point semantics"
+        wants = " ".join(host.math) or "the default ones"
+        reason = f"{variable} floating-point semantics {built}, this host's are {wants}"
+        found.append(Mismatch(axis="math", reason=reason, source=variable))
     pkg_flags = {f for f in pkg.flags if not is_code_only(f)}
     host_flags = {f for f in host.flags if not is_code_only(f)}
     for flag in sorted(pkg_flags - host_flags):
@@ -183,6 +250,59 @@ def _flag_mismatches(variable: str, pkg: OptProfile, host: OptProfile) -> list[M
     for flag in sorted(host_flags - pkg_flags):
         reason = f"{variable} lacks {flag}, which this host's has"
         found.append(Mismatch(axis="flags", reason=reason))
+    return found
+
+
+_ASPECT_TEXT = {
+    "stack_protector": "stack protector",
+    "fortify": "_FORTIFY_SOURCE",
+    "stack_clash": "stack-clash protection",
+    "cf_protection": "control-flow protection",
+    "auto_var_init": "automatic variable initialization",
+    "pie": "PIE",
+}
+
+
+def _shortfall_text(shortfall: Shortfall) -> str:
+    return (
+        f"{_ASPECT_TEXT[shortfall.aspect]} {shortfall.built}, this host asks for {shortfall.wanted}"
+    )
+
+
+def _hardening_mismatches(variable: str, pkg: OptProfile, host: OptProfile) -> list[Mismatch]:
+    shortfalls = pkg.hardening.shortfalls(host.hardening)
+    if not shortfalls:
+        return []
+    reason = f"{variable} build is less hardened: " + "; ".join(
+        _shortfall_text(s) for s in shortfalls
+    )
+    missing = tuple(sorted(s.aspect for s in shortfalls))
+    return [Mismatch(axis="hardening", reason=reason, missing=missing, source=variable)]
+
+
+def _runtime_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
+    found: list[Mismatch] = []
+    provided = host.provided
+    needs = package.platform.runtime
+    if provided is None:
+        missing = tuple(s for s in needs if s not in host.runtime)
+        if missing:
+            reason = (
+                f"its build flags: needs {_words(missing)}; which libraries "
+                "this host provides is unknown and its own flags do not use "
+                f"{'it' if len(missing) == 1 else 'them'}"
+            )
+            found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="flags"))
+        return found
+    missing = tuple(s for s in needs if s not in provided)
+    if missing:
+        reason = f"its build flags: {_needs(missing, 'this host')}"
+        found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="flags"))
+    required = {s for _, sonames in package.descriptor.requires for s in sonames}
+    missing = tuple(sorted(required - provided - set(missing)))
+    if missing:
+        reason = f"REQUIRES {_needs(missing, 'this host')} (no installed package provides it)"
+        found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="REQUIRES"))
     return found
 
 
@@ -240,23 +360,26 @@ def _dep_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
 
 
 def check_compatible(
-    package: Package, host: HostProfile, *, ignore_use: bool = False
+    package: Package,
+    host: HostProfile,
+    *,
+    ignore_use: bool = False,
+    allow_weaker_hardening: bool = False,
 ) -> Compatibility:
     """Every reason why ``package`` should not be installed on ``host`` (none: compatible).
 
     ``ignore_use`` leaves the USE/IUSE comparison to Portage, which makes it
-    itself for ``--getbinpkg``.
+    itself for ``--getbinpkg``; CPU feature USE flags (``cpu_flags_*``) are
+    checked against the CPU whatever it says. ``allow_weaker_hardening`` is
+    the policy that accepts builds less hardened than the host's own flags.
     """
     platform = package.platform
     found: list[Mismatch] = []
     if platform.chost != host.chost:
         reason = f"built for CHOST {platform.chost}, this host is {host.chost}"
         found.append(Mismatch(axis="chost", reason=reason))
-    for profile in (platform.cflags, platform.effective_cxxflags):
-        if not target_runs_on(profile.target, host.target):
-            reason = _target_reason(profile.target, host.target)
-            found.append(Mismatch(axis="target", reason=reason))
-            break
+    else:
+        found.extend(_isa_mismatches(package, host))
     for mismatch in (
         _version_mismatch(
             "compiler",
@@ -277,17 +400,33 @@ def check_compatible(
     ):
         if mismatch is not None:
             found.append(mismatch)
-    found.extend(_flag_mismatches("CFLAGS", platform.cflags, host.cflags))
-    found.extend(_flag_mismatches("CXXFLAGS", platform.effective_cxxflags, host.effective_cxxflags))
+    pairs = (
+        ("CFLAGS", platform.cflags, host.cflags),
+        ("CXXFLAGS", platform.effective_cxxflags, host.effective_cxxflags),
+    )
+    for variable, pkg_profile, host_profile in pairs:
+        found.extend(_flag_mismatches(variable, pkg_profile, host_profile))
+    if not allow_weaker_hardening:
+        for variable, pkg_profile, host_profile in pairs:
+            found.extend(_hardening_mismatches(variable, pkg_profile, host_profile))
+    found.extend(_runtime_mismatches(package, host))
     if not ignore_use:
         found.extend(_use_mismatches(package, host))
     found.extend(_dep_mismatches(package, host))
     return Compatibility(mismatches=tuple(found))
 
 
-def verify_compatible(package: Package, host: HostProfile, *, ignore_use: bool = False) -> None:
+def verify_compatible(
+    package: Package,
+    host: HostProfile,
+    *,
+    ignore_use: bool = False,
+    allow_weaker_hardening: bool = False,
+) -> None:
     """Raise :class:`DescriptorError` listing every mismatch, if there is any."""
-    result = check_compatible(package, host, ignore_use=ignore_use)
+    result = check_compatible(
+        package, host, ignore_use=ignore_use, allow_weaker_hardening=allow_weaker_hardening
+    )
     if not result.ok:
         raise DescriptorError(
             f"{package.descriptor.cpv} does not fit this host: " + "; ".join(result.reasons),

@@ -16,6 +16,7 @@ from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.codec.fields import get_cid, get_list, get_map, get_str, kind_of
 from ipfsbin.descriptor.cpv import is_cp, parse_version, split_cpv
+from ipfsbin.descriptor.hardening import Hardening
 from ipfsbin.errors import SchemaError
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
     "split_cpv",
 ]
 
-PLATFORM_TYPE = "ipfsbin/platform/1"
-DESCRIPTOR_TYPE = "ipfsbin/descriptor/1"
+PLATFORM_TYPE = "ipfsbin/platform/2"
+DESCRIPTOR_TYPE = "ipfsbin/descriptor/2"
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "g", "fast")
 COMPILER_FAMILIES = ("gcc", "clang")
 
@@ -90,6 +91,15 @@ def _check_type(value: Mapping[str, Any], expected: str) -> None:
     if seen == expected:
         return
     family = expected.rsplit("/", 1)[0] + "/"
+    version = seen[len(family) :] if isinstance(seen, str) and seen.startswith(family) else ""
+    if version.isdigit() and int(version) < int(expected[len(family) :]):
+        # Version 1 keyed builds by a CPU label and left hardening out: a host
+        # could be given code its CPU cannot run.
+        raise SchemaError(
+            f"object type {seen} is from an older ipfsbin and no longer accepted "
+            f"(this client needs {expected}, which records the build's CPU features)",
+            hint="the builder re-publishes the package with a current ipfsbin",
+        )
     if isinstance(seen, str) and seen.startswith(family):
         raise SchemaError(
             f"object type {seen} is not understood by this client, which knows {expected}",
@@ -141,47 +151,60 @@ class _Block:
 
 @dataclass(frozen=True, kw_only=True)
 class OptProfile:
-    """The normalized CFLAGS (or CXXFLAGS) of a build."""
+    """What the CFLAGS (or CXXFLAGS) of a build mean, as the builder's compiler says."""
 
-    target: str
-    """archspec microarchitecture name, or ``gcc:<name>`` for one archspec lacks."""
+    features: tuple[str, ...]
+    """Effective instruction-set features, sorted (archspec/cpuinfo names)."""
     tune: str | None
-    """-mtune when it differs from the compiler's default for ``target``."""
+    """The -mtune in effect as the compiler reports it; None when it reports none."""
     opt: str
     """-O level without the ``-O``: one of :data:`OPT_LEVELS`."""
+    math: tuple[str, ...]
+    """Floating-point options whose effective state differs from the default at ``opt``."""
+    hardening: Hardening
     flags: tuple[str, ...]
     """Every other kept flag, sorted."""
 
     def __post_init__(self) -> None:
-        _require_text("target", self.target)
+        _require_sorted("features", self.features)
         if self.tune is not None:
             _require_text("tune", self.tune)
         if self.opt not in OPT_LEVELS:
             raise ValueError(f"opt {self.opt!r} is not one of {', '.join(OPT_LEVELS)}")
+        _require_sorted("math", self.math)
+        if not isinstance(self.hardening, Hardening):
+            raise TypeError("hardening must be a Hardening")
         _require_sorted("flags", self.flags)
 
     def to_dag(self) -> dict[str, Any]:
         return {
-            "target": self.target,
+            "features": list(self.features),
             "tune": self.tune,
             "opt": self.opt,
+            "math": list(self.math),
+            "hardening": self.hardening.to_dag(),
             "flags": list(self.flags),
         }
 
     @classmethod
     def from_dag(cls, value: Any) -> OptProfile:
-        m = _map(value, "optimization profile", ("target", "tune", "opt", "flags"))
+        m = _map(value, "optimization profile", _PROFILE_KEYS)
         tune = m["tune"]
+        hardening = Hardening.from_dag(m["hardening"])
         return _build(
             "optimization profile",
             lambda: cls(
-                target=get_str(m["target"], "target"),
+                features=_str_list(m["features"], "features"),
                 tune=None if tune is None else get_str(tune, "tune"),
                 opt=get_str(m["opt"], "opt"),
+                math=_str_list(m["math"], "math"),
+                hardening=hardening,
                 flags=_str_list(m["flags"], "flags"),
             ),
         )
 
+
+_PROFILE_KEYS = ("features", "tune", "opt", "math", "hardening", "flags")
 
 _PLATFORM_KEYS = (
     "type",
@@ -193,6 +216,7 @@ _PLATFORM_KEYS = (
     "cflags",
     "cxxflags",
     "ldflags",
+    "runtime",
 )
 
 
@@ -211,6 +235,8 @@ class Platform(_Block):
     cxxflags: OptProfile | None
     """None when CXXFLAGS normalize to ``cflags``."""
     ldflags: tuple[str, ...]
+    runtime: tuple[str, ...]
+    """Sonames of toolchain runtimes the flags make programs need, sorted."""
 
     def __post_init__(self) -> None:
         for name in ("chost", "arch", "profile", "libc"):
@@ -228,6 +254,7 @@ class Platform(_Block):
         if self.cxxflags == self.cflags:
             raise ValueError("cxxflags equal to cflags must be given as None")
         _require_sorted("ldflags", self.ldflags)
+        _require_sorted("runtime", self.runtime)
 
     @property
     def effective_cxxflags(self) -> OptProfile:
@@ -244,6 +271,7 @@ class Platform(_Block):
             "cflags": self.cflags.to_dag(),
             "cxxflags": None if self.cxxflags is None else self.cxxflags.to_dag(),
             "ldflags": list(self.ldflags),
+            "runtime": list(self.runtime),
         }
 
     @classmethod
@@ -266,6 +294,7 @@ class Platform(_Block):
                 cflags=OptProfile.from_dag(m["cflags"]),
                 cxxflags=None if cxxflags is None else OptProfile.from_dag(cxxflags),
                 ldflags=_str_list(m["ldflags"], "ldflags"),
+                runtime=_str_list(m["runtime"], "runtime"),
             ),
         )
 

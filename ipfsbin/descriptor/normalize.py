@@ -1,16 +1,20 @@
 """Build facts (plain strings from a binpkg) to Platform and Descriptor.
 
-Pure: the builder's detected microarchitecture comes in as a parameter, so
-the same facts give the same CIDs on any machine.
+The only outside input is the builder's compiler, asked through a probe
+(:mod:`ipfsbin.descriptor.toolchain`), so the same facts give the same CIDs
+on any machine with the compiler for the CHOST.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ipfsbin.descriptor.cflags import normalize_cflags, normalize_ldflags
+from ipfsbin.descriptor.cflags import normalize_ldflags, runtime_needs
 from ipfsbin.descriptor.depstr import merge_slot_deps, parse_requires
+from ipfsbin.descriptor.isa import cpu_flag_features
 from ipfsbin.descriptor.model import Descriptor, Package, Platform, split_cpv
+from ipfsbin.descriptor.profile import normalize_cflags
+from ipfsbin.descriptor.toolchain import Probe
 from ipfsbin.errors import DescriptorError
 
 __all__ = ["BuildFacts", "normalize", "normalize_platform"]
@@ -54,14 +58,33 @@ def _refuse(what: str, exc: Exception) -> DescriptorError:
     return DescriptorError(f"{what}: {exc}")
 
 
-def normalize_platform(facts: BuildFacts, *, host_target: str | None = None) -> Platform:
-    """The Platform of a build; ``host_target`` resolves ``native`` (archspec name)."""
+def normalize_platform(
+    facts: BuildFacts, *, host_target: str | None = None, probe: Probe | None = None
+) -> Platform:
+    """The Platform of a build.
+
+    ``host_target`` (archspec's name for this machine) says this is the
+    builder, so ``native`` may be resolved; ``probe`` asks the compiler
+    (default: GCC for the CHOST found on PATH).
+    """
     chost = facts.chost.strip()
-    cflags = normalize_cflags(facts.cflags, chost=chost, host_target=host_target)
-    try:
-        cxxflags = normalize_cflags(facts.cxxflags, chost=chost, host_target=host_target)
-    except DescriptorError as exc:
-        raise DescriptorError(f"CXXFLAGS: {exc.message}", hint=exc.hint) from exc
+    compiler = facts.compiler.strip()
+    if compiler not in ("gcc", "clang"):
+        raise DescriptorError(
+            f"compiler {compiler!r} is not gcc or clang",
+            hint="only builds by GCC or Clang are described",
+        )
+    cflags = normalize_cflags(
+        facts.cflags, chost=chost, host_target=host_target, probe=probe, compiler=compiler
+    )
+    cxxflags = normalize_cflags(
+        facts.cxxflags,
+        chost=chost,
+        host_target=host_target,
+        probe=probe,
+        variable="CXXFLAGS",
+        compiler=compiler,
+    )
     try:
         return Platform(
             chost=chost,
@@ -74,6 +97,7 @@ def normalize_platform(facts: BuildFacts, *, host_target: str | None = None) -> 
             cflags=cflags,
             cxxflags=None if cxxflags == cflags else cxxflags,
             ldflags=normalize_ldflags(facts.ldflags),
+            runtime=runtime_needs(facts.cflags, facts.cxxflags, facts.ldflags),
         )
     except ValueError as exc:
         raise _refuse("cannot describe the build platform", exc) from exc
@@ -85,6 +109,8 @@ def _descriptor(facts: BuildFacts, platform: Platform) -> Descriptor:
     # IUSE_EFFECTIVE adds implicit flags (arch, elibc_*, ...) to IUSE.
     effective = frozenset(facts.iuse_effective.split()) | iuse
     slot, _, subslot = facts.slot.strip().partition("/")
+    # Refuse now a CPU_FLAGS_* value whose feature cannot be checked on a host.
+    cpu_flag_features(use & effective)
     try:
         split_cpv(facts.cpv.strip())
     except ValueError as exc:
@@ -108,11 +134,13 @@ def _descriptor(facts: BuildFacts, platform: Platform) -> Descriptor:
         raise _refuse(f"cannot describe {facts.cpv.strip()}", exc) from exc
 
 
-def normalize(facts: BuildFacts, *, host_target: str | None = None) -> Package:
-    """Platform and Descriptor of one build.
+def normalize(
+    facts: BuildFacts, *, host_target: str | None = None, probe: Probe | None = None
+) -> Package:
+    """Platform and Descriptor of one build (``host_target``, ``probe``: see normalize_platform).
 
     Raises :class:`DescriptorError` (the package is not shared) when the flags
     or metadata cannot be normalized; the message says why.
     """
-    platform = normalize_platform(facts, host_target=host_target)
+    platform = normalize_platform(facts, host_target=host_target, probe=probe)
     return Package(descriptor=_descriptor(facts, platform), platform=platform)

@@ -14,9 +14,11 @@ record unchanged, so the name stays resolvable when the publisher is away
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BlockNotFoundError, IpnsError, KuboError
 from ipfsbin.ipns.name import ipns_path
 from ipfsbin.ipns.record import (
@@ -31,8 +33,16 @@ from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.trust.commit import SignedCommit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot
+from ipfsbin.trust.rootlist import put_root_list
 
-__all__ = ["PublishedRecord", "current_record", "publish_head", "republish"]
+__all__ = [
+    "PublishedRecord",
+    "announce_roots",
+    "announcing_keys",
+    "current_record",
+    "publish_head",
+    "republish",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,14 +130,36 @@ def publish_head(
     raw = create_record(
         key, head.cid, head.height, lifetime=lifetime, ttl=ttl, now=now or datetime.now(UTC)
     )
+    return _put_record(
+        client,
+        name,
+        raw,
+        expected=f"{head.height} (/ipfs/{head.cid})",
+        previous=previous,
+        allow_offline=allow_offline,
+        timeout=timeout,
+    )
+
+
+def _put_record(
+    client: KuboClient,
+    name: str,
+    raw: bytes,
+    *,
+    expected: str,
+    previous: IpnsRecord | None,
+    allow_offline: bool,
+    timeout: timedelta,
+) -> PublishedRecord:
+    """``routing/put`` the record, then check Kubo serves exactly it."""
     client.routing_put(ipns_path(name), raw, allow_offline=allow_offline, timeout=timeout)
     # Kubo says success even when it refused the record: look at what it serves now.
     served = current_record(client, name, timeout=timeout)
     if served.raw != raw:
         raise IpnsError(
             f"Kubo did not keep the new record for {name}: it serves sequence "
-            f"{served.sequence} ({served.value}), expected {head.height} (/ipfs/{head.cid})",
-            hint="a record with a higher sequence or later validity exists; publish a newer head",
+            f"{served.sequence} ({served.value}), expected {expected}",
+            hint="a record with a higher sequence or later validity exists; publish a newer one",
         )
     return PublishedRecord(
         name=name,
@@ -137,6 +169,74 @@ def publish_head(
         record_bytes=len(raw),
         previous_sequence=None if previous is None else previous.sequence,
     )
+
+
+def announcing_keys(chain: Sequence[SignedRoot]) -> frozenset[str]:
+    """Key IDs that announce ``chain`` (``schema/trust.md``): maintainers of the newest
+    root or the one before it that are not publishers of the newest (their names carry heads).
+    """
+    if not chain:
+        raise ValueError("no trust root to announce")
+    newest = chain[-1].root
+    maintainers = set(newest.maintainers.keys)
+    if len(chain) > 1:
+        maintainers |= set(chain[-2].root.maintainers.keys)
+    return frozenset(maintainers - set(newest.publishers.keys))
+
+
+def announce_roots(
+    client: KuboClient,
+    key: SigningKey,
+    *,
+    chain: Sequence[SignedRoot],
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    ttl: timedelta = DEFAULT_TTL,
+    allow_offline: bool = False,
+    timeout: timedelta = timedelta(seconds=60),
+    now: datetime | None = None,
+) -> tuple[CID, PublishedRecord]:
+    """Announce the root ``chain`` (version 1 first) under the IPNS name of maintainer ``key``.
+
+    The record points at an ``ipfsbin/roots/1`` block listing the chain's
+    envelopes; its sequence is the newest version. Returns the list's CID
+    (the caller keeps it pinned) and the record served.
+    """
+    name = key.key_id
+    if name not in announcing_keys(chain):
+        raise IpnsError(
+            f"key {name} does not announce trust root version {chain[-1].version}: only "
+            "maintainers of it (or of the version before) that are not its publishers do",
+            hint="announce with a maintainer key; a publisher key's name carries the index head",
+        )
+    envelopes = [r.cid for r in chain]
+    if [r.version for r in chain] != list(range(1, len(chain) + 1)):
+        raise ValueError("the chain must hold every root version from 1 on, in order")
+    list_cid = put_root_list(KuboBlockStore(client, offline=True), envelopes)
+    previous: IpnsRecord | None
+    try:
+        previous = current_record(client, name, timeout=min(timeout, timedelta(seconds=15)))
+    except IpnsError:
+        previous = None
+    version = chain[-1].version
+    if previous is not None and previous.sequence > version:
+        raise IpnsError(
+            f"the network already serves sequence {previous.sequence} for {name}, above "
+            f"trust root version {version}",
+            hint="announce the newest trust root",
+        )
+    raw = create_record(
+        key, list_cid, version, lifetime=lifetime, ttl=ttl, now=now or datetime.now(UTC)
+    )
+    result = _put_record(
+        client,
+        name,
+        raw,
+        expected=f"{version} (/ipfs/{list_cid})",
+        previous=previous,
+        allow_offline=allow_offline,
+        timeout=timeout,
+    )
+    return list_cid, result
 
 
 def republish(

@@ -2,10 +2,11 @@
 
 A record is the ``IpnsEntry`` protobuf whose ``data`` field holds DAG-CBOR
 ``{TTL, Value, Sequence, Validity, ValidityType}`` signed (``signatureV2``)
-with ed25519 over ``b"ipns-signature:" + data``. Records we create also carry
-the legacy V1 copies of those fields and a V1 signature, as Kubo's
-``name publish`` does by default (``--v1compat``), so old resolvers still work;
-the V1 signature is never used for verification.
+with ed25519 over ``b"ipns-signature:" + data``. Records we create are V2
+only (Kubo's ``name publish --v1compat=false``): the legacy V1 signature covers
+``value ++ validity ++ "EOL"`` with no domain prefix, so making one would sign
+undomained bytes with a key that also signs ipfsbin statements. Records others
+made with V1 fields are still read (their V1 signature is never used).
 
 In ipfsbin a record is only a pointer to the newest index commit: all trust
 comes from the commit's own signatures (see ``schema/ipns.md``). Verification
@@ -202,13 +203,10 @@ def create_record(
     lifetime: timedelta = DEFAULT_LIFETIME,
     ttl: timedelta = DEFAULT_TTL,
     now: datetime | None = None,
-    v1_compatible: bool = True,
 ) -> bytes:
-    """Sign a record pointing the name of ``key`` at ``value`` (a CID means ``/ipfs/<cid>``).
+    """Sign a V2 record pointing the name of ``key`` at ``value`` (a CID means ``/ipfs/<cid>``).
 
-    The record is valid until ``now + lifetime``. ``v1_compatible`` adds the
-    legacy fields and V1 signature, byte for byte what Kubo's ``name publish``
-    writes by default.
+    The record is valid until ``now + lifetime``.
     """
     path = f"/ipfs/{value}" if isinstance(value, CID) else value
     if not isinstance(path, str):
@@ -233,7 +231,6 @@ def create_record(
         sequence=sequence,
         validity_text=format_validity(end),
         ttl_ns=(ttl // timedelta(microseconds=1)) * 1000,
-        v1_compatible=v1_compatible,
     )
 
 
@@ -244,12 +241,12 @@ def sign_record(
     sequence: int,
     validity_text: str,
     ttl_ns: int,
-    v1_compatible: bool = True,
 ) -> bytes:
     """The lower-level form of :func:`create_record`: every field given exactly.
 
     Ed25519 signatures are deterministic, so for the same key and fields this
-    reproduces a record Kubo made bit for bit (the golden-vector tests rely on it).
+    reproduces a record Kubo made with ``--v1compat=false`` bit for bit (the
+    golden-vector tests rely on it). There is no V1 option on purpose.
     """
     value_bytes = value.encode("utf-8")
     validity_bytes = validity_text.encode("ascii")
@@ -262,20 +259,7 @@ def sign_record(
             "ValidityType": _EOL,
         }
     )
-    entry = IpnsEntry(signature_v2=key.sign(SIGNATURE_DOMAIN, data), data=data)
-    if v1_compatible:
-        # V1 signs value + validity + the enum's Go name ("EOL"), not its number
-        signature_v1 = key.sign(b"", value_bytes + validity_bytes + b"EOL")
-        entry = replace(
-            entry,
-            value=value_bytes,
-            signature_v1=signature_v1,
-            validity_type=_EOL,
-            validity=validity_bytes,
-            sequence=sequence,
-            ttl=ttl_ns,
-        )
-    raw = encode_entry(entry)
+    raw = encode_entry(IpnsEntry(signature_v2=key.sign(SIGNATURE_DOMAIN, data), data=data))
     record = parse_record(raw)  # the same checks a reader will apply
     if record.sequence != sequence or record.validity_text != validity_text:
         raise AssertionError("record did not round-trip")  # pragma: no cover

@@ -44,7 +44,8 @@ class NamingCommands:
             ("ttl", go_duration(ttl)),
             ("resolve", resolve),
             ("allow-offline", allow_offline),
-            ("v1compat", True),
+            # V1 signs undomained bytes with the key; Kubo verifies V2 only (schema/ipns.md)
+            ("v1compat", False),
             ("quieter", False),
             ("ipns-base", "base36"),
         ]

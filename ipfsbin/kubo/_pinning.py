@@ -56,6 +56,7 @@ class PinningCommands:
             ("type", pin_type),
             ("stream", False),
             ("quiet", False),
+            ("names", True),
         ]
         obj = self._rpc.call_json("pin/ls", params)
         keys = obj.get("Keys") or {}

@@ -34,6 +34,7 @@ from ipfsbin.kubo._rpc import (
     int_field,
     string_field,
 )
+from ipfsbin.kubo.netlimits import NO_LIMITS, TransferLimits, limited_transport
 from ipfsbin.kubo.records import (
     AddResult,
     BlockStat,
@@ -79,11 +80,20 @@ class KuboClient(NamingCommands, PinningCommands):
 
     @classmethod
     def from_multiaddr(
-        cls, addr: str, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+        cls,
+        addr: str,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: TransferLimits = NO_LIMITS,
     ) -> KuboClient:
-        """A client with its own connection pool for ``/ip4/127.0.0.1/tcp/5001`` (or a URL)."""
+        """A client with its own connection pool for ``/ip4/127.0.0.1/tcp/5001`` (or a URL).
+
+        Requests obey ``limits`` (none by default: an ``add`` of a large file may
+        take long) and, always, the deadline of the operation they run in
+        (``ipfsbin.kubo.netlimits.operation_deadline``).
+        """
         base_url, uds = base_url_from_multiaddr(addr)
-        transport = httpx.HTTPTransport(uds=uds) if uds else None
+        transport = limited_transport(limits, uds=uds)
         http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         return cls(http, owns_http=True)
 

@@ -4,24 +4,53 @@ Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
 then what it keeps, colon-separated (``ipfsbin:follow``,
 ``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``),
 so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
-Kubo keeps one pin per CID whatever its name; which of ipfsbin's holders
-needs a block is counted by its owner (the follower's state), not by names.
 
 A maintainer's head commit envelope is pinned recursively: that covers the
 commit, its index tree, every manifest and binpkg the index links and
 (through the parents) all of history. The trust root's envelope is pinned on
 its own, and so is a draft waiting for co-signatures, so that co-signers
 elsewhere can fetch it by CID.
+
+Kubo keeps at most one pin per CID whatever its name, direct or recursive,
+and refuses to mix them: a direct pin on a CID pinned recursively is refused
+("already pinned recursively"), a direct unpin of it too ("is pinned
+recursively"), and a recursive pin silently replaces a direct one. A
+maintainer's workspace pins its head and root envelopes recursively; a
+follower of the same index on the same node holds those very envelopes
+directly. So the pins are accounted once per node, in the
+:class:`PinLedger` (``pins.sqlite`` in the data directory): every holder (a
+workspace pin name, the follower as one holder whose per-subscription counts
+live in its own state) states what it needs, and each CID's pin in Kubo is
+set from the union of the needs: recursive if any holder needs it
+recursive, else direct if any needs it at all, else none. A pin ipfsbin did
+not make is never removed here.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Final, Literal, Protocol
 
+from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
+from ipfsbin.errors import KuboCommandError, KuboError
 from ipfsbin.kubo.client import KuboClient
 
-__all__ = ["PIN_PREFIX", "KuboPins", "NoPins", "PinRole", "Pins", "is_ipfsbin_pin", "pin_name"]
+__all__ = [
+    "FOLLOW_HOLDER",
+    "PIN_PREFIX",
+    "KuboPins",
+    "NoPins",
+    "PinLedger",
+    "PinRole",
+    "Pins",
+    "default_ledger_path",
+    "is_ipfsbin_pin",
+    "pin_name",
+]
 
 PIN_PREFIX: Final = "ipfsbin"
 PinRole = Literal["follow", "index", "publish", "cosign"]
@@ -44,8 +73,232 @@ def is_ipfsbin_pin(name: str) -> bool:
     return name.startswith(PIN_PREFIX + ":") or name.startswith(_LEGACY_PREFIXES)
 
 
-# Pinning a new head fetches nothing (the blocks are local) but walks the DAG.
-_PIN_TIMEOUT_SECONDS = 600.0
+# --- the ledger -----------------------------------------------------------------------
+
+FOLLOW_HOLDER: Final = pin_name("follow")
+"""The follower's holder name (and pin name): its per-subscription counts live in its state."""
+_BATCH: Final = 200
+_PIN_TIMEOUT_SECONDS: Final = 600.0
+_WHAT: Final = "pin ledger"
+_MIGRATIONS: Final = (
+    _sqlite.Migration(
+        version=1,
+        apply=_sqlite.statements(
+            "CREATE TABLE IF NOT EXISTS needs (holder TEXT NOT NULL, cid TEXT NOT NULL, "
+            "recursive INTEGER NOT NULL, PRIMARY KEY (holder, cid)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS needs_cid ON needs (cid)",
+        ),
+    ),
+)
+
+
+def default_ledger_path() -> Path:
+    """``<data dir>/pins.sqlite``."""
+    return paths.data_dir() / "pins.sqlite"
+
+
+class PinLedger:
+    """The needs of every holder on one node, and Kubo's pins kept to match them."""
+
+    def __init__(self, client: KuboClient, path: Path | None = None) -> None:
+        self.client = client
+        self.path = default_ledger_path() if path is None else Path(path)
+        self._ready = False
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on a connection of its own (a ledger is made and dropped freely)."""
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = _sqlite.connect(
+            self.path,
+            what=_WHAT,
+            recovery="the next syncs and index commands record what they need pinned again",
+            timeout=30.0,
+        )
+        try:
+            if not self._ready:
+                _sqlite.migrate(db, _MIGRATIONS, what=_WHAT, path=self.path, error=KuboError)
+                self._ready = True
+            with _sqlite.transaction(db):
+                yield db
+        finally:
+            db.close()
+
+    # -- reading ------------------------------------------------------------------
+
+    def needs(self, cid: CID) -> dict[str, bool]:
+        """Holder -> whether it needs ``cid`` recursively."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT holder, recursive FROM needs WHERE cid = ?", (str(cid),)
+            ).fetchall()
+        return {str(holder): bool(recursive) for holder, recursive in rows}
+
+    # -- holding and releasing ---------------------------------------------------------
+
+    def hold(self, holder: str, cids: Sequence[CID], *, recursive: bool) -> None:
+        """Record that ``holder`` needs ``cids`` (recursively or not), then pin them."""
+        unique = list(dict.fromkeys(cids))
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO needs (holder, cid, recursive) VALUES (?, ?, ?) "
+                "ON CONFLICT (holder, cid) DO UPDATE SET recursive = excluded.recursive",
+                [(holder, str(c), int(recursive)) for c in unique],
+            )
+        if recursive:
+            for cid in unique:
+                if not self.client.is_pinned(cid, pin_type="recursive"):
+                    self.client.pin_add(
+                        [cid], recursive=True, name=holder, timeout=_PIN_TIMEOUT_SECONDS
+                    )
+            return
+        self._pin_direct(unique, name=holder)
+
+    def release(self, holder: str, cids: Sequence[CID]) -> list[CID]:
+        """``holder`` no longer needs ``cids``; returns those now unpinned in Kubo.
+
+        The blocks nobody else needs are unpinned in batches (the common case:
+        a follower letting go of old index nodes); a batch Kubo refuses (a CID
+        pinned recursively, or not at all) is settled one CID at a time.
+        """
+        unique = list(dict.fromkeys(cids))
+        texts = [str(c) for c in unique]
+        with self._write() as db:
+            recursive = {
+                row[0]
+                for row in db.execute(
+                    "SELECT cid FROM needs WHERE holder = ? AND recursive = 1", (holder,)
+                ).fetchall()
+            }
+            db.executemany(
+                "DELETE FROM needs WHERE holder = ? AND cid = ?", [(holder, t) for t in texts]
+            )
+            still: set[str] = set()
+            for start in range(0, len(texts), _BATCH):
+                chunk = texts[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                still.update(
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT DISTINCT cid FROM needs WHERE cid IN ({marks})",  # noqa: S608
+                        chunk,
+                    )
+                )
+        unpinned: list[CID] = []
+        free = [c for c in unique if str(c) not in still]
+        for start in range(0, len(free), _BATCH):
+            batch = free[start : start + _BATCH]
+            try:
+                self.client.pin_rm(batch, recursive=False)
+            except KuboCommandError as exc:
+                if "not pinned" not in exc.kubo_message and "recursively" not in exc.kubo_message:
+                    raise
+                unpinned += self._settle(batch)
+            else:
+                unpinned += batch
+        # a recursive need let go while direct ones stay: the pin becomes direct
+        unpinned += self._settle([c for c in unique if str(c) in still and str(c) in recursive])
+        return unpinned
+
+    def release_recursive(self, cid: CID) -> None:
+        """Drop every recursive need on ``cid`` (a maintainer's unpin); direct needs stay."""
+        with self._write() as db:
+            db.execute("DELETE FROM needs WHERE cid = ? AND recursive = 1", (str(cid),))
+        self._settle([cid])
+
+    def move(self, holder: str, old: CID | None, new: CID) -> None:
+        """``holder`` needs ``new`` recursively instead of ``old`` (a workspace head moving).
+
+        When nobody else needs ``old``, Kubo's ``pin/update`` moves the pin and
+        walks only the difference between the two DAGs.
+        """
+        if old is None or old == new:
+            self.hold(holder, [new], recursive=True)
+            return
+        others = {h: r for h, r in self.needs(old).items() if h != holder}
+        movable = (
+            not others
+            and self.client.is_pinned(old, pin_type="recursive")
+            and not self.client.is_pinned(new, pin_type="recursive")
+        )
+        with self._write() as db:
+            db.execute("DELETE FROM needs WHERE holder = ? AND cid = ?", (holder, str(old)))
+            db.execute(
+                "INSERT INTO needs (holder, cid, recursive) VALUES (?, ?, 1) "
+                "ON CONFLICT (holder, cid) DO UPDATE SET recursive = 1",
+                (holder, str(new)),
+            )
+        if movable:
+            self.client.pin_update(old, new, unpin=True)
+            return
+        self.hold(holder, [new], recursive=True)
+        self._settle([old])
+
+    # -- Kubo -----------------------------------------------------------------------
+
+    def _pin_direct(self, cids: Sequence[CID], *, name: str) -> None:
+        for start in range(0, len(cids), _BATCH):
+            batch = list(cids[start : start + _BATCH])
+            try:
+                self.client.pin_add(batch, recursive=False, name=name)
+            except KuboCommandError as exc:
+                if "already pinned recursively" not in exc.kubo_message:
+                    raise
+                # Kubo refuses the whole batch for one CID pinned recursively: go one by one
+                for cid in batch:
+                    self._pin_one_direct(cid, name)
+
+    def _pin_one_direct(self, cid: CID, name: str) -> None:
+        try:
+            self.client.pin_add([cid], recursive=False, name=name)
+        except KuboCommandError as exc:
+            if "already pinned recursively" not in exc.kubo_message:
+                raise  # a recursive pin keeps it anyway
+
+    def _settle(self, cids: Sequence[CID]) -> list[CID]:
+        """Make each CID's pin match its needs; returns those left unpinned."""
+        unpinned: list[CID] = []
+        for cid in cids:
+            needs = self.needs(cid)
+            wanted = None if not needs else "recursive" if any(needs.values()) else "direct"
+            if wanted == "recursive":
+                continue  # a recursive need is never weakened here
+            recursive = self.client.is_pinned(cid, pin_type="recursive")
+            if wanted == "direct":
+                if recursive and self._ours_recursive(cid):
+                    # the recursive holder let go: a direct pin keeps it for the others
+                    self.client.pin_rm([cid], recursive=True)
+                    self._pin_one_direct(cid, min(needs))
+                continue
+            if recursive:
+                if self._ours_recursive(cid):
+                    self.client.pin_rm([cid], recursive=True)
+                    unpinned.append(cid)
+                continue
+            if self._unpin_direct(cid):
+                unpinned.append(cid)
+        return unpinned
+
+    def _ours_recursive(self, cid: CID) -> bool:
+        """Was the recursive pin on ``cid`` made by ipfsbin (its name is one of our holders)?"""
+        try:
+            pins = self.client.pin_ls([cid], pin_type="recursive")
+        except KuboError:
+            return False
+        return any(is_ipfsbin_pin(p.name) for p in pins)
+
+    def _unpin_direct(self, cid: CID) -> bool:
+        try:
+            self.client.pin_rm([cid], recursive=False)
+        except KuboCommandError as exc:
+            if "not pinned" in exc.kubo_message:
+                return False
+            raise
+        return True
+
+
+# --- a maintainer's moving pins ------------------------------------------------------------
 
 
 class Pins(Protocol):
@@ -63,30 +316,20 @@ class Pins(Protocol):
 
 
 class KuboPins:
-    """:class:`Pins` over a Kubo daemon."""
+    """:class:`Pins` over a Kubo daemon, accounted in the node's pin ledger."""
 
-    def __init__(self, client: KuboClient) -> None:
+    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
         self.client = client
+        self.ledger = PinLedger(client) if ledger is None else ledger
 
     def pin(self, cid: CID, name: str) -> None:
-        if not self.client.is_pinned(cid, pin_type="recursive"):
-            self.client.pin_add([cid], recursive=True, name=name, timeout=_PIN_TIMEOUT_SECONDS)
+        self.ledger.hold(name, [cid], recursive=True)
 
     def move(self, old: CID | None, new: CID, name: str) -> None:
-        if old is None or old == new:
-            self.pin(new, name)
-            return
-        if not self.client.is_pinned(old, pin_type="recursive"):
-            self.pin(new, name)
-            return
-        if self.client.is_pinned(new, pin_type="recursive"):
-            self.unpin(old)
-            return
-        self.client.pin_update(old, new, unpin=True)
+        self.ledger.move(name, old, new)
 
     def unpin(self, cid: CID) -> None:
-        if self.client.is_pinned(cid, pin_type="recursive"):
-            self.client.pin_rm([cid], recursive=True)
+        self.ledger.release_recursive(cid)
 
 
 class NoPins:

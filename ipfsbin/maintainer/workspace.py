@@ -69,6 +69,15 @@ _ROOT_TABLES: Final = (
 Action = Literal["add", "merge", "yank"]
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    return _sqlite.connect(
+        path,
+        what="index state",
+        recovery="restore it from a backup (the index's commits and roots are also in Kubo, "
+        "pinned)",
+    )
+
+
 def workspace_dir(name: str) -> Path:
     """Where the workspace ``name`` keeps its state."""
     if not _NAME.match(name):
@@ -114,7 +123,7 @@ class Workspace:
             if name != "default":
                 hint = f"create it with `ipfsbin index init --index {name} --key NAME`"
             raise IndexOperationError(f"no index named {name!r} in {directory.parent}", hint=hint)
-        db = _sqlite.connect(path)
+        db = _connect(path)
         workspace = cls(name, directory, db)
         try:
             workspace._migrate(path)
@@ -171,7 +180,7 @@ class Workspace:
                 hint="choose another name with --index",
             )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = _sqlite.connect(path)
+        db = _connect(path)
         workspace = cls(name, directory, db)
         try:
             with workspace._transaction() as cur:

@@ -22,6 +22,7 @@ import httpx
 
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import BlockMismatchError, SubscriptionError
+from ipfsbin.kubo.netlimits import GATEWAY_LIMITS, TransferLimits, limited_transport
 from ipfsbin.store.sqlite import SqliteBlockStore
 
 __all__ = ["GatewayBlockStore", "gateway_client", "gateway_get"]
@@ -31,9 +32,17 @@ _MAX_BLOCK: Final = 2 * 1024 * 1024  # peers exchange blocks up to 2 MiB
 _HINT: Final = "check the gateway URL, or follow through a local Kubo node instead"
 
 
-def gateway_client(timeout: float = 30.0) -> httpx.Client:
-    """An HTTP client for gateway requests (no redirects to other hosts are followed)."""
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False)
+def gateway_client(timeout: float = 30.0, limits: TransferLimits = GATEWAY_LIMITS) -> httpx.Client:
+    """An HTTP client for gateway requests (no redirects to other hosts are followed).
+
+    ``timeout`` bounds each wait for bytes; ``limits`` bound each request as a
+    whole (deadline, minimum rate: a gateway that drips bytes is cut off).
+    """
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        follow_redirects=False,
+        transport=limited_transport(limits),
+    )
 
 
 def gateway_get(http: httpx.Client, url: str, accept: str, limit: int) -> bytes:

@@ -20,6 +20,7 @@ from ipfsbin.errors import BlockMismatchError, BlockNotFoundError, StoreError
 __all__ = ["SqliteBlockStore", "default_block_path"]
 
 # Version 1: the block file had no version before; its one table is adopted as it is.
+_WHAT: Final = "gateway block file"
 _MIGRATIONS: Final = (
     _sqlite.Migration(
         version=1,
@@ -43,12 +44,15 @@ class SqliteBlockStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # one connection shared by the fetch threads, serialized by the lock
-        self._db = _sqlite.connect(self.path, check_same_thread=False)
+        self._db = _sqlite.connect(
+            self.path,
+            what=_WHAT,
+            recovery="sync again: the blocks are fetched anew",
+            check_same_thread=False,
+        )
         with self._lock:
             try:
-                _sqlite.migrate(
-                    self._db, _MIGRATIONS, what="block file", path=self.path, error=StoreError
-                )
+                _sqlite.migrate(self._db, _MIGRATIONS, what=_WHAT, path=self.path, error=StoreError)
             except BaseException:
                 self._db.close()
                 raise

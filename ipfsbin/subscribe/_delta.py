@@ -34,6 +34,7 @@ from ipfsbin.errors import SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.index.scope import EVERYTHING, KeyScope
+from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 
@@ -74,7 +75,7 @@ class _Loader:
             found = [self._store.get(c) for c in wanted]
         else:
             with ThreadPoolExecutor(max_workers=self._workers) as pool:
-                found = list(pool.map(self._store.get, wanted))
+                found = list(pool.map(within_operation(self._store.get), wanted))
         self.bytes += sum(len(data) for data in found)
         self._blocks.put_many(zip(wanted, found, strict=True))
 

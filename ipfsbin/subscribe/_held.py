@@ -18,20 +18,35 @@ from ipfsbin.subscribe.keepers import Keeper
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
 from ipfsbin.trust.root import load_root
 
-__all__ = ["adopt_held", "head_blocks", "release_pending", "unsubscribe"]
+__all__ = ["adopt_held", "head_blocks", "release_leftovers", "unsubscribe"]
 
 _log = logging.getLogger(__name__)
 
 
-def release_pending(state: SubscriptionStore, name: str, keeper: Keeper) -> None:
-    """Let go of what an unfinished sync of ``name`` kept and nobody holds; call under the lock."""
+def release_leftovers(state: SubscriptionStore, name: str, keeper: Keeper) -> int:
+    """Let go of what an unfinished sync of ``name`` left kept; call under the lock.
+
+    Two kinds: blocks a sync kept for a head it never recorded (``pending``),
+    and blocks a recorded head let go that were never released
+    (``releasing``, a sync killed in between). Only those nobody holds are
+    released. Returns how many.
+    """
+    released = 0
     leftover = state.pending(name)
-    if not leftover:
-        return
-    free = state.unheld(leftover, besides=name)
-    _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
-    keeper.release(free, label=name)
-    state.clear_pending(name)
+    if leftover:
+        free = state.unheld(leftover, besides=name)
+        _log.info("%s: releasing %d blocks of an unfinished sync", name, len(free))
+        keeper.release(free, label=name)
+        state.clear_pending(name)
+        released += len(free)
+    letting_go = state.releasing(name)
+    if letting_go:
+        free = state.unheld(letting_go)
+        _log.info("%s: releasing %d blocks an earlier sync let go", name, len(free))
+        keeper.release(free, label=name)
+        state.clear_releasing(name, letting_go)
+        released += len(free)
+    return released
 
 
 def head_blocks(sub: Subscription, local: BlockStore) -> list[CID]:

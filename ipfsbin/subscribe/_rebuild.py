@@ -26,6 +26,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import BlockNotFoundError
 from ipfsbin.index.changeset import Changeset, decode_part
 from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe._delta import TreeDelta, tree_delta
@@ -106,7 +107,7 @@ class _Overlay:
             found = [self._local.get(c) for c in wanted]
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                found = list(pool.map(self._local.get, wanted))
+                found = list(pool.map(within_operation(self._local.get), wanted))
         self.cached.put_many(zip(wanted, found, strict=True))
 
     def put(self, data: bytes, codec: int = DAG_CBOR) -> CID:
@@ -184,7 +185,7 @@ def _fetch_parts(fetch: BlockStore, parts: tuple[CID, ...], workers: int) -> lis
     if len(parts) == 1 or workers <= 1:
         return [fetch.get(cid) for cid in parts]
     with ThreadPoolExecutor(max_workers=min(workers, len(parts))) as pool:
-        return list(pool.map(fetch.get, parts))
+        return list(pool.map(within_operation(fetch.get), parts))
 
 
 def rebuild_index(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from ipfsbin.errors import TrustError
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe.state import Subscription
@@ -10,7 +12,10 @@ from ipfsbin.trust.root import SignedRoot, load_root
 from ipfsbin.trust.signing import check_signatures
 from ipfsbin.trust.state import TrustedChain
 
-__all__ = ["check_publisher", "load_roots"]
+__all__ = ["MAX_UNSIGNED_ROOTS", "check_publisher", "load_roots"]
+
+MAX_UNSIGNED_ROOTS: Final = 32
+"""Listed roots a key-pinned follower fetches, on its first sync, before one its key signed."""
 
 
 def load_roots(
@@ -24,8 +29,10 @@ def load_roots(
     thresholds of the previous version and its own.
     """
     roots = [load_root(store, cid) for cid in sub.roots]
+    for signed in roots:
+        chain.update_root(signed)
     if not any(r.root_id == head.commit.root for r in roots):
-        roots += _discover_roots(sub, roots, store, head)
+        roots += _discover_roots(sub, chain, roots, store, head)
     if not roots:
         raise TrustError(
             f"commit {head.commit_id} does not list its trust root's envelope, and no root "
@@ -33,36 +40,45 @@ def load_roots(
             hint=f"subscribe with the root's envelope CID: `ipfsbin unsubscribe {sub.name}`, "
             f"then `ipfsbin subscribe {sub.name} --root CID`",
         )
-    for signed in roots:
-        chain.update_root(signed)
     return roots
 
 
 def _discover_roots(
-    sub: Subscription, known: list[SignedRoot], store: BlockStore, head: SignedCommit
+    sub: Subscription,
+    chain: TrustedChain,
+    known: list[SignedRoot],
+    store: BlockStore,
+    head: SignedCommit,
 ) -> list[SignedRoot]:
-    """Roots listed in ``head``'s envelope newer than ``known``, oldest first (unverified)."""
-    newest = known[-1].version if known else 0
+    """Roots listed in ``head``'s envelope after ``known``, each verified before the next.
+
+    The commit's own signatures can be checked only under its root, so the
+    roots come first; to bound what an unsigned list can make a follower
+    fetch, the versions already accepted are skipped by position (the list is
+    version 1 first), every fetched root goes through ``update_root`` at once
+    (a bad one stops the walk), and nothing past the commit's root is fetched.
+    A key pin on the first sync cannot check the roots before the first
+    version its key signed: at most :data:`MAX_UNSIGNED_ROOTS` of those are fetched.
+    """
+    listed = head.roots[known[-1].version :] if known else head.roots
     found: list[SignedRoot] = []
-    for cid in head.roots:
-        if cid in sub.roots:
-            continue
+    skipped: list[SignedRoot] = []
+    key_id = sub.pin.key_id
+    for cid in listed:
         signed = load_root(store, cid)
-        if signed.version <= newest:
-            continue  # accepted already (another envelope of it), or older than the pin
+        if not known and not found and key_id is not None:
+            # a key pin starts at the first version that key signed as a maintainer
+            if key_id not in _maintainer_signers(signed):
+                skipped.append(signed)
+                if len(skipped) > MAX_UNSIGNED_ROOTS:
+                    break
+                continue
+        chain.update_root(signed)
         found.append(signed)
-        newest = signed.version
         if signed.root_id == head.commit.root:
             break
-    key_id = sub.pin.key_id
-    if not known and key_id is not None:
-        # a key pin starts at the first version that key signed as a maintainer; when none
-        # did, the first is fed anyway so that update_root refuses it with its own reason
-        start = next(
-            (i for i, r in enumerate(found) if key_id in _maintainer_signers(r)),
-            0,
-        )
-        found = found[start:]
+    if not found and skipped:
+        chain.update_root(skipped[0])  # refuses it, with the reason the pin gives
     return found
 
 

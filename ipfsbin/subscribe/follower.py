@@ -35,7 +35,13 @@ from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, Ku
 from ipfsbin.subscribe.replica import Holding, holding
 from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
-from ipfsbin.subscribe.sync import SyncResult, sync_all, sync_subscription
+from ipfsbin.subscribe.sync import (
+    DEFAULT_SYNC_DEADLINE,
+    SyncResult,
+    sync_all,
+    sync_subscription,
+)
+from ipfsbin.trust.freshness import Freshness
 from ipfsbin.trust.state import RootPin
 
 __all__ = [
@@ -54,17 +60,20 @@ class FollowConfig:
     ``gateway`` is a trustless gateway's URL (blocks kept in ``block_path``);
     None follows through the Kubo daemon that ``connect`` finds (the user's
     own through ``IPFSBIN_API``, else the managed node). ``timeout`` bounds
-    the wait for one record or one block. ``allow_stale`` switches off the
-    expiry check of commits and roots (freeze-attack protection): only to
-    work offline on purpose. ``platforms`` keeps a partial replica: only the
-    index entries of these platform ids (and the nodes on the paths to
-    them); None keeps the whole index (a mirror).
+    the wait for one record or one block; ``deadline`` one subscription's
+    whole sync (every network read in it; then the next subscription goes
+    on). ``allow_stale`` switches off the expiry check of commits and roots
+    (freeze-attack protection): only to work offline on purpose.
+    ``platforms`` keeps a partial replica: only the index entries of these
+    platform ids (and the nodes on the paths to them); None keeps the whole
+    index (a mirror).
     """
 
     gateway: str | None = None
     state_path: Path | None = None
     block_path: Path | None = None
     timeout: timedelta = timedelta(seconds=30)
+    deadline: timedelta = DEFAULT_SYNC_DEADLINE
     allow_stale: bool = False
     platforms: frozenset[str] | None = None
 
@@ -75,6 +84,8 @@ class FollowConfig:
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.deadline <= timedelta(0):
+            raise ValueError(f"deadline must be positive, got {self.deadline}")
         if self.gateway is not None and not self.gateway.strip():
             raise ValueError("gateway URL is empty")
 
@@ -148,6 +159,17 @@ class Follower:
     def subscriptions(self) -> list[Subscription]:
         """Every subscription with its accepted head, as the state has it now."""
         return self.state.all()
+
+    def freshness(self, name: str, *, now: float | None = None) -> Freshness | None:
+        """Is the accepted head of ``name`` still usable (fresh, or stale on purpose)?
+
+        Reads the state only, never the network: the binhost shim asks this
+        before offering a head's packages and refuses when ``usable`` is
+        false. None while no head (or its expiry) is known.
+        """
+        return self.state.get(name).freshness(
+            now=time.time() if now is None else now, allow_stale=self.config.allow_stale
+        )
 
     def subscribe(
         self, name: str, *, root: CID | None = None, root_key: str | None = None
@@ -226,6 +248,7 @@ class Follower:
             keeper=keeper,
             local_store=link.local,
             allow_stale=self.config.allow_stale,
+            deadline=self.config.deadline,
             scope=self.config.scope,
         )
 

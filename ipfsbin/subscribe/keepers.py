@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from typing import Final, Protocol
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import BlockNotFoundError, KuboCommandError
+from ipfsbin.errors import BlockNotFoundError
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.pins import pin_name
+from ipfsbin.kubo.pins import FOLLOW_HOLDER, PinLedger
 from ipfsbin.store.gateway import GatewayBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore
 
 __all__ = ["PIN_NAME", "BlockFileKeeper", "GatewayKeeper", "Keeper", "KuboKeeper"]
 
-PIN_NAME: Final = pin_name("follow")
+PIN_NAME: Final = FOLLOW_HOLDER
 """The name of every follower pin: a pin is shared by all subscriptions holding its block."""
 
 
@@ -40,7 +40,11 @@ class KuboKeeper:
     """Direct pins, one per block, all named :data:`PIN_NAME` (``ipfsbin:follow``).
 
     Kubo keeps one pin per CID whatever its name, so the name cannot tell
-    which subscription holds a block; the state does (``held``).
+    which subscription holds a block; the state does (``held``). The node's
+    :class:`~ipfsbin.kubo.pins.PinLedger` knows the follower as one holder
+    beside a maintainer's workspace, so an envelope the workspace pins
+    recursively is kept for both, and stays pinned for the follower when the
+    workspace lets go.
 
     Not a recursive pin on the head: index entries link manifests, manifests
     link the packages, and commits link all of history, so a recursive pin
@@ -48,35 +52,15 @@ class KuboKeeper:
     head's commit, its trust roots and its index nodes.
     """
 
-    _BATCH: Final = 200
-
-    def __init__(self, client: KuboClient) -> None:
+    def __init__(self, client: KuboClient, ledger: PinLedger | None = None) -> None:
         self.client = client
+        self.ledger = PinLedger(client) if ledger is None else ledger
 
     def keep(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            self.client.pin_add(unique[start : start + self._BATCH], recursive=False, name=PIN_NAME)
+        self.ledger.hold(PIN_NAME, cids, recursive=False)
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
-        unique = list(dict.fromkeys(cids))
-        for start in range(0, len(unique), self._BATCH):
-            batch = unique[start : start + self._BATCH]
-            try:
-                self.client.pin_rm(batch, recursive=False)
-            except KuboCommandError as exc:
-                if "not pinned" not in exc.kubo_message:
-                    raise
-                # Kubo drops the whole batch for one unpinned CID: go one by one
-                for cid in batch:
-                    self._unpin_one(cid)
-
-    def _unpin_one(self, cid: CID) -> None:
-        try:
-            self.client.pin_rm([cid], recursive=False)
-        except KuboCommandError as exc:
-            if "not pinned" not in exc.kubo_message:
-                raise
+        self.ledger.release(PIN_NAME, cids)
 
 
 class GatewayKeeper:

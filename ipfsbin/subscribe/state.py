@@ -12,7 +12,9 @@ writes only the error columns.
 The blocks each subscription keeps are listed too (``held``), so a block two
 subscriptions share is let go only when neither needs it any more; blocks a
 sync is about to keep are listed first in ``pending``, so those of a sync that
-died before recording its head can be found and let go by the next one.
+died before recording its head can be found and let go by the next one; and
+blocks a recorded head let go stay in ``releasing`` until they are released,
+so those of a sync killed between recording and releasing are let go next time.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -31,54 +32,14 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
 from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.name import canonical_name
+from ipfsbin.subscribe._records import AcceptedHead, Subscription
+from ipfsbin.subscribe._schema import MIGRATIONS
 from ipfsbin.trust.state import RootPin
 
 __all__ = ["AcceptedHead", "Subscription", "SubscriptionStore", "default_state_path"]
 
-_SUBSCRIPTIONS: Final = """
-CREATE TABLE IF NOT EXISTS subscriptions (
-    name            TEXT PRIMARY KEY,   -- canonical IPNS name (k51...)
-    pin_cid         TEXT,               -- RootPin(cid=...) as given on subscribe
-    pin_key         TEXT,               -- RootPin(key_id=...) as given on subscribe
-    roots           TEXT NOT NULL,      -- JSON list of root envelope CIDs, oldest first
-                                        -- (empty for a key pin until the first sync)
-    head            TEXT,               -- commit ID of the accepted head
-    head_envelope   TEXT,               -- envelope CID of the accepted head (what IPNS names)
-    height          INTEGER,
-    index_root      TEXT,               -- index root of the accepted head
-    sequence        INTEGER,            -- IPNS sequence of the record that led to the head
-    accepted_at     REAL,
-    checked_at      REAL,
-    error           TEXT,
-    error_at        REAL,
-    created_at      REAL NOT NULL,
-    CHECK ((pin_cid IS NULL) <> (pin_key IS NULL)),
-    CHECK ((head IS NULL) = (height IS NULL))
-);
-"""
-# version 2 added held and pending; a version-1 file gains them empty, and the first sync
-# of each subscription lists the blocks of its accepted head (see _held.adopt_held)
-_HELD: Final = (
-    # blocks the accepted head of `name` needs (kept: pinned, or in the block file)
-    "CREATE TABLE IF NOT EXISTS held (name TEXT NOT NULL, cid TEXT NOT NULL, "
-    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS held_cid ON held (cid)",
-    # blocks a sync of `name` is keeping for a head it has not recorded yet
-    "CREATE TABLE IF NOT EXISTS pending (name TEXT NOT NULL, cid TEXT NOT NULL, "
-    "PRIMARY KEY (name, cid)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS pending_cid ON pending (cid)",
-)
 
-# version 3 added scopes: the key prefixes the held index was synced under (a partial
-# replica); no row, or NULL prefixes, means the whole index
-_SCOPES: Final = ("CREATE TABLE IF NOT EXISTS scopes (name TEXT PRIMARY KEY, prefixes TEXT)",)
-
-
-_MIGRATIONS: Final = (
-    _sqlite.Migration(version=1, apply=_sqlite.statements(_SUBSCRIPTIONS)),
-    _sqlite.Migration(version=2, apply=_sqlite.statements(*_HELD)),
-    _sqlite.Migration(version=3, apply=_sqlite.statements(*_SCOPES)),
-)
+_WHAT: Final = "subscription state"
 
 
 def default_state_path() -> Path:
@@ -90,81 +51,25 @@ def _cid(text: str | None) -> CID | None:
     return None if text is None else CID.from_text(text)
 
 
-@dataclass(frozen=True, kw_only=True)
-class AcceptedHead:
-    """A head that passed every check, ready to be recorded."""
-
-    head: CID
-    head_envelope: CID
-    height: int
-    index_root: CID
-    sequence: int
-    roots: tuple[CID, ...]
-
-    def __post_init__(self) -> None:
-        if self.height < 1:
-            raise ValueError(f"height must be >= 1, got {self.height}")
-        if not self.roots:
-            raise ValueError("an accepted head needs at least one trust root")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Subscription:
-    """One followed index as stored; times are Unix seconds (float)."""
-
-    name: str
-    pin: RootPin
-    roots: tuple[CID, ...]
-    head: CID | None = None
-    head_envelope: CID | None = None
-    height: int | None = None
-    index_root: CID | None = None
-    sequence: int | None = None
-    accepted_at: float | None = None
-    checked_at: float | None = None
-    error: str | None = None
-    error_at: float | None = None
-    created_at: float = 0.0
-
-    def __post_init__(self) -> None:
-        if (self.head is None) != (self.height is None):
-            raise ValueError("head and height are set together")
-        # a key pin may start empty: the roots come from the first head's envelope
-        if not self.roots and self.pin.key_id is None:
-            raise ValueError(f"subscription {self.name} has no trust root to start from")
-
-    def to_json(self) -> dict[str, object]:
-        """Plain values for ``--json`` output."""
-        return {
-            "name": self.name,
-            "pin": self.pin.describe(),
-            "roots": [str(r) for r in self.roots],
-            "head": None if self.head is None else str(self.head),
-            "head_envelope": None if self.head_envelope is None else str(self.head_envelope),
-            "height": self.height,
-            "index_root": None if self.index_root is None else str(self.index_root),
-            "sequence": self.sequence,
-            "accepted_at": self.accepted_at,
-            "checked_at": self.checked_at,
-            "error": self.error,
-            "error_at": self.error_at,
-        }
-
-
 class SubscriptionStore:
     """The SQLite file of subscriptions. Open one per process; it is not shared across threads."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = default_state_path() if path is None else Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _sqlite.connect(self.path)
+        self._db = _sqlite.connect(
+            self.path,
+            what=_WHAT,
+            recovery="subscribe to the indexes again (`ipfsbin subscribe NAME --root CID`); "
+            "keys and index workspaces are kept in other files",
+        )
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA synchronous=FULL")
         try:
+            self._db.execute("PRAGMA synchronous=FULL")
             _sqlite.migrate(
                 self._db,
-                _MIGRATIONS,
-                what="subscription state",
+                MIGRATIONS,
+                what=_WHAT,
                 path=self.path,
                 error=SubscriptionError,
             )
@@ -227,6 +132,11 @@ class SubscriptionStore:
         rows = self._db.execute("SELECT cid FROM pending WHERE name = ?", (canonical_name(name),))
         return frozenset(CID.from_text(row[0]) for row in rows)
 
+    def releasing(self, name: str) -> frozenset[CID]:
+        """Blocks an accepted head of ``name`` let go that were not released yet."""
+        rows = self._db.execute("SELECT cid FROM releasing WHERE name = ?", (canonical_name(name),))
+        return frozenset(CID.from_text(row[0]) for row in rows)
+
     def unheld(self, cids: Iterable[CID], *, besides: str | None = None) -> list[CID]:
         """Those of ``cids`` no subscription holds, nor lists as pending (except ``besides``)."""
         other = "" if besides is None else canonical_name(besides)
@@ -243,11 +153,12 @@ class SubscriptionStore:
         return free
 
     def releasable(self, name: str) -> list[CID]:
-        """Blocks only ``name`` holds or has pending: what unsubscribing it may let go."""
+        """Blocks only ``name`` holds, has pending or is releasing: what unsubscribing frees."""
         canonical = canonical_name(name)
         rows = self._db.execute(
             "SELECT cid FROM (SELECT cid FROM held WHERE name = ?1 "
-            "UNION SELECT cid FROM pending WHERE name = ?1) AS mine "
+            "UNION SELECT cid FROM pending WHERE name = ?1 "
+            "UNION SELECT cid FROM releasing WHERE name = ?1) AS mine "
             "WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.cid = mine.cid AND h.name != ?1) "
             "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.cid = mine.cid AND p.name != ?1) "
             "ORDER BY cid",
@@ -269,6 +180,15 @@ class SubscriptionStore:
     def clear_pending(self, name: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM pending WHERE name = ?", (canonical_name(name),))
+
+    def clear_releasing(self, name: str, cids: Iterable[CID]) -> None:
+        """``cids`` were released (or are held again): stop listing them for ``name``."""
+        canonical = canonical_name(name)
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM releasing WHERE name = ? AND cid = ?",
+                [(canonical, str(c)) for c in dict.fromkeys(cids)],
+            )
 
     def adopt_held(self, name: str, cids: Iterable[CID]) -> None:
         """Record blocks already kept for the accepted head (state written before ``held``)."""
@@ -337,9 +257,8 @@ class SubscriptionStore:
             cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
             if cursor.rowcount == 0:
                 raise SubscriptionError(f"not subscribed to {canonical}")
-            db.execute("DELETE FROM held WHERE name = ?", (canonical,))
-            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
-            db.execute("DELETE FROM scopes WHERE name = ?", (canonical,))
+            for table in ("held", "pending", "releasing", "scopes"):
+                db.execute(f"DELETE FROM {table} WHERE name = ?", (canonical,))  # noqa: S608
 
     def record_accepted(
         self,
@@ -381,7 +300,7 @@ class SubscriptionStore:
             db.execute(
                 "UPDATE subscriptions SET roots = ?, head = ?, head_envelope = ?, height = ?, "
                 "index_root = ?, sequence = ?, accepted_at = ?, checked_at = ?, error = NULL, "
-                "error_at = NULL WHERE name = ?",
+                "error_at = NULL, head_expires = ?, root_expires = ? WHERE name = ?",
                 (
                     json.dumps([str(r) for r in accepted.roots]),
                     str(accepted.head),
@@ -391,6 +310,8 @@ class SubscriptionStore:
                     accepted.sequence,
                     now,
                     now,
+                    accepted.head_expires,
+                    accepted.root_expires,
                     canonical,
                 ),
             )
@@ -400,6 +321,11 @@ class SubscriptionStore:
             )
             db.executemany(
                 "DELETE FROM held WHERE name = ? AND cid = ?", [(canonical, c) for c in dropped]
+            )
+            # listed until released: a process killed before releasing leaves them here
+            db.executemany(
+                "INSERT OR IGNORE INTO releasing (name, cid) VALUES (?, ?)",
+                [(canonical, c) for c in dropped],
             )
             db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
         return self.get(canonical)
@@ -419,6 +345,59 @@ class SubscriptionStore:
             db.execute(
                 "UPDATE subscriptions SET checked_at = ?, error = ?, error_at = ? WHERE name = ?",
                 (now, error, now, canonical_name(name)),
+            )
+
+    def set_expiry(self, name: str, *, head_expires: int, root_expires: int) -> None:
+        """Record the expiry of the accepted head and root (state written before version 3)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET head_expires = ?, root_expires = ? WHERE name = ?",
+                (head_expires, root_expires, canonical_name(name)),
+            )
+
+    def record_roots(
+        self,
+        name: str,
+        roots: Sequence[CID],
+        *,
+        root_expires: int,
+        keep: Iterable[CID],
+        expect_roots: Sequence[CID],
+    ) -> None:
+        """Roots learned from the maintainers' announcements, in one transaction.
+
+        ``roots`` (all envelopes, oldest first) replace the list if it is still
+        ``expect_roots``; ``keep`` (their blocks, kept already) joins ``held``,
+        and the pending list is emptied.
+        """
+        canonical = canonical_name(name)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT roots FROM subscriptions WHERE name = ?", (canonical,)
+            ).fetchone()
+            if row is None:
+                raise SubscriptionError(f"not subscribed to {canonical}")
+            if json.loads(row["roots"]) != [str(r) for r in expect_roots]:
+                raise SubscriptionError(
+                    f"the trust roots of {canonical} changed while this sync ran",
+                    hint="another sync is running; try again",
+                )
+            db.execute(
+                "UPDATE subscriptions SET roots = ?, root_expires = ? WHERE name = ?",
+                (json.dumps([str(r) for r in roots]), root_expires, canonical),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO held (name, cid) VALUES (?, ?)",
+                [(canonical, str(c)) for c in dict.fromkeys(keep)],
+            )
+            db.execute("DELETE FROM pending WHERE name = ?", (canonical,))
+
+    def record_roots_checked(self, name: str, *, now: float) -> None:
+        """When the maintainers were last asked for newer roots."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE subscriptions SET roots_checked_at = ? WHERE name = ?",
+                (now, canonical_name(name)),
             )
 
     def set_roots(self, name: str, roots: Sequence[CID]) -> None:
@@ -452,4 +431,7 @@ def _from_row(row: sqlite3.Row) -> Subscription:
         error=row["error"],
         error_at=row["error_at"],
         created_at=row["created_at"],
+        head_expires=row["head_expires"],
+        root_expires=row["root_expires"],
+        roots_checked_at=row["roots_checked_at"],
     )

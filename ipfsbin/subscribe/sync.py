@@ -26,7 +26,11 @@ One sync of one subscription (:func:`sync_subscription`):
 Blocks are counted per subscription in the state (``held``): two subscriptions
 sharing index nodes share one pin, released only when neither holds the node.
 A sync that died between keeping and recording left its blocks ``pending``;
-the next sync (or ``unsubscribe``) of that name lets go of those nobody holds.
+one that died between recording and releasing left the old head's blocks in
+``releasing``; the next sync (or ``unsubscribe``) of that name lets go of
+those nobody holds. Before all that, at most hourly, the maintainers are
+asked for newer trust roots (:mod:`.announcements`), and a record that names
+the accepted head still has that head checked for expiry (freeze attacks).
 
 Any failure before step 4 leaves the state as it was, except for the reason
 and the time, which ``ipfsbin status`` shows. The network is only touched
@@ -40,36 +44,46 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import (
     IpfsbinError,
     IpnsError,
     RollbackError,
+    SubscriptionError,
     TrustError,
 )
 from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.record import IpnsRecord, verify_record
+from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import Prefetch, TreeDelta, tree_delta
-from ipfsbin.subscribe._held import adopt_held, release_pending
+from ipfsbin.subscribe._held import adopt_held, release_leftovers
+from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe._roots import check_publisher, load_roots
+from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, ask_for_roots
 from ipfsbin.subscribe.keepers import Keeper
 from ipfsbin.subscribe.sources import RecordSource
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
-from ipfsbin.trust.commit import SignedCommit, load_commit
+from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
+from ipfsbin.trust.freshness import Freshness, check_freshness
+from ipfsbin.trust.root import load_root
 from ipfsbin.trust.state import TrustedChain
 
 __all__ = [
+    "DEFAULT_SYNC_DEADLINE",
     "SyncOutcome",
     "SyncResult",
     "describe_error",
     "sync_all",
     "sync_subscription",
 ]
+
+DEFAULT_SYNC_DEADLINE: Final = timedelta(minutes=10)
+"""Most time one subscription's sync may spend on the network."""
 
 SyncOutcome = Literal["accepted", "current", "refused", "failed"]
 Via = Literal["changeset", "nodes"]
@@ -173,10 +187,15 @@ def sync_subscription(
     now: float | None = None,
     workers: int = 8,
     changesets: bool = True,
+    deadline: timedelta = DEFAULT_SYNC_DEADLINE,
     scope: KeyScope = EVERYTHING,
     prefetch: Prefetch | None = None,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
+
+    Every network read of the sync ends within ``deadline`` (on top of each
+    client's own per-request limits), so a slow source fails this sync and
+    :func:`sync_all` goes on with the next subscription.
 
     ``store`` fetches blocks (from the network); ``local_store`` answers only
     from what this host holds (used for the old index, which must not be
@@ -193,22 +212,25 @@ def sync_subscription(
     started = time.monotonic()
     moment = time.time() if now is None else now
     sub = state.get(name)
+    warnings: list[str] = []
     try:
-        return _sync(
-            state,
-            sub,
-            records,
-            store,
-            keeper,
-            local_store,
-            allow_stale,
-            moment,
-            workers,
-            started,
-            changesets,
-            scope,
-            prefetch,
-        )
+        with operation_deadline(deadline.total_seconds()):
+            return _sync(
+                warnings,
+                state,
+                sub,
+                records,
+                store,
+                keeper,
+                local_store,
+                allow_stale,
+                moment,
+                workers,
+                started,
+                changesets,
+                scope,
+                prefetch,
+            )
     except IpfsbinError as exc:
         state.record_failure(sub.name, describe_error(exc), now=moment)
         refused = isinstance(exc, TrustError | IpnsError)
@@ -220,11 +242,13 @@ def sync_subscription(
             previous_height=sub.height,
             error=describe_error(exc),
             hint=exc.hint,
+            warnings=tuple(warnings),
             seconds=time.monotonic() - started,
         )
 
 
 def _sync(
+    warnings: list[str],
     state: SubscriptionStore,
     sub: Subscription,
     records: RecordSource,
@@ -240,14 +264,24 @@ def _sync(
     prefetch: Prefetch | None,
 ) -> SyncResult:
     with state.keeping():
-        release_pending(state, sub.name, keeper)
+        leftovers = release_leftovers(state, sub.name, keeper)
         if local_store is not None:
             adopt_held(state, sub, local_store)
+    if sub.roots and (
+        sub.roots_checked_at is None or moment - sub.roots_checked_at >= ROOT_CHECK_INTERVAL
+    ):
+        warnings += ask_for_roots(state, sub, records, store, keeper, moment)
+        sub = state.get(sub.name)
     raw = records.fetch_record(sub.name)
     record = verify_record(raw, sub.name, now=_moment(moment))
     target = _check_record(record, sub)
     if target == sub.head_envelope:
+        # nothing new; but whoever holds only the IPNS key can re-sign this pointer forever,
+        # so the head it names must still be fresh (freeze attack)
+        fresh = _head_freshness(state, sub, local_store or store, moment, allow_stale)
+        fresh.verify(f"the accepted head of {sub.name} (height {sub.height})")
         state.record_checked(sub.name, now=moment)
+        warnings += [w for w in (fresh.warning(),) if w is not None]
         return SyncResult(
             name=sub.name,
             outcome="current",
@@ -255,6 +289,8 @@ def _sync(
             height=sub.height,
             previous_height=sub.height,
             sequence=record.sequence,
+            blocks_released=leftovers,
+            warnings=tuple(warnings),
             seconds=time.monotonic() - started,
         )
     chain = TrustedChain(
@@ -306,6 +342,8 @@ def _sync(
         index_root=new_index,
         sequence=record.sequence,
         roots=tuple(r.cid for r in roots),
+        head_expires=signed.commit.expires,
+        root_expires=chain.root.root.expires,
     )
     release = list(delta.removed)
     if rescoped:  # what the old scope held and the new one does not
@@ -315,7 +353,13 @@ def _sync(
         release.append(sub.head_envelope)
     if sub.head is not None and sub.head != signed.commit_id:
         release.append(sub.head)
-    warnings: list[str] = []
+    fresh = check_freshness(
+        head_expires=accepted.head_expires,
+        root_expires=accepted.root_expires,
+        now=int(moment),
+        allow_stale=allow_stale,
+    )
+    warnings += [w for w in (fresh.warning(),) if w is not None]
     with state.keeping():
         # pending first: if this process dies after keeping, the next sync finds the blocks
         state.add_pending(sub.name, keep)
@@ -326,11 +370,13 @@ def _sync(
             )
             state.record_scope(sub.name, scope)
         except IpfsbinError:
-            release_pending(state, sub.name, keeper)
+            release_leftovers(state, sub.name, keeper)
             raise
+        pause_point("after-record")
         free = state.unheld(release)
         try:
             keeper.release(free, label=sub.name)
+            state.clear_releasing(sub.name, release)
         except IpfsbinError as exc:
             # the new head is recorded; an old block kept too long is only disk space
             warnings.append(f"could not release {len(free)} old blocks: {describe_error(exc)}")
@@ -350,9 +396,34 @@ def _sync(
         changesets=0 if rebuilt is None else len(rebuilt.commits),
         changeset_blocks=0 if rebuilt is None else rebuilt.changeset_blocks,
         fallback=fallback,
-        blocks_released=len(free),
+        blocks_released=leftovers + len(free),
         warnings=tuple(warnings),
         seconds=time.monotonic() - started,
+    )
+
+
+def _head_freshness(
+    state: SubscriptionStore,
+    sub: Subscription,
+    local: BlockStore,
+    moment: float,
+    allow_stale: bool,
+) -> Freshness:
+    """The freshness of ``sub``'s accepted head; expiries missing from old state are read
+    from the local blocks (the head's commit and newest root are kept) and recorded."""
+    fresh = sub.freshness(now=moment, allow_stale=allow_stale)
+    if fresh is not None:
+        return fresh
+    if sub.head is None or not sub.roots:
+        raise SubscriptionError(f"{sub.name} has no accepted head to check")
+    head_expires = load_commit_payload(local, sub.head).expires
+    root_expires = load_root(local, sub.roots[-1]).root.expires
+    state.set_expiry(sub.name, head_expires=head_expires, root_expires=root_expires)
+    return check_freshness(
+        head_expires=head_expires,
+        root_expires=root_expires,
+        now=int(moment),
+        allow_stale=allow_stale,
     )
 
 

@@ -27,6 +27,7 @@ from ipfsbin.errors import SchemaError
 from ipfsbin.store.base import BlockStore, get_value
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot
+from ipfsbin.trust.rootlist import MAX_ROOT_ENVELOPES, check_root_links
 from ipfsbin.trust.signing import Payload, Signed, load_signed_blocks, put_signed
 
 __all__ = [
@@ -53,8 +54,6 @@ DEFAULT_COMMIT_LIFETIME = 7 * 24 * 3600
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_CHANGE_PARTS = 4096
 """Changeset parts one commit may link (``ipfsbin.index.changeset.MAX_PARTS``)."""
-MAX_ROOT_ENVELOPES = 1024
-"""Trust root envelopes one commit envelope may list in ``roots``."""
 
 _FIELDS = frozenset({"type", "parents", "index", "height", "time", "expires", "root", "message"})
 _OPTIONAL = frozenset({"changes"})
@@ -246,15 +245,7 @@ class SignedCommit(Signed[Commit]):
 
 
 def _check_roots(roots: tuple[CID, ...]) -> None:
-    if len(roots) > MAX_ROOT_ENVELOPES:
-        raise SchemaError(
-            f"commit envelope lists {len(roots)} trust roots, at most {MAX_ROOT_ENVELOPES}"
-        )
-    if len(set(roots)) != len(roots):
-        raise SchemaError("commit envelope lists the same trust root twice")
-    for root in roots:
-        if not isinstance(root, CID) or root.codec != DAG_CBOR:
-            raise SchemaError(f"commit envelope roots must link dag-cbor blocks, got {root!r}")
+    check_root_links(roots, "commit envelope")
 
 
 def make_commit(

@@ -127,6 +127,13 @@ class SigningKey:
         )
 
     def sign(self, domain: bytes, payload: bytes) -> bytes:
+        """Sign ``domain + payload``; ``domain`` must be a non-empty tag ending in ``:``.
+
+        One key may sign commits, roots, attestations and IPNS records, so an
+        undomained signature could be read as any of them: there is no way to make one.
+        """
+        if not domain or not domain.endswith(b":") or b":" in domain[:-1]:
+            raise ValueError(f"a signature domain is one tag ending in ':', got {domain!r}")
         return self._private.sign(domain + payload)
 
     @property

@@ -15,9 +15,18 @@ of the file overlapped with its sha256/md5/sha1 and with Portage's Manifest
 check and the ELF scan, normalizing the descriptor, storing and pinning the
 platform, descriptor, manifest and attestation.
 
+Memory (``--rss``): the peak resident set (VmHWM) of a fresh process that
+publishes one package holding a single large ELF file (a gcc-built program
+with a random 60 MiB section added by objcopy, its ``.comment`` kept), next
+to the same for a package of the same size whose large file is the same
+random bytes without the ELF around them (the baseline). The ELF scan reads
+section headers and ``.comment`` only, so the difference should stay under
+32 MiB.
+
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-``
-Writes ``bench-results/publish.json``.
+[--rss] [--rss-size 60M]`` (``--sizes ''`` skips the throughput runs)
+Writes ``bench-results/publish.json`` (throughput) and, with ``--rss``,
+``bench-results/publish-rss.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +78,75 @@ def make_binpkg(template: Path, target_size: int, dst: Path, seed: int) -> Path:
     return rewrite_gpkg(template, dst, extra_image=[(f"image/usr/share/payload-{seed}", payload)])
 
 
+def large_elf(size: int, dst: Path, work: Path) -> bytes:
+    """A real gcc-built program carrying ``size`` random bytes in an extra section."""
+    src = work / "big.c"
+    src.write_text("int main(void) { return 0; }\n")
+    small = work / "small"
+    subprocess.run(["gcc", "-O2", "-o", str(small), str(src)], check=True)  # noqa: S607
+    blob = work / "blob"
+    blob.write_bytes(os.urandom(size))
+    subprocess.run(  # noqa: S603
+        ["objcopy", "--add-section", f".ipfsbin_blob={blob}", str(small), str(dst)],  # noqa: S607
+        check=True,
+    )
+    return dst.read_bytes()
+
+
+_RSS_CHILD = """
+import sys
+from pathlib import Path
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.builder.publish import detect_host_facts, publish_binpkgs
+from ipfsbin.trust.keys import SigningKey
+path, api, root = sys.argv[1:4]
+host = detect_host_facts(config_root=Path(root))
+with KuboClient.from_multiaddr(api, timeout=3600.0) as client:
+    publish_binpkgs([path], client=client, key=SigningKey.generate(), host=host)
+for line in Path("/proc/self/status").read_text().splitlines():
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) * 1024)
+"""
+
+
+def peak_rss(path: Path, api: str, config_root: Path) -> int:
+    """VmHWM in bytes of a fresh process that publishes ``path``."""
+    done = subprocess.run(  # noqa: S603 - this interpreter, fixed script
+        [sys.executable, "-c", _RSS_CHILD, str(path), api, str(config_root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def measure_rss(
+    template: Path, size: int, node: ManagedNode, config_root: Path, work: Path
+) -> dict[str, Any]:
+    elf = large_elf(size, work / "big", work)
+    plain = os.urandom(len(elf))
+    with_elf = rewrite_gpkg(template, work / "libfoo-1-1.gpkg.tar",
+                            extra_image=[("image/usr/bin/big", elf)])  # fmt: skip
+    without = rewrite_gpkg(template, work / "libfoo-1-2.gpkg.tar",
+                           extra_image=[("image/usr/share/big", plain)])  # fmt: skip
+    api = node.api_multiaddr
+    rss_elf = peak_rss(with_elf, api, config_root)
+    rss_plain = peak_rss(without, api, config_root)
+    row = {
+        "file_bytes": len(elf),
+        "binpkg_bytes_with_elf": with_elf.stat().st_size,
+        "binpkg_bytes_without_elf": without.stat().st_size,
+        "peak_rss_with_elf_bytes": rss_elf,
+        "peak_rss_without_elf_bytes": rss_plain,
+        "difference_bytes": rss_elf - rss_plain,
+        "target_difference_bytes": 32 * 1024 * 1024,
+    }
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
 def machine_info(node: ManagedNode) -> dict[str, Any]:
     cpu = ""
     try:
@@ -96,7 +175,7 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def run(sizes: list[int], trials: int, out: Path) -> dict[str, Any]:
+def run(sizes: list[int], trials: int, out: Path, rss_size: int | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="ipfsbin-bench-publish-"))
     builder = BuilderPlayground.create()
     try:
@@ -146,6 +225,11 @@ def run(sizes: list[int], trials: int, out: Path) -> dict[str, Any]:
                         print(json.dumps(row), file=sys.stderr)
                         for path in files.values():
                             path.unlink()
+            rss = (
+                None
+                if rss_size is None
+                else measure_rss(template, rss_size, node, builder.eprefix, work)
+            )
         summary = []
         for size in sizes:
             mine = [r for r in rows if abs(r["size_bytes"] - size) <= max(size // 10, 20_000)]
@@ -174,7 +258,12 @@ def run(sizes: list[int], trials: int, out: Path) -> dict[str, Any]:
             "runs": rows,
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        if rows:
+            out.write_text(json.dumps(result, indent=2) + "\n")
+        if rss is not None:
+            result["rss"] = rss
+            memory = {"benchmark": "publish-rss", "machine": info, "rss": rss}
+            out.with_name("publish-rss.json").write_text(json.dumps(memory, indent=2) + "\n")
         return result
     finally:
         builder.cleanup()
@@ -186,17 +275,28 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--sizes", default="10K,10M,200M")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "publish.json")
+    parser.add_argument("--rss", action="store_true", help="measure peak RSS with a large ELF")
+    parser.add_argument("--rss-size", default="60M", help="size of the large file (--rss)")
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
-    result = run(sizes, args.trials, args.out)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    rss_size = parse_size(args.rss_size) if args.rss else None
+    result = run(sizes, args.trials, args.out, rss_size)
     for row in result["summary"]:
         print(
             f"{row['size_bytes']:>11} B  raw add {row['raw_add_MBps']:>7} MB/s  "
             f"publish {row['publish_MBps']:>7} MB/s  ratio {row['ratio']} "
             f"(median of trials {row['median_trial_ratio']})"
+        )
+    if "rss" in result:
+        rss = result["rss"]
+        print(
+            f"peak RSS publishing a {rss['file_bytes'] / 2**20:.0f} MiB ELF: "
+            f"{rss['peak_rss_with_elf_bytes'] / 2**20:.0f} MiB, same size without ELF: "
+            f"{rss['peak_rss_without_elf_bytes'] / 2**20:.0f} MiB, "
+            f"difference {rss['difference_bytes'] / 2**20:.1f} MiB (target < 32 MiB)"
         )
     return 0
 

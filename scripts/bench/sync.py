@@ -53,6 +53,7 @@ from ipfsbin.ipns.publish import publish_head  # noqa: E402
 from ipfsbin.kubo.client import KuboClient  # noqa: E402
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
+from ipfsbin.kubo.pins import PinLedger  # noqa: E402
 from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import (  # noqa: E402
@@ -169,12 +170,13 @@ class Lan:
     def sync(self, *, mirror: bool = False) -> SyncResult:
         """The client's sync (with changesets), or the mirror's (fetching nodes)."""
         node = self.mirror if mirror else self.client
+        state = self.mirror_state if mirror else self.state
         result = sync_subscription(
-            self.mirror_state if mirror else self.state,
+            state,
             self.name,
             records=KuboRecordSource(node, timeout=WAIT),
             store=KuboBlockStore(node, offline=False, fetch_timeout=WAIT),
-            keeper=KuboKeeper(node),
+            keeper=KuboKeeper(node, PinLedger(node, state.path.with_name("pins.sqlite"))),
             local_store=KuboBlockStore(node, offline=True),
             changesets=not mirror,
         )

@@ -14,16 +14,29 @@ python_bin() {
 
 # Tools the real Portage needs in its playgrounds (GNU tar as gtar, zstd,
 # bzip2, flock; scanelf from pax-utils, without which Portage neither strips
-# nor records PROVIDES/REQUIRES) and a C compiler for the builder test packages.
+# nor records PROVIDES/REQUIRES), every other compressor Portage can make
+# binpkgs with (the tests read one of each), gpg for signed gpkgs, a C compiler
+# for the builder test packages, and the compilers the descriptor tests ask
+# what CFLAGS mean: the AArch64 and POWER cross GCCs, and Clang (packages built
+# by Clang are asked of Clang).
 ensure_system_packages() {
   local missing=()
   command -v zstd >/dev/null || missing+=(zstd)
   command -v bzip2 >/dev/null || missing+=(bzip2)
+  command -v gzip >/dev/null || missing+=(gzip)
+  command -v xz >/dev/null || missing+=(xz-utils)
+  command -v lz4 >/dev/null || missing+=(lz4)
+  command -v lzip >/dev/null || missing+=(lzip)
+  command -v lzop >/dev/null || missing+=(lzop)
+  command -v gpg >/dev/null || missing+=(gnupg)
   command -v flock >/dev/null || missing+=(util-linux)
   command -v gcc >/dev/null || missing+=(gcc)
   command -v strip >/dev/null || missing+=(binutils)
   command -v scanelf >/dev/null || missing+=(pax-utils)
   command -v tar >/dev/null || missing+=(tar)
+  command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+  command -v powerpc64le-linux-gnu-gcc >/dev/null || missing+=(gcc-powerpc64le-linux-gnu)
+  command -v clang >/dev/null || missing+=(clang)
   # Debian's python3 lacks venv (ensurepip) until python3-venv is installed.
   if [ ! -x .venv/bin/python ] && ! "$(python_bin)" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3-venv)

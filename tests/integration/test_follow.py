@@ -31,6 +31,7 @@ from ipfsbin.ipns import create_record, ipns_path
 from ipfsbin.ipns.publish import publish_head, republish
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.kubo.pins import PinLedger
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.memory import MemoryBlockStore
@@ -68,13 +69,19 @@ class Follower:
     client: KuboClient
     state: SubscriptionStore
 
+    @property
+    def ledger_path(self) -> Path:
+        return self.state.path.with_name("pins.sqlite")
+
     def sync(self, name: str) -> SyncResult:
         return sync_subscription(
             self.state,
             name,
             records=KuboRecordSource(self.client, timeout=WAIT),
             store=KuboBlockStore(self.client, offline=False, fetch_timeout=WAIT),
-            keeper=KuboKeeper(self.client),
+            keeper=KuboKeeper(
+                self.client, PinLedger(self.client, self.state.path.with_name("pins.sqlite"))
+            ),
             local_store=KuboBlockStore(self.client, offline=True),
         )
 

@@ -14,6 +14,7 @@ import pytest
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import PinLedger
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe import (
     KuboKeeper,
@@ -66,6 +67,7 @@ class Host:
         self.records = Records()
         self.local = KuboBlockStore(client, offline=True)
         self.state = SubscriptionStore(path)
+        self.keeper = KuboKeeper(client, PinLedger(client, path.with_name("pins.sqlite")))
         for name in (A, B):
             self.state.add(name, RootPin(cid=self.pub.root.root_id), self.pub.root.cid, now=T0)
 
@@ -81,7 +83,7 @@ class Host:
             name,
             records=self.records,
             store=self.local,
-            keeper=KuboKeeper(self.client),
+            keeper=self.keeper,
             local_store=self.local,
             now=float(at),
         )
@@ -115,7 +117,7 @@ def test_unsubscribing_one_keeps_the_blocks_the_other_holds(host: Host) -> None:
     only_a = head_blocks(host.pub) - first
     assert first | only_a <= set(follower_pins(host.client))
 
-    released = unsubscribe(host.state, A, keepers=[KuboKeeper(host.client)], local_store=host.local)
+    released = unsubscribe(host.state, A, keepers=[host.keeper], local_store=host.local)
 
     assert set(released) == only_a
     pinned = set(follower_pins(host.client))
@@ -123,7 +125,7 @@ def test_unsubscribing_one_keeps_the_blocks_the_other_holds(host: Host) -> None:
 
 
 def test_unsubscribing_the_last_leaves_no_follower_pin(host: Host) -> None:
-    unsubscribe(host.state, B, keepers=[KuboKeeper(host.client)], local_store=host.local)
+    unsubscribe(host.state, B, keepers=[host.keeper], local_store=host.local)
 
     left = {c for c, name in follower_pins(host.client).items() if name.startswith(PIN_NAME)}
     assert left == set()

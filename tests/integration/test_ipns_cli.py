@@ -34,7 +34,7 @@ def _host(home: Path, node: ManagedNode) -> Cli:
             mp.setenv("IPFSBIN_API", node.api_multiaddr)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main([*args, "--json"])
-        assert (code == 0) == ok, err.getvalue()
+        assert (code == 0) == ok, err.getvalue() or out.getvalue()
         return json.loads(out.getvalue()) if ok else err.getvalue()
 
     return run
@@ -97,3 +97,45 @@ def test_publish_follow_update_and_republish_from_the_command_line(
     # The client has no index of its own to publish: one clear line with the way out.
     error = client("index", "publish", "--key", "m", ok=False)
     assert "ipfsbin: error:" in error and "ipfsbin index init" in error
+
+
+def _pins(node: ManagedNode) -> dict[str, str]:
+    """Every pin of the node: CID text -> type."""
+    with node.client() as kubo:
+        return {str(p.cid): p.type for p in kubo.pin_ls(pin_type="all") if p.type != "indirect"}
+
+
+def test_a_maintainer_follows_its_own_index_on_the_same_node(
+    kubo_nodes: Any, tmp_path: Path
+) -> None:
+    # the workspace pins its head and root recursively; the follower holds the same
+    # envelopes directly: Kubo keeps one pin per CID, so both must account in one scheme
+    (node,) = kubo_nodes(1)
+    host = _host(tmp_path / "host", node)
+    KeyStore(tmp_path / "host" / "keys").generate("m")
+    init = host("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
+    name = host("index", "publish", "--key", "m", "--allow-offline")["name"]
+    host("subscribe", name, "--root", init["root"])
+    (first,) = host("sync")
+    assert first["outcome"] == "accepted", first
+    first_head = host("index", "status")["head"]
+
+    with node.client() as kubo:
+        data = b"another binpkg\n" * 64
+        kubo.add(data, chunker="size-1048576")
+        published = publish(KuboBlockStore(kubo), "app-misc/hello-1", data, BUILDER_X)
+    host("index", "add", str(published.attestation.cid))
+    host("index", "commit", "-m", "add hello", "--key", "m")
+    # the workspace moved its recursive pin off the first head; the follower still holds it
+    assert _pins(node).get(first_head) == "direct"
+    host("index", "publish", "--key", "m", "--allow-offline")
+    (second,) = host("sync")
+    assert second["outcome"] == "accepted", second
+    assert first_head not in _pins(node)  # nobody holds it any more
+    second_head = host("index", "status")["head"]
+    assert _pins(node).get(second_head) == "recursive"
+
+    host("unsubscribe", name)
+    pins = _pins(node)
+    assert pins.get(second_head) == "recursive" and pins.get(init["root"]) == "recursive"
+    host("index", "verify")  # exits 0 only when the chain verifies

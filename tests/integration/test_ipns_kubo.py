@@ -81,7 +81,7 @@ def test_kubo_stores_and_serves_our_record(pair: Pair) -> None:
     assert b.routing_get(ipns_path(key.key_id)) == raw  # stored verbatim
     verdict = kubo_inspect(b, raw, key.key_id)
     assert verdict["Validation"]["Valid"] is True
-    assert verdict["SignatureType"] == "V1+V2"
+    assert verdict["SignatureType"] == "V2"
 
 
 def test_we_verify_a_record_kubo_made(pair: Pair) -> None:

@@ -21,6 +21,7 @@ from ipfsbin.errors import (
     KuboUnavailableError,
 )
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.kubo import KuboBlockStore
@@ -247,3 +248,15 @@ def test_the_client_uses_the_httpx_client_it_is_given(kubo_node: ManagedNode) ->
     base = kubo_node.api_multiaddr.split("/")
     with httpx.Client(base_url=f"http://{base[2]}:{base[4]}") as http:
         assert KuboClient(http).version().version == "0.39.0"
+
+
+def test_the_operation_deadline_cuts_a_kubo_call_waiting_on_the_network(
+    kubo_client: KuboClient,
+) -> None:
+    # a block nobody has: Kubo would look for it for the whole 60 s it was given
+    missing = cid_for(RAW, os.urandom(32))
+    started = time.monotonic()
+    with operation_deadline(1.0), pytest.raises(KuboUnavailableError, match="deadline passed"):
+        kubo_client.block_get(missing, timeout=timedelta(seconds=60))
+    assert time.monotonic() - started < 3.0
+    assert kubo_client.id().peer_id  # the client is still usable

@@ -30,8 +30,9 @@ from ipfsbin.manifest import Manifest
 from ipfsbin.trust.attestation import Attestation, verify_attestation
 from ipfsbin.trust.keys import KeyStore, SigningKey
 from tests.playground.builder import BuilderPlayground
-from tests.playground.craft import rewrite_gpkg
+from tests.playground.craft import replace_signed_metadata, rewrite_gpkg
 from tests.playground.fixtures import builder_playground  # noqa: F401
+from tests.playground.signing import gpg_available, keyring, sign_gpkg
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -441,3 +442,128 @@ def test_cli_in_a_fresh_process_prints_only_its_own_lines(
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert json.loads(done.stdout)[0]["manifest"] == published["result"]["manifest"]
+
+
+# -- provenance, signatures, Portage's own output -------------------------------
+
+
+def _manifest(client: KuboClient, cid: CID) -> Manifest:
+    return Manifest.from_block(cid, client.block_get(cid))
+
+
+def test_manifest_records_how_the_binpkg_was_made(
+    nodes: Nodes,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    host = detect_host_facts(config_root=builder_playground.eprefix)
+    key = SigningKey.generate()
+    built = builder_playground.binpkgs[LIBFOO]
+    quick = builder_playground.quickpkg(f"={LIBFOO}", tmp_path / "quick")
+    [b] = publish_binpkgs([built], client=nodes.client, key=key, host=host)
+    with pytest.raises(BinpkgError, match="quickpkg"):
+        publish_binpkgs([quick], client=nodes.client, key=key, host=host)
+    [q] = publish_binpkgs([quick], client=nodes.client, key=key, host=host, allow_quickpkg=True)
+    made = _manifest(nodes.client, b.manifest).build
+    assert (made.origin, made.tests) == ("built", False)
+    repackaged = _manifest(nodes.client, q.manifest).build
+    assert (repackaged.origin, repackaged.tests) == ("quickpkg", False)
+    # The attestation signs the manifest, so the facts are the builder's statement.
+    assert q.manifest != b.manifest
+    # Whether the tests ran; the test flag stays out of the descriptor.
+    results = {}
+    for features in ("test", "-test"):
+        path = builder_playground.build_binpkg(
+            "app-misc/tested", tmp_path / features, {"FEATURES": features}
+        )
+        [results[features]] = publish_binpkgs([path], client=nodes.client, key=key, host=host)
+    with_tests = _manifest(nodes.client, results["test"].manifest)
+    without = _manifest(nodes.client, results["-test"].manifest)
+    assert with_tests.build.tests is True and without.build.tests is False
+    assert "test" in with_tests.portage["USE"].split()
+    # The same build as far as a client is concerned: one descriptor.
+    assert results["test"].descriptor == results["-test"].descriptor
+
+
+def _fresh_cli(
+    nodes: Nodes, home: Path, builder: BuilderPlayground, **extra: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORTAGE_USERNAME", "PORTAGE_GRPNAME")}
+    env |= {
+        "IPFSBIN_HOME": str(home),
+        "IPFSBIN_API": nodes.publisher.api_multiaddr,
+        "PORTAGE_CONFIGROOT": str(builder.eprefix),
+        "NO_COLOR": "1",
+        **extra,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-c", "from ipfsbin.cli.main import run; run()", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+def _only_own_lines(stderr: str) -> None:
+    for line in stderr.splitlines():
+        assert line.startswith(("ipfsbin: error: ", "ipfsbin: hint: ")), stderr
+
+
+@pytest.mark.skipif(not gpg_available(), reason="needs gpg and flock")
+def test_signed_gpkgs_publish_silently_and_a_bad_signature_is_refused(
+    nodes: Nodes,
+    home: Path,
+    key_id: str,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    gnupg = tmp_path / "gnupg"
+    src = builder_playground.binpkgs[USETEST]
+    with keyring(gnupg) as fingerprint:
+        signed = sign_gpkg(builder_playground, src, tmp_path / "s" / src.name, gnupg, fingerprint)
+        run = _fresh_cli(nodes, home, builder_playground, BINPKG_GPG_VERIFY_GPG_HOME=str(gnupg))
+        done = run("publish", str(signed), "--key", "builder", "--json")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        tampered = replace_signed_metadata(
+            signed, tmp_path / "t" / src.name, "CFLAGS", "-O3 -ffast-math\n"
+        )
+        before = _state(nodes.client)
+        done = run("publish", str(tampered), "--key", "builder")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith("ipfsbin: error: ") and "changed after signing" in lines[0]
+    assert lines[1].startswith("ipfsbin: hint: ")
+    assert _state(nodes.client) == before
+    # The builder's keyring decides: without the signer's key, the good one is refused too.
+    other = _fresh_cli(nodes, home, builder_playground, BINPKG_GPG_VERIFY_GPG_HOME=str(tmp_path))
+    done = other("publish", str(signed), "--key", "builder")
+    assert done.returncode == 1 and "not in the keyring" in done.stderr
+    _only_own_lines(done.stderr)
+
+
+def test_uncompressed_gpkg_publishes_and_errors_start_their_own_line(
+    nodes: Nodes,
+    home: Path,
+    key_id: str,
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = builder_playground.quickpkg(
+        f"={USESFOO}", tmp_path / "none", {"BINPKG_COMPRESS": "none"}
+    )
+    run = _fresh_cli(nodes, home, builder_playground)
+    done = run("publish", str(path), "--key", "builder", "--allow-quickpkg", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    # A refusal of the same package is ipfsbin's own lines, each starting a line.
+    done = run("publish", str(path), "--key", "builder")
+    assert done.returncode == 1 and "quickpkg" in done.stderr
+    _only_own_lines(done.stderr)

@@ -122,17 +122,35 @@ class BuilderPlayground:
             )
         return self.refresh()
 
-    def quickpkg(self, atom: str, pkgdir: Path) -> Path:
+    def build_binpkg(self, atom: str, pkgdir: Path, env: Mapping[str, str] | None = None) -> Path:
+        """``emerge --oneshot --buildpkg atom`` into ``pkgdir``; returns the one binpkg written.
+
+        ``env`` adds to the environment (``FEATURES``, ``BINPKG_COMPRESS``...).
+        """
+        self.emerge(
+            "--oneshot",
+            "--buildpkg",
+            "--quiet-build=y",
+            atom,
+            env={**(env or {}), "PKGDIR": str(pkgdir)},
+        )
+        written = [p for p in pkgdir.rglob("*") if p.suffix in (".tar", ".xpak", ".tbz2")]
+        if len(written) != 1:
+            raise EmergeError(f"emerge --buildpkg {atom} wrote {written}, expected one binpkg")
+        return written[0]
+
+    def quickpkg(self, atom: str, pkgdir: Path, env: Mapping[str, str] | None = None) -> Path:
         """Run the real quickpkg on an installed package, writing into ``pkgdir``.
 
         Returns the one binpkg it wrote there. ``pkgdir`` is separate so the
-        shared PKGDIR stays as :meth:`build_all` left it.
+        shared PKGDIR stays as :meth:`build_all` left it; ``env`` adds to the
+        environment (``BINPKG_FORMAT``, ``BINPKG_COMPRESS``...).
         """
         pkgdir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "quickpkg"), atom]
         proc = subprocess.run(  # noqa: S603 - fixed interpreter and script
             cmd,
-            env=self.env({"PKGDIR": str(pkgdir)}),
+            env=self.env({**(env or {}), "PKGDIR": str(pkgdir)}),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

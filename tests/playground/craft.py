@@ -17,7 +17,13 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["drop_xpak_keys", "gpkg_parts", "rewrite_gpkg", "write_gpkg"]
+__all__ = [
+    "drop_xpak_keys",
+    "gpkg_parts",
+    "replace_signed_metadata",
+    "rewrite_gpkg",
+    "write_gpkg",
+]
 
 
 def _decompress(name: str, data: bytes) -> bytes:
@@ -85,6 +91,7 @@ def _retar(
     drop: Iterable[str],
     extra: Iterable[tuple[str, bytes]],
     replace: Mapping[str, bytes] | None = None,
+    members: Iterable[tarfile.TarInfo] = (),
 ) -> bytes:
     dropped = set(drop)
     replacing = dict(replace or {})
@@ -107,6 +114,8 @@ def _retar(
             _add(dst, name, content)
         for base, content in replacing.items():  # keys the package did not have
             _add(dst, f"{folder}/{base}", content)
+        for member in members:
+            dst.addfile(member, io.BytesIO(b"\0" * member.size) if member.isreg() else None)
     return out.getvalue()
 
 
@@ -117,9 +126,14 @@ def rewrite_gpkg(
     drop_metadata: Iterable[str] = (),
     extra_image: Iterable[tuple[str, bytes]] = (),
     set_metadata: Mapping[str, bytes] | None = None,
+    extra_members: Iterable[tarfile.TarInfo] = (),
 ) -> Path:
     """A copy of ``src`` without some metadata keys, with others set, and/or with extra
-    image members."""
+    image members.
+
+    ``extra_image`` adds regular files; ``extra_members`` adds tar headers as
+    given (links, device nodes, FIFOs, modes), regular ones filled with zeros.
+    """
     prefix, parts = gpkg_parts(src)
     new: dict[str, bytes] = {}
     for name, data in parts.items():
@@ -127,7 +141,7 @@ def rewrite_gpkg(
             tar = _retar(_decompress(name, data), drop_metadata, (), set_metadata)
             new[name] = _compress(name, tar)
         elif name.startswith("image.tar"):
-            tar = _retar(_decompress(name, data), (), extra_image)
+            tar = _retar(_decompress(name, data), (), extra_image, members=extra_members)
             new[name] = _compress(name, tar)
         elif name not in ("gpkg-1", "Manifest"):
             new[name] = data
@@ -144,4 +158,31 @@ def drop_xpak_keys(src: Path, dst: Path, keys: Iterable[str]) -> Path:
     for key in keys:
         data.pop(key.encode(), None)
     tbz2.recompose_mem(portage.xpak.xpak_mem(data))
+    return dst
+
+
+def replace_signed_metadata(src: Path, dst: Path, key: str, value: str) -> Path:
+    """A copy of the signed gpkg ``src`` whose metadata ``key`` now says ``value``.
+
+    The clear-signed Manifest keeps its signature but its digest line of the
+    metadata part is fixed to match: every size and digest checks, only the
+    signature no longer verifies (what a tamperer without the key can do).
+    """
+    prefix, parts = gpkg_parts(src)
+    name = next(n for n in parts if n.startswith("metadata.tar") and not n.endswith(".sig"))
+    tar = _retar(_decompress(name, parts[name]), (), (), {key: value.encode()})
+    data = _compress(name, tar)
+    line = (
+        f"DATA {name} {len(data)} BLAKE2B {hashlib.blake2b(data).hexdigest()} "
+        f"SHA512 {hashlib.sha512(data).hexdigest()}"
+    )
+    manifest = "\n".join(
+        line if old.startswith(f"DATA {name} ") else old
+        for old in parts["Manifest"].decode().split("\n")
+    )
+    parts = {**parts, name: data, "Manifest": manifest.encode()}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
+        for part, content in parts.items():
+            _add(out, f"{prefix}/{part}", content)
     return dst

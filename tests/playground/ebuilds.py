@@ -13,6 +13,8 @@ Each package exercises one thing a binpkg records:
 * ``app-misc/stripped-1``: the same program with Portage's default stripping,
   which removes ``.comment`` (``-R .comment`` in estrip's default flags).
 * ``app-misc/legacy-1``: the C program again, built as an XPAK ``.tbz2``.
+* ``app-misc/tested-1``: IUSE ``test`` and a ``src_test`` phase; not built by
+  :data:`BUILD_ORDER`, tests build it with ``FEATURES=test``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ src_compile() {
 }
 src_install() {
 	dobin "${PN}"
+}
+"""
+
+_TESTED = r"""
+S="${WORKDIR}"
+src_test() {
+	echo "tests ran" > "${T}/tested" || die
+}
+src_install() {
+	insinto /usr/share/${PN}
+	newins - README <<< "${CATEGORY}/${PF}"
 }
 """
 
@@ -89,6 +102,12 @@ EBUILDS: dict[str, dict[str, str]] = {
         "EAPI": "8",
         "LICENSE": "MIT",
         "MISC_CONTENT": _C_PROGRAM,
+    },
+    "app-misc/tested-1": {
+        "EAPI": "8",
+        "LICENSE": "MIT",
+        "IUSE": "test",
+        "MISC_CONTENT": _TESTED,
     },
 }
 

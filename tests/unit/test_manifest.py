@@ -103,6 +103,8 @@ def hello_manifest() -> Manifest:
             chost="x86_64-pc-linux-gnu",
             cbuild="x86_64-pc-linux-gnu",
             compiler=BuildCompiler(family="gcc", version="12.2.0"),
+            origin="built",
+            tests=False,
         ),
     )
 
@@ -171,7 +173,8 @@ def invalid_examples() -> dict[str, dict[str, Any]]:
 def valid_examples() -> dict[str, tuple[str, Manifest]]:
     return {
         "manifest-hello": (
-            "gpkg of app-misc/hello-1 (> 1 MiB, dag-pb root) with a compiler fact",
+            "gpkg of app-misc/hello-1 (> 1 MiB, dag-pb root) with a compiler fact, "
+            "built from source, tests not run",
             hello_manifest(),
         ),
         "manifest-libfoo": (
@@ -345,6 +348,8 @@ def test_missing_required_portage_key() -> None:
         ("md5", b"\x00" * 20, "md5 must be 16 bytes"),
         ("build", {"chost": "x86_64-pc-linux-gnu", "compiler": {"family": "GCC"}}, "lacks"),
         ("build", {"chost": "x86 64"}, "without spaces"),
+        ("build", {"chost": "x86_64-pc-linux-gnu", "origin": "stolen"}, "origin must be one of"),
+        ("build", {"chost": "x86_64-pc-linux-gnu", "tests": 1}, "tests must be a boolean"),
         ("portage", ["CPV"], "must be a map"),
     ],
 )

@@ -16,7 +16,13 @@ import pytest
 from ipfsbin import _sqlite
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IndexOperationError, IpfsbinError, StoreError, SubscriptionError
+from ipfsbin.errors import (
+    DamagedStateError,
+    IndexOperationError,
+    IpfsbinError,
+    StoreError,
+    SubscriptionError,
+)
 from ipfsbin.maintainer.workspace import Workspace, workspace_dir
 from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe.state import SubscriptionStore
@@ -68,7 +74,10 @@ def test_subscriptions_written_before_open_with_their_head_and_held_blocks(tmp_p
         assert sub.roots == (ROOT,)
         assert state.held(NAME) == {cid(1), cid(2), cid(3)}
         assert state.pending(NAME) == frozenset()
-    assert version(path) == 2
+        # version 3: expiries unknown until the next sync reads them; nothing being released
+        assert (sub.head_expires, sub.root_expires, sub.roots_checked_at) == (None, None, None)
+        assert state.releasing(NAME) == frozenset()
+    assert version(path) == 3
 
 
 def test_block_file_without_a_version_is_adopted_as_version_1(tmp_path: Path) -> None:
@@ -120,7 +129,7 @@ def _open_workspace(path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "where", "opener", "error", "known"),
     [
-        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 2),
+        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 3),
         ("gateway-blocks-before-versions.sqlite", "b.sqlite", _open_blocks, StoreError, 1),
         ("workspace-before-versions.sqlite", None, _open_workspace, IndexOperationError, 2),
     ],
@@ -144,7 +153,7 @@ def test_a_newer_file_is_refused_untouched(
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    db = _sqlite.connect(tmp_path / "x.sqlite")
+    db = _sqlite.connect(tmp_path / "x.sqlite", what="test state", recovery="start over")
 
     def boom(db: sqlite3.Connection) -> None:
         raise RuntimeError("boom")
@@ -163,8 +172,42 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
 
 def test_migrations_must_be_numbered_from_one(tmp_path: Path) -> None:
-    db = _sqlite.connect(tmp_path / "x.sqlite")
+    db = _sqlite.connect(tmp_path / "x.sqlite", what="test state", recovery="start over")
     step = _sqlite.Migration(version=2, apply=_sqlite.statements())
     with pytest.raises(ValueError, match="numbered 1, 2"):
         _sqlite.migrate(db, (step,), what="test file", path=tmp_path, error=StoreError)
+    db.close()
+
+
+def test_a_damaged_file_is_named_with_its_recovery_wherever_the_damage_shows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"not a database\n" * 400)
+    db = _sqlite.connect(path, what="test state", recovery="start over")
+    with pytest.raises(DamagedStateError) as caught:
+        db.execute("PRAGMA user_version").fetchone()
+    db.close()
+    assert caught.value.message == f"test state {path} is damaged (file is not a database)"
+    assert caught.value.hint == (
+        f"move it aside (`mv {path} {path}.damaged`) and start over; ipfsbin repairs, moves "
+        "and deletes nothing by itself"
+    )
+    # damage deep in the file shows only when a page is read: a fetch, not the open
+    made = tmp_path / "big.sqlite"
+    with sqlite3.connect(made) as raw:
+        raw.execute("CREATE TABLE t (a TEXT)")
+        raw.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 2000)
+    raw.close()
+    data = made.read_bytes()
+    made.write_bytes(data[: len(data) // 2])
+    db = _sqlite.connect(made, what="test state", recovery="start over")
+    with pytest.raises(DamagedStateError, match="database disk image is malformed"):
+        for _row in db.execute("SELECT a FROM t"):
+            pass
+    db.close()
+    # locks and misuse are not damage: they keep their own errors
+    db = _sqlite.connect(tmp_path / "fine.sqlite", what="test state", recovery="start over")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        db.execute("SELECT * FROM missing")
     db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 import struct
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.binpkg import NO_COMMENT, NO_ELF, Compiler
-from ipfsbin.binpkg.elf import ar_members, choose_compiler, elf_comments, parse_comment
+from ipfsbin.binpkg.elf import ar_members, ar_ranges, choose_compiler, elf_comments, parse_comment
 
 GCC = shutil.which("gcc")
 needs_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
@@ -139,6 +140,10 @@ def test_static_library_members(tmp_path: Path) -> None:
     members = ar_members(lib.read_bytes())
     assert len(members) == 1
     assert elf_comments(members[0]) == elf_comments(obj.read_bytes())
+    # The same member read in place from the file, as the image scan does.
+    with open(lib, "rb") as f:
+        [(start, size)] = list(ar_ranges(f))
+        assert elf_comments(f, start=start, size=size) == elf_comments(obj.read_bytes())
     assert ar_members(b"not an archive") == []
     # A truncated archive yields the members that are whole, and no error.
     assert ar_members(lib.read_bytes()[:80]) == []
@@ -185,3 +190,58 @@ def test_mutated_and_truncated_objects_never_raise(tmp_path: Path) -> None:
             mutated[rng.randrange(len(mutated))] = rng.randrange(256)
         result = elf_comments(bytes(mutated))
         assert result is None or all(isinstance(s, str) for s in result)
+
+
+class _CountingFile(io.FileIO):
+    """A file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+@needs_gcc
+def test_large_elf_is_read_at_its_headers_and_comment_only(tmp_path: Path) -> None:
+    # A linked program with 64 MiB of data in it: the ELF reader must not read that.
+    src = tmp_path / "big.c"
+    src.write_text(
+        "static const char blob[64 << 20] = {1};\nint main(void) { return blob[12345]; }\n"
+    )
+    out = tmp_path / "big"
+    subprocess.run(["gcc", "-O0", "-o", str(out), str(src)], check=True)
+    assert out.stat().st_size > 64 << 20
+    with _CountingFile(out, "rb") as f:
+        comments = elf_comments(f)
+        assert f.read_bytes < 64 * 1024
+    assert comments is not None
+    assert choose_compiler([comments]).compiler == Compiler(family="gcc", version=_gcc_version())
+
+
+def _elf64_with_names(names: bytes, comment_name_at: int, comment: bytes) -> bytes:
+    """An ELF64 with a null section, a section-name table and a .comment section."""
+    names_at = 64
+    comment_at = names_at + len(names)
+    shoff = comment_at + len(comment)
+    header = _minimal_elf64(shoff=shoff, shnum=3, shstrndx=1)
+    sections = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    sections += struct.pack("<IIQQQQIIQQ", 0, 3, 0, 0, names_at, len(names), 0, 0, 1, 0)
+    sections += struct.pack(
+        "<IIQQQQIIQQ", comment_name_at, 1, 0, 0, comment_at, len(comment), 0, 0, 1, 1
+    )
+    return header + names + comment + sections
+
+
+def test_a_large_section_name_table_is_read_name_by_name(tmp_path: Path) -> None:
+    names = bytearray(3 << 20)
+    at = 2 << 20
+    names[at : at + 9] = b".comment\0"
+    path = tmp_path / "names.elf"
+    path.write_bytes(_elf64_with_names(bytes(names), at, b"GCC: (Gentoo 14.2.1) 14.2.1\0"))
+    with _CountingFile(path, "rb") as f:
+        assert elf_comments(f) == ("GCC: (Gentoo 14.2.1) 14.2.1",)
+        assert f.read_bytes < 64 * 1024
+    small = _elf64_with_names(b"\0.comment\0", 1, b"clang version 18.1.8\0")
+    assert elf_comments(small) == ("clang version 18.1.8",)

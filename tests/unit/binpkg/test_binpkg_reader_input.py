@@ -18,9 +18,11 @@ def test_public_names() -> None:
         [
             "NO_COMMENT",
             "NO_ELF",
+            "SETUID_PACKAGES",
             "BinpkgFormat",
             "BinpkgInfo",
             "BinpkgMetadata",
+            "BinpkgOrigin",
             "Compiler",
             "CompilerReport",
             "Digester",

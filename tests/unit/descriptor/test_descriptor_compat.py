@@ -10,15 +10,15 @@ import pytest
 from ipfsbin.descriptor import (
     BuildFacts,
     HostProfile,
-    OptProfile,
     Package,
     UseConfig,
     check_compatible,
+    lacking,
     normalize,
     normalize_cflags,
-    target_runs_on,
     verify_compatible,
 )
+from ipfsbin.descriptor.isa import cpu_flag_features
 from ipfsbin.errors import DescriptorError
 
 AMD64 = "x86_64-pc-linux-gnu"
@@ -47,22 +47,25 @@ FACTS = BuildFacts(
 )
 
 
+def _cpu(cflags: str, chost: str = AMD64) -> frozenset[str]:
+    """The features of a CPU that has exactly what GCC enables for ``cflags``."""
+    return frozenset(normalize_cflags(cflags, chost=chost).features)
+
+
 def _host(**change: Any) -> HostProfile:
-    cflags = change.pop("cflags", "-O2 -march=native -pipe")
+    cflags = change.pop("cflags", "-O2 -pipe")
     cxxflags = change.pop("cxxflags", None)
-    target = change.get("target", "haswell")
     chost = change.get("chost", AMD64)
+    cpu = change.pop("cpu", "-march=haswell")
     values: dict[str, Any] = {
         "chost": AMD64,
-        "target": "haswell",
+        "cpu_features": _cpu(cpu, chost),
         "libc": "glibc",
         "libc_version": "2.39-r6",
         "compiler": "gcc",
         "compiler_version": "13.2.1_p20240210",
-        "cflags": normalize_cflags(cflags, chost=chost, host_target=target),
-        "cxxflags": None
-        if cxxflags is None
-        else normalize_cflags(cxxflags, chost=chost, host_target=target),
+        "cflags": normalize_cflags(cflags, chost=chost),
+        "cxxflags": None if cxxflags is None else normalize_cflags(cxxflags, chost=chost),
         "use": {
             "dev-libs/libfoo": UseConfig(use=frozenset({"ssl"}), iuse=frozenset({"ssl", "test"}))
         },
@@ -73,30 +76,32 @@ def _host(**change: Any) -> HostProfile:
 
 
 def _package(**change: str) -> Package:
-    return normalize(dataclasses.replace(FACTS, **change), host_target="haswell")
+    return normalize(dataclasses.replace(FACTS, **change))
 
+
+def _flags(cflags: str) -> dict[str, str]:
+    return {"cflags": cflags, "cxxflags": cflags}
+
+
+I686 = {"chost": "i686-pc-linux-gnu"}
+ARM64 = {"chost": "aarch64-unknown-linux-gnu"}
+HARDENED = (
+    "-O2 -fstack-protector-all -D_FORTIFY_SOURCE=3 -fstack-clash-protection "
+    "-fcf-protection -ftrivial-auto-var-init=zero"
+)
+PROVIDES = {"x86_64": frozenset({"libc.so.6", "libssl.so.3"})}
 
 # (id, package changes, host changes, expected [(axis, reason)]; [] = compatible)
 CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] = [
     ("identical", {}, {}, []),
-    ("descendant-host", {}, {"target": "skylake"}, []),
-    (
-        "far-descendant-host",
-        {"cflags": "-O2 -march=x86-64", "cxxflags": "-O2 -march=x86-64"},
-        {"target": "zen4"},
-        [],
-    ),
-    (
-        "v3-on-zen3",
-        {"cflags": "-O2 -march=x86-64-v3", "cxxflags": "-O2 -march=x86-64-v3"},
-        {"target": "zen3"},
-        [],
-    ),
+    ("descendant-cpu", {}, {"cpu": "-march=skylake"}, []),
+    ("x86-64-on-zen4-cpu", _flags("-O2 -march=x86-64"), {"cpu": "-march=znver3"}, []),
+    ("v3-on-zen3-cpu", _flags("-O2 -march=x86-64-v3"), {"cpu": "-march=znver3"}, []),
     ("older-compiler-on-builder", {"compiler_version": "12.3.1_p20230526"}, {}, []),
     ("older-libc-on-builder", {"libc_version": "2.38-r13"}, {}, []),
     ("libc-revision-ignored", {"libc_version": "2.39-r9"}, {}, []),
     (
-        "code-only-flags-differ",
+        "code-only-flags-differ-and-more-hardened",
         {
             "cflags": "-O2 -march=haswell -flto -fno-omit-frame-pointer "
             "-fstack-protector-strong -D_FORTIFY_SOURCE=3 -mtune=znver3"
@@ -106,7 +111,6 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
     ),
     ("tune-ignored", {"cflags": "-O2 -march=haswell -mtune=generic"}, {}, []),
     ("ldflags-ignored", {"ldflags": "-Wl,-z,now"}, {}, []),
-    ("build-dep-not-installed", {}, {"installed": {"dev-libs/openssl": {"0": "3"}}}, []),
     ("any-of-dep-not-installed", {}, {}, []),
     (
         "extra-installed-slots",
@@ -115,29 +119,42 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         [],
     ),
     (
-        "i686-on-x86_64-cpu",
-        {
-            "chost": "i686-pc-linux-gnu",
-            "cflags": "-O2 -march=pentium4",
-            "cxxflags": "-O2 -march=pentium4",
-        },
-        {"chost": "i686-pc-linux-gnu", "target": "haswell"},
+        "i686-on-pentium4-cpu",
+        {**I686, **_flags("-O2 -march=pentium4")},
+        {**I686, "cpu": "-march=pentium4"},
         [],
     ),
     (
-        "athlon-xp-on-declared-athlon-xp",
-        {
-            "chost": "i686-pc-linux-gnu",
-            "cflags": "-march=athlon-xp -O3 -pipe -fomit-frame-pointer",
-            "cxxflags": "-march=athlon-xp -O3 -pipe -fomit-frame-pointer",
-        },
-        {"chost": "i686-pc-linux-gnu", "target": "gcc:athlon-xp", "cflags": "-O3"},
+        "athlon-xp-on-athlon-xp-cpu",
+        {**I686, **_flags("-march=athlon-xp -O3 -pipe -fomit-frame-pointer")},
+        {**I686, "cpu": "-march=athlon-xp", "cflags": "-O3"},
         [],
     ),
     (
-        "i686-on-declared-athlon-xp",
-        {"chost": "i686-pc-linux-gnu", "cflags": "-O2", "cxxflags": "-O2"},
-        {"chost": "i686-pc-linux-gnu", "target": "gcc:athlon-xp"},
+        "pentium-line-on-pentium-cpu",
+        _flags("-O2 -march=ivybridge -mno-avx -mno-aes -mno-rdrnd"),
+        {"cpu": "-march=ivybridge -mno-avx -mno-aes -mno-rdrnd"},
+        [],
+    ),
+    (
+        "cortex-a72-on-raspberry-pi-4",
+        {**ARM64, **_flags("-O2 -mcpu=cortex-a72")},
+        {**ARM64, "cpu": "-mcpu=cortex-a72"},
+        [],
+    ),
+    (
+        "armv8-crc-crypto-on-cortex-a76",
+        {**ARM64, **_flags("-O2 -march=armv8-a+crc+crypto")},
+        {**ARM64, "cpu": "-mcpu=cortex-a76+crypto"},
+        [],
+    ),
+    (
+        "openmp-runtime-provided",
+        _flags("-O2 -march=haswell -fopenmp"),
+        {
+            "cflags": "-O2 -fopenmp",
+            "provides": {"x86_64": PROVIDES["x86_64"] | {"libgomp.so.1"}},
+        },
         [],
     ),
     # refusals
@@ -148,65 +165,105 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         [("chost", "built for CHOST x86_64-pc-linux-gnu, this host is x86_64-pc-linux-musl")],
     ),
     (
-        "ancestor-host",
+        "older-cpu",
         {},
-        {"target": "ivybridge"},
-        [
-            (
-                "target",
-                "built for microarchitecture haswell, this host is ivybridge "
-                "(not haswell or a descendant)",
-            )
-        ],
+        {"cpu": "-march=ivybridge"},
+        [("isa", "CFLAGS build for x86_64_v3: needs abm, avx2, bmi1, bmi2, fma and movbe")],
     ),
     (
-        "sibling-host",
-        {"cflags": "-O2 -march=znver3", "cxxflags": "-O2 -march=znver3"},
+        "sibling-cpu",
+        _flags("-O2 -march=znver3"),
         {},
-        [
-            (
-                "target",
-                "built for microarchitecture zen3, this host is haswell (not zen3 or a descendant)",
-            )
-        ],
+        [("isa", "CFLAGS build for zen3: needs 3dnowprefetch, adx, aes, clflushopt")],
     ),
     (
-        "v4-on-zen3",
-        {"cflags": "-O2 -march=x86-64-v4", "cxxflags": "-O2 -march=x86-64-v4"},
-        {"target": "zen3"},
-        [("target", "built for microarchitecture x86_64_v4, this host is zen3")],
+        "v4-on-zen3-cpu",
+        _flags("-O2 -march=x86-64-v4"),
+        {"cpu": "-march=znver3"},
+        [("isa", "needs avx512bw, avx512cd, avx512dq, avx512f and avx512vl, this CPU lacks them")],
     ),
     (
-        "cxx-target-too-new",
+        "cxx-isa-too-new",
         {"cxxflags": "-O2 -march=skylake"},
         {},
-        [("target", "built for microarchitecture skylake, this host is haswell")],
+        [("isa", "CXXFLAGS build for")],
     ),
     (
-        "athlon-xp-on-archspec-host",
-        {
-            "chost": "i686-pc-linux-gnu",
-            "cflags": "-march=athlon-xp -O2",
-            "cxxflags": "-march=athlon-xp -O2",
-        },
-        {"chost": "i686-pc-linux-gnu", "target": "pentium3"},
+        # Unsafe case 1: -march gives the ISA, -mcpu only tunes; armv8.2 atomics on a Pi 4.
+        "armv8.2-with-mcpu-a72-on-raspberry-pi-4",
+        {**ARM64, **_flags("-O2 -march=armv8.2-a -mcpu=cortex-a72")},
+        {**ARM64, "cpu": "-mcpu=cortex-a72"},
+        # No core name in the words: only the features (section 5).
+        [("isa", "CFLAGS build: needs asimdrdm and atomics, this CPU lacks them")],
+    ),
+    (
+        # Unsafe case 2: -mno-avx -mavx2 is AVX2 code.
+        "avx2-after-no-avx-on-nehalem",
+        _flags("-O2 -mno-avx -mavx2"),
+        {"cpu": "-march=nehalem"},
+        [("isa", "needs avx, avx2 and xsave, this CPU lacks them")],
+    ),
+    (
+        "fast-math-order",
+        _flags("-O2 -march=haswell -ffast-math -fno-finite-math-only"),
+        {"cflags": "-O2 -fno-finite-math-only -ffast-math"},
         [
-            (
-                "target",
-                "built for microarchitecture gcc:athlon-xp, which archspec does not model: "
-                "only a host declared as gcc:athlon-xp accepts it, this host is pentium3",
-            )
+            ("math", "CFLAGS floating-point semantics"),
+            ("math", "CXXFLAGS floating-point semantics"),
         ],
     ),
     (
-        "pentium4-on-declared-athlon-xp",
+        # Unsafe case 3: the parallelized build needs libgomp.
+        "parallelize-loops-needs-libgomp",
+        {"cflags": "-O2 -march=haswell -ftree-parallelize-loops=4"},
+        {"provides": PROVIDES},
+        [
+            ("flags", "CFLAGS has -ftree-parallelize-loops=4, this host's does not"),
+            ("runtime", "its build flags: needs libgomp.so.1, this host lacks it"),
+        ],
+    ),
+    (
+        # Unsafe case 4: a hardened host gets no less hardened build.
+        "less-hardened-than-host",
+        {"cflags": "-O2 -march=haswell -fno-stack-protector"},
+        {"cflags": HARDENED},
+        [
+            (
+                "hardening",
+                "CFLAGS build is less hardened: stack protector none, this host asks "
+                "for all; _FORTIFY_SOURCE 0, this host asks for 3; stack-clash protection off",
+            ),
+            ("hardening", "CXXFLAGS build is less hardened: stack protector none"),
+        ],
+    ),
+    (
+        # Unsafe case 5: LDFLAGS that change the runtime libraries.
+        "libunwind-from-ldflags",
+        {"ldflags": "-Wl,-O1 -fuse-ld=lld -rtlib=compiler-rt -unwindlib=libunwind"},
+        {},
+        [("runtime", "needs libunwind.so.1; which libraries this host provides is unknown")],
+    ),
+    (
+        "requires-not-provided",
+        {},
+        {"provides": {"x86_64": frozenset({"libc.so.6"})}},
+        [("runtime", "REQUIRES needs libssl.so.3, this host lacks it")],
+    ),
+    (
+        # Unsafe case 6: CPU_FLAGS_X86 in USE, checked whatever the USE policy.
+        "cpu-flags-use-on-older-cpu",
         {
-            "chost": "i686-pc-linux-gnu",
-            "cflags": "-O2 -march=pentium4",
-            "cxxflags": "-O2 -march=pentium4",
+            "use": "amd64 ssl cpu_flags_x86_avx2",
+            "iuse": "+ssl test cpu_flags_x86_avx2",
+            "iuse_effective": "amd64 ssl test cpu_flags_x86_avx2",
+            **_flags("-O2"),
         },
-        {"chost": "i686-pc-linux-gnu", "target": "gcc:athlon-xp"},
-        [("target", "built for microarchitecture pentium4, this host is gcc:athlon-xp")],
+        {"cpu": "-march=nehalem"},
+        [
+            ("isa", "built with USE=cpu_flags_x86_avx2: needs avx2, this CPU lacks it"),
+            ("use", "IUSE differs"),
+            ("use", "USE differs"),
+        ],
     ),
     (
         "newer-compiler",
@@ -234,7 +291,11 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         "other-compiler-family",
         {"compiler": "clang", "compiler_version": "17.0.6"},
         {},
-        [("compiler", "built with clang 17.0.6, this host has gcc")],
+        # Clang's -march=haswell also enables INVPCID, which GCC's does not.
+        [
+            ("isa", "needs invpcid, this CPU lacks it"),
+            ("compiler", "built with clang 17.0.6, this host has gcc"),
+        ],
     ),
     (
         "newer-libc",
@@ -250,7 +311,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
     ),
     (
         "other-opt-level",
-        {"cflags": "-O3 -march=haswell", "cxxflags": "-O3 -march=haswell"},
+        _flags("-O3 -march=haswell"),
         {},
         [("opt", "CFLAGS -O3, this host uses -O2"), ("opt", "CXXFLAGS -O3, this host uses -O2")],
     ),
@@ -270,7 +331,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         "fast-math",
         {"cflags": "-O2 -march=haswell -ffast-math"},
         {},
-        [("flags", "CFLAGS has -ffast-math, this host's does not")],
+        [("math", "CFLAGS floating-point semantics -fassociative-math")],
     ),
     (
         "host-has-abi-flag",
@@ -282,10 +343,10 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
         ],
     ),
     (
-        "isa-flag",
+        "isa-flag-on-cpu-without-it",
         {"cflags": "-O2 -march=haswell -mavx512f"},
         {},
-        [("flags", "CFLAGS has -mavx512f, this host's does not")],
+        [("isa", "needs avx512f, this CPU lacks it")],
     ),
     (
         "unknown-flag-must-match",
@@ -349,10 +410,10 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], list[tuple[str, str]]]] =
     ),
     (
         "many-at-once",
-        {"libc_version": "2.41", "cflags": "-O3 -march=znver4", "cxxflags": "-O3 -march=znver4"},
+        {"libc_version": "2.41", **_flags("-O3 -march=znver3")},
         {"installed": {}},
         [
-            ("target", "zen4"),
+            ("isa", "zen3"),
             ("libc", "2.41"),
             ("opt", "CFLAGS -O3"),
             ("opt", "CXXFLAGS -O3"),
@@ -399,9 +460,9 @@ def test_verify_compatible_raises_with_all_reasons() -> None:
     assert info.value.hint is not None
 
 
-def test_host_profile_refuses_unknown_target() -> None:
-    with pytest.raises(ValueError, match="host target 'pentium9'"):
-        _host(target="pentium9", cflags="-O2")
+def test_host_profile_refuses_bad_values() -> None:
+    with pytest.raises(DescriptorError, match="not one ipfsbin describes"):
+        _host(chost="armv7a-unknown-linux-gnueabihf", cflags="-O2")
     with pytest.raises(ValueError, match="not a version"):
         _host(compiler_version="new")
 
@@ -413,41 +474,94 @@ def test_host_profile_is_a_snapshot() -> None:
     assert host.installed["dev-libs/openssl"]["0"] == "3"
 
 
+def test_refusal_carries_the_feature_reason_as_data_and_words() -> None:
+    """What ``ipfsbin explain`` shows: the features the CPU lacks, and a sentence."""
+    package = _package(cflags="-O2 -march=haswell -mavx512f")
+    result = check_compatible(package, _host())
+    assert result.missing_features == ("avx512f",)
+    (mismatch,) = result.mismatches
+    assert mismatch.reason.endswith("needs avx512f, this CPU lacks it")
+    assert result.to_data() == {
+        "ok": False,
+        "mismatches": [
+            {
+                "axis": "isa",
+                "reason": mismatch.reason,
+                "missing": ["avx512f"],
+                "source": "CFLAGS",
+            }
+        ],
+    }
+
+
+def test_policy_may_accept_less_hardened_builds() -> None:
+    package = _package(
+        cflags="-O2 -march=haswell -fno-stack-protector", cxxflags="-O2 -march=haswell"
+    )
+    host = _host(cflags=HARDENED)
+    assert {m.axis for m in check_compatible(package, host).mismatches} == {"hardening"}
+    assert check_compatible(package, host, allow_weaker_hardening=True).ok
+    assert check_compatible(package, host).mismatches[0].missing == (
+        "auto_var_init",
+        "cf_protection",
+        "fortify",
+        "stack_clash",
+        "stack_protector",
+    )
+
+
+def test_cpu_feature_use_flags_are_checked_even_when_use_is_ignored() -> None:
+    package = _package(
+        use="amd64 ssl cpu_flags_x86_avx2",
+        iuse="+ssl test cpu_flags_x86_avx2",
+        iuse_effective="amd64 ssl test cpu_flags_x86_avx2",
+        cflags="-O2",
+        cxxflags="-O2",
+    )
+    result = check_compatible(package, _host(cpu="-march=nehalem"), ignore_use=True)
+    assert [(m.axis, m.source, m.missing) for m in result.mismatches] == [
+        ("isa", "USE=cpu_flags_x86_avx2", ("avx2",))
+    ]
+    assert check_compatible(package, _host(cpu="-march=haswell"), ignore_use=True).ok
+
+
+def test_runtime_flags_match_a_host_using_them_itself() -> None:
+    package = _package(ldflags="-unwindlib=libunwind")
+    assert not check_compatible(package, _host()).ok
+    assert check_compatible(package, _host(runtime=frozenset({"libunwind.so.1"}))).ok
+    provides = {"x86_64": PROVIDES["x86_64"] | {"libunwind.so.1"}}
+    assert check_compatible(package, _host(provides=provides)).ok
+
+
 @pytest.mark.parametrize(
-    ("target", "host", "runs"),
+    ("needed", "cpu", "missing"),
     [
-        ("haswell", "haswell", True),
-        ("haswell", "skylake", True),
-        ("skylake", "haswell", False),
-        ("x86_64", "zen3", True),
-        ("zen3", "haswell", False),
-        ("x86_64_v3", "haswell", True),
-        ("x86_64_v3", "sandybridge", False),
-        ("i686", "x86_64", True),
-        ("pentium4", "x86_64", True),
-        ("prescott", "x86_64", False),
-        ("prescott", "nocona", True),
-        ("x86_64", "pentium4", False),
-        ("aarch64", "neoverse_n1", True),
-        ("neoverse_n1", "aarch64", False),
-        ("haswell", "neoverse_n1", False),
-        ("gcc:athlon-xp", "gcc:athlon-xp", True),
-        ("gcc:athlon-xp", "pentium3", False),
-        ("pentium3", "gcc:athlon-xp", True),
-        ("pentium4", "gcc:athlon-xp", False),
-        ("gcc:k8", "gcc:athlon-xp", False),
-        ("future_cpu", "haswell", False),
+        ({"avx2", "fma"}, frozenset({"avx2"}), ("fma",)),
+        ({"sse2"}, frozenset({"sse2", "avx"}), ()),
     ],
 )
-def test_target_runs_on(target: str, host: str, runs: bool) -> None:
-    assert target_runs_on(target, host) is runs
+def test_lacking(needed: set[str], cpu: frozenset[str], missing: tuple[str, ...]) -> None:
+    assert lacking(needed, cpu) == missing
 
 
-def test_unknown_package_target_reason() -> None:
-    package = _package()
-    cflags = OptProfile(target="future_cpu", tune=None, opt="2", flags=())
-    platform = dataclasses.replace(package.platform, cflags=cflags)
-    descriptor = dataclasses.replace(package.descriptor, platform=platform.cid)
-    result = check_compatible(Package(descriptor=descriptor, platform=platform), _host())
-    assert result.mismatches[0].axis == "target"
-    assert "unknown to this client's archspec" in result.mismatches[0].reason
+@pytest.mark.parametrize(
+    ("flag", "features"),
+    [
+        ("cpu_flags_x86_avx2", {"avx2"}),
+        ("cpu_flags_x86_fma3", {"fma"}),
+        ("cpu_flags_x86_pclmul", {"pclmulqdq"}),
+        ("cpu_flags_x86_sha", {"sha_ni"}),
+        ("cpu_flags_x86_mmxext", {"sse"}),
+        ("cpu_flags_arm_neon", {"asimd"}),
+        ("cpu_flags_arm_v8", set()),
+        ("cpu_flags_arm_crc32", {"crc32"}),
+        ("cpu_flags_ppc_vsx3", {"arch_3_00"}),
+    ],
+)
+def test_cpu_flag_use_names_features(flag: str, features: set[str]) -> None:
+    assert cpu_flag_features([flag, "ssl"]) == {flag: frozenset(features)}
+
+
+def test_unknown_cpu_flag_use_is_refused() -> None:
+    with pytest.raises(DescriptorError, match="cpu_flags_arm_iwmmxt"):
+        cpu_flag_features(["cpu_flags_arm_iwmmxt"])

@@ -45,6 +45,24 @@ def test_examples_exist() -> None:
     assert len(GOOD) >= 4 and len(BAD) >= 4
 
 
+def test_every_example_is_explained_in_the_schema() -> None:
+    prose = (EXAMPLES.parents[1] / "descriptor.md").read_text()
+    for path in FILES:
+        assert f"`{path.name}`" in prose, path.name
+
+
+@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
+def test_quoted_feature_lists_match_the_examples(path: Path) -> None:
+    """Where section 7 quotes an example's CFLAGS features, they are the example's."""
+    prose = (EXAMPLES.parents[1] / "descriptor.md").read_text()
+    section = prose[prose.index(f"`{path.name}`") :].split("\n### ", 1)[0]
+    features = _load(path)["platform"]["cflags"]["features"]
+    quoted = " ".join(features)
+    if "`features`" in section or '"features"' in section:
+        flat = " ".join(section.replace("`", " ").replace('"', " ").replace(",", " ").split())
+        assert quoted in flat, (path.name, quoted)
+
+
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
 def test_example_normalizes_to_expected_objects_and_cids(path: Path) -> None:
     example = _load(path)
@@ -89,3 +107,5 @@ def test_refused_example(path: Path) -> None:
     with pytest.raises(error_class, match=None) as info:
         normalize(BuildFacts(**example["facts"]), host_target=example["host_target"])
     assert example["error"]["message"] in info.value.message
+    if "hint" in example["error"]:
+        assert example["error"]["hint"] in (info.value.hint or "")

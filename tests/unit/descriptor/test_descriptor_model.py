@@ -13,6 +13,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor import (
     BuildFacts,
     Descriptor,
+    Hardening,
     OptProfile,
     Package,
     Platform,
@@ -22,6 +23,15 @@ from ipfsbin.descriptor import (
 )
 from ipfsbin.descriptor.cpv import compare_versions
 from ipfsbin.errors import BlockMismatchError, DescriptorError, SchemaError
+
+NO_HARDENING = Hardening(
+    stack_protector="none",
+    fortify=0,
+    stack_clash=False,
+    cf_protection=(),
+    auto_var_init="uninitialized",
+    pie=False,
+)
 
 FACTS = BuildFacts(
     chost="x86_64-pc-linux-gnu",
@@ -60,29 +70,36 @@ def test_public_names_are_pinned() -> None:
             "OPT_LEVELS",
             "PLATFORM_TYPE",
             "BuildFacts",
+            "CompilerAnswer",
             "Compatibility",
             "Descriptor",
+            "CompilerProbe",
+            "Hardening",
             "HostProfile",
             "Mismatch",
             "OptProfile",
             "Package",
             "Platform",
+            "Probe",
+            "Shortfall",
             "SlotAtom",
             "SlotDep",
             "UseConfig",
-            "baseline_target",
             "check_compatible",
+            "chost_family",
+            "host_cpu_features",
             "is_code_only",
+            "isa_label",
+            "lacking",
             "merge_slot_deps",
             "normalize",
             "normalize_cflags",
             "normalize_ldflags",
             "normalize_platform",
             "parse_requires",
-            "resolve_march",
+            "runtime_needs",
             "slot_atoms",
             "split_cpv",
-            "target_runs_on",
             "verify_compatible",
         ]
     )
@@ -129,7 +146,7 @@ def test_unknown_field_is_rejected(package: Package, cls_name: str) -> None:
 
 @pytest.mark.parametrize(
     ("cls", "newer"),
-    [(Platform, "ipfsbin/platform/2"), (Descriptor, "ipfsbin/descriptor/7")],
+    [(Platform, "ipfsbin/platform/3"), (Descriptor, "ipfsbin/descriptor/7")],
 )
 def test_newer_type_version_says_client_too_old(
     package: Package, cls: type[Platform] | type[Descriptor], newer: str
@@ -142,8 +159,19 @@ def test_newer_type_version_says_client_too_old(
     assert info.value.hint is not None and "upgrade" in info.value.hint
 
 
+@pytest.mark.parametrize("cls", [Platform, Descriptor])
+def test_older_type_version_is_refused(
+    package: Package, cls: type[Platform] | type[Descriptor]
+) -> None:
+    value = _platform_dag(package) if cls is Platform else _descriptor_dag(package)
+    value["type"] = str(value["type"]).replace("/2", "/1")
+    with pytest.raises(SchemaError, match="from an older ipfsbin and no longer accepted") as info:
+        cls.from_dag(value)
+    assert info.value.hint is not None and "re-publishes" in info.value.hint
+
+
 def test_other_type_is_rejected(package: Package) -> None:
-    with pytest.raises(SchemaError, match="expected type ipfsbin/descriptor/1"):
+    with pytest.raises(SchemaError, match="expected type ipfsbin/descriptor/2"):
         Descriptor.from_dag(_platform_dag(package))
 
 
@@ -157,6 +185,13 @@ BROKEN_PLATFORMS = [
     (lambda v: v["libc"].update(version="two"), "not a version"),
     (lambda v: v["compiler"].update(family="msvc"), "compiler 'msvc'"),
     (lambda v: v.update(cxxflags=dict(v["cflags"])), "must be given as None"),
+    (lambda v: v.pop("runtime"), "lacks field(s) runtime"),
+    (lambda v: v["cflags"].update(features=["sse2", "avx"]), "sorted"),
+    (lambda v: v["cflags"]["hardening"].pop("pie"), "hardening must have exactly the fields"),
+    (lambda v: v["cflags"]["hardening"].update(fortify="2"), "fortify must be an int"),
+    (lambda v: v["cflags"]["hardening"].update(fortify=True), "fortify must be an int"),
+    (lambda v: v["cflags"]["hardening"].update(stack_clash=1), "stack_clash must be a bool"),
+    (lambda v: v["cflags"]["hardening"].update(stack_protector="max"), "invalid hardening"),
 ]
 
 
@@ -206,7 +241,17 @@ def test_package_refuses_wrong_platform_link(package: Package) -> None:
 
 def test_constructor_refuses_unsorted_values() -> None:
     with pytest.raises(ValueError, match="sorted"):
-        OptProfile(target="x86_64", tune=None, opt="2", flags=("-b", "-a"))
+        OptProfile(
+            features=(), tune=None, opt="2", math=(), hardening=NO_HARDENING, flags=("-b", "-a")
+        )
+    with pytest.raises(ValueError, match="sorted"):
+        OptProfile(
+            features=("sse2", "avx"), tune=None, opt="2", math=(), hardening=NO_HARDENING, flags=()
+        )
+    with pytest.raises(ValueError, match="stack_protector"):
+        dataclasses.replace(NO_HARDENING, stack_protector="extreme")
+    with pytest.raises(ValueError, match="cf_protection"):
+        dataclasses.replace(NO_HARDENING, cf_protection=("return", "branch"))
     with pytest.raises(ValueError, match="not category/package"):
         SlotDep(name="openssl", slot="0", subslot="3", runtime=True)
 
@@ -218,7 +263,7 @@ def test_constructor_refuses_unsorted_values() -> None:
         ({"compiler": "icc"}, "compiler 'icc'"),
         ({"cpv": "dev-libs/libfoo"}, "is not a CPV"),
         ({"slot": ""}, "slot is empty"),
-        ({"cxxflags": "-march=pentium9"}, "CXXFLAGS: unknown -march=pentium9"),
+        ({"cxxflags": "-march=pentium9"}, "CXXFLAGS: -march=pentium9 is refused"),
     ],
 )
 def test_bad_facts_are_descriptor_errors(change: dict[str, str], fragment: str) -> None:

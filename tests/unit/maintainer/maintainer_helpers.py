@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.descriptor.hardening import Hardening
 from ipfsbin.descriptor.model import Descriptor, OptProfile, Platform
 from ipfsbin.kubo.pins import NoPins
 from ipfsbin.maintainer import chain
@@ -36,9 +37,24 @@ PLATFORM = Platform(
     libc_version="2.39",
     compiler="gcc",
     compiler_version="13.2.1",
-    cflags=OptProfile(target="x86_64_v2", tune=None, opt="2", flags=()),
+    cflags=OptProfile(
+        features=("mmx", "sse", "sse2"),
+        tune=None,
+        opt="2",
+        math=(),
+        hardening=Hardening(
+            stack_protector="strong",
+            fortify=2,
+            stack_clash=True,
+            cf_protection=("branch", "return"),
+            auto_var_init="uninitialized",
+            pie=True,
+        ),
+        flags=(),
+    ),
     cxxflags=None,
     ldflags=(),
+    runtime=(),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
@@ -11,9 +12,11 @@ from ipfsbin.index import IndexEntry, ProllyTree
 from ipfsbin.index.changeset import put_changeset, split_changes
 from ipfsbin.ipns import create_record
 from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
+from ipfsbin.trust.state import RootPin
 
 MAINTAINER, PUBLISHER, STRANGER = (SigningKey.from_seed(bytes([i + 40]) * 32) for i in range(3))
 SECOND_PUBLISHER = SigningKey.from_seed(bytes([50]) * 32)
@@ -214,3 +217,42 @@ class PinSet:
     def release(self, cids: Sequence[CID], *, label: str) -> None:
         self.released.extend(cids)
         self.kept.difference_update(cids)
+
+
+class MemoryFollower:
+    """One subscription to ``pub`` over memory: a state file, records, counted fetches, pins.
+
+    Each :meth:`sync` first has the publisher sign a fresh record for its
+    current head, as whoever holds the IPNS key can at any time.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        pub: Publisher,
+        pin: RootPin,
+        root: CID | None = None,
+        *,
+        records: Records | None = None,
+        fetching: Fetching | None = None,
+    ) -> None:
+        self.pub = pub
+        self.records = Records() if records is None else records
+        self.fetching = Fetching(pub.store) if fetching is None else fetching
+        self.pins = PinSet()
+        self.state = SubscriptionStore(path)
+        self.state.add(pub.name, pin, root, now=T0)
+
+    def sync(self, at: int, *, allow_stale: bool = False) -> SyncResult:
+        self.records.records[self.pub.name] = self.pub.record(at=at)
+        return sync_subscription(
+            self.state,
+            self.pub.name,
+            records=self.records,
+            store=self.fetching,
+            keeper=self.pins,
+            local_store=self.fetching.local,
+            allow_stale=allow_stale,
+            now=float(at),
+            workers=1,
+        )

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import typer
-from subscribe_helpers import MAINTAINER, PUBLISHER
+from subscribe_helpers import MAINTAINER, PUBLISHER, SECOND_PUBLISHER
 from typer.testing import CliRunner
 
 from ipfsbin.cli import follow
 from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
-from ipfsbin.subscribe import SubscriptionStore
+from ipfsbin.subscribe import AcceptedHead, SubscriptionStore
+from ipfsbin.trust.state import RootPin
+from tests.drip_server import Drip, drip_server
 
 ROOT_CID = str(dagcbor.encode_block({"root": 1})[0])
 
@@ -141,3 +145,78 @@ def test_index_publish_commands_register_and_document_their_options() -> None:
     for option in ("--index", "--key", "--lifetime", "--ttl", "--allow-offline", "--json"):
         assert option in text
     assert "NAME" in CliRunner().invoke(index, ["republish", "--help"]).output
+
+
+@pytest.mark.timeout(60)
+def test_sync_through_a_slow_drip_gateway_gives_up_and_carries_on(app: typer.Typer) -> None:
+    # a gateway that sends the record at 20 bytes/s: 8.5 minutes per subscription with
+    # only the per-read --timeout; the minimum rate ends each sync after its grace
+    runner = CliRunner()
+    for name in (PUBLISHER.key_id, SECOND_PUBLISHER.key_id):
+        assert runner.invoke(app, ["subscribe", name, "--root", ROOT_CID]).exit_code == 0
+    drip = Drip(body=b"x" * 10240, pause=0.05)
+    started = time.monotonic()
+    with drip_server(drip) as url:
+        done = runner.invoke(app, ["sync", "--gateway", url, "--timeout", "3s", "--json"])
+    elapsed = time.monotonic() - started
+    assert done.exit_code == 1, done.output
+    results = json.loads(done.output)
+    assert [r["outcome"] for r in results] == ["failed", "failed"]
+    assert all("below the minimum rate" in r["error"] for r in results)
+    assert len(drip.requests) == 2  # the second subscription was tried after the first gave up
+    assert elapsed < 20
+
+
+@pytest.mark.timeout(60)
+def test_sync_deadline_bounds_each_subscription(app: typer.Typer) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["subscribe", PUBLISHER.key_id, "--root", ROOT_CID]).exit_code == 0
+    # 2 KiB/s: above the minimum rate, so only the whole-sync deadline stops it
+    drip = Drip(body=b"x" * 10240, step=100, pause=0.05)
+    started = time.monotonic()
+    with drip_server(drip) as url:
+        done = runner.invoke(app, ["sync", "--gateway", url, "--deadline", "1s", "--json"])
+    assert done.exit_code == 1, done.output
+    (result,) = json.loads(done.output)
+    assert "deadline passed after" in result["error"]
+    assert time.monotonic() - started < 4
+
+
+def _accept(name: str, *, head_expires: int, root_expires: int) -> None:
+    with SubscriptionStore() as state:
+        state.add(name, RootPin(cid=CID.from_text(ROOT_CID)), CID.from_text(ROOT_CID), now=0.0)
+        state.record_accepted(
+            name,
+            AcceptedHead(
+                head=CID.from_text(ROOT_CID),
+                head_envelope=CID.from_text(ROOT_CID),
+                height=3,
+                index_root=CID.from_text(ROOT_CID),
+                sequence=3,
+                roots=(CID.from_text(ROOT_CID),),
+                head_expires=head_expires,
+                root_expires=root_expires,
+            ),
+            expect_head=None,
+            now=0.0,
+        )
+
+
+def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) -> None:
+    now = int(time.time())
+    _accept(PUBLISHER.key_id, head_expires=now + 86400 + 120, root_expires=now + 200 * 86400 + 7170)
+    _accept(SECOND_PUBLISHER.key_id, head_expires=now - 7200 - 120, root_expires=now + 86400 * 9)
+    runner = CliRunner()
+    text = runner.invoke(app, ["status"]).output
+    assert "  expires:  head commit " in text and "(in 1 day)" in text
+    assert "            trust root " in text and "(in 200 days 1 hour)" in text
+    assert "  warning:  head commit expires at " in text
+    assert "  STALE:    head commit expired at " in text and "its packages are not offered" in text
+
+    rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["status", "--json"]).output)}
+    fresh, stale = rows[PUBLISHER.key_id], rows[SECOND_PUBLISHER.key_id]
+    assert fresh["head_expires"] == now + 86400 + 120
+    assert fresh["root_expires"] == now + 200 * 86400 + 7170
+    assert fresh["freshness"]["state"] == "expiring"
+    assert 86400 < fresh["freshness"]["seconds_left"] <= 86400 + 120
+    assert stale["freshness"]["state"] == "expired" and stale["freshness"]["seconds_left"] < 0

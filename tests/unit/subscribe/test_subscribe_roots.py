@@ -20,6 +20,7 @@ from subscribe_helpers import (
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.subscribe import SubscriptionStore, SyncResult, sync_subscription
+from ipfsbin.subscribe._roots import MAX_UNSIGNED_ROOTS
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
 from ipfsbin.trust.state import RootPin
@@ -188,3 +189,58 @@ def test_forged_signature_on_a_listed_root_is_refused(keyed: Follower) -> None:
     result = keyed.sync(T0 + DAY)
     assert_refused(keyed, result, "SignatureError", "does not verify")
     assert keyed.state.get(keyed.pub.name).height == 1
+
+
+def chain_of_roots(pub: Publisher, count: int, signer: SigningKey) -> list[SignedRoot]:
+    """``count`` root versions after ``pub.root`` (or from version 1), each signed by ``signer``."""
+    previous: SignedRoot | None = pub.root
+    made = []
+    for _ in range(count):
+        signed = sign_root(
+            make_root(
+                expires=T0 + 365 * DAY,
+                maintainers=[signer.public_key],
+                publishers=[PUBLISHER.public_key],
+                previous=previous,
+            ),
+            signer,
+        )
+        put_root(pub.store, signed)
+        made.append(signed)
+        previous = signed
+    return made
+
+
+def test_a_hostile_list_of_roots_costs_one_unverified_root(tmp_path: Path, pub: Publisher) -> None:
+    # the IPNS key holder lists 200 made-up rotations before any signature can be checked
+    f = Follower(tmp_path, pub, RootPin(cid=pub.root.root_id), pub.root.cid)
+    assert f.sync(T0).outcome == "accepted"
+    junk = chain_of_roots(pub, 200, STRANGER)
+    pub.root = junk[-1]
+    pub.listed_roots = (pub.listed_roots[0], *(r.cid for r in junk))
+    pub.update([1], now=T0 + DAY, signers=(STRANGER,))
+    before = f.fetching.fetched
+    result = f.sync(T0 + DAY)
+    assert_refused(f, result, "RotationError", "required maintainers keys of version 1")
+    # the commit's envelope and payload, and the first listed rotation's; nothing more
+    assert f.fetching.fetched - before == 4
+
+
+def test_a_key_pin_fetches_a_bounded_number_of_roots_its_key_did_not_sign(
+    keyed: Follower,
+) -> None:
+    pub = keyed.pub
+    junk = []
+    for i in range(200):  # 200 different version-1 roots the pinned key never signed
+        junk.append(
+            sign_root(
+                make_root(expires=T0 + 365 * DAY + i, maintainers=[STRANGER.public_key]), STRANGER
+            )
+        )
+        put_root(pub.store, junk[-1])
+    pub.root = junk[-1]
+    pub.listed_roots = tuple(r.cid for r in junk)
+    pub.head = pub._commit(pub.index, now=T0, signers=(STRANGER,))
+    result = keyed.sync(T0)
+    assert_refused(keyed, result, "RotationError", "not signed by the pinned maintainer key")
+    assert keyed.fetching.fetched <= 2 + 2 * (MAX_UNSIGNED_ROOTS + 1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from subscribe_helpers import MAINTAINER, PUBLISHER, STRANGER
+from subscribe_helpers import MAINTAINER, PUBLISHER, STRANGER, T0
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, cid_for
@@ -30,6 +30,8 @@ def head(n: int, height: int) -> AcceptedHead:
         index_root=cid(n + 2000),
         sequence=height,
         roots=(cid(0),),
+        head_expires=T0 + 7 * 86400,
+        root_expires=T0 + 365 * 86400,
     )
 
 
@@ -129,5 +131,6 @@ def test_public_names() -> None:
         "require_subscriptions", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
     assert sorted(ipfsbin.ipns.publish.__all__) == [
-        "PublishedRecord", "current_record", "publish_head", "republish",
+        "PublishedRecord", "announce_roots", "announcing_keys", "current_record",
+        "publish_head", "republish",
     ]  # fmt: skip
