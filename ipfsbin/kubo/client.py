@@ -372,14 +372,8 @@ class KuboClient(NamingCommands, PinningCommands):
         offline: bool = False,
         timeout: timedelta | None = None,
     ) -> Iterator[CID]:
-        """The CIDs linked from ``cid`` down to ``max_depth`` levels, each once.
-
-        Kubo fetches every block it lists (it ``Get``s a ref before printing
-        it) and opens only the blocks above ``max_depth``: the blocks at the
-        bound are fetched but their links are never asked for. A failure
-        after streaming began is reported by the caller finding a block
-        missing, since Kubo puts late errors in a dropped trailer.
-        """
+        """The CIDs under ``cid`` down to ``max_depth`` levels, each once; Kubo fetches each
+        and opens only those above the bound (a late failure shows as blocks missing)."""
         if max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {max_depth}")
         params: list[Param] = [
