@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Annotated, Any
@@ -24,6 +24,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import CodecError, IpfsbinError
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
+from ipfsbin.subscribe.replica import Holding
 from ipfsbin.trust.freshness import describe_span
 
 __all__ = ["parse_duration", "status", "subscribe", "sync", "unsubscribe"]
@@ -244,11 +245,16 @@ def status(as_json: JsonOpt = False) -> None:
     """Subscriptions: accepted head and height, when last checked, and the last error."""
     with Follower() as follower:
         subs = follower.subscriptions()
+        held = {h.name: h for h in follower.holdings()}
     now = time.time()
-    emit([s.to_json(now=now) for s in subs], as_json, lambda _: _render_status(subs, now))
+    emit(
+        [{**s.to_json(now=now), "held": held[s.name].to_json()} for s in subs],
+        as_json,
+        lambda _: _render_status(subs, now, held),
+    )
 
 
-def _render_status(subs: list[Subscription], now: float) -> str:
+def _render_status(subs: list[Subscription], now: float, held: Mapping[str, Holding]) -> str:
     if not subs:
         return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
     lines = []
@@ -260,6 +266,7 @@ def _render_status(subs: list[Subscription], now: float) -> str:
         lines += _render_expiry(sub, now)
         lines.append(f"  accepted: {_when(sub.accepted_at)}")
         lines.append(f"  checked:  {_when(sub.checked_at)}")
+        lines.append(f"  held:     {held[sub.name].describe()}")
         if sub.error is not None:
             lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
     return "\n".join(lines)

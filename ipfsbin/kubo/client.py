@@ -370,6 +370,36 @@ class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands):
                 if error:
                     raise KuboCommandError("block/rm", str(error))
 
+    def refs(
+        self,
+        cid: CID,
+        *,
+        max_depth: int,
+        offline: bool = False,
+        timeout: timedelta | None = None,
+    ) -> Iterator[CID]:
+        """The CIDs under ``cid`` down to ``max_depth`` levels, each once; Kubo fetches each
+        and opens only those above the bound (a late failure shows as blocks missing)."""
+        if max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1, got {max_depth}")
+        params: list[Param] = [
+            ("arg", str(cid)),
+            ("recursive", True),
+            ("unique", True),
+            ("max-depth", max_depth),
+            ("edges", False),
+            ("format", "<dst>"),
+            ("offline", offline),
+        ]
+        if timeout is not None:
+            params.append(("timeout", go_duration(timeout)))
+        with self._rpc.stream("refs", params, timeout=None) as answer:
+            for event in answer.iter_json():
+                error = event.get("Err")
+                if error:
+                    raise KuboCommandError("refs", str(error))
+                yield CID.from_text(string_field("refs", event, "Ref"))
+
     # -- DAGs and CAR files -------------------------------------------------
 
     def dag_import(

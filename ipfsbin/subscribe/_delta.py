@@ -10,6 +10,16 @@ nodes opened on the old side exactly the ones it may let go.
 Blocks of one level are fetched concurrently: over Kubo each fetch is a
 bitswap round trip, and a change of a thousand entries touches hundreds of
 leaves.
+
+A partial replica (a :class:`~ipfsbin.index.scope.KeyScope` of some
+platforms) opens a child only if its key range touches the scope; the
+nodes on the paths to the kept ranges are opened, the rest never fetched.
+
+When there is no old tree (a first sync, or the old nodes are gone), a
+:class:`Prefetch` is handed each new subtree that lies wholly in the scope,
+once, at its top: it moves the subtree in bulk in the background (Kubo's
+``refs`` with a depth bound, :mod:`._bulk`) while the walk reads and checks
+each node as before, so the bulk mover is never trusted with anything.
 """
 
 from __future__ import annotations
@@ -17,16 +27,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 
-__all__ = ["TreeDelta", "tree_delta"]
+__all__ = ["Prefetch", "TreeDelta", "tree_delta"]
+
+
+class Prefetch(Protocol):
+    """Starts moving a whole subtree (``depth`` levels under ``cid``) into the fetching store."""
+
+    def subtree(self, cid: CID, depth: int) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +80,9 @@ class _Loader:
         self._blocks.put_many(zip(wanted, found, strict=True))
 
 
-_Ref = tuple[Node, int] | None  # (parent, position) or None for a root
+# (parent, position) or None for a root; the lower end of the node's key range
+# (exclusive, None: unbounded); whether a prefetch already covers it
+_Ref = tuple[tuple[Node, int] | None, str | None, bool]
 
 
 def tree_delta(
@@ -72,12 +92,16 @@ def tree_delta(
     *,
     old_store: BlockStore | None = None,
     workers: int = 8,
+    scope: KeyScope = EVERYTHING,
+    prefetch: Prefetch | None = None,
 ) -> TreeDelta:
     """Nodes of the index ``new_root`` missing from ``old_root`` (all of them without one).
 
     New nodes come from ``store`` (a fetching store), old ones from
     ``old_store`` (default: ``store``). Every new node is checked against what
-    its parent says about it (level, last key, count).
+    its parent says about it (level, last key, count). Only nodes whose key
+    range touches ``scope`` are opened (the old tree is assumed to have been
+    kept under the same scope). ``prefetch`` is used only without an old tree.
     """
     if new_root.codec != DAG_CBOR:
         raise SchemaError(f"index root {new_root} is not a dag-cbor block")
@@ -87,19 +111,23 @@ def tree_delta(
     old_side = _Loader(old_store or store, workers)
     new_side.prefetch([new_root])
     top_new = new_side.tree.load(new_root)
-    new_levels: dict[int, dict[CID, _Ref]] = {top_new.level: {new_root: None}}
-    old_levels: dict[int, set[CID]] = {}
+    bulk = prefetch if old_root is None else None
+    bulked = bulk is not None and scope.everything and top_new.level > 0
+    if bulk is not None and bulked:
+        bulk.subtree(new_root, top_new.level)
+    new_levels: dict[int, dict[CID, _Ref]] = {top_new.level: {new_root: (None, None, bulked)}}
+    old_levels: dict[int, dict[CID, str | None]] = {}
     top = top_new.level
     if old_root is not None:
         old_side.prefetch([old_root])
         top_old = old_side.tree.load(old_root)
-        old_levels[top_old.level] = {old_root}
+        old_levels[top_old.level] = {old_root: None}
         top = max(top, top_old.level)
     added: list[CID] = []
     removed: list[CID] = []
     for level in range(top, -1, -1):
         fresh = new_levels.get(level, {})
-        stale = old_levels.get(level, set())
+        stale = old_levels.get(level, {})
         grown = [(cid, ref) for cid, ref in fresh.items() if cid not in stale]
         dropped = [cid for cid in stale if cid not in fresh]
         added.extend(cid for cid, _ in grown)
@@ -107,15 +135,27 @@ def tree_delta(
         new_side.prefetch(cid for cid, _ in grown)
         old_side.prefetch(dropped)
         below_new = new_levels.setdefault(level - 1, {})
-        for cid, ref in grown:
+        for cid, (ref, after, covered) in grown:
             node = new_side.tree.load(cid) if ref is None else new_side.tree.child(*ref)
             if node.level != level:
                 raise SchemaError(f"index node {cid} is at level {node.level}, expected {level}")
             for position, child in enumerate(node.children):
-                below_new[child] = (node, position)
+                lower = after if position == 0 else node.keys[position - 1]
+                if not scope.touches(lower, node.keys[position]):
+                    continue
+                held = covered
+                if bulk is not None and not held and level > 1:
+                    held = scope.covers(lower, node.keys[position])
+                    if held:
+                        bulk.subtree(child, level - 1)
+                below_new[child] = ((node, position), lower, held)
         if level == 0:
             break
-        below_old = old_levels.setdefault(level - 1, set())
+        below_old = old_levels.setdefault(level - 1, {})
         for cid in dropped:
-            below_old.update(old_side.tree.load(cid).children)
+            node = old_side.tree.load(cid)
+            for position, child in enumerate(node.children):
+                lower = stale[cid] if position == 0 else node.keys[position - 1]
+                if scope.touches(lower, node.keys[position]):
+                    below_old[child] = lower
     return TreeDelta(added=tuple(added), removed=tuple(removed), added_bytes=new_side.bytes)

@@ -73,8 +73,14 @@ def _version_3(db: sqlite3.Connection) -> None:
     db.execute(_RELEASING)
 
 
+# version 4 added scopes: the key prefixes the held index was synced under (a partial
+# replica); no row, or NULL prefixes, means the whole index
+_SCOPES: Final = "CREATE TABLE IF NOT EXISTS scopes (name TEXT PRIMARY KEY, prefixes TEXT)"
+
+
 MIGRATIONS: Final = (
     _sqlite.Migration(version=1, apply=_sqlite.statements(_SUBSCRIPTIONS)),
     _sqlite.Migration(version=2, apply=_sqlite.statements(*_HELD)),
     _sqlite.Migration(version=3, apply=_version_3),
+    _sqlite.Migration(version=4, apply=_sqlite.statements(_SCOPES)),
 )

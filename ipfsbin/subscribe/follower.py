@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.base import BlockStore
@@ -31,6 +32,7 @@ from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe._held import unsubscribe
 from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
+from ipfsbin.subscribe.replica import Holding, holding
 from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
 from ipfsbin.subscribe.sync import (
@@ -62,6 +64,9 @@ class FollowConfig:
     whole sync (every network read in it; then the next subscription goes
     on). ``allow_stale`` switches off the expiry check of commits and roots
     (freeze-attack protection): only to work offline on purpose.
+    ``platforms`` keeps a partial replica: only the index entries of these
+    platform ids (and the nodes on the paths to them); None keeps the whole
+    index (a mirror).
     """
 
     gateway: str | None = None
@@ -70,6 +75,11 @@ class FollowConfig:
     timeout: timedelta = timedelta(seconds=30)
     deadline: timedelta = DEFAULT_SYNC_DEADLINE
     allow_stale: bool = False
+    platforms: frozenset[str] | None = None
+
+    @property
+    def scope(self) -> KeyScope:
+        return EVERYTHING if self.platforms is None else KeyScope.of_platforms(self.platforms)
 
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
@@ -247,6 +257,7 @@ class Follower:
             local_store=link.local,
             allow_stale=self.config.allow_stale,
             deadline=self.config.deadline,
+            scope=self.config.scope,
         )
 
     def sync_all(self) -> list[SyncResult]:
@@ -268,6 +279,14 @@ class Follower:
     def _round(self) -> list[SyncResult]:
         self._open()
         return sync_all(self.state, self.sync)
+
+    def holdings(self) -> list[Holding]:
+        """How much of each subscription's index is held, and why (without a node: no counts)."""
+        try:
+            local: BlockStore | None = self._open().local
+        except KuboUnavailableError:
+            local = None
+        return [holding(self.state, sub, local) for sub in self.state.all()]
 
     def _block_path(self) -> Path:
         return default_block_path() if self.config.block_path is None else self.config.block_path
@@ -305,7 +324,10 @@ class Follower:
             local.close()
 
         return _Link(
-            records=GatewayRecordSource(http, url), local=local, fetching=fetching, close=close
+            records=GatewayRecordSource(http, url),
+            local=local,
+            fetching=fetching,
+            close=close,
         )
 
 

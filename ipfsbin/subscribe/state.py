@@ -30,6 +30,7 @@ from typing import Final
 from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import SubscriptionError
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.name import canonical_name
 from ipfsbin.subscribe._records import AcceptedHead, Subscription
 from ipfsbin.subscribe._schema import MIGRATIONS
@@ -232,6 +233,23 @@ class SubscriptionStore:
             )
         return self.get(canonical)
 
+    def scope(self, name: str) -> KeyScope:
+        """The key prefixes the held index of ``name`` was synced under."""
+        row = self._db.execute(
+            "SELECT prefixes FROM scopes WHERE name = ?", (canonical_name(name),)
+        ).fetchone()
+        if row is None or row["prefixes"] is None:
+            return EVERYTHING
+        return KeyScope(prefixes=tuple(json.loads(row["prefixes"])))
+
+    def record_scope(self, name: str, scope: KeyScope) -> None:
+        prefixes = scope.to_json()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO scopes (name, prefixes) VALUES (?, ?)",
+                (canonical_name(name), None if prefixes is None else json.dumps(prefixes)),
+            )
+
     def remove(self, name: str) -> None:
         """Forget ``name``, with the blocks it held and had pending (they are not released)."""
         canonical = canonical_name(name)
@@ -239,7 +257,7 @@ class SubscriptionStore:
             cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
             if cursor.rowcount == 0:
                 raise SubscriptionError(f"not subscribed to {canonical}")
-            for table in ("held", "pending", "releasing"):
+            for table in ("held", "pending", "releasing", "scopes"):
                 db.execute(f"DELETE FROM {table} WHERE name = ?", (canonical,))  # noqa: S608
 
     def record_accepted(

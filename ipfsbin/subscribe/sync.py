@@ -55,10 +55,11 @@ from ipfsbin.errors import (
     SubscriptionError,
     TrustError,
 )
+from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
-from ipfsbin.subscribe._delta import TreeDelta, tree_delta
+from ipfsbin.subscribe._delta import Prefetch, TreeDelta, tree_delta
 from ipfsbin.subscribe._held import adopt_held, release_leftovers
 from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
@@ -187,6 +188,8 @@ def sync_subscription(
     workers: int = 8,
     changesets: bool = True,
     deadline: timedelta = DEFAULT_SYNC_DEADLINE,
+    scope: KeyScope = EVERYTHING,
+    prefetch: Prefetch | None = None,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
 
@@ -200,6 +203,9 @@ def sync_subscription(
     commits (freeze-attack protection), for offline use on purpose only.
     ``changesets=False`` always fetches the new index nodes instead of
     rebuilding them (to compare, or to work around a faulty rebuild).
+    ``scope`` keeps only some platforms' key ranges (a partial replica; the
+    default keeps everything); ``prefetch`` moves whole new subtrees in bulk
+    when there is no old index to compare with (:mod:`._bulk`).
     Never raises for bad data or an unreachable network: the result says
     what happened and the reason is kept in the state.
     """
@@ -222,6 +228,8 @@ def sync_subscription(
                 workers,
                 started,
                 changesets,
+                scope,
+                prefetch,
             )
     except IpfsbinError as exc:
         state.record_failure(sub.name, describe_error(exc), now=moment)
@@ -252,6 +260,8 @@ def _sync(
     workers: int,
     started: float,
     changesets: bool,
+    scope: KeyScope,
+    prefetch: Prefetch | None,
 ) -> SyncResult:
     with state.keeping():
         leftovers = release_leftovers(state, sub.name, keeper)
@@ -303,6 +313,9 @@ def _sync(
     holder = local_store or store
     if old_index is not None and not holder.has(old_index):
         old_index = None  # the old nodes are gone (e.g. another mode synced): fetch everything
+    rescoped = old_index is not None and state.scope(sub.name) != scope
+    if rescoped:
+        old_index = None  # kept under other prefixes: walk the new scope (held nodes are local)
     rebuilt: Rebuild | None = None
     fallback: str | None = None
     if changesets:
@@ -311,7 +324,15 @@ def _sync(
     if rebuilt is not None:
         delta = rebuilt.delta
     else:
-        delta = tree_delta(fetch, new_index, old_index, old_store=holder, workers=workers)
+        delta = tree_delta(
+            fetch,
+            new_index,
+            old_index,
+            old_store=holder,
+            workers=workers,
+            scope=scope,
+            prefetch=prefetch,
+        )
     keep = [c for r in roots for c in (r.cid, r.root_id)]
     keep += [signed.cid, signed.commit_id, *delta.added]
     accepted = AcceptedHead(
@@ -325,6 +346,9 @@ def _sync(
         root_expires=chain.root.root.expires,
     )
     release = list(delta.removed)
+    if rescoped:  # what the old scope held and the new one does not
+        kept = set(keep)
+        release.extend(c for c in state.held(sub.name) if c not in kept)
     if sub.head_envelope is not None and sub.head_envelope != signed.cid:
         release.append(sub.head_envelope)
     if sub.head is not None and sub.head != signed.commit_id:
@@ -344,6 +368,7 @@ def _sync(
             state.record_accepted(
                 sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
             )
+            state.record_scope(sub.name, scope)
         except IpfsbinError:
             release_leftovers(state, sub.name, keeper)
             raise

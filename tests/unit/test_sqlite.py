@@ -77,7 +77,9 @@ def test_subscriptions_written_before_open_with_their_head_and_held_blocks(tmp_p
         # version 3: expiries unknown until the next sync reads them; nothing being released
         assert (sub.head_expires, sub.root_expires, sub.roots_checked_at) == (None, None, None)
         assert state.releasing(NAME) == frozenset()
-    assert version(path) == 3
+        # version 4: no scope recorded means the whole index is held
+        assert state.scope(NAME).everything
+    assert version(path) == 4
 
 
 def test_block_file_without_a_version_is_adopted_as_version_1(tmp_path: Path) -> None:
@@ -129,7 +131,7 @@ def _open_workspace(path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "where", "opener", "error", "known"),
     [
-        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 3),
+        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 4),
         ("gateway-blocks-before-versions.sqlite", "b.sqlite", _open_blocks, StoreError, 1),
         ("workspace-before-versions.sqlite", None, _open_workspace, IndexOperationError, 2),
     ],

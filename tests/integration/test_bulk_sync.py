@@ -1,0 +1,226 @@
+"""First syncs of a bigger index on real Kubo nodes: bulk moving, kill -9 and resume, partial.
+
+The publisher's index links real manifests (small blocks the publisher
+holds), so a follower that fetched beyond the index nodes would have them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import CID
+from ipfsbin.index import IndexEntry, ProllyTree
+from ipfsbin.index.scope import KeyScope
+from ipfsbin.ipns.publish import publish_head
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.subscribe import FollowConfig, Follower
+from ipfsbin.subscribe.replica import NotHeld, lookup
+from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
+from ipfsbin.trust.keys import SigningKey
+from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
+from tests.integration.conftest import NodeFactory
+from tests.unit.subscribe.subscribe_helpers import all_nodes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WAIT = timedelta(seconds=30)
+PLATFORMS = [f"plat{i}" for i in range(10)]
+ENTRIES = 30_000
+
+
+@dataclass
+class Published:
+    name: str
+    root: SignedRoot
+    head: SignedCommit
+    tree: ProllyTree
+    index: CID
+    manifests: list[CID]
+    items: dict[str, dagcbor.Value]
+    publisher: KuboClient
+    signer: SigningKey
+    maintainer: SigningKey
+    memory: MemoryBlockStore
+
+
+def _key(i: int) -> str:
+    return f"{PLATFORMS[i % len(PLATFORMS)]}/dev-libs/pkg{i:06d}/1.0/d{i:08x}"
+
+
+@pytest.fixture(scope="module")
+def published(kubo_nodes: NodeFactory) -> Iterator[Published]:
+    (node,) = kubo_nodes(1, extra_config={"Ipns.MaxCacheTTL": "1s"})
+    memory = MemoryBlockStore()
+    manifests = [memory.put(dagcbor.encode({"manifest": i})) for i in range(ENTRIES)]
+    items = {_key(i): IndexEntry.new(m).to_dag() for i, m in enumerate(manifests)}
+    tree = ProllyTree(memory)
+    index = tree.build(sorted(items.items()))
+    maintainer, publisher = SigningKey.generate(), SigningKey.generate()
+    root = sign_root(
+        make_root(
+            expires=int(time.time()) + 86400,
+            maintainers=[maintainer.public_key],
+            publishers=[publisher.public_key],
+        ),
+        maintainer,
+    )
+    put_root(memory, root)
+    head = sign_commit(make_commit(index=index, root=root, time=int(time.time())), maintainer)
+    put_commit(memory, head)
+    with node.client(timeout=120) as client:
+        KuboBlockStore(client).put_many((c, memory.get(c)) for c in memory)
+        publish_head(client, publisher, head=head, root=root, timeout=WAIT)
+        yield Published(
+            name=publisher.key_id,
+            root=root,
+            head=head,
+            tree=tree,
+            index=index,
+            manifests=manifests,
+            items=items,
+            publisher=client,
+            signer=publisher,
+            maintainer=maintainer,
+            memory=memory,
+        )
+
+
+def _bitswap_received(node: ManagedNode) -> int:
+    done = node.run("bitswap", "stat", "--enc=json")
+    return int(json.loads(done.stdout)["BlocksReceived"])
+
+
+def _has(client: KuboClient, cid: CID) -> bool:
+    return KuboBlockStore(client, offline=True).has(cid)
+
+
+def _ipfsbin(home: Path, node: ManagedNode, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "IPFSBIN_HOME": str(home), "IPFSBIN_API": node.api_multiaddr}
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "ipfsbin.cli.main", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_killed_first_sync_resumes_without_fetching_again(
+    published: Published, kubo_nodes: NodeFactory, tmp_path: Path
+) -> None:
+    (node,) = kubo_nodes(1)
+    index_nodes = all_nodes(published.tree, published.index)
+    home = tmp_path / "home"
+    done = _ipfsbin(
+        home, node, "subscribe", published.name, "--root", str(published.root.cid)
+    ).communicate(timeout=60)
+    sync = _ipfsbin(home, node, "sync", "--json")
+    deadline = time.monotonic() + 120
+    while _bitswap_received(node) < len(index_nodes) // 4:
+        assert sync.poll() is None, sync.communicate()
+        assert time.monotonic() < deadline, "the sync fetched too little in 2 minutes"
+        time.sleep(0.05)
+    sync.send_signal(signal.SIGKILL)
+    sync.communicate(timeout=30)
+    before = _bitswap_received(node)
+    assert before < len(index_nodes), "killed too late to test anything"
+    status = _ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0]
+    assert json.loads(status)[0]["head"] is None  # nothing recorded by the killed sync
+
+    done = _ipfsbin(home, node, "sync", "--json").communicate(timeout=600)
+    (result,) = json.loads(done[0])
+    assert result["outcome"] == "accepted", result["error"]
+    after = _bitswap_received(node)
+    # both runs together received the index, the commit and the root about once each (a
+    # block or two may arrive twice from bitswap); fetching again what the killed run got
+    # would add hundreds
+    assert after <= len(index_nodes) + 8, (before, after, len(index_nodes))
+    with node.client() as client:
+        assert all(_has(client, cid) for cid in index_nodes)
+        assert all(client.is_pinned(cid, pin_type="direct") for cid in list(index_nodes)[:50])
+        # the bulk fetch stopped at the leaves: no manifest came along
+        assert not any(_has(client, cid) for cid in published.manifests[:: ENTRIES // 200])
+    status = json.loads(_ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0])
+    assert status[0]["held"]["scope"] == "everything"
+    assert status[0]["held"]["held_blocks"] >= len(index_nodes)
+    assert status[0]["held"]["index_entries"] == ENTRIES
+
+
+def test_partial_replica_answers_like_a_full_one_in_its_ranges(
+    published: Published, kubo_nodes: NodeFactory, tmp_path: Path
+) -> None:
+    (node,) = kubo_nodes(1)
+    kept = frozenset(PLATFORMS[:2])
+    config = FollowConfig(state_path=tmp_path / "state.sqlite", timeout=WAIT, platforms=kept)
+    with node.client(timeout=120) as client:
+        with Follower(config, connect=lambda: node.client(timeout=120)) as follower:
+            follower.subscribe(published.name, root=published.root.cid)
+            first = follower.sync(published.name)
+            assert first.outcome == "accepted", first.error
+            scope = KeyScope.of_platforms(kept)
+            full = all_nodes(published.tree, published.index)
+            assert first.index_blocks < len(full) * 0.3
+            local = KuboBlockStore(client, offline=True)
+            sub = follower.state.get(published.name)
+            for i in range(0, ENTRIES, 97):
+                key = _key(i)
+                if scope.holds(key):
+                    assert lookup(follower.state, sub, local, key) == published.items[key]
+                else:
+                    with pytest.raises(NotHeld, match="outside the platforms"):
+                        lookup(follower.state, sub, local, key)
+            absent = f"{PLATFORMS[0]}/dev-libs/nothere/1.0/d0"
+            assert lookup(follower.state, sub, local, absent) is None
+            assert not any(_has(client, c) for c in published.manifests[:: ENTRIES // 200])
+
+            # an update touching only other platforms moves only the nodes above it
+            upserts = {
+                f"{PLATFORMS[7]}/app-misc/new{i}/1.0/d0": IndexEntry.new(
+                    published.manifests[i]
+                ).to_dag()
+                for i in range(200)
+            }
+            index = published.tree.mutate(published.index, upserts)
+            head = sign_commit(
+                make_commit(
+                    index=index,
+                    root=published.root,
+                    time=int(time.time()),
+                    parents=[published.head],
+                ),
+                published.maintainer,
+            )
+            put_commit(published.memory, head)
+            fresh = ProllyTree(published.memory)  # the new nodes are in memory: upload them
+            new_nodes = all_nodes(fresh, index) - full
+            blocks = [*new_nodes, head.cid, head.commit_id]
+            KuboBlockStore(published.publisher).put_many(
+                (c, published.memory.get(c)) for c in blocks
+            )
+            publish_head(
+                published.publisher, published.signer, head=head, root=published.root, timeout=WAIT
+            )
+            second = follower.sync(published.name)
+            assert second.outcome == "accepted" and second.height == head.height, second.error
+            # the root and the internal nodes above the change; no leaf of another platform
+            assert 1 <= second.index_blocks <= 3
+            assert second.blocks_fetched <= second.index_blocks + 2
+            sub = follower.state.get(published.name)
+            for i in range(0, ENTRIES, 97):
+                key = _key(i)
+                if scope.holds(key):
+                    assert lookup(follower.state, sub, local, key) == published.items[key]
