@@ -18,6 +18,7 @@ import httpx
 
 from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW
 from ipfsbin.errors import KuboCommandError, KuboStreamError
+from ipfsbin.kubo._dag import DagCommands
 from ipfsbin.kubo._naming import NamingCommands
 from ipfsbin.kubo._pinning import PinningCommands
 from ipfsbin.kubo._remote import RemotePinningCommands
@@ -39,8 +40,6 @@ from ipfsbin.kubo.netlimits import NO_LIMITS, TransferLimits, limited_transport
 from ipfsbin.kubo.records import (
     AddResult,
     BlockStat,
-    DagImportResult,
-    DagStat,
     FileStat,
     KuboVersion,
     NodeIdentity,
@@ -72,7 +71,7 @@ def _codec_name(codec: int) -> str:
         ) from None
 
 
-class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands):
+class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands, DagCommands):
     """Talks to one Kubo daemon through an ``httpx.Client`` whose ``base_url`` is the API."""
 
     def __init__(self, http: httpx.Client, *, owns_http: bool = False) -> None:
@@ -369,125 +368,6 @@ class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands):
                 error = event.get("Error")
                 if error:
                     raise KuboCommandError("block/rm", str(error))
-
-    def refs(
-        self,
-        cid: CID,
-        *,
-        max_depth: int,
-        offline: bool = False,
-        timeout: timedelta | None = None,
-    ) -> Iterator[CID]:
-        """The CIDs under ``cid`` down to ``max_depth`` levels, each once; Kubo fetches each
-        and opens only those above the bound (a late failure shows as blocks missing)."""
-        if max_depth < 1:
-            raise ValueError(f"max_depth must be at least 1, got {max_depth}")
-        params: list[Param] = [
-            ("arg", str(cid)),
-            ("recursive", True),
-            ("unique", True),
-            ("max-depth", max_depth),
-            ("edges", False),
-            ("format", "<dst>"),
-            ("offline", offline),
-        ]
-        if timeout is not None:
-            params.append(("timeout", go_duration(timeout)))
-        with self._rpc.stream("refs", params, timeout=None) as answer:
-            for event in answer.iter_json():
-                error = event.get("Err")
-                if error:
-                    raise KuboCommandError("refs", str(error))
-                yield CID.from_text(string_field("refs", event, "Ref"))
-
-    # -- DAGs and CAR files -------------------------------------------------
-
-    def dag_import(
-        self,
-        car: bytes | IO[bytes] | Iterable[bytes],
-        *,
-        pin_roots: bool = True,
-        expected_roots: Sequence[CID] | None = None,
-        timeout: float | None = None,
-    ) -> DagImportResult:
-        """Import a CAR (bytes, file object or chunks); with ``pin_roots`` its roots are pinned.
-
-        Every root must be reported pinned without error, and ``expected_roots``
-        (if given) must all be among them.
-        """
-        if isinstance(car, bytes):
-            body: Any = car
-        elif hasattr(car, "read"):
-            body = car
-        else:
-            body = IterReader(car)
-        params: Params = [
-            ("pin-roots", pin_roots),
-            ("stats", True),
-            ("silent", False),
-            ("allow-big-block", False),
-            ("fast-provide-root", False),
-        ]
-        roots: list[CID] = []
-        stats: dict[str, Any] | None = None
-        with self._rpc.stream(
-            "dag/import", params, files=[file_part(body, "import.car")], timeout=timeout
-        ) as answer:
-            for event in answer.iter_json():
-                root = event.get("Root")
-                if isinstance(root, dict):
-                    cid = cid_field("dag/import", root, "Cid")
-                    if root.get("PinErrorMsg"):
-                        raise KuboCommandError(
-                            "dag/import", f"pinning root {cid} failed: {root['PinErrorMsg']}"
-                        )
-                    roots.append(cid)
-                if isinstance(event.get("Stats"), dict):
-                    stats = event["Stats"]
-        if stats is None:
-            raise KuboStreamError(
-                "kubo dag/import: the answer ended before the import statistics",
-                hint="the daemon may have failed mid-way; see its log",
-            )
-        if pin_roots and expected_roots is not None:
-            missing = [str(c) for c in expected_roots if c not in roots]
-            if missing:
-                raise KuboStreamError(
-                    f"kubo dag/import: roots {', '.join(missing)} were not reported pinned; "
-                    f"Kubo pinned {', '.join(map(str, roots)) or 'none'}"
-                )
-        return DagImportResult(
-            roots=tuple(roots),
-            blocks=int_field("dag/import", stats, "BlockCount", default=0),
-            bytes=int_field("dag/import", stats, "BlockBytesCount", default=0),
-        )
-
-    def dag_export(self, cid: CID, *, offline: bool = False) -> Iterator[bytes]:
-        """Stream the DAG below ``cid`` as a CARv1.
-
-        Kubo cannot tell us when an export fails after it began (the error goes
-        into a dropped HTTP trailer): the reader must check that every linked
-        block arrived.
-        """
-        params: list[Param] = [("arg", str(cid)), ("progress", False), ("offline", offline)]
-        with self._rpc.stream("dag/export", params) as answer:
-            yield from answer.iter_bytes()
-
-    def dag_stat(self, cid: CID, *, offline: bool = False) -> DagStat:
-        params: list[Param] = [("arg", str(cid)), ("progress", False), ("offline", offline)]
-        with self._rpc.stream("dag/stat", params) as answer:
-            last: dict[str, Any] | None = None
-            for event in answer.iter_json():
-                last = event
-        stats = (last or {}).get("DagStats")
-        if not isinstance(stats, list) or not stats or not isinstance(stats[0], dict):
-            raise KuboStreamError(f"kubo dag/stat {cid}: the answer ended without statistics")
-        entry = stats[0]
-        return DagStat(
-            cid=cid_field("dag/stat", entry, "Cid"),
-            size=int_field("dag/stat", entry, "Size", default=0),
-            num_blocks=int_field("dag/stat", entry, "NumBlocks", default=0),
-        )
 
 
 class _ProgressReader:
