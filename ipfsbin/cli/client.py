@@ -37,7 +37,7 @@ def _render_host(data: dict[str, Any]) -> str:
         + (f" (also accepts {' '.join(data['accept_chosts'])})" if data["accept_chosts"] else ""),
         f"ARCH            {data['arch']}",
         f"profile         {data['profile']}",
-        f"CPU target      {data['target']}",
+        f"CPU             {data['target']}: {' '.join(data['cpu_features'])}",
         f"CFLAGS          {data['cflags']['raw']}",
         f"  normalized    {_opt(data['cflags']['normalized'])}",
         f"CXXFLAGS        {data['cxxflags']['raw']}",
@@ -54,10 +54,12 @@ def _render_host(data: dict[str, Any]) -> str:
 
 
 def _opt(profile: dict[str, Any]) -> str:
-    parts = [f"target {profile['target']}", f"-O{profile['opt']}"]
+    parts = [f"-O{profile['opt']}", f"{len(profile['features'])} ISA features"]
     if profile.get("tune"):
         parts.append(f"tune {profile['tune']}")
-    parts += profile["flags"]
+    parts += profile["math"] + profile["flags"]
+    hardening = profile["hardening"]
+    parts.append(f"stack protector {hardening['stack_protector']}, fortify {hardening['fortify']}")
     return ", ".join(parts)
 
 

@@ -264,6 +264,8 @@ def test_host_profile_read_through_portage(story: Story) -> None:
     assert info["chost"] == repo.host_chost()
     assert info["target"] == "x86_64_v2"  # from the per-user config
     assert info["cflags"]["normalized"]["opt"] == "2"
+    assert "sse4_2" in info["cpu_features"] and "avx2" not in info["cpu_features"]
+    assert "ISA features" in story.client_run("host").stdout
 
 
 def test_only_fitting_builds_are_listed(story: Story) -> None:
