@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -23,6 +22,7 @@ from typing import IO, Any, Final
 from ipfsbin.cluster.install import ClusterBinaries, ensure_cluster
 from ipfsbin.cluster.rest import ClusterClient
 from ipfsbin.errors import ClusterError, NodeError
+from ipfsbin.kubo._process import stop_child
 
 __all__ = ["ClusterPeer", "new_cluster_secret"]
 
@@ -189,12 +189,7 @@ class ClusterPeer:
     def stop(self, timeout: float = 20.0) -> None:
         process = self._process
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_child(process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -19,7 +19,13 @@ from types import TracebackType
 from typing import IO, Any, Final, Self
 
 from ipfsbin.errors import KuboError, KuboUnavailableError, NodeError
-from ipfsbin.kubo._process import child_exit_status, spawn_detached, terminate, wait_gone
+from ipfsbin.kubo._process import (
+    child_exit_status,
+    spawn_detached,
+    stop_child,
+    terminate,
+    wait_gone,
+)
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.install import ensure_kubo
 from ipfsbin.kubo.private import is_private, private_config, write_private
@@ -225,12 +231,7 @@ class ManagedNode:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
         process = self._process
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_child(process, timeout)
         elif self._pid is not None:
             terminate(self._pid, timeout)
         self._cleanup()
