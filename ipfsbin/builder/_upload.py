@@ -11,7 +11,8 @@ else pinned stays whole.
 from __future__ import annotations
 
 from ipfsbin.codec.cid import CID, DAG_PB, RAW, cid_for
-from ipfsbin.codec.protobuf import BYTES, VARINT, Field, bytes_field, read_fields, varint_field
+from ipfsbin.codec.protobuf import bytes_field, varint_field
+from ipfsbin.codec.unixfs import decode_dag_pb
 from ipfsbin.errors import CodecError, KuboError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.records import AddResult
@@ -20,26 +21,8 @@ __all__ = ["adder_directory", "dag_pb_links", "remove_added_file"]
 
 
 def dag_pb_links(data: bytes) -> list[CID]:
-    """The link CIDs of a dag-pb node (PBNode.Links = 2, PBLink.Hash = 1); CodecError if bad."""
-    return [
-        CID(link.value)
-        for node_field in _bytes_fields(data)
-        if node_field.number == 2 and isinstance(node_field.value, bytes)
-        for link in _bytes_fields(node_field.value)
-        if link.number == 1 and isinstance(link.value, bytes)
-    ]
-
-
-def _bytes_fields(data: bytes) -> list[Field]:
-    """The length-delimited fields of a dag-pb message (varints skipped); CodecError if bad."""
-    found = []
-    for field in read_fields(data):
-        if field.wire_type == VARINT:
-            continue
-        if field.wire_type != BYTES:
-            raise CodecError(f"dag-pb: field {field.number} has wire type {field.wire_type}")
-        found.append(field)
-    return found
+    """The link CIDs of a dag-pb node, in order; CodecError if bad."""
+    return list(decode_dag_pb(data).links)
 
 
 def adder_directory(added: AddResult) -> CID:
