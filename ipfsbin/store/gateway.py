@@ -21,13 +21,13 @@ from typing import Final
 import httpx
 
 from ipfsbin.codec.cid import CID, DAG_CBOR
-from ipfsbin.errors import BlockMismatchError, SubscriptionError
+from ipfsbin.errors import BlockMismatchError, IpfsbinError, SubscriptionError
 from ipfsbin.kubo.netlimits import GATEWAY_LIMITS, TransferLimits, limited_transport
 from ipfsbin.store.sqlite import SqliteBlockStore
 
-__all__ = ["GatewayBlockStore", "gateway_client", "gateway_get"]
+__all__ = ["RAW_TYPE", "GatewayBlockStore", "gateway_client", "gateway_get"]
 
-_RAW_TYPE: Final = "application/vnd.ipld.raw"
+RAW_TYPE: Final = "application/vnd.ipld.raw"
 _MAX_BLOCK: Final = 2 * 1024 * 1024  # peers exchange blocks up to 2 MiB
 _HINT: Final = "check the gateway URL, or follow through a local Kubo node instead"
 
@@ -45,27 +45,31 @@ def gateway_client(timeout: float = 30.0, limits: TransferLimits = GATEWAY_LIMIT
     )
 
 
-def gateway_get(http: httpx.Client, url: str, accept: str, limit: int) -> bytes:
-    """The body of a 200 answer, at most ``limit`` bytes; ``SubscriptionError`` otherwise."""
+def gateway_get(
+    http: httpx.Client,
+    url: str,
+    accept: str,
+    limit: int,
+    *,
+    error: type[IpfsbinError] = SubscriptionError,
+    hint: str = _HINT,
+) -> bytes:
+    """The body of a 200 answer, at most ``limit`` bytes; ``error`` (with ``hint``) otherwise."""
     try:
         with http.stream("GET", url, headers={"Accept": accept}) as answer:
             if answer.status_code != 200:
                 text = answer.read()[:300].decode("utf-8", "replace").strip()
-                raise SubscriptionError(
-                    f"gateway answered {answer.status_code} for {url}: {text}", hint=_HINT
-                )
+                raise error(f"gateway answered {answer.status_code} for {url}: {text}", hint=hint)
             chunks: list[bytes] = []
             size = 0
             for chunk in answer.iter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise SubscriptionError(
-                        f"gateway sent more than {limit} bytes for {url}", hint=_HINT
-                    )
+                    raise error(f"gateway sent more than {limit} bytes for {url}", hint=hint)
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
-        raise SubscriptionError(f"gateway request {url} failed: {exc}", hint=_HINT) from exc
+        raise error(f"gateway request {url} failed: {exc}", hint=hint) from exc
 
 
 class GatewayBlockStore:
@@ -73,11 +77,16 @@ class GatewayBlockStore:
 
     ``fetched`` counts the blocks that came over HTTP. Nothing fetched is
     written to disk until :class:`GatewayKeeper` keeps it, so the blocks of a
-    refused head never stay.
+    refused head never stay. With ``hold=False`` fetched blocks are not kept
+    at all (a reader that keeps what it decoded, such as the binhost's
+    catalog, would otherwise hold every block twice).
     """
 
-    def __init__(self, http: httpx.Client, url: str, local: SqliteBlockStore) -> None:
+    def __init__(
+        self, http: httpx.Client, url: str, local: SqliteBlockStore, *, hold: bool = True
+    ) -> None:
         self.http = http
+        self.hold = hold
         self.url = url.rstrip("/")
         self.local = local
         self._pending: dict[CID, bytes] = {}
@@ -92,13 +101,14 @@ class GatewayBlockStore:
             return pending
         if self.local.has(cid):
             return self.local.get(cid)
-        data = gateway_get(self.http, f"{self.url}/ipfs/{cid}?format=raw", _RAW_TYPE, _MAX_BLOCK)
+        data = gateway_get(self.http, f"{self.url}/ipfs/{cid}?format=raw", RAW_TYPE, _MAX_BLOCK)
         if not cid.verify(data):
             raise BlockMismatchError(
                 f"gateway {self.url} sent {len(data)} bytes for {cid} that do not hash to it"
             )
         with self._lock:
-            self._pending[cid] = data
+            if self.hold:
+                self._pending[cid] = data
             self.fetched += 1
             self.fetched_bytes += len(data)
         return data
