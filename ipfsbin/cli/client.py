@@ -144,6 +144,14 @@ def serve(
             "--allow-stale", help="Keep offering expired heads (offline use, on purpose only)."
         ),
     ] = False,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway",
+            help="Serve without a daemon: binpkgs from this trustless gateway, every block "
+            "checked (run `ipfsbin sync --gateway URL` to follow the heads).",
+        ),
+    ] = None,
 ) -> None:
     """Run the local binhost that emerge --getbinpkg talks to (see `ipfsbin setup-portage`)."""
     from dataclasses import replace
@@ -156,8 +164,12 @@ def serve(
         config = replace(
             config, serve=ServeConfig(listen=listen, subscriptions=config.serve.subscriptions)
         )
+    options = ServeOptions(interval=interval, allow_stale=allow_stale, gateway=gateway)
+    if gateway is not None:
+        serve_forever(config, options)
+        return
     with connect() as client:
-        serve_forever(config, client, ServeOptions(interval=interval, allow_stale=allow_stale))
+        serve_forever(config, options, client)
 
 
 def _render_changes(result: dict[str, Any]) -> str:

@@ -1,11 +1,18 @@
-"""``ipfsbin serve``: wire the catalog, the publisher and the HTTP app to Kubo, and listen."""
+"""``ipfsbin serve``: wire the catalog, the publisher and the HTTP app to their blocks, and listen.
+
+Blocks and binpkg bytes come from the local Kubo daemon, or, daemon-less
+(``--gateway URL``), from a trustless gateway: index nodes from the block
+file ``sync --gateway`` keeps, manifests and the other small objects as
+raw blocks, binpkgs as CARs (:mod:`ipfsbin.store.gateway_file`), every
+block checked against its CID.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,14 +23,25 @@ from ipfsbin.config import ClientConfig
 from ipfsbin.errors import ServeError
 from ipfsbin.host.profile import HostInfo, read_host
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.serve.app import Downloads, create_app
+from ipfsbin.serve.app import ByteSource, Downloads, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.store.base import BlockStore
+from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
+from ipfsbin.store.gateway_file import FILE_LIMITS, GatewayFileSource
 from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe.follower import FollowConfig, Follower
 
-__all__ = ["KuboSource", "ServeOptions", "make_publisher", "serve_forever"]
+__all__ = [
+    "Backend",
+    "KuboSource",
+    "ServeOptions",
+    "make_publisher",
+    "open_backend",
+    "serve_forever",
+]
 
 _log = logging.getLogger("ipfsbin.serve")
 _CHUNK = 1 << 20
@@ -46,37 +64,94 @@ class ServeOptions:
     """Seconds between checks for a moved head or a changed host."""
     allow_stale: bool = False
     fetch_timeout: float = 30.0
+    gateway: str | None = None
+    """A trustless gateway's URL: serve without Kubo (``sync --gateway`` keeps the heads)."""
 
 
-def make_publisher(config: ClientConfig, client: KuboClient, options: ServeOptions) -> Publisher:
-    """A publisher over the subscription state and ``client``'s blocks."""
+@dataclass(frozen=True, kw_only=True)
+class Backend:
+    """Where the serving side reads: the followed heads, the catalog's blocks, binpkg bytes."""
+
+    follower: Callable[[], Follower]
+    blocks: BlockStore
+    source: ByteSource
+    describe: str
+    close: Callable[[], None]
+
+
+def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
+    """Kubo's (``client``), or a trustless gateway's when ``options.gateway`` is set."""
+    if options.gateway is not None:
+        return _gateway_backend(options.gateway, options)
+    if client is None:
+        raise ValueError("serving through Kubo needs a client")
+    kubo = client
+    return Backend(
+        follower=lambda: Follower(
+            FollowConfig(allow_stale=options.allow_stale), connect=lambda: kubo
+        ),
+        blocks=KuboBlockStore(
+            kubo, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)
+        ),
+        source=KuboSource(kubo),
+        describe="binpkgs through the local Kubo daemon",
+        close=lambda: None,
+    )
+
+
+def _gateway_backend(url: str, options: ServeOptions) -> Backend:
+    config = FollowConfig(gateway=url, allow_stale=options.allow_stale)
+    blocks_http = gateway_client(options.fetch_timeout)
+    files_http = gateway_client(options.fetch_timeout, FILE_LIMITS)
+    local = SqliteBlockStore(config.block_path)
+
+    def close() -> None:
+        blocks_http.close()
+        files_http.close()
+        local.close()
+
+    return Backend(
+        follower=lambda: Follower(config),
+        # a catalog keeps what it decoded, so fetched blocks need not be held as well
+        blocks=GatewayBlockStore(blocks_http, url, local, hold=False),
+        source=GatewayFileSource(files_http, url),
+        describe=f"binpkgs from the trustless gateway {url.rstrip('/')} (no Kubo daemon)",
+        close=close,
+    )
+
+
+def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions) -> Publisher:
+    """A publisher over the subscription state and ``backend``'s blocks."""
 
     def host() -> HostInfo:
         return read_host(target=config.target)
 
-    def follower() -> Follower:
-        return Follower(FollowConfig(allow_stale=options.allow_stale), connect=lambda: client)
-
     return Publisher(
         config=config,
-        open_follower=follower,
-        cache=BuildCache(
-            KuboBlockStore(
-                client, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)
-            )
-        ),
+        open_follower=backend.follower,
+        cache=BuildCache(backend.blocks),
         book=TimestampBook(paths.data_dir() / "serve-timestamps.json"),
         read_host=host,
         allow_stale=options.allow_stale,
     )
 
 
-def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOptions) -> None:
+def serve_forever(
+    config: ClientConfig, options: ServeOptions, client: KuboClient | None = None
+) -> None:
     """Build the first snapshot, then listen until interrupted (SIGINT/SIGTERM)."""
+    backend = open_backend(options, client)
+    try:
+        _serve(config, options, backend)
+    finally:
+        backend.close()
+
+
+def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> None:
     import uvicorn
 
     setup_logging()
-    publisher = make_publisher(config, client, options)
+    publisher = make_publisher(config, backend, options)
     publisher.refresh(force=True)
     snapshot = publisher.snapshot
     if not snapshot.files:
@@ -86,7 +161,7 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
             "serve.subscriptions in the configuration",
         )
     downloads = Downloads()
-    app = create_app(publisher, KuboSource(client), downloads)
+    app = create_app(publisher, backend.source, downloads)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -103,14 +178,22 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
         target=publisher.run, args=(stop,), kwargs={"interval": options.interval}, daemon=True
     )
     base = f"http://{config.serve.listen}"
-    lines = [f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/"]
+    lines = [
+        f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/; {backend.describe}"
+    ]
     for name, file in sorted(snapshot.files.items()):
         lines.append(f"ipfsbin:   {base}/{name}/  ({len(file.offers)} packages)")
     sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
     _log.info(
         "listening",
-        extra={"fields": {"url": base, "subscriptions": sorted(snapshot.files)}},
+        extra={
+            "fields": {
+                "url": base,
+                "subscriptions": sorted(snapshot.files),
+                "gateway": options.gateway,
+            }
+        },
     )
     worker.start()
     try:
