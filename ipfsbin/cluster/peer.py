@@ -24,7 +24,7 @@ from ipfsbin.cluster.rest import ClusterClient
 from ipfsbin.errors import ClusterError, NodeError
 from ipfsbin.kubo._process import stop_child
 
-__all__ = ["ClusterPeer", "new_cluster_secret"]
+__all__ = ["CRDT_BATCHING", "ClusterPeer", "new_cluster_secret"]
 
 _LOG: Final = "cluster.log"
 
@@ -39,6 +39,10 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+CRDT_BATCHING: Final = {"max_batch_size": 500, "max_batch_age": "1s", "max_queue_size": 50000}
+"""Cluster's CRDT batching: a batch is committed at 500 pin/unpin operations or after 1 s."""
 
 
 class ClusterPeer:
@@ -110,6 +114,8 @@ class ClusterPeer:
         cluster["mdns_interval"] = "0s"
         cluster["monitor_ping_interval"] = "2s"
         cluster["peer_watch_interval"] = "2s"
+        # a mirror pins thousands of CIDs at once: one CRDT delta per batch, not per pin
+        config["consensus"]["crdt"]["batching"] = dict(CRDT_BATCHING)
         api = config["api"]
         api["restapi"]["http_listen_multiaddress"] = loopback.format(_free_port())
         api["ipfsproxy"]["listen_multiaddress"] = loopback.format(_free_port())

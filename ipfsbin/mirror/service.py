@@ -11,7 +11,9 @@ stays resolvable while the publisher is offline.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -60,7 +62,10 @@ class Mirror:
 
     ``kubo`` is the mirror's own daemon: it reads the index for the plan and
     re-puts the IPNS records; the engine's peers fetch the blocks from the
-    swarm it belongs to.
+    swarm it belongs to. ``concurrency`` pin (and unpin) requests are in
+    flight at once: each is a round trip through the engine's consensus
+    (Cluster commits them in batches when its CRDT batching is on, as
+    :class:`~ipfsbin.cluster.peer.ClusterPeer` configures it).
     """
 
     def __init__(
@@ -72,9 +77,13 @@ class Mirror:
         replication: int,
         policy: MirrorPolicy | None = None,
         timeout: timedelta = timedelta(seconds=30),
+        concurrency: int = 16,
     ) -> None:
         if replication < 1:
             raise ValueError(f"replication must be at least 1, got {replication}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
         self.follower = follower
         self.engine = engine
         self.kubo = kubo
@@ -101,6 +110,30 @@ class Mirror:
             for sub in (self.follower.state.get(name) for name in names)
         }
 
+    def _settle(self, prefix: str, pinned: set[str], unpinned: set[str], errors: list[str]) -> None:
+        """Wait until the engine lists what this round pinned, and no longer what it unpinned.
+
+        An engine may record a request after answering it (Cluster with CRDT
+        batching commits a batch within a second): a round ends when its
+        changes show, so the next round or ``--status`` sees them. Bounded by
+        ``timeout``; what is still missing then is reported as an error.
+        """
+        if not pinned and not unpinned:
+            return
+        deadline = time.monotonic() + self.timeout.total_seconds()
+        while True:
+            listed = self.engine.pinned(prefix).keys()
+            missing, left = pinned - listed, unpinned & listed
+            if not missing and not left:
+                return
+            if time.monotonic() >= deadline:
+                errors.append(
+                    f"the engine does not list {len(missing)} new pins and still lists "
+                    f"{len(left)} removed ones after {self.timeout.total_seconds():.0f}s"
+                )
+                return
+            time.sleep(0.5)
+
     def _reconcile(self, name: str, outcome: str) -> MirrorRound:
         subscription = self.follower.state.get(name)
         if subscription.head is None or subscription.index_root is None:
@@ -122,8 +155,10 @@ class Mirror:
             to_pin,
             lambda pin: self.engine.pin(str(pin.cid), name=pin.name, replication=self.replication),
             errors,
+            workers=self.concurrency,
         )
-        done_unpin = _each(to_unpin, self.engine.unpin, errors)
+        done_unpin = _each(to_unpin, self.engine.unpin, errors, workers=self.concurrency)
+        self._settle(prefix, {str(p.cid) for p in done_pin}, set(done_unpin), errors)
         sequence = None
         try:
             sequence = republish(self.kubo, name, timeout=self.timeout).sequence
@@ -134,21 +169,31 @@ class Mirror:
             outcome=outcome,
             height=subscription.height,
             wanted=len(wanted),
-            pinned=done_pin,
-            unpinned=done_unpin,
+            pinned=len(done_pin),
+            unpinned=len(done_unpin),
             republished=sequence,
             errors=tuple(errors),
         )
 
 
-def _each(items: list[_T], act: Callable[[_T], None], errors: list[str]) -> int:
-    """Apply ``act`` to each item; a failure is recorded and the rest still go."""
-    done = 0
-    for item in items:
+def _each(
+    items: list[_T], act: Callable[[_T], None], errors: list[str], *, workers: int
+) -> list[_T]:
+    """Apply ``act`` to each item, ``workers`` at a time; a failure is recorded, the rest go.
+
+    Returns the items ``act`` succeeded for.
+    """
+    if not items:
+        return []
+
+    def attempt(item: _T) -> str | None:
         try:
             act(item)
         except IpfsbinError as exc:
-            errors.append(exc.message)
-        else:
-            done += 1
-    return done
+            return exc.message
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        failures = list(pool.map(attempt, items))
+    errors.extend(f for f in failures if f is not None)
+    return [item for item, f in zip(items, failures, strict=True) if f is None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +64,33 @@ class PublishedIndex:
     manifests: dict[str, CID]
 
 
-def publish_index(publisher: ManagedNode, home: Path, packages: dict[str, bytes]) -> PublishedIndex:
-    """``index init``, every package published and added, one commit, ``index publish``."""
+def publish_index(
+    publisher: ManagedNode,
+    home: Path,
+    packages: dict[str, bytes],
+    binpkgs: Sequence[Path] = (),
+    *,
+    profile: str = "default/linux/amd64/23.0",
+) -> PublishedIndex:
+    """``index init``, every package published and added, one commit, ``index publish``.
+
+    ``packages`` are made-up bytes attested by a test builder; ``binpkgs``
+    are real binpkgs published with ``ipfsbin publish`` (``--allow-restricted``:
+    the test repository's hello is RESTRICT=bindist) by a second builder.
+    """
     maintainer = cli_host(home, publisher)
     KeyStore(home / "keys").generate("m")
-    init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id)
+    KeyStore(home / "keys").generate("b")
+    init = maintainer("index", "init", "--key", "m", "--builder", BUILDER_X.key_id,
+                      "--builder", "b")  # fmt: skip
     keys, manifests = {}, {}
+    if binpkgs:
+        published = maintainer("publish", "--key", "b", "--profile", profile,
+                               "--allow-restricted", *map(str, binpkgs))  # fmt: skip
+        for item in published:
+            added = maintainer("index", "add", item["attestation"])[0]
+            keys[item["cpv"]] = added["key"]
+            manifests[item["cpv"]] = CID.from_text(item["manifest"])
     with publisher.client() as kubo:
         for cpv, data in packages.items():
             assert kubo.add(data, chunker="size-1048576").cid == cid_for(RAW, data)

@@ -1,18 +1,24 @@
 """``ipfsbin mirror`` on a real three-peer IPFS Cluster on loopback, each peer with its own Kubo.
 
-One story, in file order: a maintainer publishes an index of packages; the
-mirror pins the index and the packages with replication factor 2; a yank
-removes the package's pins; then the publisher, one cluster peer and its
-Kubo stop, and a new client still resolves the name (the mirror re-puts the
-record) and fetches every package left in the index.
+One story, in file order: a maintainer publishes an index of packages (made-up
+bytes, and the test repository's real binpkgs); the mirror pins the index
+and the packages with replication factor 2; a yank removes the package's
+pins; then the publisher, one cluster peer and its Kubo stop, and a new
+client still resolves the name (the mirror re-puts the record), fetches
+every package left in the index and installs every real one with the real
+``emerge --getbinpkgonly`` through ``ipfsbin serve``; and a client with no
+Kubo at all installs through the mirror's gateway (trustless responses
+only) with ``sync --gateway`` and ``serve --gateway``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from ipfsbin.cluster.peer import ClusterPeer
@@ -27,11 +33,17 @@ from tests.integration.cluster_helpers import (
     running_cluster,
     wait_for,
 )
+from tests.integration.serve_helpers import ClientHost
+from tests.playground.builder import BuilderPlayground
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PACKAGES = {f"app-misc/tool{i}-1.0": f"binpkg {i}\n".encode() * 50 for i in range(3)}
 PACKAGES["dev-libs/lib0-2.0"] = b"a library\n" * 80
+# real binpkgs of the test repository; usetest's USE=foo pulls in hello
+REAL = ("app-misc/usetest-1", "app-misc/hello-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")
+# the mirror's Kubos answer their gateway as a mirror operator sets it up (schema/binhost.md)
+MIRROR_GATEWAY = {"Gateway.DeserializedResponses": False}
 
 
 @dataclass
@@ -46,10 +58,14 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    publisher, *kubos = kubo_nodes(4)
+def setup(
+    kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory, builder_playground: BuilderPlayground
+) -> Iterator[Setup]:
+    publisher, *kubos = kubo_nodes(4, extra_config=MIRROR_GATEWAY)
+    real = [builder_playground.binpkgs[cpv] for cpv in REAL]
     with running_cluster(kubos, tmp_path_factory.mktemp("cluster")) as (peers, cluster):
-        index = publish_index(publisher, tmp_path_factory.mktemp("maintainer"), PACKAGES)
+        home = tmp_path_factory.mktemp("maintainer")
+        index = publish_index(publisher, home, PACKAGES, real)
         name = index.name
         host = cli_host(tmp_path_factory.mktemp("mirror"), kubos[0])
         host("subscribe", name, "--root", index.root)
@@ -124,6 +140,53 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
             if cpv == "app-misc/tool0-1.0":
                 continue
             assert kubo.cat_bytes(cid_for(RAW, data)) == data, cpv
+
+
+def _installs_every_real_package(client: ClientHost, name: str, *serve_args: str) -> None:
+    """``emerge --getbinpkgonly`` of every real package through ``ipfsbin serve SERVE_ARGS``."""
+    with client.serving(*serve_args) as served:
+        assert set(REAL) - {"app-misc/usesfoo-1"} <= served.listed(name)
+        client.emerge("--getbinpkgonly", "--oneshot", "app-misc/usetest", "dev-libs/libfoo")
+        # usesfoo's := dependency is met now that libfoo:0/1 is installed
+        served.wait_listed(name, "app-misc/usesfoo-1")
+        client.emerge("--getbinpkgonly", "--oneshot", "app-misc/usesfoo")
+        assert served.status()["downloads"]["failed"] == 0
+    assert set(REAL) <= client.installed()
+
+
+def test_every_package_installs_through_the_shim_with_a_peer_down(
+    setup: Setup, kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert not setup.kubos[2].running and not setup.publisher.running
+    (node,) = kubo_nodes(1)  # connects to the two running mirror Kubos
+    playground = BuilderPlayground.create()
+    try:
+        client = ClientHost(tmp_path_factory.mktemp("client"), playground, node.api_multiaddr)
+        client.configure()
+        client.run("subscribe", setup.index.name, "--root", setup.index.root)
+        (synced,) = json.loads(client.run("sync", "--json").stdout)
+        assert synced["outcome"] == "accepted" and synced["height"] == 3, synced
+        _installs_every_real_package(client, setup.index.name)
+    finally:
+        playground.cleanup()
+
+
+def test_a_client_without_kubo_installs_from_the_mirrors_gateway(
+    setup: Setup, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    url = setup.kubos[0].gateway_url
+    usetest = setup.index.manifests["app-misc/usetest-1"]
+    assert httpx.get(f"{url}/ipfs/{usetest}", timeout=30).status_code == 406  # trustless only
+    playground = BuilderPlayground.create()
+    try:
+        client = ClientHost(tmp_path_factory.mktemp("daemonless"), playground)  # no Kubo
+        client.configure()
+        client.run("subscribe", setup.index.name, "--root", setup.index.root)
+        (synced,) = json.loads(client.run("sync", "--gateway", url, "--json").stdout)
+        assert synced["outcome"] == "accepted" and synced["height"] == 3, synced
+        _installs_every_real_package(client, setup.index.name, "--gateway", url)
+    finally:
+        playground.cleanup()
 
 
 def test_bad_mirror_command_lines_say_what_to_do(setup: Setup) -> None:

@@ -37,20 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROFILE = "default/linux/amd64/23.0"
 TRUSTLESS_ONLY = {"Gateway.DeserializedResponses": False, "Gateway.NoFetch": True}
 BIG_BYTES = 3_500_000  # random, so the binpkg is about as large: four 1 MiB UnixFS leaves
-BIG = {
-    "app-misc/big-1": {
-        "EAPI": "8",
-        "LICENSE": "MIT",
-        "MISC_CONTENT": f"""
-S="${{WORKDIR}}"
-src_install() {{
-\tinsinto /usr/share/${{PN}}
-\thead -c {BIG_BYTES} /dev/urandom > "${{T}}/blob" || die
-\tdoins "${{T}}/blob"
-}}
-""",
-    }
-}
+BIG = repo.big_package(BIG_BYTES)
 
 
 @dataclass

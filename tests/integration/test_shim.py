@@ -50,20 +50,7 @@ def _free_port() -> int:
 
 
 BIG_BYTES = 40_000_000
-BIG = {
-    "app-misc/big-1": {
-        "EAPI": "8",
-        "LICENSE": "MIT",
-        "MISC_CONTENT": f"""
-S="${{WORKDIR}}"
-src_install() {{
-\tinsinto /usr/share/${{PN}}
-\thead -c {BIG_BYTES} /dev/urandom > "${{T}}/blob" || die
-\tdoins "${{T}}/blob"
-}}
-""",
-    }
-}
+BIG = repo.big_package(BIG_BYTES)
 
 
 @dataclass

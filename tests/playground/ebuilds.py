@@ -118,6 +118,24 @@ BUILD_ORDER: tuple[tuple[str, ...], ...] = (
 XPAK_PACKAGES: tuple[str, ...] = ("app-misc/legacy",)
 
 
+def big_package(size: int) -> dict[str, dict[str, str]]:
+    """``app-misc/big-1``: installs ``size`` random bytes, so its binpkg is about as large."""
+    return {
+        "app-misc/big-1": {
+            "EAPI": "8",
+            "LICENSE": "MIT",
+            "MISC_CONTENT": f"""
+S="${{WORKDIR}}"
+src_install() {{
+\tinsinto /usr/share/${{PN}}
+\thead -c {size} /dev/urandom > "${{T}}/blob" || die
+\tdoins "${{T}}/blob"
+}}
+""",
+        }
+    }
+
+
 def host_chost() -> str:
     """The host compiler's target triple (what CHOST must be for gcc to agree)."""
     gcc = shutil.which("gcc")
