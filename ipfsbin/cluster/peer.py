@@ -15,7 +15,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -50,7 +50,9 @@ class ClusterPeer:
 
     ``pinsvc_credentials`` (user, password) protect the Pinning Service API;
     ``replication`` is the cluster's default factor (-1: every peer), the one
-    pins made through that API get.
+    pins made through that API get. ``batching`` is the CRDT batching
+    section of ``service.json`` (``{"max_batch_size": 0, "max_batch_age":
+    "0s"}`` switches it off).
     """
 
     def __init__(
@@ -62,8 +64,10 @@ class ClusterPeer:
         binaries: ClusterBinaries | None = None,
         pinsvc_credentials: tuple[str, str] = ("ipfsbin", "ipfsbin"),
         replication: int = -1,
+        batching: Mapping[str, Any] = CRDT_BATCHING,
     ) -> None:
         self.path = Path(path)
+        self.batching = dict(batching)
         self.kubo_api = kubo_api
         self.secret = secret
         self.pinsvc_credentials = pinsvc_credentials
@@ -115,7 +119,7 @@ class ClusterPeer:
         cluster["monitor_ping_interval"] = "2s"
         cluster["peer_watch_interval"] = "2s"
         # a mirror pins thousands of CIDs at once: one CRDT delta per batch, not per pin
-        config["consensus"]["crdt"]["batching"] = dict(CRDT_BATCHING)
+        config["consensus"]["crdt"]["batching"] = self.batching
         api = config["api"]
         api["restapi"]["http_listen_multiaddress"] = loopback.format(_free_port())
         api["ipfsproxy"]["listen_multiaddress"] = loopback.format(_free_port())
