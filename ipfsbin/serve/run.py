@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
+
 from ipfsbin import paths
 from ipfsbin.catalog.build import BuildCache
 from ipfsbin.codec.cid import CID
@@ -100,6 +102,13 @@ def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
 
 
 def _gateway_backend(url: str, options: ServeOptions) -> Backend:
+    parsed = httpx.URL(url) if "://" in url else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ServeError(
+            f"--gateway {url!r} is not an http(s) URL",
+            hint="give the trustless gateway's base URL, e.g. https://mirror.example/ "
+            "(the one `ipfsbin sync --gateway` follows)",
+        )
     config = FollowConfig(gateway=url, allow_stale=options.allow_stale)
     blocks_http = gateway_client(options.fetch_timeout)
     files_http = gateway_client(options.fetch_timeout, FILE_LIMITS)

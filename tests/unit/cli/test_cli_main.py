@@ -81,3 +81,13 @@ def test_a_malformed_api_address_is_a_kubo_error(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(KuboUnavailableError, match="cannot use the Kubo API address") as caught:
         connect()
     assert caught.value.hint is not None and "IPFSBIN_API" in caught.value.hint
+
+
+@pytest.mark.parametrize("url", ["ftp://mirror.example/", "mirror.example", "http://"])
+def test_serve_refuses_a_gateway_that_is_not_an_http_url(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--gateway", url]) == 1
+    err = _lines(capsys.readouterr().err)
+    assert err[0] == f"ipfsbin: error: --gateway {url!r} is not an http(s) URL"
+    assert err[1].startswith("ipfsbin: hint: give the trustless gateway's base URL")
