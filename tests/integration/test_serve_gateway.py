@@ -63,8 +63,9 @@ def story(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     builder = BuilderPlayground.create(ebuilds={**repo.EBUILDS, **BIG})
     playground: BuilderPlayground | None = None
     try:
+        # a loaded machine can take longer than emerge's default 5 minutes here
         builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
-                       "dev-libs/libfoo", "app-misc/big")  # fmt: skip
+                       "dev-libs/libfoo", "app-misc/big", timeout=1200)  # fmt: skip
         builds = builder.refresh()
         name, root = _publish(
             publisher,
