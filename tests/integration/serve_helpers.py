@@ -92,7 +92,9 @@ class ClientHost:
                     process.wait()
 
     def emerge(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.playground.emerge(*args, env={"FEATURES": "-binpkg-request-signature"})
+        return self.playground.emerge(
+            *args, env={"FEATURES": "-binpkg-request-signature"}, timeout=900
+        )
 
     def installed(self) -> set[str]:
         vdb = self.playground.eprefix / "var/db/pkg"
