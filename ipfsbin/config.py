@@ -17,6 +17,9 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     [host]
     target = ""                 # microarchitecture to assume instead of this CPU's
 
+    [gc]
+    keep_size = "20G"           # disk budget of the Kubo repo (gc, doctor); unset: none
+
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
 """
@@ -43,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_seconds",
+    "parse_size",
 ]
 
 DEFAULT_LISTEN: Final = "127.0.0.1:7711"
@@ -51,9 +55,11 @@ _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target"}),
+    "gc": frozenset({"keep_size"}),
 }
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
 
 
@@ -71,6 +77,16 @@ def parse_seconds(text: str, what: str) -> int:
             f"{what} is {text!r}, expected a duration such as 12h, 14d or 1d12h",
         )
     return seconds
+
+
+def parse_size(text: str, what: str) -> int:
+    """``"500M"``, ``"20G"``, ``"1.5TiB"``, ``"4096"`` in bytes (powers of 1024)."""
+    match = _SIZE.match(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"{what} is {text!r}, expected a size such as 500M, 20G or 1.5T")
+    unit = match.group(2).upper()
+    power = "KMGT".index(unit) + 1 if unit else 0
+    return int(float(match.group(1)) * 1024**power)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +137,8 @@ class ClientConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    keep_size: int | None = None
+    """``gc.keep_size`` in bytes: how much the Kubo repo may hold (None: no budget)."""
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -159,6 +177,9 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     """The configuration from parsed TOML documents, later ones overriding earlier ones."""
     merged = _merge(tables)
     policy, serve, host = merged["policy"], merged["serve"], merged["host"]
+    keep = merged["gc"].get("keep_size")
+    if keep is not None and not isinstance(keep, str):
+        raise ConfigError(f"gc.keep_size must be a size string such as 20G, got {keep!r}")
     age = policy.get("max_head_age")
     if age is not None and not isinstance(age, str):
         raise ConfigError(f"policy.max_head_age must be a duration string, got {age!r}")
@@ -181,6 +202,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
             subscriptions=_strings(serve.get("subscriptions", []), "serve.subscriptions"),
         ),
         target=target,
+        keep_size=None if keep is None else parse_size(keep, "gc.keep_size"),
         sources=tuple(path for path, _ in tables),
     )
 

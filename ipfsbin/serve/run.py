@@ -19,6 +19,7 @@ from ipfsbin.kubo.client import KuboClient
 from ipfsbin.serve.app import Downloads, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
+from ipfsbin.serve.page import HealthView
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follower import FollowConfig, Follower
@@ -86,7 +87,8 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
             "serve.subscriptions in the configuration",
         )
     downloads = Downloads()
-    app = create_app(publisher, KuboSource(client), downloads)
+    health = HealthView(publisher, client, config, allow_stale=options.allow_stale)
+    app = create_app(publisher, KuboSource(client), downloads, health)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
