@@ -16,6 +16,7 @@ from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.config import load_config
 from ipfsbin.health.charts import render_report, render_weather
 from ipfsbin.health.gather import doctor_here, weather_here
+from ipfsbin.health.weather import check_atoms
 from ipfsbin.host.profile import read_host
 
 __all__ = ["doctor", "weather"]
@@ -48,22 +49,20 @@ def weather(
     as_json: JsonOpt = False,
 ) -> None:
     """How many packages have a fitting binary in the followed indexes (x% available, a of b)."""
-    from portage.exception import InvalidAtom
-
     if provider_timeout <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--provider-timeout")
-    config = load_config()
-    host = read_host(target=config.target)
     try:
-        result = weather_here(
-            atoms or [],
-            config=config,
-            host=host,
-            provider_timeout=timedelta(seconds=provider_timeout),
-            allow_stale=allow_stale,
-        )
-    except (ValueError, InvalidAtom) as exc:
+        check_atoms(atoms or [])
+    except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="ATOM") from exc
+    config = load_config()
+    result = weather_here(
+        atoms or [],
+        config=config,
+        host=read_host(target=config.target),
+        provider_timeout=timedelta(seconds=provider_timeout),
+        allow_stale=allow_stale,
+    )
     emit(
         result.to_json(),
         as_json,

@@ -71,7 +71,7 @@ def render_weather(
             p.wanted.label,
             "yes" if p.available else "no",
             str(p.builders) if p.available else "-",
-            "?" if p.providers is None else str(p.providers),
+            p.providers_label,
             str(p.dependents),
         )
     parts.append(packages)

@@ -28,6 +28,7 @@ __all__ = [
     "PackageWeather",
     "Wanted",
     "Weather",
+    "check_atoms",
     "count_providers",
     "select_wanted",
     "weigh",
@@ -65,6 +66,13 @@ class PackageWeather:
     @property
     def available(self) -> bool:
         return self.offer is not None
+
+    @property
+    def providers_label(self) -> str:
+        """For people: ``-`` when nothing is offered, ``?`` when the search failed."""
+        if self.offer is None:
+            return "-"
+        return "?" if self.providers is None else str(self.providers)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -134,6 +142,23 @@ class Weather:
             ],
             "agreement": [{"builders": b, "packages": n} for b, n in self.agreement()],
         }
+
+
+def check_atoms(atoms: Sequence[str]) -> None:
+    """``ValueError`` naming the first of ``atoms`` that is neither ``@world`` nor an atom."""
+    from portage.dep import Atom
+    from portage.exception import InvalidAtom
+
+    for atom in atoms:
+        if atom == "@world":
+            continue
+        try:
+            Atom(atom)
+        except InvalidAtom:
+            raise ValueError(
+                f"{atom!r} is not a Portage atom (category/package, =category/package-1.0) "
+                "or @world"
+            ) from None
 
 
 def select_wanted(atoms: Sequence[str], installed: InstalledSet) -> list[Wanted]:

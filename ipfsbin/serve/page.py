@@ -141,7 +141,7 @@ def _weather(health: PageHealth) -> str:
     rows = "".join(
         f"<tr><td>{escape(p.wanted.label)}</td><td>{'yes' if p.available else 'no'}</td>"
         f"<td>{p.builders if p.available else '-'}</td>"
-        f"<td>{'?' if p.providers is None else p.providers}</td><td>{p.dependents}</td></tr>"
+        f"<td>{p.providers_label}</td><td>{p.dependents}</td></tr>"
         for p in w.packages
     )
     return (

@@ -295,6 +295,9 @@ def test_page_renders_in_headless_chromium(story: Story) -> None:
 
 def test_doctor_portage_findings_cleared_by_their_fixes(story: Story) -> None:
     host = Host(story.beta.home, story.beta.node, _portage_env(story.client))
+    make_conf = story.client.eprefix / "etc/portage/make.conf"
+    with make_conf.open("a") as conf:
+        conf.write('FEATURES="${FEATURES} binpkg-request-signature"\n')
     code, found = story.doctor(host)
     assert code == 1
     assert found["binrepos"]["status"] == "fail"

@@ -18,7 +18,7 @@ from ipfsbin.cli.index._common import (
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.config import parse_seconds
-from ipfsbin.errors import IndexOperationError
+from ipfsbin.errors import ConfigError, IndexOperationError
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.pins import KuboPins
 from ipfsbin.maintainer import chain
@@ -43,7 +43,10 @@ def commit(
     as_json: JsonOpt = False,
 ) -> None:
     """Commit the staged changes, signed by one maintainer (a draft until the threshold is met)."""
-    valid_for = parse_seconds(lifetime, "--lifetime")
+    try:
+        valid_for = parse_seconds(lifetime, "--lifetime")
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--lifetime") from exc
     signing = key_store().load(key)
     with session(name) as (workspace, client, store):
         result = chain.commit(
