@@ -18,7 +18,7 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     target = ""                 # microarchitecture to assume instead of this CPU's
 
     [gc]
-    keep_size = "20G"           # disk budget of the Kubo repo (gc, doctor); unset: none
+    keep_size = ""              # budget for kept packages (`ipfsbin gc`); empty: no limit
 
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_LISTEN",
     "ClientConfig",
     "ClientPolicy",
+    "GcConfig",
     "ServeConfig",
     "config_paths",
     "load_config",
@@ -57,9 +58,10 @@ _KEYS: Final = {
     "host": frozenset({"target"}),
     "gc": frozenset({"keep_size"}),
 }
+_SIZE: Final = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SIZE: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)$", re.IGNORECASE)
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
 
 
@@ -79,14 +81,20 @@ def parse_seconds(text: str, what: str) -> int:
     return seconds
 
 
-def parse_size(text: str, what: str) -> int:
-    """``"500M"``, ``"20G"``, ``"1.5TiB"``, ``"4096"`` in bytes (powers of 1024)."""
-    match = _SIZE.match(text.strip())
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigError(f"{what} is {text!r}, expected a size such as 500M, 20G or 1.5T")
-    unit = match.group(2).upper()
-    power = "KMGT".index(unit) + 1 if unit else 0
-    return int(float(match.group(1)) * 1024**power)
+def parse_size(text: str | int, what: str) -> int:
+    """``"500M"``, ``"2G"``, ``"1.5GiB"``, ``1048576`` as bytes (units of 1024); ``ConfigError``."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    match = _SIZE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(f"{what} is {text!r}, expected a size such as 500M, 2G or 1.5GiB")
+    return int(float(match["number"]) * _SIZE_UNITS[match["unit"].upper()])
+
+
+@dataclass(frozen=True, kw_only=True)
+class GcConfig:
+    keep_size: int | None = None
+    """Bytes of packages ``ipfsbin gc`` keeps at most (None: no limit)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,8 +145,7 @@ class ClientConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
-    keep_size: int | None = None
-    """``gc.keep_size`` in bytes: how much the Kubo repo may hold (None: no budget)."""
+    gc: GcConfig = field(default_factory=GcConfig)
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -177,9 +184,6 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     """The configuration from parsed TOML documents, later ones overriding earlier ones."""
     merged = _merge(tables)
     policy, serve, host = merged["policy"], merged["serve"], merged["host"]
-    keep = merged["gc"].get("keep_size")
-    if keep is not None and not isinstance(keep, str):
-        raise ConfigError(f"gc.keep_size must be a size string such as 20G, got {keep!r}")
     age = policy.get("max_head_age")
     if age is not None and not isinstance(age, str):
         raise ConfigError(f"policy.max_head_age must be a duration string, got {age!r}")
@@ -189,7 +193,9 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     target = host.get("target") or None
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
+    keep_size = merged["gc"].get("keep_size") or None
     return ClientConfig(
+        gc=GcConfig(keep_size=None if keep_size is None else parse_size(keep_size, "gc.keep_size")),
         policy=ClientPolicy(
             min_builders=policy.get("min_builders", 1),
             allowed_builders=frozenset(
@@ -202,7 +208,6 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
             subscriptions=_strings(serve.get("subscriptions", []), "serve.subscriptions"),
         ),
         target=target,
-        keep_size=None if keep is None else parse_size(keep, "gc.keep_size"),
         sources=tuple(path for path, _ in tables),
     )
 

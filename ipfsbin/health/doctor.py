@@ -285,7 +285,7 @@ def _portage(inputs: DoctorInputs, settings: BinarySettings) -> Iterator[Finding
 
 def _disk(inputs: DoctorInputs, client: KuboClient) -> Iterator[Finding]:
     stat = client.repo_stat()
-    budget = inputs.config.keep_size
+    budget = inputs.config.gc.keep_size
     used = stat.repo_size
     if budget is None:
         yield Finding(

@@ -84,8 +84,11 @@ class Host:
         return json.loads(self.run(*args, "--json", code=code).stdout)
 
     def shell(self, command: str) -> None:
+        """Run a fix command as a user would, with ``ipfsbin`` on PATH."""
+        env = self.env()
+        env["PATH"] = f"{Path(IPFSBIN).parent}:{env['PATH']}"
         done = subprocess.run(
-            ["bash", "-c", command], env=self.env(), capture_output=True, text=True, timeout=120
+            ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, f"{command}:\n{done.stdout}{done.stderr}"
 
