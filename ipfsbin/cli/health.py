@@ -7,10 +7,12 @@ binary (weather); 1 otherwise, and for errors; 2 for a bad command line.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.config import load_config
@@ -56,13 +58,16 @@ def weather(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="ATOM") from exc
     config = load_config()
-    result = weather_here(
-        atoms or [],
-        config=config,
-        host=read_host(target=config.target),
-        provider_timeout=timedelta(seconds=provider_timeout),
-        allow_stale=allow_stale,
-    )
+    # the catalog and the provider searches take seconds: say so on a terminal
+    waiting = Console(stderr=True).status("weighing the followed indexes and asking for providers…")
+    with waiting if sys.stderr.isatty() else nullcontext():
+        result = weather_here(
+            atoms or [],
+            config=config,
+            host=read_host(target=config.target),
+            provider_timeout=timedelta(seconds=provider_timeout),
+            allow_stale=allow_stale,
+        )
     emit(
         result.to_json(),
         as_json,

@@ -35,7 +35,9 @@ from ipfsbin.kubo.daemon import USER_NODE_CONFIG
 from ipfsbin.kubo.node import ManagedNode
 from tests.playground.builder import BuilderPlayground
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# the first test carries the story's set-up (builds, three nodes, an index), which takes
+# minutes on a loaded two-core machine
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 IPFSBIN = str(Path(sys.executable).with_name("ipfsbin"))
 PROFILE = "default/linux/amd64/23.0"
@@ -296,7 +298,8 @@ def test_page_renders_in_headless_chromium(story: Story) -> None:
     assert "shim: the binhost answers" in texts.by_id["doctor"]
 
 
-def test_doctor_portage_findings_cleared_by_their_fixes(story: Story) -> None:
+def test_doctor_shim_and_portage_findings_cleared_by_their_fixes(story: Story) -> None:
+    story.stop_serve()
     host = Host(story.beta.home, story.beta.node, _portage_env(story.client))
     make_conf = story.client.eprefix / "etc/portage/make.conf"
     with make_conf.open("a") as conf:
@@ -306,6 +309,9 @@ def test_doctor_portage_findings_cleared_by_their_fixes(story: Story) -> None:
     assert found["binrepos"]["status"] == "fail"
     assert found["portage:getbinpkg"]["status"] == "warn"
     assert found["portage:signature"]["status"] == "fail"
+    assert found["shim"]["status"] == "fail"
+    assert found["shim"]["fix"].startswith("ipfsbin serve ")
+    story.start_serve()  # the fix, run in the background as a service would
     for check in ("binrepos", "portage:getbinpkg", "portage:signature"):
         host.shell(found[check]["fix"].replace("<unprivileged user>", "nobody"))
     code, found = story.doctor(host)
