@@ -327,10 +327,12 @@ def test_doctor_expired_head_cleared_by_sync(story: Story) -> None:
     hello = alpha.json("publish", "--key", "builder", "--profile", PROFILE, "--allow-restricted",
                        str(story.builder.binpkgs["app-misc/hello-1"]))  # fmt: skip
     alpha.run("index", "add", *(p["attestation"] for p in hello))
-    alpha.run("index", "commit", "-m", "short-lived", "--key", "maintainer", "--lifetime", "8s")
+    # long enough to be accepted on a loaded machine, then waited out
+    alpha.run("index", "commit", "-m", "short-lived", "--key", "maintainer", "--lifetime", "180s")
     alpha.run("index", "publish", "--key", "maintainer", "--allow-offline")
     assert story.beta.json("sync")[0]["outcome"] == "accepted"
-    time.sleep(9)
+    (status,) = story.beta.json("status")
+    time.sleep(max(0.0, status["head_expires"] - time.time()) + 1)
     code, found = story.doctor()
     head = found["head:" + story.name]
     assert code == 1 and head["status"] == "fail", head
