@@ -9,6 +9,7 @@ from ipfsbin.catalog.build import (
     Offer,
     build_catalog,
     explain,
+    judge_packages,
     parse_atom,
 )
 from ipfsbin.catalog.fit import AXES, Refusal, check_fit, check_policy
@@ -29,6 +30,7 @@ __all__ = [
     "check_policy",
     "explain",
     "head_staleness",
+    "judge_packages",
     "parse_atom",
     "read_heads",
 ]

@@ -19,7 +19,7 @@ CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -51,6 +51,7 @@ __all__ = [
     "Offer",
     "build_catalog",
     "explain",
+    "judge_packages",
     "parse_atom",
 ]
 
@@ -420,15 +421,38 @@ def explain(
 ) -> list[Candidate]:
     """Every build of ``atom`` in every followed index, with its verdict and reasons."""
     category, package, version = parse_atom(atom)
-    profile = host.compat_profile([f"{category}/{package}"])
+    found = judge_packages(
+        {f"{category}/{package}"},
+        heads,
+        host=host,
+        policy=policy,
+        cache=cache,
+        now=now,
+        allow_stale=allow_stale,
+        undeliverable=undeliverable,
+    )
+    return [c for c in found if version is None or c.cpv == f"{category}/{package}-{version}"]
+
+
+def judge_packages(
+    cps: Collection[str],
+    heads: Iterable[FollowedHead],
+    *,
+    host: HostInfo,
+    policy: ClientPolicy,
+    cache: BuildCache,
+    now: float,
+    allow_stale: bool = False,
+    undeliverable: Mapping[CID, str] | None = None,
+) -> list[Candidate]:
+    """Every build of the packages ``cps`` (``category/package``), in one pass over each index."""
+    profile = host.compat_profile(cps)
     found: list[Candidate] = []
     for head in heads:
         stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
         by_cpv: dict[str, list[Candidate]] = {}
         for key, entry in _entries(head, cache.store):
-            if (key.category, key.package) != (category, package):
-                continue
-            if version is not None and key.version != version:
+            if f"{key.category}/{key.package}" not in cps:
                 continue
             candidate = _assess(
                 head, key, entry, cache, host, profile, policy, stale, undeliverable or {}

@@ -20,6 +20,7 @@ from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW
 from ipfsbin.errors import KuboCommandError, KuboStreamError
 from ipfsbin.kubo._dag import DagCommands
 from ipfsbin.kubo._naming import NamingCommands
+from ipfsbin.kubo._network import NetworkCommands
 from ipfsbin.kubo._pinning import PinningCommands
 from ipfsbin.kubo._remote import RemotePinningCommands
 from ipfsbin.kubo._rpc import (
@@ -71,7 +72,9 @@ def _codec_name(codec: int) -> str:
         ) from None
 
 
-class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands, DagCommands):
+class KuboClient(
+    NamingCommands, PinningCommands, RemotePinningCommands, DagCommands, NetworkCommands
+):
     """Talks to one Kubo daemon through an ``httpx.Client`` whose ``base_url`` is the API."""
 
     def __init__(self, http: httpx.Client, *, owns_http: bool = False) -> None:

@@ -8,15 +8,15 @@ Routes (``schema/binhost.md``):
 * ``GET|HEAD /<subscription>/<PATH>``: the binpkg, streamed from the byte
   source and checked against the signed manifest as it goes
   (:mod:`ipfsbin.serve.stream`); ``Range`` gives 206;
-* ``GET /status`` (JSON) and ``GET /`` (HTML): heads, their age and state,
-  the catalog's size, recent downloads and failures.
+* ``GET /status`` (JSON): heads, their age and state, the catalog's size,
+  recent downloads and failures; ``GET /`` (HTML, :mod:`ipfsbin.serve.page`):
+  the same with the weather of this host, its charts, and doctor's findings.
 
 The app makes no trust decision: it renders what the catalog offers.
 """
 
 from __future__ import annotations
 
-import html
 import itertools
 import logging
 import threading
@@ -36,6 +36,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier
 from ipfsbin.serve.packages import PackagesFile
+from ipfsbin.serve.page import HealthView, render_page
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
 
@@ -153,8 +154,13 @@ def _stream(
         downloads.finish(record, ok=ok)
 
 
-def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -> Starlette:
-    """The Starlette application over ``publisher``'s snapshots."""
+def create_app(
+    publisher: Publisher,
+    source: ByteSource,
+    downloads: Downloads,
+    health: HealthView | None = None,
+) -> Starlette:
+    """The Starlette application over ``publisher``'s snapshots; ``health`` feeds the page."""
 
     def packages(request: Request) -> Response:
         name = request.path_params["subscription"]
@@ -219,7 +225,8 @@ def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -
         return JSONResponse(status_json(publisher, downloads))
 
     def index(request: Request) -> Response:
-        return HTMLResponse(_status_html(status_json(publisher, downloads)))
+        figures = None if health is None else health.current()
+        return HTMLResponse(render_page(status_json(publisher, downloads), figures))
 
     return Starlette(
         routes=[
@@ -270,28 +277,3 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
         else {"chost": snap.host.chost, "target": snap.host.target, "profile": snap.host.profile},
         "downloads": downloads.to_json(),
     }
-
-
-def _status_html(data: dict[str, Any]) -> str:
-    rows = "".join(
-        "<tr><td><a href='{p}Packages'>{n}</a></td><td>{h}</td><td>{a}</td><td>{o}</td>"
-        "<td>{s}</td></tr>".format(
-            p=html.escape(h["url_path"]),
-            n=html.escape(h["name"]),
-            h=h["height"],
-            a=h["accepted_age_seconds"],
-            o=h["offered"],
-            s=html.escape(h["stale"] or h["last_error"] or "ok"),
-        )
-        for h in data["heads"]
-    )
-    dl = data["downloads"]
-    return (
-        "<!doctype html><html><head><title>ipfsbin binhost</title></head><body>"
-        "<h1>ipfsbin local binhost</h1>"
-        "<table border=1><tr><th>subscription</th><th>height</th><th>accepted (s ago)</th>"
-        f"<th>offered</th><th>state</th></tr>{rows}</table>"
-        f"<p>catalog: {data['catalog']['offers']} offers; downloads: {dl['served']} served, "
-        f"{dl['failed']} failed, {dl['active']} active. "
-        "<a href='/status'>status as JSON</a></p></body></html>"
-    )

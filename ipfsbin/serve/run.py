@@ -28,6 +28,7 @@ from ipfsbin.kubo.client import KuboClient
 from ipfsbin.serve.app import ByteSource, Downloads, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
+from ipfsbin.serve.page import HealthView
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
@@ -79,6 +80,7 @@ class Backend:
     source: ByteSource
     describe: str
     close: Callable[[], None]
+    client: KuboClient | None = None  # None: no daemon, so no DHT to ask for providers
 
 
 def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
@@ -97,6 +99,7 @@ def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
         ),
         source=KuboSource(kubo),
         describe="binpkgs through the local Kubo daemon",
+        client=kubo,
         close=lambda: None,
     )
 
@@ -170,7 +173,8 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
             "serve.subscriptions in the configuration",
         )
     downloads = Downloads()
-    app = create_app(publisher, backend.source, downloads)
+    health = HealthView(publisher, backend.client, config, allow_stale=options.allow_stale)
+    app = create_app(publisher, backend.source, downloads, health)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

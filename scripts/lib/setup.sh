@@ -37,6 +37,9 @@ ensure_system_packages() {
   command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
   command -v powerpc64le-linux-gnu-gcc >/dev/null || missing+=(gcc-powerpc64le-linux-gnu)
   command -v clang >/dev/null || missing+=(clang)
+  # the serve page's test loads it in a real browser (Debian's headless Chromium)
+  command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null \
+    || missing+=(chromium-headless-shell)
   # Debian's python3 lacks venv (ensurepip) until python3-venv is installed.
   if [ ! -x .venv/bin/python ] && ! "$(python_bin)" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3-venv)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.cli.main import main
-from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds
+from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds, parse_size
 from ipfsbin.errors import ConfigError
 
 
@@ -53,6 +53,8 @@ def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
         ('[serve]\nlisten = "localhost"\n', "expected HOST:PORT"),
         ("[policy]\nallowed_builders = [1]\n", "list of non-empty strings"),
         ("[policy\n", "is not valid TOML"),
+        ('[gc]\nkeep_size = "lots"\n', "gc.keep_size is 'lots', expected a size"),
+        ("[gc]\nkeep_size = -1\n", "gc.keep_size is -1, expected a size"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -61,6 +63,13 @@ def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None
     with pytest.raises(ConfigError) as caught:
         load_config((path,))
     assert fragment in caught.value.message
+
+
+def test_sizes() -> None:
+    assert parse_size("500M", "x") == 500 * 1024**2
+    assert parse_size("1.5TiB", "x") == int(1.5 * 1024**4)
+    assert parse_size("4096", "x") == 4096 == parse_size(4096, "x")
+    assert parse_size("2 kb", "x") == 2048
 
 
 def test_durations() -> None:
@@ -90,3 +99,4 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
+    assert config.gc.keep_size == 20 * 1024**3

@@ -17,7 +17,8 @@ from ipfsbin.cli.index._common import (
 )
 from ipfsbin.cli.key import key_store
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.errors import IndexOperationError
+from ipfsbin.config import parse_seconds
+from ipfsbin.errors import ConfigError, IndexOperationError
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.pins import KuboPins
 from ipfsbin.maintainer import chain
@@ -33,12 +34,24 @@ def commit(
     message: Annotated[str, typer.Option("-m", "--message", help="Commit message.")],
     key: KeyOpt,
     name: NameOpt = "default",
+    lifetime: Annotated[
+        str,
+        typer.Option(
+            "--lifetime", help="How long followers may use this head (e.g. 7d, 12h, 30s)."
+        ),
+    ] = "7d",
     as_json: JsonOpt = False,
 ) -> None:
     """Commit the staged changes, signed by one maintainer (a draft until the threshold is met)."""
+    try:
+        valid_for = parse_seconds(lifetime, "--lifetime")
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--lifetime") from exc
     signing = key_store().load(key)
     with session(name) as (workspace, client, store):
-        result = chain.commit(workspace, store, KuboPins(client), signing, message, now=now())
+        result = chain.commit(
+            workspace, store, KuboPins(client), signing, message, now=now(), lifetime=valid_for
+        )
 
     def render(r: dict[str, Any]) -> str:
         signed = f"signed by {len(r['signed_by'])} of {r['threshold']}"
