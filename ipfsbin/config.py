@@ -16,6 +16,7 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
 
     [host]
     target = ""                 # microarchitecture to assume instead of this CPU's
+    replica = "host"            # keep the index entries this host could use; "full": all
 
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
@@ -50,8 +51,9 @@ SYSTEM_CONFIG: Final = Path("/etc/ipfsbin/ipfsbin.toml")
 _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
     "serve": frozenset({"listen", "subscriptions"}),
-    "host": frozenset({"target"}),
+    "host": frozenset({"target", "replica"}),
 }
+_REPLICAS: Final = ("host", "full")
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
@@ -121,6 +123,8 @@ class ClientConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    replica: str = "host"
+    """How much of each index to keep: ``host`` (the platforms this host could use), ``full``."""
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -168,6 +172,12 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     target = host.get("target") or None
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
+    replica = host.get("replica", "host")
+    if replica not in _REPLICAS:
+        raise ConfigError(
+            f"host.replica is {replica!r}, expected one of {', '.join(_REPLICAS)}",
+            hint='"host" keeps the platforms this host could use; "full" the whole index',
+        )
     return ClientConfig(
         policy=ClientPolicy(
             min_builders=policy.get("min_builders", 1),
@@ -181,6 +191,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
             subscriptions=_strings(serve.get("subscriptions", []), "serve.subscriptions"),
         ),
         target=target,
+        replica=replica,
         sources=tuple(path for path, _ in tables),
     )
 

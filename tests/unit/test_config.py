@@ -25,6 +25,7 @@ def test_defaults_without_files(tmp_path: Path) -> None:
     assert config.policy.max_head_age is None
     assert config.serve.listen == DEFAULT_LISTEN and config.serve.port == 7711
     assert config.serve.serves("k51anything") and config.target is None
+    assert config.replica == "host"  # a client keeps what its host could use
 
 
 def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
@@ -53,6 +54,7 @@ def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
         ('[serve]\nlisten = "localhost"\n', "expected HOST:PORT"),
         ("[policy]\nallowed_builders = [1]\n", "list of non-empty strings"),
         ("[policy\n", "is not valid TOML"),
+        ('[host]\nreplica = "some"\n', "host.replica is 'some', expected one of host, full"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -90,3 +92,4 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
+    assert config.replica == "full"

@@ -126,7 +126,8 @@ def test_public_names() -> None:
     assert sorted(ipfsbin.subscribe.__all__) == [
         "AcceptedHead", "BlockFileKeeper", "FollowConfig", "Follower", "GatewayKeeper",
         "GatewayRecordSource", "Keeper", "KuboKeeper", "KuboRecordSource", "PIN_NAME",
-        "RecordSource", "Subscription", "SubscriptionStore", "SyncOutcome", "SyncResult",
+        "REPLICA_POLICIES", "RecordSource", "ReplicaPolicy", "Subscription",
+        "SubscriptionStore", "SyncOutcome", "SyncResult",
         "Unsubscribed", "default_state_path", "describe_error", "follow_forever",
         "require_subscriptions", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
