@@ -85,6 +85,8 @@ class FollowConfig:
     default_replica: ReplicaPolicy = "full"
     host: Callable[[], PlatformFit] | None = None
     """Reads this host's fit for platforms (once, when a host-scoped sync needs it)."""
+    workers: int = 8
+    """Blocks fetched at a time by one sync."""
 
     @property
     def scope(self) -> KeyScope:
@@ -93,6 +95,8 @@ class FollowConfig:
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.deadline <= timedelta(0):
             raise ValueError(f"deadline must be positive, got {self.deadline}")
         if self.gateway is not None and not self.gateway.strip():
@@ -279,6 +283,7 @@ class Follower:
             local_store=link.local,
             allow_stale=self.config.allow_stale,
             deadline=self.config.deadline,
+            workers=self.config.workers,
             scope=self._scope(name),
         )
 
