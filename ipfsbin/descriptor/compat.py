@@ -229,6 +229,17 @@ def _version_mismatch(
     return None
 
 
+def _libc_mismatch(platform: Platform, host: HostProfile) -> Mismatch | None:
+    return _version_mismatch(
+        "libc",
+        "built against",
+        platform.libc,
+        platform.libc_version,
+        host.libc,
+        host.libc_version,
+    )
+
+
 def _opt_text(level: str) -> str:
     return f"-O{level}"
 
@@ -394,14 +405,7 @@ def check_compatible(
             host.compiler,
             host.compiler_version,
         ),
-        _version_mismatch(
-            "libc",
-            "built against",
-            platform.libc,
-            platform.libc_version,
-            host.libc,
-            host.libc_version,
-        ),
+        _libc_mismatch(platform, host),
     ):
         if mismatch is not None:
             found.append(mismatch)
@@ -441,14 +445,7 @@ def check_platform(
     if platform.compiler != host.compiler:
         reason = f"built with {platform.compiler}, this host has {host.compiler}"
         found.append(Mismatch(axis="compiler", reason=reason))
-    libc = _version_mismatch(
-        "libc",
-        "built against",
-        platform.libc,
-        platform.libc_version,
-        host.libc,
-        host.libc_version,
-    )
+    libc = _libc_mismatch(platform, host)
     return Compatibility(mismatches=(*found, *([] if libc is None else [libc])))
 
 
