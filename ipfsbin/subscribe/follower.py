@@ -350,15 +350,19 @@ class Follower:
 
     def _open_gateway(self, url: str) -> _Link:
         http = gateway_client(self.config.timeout.total_seconds())
-        local = SqliteBlockStore(self._block_path())
+        path = self._block_path()
+        local = SqliteBlockStore(path)
+        # verified blocks of a head not accepted yet: a killed sync resumes from them
+        spool = SqliteBlockStore(path.with_name(path.name + ".fetched"))
 
         def fetching() -> tuple[BlockStore, Keeper]:
-            blocks = GatewayBlockStore(http, url, local)  # fresh per sync: nothing refused stays
+            blocks = GatewayBlockStore(http, url, local, spool=spool)
             return blocks, GatewayKeeper(blocks)
 
         def close() -> None:
             http.close()
             local.close()
+            spool.close()
 
         return _Link(
             records=GatewayRecordSource(http, url),

@@ -83,13 +83,16 @@ PLATFORMS = [*FITTING, *REFUSED.values(), *MORE_REFUSED]
 REAL_PER_PLATFORM = 4
 WAIT = timedelta(seconds=60)
 MECHANISMS = (
-    "kubo_pin_add",
-    "kubo_full",
-    "kubo_host",
-    "gateway_full",
     "gateway_host",
+    "gateway_full",
+    "kubo_host",
+    "kubo_full",
+    "kubo_pin_add",
     "kubo_full_w16",
 )
+STALL = 600.0
+"""A mechanism still running after this many seconds is recorded as stalled (Kubo's bitswap
+has been seen to stop answering a peer's wants for good on this loaded machine)."""
 
 
 def inline_cid(value: dagcbor.Value) -> CID:
@@ -152,7 +155,7 @@ def _sync_child(
         state_path=Path(home) / "state.sqlite",
         block_path=Path(home) / "blocks.sqlite",
         timeout=WAIT,
-        deadline=timedelta(hours=2),
+        deadline=timedelta(seconds=STALL),
         default_replica="host" if "host" in mechanism else "full",
         host=lambda: fits,
         workers=16 if mechanism.endswith("_w16") else 8,
@@ -227,9 +230,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                             client.swarm_connect(publisher.swarm_addrs()[:1])
                     if mechanism == "kubo_pin_add":
                         assert node is not None
-                        with node.client(timeout=3600) as client:
+                        with node.client(timeout=STALL) as client:
                             begun = time.perf_counter()
-                            client.pin_add([index.root], recursive=True, timeout=3600.0)
+                            client.pin_add([index.root], recursive=True, timeout=STALL)
                             row: dict[str, Any] = {
                                 "seconds": round(time.perf_counter() - begun, 2),
                                 "index_nodes": index.blocks,
@@ -245,10 +248,14 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                                 signer.key_id,
                                 str(signed_root.cid),
                                 str(home),
-                            ).result()
+                            ).result(timeout=STALL)
                     row["bytes_moved"] = (
                         received(node) if node is not None else row["sync_bytes_fetched"]
                     )
+                except Exception as exc:  # noqa: BLE001 - recorded, the next mechanism runs
+                    row = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                    if node is not None:
+                        row["bytes_moved"] = received(node)
                 finally:
                     if node is not None:
                         node.stop()
@@ -259,6 +266,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     usable_share = index.bytes * index.usable_entries / options.entries
     base = out.get("kubo_pin_add", {}).get("seconds")
     for mechanism, row in out.items():
+        if "error" in row:
+            continue
         if base:
             row["ratio_to_kubo"] = round(row["seconds"] / base, 2)
         if "host" in mechanism:
