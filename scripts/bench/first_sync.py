@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -178,8 +177,17 @@ def _sync_child(
         "seconds": round(seconds, 2),
         "index_nodes": result.index_blocks,
         "sync_bytes_fetched": result.bytes_fetched,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (``VmHWM``): ``ru_maxrss`` would carry over the RSS of the
+    parent that forked it before the exec, the benchmark with its index in memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def received(node: ManagedNode) -> int:
