@@ -16,6 +16,7 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
 
     [host]
     target = ""                 # microarchitecture to assume instead of this CPU's
+    replica = "host"            # keep the index entries this host could use; "full": all
 
     [gc]
     keep_size = ""              # budget for kept packages (`ipfsbin gc`); empty: no limit
@@ -55,9 +56,10 @@ SYSTEM_CONFIG: Final = Path("/etc/ipfsbin/ipfsbin.toml")
 _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
     "serve": frozenset({"listen", "subscriptions"}),
-    "host": frozenset({"target"}),
+    "host": frozenset({"target", "replica"}),
     "gc": frozenset({"keep_size"}),
 }
+_REPLICAS: Final = ("host", "full")
 _SIZE: Final = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
 _SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
@@ -146,6 +148,8 @@ class ClientConfig:
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
     gc: GcConfig = field(default_factory=GcConfig)
+    replica: str = "host"
+    """How much of each index to keep: ``host`` (the platforms this host could use), ``full``."""
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -194,6 +198,12 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
     keep_size = merged["gc"].get("keep_size") or None
+    replica = host.get("replica", "host")
+    if replica not in _REPLICAS:
+        raise ConfigError(
+            f"host.replica is {replica!r}, expected one of {', '.join(_REPLICAS)}",
+            hint='"host" keeps the platforms this host could use; "full" the whole index',
+        )
     return ClientConfig(
         gc=GcConfig(keep_size=None if keep_size is None else parse_size(keep_size, "gc.keep_size")),
         policy=ClientPolicy(
@@ -208,6 +218,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
             subscriptions=_strings(serve.get("subscriptions", []), "serve.subscriptions"),
         ),
         target=target,
+        replica=replica,
         sources=tuple(path for path, _ in tables),
     )
 

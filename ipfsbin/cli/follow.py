@@ -21,9 +21,18 @@ import typer
 from ipfsbin.catalog.pins import prune_after_sync
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
+from ipfsbin.config import load_config
 from ipfsbin.errors import CodecError, IpfsbinError
+from ipfsbin.host.profile import read_host
 from ipfsbin.kubo.daemon import connect
-from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
+from ipfsbin.subscribe import (
+    REPLICA_POLICIES,
+    FollowConfig,
+    Follower,
+    ReplicaPolicy,
+    Subscription,
+    SyncResult,
+)
 from ipfsbin.subscribe.replica import Holding
 from ipfsbin.trust.freshness import describe_span
 
@@ -55,6 +64,35 @@ def _cid_option(text: str, what: str) -> CID:
         raise typer.BadParameter(f"{what}: {exc.message}") from exc
 
 
+def _replica(text: str | None) -> ReplicaPolicy | None:
+    if text is None:
+        return None
+    if text not in REPLICA_POLICIES:
+        raise typer.BadParameter(f"{text!r} is not one of {', '.join(REPLICA_POLICIES)}")
+    return text
+
+
+ReplicaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--replica",
+        metavar="host|full",
+        help="Keep the index entries of the platforms this host could use (host), or the "
+        "whole index (full). Default: host.replica in the configuration (host).",
+    ),
+]
+
+
+def _client(**options: Any) -> FollowConfig:
+    """A client's follower: host-scoped replicas unless configured or asked otherwise."""
+    config = load_config()
+    return FollowConfig(
+        default_replica=_replica(config.replica) or "host",
+        host=lambda: read_host(target=config.target).fits_platform,
+        **options,
+    )
+
+
 def _when(moment: float | None) -> str:
     if moment is None:
         return "never"
@@ -83,15 +121,19 @@ def subscribe(
         str | None,
         typer.Option("--add-root", help="Envelope CID of the next trust root version (rotation)."),
     ] = None,
+    replica: ReplicaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow an index: store its name and the trust root its commits are checked under."""
+    policy = _replica(replica)
     with Follower() as follower:
         if add_root is not None:
             result = follower.add_root(name, _cid_option(add_root, "--add-root"))
+            if policy is not None:
+                follower.state.set_replica_policy(result.name, policy)
         else:
             root_cid = None if root is None else _cid_option(root, "--root")
-            result = follower.subscribe(name, root=root_cid, root_key=root_key)
+            result = follower.subscribe(name, root=root_cid, root_key=root_key, replica=policy)
     emit(
         result.to_json(),
         as_json,
@@ -183,14 +225,16 @@ def sync(
             "only to work offline on purpose.",
         ),
     ] = False,
+    replica: ReplicaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every subscription once (or keep following) and move to newer verified heads."""
-    config = FollowConfig(
+    config = _client(
         gateway=gateway,
         timeout=parse_duration(timeout),
         deadline=parse_duration(deadline),
         allow_stale=allow_stale,
+        replica=_replica(replica),
     )
     pause = parse_duration(interval).total_seconds()
     with Follower(config) as follower:
@@ -242,8 +286,8 @@ def _follow(follower: Follower, pause: float, as_json: bool) -> None:
 
 
 def status(as_json: JsonOpt = False) -> None:
-    """Subscriptions: accepted head and height, when last checked, and the last error."""
-    with Follower() as follower:
+    """Subscriptions: accepted head and height, how much of the index is held and why."""
+    with Follower(_client()) as follower:
         subs = follower.subscriptions()
         held = {h.name: h for h in follower.holdings()}
     now = time.time()

@@ -18,6 +18,7 @@ from ipfsbin.descriptor.compat import (
     Mismatch,
     UseConfig,
     check_compatible,
+    check_platform,
     lacking,
     verify_compatible,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "SlotDep",
     "UseConfig",
     "check_compatible",
+    "check_platform",
     "chost_family",
     "host_cpu_features",
     "is_code_only",

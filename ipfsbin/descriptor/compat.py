@@ -16,7 +16,7 @@ from ipfsbin.descriptor.cflags import is_code_only
 from ipfsbin.descriptor.cpv import compare_versions, parse_version
 from ipfsbin.descriptor.hardening import Shortfall
 from ipfsbin.descriptor.isa import cpu_flag_features, isa_label
-from ipfsbin.descriptor.model import OptProfile, Package
+from ipfsbin.descriptor.model import OptProfile, Package, Platform
 from ipfsbin.descriptor.toolchain import chost_family
 from ipfsbin.errors import DescriptorError
 
@@ -27,6 +27,7 @@ __all__ = [
     "Mismatch",
     "UseConfig",
     "check_compatible",
+    "check_platform",
     "lacking",
     "verify_compatible",
 ]
@@ -174,8 +175,7 @@ def _needs(missing: tuple[str, ...], what: str) -> str:
     return f"needs {_words(missing)}, {what} lacks {pronoun}"
 
 
-def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
-    platform = package.platform
+def _flags_isa_mismatches(platform: Platform, host: HostProfile) -> list[Mismatch]:
     found: list[Mismatch] = []
     seen: set[str] = set()
     family = chost_family(host.chost)
@@ -193,6 +193,11 @@ def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
                     source=source,
                 )
             )
+    return found
+
+
+def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
+    found = _flags_isa_mismatches(package.platform, host)
     try:
         by_flag = cpu_flag_features(package.descriptor.use)
     except DescriptorError as exc:
@@ -222,6 +227,17 @@ def _version_mismatch(
             reason=f"{verb} {name} {version}, this host has {name} {host_version} (older)",
         )
     return None
+
+
+def _libc_mismatch(platform: Platform, host: HostProfile) -> Mismatch | None:
+    return _version_mismatch(
+        "libc",
+        "built against",
+        platform.libc,
+        platform.libc_version,
+        host.libc,
+        host.libc_version,
+    )
 
 
 def _opt_text(level: str) -> str:
@@ -389,14 +405,7 @@ def check_compatible(
             host.compiler,
             host.compiler_version,
         ),
-        _version_mismatch(
-            "libc",
-            "built against",
-            platform.libc,
-            platform.libc_version,
-            host.libc,
-            host.libc_version,
-        ),
+        _libc_mismatch(platform, host),
     ):
         if mismatch is not None:
             found.append(mismatch)
@@ -414,6 +423,30 @@ def check_compatible(
         found.extend(_use_mismatches(package, host))
     found.extend(_dep_mismatches(package, host))
     return Compatibility(mismatches=tuple(found))
+
+
+def check_platform(
+    platform: Platform, host: HostProfile, *, accept_chosts: Iterable[str] = ()
+) -> Compatibility:
+    """Why no build of ``platform`` could be installed on ``host`` (none: some might be).
+
+    Only the axes every build of a platform shares and no policy can waive:
+    CHOST (or one of ``accept_chosts``), the CPU features of its flags, the
+    compiler family (its version may catch up) and the C library. So a
+    platform refused here is refused by :func:`check_compatible` for every
+    build; one accepted may still be refused per build.
+    """
+    found: list[Mismatch] = []
+    if platform.chost == host.chost:
+        found.extend(_flags_isa_mismatches(platform, host))
+    elif platform.chost not in set(accept_chosts):
+        reason = f"built for CHOST {platform.chost}, this host is {host.chost}"
+        found.append(Mismatch(axis="chost", reason=reason))
+    if platform.compiler != host.compiler:
+        reason = f"built with {platform.compiler}, this host has {host.compiler}"
+        found.append(Mismatch(axis="compiler", reason=reason))
+    libc = _libc_mismatch(platform, host)
+    return Compatibility(mismatches=(*found, *([] if libc is None else [libc])))
 
 
 def verify_compatible(

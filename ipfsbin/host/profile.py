@@ -28,9 +28,9 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from ipfsbin.descriptor.compat import HostProfile, UseConfig
+from ipfsbin.descriptor.compat import Compatibility, HostProfile, UseConfig, check_platform
 from ipfsbin.descriptor.isa import host_cpu_features, target_cpu_features
-from ipfsbin.descriptor.model import OptProfile
+from ipfsbin.descriptor.model import OptProfile, Platform
 from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.errors import DescriptorError, HostError
 from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
@@ -113,6 +113,10 @@ class HostInfo:
     @cached_property
     def accepted_chosts(self) -> frozenset[str]:
         return frozenset((self.chost, *self.accept_chosts))
+
+    def fits_platform(self, platform: Platform) -> Compatibility:
+        """Could some build of ``platform`` be installed here? (the scope of a host replica)"""
+        return check_platform(platform, self.compat_profile(), accept_chosts=self.accept_chosts)
 
     def to_json(self) -> dict[str, object]:
         return {

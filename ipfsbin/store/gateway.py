@@ -15,7 +15,7 @@ the follower keeps them in the local block file (:mod:`ipfsbin.store.sqlite`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 import httpx
@@ -76,19 +76,31 @@ class GatewayBlockStore:
     """Blocks from the local file, else from the gateway (verified, held until kept).
 
     ``fetched`` counts the blocks that came over HTTP. Nothing fetched is
-    written to disk until :class:`GatewayKeeper` keeps it, so the blocks of a
-    refused head never stay. With ``hold=False`` fetched blocks are not kept
-    at all (a reader that keeps what it decoded, such as the binhost's
-    catalog, would otherwise hold every block twice).
+    written to the local file until :class:`GatewayKeeper` keeps it, so the
+    blocks of a refused head never stay. Until then they wait in memory, or
+    in ``spool`` (another block file) when given: a sync killed half way then
+    finds the blocks it verified there and does not fetch them again, and a
+    big first sync does not hold the whole index in memory. :meth:`settle`
+    empties the spool once a head's blocks are kept. With ``hold=False`` (and
+    no spool) fetched blocks are not kept at all: a reader that keeps what it
+    decoded, such as the binhost's catalog, would otherwise hold every block
+    twice.
     """
 
     def __init__(
-        self, http: httpx.Client, url: str, local: SqliteBlockStore, *, hold: bool = True
+        self,
+        http: httpx.Client,
+        url: str,
+        local: SqliteBlockStore,
+        *,
+        spool: SqliteBlockStore | None = None,
+        hold: bool = True,
     ) -> None:
         self.http = http
         self.hold = hold
         self.url = url.rstrip("/")
         self.local = local
+        self.spool = spool
         self._pending: dict[CID, bytes] = {}
         self._lock = threading.Lock()
         self.fetched = 0
@@ -99,6 +111,8 @@ class GatewayBlockStore:
             pending = self._pending.get(cid)
         if pending is not None:
             return pending
+        if self.spool is not None and self.spool.has(cid):
+            return self.spool.get(cid)
         if self.local.has(cid):
             return self.local.get(cid)
         data = gateway_get(self.http, f"{self.url}/ipfs/{cid}?format=raw", RAW_TYPE, _MAX_BLOCK)
@@ -106,8 +120,10 @@ class GatewayBlockStore:
             raise BlockMismatchError(
                 f"gateway {self.url} sent {len(data)} bytes for {cid} that do not hash to it"
             )
+        if self.spool is not None:
+            self.spool.put_many([(cid, data)])
         with self._lock:
-            if self.hold:
+            if self.hold and self.spool is None:
                 self._pending[cid] = data
             self.fetched += 1
             self.fetched_bytes += len(data)
@@ -123,9 +139,23 @@ class GatewayBlockStore:
         with self._lock:
             if cid in self._pending:
                 return True
+        if self.spool is not None and self.spool.has(cid):
+            return True
         return self.local.has(cid)
 
-    def take(self, cids: Sequence[CID]) -> list[tuple[CID, bytes]]:
+    def take(self, cids: Sequence[CID]) -> Iterator[tuple[CID, bytes]]:
         """The fetched blocks among ``cids``, for writing to disk."""
+        for cid in cids:
+            with self._lock:
+                data = self._pending.get(cid)
+            if data is not None:
+                yield cid, data
+            elif self.spool is not None and self.spool.has(cid):
+                yield cid, self.spool.get(cid)
+
+    def settle(self) -> None:
+        """The fetched blocks that mattered are kept: forget the rest."""
         with self._lock:
-            return [(c, self._pending[c]) for c in cids if c in self._pending]
+            self._pending.clear()
+        if self.spool is not None:
+            self.spool.clear()

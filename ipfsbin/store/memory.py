@@ -41,6 +41,11 @@ class MemoryBlockStore:
     def has(self, cid: CID) -> bool:
         return cid in self._blocks
 
+    def discard(self, cids: Iterable[CID]) -> None:
+        """Forget these blocks (those not held are ignored)."""
+        for cid in cids:
+            self._blocks.pop(cid, None)
+
     def __len__(self) -> int:
         return len(self._blocks)
 

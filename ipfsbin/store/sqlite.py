@@ -95,6 +95,12 @@ class SqliteBlockStore:
             with _sqlite.transaction(self._db):
                 self._db.executemany("DELETE FROM blocks WHERE cid = ?", [(c.bytes,) for c in cids])
 
+    def clear(self) -> None:
+        """Delete every block."""
+        with self._lock:
+            with _sqlite.transaction(self._db):
+                self._db.execute("DELETE FROM blocks")
+
     def __len__(self) -> int:
         with self._lock:
             count: int = self._db.execute("SELECT count(*) FROM blocks").fetchone()[0]

@@ -1,6 +1,7 @@
 """Following published indexes: the :class:`Follower`, its state, and the sync engine under it."""
 
 from ipfsbin.subscribe._held import unsubscribe
+from ipfsbin.subscribe._replicas import REPLICA_POLICIES, ReplicaPolicy
 from ipfsbin.subscribe.follower import (
     FollowConfig,
     Follower,
@@ -26,6 +27,7 @@ from ipfsbin.subscribe.sync import (
 
 __all__ = [
     "PIN_NAME",
+    "REPLICA_POLICIES",
     "AcceptedHead",
     "BlockFileKeeper",
     "FollowConfig",
@@ -36,6 +38,7 @@ __all__ = [
     "KuboKeeper",
     "KuboRecordSource",
     "RecordSource",
+    "ReplicaPolicy",
     "Subscription",
     "SubscriptionStore",
     "SyncOutcome",

@@ -24,10 +24,10 @@ each node as before, so the bulk mover is never trusted with anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.errors import SchemaError
@@ -39,6 +39,8 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 
 __all__ = ["Prefetch", "TreeDelta", "tree_delta"]
+
+_T = TypeVar("_T")
 
 
 class Prefetch(Protocol):
@@ -78,6 +80,19 @@ class _Loader:
                 found = list(pool.map(within_operation(self._store.get), wanted))
         self.bytes += sum(len(data) for data in found)
         self._blocks.put_many(zip(wanted, found, strict=True))
+
+    def forget(self, cids: Iterable[CID]) -> None:
+        self._blocks.discard(cids)
+
+
+_CHUNK = 512
+"""Nodes of one level fetched and checked at a time: the walk holds at most this many
+blocks (a few MB), whatever the size of the index."""
+
+
+def _chunks(items: list[_T]) -> Iterator[list[_T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 # (parent, position) or None for a root; the lower end of the node's key range
@@ -132,30 +147,37 @@ def tree_delta(
         dropped = [cid for cid in stale if cid not in fresh]
         added.extend(cid for cid, _ in grown)
         removed.extend(dropped)
-        new_side.prefetch(cid for cid, _ in grown)
-        old_side.prefetch(dropped)
         below_new = new_levels.setdefault(level - 1, {})
-        for cid, (ref, after, covered) in grown:
-            node = new_side.tree.load(cid) if ref is None else new_side.tree.child(*ref)
-            if node.level != level:
-                raise SchemaError(f"index node {cid} is at level {node.level}, expected {level}")
-            for position, child in enumerate(node.children):
-                lower = after if position == 0 else node.keys[position - 1]
-                if not scope.touches(lower, node.keys[position]):
-                    continue
-                held = covered
-                if bulk is not None and not held and level > 1:
-                    held = scope.covers(lower, node.keys[position])
-                    if held:
-                        bulk.subtree(child, level - 1)
-                below_new[child] = ((node, position), lower, held)
+        for chunk in _chunks(grown):
+            new_side.prefetch(cid for cid, _ in chunk)
+            for cid, (ref, after, covered) in chunk:
+                node = new_side.tree.load(cid) if ref is None else new_side.tree.child(*ref)
+                if node.level != level:
+                    raise SchemaError(
+                        f"index node {cid} is at level {node.level}, expected {level}"
+                    )
+                for position, child in enumerate(node.children):
+                    lower = after if position == 0 else node.keys[position - 1]
+                    if not scope.touches(lower, node.keys[position]):
+                        continue
+                    held = covered
+                    if bulk is not None and not held and level > 1:
+                        held = scope.covers(lower, node.keys[position])
+                        if held:
+                            bulk.subtree(child, level - 1)
+                    below_new[child] = ((node, position), lower, held)
+            new_side.forget(cid for cid, _ in chunk)
+        new_levels.pop(level, None)  # the parents stay alive through their children's refs only
         if level == 0:
-            break
+            break  # dropped leaves are released unread
         below_old = old_levels.setdefault(level - 1, {})
-        for cid in dropped:
-            node = old_side.tree.load(cid)
-            for position, child in enumerate(node.children):
-                lower = stale[cid] if position == 0 else node.keys[position - 1]
-                if scope.touches(lower, node.keys[position]):
-                    below_old[child] = lower
+        for old_chunk in _chunks(dropped):
+            old_side.prefetch(old_chunk)
+            for cid in old_chunk:
+                node = old_side.tree.load(cid)
+                for position, child in enumerate(node.children):
+                    lower = stale[cid] if position == 0 else node.keys[position - 1]
+                    if scope.touches(lower, node.keys[position]):
+                        below_old[child] = lower
+            old_side.forget(old_chunk)
     return TreeDelta(added=tuple(added), removed=tuple(removed), added_bytes=new_side.bytes)

@@ -4,7 +4,8 @@ Version 1: ``subscriptions``. Version 2: ``held`` and ``pending`` (block
 accounting). Version 3: the expiry of the accepted head and root (the
 freeze-attack check reads them without network), when the maintainers were
 last asked for newer roots, and ``releasing`` (blocks a recorded head let go,
-until released). ``schema/subscription.md`` describes every column.
+until released). Version 4: ``scopes``. Version 5: ``platforms``, ``surveyed``
+and ``replicas`` (host-scoped replicas). ``schema/subscription.md`` describes every column.
 """
 
 from __future__ import annotations
@@ -78,9 +79,23 @@ def _version_3(db: sqlite3.Connection) -> None:
 _SCOPES: Final = "CREATE TABLE IF NOT EXISTS scopes (name TEXT PRIMARY KEY, prefixes TEXT)"
 
 
+# version 5 added what a host-scoped replica learnt of the platforms (schema/subscription.md):
+# each platform block met in an index (content-addressed, so shared by every subscription),
+# the index nodes whose platforms are all known (not opened again), the replica policy given
+# on subscribe, and the last survey's summary (what is kept and why)
+_REPLICAS: Final = (
+    "CREATE TABLE IF NOT EXISTS platforms (platform_id TEXT PRIMARY KEY, cid TEXT NOT NULL, "
+    "data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS surveyed (name TEXT NOT NULL, cid TEXT NOT NULL, "
+    "platforms TEXT NOT NULL, PRIMARY KEY (name, cid)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS replicas (name TEXT PRIMARY KEY, policy TEXT, survey TEXT)",
+)
+
+
 MIGRATIONS: Final = (
     _sqlite.Migration(version=1, apply=_sqlite.statements(_SUBSCRIPTIONS)),
     _sqlite.Migration(version=2, apply=_sqlite.statements(*_HELD)),
     _sqlite.Migration(version=3, apply=_version_3),
     _sqlite.Migration(version=4, apply=_sqlite.statements(_SCOPES)),
+    _sqlite.Migration(version=5, apply=_sqlite.statements(*_REPLICAS)),
 )

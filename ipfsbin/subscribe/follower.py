@@ -31,10 +31,12 @@ from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
 from ipfsbin.subscribe._held import unsubscribe
+from ipfsbin.subscribe._replicas import ReplicaPolicy
 from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
 from ipfsbin.subscribe.replica import Holding, holding
 from ipfsbin.subscribe.sources import GatewayRecordSource, KuboRecordSource, RecordSource
 from ipfsbin.subscribe.state import Subscription, SubscriptionStore
+from ipfsbin.subscribe.survey import HostScope, PlatformFit
 from ipfsbin.subscribe.sync import (
     DEFAULT_SYNC_DEADLINE,
     SyncResult,
@@ -65,8 +67,11 @@ class FollowConfig:
     on). ``allow_stale`` switches off the expiry check of commits and roots
     (freeze-attack protection): only to work offline on purpose.
     ``platforms`` keeps a partial replica: only the index entries of these
-    platform ids (and the nodes on the paths to them); None keeps the whole
-    index (a mirror).
+    platform ids (and the nodes on the paths to them). Without it, each
+    subscription follows its replica policy: ``replica`` for this run, else
+    the one given on subscribe, else ``default_replica``. ``"host"`` keeps the
+    platforms ``host()``'s fit accepts (learnt from each index,
+    :mod:`.survey`); ``"full"`` keeps the whole index (mirrors).
     """
 
     gateway: str | None = None
@@ -76,6 +81,12 @@ class FollowConfig:
     deadline: timedelta = DEFAULT_SYNC_DEADLINE
     allow_stale: bool = False
     platforms: frozenset[str] | None = None
+    replica: ReplicaPolicy | None = None
+    default_replica: ReplicaPolicy = "full"
+    host: Callable[[], PlatformFit] | None = None
+    """Reads this host's fit for platforms (once, when a host-scoped sync needs it)."""
+    workers: int = 8
+    """Blocks fetched at a time by one sync."""
 
     @property
     def scope(self) -> KeyScope:
@@ -84,6 +95,8 @@ class FollowConfig:
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.deadline <= timedelta(0):
             raise ValueError(f"deadline must be positive, got {self.deadline}")
         if self.gateway is not None and not self.gateway.strip():
@@ -139,6 +152,7 @@ class Follower:
         self._connect = connect
         self.state = SubscriptionStore(self.config.state_path)
         self._link: _Link | None = None
+        self._host: HostScope | None = None
 
     def close(self) -> None:
         try:
@@ -180,7 +194,12 @@ class Follower:
         )
 
     def subscribe(
-        self, name: str, *, root: CID | None = None, root_key: str | None = None
+        self,
+        name: str,
+        *,
+        root: CID | None = None,
+        root_key: str | None = None,
+        replica: ReplicaPolicy | None = None,
     ) -> Subscription:
         """Follow ``name`` under a trust root (its envelope CID) or a maintainer key, or both."""
         if root is None and root_key is None:
@@ -191,7 +210,14 @@ class Follower:
                 "with --root-key alone the roots are taken from the commits' envelopes",
             )
         pin = RootPin(key_id=root_key) if root_key is not None else RootPin(cid=root)
-        return self.state.add(name, pin, root, now=time.time())
+        sub = self.state.add(name, pin, root, now=time.time())
+        if replica is not None:
+            self.state.set_replica_policy(sub.name, replica)
+        return sub
+
+    def replica_policy(self, name: str) -> ReplicaPolicy:
+        """How much of ``name``'s index this follower keeps (see :class:`FollowConfig`)."""
+        return self.config.replica or self.state.replica_policy(name) or self.config.default_replica
 
     def add_root(self, name: str, root: CID) -> Subscription:
         """Accept ``root`` (the next version's envelope) for ``name`` on its next sync."""
@@ -257,8 +283,16 @@ class Follower:
             local_store=link.local,
             allow_stale=self.config.allow_stale,
             deadline=self.config.deadline,
-            scope=self.config.scope,
+            workers=self.config.workers,
+            scope=self._scope(name),
         )
+
+    def _scope(self, name: str) -> KeyScope | HostScope:
+        if self.config.platforms is not None or self.replica_policy(name) == "full":
+            return self.config.scope
+        if self._host is None:
+            self._host = HostScope(self.config.host or _no_host)
+        return self._host
 
     def sync_all(self) -> list[SyncResult]:
         """Sync every subscription once; ``SubscriptionError`` when there is none."""
@@ -286,7 +320,10 @@ class Follower:
             local: BlockStore | None = self._open().local
         except KuboUnavailableError:
             local = None
-        return [holding(self.state, sub, local) for sub in self.state.all()]
+        return [
+            holding(self.state, sub, local, self.replica_policy(sub.name))
+            for sub in self.state.all()
+        ]
 
     def _block_path(self) -> Path:
         return default_block_path() if self.config.block_path is None else self.config.block_path
@@ -313,15 +350,19 @@ class Follower:
 
     def _open_gateway(self, url: str) -> _Link:
         http = gateway_client(self.config.timeout.total_seconds())
-        local = SqliteBlockStore(self._block_path())
+        path = self._block_path()
+        local = SqliteBlockStore(path)
+        # verified blocks of a head not accepted yet: a killed sync resumes from them
+        spool = SqliteBlockStore(path.with_name(path.name + ".fetched"))
 
         def fetching() -> tuple[BlockStore, Keeper]:
-            blocks = GatewayBlockStore(http, url, local)  # fresh per sync: nothing refused stays
+            blocks = GatewayBlockStore(http, url, local, spool=spool)
             return blocks, GatewayKeeper(blocks)
 
         def close() -> None:
             http.close()
             local.close()
+            spool.close()
 
         return _Link(
             records=GatewayRecordSource(http, url),
@@ -329,6 +370,10 @@ class Follower:
             fetching=fetching,
             close=close,
         )
+
+
+def _no_host() -> PlatformFit:
+    raise SubscriptionError("no host profile was given")
 
 
 def follow_forever(

@@ -70,14 +70,14 @@ class GatewayKeeper:
         self.blocks = blocks
 
     def keep(self, cids: Sequence[CID], *, label: str) -> None:
-        fresh = self.blocks.take(cids)
-        self.blocks.local.put_many(fresh)
+        self.blocks.local.put_many(self.blocks.take(cids))
         missing = [c for c in cids if not self.blocks.local.has(c)]
         if missing:
             raise BlockNotFoundError(
                 f"{len(missing)} blocks to keep for {label} were never fetched "
                 f"(first: {missing[0]})"
             )
+        self.blocks.settle()
 
     def release(self, cids: Sequence[CID], *, label: str) -> None:
         self.blocks.local.delete(cids)

@@ -7,7 +7,9 @@ lookup there says so (:class:`NotHeld`) instead of answering "absent".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.errors import SubscriptionError
@@ -31,26 +33,40 @@ class Holding:
     scope: KeyScope
     held_blocks: int
     index_entries: int | None
+    policy: str = "full"
+    """The replica policy the next sync follows: ``host`` or ``full``."""
+    survey: Mapping[str, object] | None = None
+    """The last survey of the index's platforms (:meth:`Survey.to_json`), for ``host``."""
 
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
+            "policy": self.policy,
             "scope": "everything" if self.scope.everything else "platforms",
             "prefixes": self.scope.to_json(),
             "held_blocks": self.held_blocks,
             "index_entries": self.index_entries,
+            "survey": None if self.survey is None else dict(self.survey),
         }
 
     def describe(self) -> str:
         entries = "?" if self.index_entries is None else str(self.index_entries)
-        why = "a mirror" if self.scope.everything else "a partial replica"
-        return (
-            f"{self.held_blocks} blocks of an index of {entries} entries, "
-            f"{why} ({self.scope.describe()})"
-        )
+        held = f"{self.held_blocks} blocks of an index of {entries} entries"
+        if self.scope.everything:
+            return f"{held}, all of it (replica policy {self.policy})"
+        why = self.scope.describe()
+        if self.survey is not None:
+            refused = cast("Mapping[str, int]", self.survey.get("refused", {}))
+            kept, seen = self.survey["kept"], self.survey["platforms"]
+            why = f"{kept} of {seen} platforms this host could use"
+            if refused:
+                why += "; refused on " + ", ".join(f"{a}: {n}" for a, n in sorted(refused.items()))
+        return f"{held}, a partial replica ({why})"
 
 
-def holding(state: SubscriptionStore, sub: Subscription, local: BlockStore | None) -> Holding:
+def holding(
+    state: SubscriptionStore, sub: Subscription, local: BlockStore | None, policy: str = "full"
+) -> Holding:
     """What ``sub`` holds; the entry count comes from the root node when ``local`` has it."""
     entries: int | None = None
     if local is not None and sub.index_root is not None and local.has(sub.index_root):
@@ -60,6 +76,8 @@ def holding(state: SubscriptionStore, sub: Subscription, local: BlockStore | Non
         scope=state.scope(sub.name),
         held_blocks=len(state.held(sub.name)),
         index_entries=entries,
+        policy=policy,
+        survey=state.survey(sub.name),
     )
 
 

@@ -33,6 +33,7 @@ from ipfsbin.errors import SubscriptionError
 from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.name import canonical_name
 from ipfsbin.subscribe._records import AcceptedHead, Subscription
+from ipfsbin.subscribe._replicas import ReplicaTables
 from ipfsbin.subscribe._schema import MIGRATIONS
 from ipfsbin.trust.state import RootPin
 
@@ -51,7 +52,7 @@ def _cid(text: str | None) -> CID | None:
     return None if text is None else CID.from_text(text)
 
 
-class SubscriptionStore:
+class SubscriptionStore(ReplicaTables):
     """The SQLite file of subscriptions. Open one per process; it is not shared across threads."""
 
     def __init__(self, path: Path | None = None) -> None:
@@ -257,7 +258,7 @@ class SubscriptionStore:
             cursor = db.execute("DELETE FROM subscriptions WHERE name = ?", (canonical,))
             if cursor.rowcount == 0:
                 raise SubscriptionError(f"not subscribed to {canonical}")
-            for table in ("held", "pending", "releasing", "scopes"):
+            for table in ("held", "pending", "releasing", "scopes", "surveyed", "replicas"):
                 db.execute(f"DELETE FROM {table} WHERE name = ?", (canonical,))  # noqa: S608
 
     def record_accepted(

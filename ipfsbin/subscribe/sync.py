@@ -68,6 +68,7 @@ from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, ask_for_roots
 from ipfsbin.subscribe.keepers import Keeper
 from ipfsbin.subscribe.sources import RecordSource
 from ipfsbin.subscribe.state import AcceptedHead, Subscription, SubscriptionStore
+from ipfsbin.subscribe.survey import HostScope
 from ipfsbin.trust.commit import SignedCommit, load_commit, load_commit_payload
 from ipfsbin.trust.freshness import Freshness, check_freshness
 from ipfsbin.trust.root import load_root
@@ -188,7 +189,7 @@ def sync_subscription(
     workers: int = 8,
     changesets: bool = True,
     deadline: timedelta = DEFAULT_SYNC_DEADLINE,
-    scope: KeyScope = EVERYTHING,
+    scope: KeyScope | HostScope = EVERYTHING,
     prefetch: Prefetch | None = None,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
@@ -204,7 +205,8 @@ def sync_subscription(
     ``changesets=False`` always fetches the new index nodes instead of
     rebuilding them (to compare, or to work around a faulty rebuild).
     ``scope`` keeps only some platforms' key ranges (a partial replica; the
-    default keeps everything); ``prefetch`` moves whole new subtrees in bulk
+    default keeps everything; a :class:`HostScope` surveys the index's
+    platforms, :mod:`.survey`); ``prefetch`` moves whole new subtrees in bulk
     when there is no old index to compare with (:mod:`._bulk`).
     Never raises for bad data or an unreachable network: the result says
     what happened and the reason is kept in the state.
@@ -260,7 +262,7 @@ def _sync(
     workers: int,
     started: float,
     changesets: bool,
-    scope: KeyScope,
+    scope: KeyScope | HostScope,
     prefetch: Prefetch | None,
 ) -> SyncResult:
     with state.keeping():
@@ -309,6 +311,9 @@ def _sync(
     # the chain is verified before any changeset is looked at: changesets only save fetching
     chain.update_commit(signed, fetch)
     new_index = signed.commit.index
+    if isinstance(scope, HostScope):  # the platforms this host could use, learnt from the index
+        scope, unread = scope.resolve(state, sub.name, fetch, new_index)
+        warnings += [unread] if unread else []
     old_index = sub.index_root
     holder = local_store or store
     if old_index is not None and not holder.has(old_index):

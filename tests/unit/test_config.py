@@ -25,6 +25,7 @@ def test_defaults_without_files(tmp_path: Path) -> None:
     assert config.policy.max_head_age is None
     assert config.serve.listen == DEFAULT_LISTEN and config.serve.port == 7711
     assert config.serve.serves("k51anything") and config.target is None
+    assert config.replica == "host"  # a client keeps what its host could use
 
 
 def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
@@ -55,6 +56,7 @@ def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
         ("[policy\n", "is not valid TOML"),
         ('[gc]\nkeep_size = "lots"\n', "gc.keep_size is 'lots', expected a size"),
         ("[gc]\nkeep_size = -1\n", "gc.keep_size is -1, expected a size"),
+        ('[host]\nreplica = "some"\n', "host.replica is 'some', expected one of host, full"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -100,3 +102,4 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.max_head_age == 14 * 86400
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
     assert config.gc.keep_size == 20 * 1024**3
+    assert config.replica == "full"

@@ -79,7 +79,9 @@ def test_subscriptions_written_before_open_with_their_head_and_held_blocks(tmp_p
         assert state.releasing(NAME) == frozenset()
         # version 4: no scope recorded means the whole index is held
         assert state.scope(NAME).everything
-    assert version(path) == 4
+        # version 5: no replica policy given, no survey of the platforms yet
+        assert state.replica_policy(NAME) is None and state.survey(NAME) is None
+    assert version(path) == 5
 
 
 def test_block_file_without_a_version_is_adopted_as_version_1(tmp_path: Path) -> None:
@@ -131,7 +133,7 @@ def _open_workspace(path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "where", "opener", "error", "known"),
     [
-        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 4),
+        ("subscriptions-v2.sqlite", "subs.sqlite", _open_subscriptions, SubscriptionError, 5),
         ("gateway-blocks-before-versions.sqlite", "b.sqlite", _open_blocks, StoreError, 1),
         ("workspace-before-versions.sqlite", None, _open_workspace, IndexOperationError, 2),
     ],

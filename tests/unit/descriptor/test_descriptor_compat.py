@@ -13,6 +13,7 @@ from ipfsbin.descriptor import (
     Package,
     UseConfig,
     check_compatible,
+    check_platform,
     lacking,
     normalize,
     normalize_cflags,
@@ -565,3 +566,23 @@ def test_cpu_flag_use_names_features(flag: str, features: set[str]) -> None:
 def test_unknown_cpu_flag_use_is_refused() -> None:
     with pytest.raises(DescriptorError, match="cpu_flags_arm_iwmmxt"):
         cpu_flag_features(["cpu_flags_arm_iwmmxt"])
+
+
+def test_check_platform_refuses_only_what_no_build_of_the_platform_could_pass() -> None:
+    platform = _package().platform
+    host = _host()
+    assert check_platform(platform, host).ok
+    # a newer compiler and other flags are per-build or policy questions: kept
+    assert check_platform(platform, _host(compiler_version="14.1", cflags="-O3")).ok
+    cases = {
+        "chost": dataclasses.replace(platform, chost="aarch64-unknown-linux-gnu", arch="arm64"),
+        "isa": _package(cflags="-O2 -march=skylake-avx512").platform,
+        "compiler": dataclasses.replace(platform, compiler="clang"),
+        "libc": dataclasses.replace(platform, libc_version="2.41"),
+    }
+    for axis, other in cases.items():
+        found = check_platform(other, host)
+        assert [m.axis for m in found.mismatches] == [axis], (axis, found.reasons)
+    i686 = dataclasses.replace(platform, chost="i686-pc-linux-gnu", arch="x86")
+    assert not check_platform(i686, host).ok
+    assert check_platform(i686, host, accept_chosts=["i686-pc-linux-gnu"]).ok

@@ -220,3 +220,33 @@ def test_status_shows_expiry_and_time_left_and_warns_before(app: typer.Typer) ->
     assert fresh["freshness"]["state"] == "expiring"
     assert 86400 < fresh["freshness"]["seconds_left"] <= 86400 + 120
     assert stale["freshness"]["state"] == "expired" and stale["freshness"]["seconds_left"] < 0
+
+
+def test_replica_policy_from_subscribe_or_the_configuration(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IPFSBIN_SYSTEM_CONFIG", str(tmp_path / "none.toml"))
+    runner = CliRunner()
+    names = (PUBLISHER.key_id, SECOND_PUBLISHER.key_id)
+    done = runner.invoke(app, ["subscribe", names[0], "--root", ROOT_CID, "--replica", "full"])
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(app, ["subscribe", names[1], "--root", ROOT_CID]).exit_code == 0
+
+    def policies() -> dict[str, str]:
+        rows = json.loads(runner.invoke(app, ["status", "--json"]).output)
+        return {row["name"]: row["held"]["policy"] for row in rows}
+
+    # a client keeps what its host could use unless told otherwise
+    assert policies() == {names[0]: "full", names[1]: "host"}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/ipfsbin.toml").write_text('[host]\nreplica = "full"\n')
+    assert policies() == {names[0]: "full", names[1]: "full"}
+    assert "all of it (replica policy full)" in runner.invoke(app, ["status"]).output
+
+
+@pytest.mark.parametrize("command", ["subscribe", "sync"])
+def test_unknown_replica_policy_is_a_usage_error(app: typer.Typer, command: str) -> None:
+    args = [command, *([PUBLISHER.key_id, "--root", ROOT_CID] if command == "subscribe" else [])]
+    done = CliRunner().invoke(app, [*args, "--replica", "most"])
+    assert done.exit_code == 2
+    assert "'most' is not one of host, full" in done.output

@@ -233,9 +233,9 @@ def test_newer_state_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "subs.sqlite"
     SubscriptionStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version = 5")
+        db.execute("PRAGMA user_version = 6")
     db.close()
-    with pytest.raises(SubscriptionError, match="schema version 5; this ipfsbin knows version 4"):
+    with pytest.raises(SubscriptionError, match="schema version 6; this ipfsbin knows version 5"):
         SubscriptionStore(path)
 
 

@@ -126,7 +126,8 @@ def test_public_names() -> None:
     assert sorted(ipfsbin.subscribe.__all__) == [
         "AcceptedHead", "BlockFileKeeper", "FollowConfig", "Follower", "GatewayKeeper",
         "GatewayRecordSource", "Keeper", "KuboKeeper", "KuboRecordSource", "PIN_NAME",
-        "RecordSource", "Subscription", "SubscriptionStore", "SyncOutcome", "SyncResult",
+        "REPLICA_POLICIES", "RecordSource", "ReplicaPolicy", "Subscription",
+        "SubscriptionStore", "SyncOutcome", "SyncResult",
         "Unsubscribed", "default_state_path", "describe_error", "follow_forever",
         "require_subscriptions", "sync_all", "sync_subscription", "unsubscribe",
     ]  # fmt: skip
@@ -134,3 +135,34 @@ def test_public_names() -> None:
         "PublishedRecord", "announce_roots", "announcing_keys", "current_record",
         "publish_head", "republish",
     ]  # fmt: skip
+
+
+def test_a_killed_gateway_sync_resumes_from_the_spool_without_fetching_again(
+    tmp_path: Path,
+) -> None:
+    from ipfsbin.subscribe.keepers import GatewayKeeper
+
+    blocks = {c: d for c, d in (dagcbor.encode_block({"n": n}) for n in range(20))}
+    asked: list[str] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(200, content=blocks[CID.from_text(request.url.path.split("/")[-1])])
+
+    http = httpx.Client(transport=httpx.MockTransport(gateway))
+    local = SqliteBlockStore(tmp_path / "blocks.sqlite")
+    spool_path = tmp_path / "blocks.sqlite.fetched"
+    cids = list(blocks)
+    first = GatewayBlockStore(http, "http://gw.invalid", local, spool=SqliteBlockStore(spool_path))
+    for c in cids[:12]:
+        first.get(c)
+    assert first.spool is not None
+    first.spool.close()  # killed before keeping: nothing in the block file
+    assert len(local) == 0
+
+    spool = SqliteBlockStore(spool_path)
+    again = GatewayBlockStore(http, "http://gw.invalid", local, spool=spool)
+    assert [again.get(c) for c in cids] == [blocks[c] for c in cids]
+    assert len(asked) == len(cids)  # the twelve verified before the kill came from the spool
+    GatewayKeeper(again).keep(cids, label="test")
+    assert len(local) == len(cids) and len(spool) == 0
