@@ -17,6 +17,10 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     [host]
     target = ""                 # microarchitecture to assume instead of this CPU's
 
+    share = true                # top level: publish what this host builds (``ipfsbin share``)
+    [sharing]                   # what is shared, and the filters (each one switched off here)
+    pkgdir = "/var/cache/binpkgs"
+
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
 """
@@ -39,6 +43,7 @@ __all__ = [
     "ClientConfig",
     "ClientPolicy",
     "ServeConfig",
+    "ShareConfig",
     "config_paths",
     "load_config",
     "parse_config",
@@ -51,7 +56,21 @@ _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target"}),
+    "sharing": frozenset(
+        {
+            "pkgdir",
+            "key",
+            "allow_quickpkg",
+            "allow_restricted",
+            "allow_user_patches",
+            "skip_indexed",
+            "batch",
+        }
+    ),
 }
+# Keys allowed outside any table.
+_TOP: Final = frozenset({"share"})
+DEFAULT_PKGDIR: Final = Path("/var/cache/binpkgs")
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
@@ -116,11 +135,36 @@ class ServeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShareConfig:
+    """Sharing of this host's own builds (``share = true``, table ``[sharing]``).
+
+    Each ``allow_*`` switches one default filter off; ``skip_indexed``
+    false publishes builds a followed index already has with the same bytes.
+    """
+
+    enabled: bool = False
+    pkgdir: Path = DEFAULT_PKGDIR
+    key: str | None = None
+    """The signing key's name; None: the only key there is."""
+    allow_quickpkg: bool = False
+    allow_restricted: bool = False
+    allow_user_patches: bool = False
+    skip_indexed: bool = True
+    batch: int = 64
+    """Packages stored and pinned together (one CAR import, one pin request)."""
+
+    def __post_init__(self) -> None:
+        if type(self.batch) is not int or not 1 <= self.batch <= 4096:
+            raise ConfigError(f"sharing.batch must be a whole number 1..4096, got {self.batch!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClientConfig:
     policy: ClientPolicy = field(default_factory=ClientPolicy)
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    share: ShareConfig = field(default_factory=ShareConfig)
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -139,8 +183,12 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
 
 def _merge(tables: list[tuple[Path, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {name: {} for name in _KEYS}
+    merged[""] = {}
     for path, data in tables:
         for table, values in data.items():
+            if table in _TOP and not isinstance(values, dict):
+                merged[""][table] = values
+                continue
             if table not in _KEYS or not isinstance(values, dict):
                 raise ConfigError(
                     f"{path}: unknown table [{table}]; expected {', '.join(sorted(_KEYS))}"
@@ -169,6 +217,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
     return ClientConfig(
+        share=_share(merged[""].get("share", False), merged["sharing"]),
         policy=ClientPolicy(
             min_builders=policy.get("min_builders", 1),
             allowed_builders=frozenset(
@@ -182,6 +231,27 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
         ),
         target=target,
         sources=tuple(path for path, _ in tables),
+    )
+
+
+def _share(enabled: Any, table: Mapping[str, Any]) -> ShareConfig:
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"share must be true or false, got {enabled!r}")
+    flags = {}
+    for name in ("allow_quickpkg", "allow_restricted", "allow_user_patches", "skip_indexed"):
+        if name in table:
+            if not isinstance(table[name], bool):
+                raise ConfigError(f"sharing.{name} must be true or false, got {table[name]!r}")
+            flags[name] = table[name]
+    for name in ("pkgdir", "key"):
+        if name in table and (not isinstance(table[name], str) or not table[name]):
+            raise ConfigError(f"sharing.{name} must be a non-empty string, got {table[name]!r}")
+    return ShareConfig(
+        enabled=enabled,
+        pkgdir=Path(table.get("pkgdir", DEFAULT_PKGDIR)),
+        key=table.get("key"),
+        batch=table.get("batch", 64),
+        **flags,
     )
 
 

@@ -58,6 +58,7 @@ def _register() -> None:
     from ipfsbin.cli import pin as pin_cmds
     from ipfsbin.cli import private as private_cmds
     from ipfsbin.cli import publish as publish_cmds
+    from ipfsbin.cli import share as share_cmds
     from ipfsbin.cli.index import ipns as index_ipns
 
     app.add_typer(node_cmds.app, name="node")
@@ -72,6 +73,7 @@ def _register() -> None:
     app.command("sync")(follow_cmds.sync)
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
+    app.command("share")(share_cmds.share)
     app.command("host")(client_cmds.host)
     app.command("explain")(client_cmds.explain)
     app.command("serve")(client_cmds.serve)

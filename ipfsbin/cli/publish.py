@@ -18,7 +18,7 @@ from ipfsbin.errors import KeyStoreError
 from ipfsbin.kubo import connect
 from ipfsbin.trust.keys import SigningKey
 
-__all__ = ["publish"]
+__all__ = ["publish", "signing_key"]
 
 # Below this a progress bar would only flicker.
 _BAR_MIN_BYTES = 8 * 1024 * 1024
@@ -33,7 +33,7 @@ def _split_pair(value: str | None, option: str, example: str) -> tuple[str, str]
     return name, version
 
 
-def _signing_key(name: str | None) -> SigningKey:
+def signing_key(name: str | None) -> SigningKey:
     store = key_store()
     if name is not None:
         return store.load(name)
@@ -165,7 +165,7 @@ def publish(
     Prints per package its CPV and the CIDs of binpkg, descriptor, manifest and
     attestation. Bad input anywhere publishes nothing.
     """
-    signing_key = _signing_key(key)
+    chosen_key = signing_key(key)
     host = detect_host_facts(
         profile=profile,
         libc=_split_pair(libc, "--libc", "glibc-2.40"),
@@ -175,7 +175,7 @@ def publish(
         results = publish_binpkgs(
             packages,
             client=client,
-            key=signing_key,
+            key=chosen_key,
             host=host,
             allow_restricted=allow_restricted,
             allow_quickpkg=allow_quickpkg,
