@@ -35,7 +35,7 @@ from ipfsbin.binpkg import BinpkgMetadata
 from ipfsbin.config import ShareConfig
 from ipfsbin.descriptor.cpv import split_cpv
 
-__all__ = ["FILTERS", "Skip", "check_filters", "user_patch_files"]
+__all__ = ["FILTERS", "Skip", "check_filters", "switched_off", "user_patch_files"]
 
 FILTERS: Final = {
     "origin": "allow_quickpkg",
@@ -57,6 +57,17 @@ class Skip:
     def __post_init__(self) -> None:
         if self.filter not in FILTERS:
             raise ValueError(f"unknown filter {self.filter!r}")
+
+
+def switched_off(config: ShareConfig) -> list[str]:
+    """The filters ``config`` switches off."""
+    off = {
+        "origin": config.allow_quickpkg,
+        "restricted": config.allow_restricted,
+        "user-patches": config.allow_user_patches,
+        "indexed": not config.skip_indexed,
+    }
+    return [name for name in FILTERS if off[name]]
 
 
 def _patch_dirs(meta: BinpkgMetadata, config_root: Path) -> Iterator[Path]:

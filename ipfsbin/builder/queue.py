@@ -21,7 +21,8 @@ a new build while the same file seen again is not. Its ``state``:
 
 Rows only move forward (queued → publishing → published → announced, or to
 skipped/failed), each move one transaction, so a row in ``published`` or
-later is never published again.
+later is never published again. The one way back: a build skipped by a
+filter the user has switched off since is queued again.
 """
 
 from __future__ import annotations
@@ -173,6 +174,18 @@ class ShareQueue:
                 [(str(p), size, mtime, now, now) for p, size, mtime in found],
             )
             return int(db.total_changes - before)
+
+    def requeue_skipped(self, filters: Sequence[str]) -> int:
+        """Queue again the builds skipped by ``filters`` (switched off since); returns how many."""
+        if not filters:
+            return 0
+        marks = ",".join("?" * len(filters))
+        with self._write() as db:
+            where = f"WHERE state = 'skipped' AND reason IN ({marks})"
+            sql = "UPDATE builds SET state = 'queued', reason = NULL, detail = NULL, changed = ? "
+            sql += where
+            cursor = db.execute(sql, [time.time(), *filters])
+            return int(cursor.rowcount)
 
     # -- reading ------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from typing import Final
 
 from ipfsbin.binpkg import SETUID_PACKAGES, read_binpkg_metadata
 from ipfsbin.builder.bulk import CheckedPackage, check_package, forget_checked, store_batch
-from ipfsbin.builder.filters import Skip, check_filters
+from ipfsbin.builder.filters import Skip, check_filters, switched_off
 from ipfsbin.builder.queue import QueueItem, ShareQueue
 from ipfsbin.config import ShareConfig
 from ipfsbin.errors import BinpkgError, DescriptorError
@@ -148,8 +148,9 @@ class Sharer:
     # -- the work --------------------------------------------------------------------
 
     def catch_up(self) -> ShareRound:
-        """Queue every binpkg in PKGDIR, then :meth:`drain`."""
+        """Queue every binpkg in PKGDIR (and what filters switched off since skipped), drain."""
         self.queue.enqueue(scan_pkgdir(self.config.pkgdir))
+        self.queue.requeue_skipped(switched_off(self.config))
         return self.drain()
 
     def drain(self, *, wait: bool = False) -> ShareRound:

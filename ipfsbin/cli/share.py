@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ipfsbin.builder.filters import FILTERS
+from ipfsbin.builder.filters import FILTERS, switched_off
 from ipfsbin.builder.queue import STATES, ShareQueue
 from ipfsbin.builder.share import SHARE_HOLDER, Sharer, ShareRound, watch_pkgdir
 from ipfsbin.cli.output import JsonOpt, emit
@@ -50,6 +50,7 @@ def _render_round(result: dict[str, Any]) -> str:
 
 def _status(queue: ShareQueue, config: ShareConfig) -> dict[str, Any]:
     reasons = queue.skip_reasons()
+    off = switched_off(config)
     return {
         "share": config.enabled,
         "pkgdir": config.pkgdir,
@@ -58,7 +59,7 @@ def _status(queue: ShareQueue, config: ShareConfig) -> dict[str, Any]:
         "filters": [
             {
                 "filter": name,
-                "on": not _switched_off(config, name),
+                "on": name not in off,
                 "override": setting,
                 "skipped": reasons.get(name, 0),
             }
@@ -66,12 +67,6 @@ def _status(queue: ShareQueue, config: ShareConfig) -> dict[str, Any]:
         ],
         "builds": [i.to_json() for i in queue.items(STATES)],
     }
-
-
-def _switched_off(config: ShareConfig, name: str) -> bool:
-    if name == "indexed":
-        return not config.skip_indexed
-    return bool(getattr(config, FILTERS[name]))
 
 
 def _render_status(status: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
 from ipfsbin.trust.keys import KeyStore
 from tests.playground.builder import BuilderPlayground
+from tests.playground.craft import rewrite_gpkg
 from tests.playground.portage_env import missing_host_tools
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -240,3 +241,123 @@ def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
     assert code == 0, err
     assert json.loads(out)["published"] == []
     _assert_exactly_once(fresh, 2)
+
+
+# -- the default filters, each on a real binpkg ----------------------------------------------
+
+
+def test_each_filter_skips_a_real_binpkg_with_its_reason(fresh: Share) -> None:
+    eprefix = fresh.builder.eprefix
+    emerge = fresh.builder.emerge
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo")
+    # quickpkg output of the installed package, beside the built one
+    fresh.builder.quickpkg("dev-libs/libfoo", fresh.pkgdir / "quick")
+    # RESTRICT=bindist
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/hello")
+    # eapply_user applies a patch: Portage records USER_PATCHES in the binpkg
+    patches = eprefix / "etc/portage/patches/app-misc/stripped"
+    patches.mkdir(parents=True)
+    (patches / "local.patch").write_text(USER_PATCH)
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/stripped")
+    shutil.rmtree(eprefix / "etc/portage/patches")
+    # built clean (it has no source phases, so eapply_user never ran), but
+    # /etc/portage/patches holds a patch for it now: refused all the same
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/usetest")
+    later = eprefix / "etc/portage/patches/app-misc/usetest"
+    later.mkdir(parents=True)
+    (later / "later.patch").write_text(USER_PATCH)
+    try:
+        code, out, err = fresh.cli("share", "--json")
+        assert code == 0, err
+        done = json.loads(out)
+        assert [Path(p).name for p in done["published"]] == ["libfoo-1-1.gpkg.tar"]
+        skipped = {Path(s["path"]).parts[-2]: (s["filter"], s["reason"]) for s in done["skipped"]}
+        assert skipped["libfoo"][0] == "origin" and "quickpkg" in skipped["libfoo"][1]
+        assert skipped["hello"] == (
+            "restricted",
+            "RESTRICT=bindist: its terms do not allow passing the binary on",
+        )
+        assert skipped["stripped"][0] == "user-patches"
+        assert "Portage recorded USER_PATCHES" in skipped["stripped"][1]
+        assert skipped["usetest"] == (
+            "user-patches",
+            f"{later} holds user patches for it (later.patch)",
+        )
+
+        status = fresh.status()
+        counts = {f["filter"]: (f["on"], f["skipped"]) for f in status["filters"]}
+        assert counts == {
+            "origin": (True, 1),
+            "restricted": (True, 1),
+            "user-patches": (True, 2),
+            "indexed": (True, 0),
+        }
+        code, text, _ = fresh.cli("share", "--status")
+        assert "restricted    on  skipped    1  (off: allow_restricted)" in text
+        assert "skipped app-misc/hello-1 (restricted): RESTRICT=bindist" in text
+
+        # Switching one filter off shares what it skipped, and only that.
+        fresh.configure(
+            f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nallow_quickpkg = true\n'
+        )
+        code, out, err = fresh.cli("share", "--json")
+        assert code == 0, err
+        again = json.loads(out)["published"]
+        assert len(again) == 1 and Path(again[0]).relative_to(fresh.pkgdir).parts[0] == "quick"
+        _assert_exactly_once(fresh, 2)
+    finally:
+        shutil.rmtree(eprefix / "etc/portage/patches", ignore_errors=True)
+
+
+# -- kill -9 ----------------------------------------------------------------------------------
+
+
+def _fill_pkgdir(share: Share, count: int) -> None:
+    """``count`` distinct real-shaped binpkgs: an emerge-built one with one extra file each."""
+    template = share.builder.build_binpkg("dev-libs/libfoo", share.pkgdir.parent / "template")
+    for n in range(count):
+        dst = share.pkgdir / "dev-libs" / "libfoo" / f"libfoo-1-{n + 1}.gpkg.tar"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        rewrite_gpkg(template, dst, extra_image=[(f"image/usr/share/libfoo/{n}", os.urandom(512))])
+    shutil.rmtree(template.parent.parent.parent)
+
+
+def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
+    """SIGKILL ``proc`` as soon as the queue shows a batch being published; was one?"""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            states = [r[1] for r in share.rows()]
+        except sqlite3.OperationalError:
+            states = []  # the queue file is being created
+        if "publishing" in states and states.count("published") >= 20:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            return "publishing" in [r[1] for r in share.rows()]
+        time.sleep(0.005)
+    raise AssertionError(f"share ended before it could be killed:\n{proc.communicate()[0]}")
+
+
+def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
+    fresh.configure(f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nbatch = 10\n')
+    _fill_pkgdir(fresh, 200)
+    killed_mid_batch = 0
+    for _ in range(2):
+        proc = fresh.spawn("share", "--watch")
+        killed_mid_batch += _kill_while_publishing(fresh, proc)
+        published = [r for r in fresh.rows() if r[1] == "published"]
+        assert 0 < len(published) < 200
+        # whatever the kill interrupted holds no pin the queue does not name
+        named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
+        assert fresh.share_pins() <= named
+    assert killed_mid_batch >= 1, "no kill landed while a batch was being published"
+    proc = fresh.spawn("share", "--watch")
+    try:
+        _wait(
+            lambda: _alive(proc) and fresh.status()["states"]["published"] == 200,
+            "the queue to finish",
+            timeout=600,
+        )
+    finally:
+        _stop(proc)
+    _assert_exactly_once(fresh, 200)
