@@ -10,10 +10,12 @@ Each default filter is shown skipping a real binpkg with its reason.
 from __future__ import annotations
 
 import contextlib
+import grp
 import hashlib
 import io
 import json
 import os
+import pwd
 import shutil
 import signal
 import sqlite3
@@ -33,6 +35,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
+from ipfsbin.serve.setup_portage import PortageSetup, setup_share
 from ipfsbin.trust.keys import KeyStore
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import rewrite_gpkg
@@ -361,3 +364,39 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     finally:
         _stop(proc)
     _assert_exactly_once(fresh, 200)
+
+
+# -- the Portage hook --------------------------------------------------------------------------
+
+
+def test_bashrc_hook_shares_after_each_merge_and_undo_removes_it(fresh: Share) -> None:
+    account = pwd.getpwuid(os.getuid())
+    eprefix = fresh.builder.eprefix
+    bashrc = eprefix / "etc/portage/bashrc"
+    bashrc.unlink(missing_ok=True)
+    changes = setup_share(
+        PortageSetup(
+            root=eprefix,
+            base_url="",
+            subscriptions=(),
+            user=account.pw_name,
+            group=grp.getgrgid(account.pw_gid).gr_name,
+            home=fresh.home,
+            ipfsbin=str(Path(sys.executable).with_name("ipfsbin")),
+            listen="",
+        )
+    )
+    assert [(c.path, c.action) for c in changes if c.action != "skipped"] == [(bashrc, "created")]
+    # no watcher runs: the merge's postinst phase starts `ipfsbin share` by itself
+    fresh.builder.emerge(
+        "--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo", env=fresh.env
+    )
+    _wait(lambda: fresh.status()["states"]["published"] == 1, "the hook's share to publish")
+    _assert_exactly_once(fresh, 1)
+
+    code, out, err = fresh.cli("setup-portage", "--undo", "--root", str(eprefix), "--json")
+    assert code == 0, err
+    assert {"path": str(bashrc), "action": "removed", "note": "sharing trigger"} in json.loads(out)[
+        "changes"
+    ]
+    assert not bashrc.exists()
