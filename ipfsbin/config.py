@@ -186,7 +186,12 @@ def _merge(tables: list[tuple[Path, Mapping[str, Any]]]) -> dict[str, dict[str, 
     merged[""] = {}
     for path, data in tables:
         for table, values in data.items():
-            if table in _TOP and not isinstance(values, dict):
+            if not isinstance(values, dict):
+                if table not in _TOP:
+                    raise ConfigError(
+                        f"{path}: unknown key {table} outside a table; expected "
+                        f"{', '.join(sorted(_TOP))} or the tables {', '.join(sorted(_KEYS))}"
+                    )
                 merged[""][table] = values
                 continue
             if table not in _KEYS or not isinstance(values, dict):
