@@ -34,6 +34,7 @@ from typing import Final
 from ipfsbin.binpkg import SETUID_PACKAGES, read_binpkg_metadata
 from ipfsbin.builder.bulk import CheckedPackage, check_package, forget_checked, store_batch
 from ipfsbin.builder.filters import Skip, check_filters, switched_off
+from ipfsbin.builder.indexed import BuildIdentity
 from ipfsbin.builder.queue import QueueItem, ShareQueue
 from ipfsbin.config import ShareConfig
 from ipfsbin.errors import BinpkgError, DescriptorError
@@ -58,7 +59,7 @@ SHARE_HOLDER: Final = pin_name("share")
 _SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
 _LOG = logging.getLogger("ipfsbin.share")
 
-Indexed = Callable[[CheckedPackage], str | None]
+Indexed = Callable[[BuildIdentity], str | None]
 """Where a followed index already has these bytes (in words), or None."""
 Announce = Callable[[Sequence[QueueItem]], None]
 """Append published builds to the builder's feed; raises to leave them ``published``."""
@@ -269,7 +270,15 @@ class Sharer:
             _LOG.warning("not shared: %s", detail)
             return None
         if self.config.skip_indexed and self.indexed is not None:
-            where = self.indexed(checked)
+            where = self.indexed(
+                BuildIdentity(
+                    platform=checked.objects.platform,
+                    descriptor=checked.objects.descriptor,
+                    cpv=checked.prepared.cpv,
+                    manifest=checked.objects.manifest,
+                    sha256=checked.objects.manifest_value.sha256,
+                )
+            )
             if where is not None:
                 forget_checked(checked)
                 self._skip(item, cpv, Skip(filter="indexed", reason=where), done)

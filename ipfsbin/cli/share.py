@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -14,8 +15,10 @@ from typing import Annotated, Any
 import typer
 
 from ipfsbin.builder.filters import FILTERS, switched_off
+from ipfsbin.builder.indexed import FollowedIndexes
 from ipfsbin.builder.queue import STATES, ShareQueue
 from ipfsbin.builder.share import SHARE_HOLDER, Sharer, ShareRound, watch_pkgdir
+from ipfsbin.catalog import read_heads
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.cli.publish import signing_key
 from ipfsbin.config import ShareConfig, config_paths, load_config
@@ -23,6 +26,8 @@ from ipfsbin.errors import ConfigError
 from ipfsbin.host.facts import detect_host_facts
 from ipfsbin.kubo import connect
 from ipfsbin.kubo.pins import PinLedger
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.subscribe.follower import Follower
 
 __all__ = ["share"]
 
@@ -130,7 +135,12 @@ def share(
     key = signing_key(config.key)
     config_root = Path(os.environ.get("PORTAGE_CONFIGROOT") or "/")
     host = detect_host_facts(config_root=config_root)
-    with connect() as client, ShareQueue() as queue:
+    with connect() as client, ShareQueue() as queue, Follower() as follower:
+        indexes = FollowedIndexes(
+            lambda: read_heads(follower.subscriptions(), follower.held_blocks()),
+            local=follower.held_blocks(),
+            fetch=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
+        )
         sharer = Sharer(
             queue=queue,
             client=client,
@@ -139,6 +149,7 @@ def share(
             host=host,
             config=config,
             config_root=config_root,
+            indexed=indexes.find,
         )
         if not watch:
             emit(_round_json(sharer.catch_up()), as_json, _render_round)
