@@ -13,6 +13,7 @@ from ipfsbin.index.keys import index_key
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.manifest import BuildHost, Manifest
 from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.signing import Role
 
 PLATFORM, DESCRIPTOR = (cid_for(DAG_CBOR, dagcbor.encode(w)) for w in ("platform", "descriptor"))
@@ -29,7 +30,7 @@ def _manifest(store: MemoryBlockStore, data: bytes, chost: str) -> CID:
         sha256=hashlib.sha256(data).digest(),
         sha1=hashlib.sha1(data).digest(),  # noqa: S324
         md5=hashlib.md5(data).digest(),  # noqa: S324
-        portage={"CPV": CPV},
+        portage={"CPV": CPV, "EAPI": "8", "SLOT": "0"},
         build=BuildHost(chost=chost),
     )
     cid, block = manifest.to_block()
@@ -43,7 +44,7 @@ def _head(store: MemoryBlockStore, manifest: CID) -> FollowedHead:
     return FollowedHead(
         name="k51index", head=root, height=1, index_root=root, commit_time=0,
         commit_expires=0, root_version=1, root_expires=0,
-        builders=Role(name="builders", keys=(), threshold=1),
+        builders=Role(name="builders", keys=(SigningKey.generate().key_id,), threshold=1),
         accepted_at=None, checked_at=None, error=None,
     )  # fmt: skip
 
