@@ -65,6 +65,7 @@ _KEYS: Final = {
             "allow_user_patches",
             "skip_indexed",
             "batch",
+            "workers",
         }
     ),
 }
@@ -152,8 +153,12 @@ class ShareConfig:
     skip_indexed: bool = True
     batch: int = 64
     """Packages stored and pinned together (one CAR import, one pin request)."""
+    workers: int = 2
+    """Threads reading and checking packages (Portage's checks) side by side."""
 
     def __post_init__(self) -> None:
+        if type(self.workers) is not int or not 1 <= self.workers <= 64:
+            raise ConfigError(f"sharing.workers must be a whole number 1..64, got {self.workers!r}")
         if type(self.batch) is not int or not 1 <= self.batch <= 4096:
             raise ConfigError(f"sharing.batch must be a whole number 1..4096, got {self.batch!r}")
 
@@ -256,6 +261,7 @@ def _share(enabled: Any, table: Mapping[str, Any]) -> ShareConfig:
         pkgdir=Path(table.get("pkgdir", DEFAULT_PKGDIR)),
         key=table.get("key"),
         batch=table.get("batch", 64),
+        workers=table.get("workers", 2),
         **flags,
     )
 

@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,28 @@ class ShareRound:
         self.skipped += other.skipped
         self.failed += other.failed
         self.announced += other.announced
+
+
+@dataclass(frozen=True)
+class _Gone:
+    why: str
+    now: tuple[Path, int, int] | None
+    """The file found at the path instead, to queue as a build of its own."""
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    cpv: str | None
+    skip: Skip
+
+
+@dataclass(frozen=True)
+class _Failed:
+    cpv: str | None
+    detail: str
+
+
+_Outcome = _Gone | _Skipped | _Failed | CheckedPackage
 
 
 class Sharer:
@@ -181,19 +204,27 @@ class Sharer:
         return done
 
     def work_batch(self) -> ShareRound:
-        """Take up to ``config.batch`` rows: filter, check, store and pin them together."""
+        """Take up to ``config.batch`` rows: filter, check, store and pin them together.
+
+        The packages are read and checked by ``config.workers`` threads (Portage's
+        checks spend much of their time in decompressors and hashing, outside the
+        GIL); what they found is written to the queue here, in order.
+        """
         done = ShareRound()
         items = self.queue.items(("publishing", "queued"), limit=self.config.batch)
         ready: list[tuple[QueueItem, CheckedPackage]] = []
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ipfsbin-share") as pool:
+            found = list(pool.map(self._examine, items))
         try:
-            for item in items:
-                checked = self._prepare(item, done)
+            for item, outcome in zip(items, found, strict=True):
+                checked = self._record(item, outcome, done)
                 if checked is not None:
                     ready.append((item, checked))
             self._store(ready)
         except BaseException:
-            for _, checked in ready:
-                forget_checked(checked)
+            for outcome in found:
+                if isinstance(outcome, CheckedPackage):
+                    forget_checked(outcome)
             raise
         done.published += [item for item, _ in ready]
         for _, checked in ready:
@@ -234,25 +265,25 @@ class Sharer:
             self.queue.fail(item, item.cpv, why)
         done.failed.append((item, why))
 
-    def _prepare(self, item: QueueItem, done: ShareRound) -> CheckedPackage | None:
+    def _examine(self, item: QueueItem) -> _Outcome:
+        """Read, filter and check one queued build; touches neither the queue nor the pins."""
         try:
             st = item.path.stat()
         except FileNotFoundError:
-            self._gone(item, f"{item.path}: removed before it was shared", done)
-            return None
+            return _Gone(f"{item.path}: removed before it was shared", None)
         if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
-            self._gone(item, f"{item.path}: replaced before it was shared (queued anew)", done)
-            self.queue.enqueue([(item.path, st.st_size, st.st_mtime_ns)])
-            return None
+            return _Gone(
+                f"{item.path}: replaced before it was shared (queued anew)",
+                (item.path, st.st_size, st.st_mtime_ns),
+            )
         cpv = item.cpv
         try:
             meta = read_binpkg_metadata(item.path)
             cpv = meta.cpv
             skip = check_filters(meta, self.config, config_root=self.config_root)
             if skip is not None:
-                self._skip(item, cpv, skip, done)
-                return None
-            checked = check_package(
+                return _Skipped(cpv, skip)
+            return check_package(
                 meta,
                 client=self.client,
                 host=self.host,
@@ -261,14 +292,30 @@ class Sharer:
             )
         except (BinpkgError, DescriptorError) as exc:
             detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+            return _Failed(cpv, detail)
+
+    def _record(
+        self, item: QueueItem, outcome: _Outcome, done: ShareRound
+    ) -> CheckedPackage | None:
+        """Write what :meth:`_examine` found; the checked package when it is to be stored."""
+        if isinstance(outcome, _Gone):
+            self._gone(item, outcome.why, done)
+            if outcome.now is not None:
+                self.queue.enqueue([outcome.now])
+            return None
+        if isinstance(outcome, _Skipped):
+            self._skip(item, outcome.cpv, outcome.skip, done)
+            return None
+        if isinstance(outcome, _Failed):
             if item.state == "publishing" and item.attestation is not None:
                 self.ledger.release(SHARE_HOLDER, [item.attestation])
-                self.queue.abandon(item, detail)
+                self.queue.abandon(item, outcome.detail)
             else:
-                self.queue.fail(item, cpv, detail)
-            done.failed.append((item, detail))
-            _LOG.warning("not shared: %s", detail)
+                self.queue.fail(item, outcome.cpv, outcome.detail)
+            done.failed.append((item, outcome.detail))
+            _LOG.warning("not shared: %s", outcome.detail)
             return None
+        checked = outcome
         if self.config.skip_indexed and self.indexed is not None:
             where = self.indexed(
                 BuildIdentity(
@@ -281,11 +328,11 @@ class Sharer:
             )
             if where is not None:
                 forget_checked(checked)
-                self._skip(item, cpv, Skip(filter="indexed", reason=where), done)
+                self._skip(item, checked.prepared.cpv, Skip(filter="indexed", reason=where), done)
                 return None
         return checked
 
-    def _skip(self, item: QueueItem, cpv: str, skip: Skip, done: ShareRound) -> None:
+    def _skip(self, item: QueueItem, cpv: str | None, skip: Skip, done: ShareRound) -> None:
         if item.state == "publishing" and item.attestation is not None:
             self.ledger.release(SHARE_HOLDER, [item.attestation])
         self.queue.skip(item, cpv, skip.filter, skip.reason)
