@@ -91,6 +91,8 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
+    assert config.share.enabled and config.share.pkgdir == Path("/var/cache/binpkgs")
+    assert config.share.batch == 64 and not config.share.allow_quickpkg
 
 
 def test_sharing_is_off_until_opted_in(tmp_path: Path) -> None:
