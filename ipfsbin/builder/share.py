@@ -38,7 +38,7 @@ from ipfsbin.builder.filters import Skip, check_filters, switched_off
 from ipfsbin.builder.indexed import BuildIdentity
 from ipfsbin.builder.queue import QueueItem, ShareQueue
 from ipfsbin.config import ShareConfig
-from ipfsbin.errors import BinpkgError, DescriptorError
+from ipfsbin.errors import BinpkgError, DescriptorError, KuboError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import PinLedger, pin_name
@@ -379,6 +379,11 @@ def watch_pkgdir(
             found.append((Path(raw), st.st_size, st.st_mtime_ns))
         if found:
             sharer.queue.enqueue(found)
-        done = sharer.drain()
+        try:
+            done = sharer.drain()
+        except KuboError as exc:
+            # the daemon restarting, say: the rows stay queued and the next tick retries
+            _LOG.error("%s; trying again in %d s", exc.message, poll_ms // 1000)
+            continue
         if on_round is not None and (done.published or done.skipped or done.failed):
             on_round(done)
