@@ -50,6 +50,7 @@ def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
     from ipfsbin.cli import client as client_cmds
+    from ipfsbin.cli import feed as feed_cmds
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
@@ -72,6 +73,7 @@ def _register() -> None:
     app.command("sync")(follow_cmds.sync)
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
+    app.add_typer(feed_cmds.app, name="feed")
     app.command("host")(client_cmds.host)
     app.command("explain")(client_cmds.explain)
     app.command("serve")(client_cmds.serve)
