@@ -7,9 +7,26 @@ inconclusive.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
-__all__ = ["render_challenge"]
+import typer
+
+from ipfsbin.binpkg import read_binpkg_metadata
+from ipfsbin.builder.local import LocalBuild, describe_binpkg, find_binpkgs
+from ipfsbin.catalog import parse_atom, read_heads
+from ipfsbin.catalog.challenge import challenge_builds
+from ipfsbin.cli.output import JsonOpt, emit
+from ipfsbin.descriptor.cpv import split_cpv
+from ipfsbin.errors import BinpkgError, DescriptorError, SubscriptionError
+from ipfsbin.host.facts import detect_host_facts
+from ipfsbin.host.profile import portage_pkgdir
+from ipfsbin.kubo.daemon import connect
+from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.subscribe.follower import Follower
+
+__all__ = ["challenge", "render_challenge"]
 
 
 def _percent(part: int, whole: int) -> str:
@@ -53,3 +70,76 @@ def render_challenge(report: dict[str, Any], *, verbose: bool = False) -> str:
     ):
         lines.append(f"  - {summary[key]} ({_percent(summary[key], total)}) {words}")
     return "\n".join(lines)
+
+
+def _wanted(cpv: str, atoms: list[tuple[str, str, str | None]]) -> bool:
+    if not atoms:
+        return True
+    category, package, version = split_cpv(cpv)
+    return any((c, p) == (category, package) and v in (None, version) for c, p, v in atoms)
+
+
+def _local_builds(
+    pkgdir: Path, atoms: list[tuple[str, str, str | None]]
+) -> tuple[list[LocalBuild], list[dict[str, str]]]:
+    """This host's binpkgs of ``atoms`` (all without atoms), and the ones that could not be read."""
+    host = detect_host_facts()
+    builds: list[LocalBuild] = []
+    skipped: list[dict[str, str]] = []
+    for path in find_binpkgs(pkgdir):
+        try:
+            if not _wanted(read_binpkg_metadata(path).cpv, atoms):
+                continue
+            builds.append(describe_binpkg(path, host))
+        except (BinpkgError, DescriptorError) as exc:
+            skipped.append({"path": str(path), "reason": exc.message})
+    return builds, skipped
+
+
+def challenge(
+    atoms: Annotated[
+        list[str] | None,
+        typer.Argument(help="category/package or =category/package-version (default: all)."),
+    ] = None,
+    pkgdir: Annotated[
+        Path | None,
+        typer.Option("--pkgdir", help="Where this host's binpkgs are (default: Portage's PKGDIR)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="List identical and inconclusive builds too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare this host's own builds with what builders attested for the same descriptor.
+
+    For each binpkg in PKGDIR (built here, or fetched), the sha256 of its
+    bytes against each builder's in the followed indexes, as `guix challenge`
+    prints it. Exit code 2 when any build differs.
+    """
+    try:
+        wanted = [parse_atom(atom) for atom in atoms or ()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    directory = pkgdir if pkgdir is not None else portage_pkgdir()
+    builds, skipped = _local_builds(directory, wanted)
+    with Follower() as follower, connect() as client:
+        subs = follower.subscriptions()
+        if not subs:
+            raise SubscriptionError(
+                "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
+            )
+        report = challenge_builds(
+            builds,
+            read_heads(subs, follower.held_blocks()),
+            held=follower.held_blocks(),
+            store=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
+        )
+    result = {**report.to_json(), "pkgdir": str(directory), "skipped": skipped}
+
+    def render(r: dict[str, Any]) -> str:
+        lines = [render_challenge(r, verbose=verbose)]
+        lines += [f"skipped {s['path']}: {s['reason']}" for s in r["skipped"]]
+        return "\n".join(lines)
+
+    emit(result, as_json, render)
+    raise typer.Exit(report.exit_code)

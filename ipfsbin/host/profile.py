@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -35,7 +36,7 @@ from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.errors import DescriptorError, HostError
 from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
 
-__all__ = ["HostInfo", "portage_config_root", "read_host"]
+__all__ = ["HostInfo", "portage_config_root", "portage_pkgdir", "read_host"]
 
 _VERSION = re.compile(r"^\d+(?:\.\d+)*")
 _LIBCS = (("glibc", "sys-libs/glibc"), ("musl", "sys-libs/musl"))
@@ -320,3 +321,11 @@ def portage_config_root() -> str:
     import portage.const
 
     return os.environ.get("PORTAGE_CONFIGROOT") or portage.const.EPREFIX or "/"
+
+
+def portage_pkgdir(*, config_root: str | None = None) -> Path:
+    """Portage's ``PKGDIR``: where this host's ``emerge --buildpkg`` writes binpkgs."""
+    pkgdir = _open_portage(config_root).settings.get("PKGDIR", "").strip()
+    if not pkgdir:
+        raise HostError("Portage's configuration sets no PKGDIR", hint="pass --pkgdir DIR")
+    return Path(pkgdir)
