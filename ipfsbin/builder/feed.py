@@ -64,6 +64,9 @@ from ipfsbin.trust.root import SignedRoot, load_root, put_root
 __all__ = ["Feed", "FeedHead", "feed_state_path", "publish_feed"]
 
 _WHAT: Final = "feed state"
+_LOST_HINT: Final = (
+    "move the file aside; the next append starts the feed over (followers refuse it)"
+)
 _MIGRATIONS: Final = (
     _sqlite.Migration(
         version=1,
@@ -176,7 +179,7 @@ class Feed:
         with _sqlite.transaction(self._db), closing(self._db.cursor()) as cur:
             yield cur
 
-    def _create(self, cur: sqlite3.Cursor, now: int) -> tuple[SignedRoot, SignedCommit]:
+    def _create(self, cur: sqlite3.Cursor, now: int) -> None:
         root = make_feed_root(self.key, now=now)
         put_root(self.store, root)
         first = sign_commit(
@@ -197,7 +200,6 @@ class Feed:
         cur.executemany(
             "INSERT INTO meta VALUES (?, ?)", [("root", str(root.cid)), ("head", str(first.cid))]
         )
-        return root, first
 
     def append(self, attestations: Sequence[CID], *, now: int | None = None) -> FeedHead:
         """Add the attestation envelopes not yet in the feed, in one commit (see module doc).
@@ -210,12 +212,15 @@ class Feed:
         for cid in attestations:
             entry = feed_entry(self.store, cid, self.name)
             entries[entry.key] = entry
+        # the first commit is kept even when the append after it fails: its pins stay accounted
+        with self._locked() as cur:
+            if self._meta(self._db, "head") is None:
+                self._create(cur, moment)
         with self._locked() as cur:
             root_cid, head_cid = self._meta(self._db, "root"), self._meta(self._db, "head")
             if root_cid is None or head_cid is None:
-                root, head = self._create(cur, moment)
-            else:
-                root, head = load_root(self.store, root_cid), load_commit(self.store, head_cid)
+                raise FeedError(f"feed state {self.path} lost its head", hint=_LOST_HINT)
+            root, head = load_root(self.store, root_cid), load_commit(self.store, head_cid)
             tree = ProllyTree(self.store)
             base = head.commit.index
             new = {k: e for k, e in entries.items() if not tree.has(base, k)}

@@ -13,7 +13,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +73,7 @@ class World:
         self.y = _host(tmp / "y", y_node, root)
         self.m = _host(tmp / "m", m_node, root)
         self.c = _host(tmp / "c", c_node, root)
-        self.c_home, self.c_node = tmp / "c", c_node
+        self.c_home, self.c_node, self.m_node = tmp / "c", c_node, m_node
         self.x_key = KeyStore(tmp / "x" / "keys").generate("bx").key_id
         self.y_key = KeyStore(tmp / "y" / "keys").generate("by").key_id
         KeyStore(tmp / "m" / "keys").generate("m")
@@ -233,6 +237,35 @@ def test_challenge_compares_this_hosts_builds(world: World) -> None:
     assert f"{USETEST} contents differ:" in out and f"{LIBFOO} contents identical:" in out
     assert "  local hash: " + w.x_shared[USETEST] in out
     assert "were inconclusive" in out  # the playground's other packages are in no index
+
+
+def test_pull_follow_runs_rounds_until_sigterm(world: World) -> None:
+    w = world
+    _init(w, "svc")
+    env = {
+        **os.environ,
+        "IPFSBIN_HOME": str(w.tmp / "m"),
+        "IPFSBIN_API": w.m_node.api_multiaddr,
+        "PORTAGE_CONFIGROOT": str(w.playground.eprefix),
+    }
+    feeds = (w.x_shared["name"], w.y_shared["name"])
+    args = ["index", "pull", *feeds, "--index", "svc", "--follow", "--interval", "1s", "--json"]
+    with subprocess.Popen(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "ipfsbin.cli.main", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as service:
+        assert service.stdout is not None
+        first = json.loads(service.stdout.readline())  # one JSON line per round
+        assert {d["cpv"] for d in first["decisions"]} == {LIBFOO, USETEST}
+        second = json.loads(service.stdout.readline())
+        assert second["decisions"] == []  # nothing new since the first round
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=60) == 0
+    status = _json(w.m, "index", "status", "--index", "svc")
+    assert len(status["staged"]) == 2
 
 
 def test_a_rewritten_feed_is_refused_with_one_line(world: World) -> None:

@@ -151,3 +151,13 @@ def test_policy_file(tmp_path: Path) -> None:
     path.write_text("min_builders = 0\n")
     with pytest.raises(ConfigError, match="min_builders"):
         PullPolicy.from_file(path)
+
+
+def test_the_policy_example_of_the_spec(tmp_path: Path) -> None:
+    spec = (Path(__file__).resolve().parents[3] / "schema" / "maintainer.md").read_text()
+    example = spec.split("### The policy file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "pull.toml"
+    path.write_text(example)
+    policy = PullPolicy.from_file(path)
+    assert policy.min_builders == 2 and policy.on_disagreement == "majority"
+    assert policy.builders is not None and len(policy.builders) == 1
