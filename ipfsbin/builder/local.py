@@ -25,14 +25,15 @@ _SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
 
 @dataclass(frozen=True, kw_only=True)
 class LocalBuild:
-    """A binpkg of this host: what it builds (index key) and the sha256 of its bytes."""
+    """A build this host made or installed: its index key and the sha256 of its bytes."""
 
-    path: Path
+    path: Path | None
+    """The binpkg in PKGDIR; None for a package installed from a binary no longer kept."""
     cpv: str
     key: str
     sha256: bytes
     origin: str
-    """``built`` (from source here) or ``quickpkg``."""
+    """``built`` (from source here), ``quickpkg``, or ``installed binary``."""
 
 
 def find_binpkgs(pkgdir: Path) -> Iterator[Path]:

@@ -16,15 +16,15 @@ import typer
 from ipfsbin.binpkg import read_binpkg_metadata
 from ipfsbin.builder.local import LocalBuild, describe_binpkg, find_binpkgs
 from ipfsbin.catalog import parse_atom, read_heads
-from ipfsbin.catalog.challenge import challenge_builds
+from ipfsbin.catalog.challenge import challenge_builds, installed_builds
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.descriptor.cpv import split_cpv
-from ipfsbin.errors import BinpkgError, DescriptorError, SubscriptionError
+from ipfsbin.errors import BinpkgError, DescriptorError
 from ipfsbin.host.facts import detect_host_facts
-from ipfsbin.host.profile import portage_pkgdir
+from ipfsbin.host.profile import installed_binaries, portage_pkgdir
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follower import Follower
+from ipfsbin.subscribe.follower import Follower, require_subscriptions
 
 __all__ = ["challenge", "render_challenge"]
 
@@ -49,7 +49,8 @@ def render_challenge(report: dict[str, Any], *, verbose: bool = False) -> str:
             "inconclusive": "inconclusive",
         }[verdict]
         lines.append(f"{item['item']} {heading}:")
-        lines.append(f"  build: {item['key']}")
+        if item["key"]:
+            lines.append(f"  build: {item['key']}")
         if item["local"] is not None:
             lines.append(f"  local hash: {item['local']}")
         for builder in item["builders"]:
@@ -112,8 +113,9 @@ def challenge(
 ) -> None:
     """Compare this host's own builds with what builders attested for the same descriptor.
 
-    For each binpkg in PKGDIR (built here, or fetched), the sha256 of its
-    bytes against each builder's in the followed indexes, as `guix challenge`
+    For each binpkg in PKGDIR, and each package installed from a binary (found
+    in the followed indexes by the MD5 Portage recorded), the sha256 of its
+    bytes against each builder's for the same descriptor, as `guix challenge`
     prints it. Exit code 2 when any build differs.
     """
     try:
@@ -123,17 +125,16 @@ def challenge(
     directory = pkgdir if pkgdir is not None else portage_pkgdir()
     builds, skipped = _local_builds(directory, wanted)
     with Follower() as follower, connect() as client:
-        subs = follower.subscriptions()
-        if not subs:
-            raise SubscriptionError(
-                "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
-            )
-        report = challenge_builds(
-            builds,
-            read_heads(subs, follower.held_blocks()),
-            held=follower.held_blocks(),
-            store=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
-        )
+        subs = require_subscriptions(follower.state)
+        heads = read_heads(subs, follower.held_blocks())
+        held = follower.held_blocks()
+        store = KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30))
+        installed = {cpv: md5 for cpv, md5 in installed_binaries().items() if _wanted(cpv, wanted)}
+        merged, unknown = installed_builds(installed, heads, held=held, store=store)
+        # a binpkg both kept in PKGDIR and installed is one build
+        kept = {(b.key, b.sha256) for b in builds}
+        builds += [b for b in merged if (b.key, b.sha256) not in kept]
+        report = challenge_builds(builds, heads, held=held, store=store, extra=unknown)
     result = {**report.to_json(), "pkgdir": str(directory), "skipped": skipped}
 
     def render(r: dict[str, Any]) -> str:

@@ -73,7 +73,7 @@ class World:
         self.y = _host(tmp / "y", y_node, root)
         self.m = _host(tmp / "m", m_node, root)
         self.c = _host(tmp / "c", c_node, root)
-        self.c_home, self.c_node, self.m_node = tmp / "c", c_node, m_node
+        self.c_home, self.c_node, self.m_node, self.x_node = tmp / "c", c_node, m_node, x_node
         self.x_key = KeyStore(tmp / "x" / "keys").generate("bx").key_id
         self.y_key = KeyStore(tmp / "y" / "keys").generate("by").key_id
         KeyStore(tmp / "m" / "keys").generate("m")
@@ -237,6 +237,36 @@ def test_challenge_compares_this_hosts_builds(world: World) -> None:
     assert f"{USETEST} contents differ:" in out and f"{LIBFOO} contents identical:" in out
     assert "  local hash: " + w.x_shared[USETEST] in out
     assert "were inconclusive" in out  # the playground's other packages are in no index
+
+    # installed from the binary (Portage records the binpkg's MD5): challenged without PKGDIR.
+    # Portage fixes EPREFIX at import, so the playground's installed packages are read in a
+    # process of their own.
+    w.playground.emerge("--oneshot", "--usepkgonly", "=" + LIBFOO, "=" + USETEST)
+    empty = w.tmp / "empty-pkgdir"
+    empty.mkdir()
+    env = {
+        **os.environ,
+        **w.playground.env(),
+        "PATH": os.environ["PATH"],
+        "IPFSBIN_HOME": str(w.tmp / "x"),
+        "IPFSBIN_API": w.x_node.api_multiaddr,
+    }
+    command = [sys.executable, "-m", "ipfsbin.cli.main", "challenge", LIBFOO, USETEST, "--json"]
+    done = subprocess.run(  # noqa: S603 - our own entry point
+        [*command, "--pkgdir", str(empty)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    items = _by_cpv(json.loads(done.stdout)["items"], "item")
+    assert items[LIBFOO]["verdict"] == "identical"
+    assert items[USETEST]["verdict"] == "differing"
+    assert items[USETEST]["local"] == w.x_shared[USETEST]
+    assert items[USETEST]["note"].startswith("installed binary here")
+    # without --pkgdir: Portage's PKGDIR, whose binpkgs are the installed ones (counted once)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    assert done.returncode == 2, done.stderr
+    report = json.loads(done.stdout)
+    assert report["pkgdir"] == str(w.playground.pkgdir)
+    assert report["summary"]["analyzed"] == 2
 
 
 def test_pull_follow_runs_rounds_until_sigterm(world: World) -> None:

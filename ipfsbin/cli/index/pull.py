@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
 from ipfsbin.cli.challenge import render_challenge
-from ipfsbin.cli.follow import parse_duration
+from ipfsbin.cli.follow import parse_duration, stop_on_signal
 from ipfsbin.cli.index._common import NameOpt, app, now, session
 from ipfsbin.cli.output import JsonOpt, emit, print_error
 from ipfsbin.errors import IpfsbinError
@@ -107,13 +104,7 @@ def pull_cmd(
         result, refused = pull_once(feeds, chosen, name)
         emit(_report(result, refused), as_json, lambda r: render_pull(r, verbose))
         raise typer.Exit(1 if refused else result.exit_code)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signal()
 
     def once() -> None:
         # a feed or network problem fails one round, not the service
