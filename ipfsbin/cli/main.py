@@ -49,7 +49,9 @@ def _root(
 def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
+    from ipfsbin.cli import challenge as challenge_cmds
     from ipfsbin.cli import client as client_cmds
+    from ipfsbin.cli import feed as feed_cmds
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
@@ -74,8 +76,10 @@ def _register() -> None:
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
     app.command("share")(share_cmds.share)
+    app.add_typer(feed_cmds.app, name="feed")
     app.command("host")(client_cmds.host)
     app.command("explain")(client_cmds.explain)
+    app.command("challenge")(challenge_cmds.challenge)
     app.command("serve")(client_cmds.serve)
     app.command("setup-portage")(client_cmds.setup_portage)
     app.command("pin")(pin_cmds.pin)

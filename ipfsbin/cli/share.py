@@ -19,8 +19,8 @@ from ipfsbin.builder.indexed import FollowedIndexes
 from ipfsbin.builder.queue import STATES, ShareQueue
 from ipfsbin.builder.share import SHARE_HOLDER, Sharer, ShareRound, watch_pkgdir
 from ipfsbin.catalog import read_heads
+from ipfsbin.cli.key import signing_key
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.cli.publish import signing_key
 from ipfsbin.config import ShareConfig, config_paths, load_config
 from ipfsbin.errors import ConfigError
 from ipfsbin.host.facts import detect_host_facts
