@@ -3,7 +3,8 @@
 A :class:`Sharer` finds binpkgs in PKGDIR (:func:`scan_pkgdir`), queues them
 (:class:`~ipfsbin.builder.queue.ShareQueue`), applies the sharing filters
 (:mod:`ipfsbin.builder.filters`) and publishes the rest in batches
-(:mod:`ipfsbin.builder.bulk`); then, when a feed is given, announces them.
+(:mod:`ipfsbin.builder.bulk`); then announces them in the builder's feed
+(:func:`feed_announcer`, :mod:`ipfsbin.builder.feed`).
 Only one process shares from a queue at a time (an ``flock`` beside it);
 another one that finds it taken only queues what it found and leaves the
 work to the holder, which looks at the queue again after letting go, so
@@ -29,16 +30,18 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
 from ipfsbin.binpkg import SETUID_PACKAGES, read_binpkg_metadata
 from ipfsbin.builder.bulk import CheckedPackage, check_package, forget_checked, store_batch
+from ipfsbin.builder.feed import Feed, publish_feed
 from ipfsbin.builder.filters import Skip, check_filters, switched_off
 from ipfsbin.builder.indexed import BuildIdentity
 from ipfsbin.builder.queue import QueueItem, ShareQueue
 from ipfsbin.config import ShareConfig
-from ipfsbin.errors import BinpkgError, DescriptorError, KuboError
+from ipfsbin.errors import BinpkgError, DescriptorError, IpfsbinError, KuboError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import PinLedger, pin_name
@@ -50,6 +53,7 @@ __all__ = [
     "Indexed",
     "ShareRound",
     "Sharer",
+    "feed_announcer",
     "is_binpkg_name",
     "scan_pkgdir",
     "watch_pkgdir",
@@ -64,6 +68,29 @@ Indexed = Callable[[BuildIdentity], str | None]
 """Where a followed index already has these bytes (in words), or None."""
 Announce = Callable[[Sequence[QueueItem]], None]
 """Append published builds to the builder's feed; raises to leave them ``published``."""
+
+
+def feed_announcer(client: KuboClient, feed: Feed) -> Announce:
+    """The announce stage: append published builds to the builder's feed, then publish it.
+
+    ``Feed.append`` is idempotent (an attestation already in the feed is
+    skipped), so a run killed after appending and before the queue moved its
+    rows to ``announced`` loses and duplicates nothing. The feed's IPNS
+    record is the pointer, not the announcement: when publishing it fails the
+    rows are announced all the same and the next append publishes it again.
+    """
+
+    def announce(items: Sequence[QueueItem]) -> None:
+        head = feed.append([i.attestation for i in items if i.attestation is not None])
+        try:
+            publish_feed(client, feed, allow_offline=True, timeout=timedelta(seconds=30))
+        except IpfsbinError as exc:
+            _LOG.warning(
+                "feed %s is at height %d, its IPNS record is not: %s", feed.name, head.height,
+                exc.message,
+            )  # fmt: skip
+
+    return announce
 
 
 def is_binpkg_name(name: str) -> bool:

@@ -14,10 +14,17 @@ from typing import Annotated, Any
 
 import typer
 
+from ipfsbin.builder.feed import Feed
 from ipfsbin.builder.filters import FILTERS, switched_off
 from ipfsbin.builder.indexed import FollowedIndexes
 from ipfsbin.builder.queue import STATES, ShareQueue
-from ipfsbin.builder.share import SHARE_HOLDER, Sharer, ShareRound, watch_pkgdir
+from ipfsbin.builder.share import (
+    SHARE_HOLDER,
+    Sharer,
+    ShareRound,
+    feed_announcer,
+    watch_pkgdir,
+)
 from ipfsbin.catalog import read_heads
 from ipfsbin.cli.key import signing_key
 from ipfsbin.cli.output import JsonOpt, emit
@@ -135,7 +142,12 @@ def share(
     key = signing_key(config.key)
     config_root = Path(os.environ.get("PORTAGE_CONFIGROOT") or "/")
     host = detect_host_facts(config_root=config_root)
-    with connect() as client, ShareQueue() as queue, Follower() as follower:
+    with (
+        connect() as client,
+        ShareQueue() as queue,
+        Follower() as follower,
+        Feed.open(client, key) as feed,
+    ):
         indexes = FollowedIndexes(
             lambda: read_heads(follower.subscriptions(), follower.held_blocks()),
             local=follower.held_blocks(),
@@ -150,6 +162,7 @@ def share(
             config=config,
             config_root=config_root,
             indexed=indexes.find,
+            announce=feed_announcer(client, feed),
         )
         if not watch:
             emit(_round_json(sharer.catch_up()), as_json, _render_round)

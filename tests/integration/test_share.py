@@ -1,7 +1,8 @@
 """``ipfsbin share``: real emerge builds shared into real Kubo, through the persistent queue.
 
 Sharing is turned on in the config file; from then on ``share --watch``
-publishes what emerge writes into PKGDIR with no other command. Killed with
+publishes what emerge writes into PKGDIR, and appends it to the builder's
+feed, with no other command. Killed with
 SIGKILL while it publishes, the next run finishes the queue: every build
 published exactly once and no pin left that the queue does not account for.
 Each default filter is shown skipping a real binpkg with its reason.
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from ipfsbin.builder.feed import Feed
 from ipfsbin.builder.share import SHARE_HOLDER
 from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID
@@ -123,14 +125,22 @@ class Share:
         finally:
             db.close()
 
+    def feed_entries(self) -> int:
+        """How many attestations the builder's feed holds."""
+        key = KeyStore(self.home / "keys").load("builder")
+        with Feed.open(self.client, key, self.home / "feeds" / f"{key.key_id}.sqlite") as feed:
+            head = feed.head()
+        return 0 if head is None else head.entries
+
     def reset(self) -> None:
-        """Empty PKGDIR, the queue and the share pins, for the next test."""
+        """Empty PKGDIR, the queue, the feed and the pins, for the next test."""
         shutil.rmtree(self.pkgdir)
         self.pkgdir.mkdir()
-        for cid in self.share_pins():
-            self.client.pin_rm([cid])
+        for pin in self.client.pin_ls():
+            self.client.pin_rm([pin.cid])
         for name in ("share.sqlite", "share.sqlite-wal", "share.sqlite-shm", "pins.sqlite"):
             (self.home / name).unlink(missing_ok=True)
+        shutil.rmtree(self.home / "feeds", ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -190,16 +200,17 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def _assert_exactly_once(share: Share, expected: int) -> None:
-    """Every build published once; Kubo's share pins, the ledger and the queue agree."""
+    """Every build published and announced once; Kubo's pins, the ledger, the queue agree."""
     rows = share.rows()
-    published = [r for r in rows if r[1] == "published"]
+    published = [r for r in rows if r[1] == "announced"]
     assert len(published) == expected, rows
     assert len({r[0] for r in published}) == expected
     attestations = {CID.from_text(r[2]) for r in published if r[2]}
     assert len(attestations) == expected
     assert share.share_pins() == attestations
     assert share.ledger_needs() == attestations
-    assert not [r for r in rows if r[1] in ("queued", "publishing")]
+    assert not [r for r in rows if r[1] in ("queued", "publishing", "published")]
+    assert share.feed_entries() == expected
 
 
 # -- sharing without any other command ---------------------------------------------------
@@ -223,15 +234,15 @@ def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
         fresh.builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo")
         fresh.builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/usetest")
         _wait(
-            lambda: _alive(proc) and fresh.status()["states"]["published"] == 2,
-            "both builds to be published",
+            lambda: _alive(proc) and fresh.status()["states"]["announced"] == 2,
+            "both builds to be published and announced",
         )
     finally:
         log = _stop(proc)
     assert proc.returncode == 0, log
     assert "published dev-libs/libfoo-1" in log and "published app-misc/usetest-1" in log
     _assert_exactly_once(fresh, 2)
-    for row in fresh.status_rows("published"):
+    for row in fresh.status_rows("announced"):
         manifest = Manifest.from_block(
             CID.from_text(row["manifest"]), fresh.client.block_get(CID.from_text(row["manifest"]))
         )
@@ -348,7 +359,7 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     for _ in range(2):
         proc = fresh.spawn("share", "--watch")
         killed_mid_batch += _kill_while_publishing(fresh, proc)
-        published = [r for r in fresh.rows() if r[1] == "published"]
+        published = [r for r in fresh.rows() if r[1] in ("published", "announced")]
         assert 0 < len(published) < 200
         # whatever the kill interrupted holds no pin the queue does not name
         named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
@@ -357,7 +368,7 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     proc = fresh.spawn("share", "--watch")
     try:
         _wait(
-            lambda: _alive(proc) and fresh.status()["states"]["published"] == 200,
+            lambda: _alive(proc) and fresh.status()["states"]["announced"] == 200,
             "the queue to finish",
             timeout=600,
         )
@@ -391,7 +402,7 @@ def test_bashrc_hook_shares_after_each_merge_and_undo_removes_it(fresh: Share) -
     fresh.builder.emerge(
         "--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo", env=fresh.env
     )
-    _wait(lambda: fresh.status()["states"]["published"] == 1, "the hook's share to publish")
+    _wait(lambda: fresh.status()["states"]["announced"] == 1, "the hook's share to publish")
     _assert_exactly_once(fresh, 1)
 
     code, out, err = fresh.cli("setup-portage", "--undo", "--root", str(eprefix), "--json")
