@@ -41,7 +41,7 @@ from ipfsbin.binpkg import (
     check_binpkg,
 )
 from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
-from ipfsbin.builder._objects import PackageObjects, package_objects
+from ipfsbin.builder._objects import PackageObjects
 from ipfsbin.builder.publish import PreparedBinpkg, PublishResult, _Run, prepared_binpkg
 from ipfsbin.codec.car import car_bytes
 from ipfsbin.codec.cid import CID, RAW, cid_for
@@ -122,7 +122,7 @@ def check_package(
         run = _Run(client, meta.cpv)
         try:
             prepared, binpkg = run.add_checked(meta, host, None, setuid_packages, pin=False)
-            objects = _objects(prepared, binpkg, key)
+            objects = prepared.objects(binpkg, key)
         except BaseException:
             run.undo()
             raise
@@ -140,20 +140,9 @@ def check_package(
     return CheckedPackage(
         prepared=prepared,
         binpkg=binpkg,
-        objects=_objects(prepared, binpkg, key),
+        objects=prepared.objects(binpkg, key),
         data=data,
         added=None,
-    )
-
-
-def _objects(prepared: PreparedBinpkg, binpkg: CID, key: SigningKey) -> PackageObjects:
-    return package_objects(
-        info=prepared.info,
-        package=prepared.package,
-        build=prepared.build,
-        portage=prepared.portage,
-        binpkg=binpkg,
-        key=key,
     )
 
 

@@ -120,6 +120,17 @@ class PreparedBinpkg:
     def cpv(self) -> str:
         return self.info.cpv
 
+    def objects(self, binpkg: CID, key: SigningKey) -> PackageObjects:
+        """Every block that publishes it, with its file stored as ``binpkg``."""
+        return package_objects(
+            info=self.info,
+            package=self.package,
+            build=self.build,
+            portage=self.portage,
+            binpkg=binpkg,
+            key=key,
+        )
+
 
 def _check_policy(info: BinpkgMetadata, *, allow_restricted: bool, allow_quickpkg: bool) -> None:
     if not allow_restricted and (info.bindist_restricted or info.fetch_restricted):
@@ -413,14 +424,7 @@ class _Run:
     ) -> PublishResult:
         """Platform, descriptor and manifest (manifest pinned), then the attestation: last."""
         info = prepared.info
-        objects = package_objects(
-            info=info,
-            package=prepared.package,
-            build=prepared.build,
-            portage=prepared.portage,
-            binpkg=binpkg,
-            key=key,
-        )
+        objects = prepared.objects(binpkg, key)
         self.put(objects.blocks[:3])
         self.pin(objects.manifest, "manifest")
         # The statement before the envelope that links it; the envelope's pin comes last.
