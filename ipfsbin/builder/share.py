@@ -41,7 +41,7 @@ from ipfsbin.builder.filters import Skip, check_filters, switched_off
 from ipfsbin.builder.indexed import BuildIdentity
 from ipfsbin.builder.queue import QueueItem, ShareQueue
 from ipfsbin.config import ShareConfig
-from ipfsbin.errors import BinpkgError, DescriptorError, IpfsbinError, KuboError
+from ipfsbin.errors import BinpkgError, DescriptorError, IpfsbinError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import PinLedger, pin_name
@@ -183,12 +183,13 @@ class Sharer:
     # -- locking ------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, *, wait: bool) -> Iterator[bool]:
+    def _locked(self) -> Iterator[bool]:
+        """Whether this process holds the queue (another one working it: False at once)."""
         lock = self.queue.path.with_name(self.queue.path.name + ".lock")
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
@@ -204,11 +205,11 @@ class Sharer:
         self.queue.requeue_skipped(switched_off(self.config))
         return self.drain()
 
-    def drain(self, *, wait: bool = False) -> ShareRound:
+    def drain(self) -> ShareRound:
         """Work the queue empty, unless another process holds it (then it does the work)."""
         total = ShareRound()
         while True:
-            with self._locked(wait=wait) as mine:
+            with self._locked() as mine:
                 if not mine:
                     return total
                 while self.queue.items(("queued", "publishing"), limit=1):
@@ -408,8 +409,8 @@ def watch_pkgdir(
             sharer.queue.enqueue(found)
         try:
             done = sharer.drain()
-        except KuboError as exc:
-            # the daemon restarting, say: the rows stay queued and the next tick retries
+        except IpfsbinError as exc:
+            # the daemon restarting, say: the rows stay where they are and the next tick retries
             _LOG.error("%s; trying again in %d s", exc.message, poll_ms // 1000)
             continue
         if on_round is not None and (done.published or done.skipped or done.failed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -123,7 +124,7 @@ def share(
     """
     config = load_config().share
     if pkgdir is not None:
-        config = ShareConfig(**{**config.__dict__, "pkgdir": pkgdir})
+        config = dataclasses.replace(config, pkgdir=pkgdir)
     if status:
         with ShareQueue() as queue:
             emit(_status(queue, config), as_json, _render_status)
@@ -178,6 +179,6 @@ def share(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         logging.getLogger("ipfsbin.share").info(
-            "watching %s (pins named %s)", config.pkgdir, SHARE_HOLDER
+            "watching %s (pins named %s, feed %s)", config.pkgdir, SHARE_HOLDER, feed.name
         )
         watch_pkgdir(sharer, stop=stop)
