@@ -352,6 +352,7 @@ def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
     raise AssertionError(f"share ended before it could be killed:\n{proc.communicate()[0]}")
 
 
+@pytest.mark.timeout(2400)
 def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     fresh.configure(f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nbatch = 10\n')
     _fill_pkgdir(fresh, 200)
@@ -368,9 +369,9 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     proc = fresh.spawn("share", "--watch")
     try:
         _wait(
-            lambda: _alive(proc) and fresh.status()["states"]["announced"] == 200,
+            lambda: _alive(proc) and [r[1] for r in fresh.rows()].count("announced") == 200,
             "the queue to finish",
-            timeout=600,
+            timeout=1500,
         )
     finally:
         _stop(proc)
