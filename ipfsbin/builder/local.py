@@ -8,17 +8,18 @@ descriptor, so each is read, hashed and normalized exactly as
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ipfsbin.binpkg import read_binpkg
+from ipfsbin.binpkg import read_binpkg, read_binpkg_metadata
 from ipfsbin.builder.publish import _describe  # the one normalization publishing uses
+from ipfsbin.errors import BinpkgError, DescriptorError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.index.keys import index_key
 
-__all__ = ["LocalBuild", "describe_binpkg", "find_binpkgs"]
+__all__ = ["LocalBuild", "describe_binpkg", "find_binpkgs", "local_builds"]
 
 _SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
 
@@ -54,3 +55,19 @@ def describe_binpkg(path: Path, host: HostFacts) -> LocalBuild:
         sha256=bytes.fromhex(info.sha256),
         origin=info.origin,
     )
+
+
+def local_builds(
+    pkgdir: Path, host: HostFacts, *, wanted: Callable[[str], bool] = lambda cpv: True
+) -> tuple[list[LocalBuild], list[tuple[Path, str]]]:
+    """The binpkgs under ``pkgdir`` whose CPV is ``wanted``, described; and the ones that
+    could not be read or described, with the reason."""
+    builds: list[LocalBuild] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in find_binpkgs(pkgdir):
+        try:
+            if wanted(read_binpkg_metadata(path).cpv):
+                builds.append(describe_binpkg(path, host))
+        except (BinpkgError, DescriptorError) as exc:
+            skipped.append((path, exc.message))
+    return builds, skipped

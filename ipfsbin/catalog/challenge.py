@@ -29,7 +29,7 @@ from ipfsbin.manifest import Manifest
 from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.attestation import Attestation
 
-__all__ = ["challenge_builds", "installed_builds"]
+__all__ = ["challenge_builds", "challenge_host", "installed_builds"]
 
 INSTALLED: Final = "installed binary"
 
@@ -74,6 +74,16 @@ def challenge_builds(
     return ChallengeReport.of([*(_challenge_one(b, heads, held, store) for b in builds), *extra])
 
 
+def _manifests(store: BlockStore, entry: IndexEntry) -> list[Manifest]:
+    """The entry's manifest, then those its attestations state: builders who disagree
+    each name their own, and an entry keeping both lists one of them as its manifest."""
+    cids = [entry.manifest]
+    for attestation, _ in load_attestations(store, entry.attestations):
+        if attestation.statement.manifest not in cids:
+            cids.append(attestation.statement.manifest)
+    return [Manifest.from_block(cid, store.get(cid)) for cid in cids]
+
+
 def installed_builds(
     installed: Mapping[str, str],
     heads: Sequence[FollowedHead],
@@ -93,12 +103,12 @@ def installed_builds(
             md5 = installed.get(cpv)
             if md5 is None or cpv in found:
                 continue
-            manifest_cid = IndexEntry.from_dag(value).manifest
-            manifest = Manifest.from_block(manifest_cid, store.get(manifest_cid))
-            if manifest.md5.hex() == md5:
-                found[cpv] = LocalBuild(
-                    path=None, cpv=cpv, key=key, sha256=manifest.sha256, origin=INSTALLED
-                )
+            for manifest in _manifests(store, IndexEntry.from_dag(value)):
+                if manifest.md5.hex() == md5:
+                    found[cpv] = LocalBuild(
+                        path=None, cpv=cpv, key=key, sha256=manifest.sha256, origin=INSTALLED
+                    )
+                    break
     missing = [
         ChallengeItem(
             cpv=cpv,
@@ -109,3 +119,19 @@ def installed_builds(
         for cpv in sorted(set(installed) - set(found))
     ]
     return list(found.values()), missing
+
+
+def challenge_host(
+    builds: Sequence[LocalBuild],
+    installed: Mapping[str, str],
+    heads: Sequence[FollowedHead],
+    *,
+    held: BlockStore,
+    store: BlockStore,
+) -> ChallengeReport:
+    """The report of this host's PKGDIR ``builds`` and ``installed`` binaries (CPV -> MD5)."""
+    merged, unknown = installed_builds(installed, heads, held=held, store=store)
+    # a binpkg both kept in PKGDIR and installed is one build
+    kept = {(b.key, b.sha256) for b in builds}
+    every = [*builds, *(b for b in merged if (b.key, b.sha256) not in kept)]
+    return challenge_builds(every, heads, held=held, store=store, extra=unknown)

@@ -13,13 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ipfsbin.binpkg import read_binpkg_metadata
-from ipfsbin.builder.local import LocalBuild, describe_binpkg, find_binpkgs
+from ipfsbin.builder.local import local_builds
 from ipfsbin.catalog import parse_atom, read_heads
-from ipfsbin.catalog.challenge import challenge_builds, installed_builds
+from ipfsbin.catalog.challenge import challenge_host
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.descriptor.cpv import split_cpv
-from ipfsbin.errors import BinpkgError, DescriptorError
 from ipfsbin.host.facts import detect_host_facts
 from ipfsbin.host.profile import installed_binaries, portage_pkgdir
 from ipfsbin.kubo.daemon import connect
@@ -80,23 +78,6 @@ def _wanted(cpv: str, atoms: list[tuple[str, str, str | None]]) -> bool:
     return any((c, p) == (category, package) and v in (None, version) for c, p, v in atoms)
 
 
-def _local_builds(
-    pkgdir: Path, atoms: list[tuple[str, str, str | None]]
-) -> tuple[list[LocalBuild], list[dict[str, str]]]:
-    """This host's binpkgs of ``atoms`` (all without atoms), and the ones that could not be read."""
-    host = detect_host_facts()
-    builds: list[LocalBuild] = []
-    skipped: list[dict[str, str]] = []
-    for path in find_binpkgs(pkgdir):
-        try:
-            if not _wanted(read_binpkg_metadata(path).cpv, atoms):
-                continue
-            builds.append(describe_binpkg(path, host))
-        except (BinpkgError, DescriptorError) as exc:
-            skipped.append({"path": str(path), "reason": exc.message})
-    return builds, skipped
-
-
 def challenge(
     atoms: Annotated[
         list[str] | None,
@@ -123,19 +104,24 @@ def challenge(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     directory = pkgdir if pkgdir is not None else portage_pkgdir()
-    builds, skipped = _local_builds(directory, wanted)
+    builds, skipped = local_builds(
+        directory, detect_host_facts(), wanted=lambda cpv: _wanted(cpv, wanted)
+    )
+    installed = {cpv: md5 for cpv, md5 in installed_binaries().items() if _wanted(cpv, wanted)}
     with Follower() as follower, connect() as client:
-        subs = require_subscriptions(follower.state)
-        heads = read_heads(subs, follower.held_blocks())
         held = follower.held_blocks()
-        store = KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30))
-        installed = {cpv: md5 for cpv, md5 in installed_binaries().items() if _wanted(cpv, wanted)}
-        merged, unknown = installed_builds(installed, heads, held=held, store=store)
-        # a binpkg both kept in PKGDIR and installed is one build
-        kept = {(b.key, b.sha256) for b in builds}
-        builds += [b for b in merged if (b.key, b.sha256) not in kept]
-        report = challenge_builds(builds, heads, held=held, store=store, extra=unknown)
-    result = {**report.to_json(), "pkgdir": str(directory), "skipped": skipped}
+        report = challenge_host(
+            builds,
+            installed,
+            read_heads(require_subscriptions(follower.state), held),
+            held=held,
+            store=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
+        )
+    result = {
+        **report.to_json(),
+        "pkgdir": str(directory),
+        "skipped": [{"path": str(path), "reason": reason} for path, reason in skipped],
+    }
 
     def render(r: dict[str, Any]) -> str:
         lines = [render_challenge(r, verbose=verbose)]

@@ -208,7 +208,7 @@ def _decide(
     policy: PullPolicy,
 ) -> Decision:
     action, reason, links = _plan(view.outcomes, policy)
-    if action in ("pending",) or not links:
+    if action == "pending" or not links:
         return Decision(key=build_key, cpv=cpv, action=action, reason=reason)
     unlisted = policy.builders is not None
     try:

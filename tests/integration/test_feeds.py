@@ -248,6 +248,7 @@ def test_challenge_compares_this_hosts_builds(world: World) -> None:
         **os.environ,
         **w.playground.env(),
         "PATH": os.environ["PATH"],
+        "PORTAGE_CONFIGROOT": str(w.playground.eprefix),
         "IPFSBIN_HOME": str(w.tmp / "x"),
         "IPFSBIN_API": w.x_node.api_multiaddr,
     }

@@ -8,7 +8,16 @@ from catalog_helpers import Index
 
 from ipfsbin.builder.local import LocalBuild
 from ipfsbin.catalog.challenge import challenge_builds, installed_builds
-from tests.unit.maintainer.maintainer_helpers import BUILDER_X, BUILDER_Y
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.keys import index_key
+from ipfsbin.store.memory import MemoryBlockStore
+from tests.unit.maintainer.maintainer_helpers import (
+    BUILDER_X,
+    BUILDER_Y,
+    PLATFORM,
+    descriptor,
+    publish,
+)
 
 FOO = "dev-libs/foo-1"
 
@@ -61,3 +70,22 @@ def test_installed_binaries_are_found_by_the_md5_portage_recorded() -> None:
     assert missing.cpv == "dev-libs/bar-1" and missing.verdict == "inconclusive"
     report = challenge_builds(found, [head], held=index.store, store=index.store, extra=unknown)
     assert [i.verdict for i in report.items] == ["inconclusive", "identical"]
+
+
+def test_an_installed_binary_is_found_through_a_disagreeing_builders_manifest() -> None:
+    # an entry that keeps both builds lists Y's manifest; the host installed X's bytes
+    store = MemoryBlockStore()
+    desc = descriptor(FOO)
+    x = publish(store, FOO, b"bytes of x", BUILDER_X, desc=desc)
+    y = publish(store, FOO, b"bytes of y", BUILDER_Y, desc=desc)
+    assert x.attestation is not None and y.attestation is not None
+    key = index_key(PLATFORM.cid, FOO, desc.cid)
+    entry = IndexEntry.new(y.manifest_cid, [x.attestation.cid, y.attestation.cid])
+    index = Index()
+    index.store, index.entries = store, {key: entry}
+    head = index.head()
+    md5 = hashlib.md5(b"bytes of x").hexdigest()  # noqa: S324 - what Portage records
+    (build,), unknown = installed_builds({FOO: md5}, [head], held=store, store=store)
+    assert unknown == [] and build.sha256 == hashlib.sha256(b"bytes of x").digest()
+    (item,) = challenge_builds([build], [head], held=store, store=store).items
+    assert item.verdict == "differing"
