@@ -86,14 +86,20 @@ class Share:
         return code, out.getvalue(), err.getvalue()
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
-            [sys.executable, "-m", "ipfsbin.cli.main", *args],
-            env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        """Start ``ipfsbin ARGS``; its output goes to a file (a full pipe would stall it)."""
+        log = (self.home / "spawned.log").open("a")
+        with log:
+            return subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
+                [sys.executable, "-m", "ipfsbin.cli.main", *args],
+                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    def log(self) -> str:
+        return (self.home / "spawned.log").read_text()
 
     def status(self) -> dict[str, Any]:
         code, out, err = self.cli("share", "--status", "--json")
@@ -141,6 +147,7 @@ class Share:
         for name in ("share.sqlite", "share.sqlite-wal", "share.sqlite-shm", "pins.sqlite"):
             (self.home / name).unlink(missing_ok=True)
         shutil.rmtree(self.home / "feeds", ignore_errors=True)
+        (self.home / "spawned.log").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -184,19 +191,17 @@ def _wait(predicate: Any, what: str, timeout: float = 120.0) -> None:
 
 def _alive(proc: subprocess.Popen[str]) -> bool:
     if proc.poll() is not None:
-        out, _ = proc.communicate()
-        raise AssertionError(f"share --watch exited {proc.returncode}:\n{out}")
+        raise AssertionError(f"share --watch exited {proc.returncode}")
     return True
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
+def _stop(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
-    return out
+        proc.wait()
 
 
 def _assert_exactly_once(share: Share, expected: int) -> None:
@@ -238,7 +243,8 @@ def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
             "both builds to be published and announced",
         )
     finally:
-        log = _stop(proc)
+        _stop(proc)
+    log = fresh.log()
     assert proc.returncode == 0, log
     assert "published dev-libs/libfoo-1" in log and "published app-misc/usetest-1" in log
     _assert_exactly_once(fresh, 2)
@@ -346,10 +352,10 @@ def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
             states = []  # the queue file is being created
         if "publishing" in states and states.count("published") >= 20:
             proc.send_signal(signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
             return "publishing" in [r[1] for r in share.rows()]
         time.sleep(0.005)
-    raise AssertionError(f"share ended before it could be killed:\n{proc.communicate()[0]}")
+    raise AssertionError(f"share ended before it could be killed:\n{share.log()}")
 
 
 @pytest.mark.timeout(2400)
