@@ -21,6 +21,10 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     [gc]
     keep_size = ""              # budget for kept packages (`ipfsbin gc`); empty: no limit
 
+    share = true                # top level: publish what this host builds (``ipfsbin share``)
+    [sharing]                   # what is shared, and the filters (each one switched off here)
+    pkgdir = "/var/cache/binpkgs"
+
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
 """
@@ -44,6 +48,7 @@ __all__ = [
     "ClientPolicy",
     "GcConfig",
     "ServeConfig",
+    "ShareConfig",
     "config_paths",
     "load_config",
     "parse_config",
@@ -58,7 +63,22 @@ _KEYS: Final = {
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target", "replica"}),
     "gc": frozenset({"keep_size"}),
+    "sharing": frozenset(
+        {
+            "pkgdir",
+            "key",
+            "allow_quickpkg",
+            "allow_restricted",
+            "allow_user_patches",
+            "skip_indexed",
+            "batch",
+            "workers",
+        }
+    ),
 }
+# Keys allowed outside any table.
+_TOP: Final = frozenset({"share"})
+DEFAULT_PKGDIR: Final = Path("/var/cache/binpkgs")
 _REPLICAS: Final = ("host", "full")
 _SIZE: Final = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
 _SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -142,6 +162,34 @@ class ServeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShareConfig:
+    """Sharing of this host's own builds (``share = true``, table ``[sharing]``).
+
+    Each ``allow_*`` switches one default filter off; ``skip_indexed``
+    false publishes builds a followed index already has with the same bytes.
+    """
+
+    enabled: bool = False
+    pkgdir: Path = DEFAULT_PKGDIR
+    key: str | None = None
+    """The signing key's name; None: the only key there is."""
+    allow_quickpkg: bool = False
+    allow_restricted: bool = False
+    allow_user_patches: bool = False
+    skip_indexed: bool = True
+    batch: int = 64
+    """Packages stored and pinned together (one CAR import, one pin request)."""
+    workers: int = 2
+    """Threads reading and checking packages (Portage's checks) side by side."""
+
+    def __post_init__(self) -> None:
+        if type(self.workers) is not int or not 1 <= self.workers <= 64:
+            raise ConfigError(f"sharing.workers must be a whole number 1..64, got {self.workers!r}")
+        if type(self.batch) is not int or not 1 <= self.batch <= 4096:
+            raise ConfigError(f"sharing.batch must be a whole number 1..4096, got {self.batch!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClientConfig:
     policy: ClientPolicy = field(default_factory=ClientPolicy)
     serve: ServeConfig = field(default_factory=ServeConfig)
@@ -150,6 +198,7 @@ class ClientConfig:
     gc: GcConfig = field(default_factory=GcConfig)
     replica: str = "host"
     """How much of each index to keep: ``host`` (the platforms this host could use), ``full``."""
+    share: ShareConfig = field(default_factory=ShareConfig)
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -168,8 +217,17 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
 
 def _merge(tables: list[tuple[Path, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {name: {} for name in _KEYS}
+    merged[""] = {}
     for path, data in tables:
         for table, values in data.items():
+            if not isinstance(values, dict):
+                if table not in _TOP:
+                    raise ConfigError(
+                        f"{path}: unknown key {table} outside a table; expected "
+                        f"{', '.join(sorted(_TOP))} or the tables {', '.join(sorted(_KEYS))}"
+                    )
+                merged[""][table] = values
+                continue
             if table not in _KEYS or not isinstance(values, dict):
                 raise ConfigError(
                     f"{path}: unknown table [{table}]; expected {', '.join(sorted(_KEYS))}"
@@ -206,6 +264,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
         )
     return ClientConfig(
         gc=GcConfig(keep_size=None if keep_size is None else parse_size(keep_size, "gc.keep_size")),
+        share=_share(merged[""].get("share", False), merged["sharing"]),
         policy=ClientPolicy(
             min_builders=policy.get("min_builders", 1),
             allowed_builders=frozenset(
@@ -220,6 +279,28 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
         target=target,
         replica=replica,
         sources=tuple(path for path, _ in tables),
+    )
+
+
+def _share(enabled: Any, table: Mapping[str, Any]) -> ShareConfig:
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"share must be true or false, got {enabled!r}")
+    flags = {}
+    for name in ("allow_quickpkg", "allow_restricted", "allow_user_patches", "skip_indexed"):
+        if name in table:
+            if not isinstance(table[name], bool):
+                raise ConfigError(f"sharing.{name} must be true or false, got {table[name]!r}")
+            flags[name] = table[name]
+    for name in ("pkgdir", "key"):
+        if name in table and (not isinstance(table[name], str) or not table[name]):
+            raise ConfigError(f"sharing.{name} must be a non-empty string, got {table[name]!r}")
+    return ShareConfig(
+        enabled=enabled,
+        pkgdir=Path(table.get("pkgdir", DEFAULT_PKGDIR)),
+        key=table.get("key"),
+        batch=table.get("batch", 64),
+        workers=table.get("workers", 2),
+        **flags,
     )
 
 

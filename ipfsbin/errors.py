@@ -24,7 +24,8 @@ The tree::
     │   ├── HistoryError            the accepted head is not an ancestor (rewritten history)
     │   ├── ExpiredError            a commit or root past its expiry (freeze attack)
     │   ├── RevokedKeyError         a signature by a key the current root no longer lists
-    │   └── RotationError           a new trust root not signed by the old threshold
+    │   ├── RotationError           a new trust root not signed by the old threshold
+    │   └── FeedError               a builder feed that dropped or changed an entry, or is malformed
     ├── IpnsError                   an IPNS record that is malformed or does not verify
     ├── IndexOperationError         an index operation that cannot be done
     ├── SubscriptionError           a subscription that cannot be followed
@@ -50,6 +51,7 @@ __all__ = [
     "DamagedStateError",
     "DescriptorError",
     "ExpiredError",
+    "FeedError",
     "HistoryError",
     "HostError",
     "IndexOperationError",
@@ -182,6 +184,10 @@ class RevokedKeyError(TrustError):
 
 
 class RotationError(TrustError):
+    pass
+
+
+class FeedError(TrustError):
     pass
 
 

@@ -61,6 +61,7 @@ from ipfsbin.binpkg import (
     read_binpkg_metadata,
 )
 from ipfsbin.binpkg.digests import READ_CHUNK
+from ipfsbin.builder._objects import PackageObjects, package_objects
 from ipfsbin.builder._upload import remove_added_file
 from ipfsbin.codec.cid import CID, DAG_CBOR
 from ipfsbin.descriptor import BuildFacts as DescriptorFacts
@@ -75,8 +76,7 @@ from ipfsbin.host.facts import HostFacts, detect_host_facts, host_target
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import pin_name
 from ipfsbin.kubo.records import AddResult
-from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildHost, Manifest
-from ipfsbin.trust.attestation import Attestation, AttestationStatement, attest
+from ipfsbin.manifest import UNIXFS_CHUNKER, BuildCompiler, BuildHost
 from ipfsbin.trust.keys import SigningKey
 
 __all__ = [
@@ -119,6 +119,17 @@ class PreparedBinpkg:
     @property
     def cpv(self) -> str:
         return self.info.cpv
+
+    def objects(self, binpkg: CID, key: SigningKey) -> PackageObjects:
+        """Every block that publishes it, with its file stored as ``binpkg``."""
+        return package_objects(
+            info=self.info,
+            package=self.package,
+            build=self.build,
+            portage=self.portage,
+            binpkg=binpkg,
+            key=key,
+        )
 
 
 def _check_policy(info: BinpkgMetadata, *, allow_restricted: bool, allow_quickpkg: bool) -> None:
@@ -187,7 +198,8 @@ def _describe(meta: BinpkgMetadata, compiler: Compiler, host: HostFacts) -> Pack
         ) from exc
 
 
-def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
+def prepared_binpkg(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
+    """The platform, descriptor and manifest inputs of a fully checked binpkg."""
     build = BuildHost(
         chost=info.chost,
         cbuild=info.cbuild or None,
@@ -207,7 +219,7 @@ def _prepared(info: BinpkgInfo, host: HostFacts) -> PreparedBinpkg:
     )
 
 
-def _precheck(
+def precheck(
     path: Path, *, host: HostFacts, allow_restricted: bool, allow_quickpkg: bool
 ) -> BinpkgMetadata:
     """The cheap checks: container and metadata, sharing policy, a provisional descriptor.
@@ -238,6 +250,30 @@ class PublishResult:
     sha256: bytes
     key_id: str
     new_pins: tuple[CID, ...]
+
+    @classmethod
+    def of(
+        cls,
+        info: BinpkgInfo,
+        binpkg: CID,
+        objects: PackageObjects,
+        key_id: str,
+        new_pins: tuple[CID, ...],
+    ) -> PublishResult:
+        return cls(
+            path=info.path,
+            cpv=info.cpv,
+            binpkg=binpkg,
+            platform=objects.platform,
+            descriptor=objects.descriptor,
+            manifest=objects.manifest,
+            attestation=objects.attestation,
+            statement=objects.statement,
+            size=info.size,
+            sha256=objects.manifest_value.sha256,
+            key_id=key_id,
+            new_pins=new_pins,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -326,8 +362,13 @@ class _Run:
         host: HostFacts,
         progress: PublishProgress | None,
         setuid_packages: Collection[str] = SETUID_PACKAGES,
+        *,
+        pin: bool = True,
     ) -> tuple[PreparedBinpkg, CID]:
         """Add the file while it is checked and hashed; pin it once everything agrees.
+
+        With ``pin`` False the file stays unpinned (the bulk path pins the
+        attestation envelope over it) and :meth:`undo` still removes it.
 
         One read feeds the upload and the hashers; Portage's Manifest check
         and the ELF scan read the file in another thread. The file must keep
@@ -371,8 +412,11 @@ class _Run:
                 f"({before.size} bytes when read, {digests.size} uploaded)",
                 hint=_HINT_CHANGED,
             )
-        prepared = _prepared(BinpkgInfo.from_checks(meta, digests=digests, report=report), host)
-        self.pin(result.cid, "binpkg")
+        prepared = prepared_binpkg(
+            BinpkgInfo.from_checks(meta, digests=digests, report=report), host
+        )
+        if pin:
+            self.pin(result.cid, "binpkg")
         return prepared, result.cid
 
     def publish_objects(
@@ -380,51 +424,13 @@ class _Run:
     ) -> PublishResult:
         """Platform, descriptor and manifest (manifest pinned), then the attestation: last."""
         info = prepared.info
-        platform_cid, platform_block = prepared.package.platform.block
-        descriptor_cid, descriptor_block = prepared.package.descriptor.block
-        manifest = Manifest.create(
-            descriptor=descriptor_cid,
-            binpkg=binpkg,
-            format=info.format,
-            size=info.size,
-            sha256=bytes.fromhex(info.sha256),
-            sha1=bytes.fromhex(info.sha1),
-            md5=bytes.fromhex(info.md5),
-            portage=prepared.portage,
-            build=prepared.build,
-        )
-        manifest_cid, manifest_block = manifest.to_block()
-        self.put(
-            [
-                (platform_cid, platform_block, "platform"),
-                (descriptor_cid, descriptor_block, "descriptor"),
-                (manifest_cid, manifest_block, "manifest"),
-            ]
-        )
-        self.pin(manifest_cid, "manifest")
-        signed: Attestation = attest(AttestationStatement.for_manifest(manifest_cid, manifest), key)
+        objects = prepared.objects(binpkg, key)
+        self.put(objects.blocks[:3])
+        self.pin(objects.manifest, "manifest")
         # The statement before the envelope that links it; the envelope's pin comes last.
-        self.put(
-            [
-                (signed.payload_id, signed.payload_block, "attestation statement"),
-                (signed.cid, signed.block, "attestation"),
-            ]
-        )
-        self.pin(signed.cid, "attestation")
-        return PublishResult(
-            path=info.path,
-            cpv=info.cpv,
-            binpkg=binpkg,
-            platform=platform_cid,
-            descriptor=descriptor_cid,
-            manifest=manifest_cid,
-            attestation=signed.cid,
-            statement=signed.payload_id,
-            size=info.size,
-            sha256=manifest.sha256,
-            key_id=key.key_id,
-            new_pins=tuple(self.created),
-        )
+        self.put(objects.blocks[3:])
+        self.pin(objects.attestation, "attestation")
+        return PublishResult.of(info, binpkg, objects, key.key_id, tuple(self.created))
 
 
 def publish_binpkgs(
@@ -459,9 +465,7 @@ def publish_binpkgs(
         raise ValueError("no binpkg paths given")
     facts = host if host is not None else detect_host_facts()
     metas = [
-        _precheck(
-            path, host=facts, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg
-        )
+        precheck(path, host=facts, allow_restricted=allow_restricted, allow_quickpkg=allow_quickpkg)
         for path in unique
     ]
     runs: list[_Run] = []

@@ -196,11 +196,19 @@ def setup_portage(
     user: Annotated[
         str | None, typer.Option("--user", help="Unprivileged user the services run as.")
     ] = None,
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share",
+            help="Install the sharing side instead: a bashrc trigger for `ipfsbin share` "
+            "after each merge, and the `share --watch` service files.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Point Portage's binrepos.conf at `ipfsbin serve` and install its service files."""
     from ipfsbin.host.profile import portage_config_root
-    from ipfsbin.serve.setup_portage import PortageSetup, undo_setup_portage
+    from ipfsbin.serve.setup_portage import PortageSetup, setup_share, undo_setup_portage
     from ipfsbin.serve.setup_portage import setup_portage as do_setup
 
     base = root if root is not None else Path(portage_config_root())
@@ -209,16 +217,18 @@ def setup_portage(
         follow = "Portage no longer uses the ipfsbin binhost; stop the services if they run."
     else:
         config = load_config()
-        with Follower() as follower:
-            subs = follower.subscriptions()
-        names = tuple(s.name for s in subs if config.serve.serves(s.name))
+        names: tuple[str, ...] = ()
+        if not share:
+            with Follower() as follower:
+                subs = follower.subscriptions()
+            names = tuple(s.name for s in subs if config.serve.serves(s.name))
         account = pwd.getpwnam(user) if user else pwd.getpwuid(os.getuid())
         if account.pw_uid == 0:
             raise ConfigError(
                 "the services must not run as root",
                 hint="pass --user NAME, an unprivileged account that owns the ipfsbin state",
             )
-        changes = do_setup(
+        changes = (setup_share if share else do_setup)(
             PortageSetup(
                 root=base,
                 base_url=f"http://{config.serve.listen}",
@@ -234,4 +244,10 @@ def setup_portage(
             "Start `ipfsbin serve` (or the ipfsbin-serve service), then use "
             "`emerge --getbinpkg`. Undo with `ipfsbin setup-portage --undo`."
         )
+        if share:
+            follow = (
+                "Each merge now starts `ipfsbin share`; it shares only with `share = true` in "
+                "ipfsbin.toml. Start the ipfsbin-share service for builds no merge follows "
+                "(--buildpkgonly, quickpkg). Undo with `ipfsbin setup-portage --undo`."
+            )
     emit({"changes": [c.to_json() for c in changes], "next": follow}, as_json, _render_changes)

@@ -264,7 +264,8 @@ def _render_all(results: list[SyncResult]) -> Callable[[Any], str]:
     return lambda _: "\n".join(_render_result(r) for r in results)
 
 
-def _follow(follower: Follower, pause: float, as_json: bool) -> None:
+def stop_on_signal() -> threading.Event:
+    """An event SIGTERM and SIGINT set: a service loop ends its round and returns."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -272,6 +273,11 @@ def _follow(follower: Follower, pause: float, as_json: bool) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _follow(follower: Follower, pause: float, as_json: bool) -> None:
+    stop = stop_on_signal()
 
     def show(results: list[SyncResult]) -> None:
         _prune_pins(follower, results)

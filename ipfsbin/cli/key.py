@@ -8,7 +8,8 @@ import typer
 
 from ipfsbin import paths
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.trust.keys import KeyStore
+from ipfsbin.errors import KeyStoreError
+from ipfsbin.trust.keys import KeyStore, SigningKey
 
 app = typer.Typer(help="Create and list the signing keys kept by ipfsbin (one PEM file each).")
 
@@ -18,6 +19,25 @@ NameArg = Annotated[str, typer.Argument(help="Key name (letters, digits, '.', '_
 def key_store() -> KeyStore:
     """The key store every command uses: ``<data dir>/keys``."""
     return KeyStore(paths.data_dir() / "keys")
+
+
+def signing_key(name: str | None) -> SigningKey:
+    """The key ``name``, or the only key there is; ``KeyStoreError`` when that is ambiguous."""
+    store = key_store()
+    if name is not None:
+        return store.load(name)
+    names = store.names()
+    if len(names) == 1:
+        return store.load(names[0])
+    if not names:
+        raise KeyStoreError(
+            f"no signing key in {store.directory}",
+            hint="create one with `ipfsbin key gen NAME`",
+        )
+    raise KeyStoreError(
+        f"several signing keys ({', '.join(names)}); which one should sign?",
+        hint="choose one with --key NAME",
+    )
 
 
 def _info(store: KeyStore, name: str) -> dict[str, Any]:

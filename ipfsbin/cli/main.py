@@ -49,7 +49,9 @@ def _root(
 def _register() -> None:
     # Command groups register themselves on import; kept in one list so
     # `ipfsbin --help` shows them in a stable order.
+    from ipfsbin.cli import challenge as challenge_cmds
     from ipfsbin.cli import client as client_cmds
+    from ipfsbin.cli import feed as feed_cmds
     from ipfsbin.cli import follow as follow_cmds
     from ipfsbin.cli import health as health_cmds
     from ipfsbin.cli import index as index_cmds
@@ -59,6 +61,7 @@ def _register() -> None:
     from ipfsbin.cli import pin as pin_cmds
     from ipfsbin.cli import private as private_cmds
     from ipfsbin.cli import publish as publish_cmds
+    from ipfsbin.cli import share as share_cmds
     from ipfsbin.cli.index import ipns as index_ipns
 
     app.add_typer(node_cmds.app, name="node")
@@ -73,8 +76,11 @@ def _register() -> None:
     app.command("sync")(follow_cmds.sync)
     app.command("status")(follow_cmds.status)
     app.command("publish")(publish_cmds.publish)
+    app.command("share")(share_cmds.share)
+    app.add_typer(feed_cmds.app, name="feed")
     app.command("host")(client_cmds.host)
     app.command("explain")(client_cmds.explain)
+    app.command("challenge")(challenge_cmds.challenge)
     app.command("serve")(client_cmds.serve)
     app.command("setup-portage")(client_cmds.setup_portage)
     app.command("pin")(pin_cmds.pin)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 from contextlib import ExitStack
-from types import FrameType
 from typing import Annotated, Any, Final
 
 import typer
 
-from ipfsbin.cli.follow import parse_duration
+from ipfsbin.cli.follow import parse_duration, stop_on_signal
 from ipfsbin.cli.output import JsonOpt, emit, print_error
 from ipfsbin.cluster.pinsvc import PinningServiceClient
 from ipfsbin.cluster.rest import ClusterClient
@@ -173,13 +170,7 @@ def _render_status(pins: dict[str, list[EnginePin]]) -> str:
 
 
 def _follow(service: Mirror, names: list[str], pause: float, as_json: bool) -> None:
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signal()
 
     def once() -> Any:
         # An engine or network outage fails one round, not the service.

@@ -12,11 +12,9 @@ import typer
 
 from ipfsbin.binpkg import SETUID_PACKAGES
 from ipfsbin.builder.publish import PublishProgress, detect_host_facts, publish_binpkgs
-from ipfsbin.cli.key import key_store
+from ipfsbin.cli.key import signing_key
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.errors import KeyStoreError
 from ipfsbin.kubo import connect
-from ipfsbin.trust.keys import SigningKey
 
 __all__ = ["publish"]
 
@@ -31,24 +29,6 @@ def _split_pair(value: str | None, option: str, example: str) -> tuple[str, str]
     if not sep or not name or not version or not version[0].isdigit():
         raise typer.BadParameter(f"expected NAME-VERSION such as {example}", param_hint=option)
     return name, version
-
-
-def _signing_key(name: str | None) -> SigningKey:
-    store = key_store()
-    if name is not None:
-        return store.load(name)
-    names = store.names()
-    if len(names) == 1:
-        return store.load(names[0])
-    if not names:
-        raise KeyStoreError(
-            f"no signing key in {store.directory}",
-            hint="create one with `ipfsbin key gen NAME`",
-        )
-    raise KeyStoreError(
-        f"several signing keys ({', '.join(names)}); which one should sign?",
-        hint="choose one with --key NAME",
-    )
 
 
 @contextmanager
@@ -165,7 +145,7 @@ def publish(
     Prints per package its CPV and the CIDs of binpkg, descriptor, manifest and
     attestation. Bad input anywhere publishes nothing.
     """
-    signing_key = _signing_key(key)
+    signing = signing_key(key)
     host = detect_host_facts(
         profile=profile,
         libc=_split_pair(libc, "--libc", "glibc-2.40"),
@@ -175,7 +155,7 @@ def publish(
         results = publish_binpkgs(
             packages,
             client=client,
-            key=signing_key,
+            key=signing,
             host=host,
             allow_restricted=allow_restricted,
             allow_quickpkg=allow_quickpkg,

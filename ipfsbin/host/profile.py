@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -35,7 +36,7 @@ from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.errors import DescriptorError, HostError
 from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
 
-__all__ = ["HostInfo", "portage_config_root", "read_host"]
+__all__ = ["HostInfo", "installed_binaries", "portage_config_root", "portage_pkgdir", "read_host"]
 
 _VERSION = re.compile(r"^\d+(?:\.\d+)*")
 _LIBCS = (("glibc", "sys-libs/glibc"), ("musl", "sys-libs/musl"))
@@ -150,7 +151,7 @@ def _open_portage(config_root: str | None) -> _Portage:
     try:
         import portage
         from portage.dbapi.porttree import portdbapi
-        from portage.dbapi.vartree import vardbapi
+        from portage.dbapi.vartree import vartree
     except ImportError as exc:  # pragma: no cover - portage is a dependency
         raise HostError(f"cannot import portage: {exc}") from exc
     try:
@@ -161,7 +162,9 @@ def _open_portage(config_root: str | None) -> _Portage:
         settings.lock()
         return _Portage(
             settings=settings,
-            vardb=vardbapi(settings=settings),
+            # its own tree: vardbapi alone reaches for portage.db, which a process
+            # that turned Portage's legacy globals off (as emerge's own tools do) has not
+            vardb=vartree(settings=settings).dbapi,
             portdb=portdbapi(mysettings=portage.config(clone=settings)),
         )
     except Exception as exc:  # portage raises many unrelated types for a broken config
@@ -324,3 +327,33 @@ def portage_config_root() -> str:
     import portage.const
 
     return os.environ.get("PORTAGE_CONFIGROOT") or portage.const.EPREFIX or "/"
+
+
+def portage_pkgdir(*, config_root: str | None = None) -> Path:
+    """Portage's ``PKGDIR``: where this host's ``emerge --buildpkg`` writes binpkgs."""
+    pkgdir = _open_portage(config_root).settings.get("PKGDIR", "").strip()
+    if not pkgdir:
+        raise HostError("Portage's configuration sets no PKGDIR", hint="pass --pkgdir DIR")
+    return Path(pkgdir)
+
+
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def installed_binaries(*, config_root: str | None = None) -> dict[str, str]:
+    """CPV -> MD5 (hex) of the binpkg each package installed from a binary was merged from.
+
+    Portage writes ``BINPKGMD5`` into the installed-packages database when it
+    merges a binpkg (the ``MD5`` its binhost listed, else the file's own);
+    packages built here have none.
+    """
+    vardb = _open_portage(config_root).vardb
+    found: dict[str, str] = {}
+    for cpv in vardb.cpv_all():
+        try:
+            text = Path(vardb.getpath(cpv, filename="BINPKGMD5")).read_text().strip()
+        except OSError:
+            continue
+        if _MD5_HEX.fullmatch(text):
+            found[str(cpv)] = text
+    return found

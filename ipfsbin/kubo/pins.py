@@ -3,7 +3,8 @@
 Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
 then what it keeps, colon-separated (``ipfsbin:follow``,
 ``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``,
-``ipfsbin:pin:<manifest CID>`` for a binary the user pinned),
+``ipfsbin:pin:<manifest CID>`` for a binary the user pinned, ``ipfsbin:share``
+for the attestations ``ipfsbin share`` published),
 so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
 
 A maintainer's head commit envelope is pinned recursively: that covers the
@@ -54,8 +55,8 @@ __all__ = [
 ]
 
 PIN_PREFIX: Final = "ipfsbin"
-PinRole = Literal["follow", "index", "publish", "cosign", "pin", "mirror"]
-_ROLES: Final = frozenset({"follow", "index", "publish", "cosign", "pin", "mirror"})
+PinRole = Literal["follow", "index", "publish", "cosign", "pin", "mirror", "share"]
+_ROLES: Final = frozenset({"follow", "index", "publish", "cosign", "pin", "mirror", "share"})
 # Names used before this scheme; still recognised as ipfsbin's own.
 _LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
 
@@ -138,8 +139,16 @@ class PinLedger:
 
     # -- holding and releasing ---------------------------------------------------------
 
-    def hold(self, holder: str, cids: Sequence[CID], *, recursive: bool) -> None:
-        """Record that ``holder`` needs ``cids`` (recursively or not), then pin them."""
+    def hold(
+        self, holder: str, cids: Sequence[CID], *, recursive: bool, one_request: bool = False
+    ) -> None:
+        """Record that ``holder`` needs ``cids`` (recursively or not), then pin them.
+
+        ``one_request`` pins recursive needs with one ``pin/add`` per batch
+        of CIDs instead of a check and a pin each (for many new CIDs, such
+        as a batch of published packages; one already pinned takes this
+        holder's name).
+        """
         unique = list(dict.fromkeys(cids))
         with self._write() as db:
             db.executemany(
@@ -147,6 +156,15 @@ class PinLedger:
                 "ON CONFLICT (holder, cid) DO UPDATE SET recursive = excluded.recursive",
                 [(holder, str(c), int(recursive)) for c in unique],
             )
+        if recursive and one_request:
+            for start in range(0, len(unique), _BATCH):
+                self.client.pin_add(
+                    unique[start : start + _BATCH],
+                    recursive=True,
+                    name=holder,
+                    timeout=_PIN_TIMEOUT_SECONDS,
+                )
+            return
         if recursive:
             for cid in unique:
                 if not self.client.is_pinned(cid, pin_type="recursive"):

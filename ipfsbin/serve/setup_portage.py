@@ -10,6 +10,13 @@ Installs systemd and OpenRC service files for ``serve`` and ``sync
 --follow`` that run as an unprivileged user, where those init systems keep
 them. Changes nothing else; every file it writes carries a marker, and
 ``--undo`` removes exactly what carries it.
+
+``setup-portage --share`` (:func:`setup_share`) installs the sharing side
+instead: a marked block in ``/etc/portage/bashrc`` that starts ``ipfsbin
+share`` (as the service's user) in the background after each merge, a fast
+trigger beside the ``share --watch`` service, whose unit files it installs
+too. The block tests ``EBUILD_PHASE`` where the bashrc is sourced and defines
+no function, so a ``post_pkg_postinst`` of the user's own stays theirs.
 """
 
 from __future__ import annotations
@@ -22,17 +29,25 @@ from typing import Final
 
 from ipfsbin.errors import ServeError
 
-__all__ = ["SetupChange", "PortageSetup", "setup_portage", "undo_setup_portage"]
+__all__ = ["SetupChange", "PortageSetup", "setup_portage", "setup_share", "undo_setup_portage"]
 
 MARKER: Final = "Written by `ipfsbin setup-portage`"
 _BEGIN: Final = f"# BEGIN ipfsbin: {MARKER.lower()}; undo: `ipfsbin setup-portage --undo`"
 _END: Final = "# END ipfsbin"
+_HOOK_BEGIN: Final = (
+    f"# BEGIN ipfsbin share: {MARKER.lower()}; undo: `ipfsbin setup-portage --undo`"
+)
+_HOOK_END: Final = "# END ipfsbin share"
 # (template, target, mode, the directory that says this init system is installed)
 _UNITS: Final = (
     ("ipfsbin-serve.service", "etc/systemd/system/ipfsbin-serve.service", 0o644, "etc/systemd"),
     ("ipfsbin-follow.service", "etc/systemd/system/ipfsbin-follow.service", 0o644, "etc/systemd"),
     ("ipfsbin-serve.initd", "etc/init.d/ipfsbin-serve", 0o755, "etc/init.d"),
     ("ipfsbin-follow.initd", "etc/init.d/ipfsbin-follow", 0o755, "etc/init.d"),
+)
+_SHARE_UNITS: Final = (
+    ("ipfsbin-share.service", "etc/systemd/system/ipfsbin-share.service", 0o644, "etc/systemd"),
+    ("ipfsbin-share.initd", "etc/init.d/ipfsbin-share", 0o755, "etc/init.d"),
 )
 
 
@@ -97,12 +112,12 @@ def _binrepos(root: Path) -> Path:
     return root / "etc/portage/binrepos.conf"
 
 
-def _without_block(text: str) -> str:
-    start = text.find(_BEGIN)
+def _without_block(text: str, begin: str = _BEGIN, end_mark: str = _END) -> str:
+    start = text.find(begin)
     if start < 0:
         return text
-    end = text.find(_END, start)
-    end = len(text) if end < 0 else end + len(_END)
+    end = text.find(end_mark, start)
+    end = len(text) if end < 0 else end + len(end_mark)
     return (text[:start].rstrip("\n") + "\n" + text[end:].lstrip("\n")).lstrip("\n")
 
 
@@ -122,6 +137,11 @@ def setup_portage(setup: PortageSetup) -> list[SetupChange]:
         _write(conf, text, 0o644, changes)
     else:
         _write(conf / "ipfsbin.conf", entries, 0o644, changes)
+    _install_units(setup, _UNITS, changes)
+    return changes
+
+
+def _filled(setup: PortageSetup, source: str) -> str:
     values = {
         "@IPFSBIN@": setup.ipfsbin,
         "@USER@": setup.user,
@@ -129,18 +149,39 @@ def setup_portage(setup: PortageSetup) -> list[SetupChange]:
         "@HOME@": str(setup.home),
         "@LISTEN@": setup.listen,
     }
-    units = resources.files("ipfsbin.serve").joinpath("units")
-    for source, target, mode, marker in _UNITS:
+    text = resources.files("ipfsbin.serve").joinpath("units").joinpath(source).read_text("utf-8")
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def _install_units(
+    setup: PortageSetup, units: tuple[tuple[str, str, int, str], ...], changes: list[SetupChange]
+) -> None:
+    for source, target, mode, marker in units:
         path = setup.root / target
         if not (setup.root / marker).is_dir():
             changes.append(
                 SetupChange(path=path, action="skipped", note=f"no {setup.root / marker} here")
             )
             continue
-        text = units.joinpath(source).read_text(encoding="utf-8")
-        for key, value in values.items():
-            text = text.replace(key, value)
-        _write(path, text, mode, changes)
+        _write(path, _filled(setup, source), mode, changes)
+
+
+def _bashrc(root: Path) -> Path:
+    return root / "etc/portage/bashrc"
+
+
+def setup_share(setup: PortageSetup) -> list[SetupChange]:
+    """The bashrc trigger and the ``share --watch`` service files; returns what changed."""
+    changes: list[SetupChange] = []
+    bashrc = _bashrc(setup.root)
+    current = ""
+    if bashrc.is_file():
+        current = _without_block(bashrc.read_text(encoding="utf-8"), _HOOK_BEGIN, _HOOK_END)
+    block = f"{_HOOK_BEGIN}\n{_filled(setup, 'bashrc-share')}{_HOOK_END}\n"
+    _write(bashrc, f"{current.rstrip()}\n\n{block}".lstrip("\n"), 0o644, changes)
+    _install_units(setup, _SHARE_UNITS, changes)
     return changes
 
 
@@ -163,6 +204,16 @@ def undo_setup_portage(root: Path) -> list[SetupChange]:
         if conf.is_dir() and not any(conf.iterdir()):
             conf.rmdir()
             changes.append(SetupChange(path=conf, action="removed", note="empty directory"))
-    for _, target, _, _ in _UNITS:
+    bashrc = _bashrc(root)
+    if bashrc.is_file():
+        text = bashrc.read_text(encoding="utf-8")
+        if _HOOK_BEGIN in text:
+            rest = _without_block(text, _HOOK_BEGIN, _HOOK_END)
+            if rest.strip():
+                _write(bashrc, rest, 0o644, changes)
+            else:
+                bashrc.unlink()
+                changes.append(SetupChange(path=bashrc, action="removed", note="sharing trigger"))
+    for _, target, _, _ in _UNITS + _SHARE_UNITS:
         _remove_marked(root / target, changes)
     return changes

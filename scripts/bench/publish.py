@@ -23,18 +23,34 @@ random bytes without the ELF around them (the baseline). The ELF scan reads
 section headers and ``.comment`` only, so the difference should stay under
 32 MiB.
 
+Bulk (``--bulk N``, 1,000 in the README): a PKGDIR of N real-shaped
+binpkgs, each the emerge-built template under its own package name with a
+random payload: 90 % between 4 KB and 1 MB, 9 % between 1 and 8 MB, 1 %
+between 10 and 40 MB (log-uniform within each band; seeded, so every run
+has the same sizes). In the same run, on the same daemon: ``ipfs add -r``
+of the directory (CIDv1, raw leaves, 1 MiB chunks, pinned; the baseline),
+then, after unpinning it and ``ipfs repo gc``, ``ipfs share``'s catch-up
+of the same directory (queue, filters, checks, one CAR import and one pin
+request per batch). Also timed, for the breakdown: the checks alone
+(metadata read and ``check_binpkg`` of every package, no Kubo), and the
+per-package path (``publish_binpkgs`` one package at a time, as ``ipfsbin
+publish`` did for each file) over the first ``--bulk-old`` packages.
+
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-[--rss] [--rss-size 60M]`` (``--sizes ''`` skips the throughput runs)
-Writes ``bench-results/publish.json`` (throughput) and, with ``--rss``,
-``bench-results/publish-rss.json``.
+[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200]`` (``--sizes ''`` skips the
+throughput runs)
+Writes ``bench-results/publish.json`` (throughput), with ``--rss``
+``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -145,6 +161,140 @@ def measure_rss(
     }
     print(json.dumps(row), file=sys.stderr)
     return row
+
+
+def bulk_sizes(count: int, seed: int = 12) -> list[int]:
+    """Sizes of a real-shaped PKGDIR: mostly under 1 MB, a few large (see the docstring)."""
+    rnd = random.Random(seed)  # noqa: S311 - sizes, not secrets
+    sizes = []
+    for _ in range(count):
+        band = rnd.random()
+        low, high = (4e3, 1e6) if band < 0.90 else (1e6, 8e6) if band < 0.99 else (10e6, 40e6)
+        sizes.append(int(math.exp(rnd.uniform(math.log(low), math.log(high)))))
+    return sizes
+
+
+def make_pkgdir(template: Path, pkgdir: Path, sizes: list[int]) -> list[Path]:
+    """One binpkg per size, each its own package (``dev-libs/pkgN-1``), under ``pkgdir``."""
+    paths = []
+    base = template.stat().st_size
+    for n, size in enumerate(sizes):
+        dst = pkgdir / "dev-libs" / f"pkg{n}" / f"pkg{n}-1-1.gpkg.tar"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        payload = os.urandom(max(size - base - 4096, 16))
+        rewrite_gpkg(template, dst, set_metadata={"PF": f"pkg{n}-1\n".encode()},
+                     extra_image=[(f"image/usr/share/pkg{n}/data", payload)])  # fmt: skip
+        paths.append(dst)
+    return paths
+
+
+def _ipfs(node: ManagedNode, *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - the Kubo binary, fixed arguments
+        [str(node.binary), *args], env=node.env(), capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def _add_r(node: ManagedNode, directory: Path) -> None:
+    """``ipfs add -r`` with the options publish uses for a binpkg, pinned."""
+    _ipfs(node, "add", "-r", "-Q", "--cid-version=1", "--raw-leaves",
+          f"--chunker={UNIXFS_CHUNKER}", "--pin=true", str(directory))  # fmt: skip
+
+
+def _forget_everything(node: ManagedNode) -> None:
+    """Unpin every recursive pin and collect garbage: the next run starts cold."""
+    pins = _ipfs(node, "pin", "ls", "--type=recursive", "-q").split()
+    if pins:
+        _ipfs(node, "pin", "rm", *pins)
+    _ipfs(node, "repo", "gc", "-q")
+
+
+def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
+    from ipfsbin.binpkg import check_binpkg, read_binpkg_metadata
+    from ipfsbin.builder.queue import ShareQueue
+    from ipfsbin.builder.share import Sharer
+    from ipfsbin.config import ShareConfig
+    from ipfsbin.kubo.pins import PinLedger
+
+    work = Path(tempfile.mkdtemp(prefix="ipfsbin-bench-bulk-"))
+    builder = BuilderPlayground.create()
+    try:
+        builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo")
+        template = builder.refresh()[TEMPLATE]
+        host = detect_host_facts(config_root=builder.eprefix)
+        key = SigningKey.generate()
+        pkgdir = work / "pkgdir"
+        sizes = bulk_sizes(count)
+        start = time.perf_counter()
+        paths = make_pkgdir(template, pkgdir, sizes)
+        print(f"made {count} binpkgs in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        total = sum(p.stat().st_size for p in paths)
+        node = ManagedNode(work / "repo", binary=ensure_kubo(), profile="test", routing="dht")
+        with node:
+            info = machine_info(node)
+            start = time.perf_counter()
+            _add_r(node, pkgdir)
+            raw_s = time.perf_counter() - start
+            _forget_everything(node)
+
+            start = time.perf_counter()
+            for path in paths:
+                check_binpkg(read_binpkg_metadata(path))
+            checks_s = time.perf_counter() - start
+
+            config = ShareConfig(enabled=True, pkgdir=pkgdir, allow_restricted=True)
+            with node.client(timeout=3600.0) as client, ShareQueue(work / "q.sqlite") as queue:
+                sharer = Sharer(queue=queue, client=client, ledger=PinLedger(client, work / "p"),
+                                key=key, host=host, config=config)  # fmt: skip
+                start = time.perf_counter()
+                done = sharer.catch_up()
+                bulk_s = time.perf_counter() - start
+                if len(done.published) != count:
+                    raise RuntimeError(f"published {len(done.published)} of {count}: {done}")
+                _forget_everything(node)
+                old = paths[:old_count]
+                start = time.perf_counter()
+                for path in old:
+                    publish_binpkgs([path], client=client, key=key, host=host)
+                old_s = time.perf_counter() - start
+                _forget_everything(node)
+                old_raw_dir = work / "old"
+                for path in old:
+                    target = old_raw_dir / path.relative_to(pkgdir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(path, target)
+                start = time.perf_counter()
+                if old:
+                    _add_r(node, old_raw_dir)
+                old_raw_s = time.perf_counter() - start
+        small = sum(1 for s in sizes if s < 1e6)
+        result = {
+            "benchmark": "publish-bulk",
+            "machine": info,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "note": "one run on a 2-core machine shared with other work; wall times",
+            "packages": count,
+            "packages_under_1MB": small,
+            "bytes": total,
+            "raw_add_r_s": round(raw_s, 2),
+            "share_catch_up_s": round(bulk_s, 2),
+            "ratio": round(raw_s / bulk_s, 3),
+            "target_ratio": 0.6,
+            "checks_only_s": round(checks_s, 2),
+            "checks_only_ratio_ceiling": round(raw_s / checks_s, 3),
+            "per_package_publish": {
+                "packages": len(old),
+                "publish_s": round(old_s, 2),
+                "raw_add_r_s": round(old_raw_s, 2),
+                "ratio": round(old_raw_s / old_s, 3) if old else None,
+            },
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        return result
+    finally:
+        builder.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def machine_info(node: ManagedNode) -> dict[str, Any]:
@@ -277,12 +427,25 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "publish.json")
     parser.add_argument("--rss", action="store_true", help="measure peak RSS with a large ELF")
     parser.add_argument("--rss-size", default="60M", help="size of the large file (--rss)")
+    parser.add_argument("--bulk", type=int, default=0, help="packages in the bulk case (0: skip)")
+    parser.add_argument("--bulk-old", type=int, default=200, help="of which, per-package path")
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
+    if args.bulk:
+        bulk = run_bulk(args.bulk, args.bulk_old, args.out.with_name("publish-bulk.json"))
+        old = bulk["per_package_publish"]
+        print(
+            f"{bulk['packages']} binpkgs, {bulk['bytes'] / 1e6:.0f} MB: ipfs add -r "
+            f"{bulk['raw_add_r_s']} s, share {bulk['share_catch_up_s']} s, ratio {bulk['ratio']} "
+            f"(checks alone {bulk['checks_only_s']} s; per-package publish of {old['packages']}: "
+            f"ratio {old['ratio']})"
+        )
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     rss_size = parse_size(args.rss_size) if args.rss else None
+    if not sizes and rss_size is None:
+        return 0
     result = run(sizes, args.trials, args.out, rss_size)
     for row in result["summary"]:
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,36 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
     assert config.gc.keep_size == 20 * 1024**3
     assert config.replica == "full"
+    assert config.share.enabled and config.share.pkgdir == Path("/var/cache/binpkgs")
+    assert config.share.batch == 64 and not config.share.allow_quickpkg
+
+
+def test_sharing_is_off_until_opted_in(tmp_path: Path) -> None:
+    assert not load_config((tmp_path / "none.toml",)).share.enabled
+    files = _files(
+        tmp_path,
+        'share = true\n[sharing]\npkgdir = "/srv/binpkgs"\nallow_quickpkg = true\n',
+        "[sharing]\nbatch = 8\nskip_indexed = false\n",
+    )
+    share = load_config(files).share
+    assert share.enabled and share.pkgdir == Path("/srv/binpkgs")
+    assert share.allow_quickpkg and not share.allow_restricted and not share.allow_user_patches
+    assert share.batch == 8 and not share.skip_indexed
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('share = "yes"\n', "share must be true or false"),
+        ("[sharing]\nallow_quickpkg = 1\n", "sharing.allow_quickpkg must be true or false"),
+        ("[sharing]\nbatch = 0\n", "sharing.batch must be a whole number 1..4096"),
+        ('[sharing]\npkgdir = ""\n', "sharing.pkgdir must be a non-empty string"),
+        ("[sharing]\nallow_patches = true\n", "unknown key(s) allow_patches in [sharing]"),
+        ("shared = true\n", "unknown key shared outside a table; expected share"),
+    ],
+)
+def test_bad_sharing_settings_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config((path,))

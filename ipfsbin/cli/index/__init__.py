@@ -8,8 +8,8 @@ from ipfsbin.cli.index._common import app
 
 # isort: off
 # The import order is the order in which `ipfsbin index --help` lists the commands.
-from ipfsbin.cli.index import staging, commits, roots, reading
+from ipfsbin.cli.index import staging, commits, roots, reading, pull
 
 # isort: on
 
-__all__ = ["app", "commits", "reading", "roots", "staging"]
+__all__ = ["app", "commits", "pull", "reading", "roots", "staging"]

@@ -1,0 +1,175 @@
+"""Publishing many binpkgs at once: one CAR import and one pin request per batch.
+
+``publish`` stores one package in about eight requests (add, three block
+puts and three pins with their checks). A PKGDIR is mostly small packages,
+where those round trips cost more than the bytes (``schema/manifest.md``
+§2 on why the result is the same). Here a batch of packages is:
+
+1. read and checked one by one, as ``publish`` checks them (Portage's
+   Manifest check, the image scan, the digests, the file's identity before
+   and after). A file that fits one UnixFS chunk (``UNIXFS_CHUNKER``, 1 MiB)
+   is read into memory once: with CIDv1 and raw leaves its UnixFS DAG is
+   that one ``raw`` block, so its CID is the sha2-256 of the bytes already
+   hashed for the manifest. A larger file is added unpinned through Kubo's
+   ``add`` as ``publish`` adds it (one request each; those are bandwidth,
+   not round trips);
+2. its platform, descriptor, manifest and attestation blocks built in
+   memory (:mod:`._objects`);
+3. stored with one ``dag/import`` of a CAR holding every small file and
+   every object block of the batch, roots unpinned;
+4. pinned with one ``pin/add`` of every attestation envelope, recursively,
+   accounted in the node's :class:`~ipfsbin.kubo.pins.PinLedger` in one
+   transaction: the envelope links the statement, the manifest, the
+   descriptor, the platform and the file, so one pin keeps the package.
+
+A package failing its checks drops out of the batch with its error (its
+added file removed); the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from ipfsbin.binpkg import (
+    SETUID_PACKAGES,
+    BinpkgInfo,
+    BinpkgMetadata,
+    FileIdentity,
+    check_binpkg,
+)
+from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
+from ipfsbin.builder._objects import PackageObjects
+from ipfsbin.builder.publish import PreparedBinpkg, PublishResult, _Run, prepared_binpkg
+from ipfsbin.codec.car import car_bytes
+from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.errors import BinpkgError
+from ipfsbin.host.facts import HostFacts
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import PinLedger
+from ipfsbin.trust.keys import SigningKey
+
+__all__ = ["CheckedPackage", "check_package", "forget_checked", "store_batch"]
+
+SINGLE_BLOCK_BYTES = READ_CHUNK
+"""Files up to this size are one raw UnixFS block (the chunker's size, 1 MiB)."""
+_HINT_CHANGED = "wait until Portage has finished writing it; it is queued again when it settles"
+_IMPORT_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedPackage:
+    """A binpkg read, checked and hashed, its blocks built; nothing pinned yet."""
+
+    prepared: PreparedBinpkg
+    binpkg: CID
+    objects: PackageObjects
+    data: bytes | None
+    """The file's bytes when it is one block (stored with the batch); None when added."""
+    added: _Run | None
+    """The run that added a larger file unpinned (to undo), or None."""
+
+    def result(self, key_id: str) -> PublishResult:
+        return PublishResult.of(self.prepared.info, self.binpkg, self.objects, key_id, ())
+
+
+def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
+    path, before = meta.path, meta.identity
+    if before is None:
+        raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
+    try:
+        with path.open("rb", buffering=0) as handle:
+            opened = FileIdentity.from_stat(os.fstat(handle.fileno()))
+            data = handle.read(SINGLE_BLOCK_BYTES + 1)
+    except OSError as exc:
+        raise BinpkgError(
+            f"{path}: cannot be read any more ({exc.strerror})", hint=_HINT_CHANGED
+        ) from exc
+    if opened != before or len(data) != before.size:
+        raise BinpkgError(
+            f"{path}: the file changed while it was being published "
+            f"({before.size} bytes when read, {len(data)} now)",
+            hint=_HINT_CHANGED,
+        )
+    digests = FileDigests(
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+    )
+    return data, digests
+
+
+def check_package(
+    meta: BinpkgMetadata,
+    *,
+    client: KuboClient,
+    host: HostFacts,
+    key: SigningKey,
+    setuid_packages: Collection[str] = SETUID_PACKAGES,
+) -> CheckedPackage:
+    """Check, hash and describe one package; a large file is added to Kubo unpinned.
+
+    Raises ``BinpkgError``/``DescriptorError`` for bad input (a large file
+    added before the failure is removed again) and ``KuboError``.
+    """
+    before = meta.identity
+    if before is None:
+        raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
+    if before.size > SINGLE_BLOCK_BYTES:
+        run = _Run(client, meta.cpv)
+        try:
+            prepared, binpkg = run.add_checked(meta, host, None, setuid_packages, pin=False)
+            objects = prepared.objects(binpkg, key)
+        except BaseException:
+            run.undo()
+            raise
+        return CheckedPackage(
+            prepared=prepared, binpkg=binpkg, objects=objects, data=None, added=run
+        )
+    data, digests = _read_small(meta)
+    report = check_binpkg(meta, setuid_packages=setuid_packages)
+    if FileIdentity.of(meta.path) != before:
+        raise BinpkgError(
+            f"{meta.path}: the file changed while it was being published", hint=_HINT_CHANGED
+        )
+    prepared = prepared_binpkg(BinpkgInfo.from_checks(meta, digests=digests, report=report), host)
+    binpkg = cid_for(RAW, data)
+    return CheckedPackage(
+        prepared=prepared,
+        binpkg=binpkg,
+        objects=prepared.objects(binpkg, key),
+        data=data,
+        added=None,
+    )
+
+
+def forget_checked(checked: CheckedPackage) -> None:
+    """A checked package that will not be stored: remove the file it added, if any."""
+    if checked.added is not None:
+        checked.added.undo()
+
+
+def store_batch(
+    batch: Sequence[CheckedPackage], *, client: KuboClient, ledger: PinLedger, holder: str
+) -> None:
+    """Store every block of ``batch`` with one CAR import, then pin the envelopes at once.
+
+    Blocks several packages share (one platform, a descriptor) go in once.
+    Raises the ``KuboError`` family; what was imported but not pinned is
+    named by nothing and left for ``ipfs repo gc``.
+    """
+    if not batch:
+        return
+    blocks: dict[CID, bytes] = {}
+    for checked in batch:
+        if checked.data is not None:
+            blocks[checked.binpkg] = checked.data
+        for cid, data, _ in checked.objects.blocks:
+            blocks.setdefault(cid, data)
+    envelopes = [checked.objects.attestation for checked in batch]
+    car = car_bytes(envelopes, blocks.items())
+    client.dag_import(car, pin_roots=False, timeout=_IMPORT_TIMEOUT_SECONDS)
+    ledger.hold(holder, envelopes, recursive=True, one_request=True)

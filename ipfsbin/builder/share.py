@@ -1,0 +1,417 @@
+"""``ipfsbin share``: publish what this host builds, through the persistent share queue.
+
+A :class:`Sharer` finds binpkgs in PKGDIR (:func:`scan_pkgdir`), queues them
+(:class:`~ipfsbin.builder.queue.ShareQueue`), applies the sharing filters
+(:mod:`ipfsbin.builder.filters`) and publishes the rest in batches
+(:mod:`ipfsbin.builder.bulk`); then announces them in the builder's feed
+(:func:`feed_announcer`, :mod:`ipfsbin.builder.feed`).
+Only one process shares from a queue at a time (an ``flock`` beside it);
+another one that finds it taken only queues what it found and leaves the
+work to the holder, which looks at the queue again after letting go, so
+nothing queued is left behind (:meth:`Sharer.drain`).
+
+Crash safety: a batch's rows are marked ``publishing`` with their
+attestation CIDs before anything is pinned, and ``published`` after the
+pins, each in one transaction. A run killed in between leaves ``publishing``
+rows; the next run publishes them again (the same file gives the same CIDs,
+so nothing is stored or pinned twice) or, when the file is gone or changed,
+releases the pin it may have made. The pins are the ledger holder
+``ipfsbin:share``'s; ``ipfsbin share --status`` and the tests compare them
+with the published rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+from ipfsbin.binpkg import SETUID_PACKAGES, read_binpkg_metadata
+from ipfsbin.builder.bulk import CheckedPackage, check_package, forget_checked, store_batch
+from ipfsbin.builder.feed import Feed, publish_feed
+from ipfsbin.builder.filters import Skip, check_filters, switched_off
+from ipfsbin.builder.indexed import BuildIdentity
+from ipfsbin.builder.queue import QueueItem, ShareQueue
+from ipfsbin.config import ShareConfig
+from ipfsbin.errors import BinpkgError, DescriptorError, IpfsbinError
+from ipfsbin.host.facts import HostFacts
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.pins import PinLedger, pin_name
+from ipfsbin.trust.keys import SigningKey
+
+__all__ = [
+    "SHARE_HOLDER",
+    "Announce",
+    "Indexed",
+    "ShareRound",
+    "Sharer",
+    "feed_announcer",
+    "is_binpkg_name",
+    "scan_pkgdir",
+    "watch_pkgdir",
+]
+
+SHARE_HOLDER: Final = pin_name("share")
+"""The pin ledger holder (and Kubo pin name) of every attestation ``share`` published."""
+_SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
+_LOG = logging.getLogger("ipfsbin.share")
+
+Indexed = Callable[[BuildIdentity], str | None]
+"""Where a followed index already has these bytes (in words), or None."""
+Announce = Callable[[Sequence[QueueItem]], None]
+"""Append published builds to the builder's feed; raises to leave them ``published``."""
+
+
+def feed_announcer(client: KuboClient, feed: Feed) -> Announce:
+    """The announce stage: append published builds to the builder's feed, then publish it.
+
+    ``Feed.append`` is idempotent (an attestation already in the feed is
+    skipped), so a run killed after appending and before the queue moved its
+    rows to ``announced`` loses and duplicates nothing. The feed's IPNS
+    record is the pointer, not the announcement: when publishing it fails the
+    rows are announced all the same and the next append publishes it again.
+    """
+
+    def announce(items: Sequence[QueueItem]) -> None:
+        head = feed.append([i.attestation for i in items if i.attestation is not None])
+        try:
+            publish_feed(client, feed, allow_offline=True, timeout=timedelta(seconds=30))
+        except IpfsbinError as exc:
+            _LOG.warning(
+                "feed %s is at height %d, its IPNS record is not: %s", feed.name, head.height,
+                exc.message,
+            )  # fmt: skip
+
+    return announce
+
+
+def is_binpkg_name(name: str) -> bool:
+    """A binpkg's file name (not a hidden or temporary file Portage is still writing)."""
+    return not name.startswith(".") and name.endswith(_SUFFIXES)
+
+
+def scan_pkgdir(pkgdir: Path) -> list[tuple[Path, int, int]]:
+    """Every binpkg under ``pkgdir`` as (path, size, mtime_ns), in path order."""
+    found = []
+    for root, dirs, files in os.walk(pkgdir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if is_binpkg_name(name):
+                path = Path(root, name)
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                found.append((path, st.st_size, st.st_mtime_ns))
+    return found
+
+
+@dataclass
+class ShareRound:
+    """What one pass over the queue did."""
+
+    published: list[QueueItem] = field(default_factory=list)
+    skipped: list[tuple[QueueItem, Skip]] = field(default_factory=list)
+    failed: list[tuple[QueueItem, str]] = field(default_factory=list)
+    announced: int = 0
+
+    def add(self, other: ShareRound) -> None:
+        self.published += other.published
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.announced += other.announced
+
+
+@dataclass(frozen=True)
+class _Gone:
+    why: str
+    now: tuple[Path, int, int] | None
+    """The file found at the path instead, to queue as a build of its own."""
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    cpv: str | None
+    skip: Skip
+
+
+@dataclass(frozen=True)
+class _Failed:
+    cpv: str | None
+    detail: str
+
+
+_Outcome = _Gone | _Skipped | _Failed | CheckedPackage
+
+
+class Sharer:
+    """Shares one PKGDIR through one queue, with one key, on one Kubo node."""
+
+    def __init__(
+        self,
+        *,
+        queue: ShareQueue,
+        client: KuboClient,
+        ledger: PinLedger,
+        key: SigningKey,
+        host: HostFacts,
+        config: ShareConfig,
+        config_root: Path = Path("/"),
+        indexed: Indexed | None = None,
+        announce: Announce | None = None,
+        setuid_packages: frozenset[str] = SETUID_PACKAGES,
+    ) -> None:
+        self.queue = queue
+        self.client = client
+        self.ledger = ledger
+        self.key = key
+        self.host = host
+        self.config = config
+        self.config_root = config_root
+        self.indexed = indexed
+        self.announce = announce
+        self.setuid_packages = setuid_packages
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[bool]:
+        """Whether this process holds the queue (another one working it: False at once)."""
+        lock = self.queue.path.with_name(self.queue.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    # -- the work --------------------------------------------------------------------
+
+    def catch_up(self) -> ShareRound:
+        """Queue every binpkg in PKGDIR (and what filters switched off since skipped), drain."""
+        self.queue.enqueue(scan_pkgdir(self.config.pkgdir))
+        self.queue.requeue_skipped(switched_off(self.config))
+        return self.drain()
+
+    def drain(self) -> ShareRound:
+        """Work the queue empty, unless another process holds it (then it does the work)."""
+        total = ShareRound()
+        while True:
+            with self._locked() as mine:
+                if not mine:
+                    return total
+                while self.queue.items(("queued", "publishing"), limit=1):
+                    total.add(self.work_batch())
+                total.add(self.announce_published())
+            # Anything queued after the last look and before the lock was let go is ours.
+            if not self.queue.items(("queued", "publishing"), limit=1):
+                return total
+
+    def announce_published(self) -> ShareRound:
+        done = ShareRound()
+        if self.announce is None:
+            return done
+        items = self.queue.items(("published",))
+        if items:
+            self.announce(items)
+            self.queue.announced(items)
+            done.announced = len(items)
+            _LOG.info("announced %d build(s) in the feed", len(items))
+        return done
+
+    def work_batch(self) -> ShareRound:
+        """Take up to ``config.batch`` rows: filter, check, store and pin them together.
+
+        The packages are read and checked by ``config.workers`` threads (Portage's
+        checks spend much of their time in decompressors and hashing, outside the
+        GIL); what they found is written to the queue here, in order.
+        """
+        done = ShareRound()
+        items = self.queue.items(("publishing", "queued"), limit=self.config.batch)
+        ready: list[tuple[QueueItem, CheckedPackage]] = []
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ipfsbin-share") as pool:
+            found = list(pool.map(self._examine, items))
+        try:
+            for item, outcome in zip(items, found, strict=True):
+                checked = self._record(item, outcome, done)
+                if checked is not None:
+                    ready.append((item, checked))
+            self._store(ready)
+        except BaseException:
+            for outcome in found:
+                if isinstance(outcome, CheckedPackage):
+                    forget_checked(outcome)
+            raise
+        done.published += [item for item, _ in ready]
+        for _, checked in ready:
+            _LOG.info("published %s as %s", checked.prepared.cpv, checked.objects.attestation)
+        return done
+
+    def _store(self, ready: Sequence[tuple[QueueItem, CheckedPackage]]) -> None:
+        if not ready:
+            return
+        # A row left ``publishing`` by a killed run that now plans another attestation
+        # (another key, another host) gives up its old pin first.
+        stale = [
+            item.attestation
+            for item, checked in ready
+            if item.attestation is not None and item.attestation != checked.objects.attestation
+        ]
+        if stale:
+            self.ledger.release(SHARE_HOLDER, stale)
+        self.queue.begin_publishing(
+            [(item, checked.prepared.cpv, checked.objects.attestation) for item, checked in ready]
+        )
+        store_batch(
+            [checked for _, checked in ready],
+            client=self.client,
+            ledger=self.ledger,
+            holder=SHARE_HOLDER,
+        )
+        self.queue.finish_publishing(
+            [(item, checked.objects.manifest, checked.binpkg) for item, checked in ready]
+        )
+
+    def _gone(self, item: QueueItem, why: str, done: ShareRound) -> None:
+        """The file of ``item`` is not the one queued any more."""
+        if item.state == "publishing" and item.attestation is not None:
+            self.ledger.release(SHARE_HOLDER, [item.attestation])
+            self.queue.abandon(item, why)
+        else:
+            self.queue.fail(item, item.cpv, why)
+        done.failed.append((item, why))
+
+    def _examine(self, item: QueueItem) -> _Outcome:
+        """Read, filter and check one queued build; touches neither the queue nor the pins."""
+        try:
+            st = item.path.stat()
+        except FileNotFoundError:
+            return _Gone(f"{item.path}: removed before it was shared", None)
+        if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
+            return _Gone(
+                f"{item.path}: replaced before it was shared (queued anew)",
+                (item.path, st.st_size, st.st_mtime_ns),
+            )
+        cpv = item.cpv
+        try:
+            meta = read_binpkg_metadata(item.path)
+            cpv = meta.cpv
+            skip = check_filters(meta, self.config, config_root=self.config_root)
+            if skip is not None:
+                return _Skipped(cpv, skip)
+            return check_package(
+                meta,
+                client=self.client,
+                host=self.host,
+                key=self.key,
+                setuid_packages=self.setuid_packages,
+            )
+        except (BinpkgError, DescriptorError) as exc:
+            detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+            return _Failed(cpv, detail)
+
+    def _record(
+        self, item: QueueItem, outcome: _Outcome, done: ShareRound
+    ) -> CheckedPackage | None:
+        """Write what :meth:`_examine` found; the checked package when it is to be stored."""
+        if isinstance(outcome, _Gone):
+            self._gone(item, outcome.why, done)
+            if outcome.now is not None:
+                self.queue.enqueue([outcome.now])
+            return None
+        if isinstance(outcome, _Skipped):
+            self._skip(item, outcome.cpv, outcome.skip, done)
+            return None
+        if isinstance(outcome, _Failed):
+            if item.state == "publishing" and item.attestation is not None:
+                self.ledger.release(SHARE_HOLDER, [item.attestation])
+                self.queue.abandon(item, outcome.detail)
+            else:
+                self.queue.fail(item, outcome.cpv, outcome.detail)
+            done.failed.append((item, outcome.detail))
+            _LOG.warning("not shared: %s", outcome.detail)
+            return None
+        checked = outcome
+        if self.config.skip_indexed and self.indexed is not None:
+            where = self.indexed(
+                BuildIdentity(
+                    platform=checked.objects.platform,
+                    descriptor=checked.objects.descriptor,
+                    cpv=checked.prepared.cpv,
+                    manifest=checked.objects.manifest,
+                    sha256=checked.objects.manifest_value.sha256,
+                )
+            )
+            if where is not None:
+                forget_checked(checked)
+                self._skip(item, checked.prepared.cpv, Skip(filter="indexed", reason=where), done)
+                return None
+        return checked
+
+    def _skip(self, item: QueueItem, cpv: str | None, skip: Skip, done: ShareRound) -> None:
+        if item.state == "publishing" and item.attestation is not None:
+            self.ledger.release(SHARE_HOLDER, [item.attestation])
+        self.queue.skip(item, cpv, skip.filter, skip.reason)
+        done.skipped.append((item, skip))
+        _LOG.info("skipped %s (%s): %s", cpv, skip.filter, skip.reason)
+
+
+def watch_pkgdir(
+    sharer: Sharer,
+    *,
+    stop: threading.Event,
+    poll_ms: int = 5000,
+    on_round: Callable[[ShareRound], None] | None = None,
+) -> None:
+    """Catch up, then share every binpkg that appears in PKGDIR until ``stop`` is set.
+
+    watchfiles (inotify) reports new and rewritten files; it yields every
+    ``poll_ms`` even when nothing changed, and the queue is worked then too,
+    so rows another process queued (the Portage hook) are not left waiting.
+    """
+    import watchfiles
+
+    def binpkgs(change: watchfiles.Change, path: str) -> bool:
+        return change != watchfiles.Change.deleted and is_binpkg_name(os.path.basename(path))
+
+    pkgdir = sharer.config.pkgdir
+    first = sharer.catch_up()
+    if on_round is not None:
+        on_round(first)
+    for changes in watchfiles.watch(
+        pkgdir,
+        watch_filter=binpkgs,
+        stop_event=stop,
+        rust_timeout=poll_ms,
+        yield_on_timeout=True,
+        raise_interrupt=False,
+    ):
+        found = []
+        for _, raw in changes:
+            try:
+                st = os.stat(raw)
+            except FileNotFoundError:
+                continue
+            found.append((Path(raw), st.st_size, st.st_mtime_ns))
+        if found:
+            sharer.queue.enqueue(found)
+        try:
+            done = sharer.drain()
+        except IpfsbinError as exc:
+            # the daemon restarting, say: the rows stay where they are and the next tick retries
+            _LOG.error("%s; trying again in %d s", exc.message, poll_ms // 1000)
+            continue
+        if on_round is not None and (done.published or done.skipped or done.failed):
+            on_round(done)

@@ -1,0 +1,420 @@
+"""``ipfsbin share``: real emerge builds shared into real Kubo, through the persistent queue.
+
+Sharing is turned on in the config file; from then on ``share --watch``
+publishes what emerge writes into PKGDIR, and appends it to the builder's
+feed, with no other command. Killed with
+SIGKILL while it publishes, the next run finishes the queue: every build
+published exactly once and no pin left that the queue does not account for.
+Each default filter is shown skipping a real binpkg with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import io
+import json
+import os
+import pwd
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipfsbin.builder.feed import Feed
+from ipfsbin.builder.share import SHARE_HOLDER
+from ipfsbin.cli.main import main
+from ipfsbin.codec.cid import CID
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.manifest import Manifest
+from ipfsbin.serve.setup_portage import PortageSetup, setup_share
+from ipfsbin.trust.keys import KeyStore
+from tests.playground.builder import BuilderPlayground
+from tests.playground.craft import rewrite_gpkg
+from tests.playground.portage_env import missing_host_tools
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+# A patch that adds a file: it applies in any ${S}, and eapply_user records it.
+USER_PATCH = """\
+--- /dev/null
++++ b/added-by-user
+@@ -0,0 +1 @@
++local change
+"""
+
+
+@dataclass
+class Share:
+    builder: BuilderPlayground
+    node: ManagedNode
+    client: KuboClient
+    home: Path
+    pkgdir: Path
+    config: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "IPFSBIN_HOME": str(self.home),
+            "IPFSBIN_API": self.node.api_multiaddr,
+            "IPFSBIN_SYSTEM_CONFIG": str(self.config),
+            "PORTAGE_CONFIGROOT": str(self.builder.eprefix),
+        }
+
+    def configure(self, text: str) -> None:
+        self.config.write_text(text)
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in self.env.items():
+                mp.setenv(name, value)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(list(args))
+        return code, out.getvalue(), err.getvalue()
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``ipfsbin ARGS``; its output goes to a file (a full pipe would stall it)."""
+        log = (self.home / "spawned.log").open("a")
+        with log:
+            return subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
+                [sys.executable, "-m", "ipfsbin.cli.main", *args],
+                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    def log(self) -> str:
+        return (self.home / "spawned.log").read_text()
+
+    def status(self) -> dict[str, Any]:
+        code, out, err = self.cli("share", "--status", "--json")
+        assert code == 0, err
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def status_rows(self, state: str) -> list[dict[str, Any]]:
+        code, out, err = self.cli("share", "--status", "--json")
+        assert code == 0, err
+        return [r for r in json.loads(out)["builds"] if r["state"] == state]
+
+    def rows(self) -> list[tuple[str, str, str | None]]:
+        """(path, state, attestation) of every queue row, read as a separate reader would."""
+        db = sqlite3.connect(self.home / "share.sqlite")
+        try:
+            return db.execute("SELECT path, state, attestation FROM builds ORDER BY id").fetchall()
+        finally:
+            db.close()
+
+    def share_pins(self) -> set[CID]:
+        return {p.cid for p in self.client.pin_ls() if p.name == SHARE_HOLDER}
+
+    def ledger_needs(self) -> set[CID]:
+        db = sqlite3.connect(self.home / "pins.sqlite")
+        try:
+            rows = db.execute("SELECT cid FROM needs WHERE holder = ?", (SHARE_HOLDER,))
+            return {CID.from_text(r[0]) for r in rows}
+        finally:
+            db.close()
+
+    def feed_entries(self) -> int:
+        """How many attestations the builder's feed holds."""
+        key = KeyStore(self.home / "keys").load("builder")
+        with Feed.open(self.client, key, self.home / "feeds" / f"{key.key_id}.sqlite") as feed:
+            head = feed.head()
+        return 0 if head is None else head.entries
+
+    def reset(self) -> None:
+        """Empty PKGDIR, the queue, the feed and the pins, for the next test."""
+        shutil.rmtree(self.pkgdir)
+        self.pkgdir.mkdir()
+        for pin in self.client.pin_ls():
+            self.client.pin_rm([pin.cid])
+        for name in ("share.sqlite", "share.sqlite-wal", "share.sqlite-shm", "pins.sqlite"):
+            (self.home / name).unlink(missing_ok=True)
+        shutil.rmtree(self.home / "feeds", ignore_errors=True)
+        (self.home / "spawned.log").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def share(kubo_node: ManagedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Share]:
+    missing = missing_host_tools()
+    if missing:
+        pytest.skip(f"the builder playground needs {', '.join(missing)} on PATH")
+    home = tmp_path_factory.mktemp("ipfsbin-home")
+    KeyStore(home / "keys").generate("builder")
+    builder = BuilderPlayground.create()
+    try:
+        with kubo_node.client() as client:
+            yield Share(
+                builder=builder,
+                node=kubo_node,
+                client=client,
+                home=home,
+                pkgdir=builder.pkgdir,
+                config=home / "ipfsbin.toml",
+            )
+    finally:
+        builder.cleanup()
+
+
+@pytest.fixture
+def fresh(share: Share) -> Share:
+    share.pkgdir.mkdir(parents=True, exist_ok=True)
+    share.reset()
+    share.configure(f'share = true\n[sharing]\npkgdir = "{share.pkgdir}"\n')
+    return share
+
+
+def _wait(predicate: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _alive(proc: subprocess.Popen[str]) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"share --watch exited {proc.returncode}")
+    return True
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _assert_exactly_once(share: Share, expected: int) -> None:
+    """Every build published and announced once; Kubo's pins, the ledger, the queue agree."""
+    rows = share.rows()
+    published = [r for r in rows if r[1] == "announced"]
+    assert len(published) == expected, rows
+    assert len({r[0] for r in published}) == expected
+    attestations = {CID.from_text(r[2]) for r in published if r[2]}
+    assert len(attestations) == expected
+    assert share.share_pins() == attestations
+    assert share.ledger_needs() == attestations
+    assert not [r for r in rows if r[1] in ("queued", "publishing", "published")]
+    assert share.feed_entries() == expected
+
+
+# -- sharing without any other command ---------------------------------------------------
+
+
+def test_sharing_off_is_refused(fresh: Share) -> None:
+    fresh.configure("")
+    code, _, err = fresh.cli("share")
+    assert code == 1
+    assert err.splitlines() == [
+        "ipfsbin: error: sharing is off",
+        f"ipfsbin: hint: opt in with `share = true` at the top of {fresh.config} "
+        "(or your own ipfsbin.toml)",
+    ]
+
+
+def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
+    proc = fresh.spawn("share", "--watch")
+    try:
+        _wait(lambda: _alive(proc) and (fresh.home / "share.sqlite").exists(), "the watcher")
+        fresh.builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo")
+        fresh.builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/usetest")
+        _wait(
+            lambda: _alive(proc) and fresh.status()["states"]["announced"] == 2,
+            "both builds to be published and announced",
+        )
+    finally:
+        _stop(proc)
+    log = fresh.log()
+    assert proc.returncode == 0, log
+    assert "published dev-libs/libfoo-1" in log and "published app-misc/usetest-1" in log
+    _assert_exactly_once(fresh, 2)
+    for row in fresh.status_rows("announced"):
+        manifest = Manifest.from_block(
+            CID.from_text(row["manifest"]), fresh.client.block_get(CID.from_text(row["manifest"]))
+        )
+        data = fresh.client.cat_bytes(manifest.binpkg)
+        assert hashlib.sha256(data).digest() == manifest.sha256
+        assert data == Path(row["path"]).read_bytes()
+        assert manifest.build.origin == "built"
+    # A second catch-up finds nothing new to publish.
+    code, out, err = fresh.cli("share", "--json")
+    assert code == 0, err
+    assert json.loads(out)["published"] == []
+    _assert_exactly_once(fresh, 2)
+
+
+# -- the default filters, each on a real binpkg ----------------------------------------------
+
+
+def test_each_filter_skips_a_real_binpkg_with_its_reason(fresh: Share) -> None:
+    eprefix = fresh.builder.eprefix
+    emerge = fresh.builder.emerge
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo")
+    # quickpkg output of the installed package, beside the built one
+    fresh.builder.quickpkg("dev-libs/libfoo", fresh.pkgdir / "quick")
+    # RESTRICT=bindist
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/hello")
+    # eapply_user applies a patch: Portage records USER_PATCHES in the binpkg
+    patches = eprefix / "etc/portage/patches/app-misc/stripped"
+    patches.mkdir(parents=True)
+    (patches / "local.patch").write_text(USER_PATCH)
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/stripped")
+    shutil.rmtree(eprefix / "etc/portage/patches")
+    # built clean (it has no source phases, so eapply_user never ran), but
+    # /etc/portage/patches holds a patch for it now: refused all the same
+    emerge("--oneshot", "--buildpkg", "--quiet-build=y", "app-misc/usetest")
+    later = eprefix / "etc/portage/patches/app-misc/usetest"
+    later.mkdir(parents=True)
+    (later / "later.patch").write_text(USER_PATCH)
+    try:
+        code, out, err = fresh.cli("share", "--json")
+        assert code == 0, err
+        done = json.loads(out)
+        assert [Path(p).name for p in done["published"]] == ["libfoo-1-1.gpkg.tar"]
+        skipped = {Path(s["path"]).parts[-2]: (s["filter"], s["reason"]) for s in done["skipped"]}
+        assert skipped["libfoo"][0] == "origin" and "quickpkg" in skipped["libfoo"][1]
+        assert skipped["hello"] == (
+            "restricted",
+            "RESTRICT=bindist: its terms do not allow passing the binary on",
+        )
+        assert skipped["stripped"][0] == "user-patches"
+        assert "Portage recorded USER_PATCHES" in skipped["stripped"][1]
+        assert skipped["usetest"] == (
+            "user-patches",
+            f"{later} holds user patches for it (later.patch)",
+        )
+
+        status = fresh.status()
+        counts = {f["filter"]: (f["on"], f["skipped"]) for f in status["filters"]}
+        assert counts == {
+            "origin": (True, 1),
+            "restricted": (True, 1),
+            "user-patches": (True, 2),
+            "indexed": (True, 0),
+        }
+        code, text, _ = fresh.cli("share", "--status")
+        assert "restricted    on  skipped    1  (off: allow_restricted)" in text
+        assert "skipped app-misc/hello-1 (restricted): RESTRICT=bindist" in text
+
+        # Switching one filter off shares what it skipped, and only that.
+        fresh.configure(
+            f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nallow_quickpkg = true\n'
+        )
+        code, out, err = fresh.cli("share", "--json")
+        assert code == 0, err
+        again = json.loads(out)["published"]
+        assert len(again) == 1 and Path(again[0]).relative_to(fresh.pkgdir).parts[0] == "quick"
+        _assert_exactly_once(fresh, 2)
+    finally:
+        shutil.rmtree(eprefix / "etc/portage/patches", ignore_errors=True)
+
+
+# -- kill -9 ----------------------------------------------------------------------------------
+
+
+def _fill_pkgdir(share: Share, count: int) -> None:
+    """``count`` distinct real-shaped binpkgs: an emerge-built one with one extra file each."""
+    template = share.builder.build_binpkg("dev-libs/libfoo", share.pkgdir.parent / "template")
+    for n in range(count):
+        dst = share.pkgdir / "dev-libs" / "libfoo" / f"libfoo-1-{n + 1}.gpkg.tar"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        rewrite_gpkg(template, dst, extra_image=[(f"image/usr/share/libfoo/{n}", os.urandom(512))])
+    shutil.rmtree(template.parent.parent.parent)
+
+
+def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
+    """SIGKILL ``proc`` as soon as the queue shows a batch being published; was one?"""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            states = [r[1] for r in share.rows()]
+        except sqlite3.OperationalError:
+            states = []  # the queue file is being created
+        if "publishing" in states and states.count("published") >= 20:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return "publishing" in [r[1] for r in share.rows()]
+        time.sleep(0.005)
+    raise AssertionError(f"share ended before it could be killed:\n{share.log()}")
+
+
+@pytest.mark.timeout(2400)
+def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
+    fresh.configure(f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nbatch = 10\n')
+    _fill_pkgdir(fresh, 200)
+    killed_mid_batch = 0
+    for _ in range(2):
+        proc = fresh.spawn("share", "--watch")
+        killed_mid_batch += _kill_while_publishing(fresh, proc)
+        published = [r for r in fresh.rows() if r[1] in ("published", "announced")]
+        assert 0 < len(published) < 200
+        # whatever the kill interrupted holds no pin the queue does not name
+        named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
+        assert fresh.share_pins() <= named
+    assert killed_mid_batch >= 1, "no kill landed while a batch was being published"
+    proc = fresh.spawn("share", "--watch")
+    try:
+        _wait(
+            lambda: _alive(proc) and [r[1] for r in fresh.rows()].count("announced") == 200,
+            "the queue to finish",
+            timeout=1500,
+        )
+    finally:
+        _stop(proc)
+    _assert_exactly_once(fresh, 200)
+
+
+# -- the Portage hook --------------------------------------------------------------------------
+
+
+def test_bashrc_hook_shares_after_each_merge_and_undo_removes_it(fresh: Share) -> None:
+    account = pwd.getpwuid(os.getuid())
+    eprefix = fresh.builder.eprefix
+    bashrc = eprefix / "etc/portage/bashrc"
+    bashrc.unlink(missing_ok=True)
+    changes = setup_share(
+        PortageSetup(
+            root=eprefix,
+            base_url="",
+            subscriptions=(),
+            user=account.pw_name,
+            group=grp.getgrgid(account.pw_gid).gr_name,
+            home=fresh.home,
+            ipfsbin=str(Path(sys.executable).with_name("ipfsbin")),
+            listen="",
+        )
+    )
+    assert [(c.path, c.action) for c in changes if c.action != "skipped"] == [(bashrc, "created")]
+    # no watcher runs: the merge's postinst phase starts `ipfsbin share` by itself
+    fresh.builder.emerge(
+        "--oneshot", "--buildpkg", "--quiet-build=y", "dev-libs/libfoo", env=fresh.env
+    )
+    _wait(lambda: fresh.status()["states"]["announced"] == 1, "the hook's share to publish")
+    _assert_exactly_once(fresh, 1)
+
+    code, out, err = fresh.cli("setup-portage", "--undo", "--root", str(eprefix), "--json")
+    assert code == 0, err
+    assert {"path": str(bashrc), "action": "removed", "note": "sharing trigger"} in json.loads(out)[
+        "changes"
+    ]
+    assert not bashrc.exists()
