@@ -232,6 +232,8 @@ class _Home:
             **self.extra,
             "IPFSBIN_HOME": str(self.path),
             "IPFSBIN_API": self.node.api_multiaddr,
+            # ipfsbin serve reads binpkgs through the node's gateway (an OS-chosen port)
+            "IPFSBIN_GATEWAY": self.node.gateway_url,
             "IPFSBIN_SYSTEM_CONFIG": str(self.path / "no-system-config.toml"),
         }
 
