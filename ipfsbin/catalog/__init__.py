@@ -12,7 +12,7 @@ from ipfsbin.catalog.build import (
     parse_atom,
 )
 from ipfsbin.catalog.fit import AXES, Refusal, check_fit, check_policy
-from ipfsbin.catalog.heads import FollowedHead, head_staleness, read_heads
+from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 
 __all__ = [
     "AXES",
@@ -28,7 +28,7 @@ __all__ = [
     "check_fit",
     "check_policy",
     "explain",
-    "head_staleness",
+    "head_refusal",
     "parse_atom",
     "read_heads",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
-from ipfsbin.catalog.heads import FollowedHead, head_staleness
+from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import HostProfile
@@ -34,6 +34,7 @@ from ipfsbin.descriptor.model import Descriptor, Package, Platform
 from ipfsbin.descriptor.toolchain import chost_family
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
+from ipfsbin.index._node import Node
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
@@ -72,14 +73,64 @@ class Build:
 
 
 class BuildCache:
-    """Builds loaded from ``store``, by manifest, attestations and builders role."""
+    """Builds loaded from ``store``, by manifest, attestations and builders role.
+
+    Also kept from one catalog build to the next, because a head that moved
+    changes few entries: the parsed entries of each index leaf (by the
+    leaf's CID), and the predicate's verdict on each build for the last host
+    profile (all dropped when the profile changes).
+    """
 
     def __init__(self, store: BlockStore) -> None:
         self.store = store
         self._builds: dict[tuple[CID, tuple[CID, ...], Role], Build] = {}
         self._platforms: dict[CID, Platform] = {}
         self._used: set[tuple[CID, tuple[CID, ...], Role]] = set()
+        self._tree = ProllyTree(store)
+        self._leaves: dict[CID, list[tuple[IndexKey, IndexEntry]]] = {}
+        self._leaves_used: set[CID] = set()
+        self._fits: dict[CID, tuple[Refusal, ...]] = {}
+        self._fits_for: tuple[HostProfile, frozenset[str]] | None = None
         self.loaded = 0
+
+    def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
+        """Every entry of the index at ``index_root``, in key order (local blocks only)."""
+        yield from self._walk(self._tree.load(index_root))
+
+    def _walk(self, node: Node) -> Iterator[tuple[IndexKey, IndexEntry]]:
+        if node.level == 0:
+            yield from self._leaf(node)
+            return
+        for position, cid in enumerate(node.children):
+            # A leaf is its CID: whichever parent names it, it holds the same entries.
+            known = self._leaves.get(cid) if node.level == 1 else None
+            if known is not None:
+                self._leaves_used.add(cid)
+                yield from known
+            else:
+                yield from self._walk(self._tree.child(node, position))
+
+    def _leaf(self, node: Node) -> list[tuple[IndexKey, IndexEntry]]:
+        parsed = [
+            (parse_index_key(key), IndexEntry.from_dag(value))
+            for key, value in zip(node.keys, node.values, strict=True)
+        ]
+        self._leaves[node.cid] = parsed
+        self._leaves_used.add(node.cid)
+        return parsed
+
+    def fit(
+        self, build: Build, profile: HostProfile, accept_chosts: frozenset[str]
+    ) -> tuple[Refusal, ...]:
+        """:func:`check_fit` of ``build`` on ``profile``, remembered while the profile stays."""
+        if self._fits_for is None or self._fits_for != (profile, accept_chosts):
+            self._fits = {}
+            self._fits_for = (profile, accept_chosts)
+        found = self._fits.get(build.manifest_cid)
+        if found is None:
+            found = tuple(check_fit(build.package, profile, accept_chosts=accept_chosts))
+            self._fits[build.manifest_cid] = found
+        return found
 
     def load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
         """The build of ``entry``; ``IpfsbinError`` when a block is missing or malformed."""
@@ -96,6 +147,10 @@ class BuildCache:
         """Drop what the last round did not ask for (entries gone from every head)."""
         self._builds = {k: v for k, v in self._builds.items() if k in self._used}
         self._used = set()
+        self._leaves = {k: v for k, v in self._leaves.items() if k in self._leaves_used}
+        self._leaves_used = set()
+        kept = {key[0] for key in self._builds}
+        self._fits = {k: v for k, v in self._fits.items() if k in kept}
 
     def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
         manifest = Manifest.from_block(entry.manifest, self.store.get(entry.manifest))
@@ -223,11 +278,6 @@ def _label(platform: Platform) -> str:
     return isa_label(chost_family(platform.chost), frozenset(platform.cflags.features))
 
 
-def _entries(head: FollowedHead, store: BlockStore) -> Iterator[tuple[IndexKey, IndexEntry]]:
-    for key, value in ProllyTree(store).items(head.index_root):
-        yield parse_index_key(key), IndexEntry.from_dag(value)
-
-
 def _assess(
     head: FollowedHead,
     key: IndexKey,
@@ -257,7 +307,7 @@ def _assess(
             min_builders=policy.min_builders,
             allowed=policy.allowed_builders,
         )
-        refusals += check_fit(build.package, profile, accept_chosts=host.accepted_chosts)
+        refusals += cache.fit(build, profile, host.accepted_chosts)
     return Candidate(
         subscription=head.name,
         key=str(key),
@@ -332,10 +382,13 @@ def build_catalog(
     policy: ClientPolicy,
     cache: BuildCache,
     now: float,
-    allow_stale: bool = False,
     undeliverable: Mapping[CID, str] | None = None,
 ) -> Catalog:
     """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index.
+
+    A head's freshness is the follower's (``FollowedHead.freshness``, with
+    ``allow_stale`` as the follower was configured), plus the client's
+    ``max_head_age`` at ``now``.
 
     ``undeliverable`` maps manifests whose bytes failed verification when
     served to why: they are not listed again (a listed package that cannot
@@ -345,13 +398,13 @@ def build_catalog(
     fitting: list[tuple[FollowedHead, list[tuple[IndexKey, IndexEntry]]]] = []
     empty_profile = host.compat_profile()
     for head in heads:
-        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        stale = head_refusal(head, now=now, max_age=policy.max_head_age)
         if stale is not None:
             states.append(HeadState(head=head, stale=stale))
             continue
         groups: dict[str, list[tuple[IndexKey, IndexEntry]]] = {}
         count = 0
-        for key, entry in _entries(head, cache.store):
+        for key, entry in cache.entries(head.index_root):
             count += 1
             if entry.state == "ok":
                 groups.setdefault(key.platform_id, []).append((key, entry))
@@ -415,7 +468,6 @@ def explain(
     policy: ClientPolicy,
     cache: BuildCache,
     now: float,
-    allow_stale: bool = False,
     undeliverable: Mapping[CID, str] | None = None,
 ) -> list[Candidate]:
     """Every build of ``atom`` in every followed index, with its verdict and reasons."""
@@ -423,9 +475,9 @@ def explain(
     profile = host.compat_profile([f"{category}/{package}"])
     found: list[Candidate] = []
     for head in heads:
-        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        stale = head_refusal(head, now=now, max_age=policy.max_head_age)
         by_cpv: dict[str, list[Candidate]] = {}
-        for key, entry in _entries(head, cache.store):
+        for key, entry in cache.entries(head.index_root):
             if (key.category, key.package) != (category, package):
                 continue
             if version is not None and key.version != version:

@@ -13,6 +13,7 @@ versions.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -131,8 +132,12 @@ def _compare_component(index: int, a: str, b: str) -> int:
     return _cmp(int(a), int(b))
 
 
+@functools.lru_cache(maxsize=4096)
 def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as ``a`` is older, equal (ignoring -rN) or newer than ``b``."""
+    """-1, 0 or 1 as ``a`` is older, equal (ignoring -rN) or newer than ``b``.
+
+    Cached: a catalog compares the same compiler and libc versions once per build.
+    """
     va, vb = parse_version(a), parse_version(b)
     for index, (x, y) in enumerate(zip(va.numbers, vb.numbers, strict=False)):
         result = _compare_component(index, x, y)
