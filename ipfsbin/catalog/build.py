@@ -18,6 +18,7 @@ CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
-from ipfsbin.descriptor.compat import HostProfile
+from ipfsbin.descriptor.compat import HostProfile, UseConfig
 from ipfsbin.descriptor.cpv import split_cpv
 from ipfsbin.descriptor.isa import isa_label
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
@@ -89,8 +90,9 @@ class BuildCache:
         self._tree = ProllyTree(store)
         self._leaves: dict[CID, list[tuple[IndexKey, IndexEntry]]] = {}
         self._leaves_used: set[CID] = set()
-        self._fits: dict[CID, tuple[Refusal, ...]] = {}
+        self._fits: dict[CID, tuple[UseConfig | None, tuple[Refusal, ...]]] = {}
         self._fits_for: tuple[HostProfile, frozenset[str]] | None = None
+        self._fit_profile: HostProfile | None = None
         self.loaded = 0
 
     def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
@@ -120,17 +122,25 @@ class BuildCache:
         return parsed
 
     def fit(
-        self, build: Build, profile: HostProfile, accept_chosts: frozenset[str]
+        self, build: Build, cp: str, profile: HostProfile, accept_chosts: frozenset[str]
     ) -> tuple[Refusal, ...]:
-        """:func:`check_fit` of ``build`` on ``profile``, remembered while the profile stays."""
-        if self._fits_for is None or self._fits_for != (profile, accept_chosts):
-            self._fits = {}
-            self._fits_for = (profile, accept_chosts)
+        """:func:`check_fit` of ``build`` (of package ``cp``) on ``profile``, remembered.
+
+        The USE configuration counts per package: a new package elsewhere in
+        the index does not make the verdicts on the others stale.
+        """
+        if profile is not self._fit_profile:
+            base = (dataclasses.replace(profile, use={}), accept_chosts)
+            if base != self._fits_for:
+                self._fits = {}
+                self._fits_for = base
+            self._fit_profile = profile
+        use = profile.use.get(cp)
         found = self._fits.get(build.manifest_cid)
-        if found is None:
-            found = tuple(check_fit(build.package, profile, accept_chosts=accept_chosts))
+        if found is None or found[0] != use:
+            found = (use, tuple(check_fit(build.package, profile, accept_chosts=accept_chosts)))
             self._fits[build.manifest_cid] = found
-        return found
+        return found[1]
 
     def load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
         """The build of ``entry``; ``IpfsbinError`` when a block is missing or malformed."""
@@ -307,7 +317,7 @@ def _assess(
             min_builders=policy.min_builders,
             allowed=policy.allowed_builders,
         )
-        refusals += cache.fit(build, profile, host.accepted_chosts)
+        refusals += cache.fit(build, f"{key.category}/{key.package}", profile, host.accepted_chosts)
     return Candidate(
         subscription=head.name,
         key=str(key),
