@@ -1,8 +1,6 @@
 """The catalog: verified builds this host may install, ranked, with a reason for every refusal."""
 
 from ipfsbin.catalog.build import (
-    Build,
-    BuildCache,
     Candidate,
     Catalog,
     HeadState,
@@ -11,6 +9,7 @@ from ipfsbin.catalog.build import (
     explain,
     parse_atom,
 )
+from ipfsbin.catalog.cache import Build, BuildCache
 from ipfsbin.catalog.fit import AXES, Refusal, check_fit, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 

@@ -57,10 +57,12 @@ _SUFFIX_RANK: Final = {"alpha": 0, "beta": 1, "pre": 2, "rc": 3, "p": 5}
 _NO_SUFFIX: Final = 4
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def split_cpv(cpv: str) -> tuple[str, str, str]:
     """``"dev-libs/openssl-3.0.13-r1"`` -> ``("dev-libs", "openssl", "3.0.13-r1")``.
 
     ``ValueError`` when ``cpv`` is not category/package-version as Portage writes it.
+    Cached: a catalog splits each of up to 10^5 CPVs several times per build.
     """
     match = _CPV_RE.fullmatch(cpv)
     if match is None:

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ipfsbin.catalog.build import BuildCache, Catalog, build_catalog
+from ipfsbin.catalog.build import Catalog, build_catalog
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig

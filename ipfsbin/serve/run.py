@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ipfsbin import paths
-from ipfsbin.catalog.build import BuildCache
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import ServeError
 from ipfsbin.host.profile import HostInfo, read_host

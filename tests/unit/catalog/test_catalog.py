@@ -18,6 +18,7 @@ from ipfsbin.catalog import (
     parse_atom,
 )
 from ipfsbin.config import ClientPolicy
+from ipfsbin.descriptor.compat import UseConfig
 from ipfsbin.descriptor.model import SlotDep
 from ipfsbin.host.profile import HostInfo
 from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_info
@@ -190,3 +191,31 @@ def test_documented_axes() -> None:
     doc = (Path(__file__).parents[3] / "schema/catalog.md").read_text()
     documented = [line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")]
     assert tuple(documented) == AXES
+
+
+def test_a_rebuild_after_a_sync_loads_only_the_new_build_and_rechecks_changed_use() -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    index.add("b", "app-misc/bar-1")
+    cache = BuildCache(index.store)
+    host = host_info()
+
+    def build(h: HostInfo) -> list[str]:
+        catalog = build_catalog([index.head()], host=h, policy=ClientPolicy(), cache=cache, now=NOW)
+        return sorted(o.cpv for o in catalog.offers["k51test"])
+
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1"] and cache.loaded == 2
+    index.add("c", "dev-libs/baz-2")
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1", "dev-libs/baz-2"]
+    assert cache.loaded == 3
+    # this host now wants other USE for foo only: foo's verdict is taken again, the rest kept
+    other = dataclasses.replace(
+        host,
+        use_reader=lambda cps: {
+            cp: UseConfig(use=frozenset() if cp == "app-misc/foo" else frozenset({"ssl"}),
+                          iuse=frozenset({"ssl"}))
+            for cp in cps
+        },
+    )  # fmt: skip
+    assert build(other) == ["app-misc/bar-1", "dev-libs/baz-2"]
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1", "dev-libs/baz-2"]
