@@ -151,7 +151,11 @@ def _curl(url: str) -> tuple[float, float, int]:
 
 
 def _rate(size: int, seconds: float) -> float:
-    return round(size / seconds / 1e9, 3)
+    return round(size / seconds / 1e9, 4)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def _rss_now(pid: int) -> int:
@@ -281,7 +285,7 @@ def main() -> int:
 
             for i, f in enumerate(spec):
                 size_mb, cid, size = int(f["size"] / MB), f["cid"], f["size"]
-                row: dict[str, float] = {}
+                row: dict[str, float | None] = {}
                 # cold: the blocks are only on the peer (local repo garbage-collected)
                 local.run("repo", "gc", timeout=600)
                 started = time.perf_counter()
@@ -303,9 +307,9 @@ def main() -> int:
                 row["shim_warm"] = _rate(got, total)
                 total, _, got = _curl(offer_url(rpc_port, i))
                 row["shim_warm_rpc"] = _rate(got, total)
-                row["shim_warm_vs_gateway"] = round(row["shim_warm"] / row["gateway"], 2)
-                row["shim_cold_vs_cat_cold"] = round(row["shim_cold"] / row["cat_cold"], 2)
-                row["shim_warm_vs_nginx"] = round(row["shim_warm"] / row["nginx"], 2)
+                row["shim_warm_vs_gateway"] = _ratio(row["shim_warm"], row["gateway"])
+                row["shim_cold_vs_cat_cold"] = _ratio(row["shim_cold"], row["cat_cold"])
+                row["shim_warm_vs_nginx"] = _ratio(row["shim_warm"], row["nginx"])
                 results["files"][f"{size_mb}MB"] = row
                 print(f"{size_mb} MB: {json.dumps(row)}", flush=True)
             smallest = offer_url(shim_port, sizes.index(min(sizes)))
