@@ -50,7 +50,8 @@ class BuildCache:
     Also kept from one catalog build to the next, because a head that moved
     changes few entries: the parsed entries of each index leaf (by the
     leaf's CID), and the predicate's verdict on each build for the last host
-    profile (all dropped when the profile changes).
+    profile (dropped when the host changes; one package's verdicts also when
+    its own USE configuration does).
     """
 
     def __init__(self, store: BlockStore) -> None:
