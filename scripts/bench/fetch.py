@@ -98,16 +98,16 @@ def _offer(i: int, cid: CID, size: int, digests: tuple[bytes, bytes, bytes]) -> 
     )  # fmt: skip
 
 
-class _Snapshot:
+class StaticSnapshot:
     def __init__(self, files: dict[str, PackagesFile]) -> None:
         self.files = files
 
 
-class _Publisher:
+class StaticPublisher:
     """What the app reads from a publisher: the snapshot (and where to report bad bytes)."""
 
     def __init__(self, files: dict[str, PackagesFile]) -> None:
-        self.snapshot = _Snapshot(files)
+        self.snapshot = StaticSnapshot(files)
 
     def mark_undeliverable(self, manifest: CID, reason: str) -> None:
         sys.stderr.write(f"bench shim: {manifest} undeliverable: {reason}\n")
@@ -137,7 +137,7 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
         os.environ["IPFSBIN_GATEWAY"] = gateway
         source, where = byte_source(client, ServeOptions())
         sys.stderr.write(f"bench shim: binpkg bytes from {where}\n")
-    app = create_app(_Publisher(files), source, Downloads())  # type: ignore[arg-type]
+    app = create_app(StaticPublisher(files), source, Downloads())  # type: ignore[arg-type]
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -44,6 +44,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fetch import StaticPublisher  # noqa: E402
 
 from ipfsbin.catalog import BuildCache, build_catalog  # noqa: E402
 from ipfsbin.config import ClientPolicy  # noqa: E402
@@ -76,16 +79,6 @@ def add(index: Index, cpv: str) -> None:
     index.entries[index_key(PLATFORM.cid, cpv, desc.cid)] = IndexEntry.new(manifest_cid)
 
 
-class _Snapshot:
-    def __init__(self, files: dict[str, Any]) -> None:
-        self.files = files
-
-
-class _Publisher:
-    def __init__(self, files: dict[str, Any]) -> None:
-        self.snapshot = _Snapshot(files)
-
-
 def _serve(files: dict[str, Any]) -> tuple[Any, int]:
     import uvicorn
 
@@ -94,7 +87,7 @@ def _serve(files: dict[str, Any]) -> tuple[Any, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
-    app = create_app(_Publisher(files), None, Downloads())  # type: ignore[arg-type]
+    app = create_app(StaticPublisher(files), None, Downloads())  # type: ignore[arg-type]
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
