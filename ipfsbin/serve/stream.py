@@ -3,10 +3,11 @@
 :func:`verified_range` passes on the requested bytes of a file and feeds
 *all* of it to the manifest's own check (a range is read to the end of the
 file to be checked): :class:`~ipfsbin.manifest.BinpkgVerifier` compares
-the size and the sha256 (the shim leaves SHA-1 and MD5 to Portage). The last piece it would send is held back
-until that check passes. On a mismatch, or when the source fails, it
-raises instead of sending that piece, so the HTTP connection is cut short
-of its Content-Length and no complete bad file reaches Portage.
+the size and the sha256 (the shim leaves SHA-1 and MD5 to Portage). The
+last piece it would send is held back until that check passes. On a
+mismatch, or when the source fails, it raises instead of sending that
+piece, so the HTTP connection is cut short of its Content-Length and no
+complete bad file reaches Portage.
 
 :func:`read_ahead` runs that reading and checking in a thread of its own,
 a few pieces ahead of the sending, so that reading from Kubo and hashing
