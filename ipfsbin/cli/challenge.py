@@ -113,7 +113,7 @@ def challenge(
         report = challenge_host(
             builds,
             installed,
-            read_heads(require_subscriptions(follower.state), held),
+            read_heads(require_subscriptions(follower.state), held, freshness=follower.freshness),
             held=held,
             store=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
         )

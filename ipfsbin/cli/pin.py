@@ -34,9 +34,12 @@ def _catalog_now(
         raise SubscriptionError(
             "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
         )
-    heads = read_heads(subs, follower.held_blocks())
+    now = time.time()
+    heads = read_heads(
+        subs, follower.held_blocks(), freshness=lambda name: follower.freshness(name, now=now)
+    )
     cache = BuildCache(KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)))
-    return build_catalog(heads, host=info, policy=config.policy, cache=cache, now=time.time())
+    return build_catalog(heads, host=info, policy=config.policy, cache=cache, now=now)
 
 
 def _render_pins(result: dict[str, Any]) -> str:

@@ -150,7 +150,9 @@ def share(
         Feed.open(client, key) as feed,
     ):
         indexes = FollowedIndexes(
-            lambda: read_heads(follower.subscriptions(), follower.held_blocks()),
+            lambda: read_heads(
+                follower.subscriptions(), follower.held_blocks(), freshness=follower.freshness
+            ),
             local=follower.held_blocks(),
             fetch=KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)),
         )

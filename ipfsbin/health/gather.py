@@ -14,7 +14,8 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from itertools import chain
 
-from ipfsbin.catalog.build import BuildCache, Candidate, Catalog, build_catalog, judge_packages
+from ipfsbin.catalog.build import Candidate, Catalog, build_catalog, judge_packages
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, read_heads
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig
@@ -82,7 +83,6 @@ def weather_of_catalog(
             policy=config.policy,
             cache=cache,
             now=now,
-            allow_stale=allow_stale,
         )
 
     def providers(cids: Sequence[CID]) -> dict[CID, int | None]:
@@ -108,8 +108,13 @@ def weather_here(
     allow_stale: bool = False,
 ) -> Weather:
     """Build the catalog from the followed heads and weigh ``atoms`` against it."""
-    with Follower() as follower, connect() as client:
-        heads = read_heads(follower.subscriptions(), follower.held_blocks())
+    now = time.time()
+    with Follower(FollowConfig(allow_stale=allow_stale)) as follower, connect() as client:
+        heads = read_heads(
+            follower.subscriptions(),
+            follower.held_blocks(),
+            freshness=lambda name: follower.freshness(name, now=now),
+        )
         cache = BuildCache(
             KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30))
         )
@@ -118,8 +123,7 @@ def weather_here(
             host=host,
             policy=config.policy,
             cache=cache,
-            now=time.time(),
-            allow_stale=allow_stale,
+            now=now,
         )
         return weather_of_catalog(
             atoms,

@@ -16,7 +16,7 @@ from datetime import timedelta
 from html import escape
 from typing import Any
 
-from ipfsbin.catalog.build import BuildCache
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.health.charts import svg_bars

@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 
 from ipfsbin import paths
-from ipfsbin.catalog.build import BuildCache
-from ipfsbin.codec.cid import CID
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import ServeError
 from ipfsbin.host.profile import HostInfo, read_host
@@ -30,6 +29,7 @@ from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.page import HealthView
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.sources import GatewaySource, KuboSource, find_gateway
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.gateway_file import FILE_LIMITS, GatewayFileSource
@@ -39,26 +39,14 @@ from ipfsbin.subscribe.follower import FollowConfig, Follower
 
 __all__ = [
     "Backend",
-    "KuboSource",
     "ServeOptions",
+    "byte_source",
     "make_publisher",
     "open_backend",
     "serve_forever",
 ]
 
 _log = logging.getLogger("ipfsbin.serve")
-_CHUNK = 1 << 20
-
-
-class KuboSource:
-    """Binpkg bytes through Kubo's ``cat`` (from the local repo, or fetched from peers)."""
-
-    def __init__(self, client: KuboClient) -> None:
-        self.client = client
-
-    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
-        # big pieces: each one is a thread hop in the server and a hash update per digest
-        return self.client.cat(cid, expected_size=size, chunk_size=_CHUNK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +78,7 @@ def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
     if client is None:
         raise ValueError("serving through Kubo needs a client")
     kubo = client
+    source, reads_from = byte_source(kubo, options)
     return Backend(
         follower=lambda: Follower(
             FollowConfig(allow_stale=options.allow_stale), connect=lambda: kubo
@@ -97,8 +86,8 @@ def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
         blocks=KuboBlockStore(
             kubo, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)
         ),
-        source=KuboSource(kubo),
-        describe="binpkgs through the local Kubo daemon",
+        source=source,
+        describe=reads_from,
         client=kubo,
         close=lambda: None,
     )
@@ -127,7 +116,7 @@ def _gateway_backend(url: str, options: ServeOptions) -> Backend:
         # a catalog keeps what it decoded, so fetched blocks need not be held as well
         blocks=GatewayBlockStore(blocks_http, url, local, hold=False),
         source=GatewayFileSource(files_http, url),
-        describe=f"binpkgs from the trustless gateway {url.rstrip('/')} (no Kubo daemon)",
+        describe=f"the trustless gateway {url.rstrip('/')} (no Kubo daemon)",
         close=close,
     )
 
@@ -144,8 +133,16 @@ def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions
         cache=BuildCache(backend.blocks),
         book=TimestampBook(paths.data_dir() / "serve-timestamps.json"),
         read_host=host,
-        allow_stale=options.allow_stale,
     )
+
+
+def byte_source(client: KuboClient, options: ServeOptions) -> tuple[ByteSource, str]:
+    """The local node's gateway (RPC ``cat`` as the fallback), and words saying which."""
+    rpc = KuboSource(client)
+    gateway = find_gateway(client)
+    if gateway is None:
+        return rpc, "Kubo's RPC cat (no gateway address found; set IPFSBIN_GATEWAY)"
+    return GatewaySource(gateway, rpc, timeout=max(options.fetch_timeout, 120.0)), gateway
 
 
 def serve_forever(
@@ -192,7 +189,8 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
     )
     base = f"http://{config.serve.listen}"
     lines = [
-        f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/; {backend.describe}"
+        f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/",
+        f"ipfsbin:   binpkg bytes from {backend.describe}",
     ]
     for name, file in sorted(snapshot.files.items()):
         lines.append(f"ipfsbin:   {base}/{name}/  ({len(file.offers)} packages)")
@@ -204,7 +202,7 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
             "fields": {
                 "url": base,
                 "subscriptions": sorted(snapshot.files),
-                "gateway": options.gateway,
+                "bytes": backend.describe,
             }
         },
     )
