@@ -43,7 +43,7 @@ def _head(store: MemoryBlockStore, manifest: CID) -> FollowedHead:
     root = ProllyTree(store).build([(key, IndexEntry(manifest=manifest).to_dag())])
     return FollowedHead(
         name="k51index", head=root, height=1, index_root=root, commit_time=0,
-        commit_expires=0, root_version=1, root_expires=0,
+        freshness=None, root_version=1,
         builders=Role(name="builders", keys=(SigningKey.generate().key_id,), threshold=1),
         accepted_at=None, checked_at=None, error=None,
     )  # fmt: skip

@@ -86,6 +86,7 @@ def test_public_names_are_pinned() -> None:
             "SlotDep",
             "UseConfig",
             "check_compatible",
+            "check_platform",
             "chost_family",
             "host_cpu_features",
             "is_code_only",
