@@ -8,6 +8,7 @@ import pytest
 
 from ipfsbin.cli.main import main
 from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds
+from ipfsbin.descriptor import EXACT, SAME_ISA, SharingPolicy
 from ipfsbin.errors import ConfigError
 
 
@@ -23,6 +24,7 @@ def test_defaults_without_files(tmp_path: Path) -> None:
     assert config.policy.min_builders == 1
     assert config.policy.allowed_builders == frozenset()
     assert config.policy.max_head_age is None
+    assert config.policy.sharing == EXACT
     assert config.serve.listen == DEFAULT_LISTEN and config.serve.port == 7711
     assert config.serve.serves("k51anything") and config.target is None
 
@@ -53,6 +55,9 @@ def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
         ('[serve]\nlisten = "localhost"\n', "expected HOST:PORT"),
         ("[policy]\nallowed_builders = [1]\n", "list of non-empty strings"),
         ("[policy\n", "is not valid TOML"),
+        ('[policy]\nsharing = "same-arch"\n', "'same-arch' is not a sharing policy"),
+        ('[policy]\nsharing = ["opt", "isa"]\n', "isa cannot differ by policy"),
+        ("[policy]\nsharing = 3\n", "'3' is not a sharing policy"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -61,6 +66,29 @@ def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None
     with pytest.raises(ConfigError) as caught:
         load_config((path,))
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "policy"),
+    [
+        ('sharing = "exact"', EXACT),
+        ('sharing = "same-isa"', SAME_ISA),
+        ('sharing = ["opt", "flags"]', SharingPolicy(may_differ=frozenset({"opt", "flags"}))),
+        ("sharing = []", EXACT),
+    ],
+)
+def test_sharing_policy(tmp_path: Path, text: str, policy: SharingPolicy) -> None:
+    path = tmp_path / "ipfsbin.toml"
+    path.write_text(f"[policy]\n{text}\n")
+    assert load_config((path,)).policy.sharing == policy
+
+
+def test_a_bad_sharing_policy_says_what_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[policy]\nsharing = "relaxed"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config((path,))
+    assert caught.value.hint is not None and 'sharing = "same-isa"' in caught.value.hint
 
 
 def test_durations() -> None:
@@ -89,4 +117,5 @@ def test_the_documented_example(tmp_path: Path) -> None:
     config = load_config((path,))
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
+    assert config.policy.sharing == SAME_ISA
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
