@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from ipfsbin.descriptor.cpv import compare_versions, parse_version
 from ipfsbin.descriptor.hardening import Shortfall
-from ipfsbin.descriptor.isa import cpu_flag_features, isa_label
+from ipfsbin.descriptor.isa import PRIVILEGED_ONLY, cpu_flag_features, isa_label
 from ipfsbin.descriptor.model import OptProfile, Package
 from ipfsbin.descriptor.optcompare import opt_mismatches
 from ipfsbin.descriptor.toolchain import chost_family
@@ -137,7 +137,8 @@ def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
     seen: set[str] = set()
     family = chost_family(host.chost)
     for source, profile in (("CFLAGS", platform.cflags), ("CXXFLAGS", platform.effective_cxxflags)):
-        missing = tuple(f for f in lacking(profile.features, host.cpu_features) if f not in seen)
+        needed = set(profile.features) - PRIVILEGED_ONLY
+        missing = tuple(f for f in lacking(needed, host.cpu_features) if f not in seen)
         if missing:
             seen.update(missing)
             label = isa_label(family, frozenset(profile.features))

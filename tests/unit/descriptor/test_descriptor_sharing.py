@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +15,12 @@ from ipfsbin.descriptor import (
     Mismatch,
     SharingPolicy,
     check_compatible,
+    normalize_cflags,
     verify_compatible,
 )
+from ipfsbin.descriptor.isa import PRIVILEGED_ONLY, sysfs_features
 from ipfsbin.errors import DescriptorError
-from tests.unit.descriptor.test_descriptor_compat import _flags, _host, _package
+from tests.unit.descriptor.test_descriptor_compat import FACTS, _flags, _host, _package
 
 PPC64 = "powerpc64-unknown-linux-gnu"
 PPC64LE = "powerpc64le-unknown-linux-gnu"
@@ -126,3 +130,41 @@ def test_a_safety_axis_cannot_carry_a_preference() -> None:
         Mismatch(axis="isa", reason="x", kind="preference")
     with pytest.raises(ValueError, match="kind"):
         Mismatch(axis="opt", reason="x", kind="maybe")  # type: ignore[arg-type]
+
+
+def _without(cflags: str, *features: str) -> frozenset[str]:
+    return frozenset(normalize_cflags(cflags, chost=FACTS.chost).features) - set(features)
+
+
+def test_ring0_only_features_are_not_asked_of_the_cpu() -> None:
+    """GCC 12 announces PCONFIG, WBNOINVD (and HRESET for alderlake); they fault in user space."""
+    build = "-O2 -march=icelake-server"
+    package = _package(**_flags(build))
+    host = _host(cflags=build, cxxflags=build)
+    host = dataclasses.replace(host, cpu_features=_without(build, *PRIVILEGED_ONLY))
+    assert {"pconfig", "wbnoinvd"} <= set(package.platform.cflags.features)
+    assert check_compatible(package, host).ok
+
+
+@pytest.mark.parametrize(("march", "feature"), [("skylake", "sgx"), ("tigerlake", "keylocker")])
+def test_sgx_and_key_locker_stay_required(march: str, feature: str) -> None:
+    """User-mode ENCLU and the *KL instructions fault unless the OS enabled them, which
+    the kernel's cpuinfo tells: a build announcing them is refused where they are off."""
+    build = f"-O2 -march={march}"
+    package = _package(**_flags(build))
+    host = dataclasses.replace(
+        _host(cflags=build, cxxflags=build), cpu_features=_without(build, feature)
+    )
+    result = check_compatible(package, host)
+    assert feature in result.missing_features
+    assert not result.accepted(SAME_ISA)
+
+
+def test_ptwrite_is_read_from_the_intel_pt_driver(tmp_path: Path) -> None:
+    assert sysfs_features(tmp_path) == frozenset()
+    caps = tmp_path / "bus/event_source/devices/intel_pt/caps"
+    caps.mkdir(parents=True)
+    (caps / "ptwrite").write_text("0\n")
+    assert sysfs_features(tmp_path) == frozenset()
+    (caps / "ptwrite").write_text("1\n")
+    assert sysfs_features(tmp_path) == frozenset({"ptwrite"})
