@@ -297,12 +297,12 @@ def _rank(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
         # using the most of its features is the closest to it; then the same
         # tuning and kept flags as this host's.
         tune = cflags.tune != profile.cflags.tune
-        code = set(cflags.flags) ^ set(profile.cflags.flags)
+        kept_differ = set(cflags.flags) ^ set(profile.cflags.flags)
         return (
             len(c.differences),
             -len(cflags.features),
             int(tune),
-            len(code),
+            len(kept_differ),
             -len(build.agreeing),
             -build.build_time,
             c.key,

@@ -18,7 +18,9 @@ from ipfsbin.descriptor import (
     normalize_cflags,
     verify_compatible,
 )
+from ipfsbin.descriptor.cflags import CONSERVATIVE_FLAGS, OPTIONAL_FLAGS
 from ipfsbin.descriptor.isa import PRIVILEGED_ONLY, sysfs_features
+from ipfsbin.descriptor.optcompare import DEFAULT_FLAGS, RELAXING_MATH
 from ipfsbin.errors import DescriptorError
 from tests.unit.descriptor.test_descriptor_compat import FACTS, _flags, _host, _package
 
@@ -168,3 +170,16 @@ def test_ptwrite_is_read_from_the_intel_pt_driver(tmp_path: Path) -> None:
     assert sysfs_features(tmp_path) == frozenset()
     (caps / "ptwrite").write_text("1\n")
     assert sysfs_features(tmp_path) == frozenset({"ptwrite"})
+
+
+def test_the_schema_names_every_classified_flag() -> None:
+    """schema/descriptor.md 5.1 lists what the code classifies (the ``…`` lists excepted)."""
+    prose = (Path(__file__).parents[3] / "schema" / "descriptor.md").read_text()
+    named = (
+        set(CONSERVATIVE_FLAGS)
+        | set(OPTIONAL_FLAGS)
+        | set(RELAXING_MATH)
+        | {f for flags in DEFAULT_FLAGS.values() for f in flags}
+        | {f.upper() for f in PRIVILEGED_ONLY}
+    )
+    assert [n for n in sorted(named) if f"`{n}`" not in prose and n not in prose] == []
