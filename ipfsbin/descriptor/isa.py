@@ -24,6 +24,7 @@ __all__ = [
     "host_cpu_features",
     "isa_label",
     "power_generation_features",
+    "sysfs_features",
 ]
 
 # GCC's predefined macro -> the features the code may then use.
