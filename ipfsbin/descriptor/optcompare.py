@@ -28,8 +28,9 @@ DEFAULT_FLAGS: Final = {
     "ppc64": frozenset({"-m64", "-mabi=altivec"}),
     "ppc": frozenset({"-mabi=altivec"}),
 }
-"""Flags that restate what the compilers for a CHOST family do anyway (GCC reports the
-same option states with and without them): a build with one equals one without."""
+"""Flags that restate what the compilers for a CHOST family do anyway (GCC defines
+the same ABI macros and lays data out alike with and without them): a build
+with one equals one without."""
 
 RELAXING_MATH: Final = frozenset(
     {
