@@ -89,8 +89,8 @@ def _render_explain(result: dict[str, Any]) -> str:
                 f"builders {len(c['builders'])}; BUILD_TIME {c['build_time']}"
             )
         for r in c["refusals"]:
-            kind = f" ({r['kind']})" if r["kind"] else ""
-            lines.append(f"    {r['axis']}{kind}: {r['reason']}")
+            kind = f"[{r['kind']}] " if r["kind"] else ""
+            lines.append(f"    {r['axis']}: {kind}{r['reason']}")
             if r["accepted_by"]:
                 lines.append(f"        accepted with policy.sharing: {r['accepted_by']}")
         for r in c["differences"]:

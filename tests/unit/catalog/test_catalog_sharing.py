@@ -148,9 +148,9 @@ def test_explain_words_mark_safety_and_preference() -> None:
     text = _render_explain(
         {"atom": "app-misc/foo", "candidates": [c.to_json() for c in _explain(index, EXACT)]}
     )
-    assert "cflags (preference): CFLAGS -O2, this host uses -O3" in text
+    assert "cflags: [preference] CFLAGS -O2, this host uses -O3" in text
     assert 'accepted with policy.sharing: sharing = ["opt"] or sharing = "same-isa"' in text
-    assert "microarchitecture (safety): CFLAGS build for" in text
+    assert "microarchitecture: [safety] CFLAGS build for" in text
     text = _render_explain(
         {"atom": "app-misc/foo", "candidates": [c.to_json() for c in _explain(index, SAME_ISA)]}
     )
