@@ -9,6 +9,7 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     min_builders = 1            # agreeing builder attestations an entry needs
     allowed_builders = []       # builder key IDs; empty: every builder of the trust root
     max_head_age = "14d"        # refuse a head whose commit is older (freeze); unset: no limit
+    sharing = "exact"           # or "same-isa", or a list of "opt", "math", "flags"
 
     [serve]
     listen = "127.0.0.1:7711"
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ipfsbin import paths
+from ipfsbin.descriptor.verdict import EXACT, PREFERENCE_AXES, SharingPolicy
 from ipfsbin.errors import ConfigError
 
 __all__ = [
@@ -59,7 +61,7 @@ __all__ = [
 DEFAULT_LISTEN: Final = "127.0.0.1:7711"
 SYSTEM_CONFIG: Final = Path("/etc/ipfsbin/ipfsbin.toml")
 _KEYS: Final = {
-    "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
+    "policy": frozenset({"min_builders", "allowed_builders", "max_head_age", "sharing"}),
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target", "replica"}),
     "gc": frozenset({"keep_size"}),
@@ -128,6 +130,8 @@ class ClientPolicy:
     """Empty: every builder the trust root lists counts."""
     max_head_age: int | None = None
     """Seconds; a head whose commit time is older is not offered (freeze)."""
+    sharing: SharingPolicy = EXACT
+    """Which of this host's optimization preferences a build may differ in; safety never."""
 
     def __post_init__(self) -> None:
         if type(self.min_builders) is not int or self.min_builders < 0:
@@ -215,6 +219,23 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _sharing(value: Any) -> SharingPolicy:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        axes: str | list[str] = value
+    elif isinstance(value, str):
+        axes = value
+    else:
+        axes = repr(value)
+    try:
+        return SharingPolicy.parse(axes)
+    except ValueError as exc:
+        raise ConfigError(
+            f"policy.sharing: {exc}",
+            hint='write sharing = "exact", sharing = "same-isa" or a list such as '
+            f'sharing = ["opt"] (axes: {", ".join(PREFERENCE_AXES)}); see schema/config.md',
+        ) from exc
+
+
 def _merge(tables: list[tuple[Path, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {name: {} for name in _KEYS}
     merged[""] = {}
@@ -271,6 +292,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
                 _strings(policy.get("allowed_builders", []), "policy.allowed_builders")
             ),
             max_head_age=None if age is None else parse_seconds(age, "policy.max_head_age"),
+            sharing=_sharing(policy.get("sharing", "exact")),
         ),
         serve=ServeConfig(
             listen=listen,

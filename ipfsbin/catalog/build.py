@@ -8,9 +8,11 @@ the entries that changed. Builds of a platform that does not fit (CHOST,
 microarchitecture, compiler, libc, CFLAGS) are refused from the first one
 loaded, without loading the rest.
 
-Ranking among the offers for one CPV (schema/catalog.md): the target
-closest to this host's microarchitecture first, then more agreeing builders,
-then the newest BUILD_TIME. Portage orders instances by BUILD_TIME only, so
+Ranking among the offers for one CPV (schema/catalog.md): builds matching
+this host's preferences (-O level, floating-point semantics, flags) first,
+then the target closest to this host's microarchitecture, then the same
+tuning and kept flags, then more agreeing builders, then the newest
+BUILD_TIME. Portage orders instances by BUILD_TIME only, so
 the BUILD_TIME each offer is listed with is lowered where needed to make
 Portage's choice the catalog's first; BUILD_ID is derived from the manifest
 CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ipfsbin.catalog.cache import Build, BuildCache
-from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
+from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
@@ -61,6 +63,8 @@ class Candidate:
     cpv: str
     build: Build | None
     refusals: tuple[Refusal, ...]
+    differences: tuple[Refusal, ...] = ()
+    """This host's preferences the build does not match, accepted by ``policy.sharing``."""
     rank: int | None = None
     """1 for Portage's first choice among the offers for this CPV; None when refused."""
 
@@ -83,6 +87,7 @@ class Candidate:
             "builders": None if build is None else list(build.agreeing),
             "build_time": None if build is None else build.build_time,
             "refusals": [r.to_json() for r in self.refusals],
+            "differences": [r.to_json() for r in self.differences],
         }
 
 
@@ -169,19 +174,25 @@ def _assess(
     except IpfsbinError as exc:
         build = None
         refusals.append(Refusal(axis="unreadable", reason=f"cannot load the build: {exc.message}"))
+    differences: tuple[Refusal, ...] = ()
     if build is not None:
         refusals += check_policy(
             build.agreeing,
             min_builders=policy.min_builders,
             allowed=policy.allowed_builders,
         )
-        refusals += cache.fit(build, f"{key.category}/{key.package}", profile, host.accepted_chosts)
+        fit = cache.fit(
+            build, f"{key.category}/{key.package}", profile, host.accepted_chosts, policy.sharing
+        )
+        refusals += fit.refusals
+        differences = fit.differences
     return Candidate(
         subscription=head.name,
         key=str(key),
         cpv=key.cpv,
         build=build,
         refusals=tuple(refusals),
+        differences=differences,
     )
 
 
@@ -191,15 +202,27 @@ def _build_of(candidate: Candidate) -> Build:
     return candidate.build
 
 
-def _rank(candidates: list[Candidate]) -> list[Candidate]:
+def _rank(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
     """Offers of one CPV in Portage's order of preference (rank 1 first)."""
 
-    def order(c: Candidate) -> tuple[int, int, int, str]:
+    def order(c: Candidate) -> tuple[int, int, int, int, int, int, str]:
         build = _build_of(c)
-        # Every offer already fits this CPU, so the one using the most of its
-        # features is the closest to it.
-        features = len(build.package.platform.cflags.features)
-        return (-features, -len(build.agreeing), -build.build_time, c.key)
+        cflags = build.package.platform.cflags
+        # Builds that match this host's preferences first (its own -O3 build
+        # where one exists); then, as every offer already fits this CPU, the one
+        # using the most of its features is the closest to it; then the same
+        # tuning and kept flags as this host's.
+        tune = cflags.tune != profile.cflags.tune
+        kept_differ = set(cflags.flags) ^ set(profile.cflags.flags)
+        return (
+            len(c.differences),
+            -len(cflags.features),
+            int(tune),
+            len(kept_differ),
+            -len(build.agreeing),
+            -build.build_time,
+            c.key,
+        )
 
     ranked = sorted(candidates, key=order)
     return [
@@ -209,6 +232,7 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
             cpv=c.cpv,
             build=c.build,
             refusals=c.refusals,
+            differences=c.differences,
             rank=i + 1,
         )
         for i, c in enumerate(ranked)
@@ -278,7 +302,7 @@ def build_catalog(
                 groups.setdefault(key.platform_id, []).append((key, entry))
         kept: list[tuple[IndexKey, IndexEntry]] = []
         for group in groups.values():
-            if _platform_fits(head, group, cache, empty_profile, host):
+            if _platform_fits(head, group, cache, empty_profile, host, policy):
                 kept += group
         fitting.append((head, kept))
         states.append(HeadState(head=head, stale=None, entries=count))
@@ -293,7 +317,7 @@ def build_catalog(
             )
             if candidate.ok:
                 by_cpv.setdefault(candidate.cpv, []).append(candidate)
-        offers[head.name] = _offers(head.name, {c: _rank(v) for c, v in by_cpv.items()})
+        offers[head.name] = _offers(head.name, {c: _rank(v, profile) for c, v in by_cpv.items()})
     cache.forget_unused()
     final = []
     for state in states:
@@ -316,6 +340,7 @@ def _platform_fits(
     cache: BuildCache,
     profile: HostProfile,
     host: HostInfo,
+    policy: ClientPolicy,
 ) -> bool:
     """Whether the platform of ``group`` (one platform ID) fits, from the first build that loads."""
     for key, entry in group:
@@ -323,7 +348,9 @@ def _platform_fits(
             build = cache.load(key, entry, head.builders)
         except IpfsbinError:
             continue
-        refusals = check_fit(build.package, profile, accept_chosts=host.accepted_chosts)
+        refusals = cache.fit(
+            build, f"{key.category}/{key.package}", profile, host.accepted_chosts, policy.sharing
+        ).refusals
         return not any(r.axis in PLATFORM_AXES for r in refusals)
     return False
 
@@ -379,6 +406,6 @@ def judge_packages(
             else:
                 found.append(candidate)
         for ranked in by_cpv.values():
-            found += _rank(ranked)
+            found += _rank(ranked, profile)
     found.sort(key=lambda c: (c.subscription, c.cpv, not c.ok, c.rank or 0, c.key))
     return found

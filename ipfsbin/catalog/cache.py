@@ -13,9 +13,9 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ipfsbin.catalog.fit import Refusal, check_fit
+from ipfsbin.catalog.fit import Fit, check_fit
 from ipfsbin.codec.cid import CID
-from ipfsbin.descriptor.compat import HostProfile, UseConfig
+from ipfsbin.descriptor.compat import HostProfile, SharingPolicy, UseConfig
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.index._node import Node
@@ -62,9 +62,10 @@ class BuildCache:
         self._tree = ProllyTree(store)
         self._leaves: dict[CID, list[tuple[IndexKey, IndexEntry]]] = {}
         self._leaves_used: set[CID] = set()
-        self._fits: dict[CID, tuple[UseConfig | None, tuple[Refusal, ...]]] = {}
-        self._fits_for: tuple[HostProfile, frozenset[str]] | None = None
+        self._fits: dict[CID, tuple[UseConfig | None, Fit]] = {}
+        self._fits_for: tuple[HostProfile, frozenset[str], SharingPolicy] | None = None
         self._fit_profile: HostProfile | None = None
+        self._fit_rest: tuple[frozenset[str], SharingPolicy] | None = None
         self.loaded = 0
 
     def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
@@ -94,23 +95,32 @@ class BuildCache:
         return parsed
 
     def fit(
-        self, build: Build, cp: str, profile: HostProfile, accept_chosts: frozenset[str]
-    ) -> tuple[Refusal, ...]:
+        self,
+        build: Build,
+        cp: str,
+        profile: HostProfile,
+        accept_chosts: frozenset[str],
+        sharing: SharingPolicy,
+    ) -> Fit:
         """:func:`check_fit` of ``build`` (of package ``cp``) on ``profile``, remembered.
 
         The USE configuration counts per package: a new package elsewhere in
         the index does not make the verdicts on the others stale.
         """
-        if profile is not self._fit_profile:
-            base = (dataclasses.replace(profile, use={}), accept_chosts)
+        if profile is not self._fit_profile or (accept_chosts, sharing) != self._fit_rest:
+            base = (dataclasses.replace(profile, use={}), accept_chosts, sharing)
             if base != self._fits_for:
                 self._fits = {}
                 self._fits_for = base
             self._fit_profile = profile
+            self._fit_rest = (accept_chosts, sharing)
         use = profile.use.get(cp)
         found = self._fits.get(build.manifest_cid)
         if found is None or found[0] != use:
-            found = (use, tuple(check_fit(build.package, profile, accept_chosts=accept_chosts)))
+            found = (
+                use,
+                check_fit(build.package, profile, accept_chosts=accept_chosts, sharing=sharing),
+            )
             self._fits[build.manifest_cid] = found
         return found[1]
 

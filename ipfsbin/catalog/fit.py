@@ -15,8 +15,9 @@ from typing import Final
 
 from ipfsbin.descriptor.compat import HostProfile, check_compatible
 from ipfsbin.descriptor.model import Package
+from ipfsbin.descriptor.verdict import EXACT, SAME_ISA, Mismatch, SharingPolicy
 
-__all__ = ["AXES", "PLATFORM_AXES", "Refusal", "check_fit", "check_policy"]
+__all__ = ["AXES", "PLATFORM_AXES", "Fit", "Refusal", "check_fit", "check_policy"]
 
 AXES: Final = (
     "yanked",
@@ -60,25 +61,63 @@ class Refusal:
     axis: str
     """One of :data:`AXES`."""
     reason: str
+    kind: str | None = None
+    """``safety`` or ``preference`` for the predicate's reasons; None for the others
+    (yanked, freshness, builder policy, unreadable, delivery)."""
+    accepted_by: str | None = None
+    """For a preference: the ``policy.sharing`` setting that accepts it (TOML)."""
 
-    def to_json(self) -> dict[str, str]:
-        return {"axis": self.axis, "reason": self.reason}
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "axis": self.axis,
+            "reason": self.reason,
+            "kind": self.kind,
+            "accepted_by": self.accepted_by,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fit:
+    """The predicate's verdict under the client's sharing policy."""
+
+    refusals: tuple[Refusal, ...]
+    """Why the build must not be installed here (empty: it may)."""
+    differences: tuple[Refusal, ...]
+    """Preferences of this host the build does not match, accepted by the policy."""
+
+
+def _accepted_by(mismatch: Mismatch) -> str | None:
+    if mismatch.kind != "preference":
+        return None
+    return f'sharing = ["{mismatch.axis}"] or sharing = "{SAME_ISA.name}"'
 
 
 def check_fit(
-    package: Package, host: HostProfile, *, accept_chosts: Collection[str] = ()
-) -> list[Refusal]:
-    """Every reason why ``package`` must not be installed on ``host`` (empty: it fits).
+    package: Package,
+    host: HostProfile,
+    *,
+    accept_chosts: Collection[str] = (),
+    sharing: SharingPolicy = EXACT,
+) -> Fit:
+    """Why ``package`` must not be installed on ``host``, and what it gives up if it may.
 
-    A CHOST listed in ACCEPT_CHOSTS is accepted as Portage accepts it.
+    A CHOST listed in ACCEPT_CHOSTS is accepted as Portage accepts it;
+    ``sharing`` says which of the host's preferences may differ.
     """
-    found: list[Refusal] = []
+    refusals: list[Refusal] = []
+    differences: list[Refusal] = []
     for mismatch in check_compatible(package, host).mismatches:
         axis = _FROM_PREDICATE.get(mismatch.axis, mismatch.axis)
         if axis == "chost" and package.platform.chost in accept_chosts:
             continue
-        found.append(Refusal(axis=axis, reason=mismatch.reason))
-    return found
+        refusal = Refusal(
+            axis=axis,
+            reason=mismatch.reason,
+            kind=mismatch.kind,
+            accepted_by=_accepted_by(mismatch),
+        )
+        (differences if sharing.accepts(mismatch) else refusals).append(refusal)
+    return Fit(refusals=tuple(refusals), differences=tuple(differences))
 
 
 def check_policy(

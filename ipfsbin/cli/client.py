@@ -89,7 +89,12 @@ def _render_explain(result: dict[str, Any]) -> str:
                 f"builders {len(c['builders'])}; BUILD_TIME {c['build_time']}"
             )
         for r in c["refusals"]:
-            lines.append(f"    {r['axis']}: {r['reason']}")
+            kind = f"[{r['kind']}] " if r["kind"] else ""
+            lines.append(f"    {r['axis']}: {kind}{r['reason']}")
+            if r["accepted_by"]:
+                lines.append(f"        accepted with policy.sharing: {r['accepted_by']}")
+        for r in c["differences"]:
+            lines.append(f"    gives up ({r['axis']}, accepted by policy.sharing): {r['reason']}")
     return "\n".join(lines)
 
 
@@ -128,7 +133,11 @@ def explain(
             cache=cache,
             now=now,
         )
-    result = {"atom": atom, "candidates": [c.to_json() for c in found]}
+    result = {
+        "atom": atom,
+        "sharing": config.policy.sharing.name,
+        "candidates": [c.to_json() for c in found],
+    }
     emit(result, as_json, _render_explain)
 
 

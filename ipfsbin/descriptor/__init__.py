@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from ipfsbin.descriptor.cflags import (
     CODE_ONLY_FLAGS,
+    CONSERVATIVE_FLAGS,
+    OPTIMIZATION_FLAGS,
     is_code_only,
     normalize_ldflags,
     runtime_needs,
@@ -39,13 +41,19 @@ from ipfsbin.descriptor.model import (
 from ipfsbin.descriptor.normalize import BuildFacts, normalize, normalize_platform
 from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.descriptor.toolchain import CompilerAnswer, CompilerProbe, Probe, chost_family
+from ipfsbin.descriptor.verdict import EXACT, PREFERENCE_AXES, SAME_ISA, SharingPolicy
 
 __all__ = [
     "AXES",
     "CODE_ONLY_FLAGS",
+    "CONSERVATIVE_FLAGS",
     "DESCRIPTOR_TYPE",
+    "EXACT",
+    "OPTIMIZATION_FLAGS",
     "OPT_LEVELS",
     "PLATFORM_TYPE",
+    "PREFERENCE_AXES",
+    "SAME_ISA",
     "BuildFacts",
     "CompilerAnswer",
     "Compatibility",
@@ -58,6 +66,7 @@ __all__ = [
     "Package",
     "Platform",
     "Probe",
+    "SharingPolicy",
     "Shortfall",
     "SlotAtom",
     "SlotDep",

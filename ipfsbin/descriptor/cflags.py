@@ -16,6 +16,9 @@ from ipfsbin.errors import DescriptorError
 
 __all__ = [
     "CODE_ONLY_FLAGS",
+    "CONSERVATIVE_FLAGS",
+    "OPTIMIZATION_FLAGS",
+    "OPTIONAL_FLAGS",
     "Words",
     "is_code_only",
     "normalize_ldflags",
@@ -60,6 +63,8 @@ _CODE_ONLY_EXACT = frozenset(
     {
         "-fomit-frame-pointer",
         "-fno-omit-frame-pointer",
+        "-momit-leaf-frame-pointer",
+        "-mno-omit-leaf-frame-pointer",
         "-flto",
         "-fno-lto",
         "-ffat-lto-objects",
@@ -73,6 +78,8 @@ _CODE_ONLY_EXACT = frozenset(
         "-fpeel-loops",
         "-fprefetch-loop-arrays",
         "-fno-ident",
+        # Clang's diagnostics switch: it changes no code at all.
+        "-Qunused-arguments",
     }
 )
 _CODE_ONLY_PREFIXES = (
@@ -94,6 +101,50 @@ _CODE_ONLY_PREFIXES = (
 )
 CODE_ONLY_FLAGS: tuple[str, ...] = tuple(sorted(_CODE_ONLY_EXACT)) + _CODE_ONLY_PREFIXES
 """Flags (exact, or prefixes ending in ``-``, ``=`` or a stem) the predicate ignores."""
+OPTIMIZATION_FLAGS: frozenset[str] = frozenset(
+    {
+        "-fdevirtualize-at-ltrans",
+        "-fforce-addr",
+        "-fno-force-addr",
+        "-frename-registers",
+        "-fno-rename-registers",
+        "-fweb",
+        "-fno-web",
+        "-fgcse-sm",
+        "-fgcse-las",
+        "-fgcse-after-reload",
+        "-fmodulo-sched",
+        "-fmodulo-sched-allow-regmoves",
+        "-fvariable-expansion-in-unroller",
+        "-fpredictive-commoning",
+        "-fsplit-loops",
+        "-fsplit-paths",
+        "-mavx256-split-unaligned-load",
+        "-mno-avx256-split-unaligned-load",
+        "-mavx256-split-unaligned-store",
+        "-mno-avx256-split-unaligned-store",
+    }
+)
+"""Optimization choices that change the code but neither the ABI nor what a correct
+program computes, and that the predicate has always compared: a difference is
+a preference (schema/descriptor.md, section 5.1), not ignored like CODE_ONLY_FLAGS."""
+CONSERVATIVE_FLAGS: frozenset[str] = frozenset(
+    {
+        "-fno-strict-aliasing",
+        "-fwrapv",
+        "-fno-strict-overflow",
+        "-fno-delete-null-pointer-checks",
+        "-mfix-cortex-a53-835769",
+        "-mfix-cortex-a53-843419",
+    }
+)
+"""Flags that take an assumption away from the optimizer (or work around a CPU
+erratum): a build with one runs correctly on a host without it (a preference),
+a host that asks for one must not get a build without it (safety)."""
+OPTIONAL_FLAGS: frozenset[str] = frozenset({"-fopenmp", "-fopenmp-simd"})
+"""Flags that let programs use more of the machine (threads, SIMD pragmas): a
+build without one runs correctly on a host that has it (a preference); a build
+with one is safety-checked (its runtime needs, its changed semantics)."""
 # Under the code-only prefixes, but the program then starts threads through libgomp.
 _PARALLEL_PREFIXES = ("-ftree-parallelize-loops=", "-floop-parallelize-all")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
-from ipfsbin.descriptor.cflags import is_code_only
 from ipfsbin.descriptor.cpv import compare_versions, parse_version
 from ipfsbin.descriptor.hardening import Shortfall
-from ipfsbin.descriptor.isa import cpu_flag_features, isa_label
+from ipfsbin.descriptor.isa import PRIVILEGED_ONLY, cpu_flag_features, isa_label
 from ipfsbin.descriptor.model import OptProfile, Package, Platform
+from ipfsbin.descriptor.optcompare import opt_mismatches
 from ipfsbin.descriptor.toolchain import chost_family
+from ipfsbin.descriptor.verdict import EXACT, Compatibility, Mismatch, SharingPolicy
 from ipfsbin.errors import DescriptorError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Compatibility",
     "HostProfile",
     "Mismatch",
+    "SharingPolicy",
     "UseConfig",
     "check_compatible",
     "check_platform",
@@ -45,50 +46,6 @@ AXES = (
     "use",
     "deps",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mismatch:
-    axis: str
-    """One of :data:`AXES`."""
-    reason: str
-    """A sentence for the user."""
-    missing: tuple[str, ...] = ()
-    """What the host lacks, sorted: CPU features (``isa``), sonames (``runtime``),
-    hardening aspects (``hardening``); empty on the other axes."""
-    source: str = ""
-    """What asks for it: ``CFLAGS``, ``CXXFLAGS``, ``USE=cpu_flags_x86_avx2``,
-    ``REQUIRES``, ``flags`` (runtime needs of the build flags); may be empty."""
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "axis": self.axis,
-            "reason": self.reason,
-            "missing": list(self.missing),
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Compatibility:
-    mismatches: tuple[Mismatch, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.mismatches
-
-    @property
-    def reasons(self) -> list[str]:
-        return [m.reason for m in self.mismatches]
-
-    @property
-    def missing_features(self) -> tuple[str, ...]:
-        """Every CPU feature the package needs and this host's CPU lacks, sorted."""
-        return tuple(sorted({f for m in self.mismatches if m.axis == "isa" for f in m.missing}))
-
-    def to_data(self) -> dict[str, Any]:
-        """JSON-ready form: ``{"ok": bool, "mismatches": [Mismatch.to_data(), ...]}``."""
-        return {"ok": self.ok, "mismatches": [m.to_data() for m in self.mismatches]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +137,8 @@ def _flags_isa_mismatches(platform: Platform, host: HostProfile) -> list[Mismatc
     seen: set[str] = set()
     family = chost_family(host.chost)
     for source, profile in (("CFLAGS", platform.cflags), ("CXXFLAGS", platform.effective_cxxflags)):
-        missing = tuple(f for f in lacking(profile.features, host.cpu_features) if f not in seen)
+        needed = set(profile.features) - PRIVILEGED_ONLY
+        missing = tuple(f for f in lacking(needed, host.cpu_features) if f not in seen)
         if missing:
             seen.update(missing)
             label = isa_label(family, frozenset(profile.features))
@@ -238,35 +196,6 @@ def _libc_mismatch(platform: Platform, host: HostProfile) -> Mismatch | None:
         host.libc,
         host.libc_version,
     )
-
-
-def _opt_text(level: str) -> str:
-    return f"-O{level}"
-
-
-def _flag_mismatches(variable: str, pkg: OptProfile, host: OptProfile) -> list[Mismatch]:
-    found: list[Mismatch] = []
-    if pkg.opt != host.opt:
-        found.append(
-            Mismatch(
-                axis="opt",
-                reason=f"{variable} {_opt_text(pkg.opt)}, this host uses {_opt_text(host.opt)}",
-            )
-        )
-    if pkg.math != host.math:
-        built = " ".join(pkg.math) or "the default floating-point semantics"
-        wants = " ".join(host.math) or "the default ones"
-        reason = f"{variable} floating-point semantics {built}, this host's are {wants}"
-        found.append(Mismatch(axis="math", reason=reason, source=variable))
-    pkg_flags = {f for f in pkg.flags if not is_code_only(f)}
-    host_flags = {f for f in host.flags if not is_code_only(f)}
-    for flag in sorted(pkg_flags - host_flags):
-        reason = f"{variable} has {flag}, this host's does not"
-        found.append(Mismatch(axis="flags", reason=reason))
-    for flag in sorted(host_flags - pkg_flags):
-        reason = f"{variable} lacks {flag}, which this host's has"
-        found.append(Mismatch(axis="flags", reason=reason))
-    return found
 
 
 _ASPECT_TEXT = {
@@ -413,8 +342,9 @@ def check_compatible(
         ("CFLAGS", platform.cflags, host.cflags),
         ("CXXFLAGS", platform.effective_cxxflags, host.effective_cxxflags),
     )
+    family = chost_family(host.chost)
     for variable, pkg_profile, host_profile in pairs:
-        found.extend(_flag_mismatches(variable, pkg_profile, host_profile))
+        found.extend(opt_mismatches(variable, pkg_profile, host_profile, family=family))
     if not allow_weaker_hardening:
         for variable, pkg_profile, host_profile in pairs:
             found.extend(_hardening_mismatches(variable, pkg_profile, host_profile))
@@ -455,13 +385,16 @@ def verify_compatible(
     *,
     ignore_use: bool = False,
     allow_weaker_hardening: bool = False,
+    sharing: SharingPolicy = EXACT,
 ) -> None:
-    """Raise :class:`DescriptorError` listing every mismatch, if there is any."""
+    """Raise :class:`DescriptorError` listing every mismatch ``sharing`` does not accept."""
     result = check_compatible(
         package, host, ignore_use=ignore_use, allow_weaker_hardening=allow_weaker_hardening
     )
-    if not result.ok:
+    refusals = result.refusals(sharing)
+    if refusals:
         raise DescriptorError(
-            f"{package.descriptor.cpv} does not fit this host: " + "; ".join(result.reasons),
+            f"{package.descriptor.cpv} does not fit this host: "
+            + "; ".join(m.reason for m in refusals),
             hint="build it from source, or look for a build that matches this host",
         )

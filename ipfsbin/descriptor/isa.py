@@ -10,17 +10,21 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Final
 
 import archspec.cpu
 
 from ipfsbin.errors import DescriptorError
 
 __all__ = [
+    "PRIVILEGED_ONLY",
     "cpu_flag_features",
     "features_from_macros",
     "host_cpu_features",
     "isa_label",
     "power_generation_features",
+    "sysfs_features",
 ]
 
 # GCC's predefined macro -> the features the code may then use.
@@ -337,17 +341,44 @@ def power_generation_features(generation: int) -> frozenset[str]:
     return frozenset(f for level, names in levels if generation >= level for f in names)
 
 
+PRIVILEGED_ONLY: Final = frozenset({"hreset", "pconfig", "wbnoinvd"})
+"""x86 features whose every instruction faults outside ring 0 whatever the CPU
+(HRESET, PCONFIG, WBNOINVD: #GP if CPL > 0). GCC announces them for recent
+-march values, but no package's user-space code can depend on them, so the
+predicate does not ask the host's CPU for them (schema/descriptor.md, 5)."""
+# Features the kernel's /proc/cpuinfo does not list, read where the kernel
+# exposes them elsewhere: PTWRITE (a no-op unless Intel PT traces, #UD only
+# when CPUID lacks it) in the Intel PT driver's capabilities.
+_SYSFS_FEATURES: Final = {"ptwrite": "bus/event_source/devices/intel_pt/caps/ptwrite"}
+
+
+def sysfs_features(root: Path = Path("/sys")) -> frozenset[str]:
+    """Features the kernel reports under ``root`` (sysfs) but not in /proc/cpuinfo."""
+    found = set()
+    for name, relative in _SYSFS_FEATURES.items():
+        try:
+            if (root / relative).read_text().strip() == "1":
+                found.add(name)
+        except OSError:
+            continue
+    return frozenset(found)
+
+
 @functools.cache
 def host_cpu_features() -> frozenset[str]:
-    """This machine's CPU features (its own, read by archspec; not a label's)."""
+    """This machine's CPU features (its own, read by archspec and sysfs; not a label's)."""
     from archspec.cpu import detect
 
     info = detect.detected_info()
     machine = detect._machine()  # noqa: SLF001 - archspec's own family detection
     if machine in ("ppc64le", "ppc64"):
         return power_generation_features(int(info.generation or 0))
-    return frozenset(_ALIASES.get(f, f) for f in info.features) | (
-        frozenset({"mmx", "sse", "sse2", "fxsr"}) if machine == "x86_64" else frozenset()
+    if machine != "x86_64":
+        return frozenset(_ALIASES.get(f, f) for f in info.features)
+    return (
+        frozenset(_ALIASES.get(f, f) for f in info.features)
+        | frozenset({"mmx", "sse", "sse2", "fxsr"})
+        | sysfs_features()
     )
 
 

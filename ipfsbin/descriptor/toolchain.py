@@ -149,6 +149,11 @@ class CompilerProbe:
                 return found, mode
         return None
 
+    def command(self, chost: str, *, family: str = "gcc") -> tuple[str, ...] | None:
+        """The compiler and mode flags :meth:`ask` runs for ``chost``; None when none is found."""
+        found = self._compiler(chost, family)
+        return None if found is None else (found[0], *found[1])
+
     def is_native(self, chost: str, *, family: str = "gcc") -> bool:
         found = self._compiler(chost, family)
         same_machine = chost_family(chost) == _machine_family()

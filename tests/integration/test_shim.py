@@ -465,3 +465,37 @@ def test_kubo_stopped_mid_download_then_back(story: Story) -> None:
     assert "app-misc/big-1" in story.installed()
     blob = story.client.eprefix / "usr/share/big/blob"
     assert blob.stat().st_size == BIG_BYTES
+
+
+def test_same_isa_host_installs_an_o2_v3_build_that_exact_refuses(story: Story) -> None:
+    """A host with -O3 -march=znver3 gives up its -O level under same-isa, not under exact."""
+    make_conf = story.client.eprefix / "etc/portage/make.conf"
+    with make_conf.open("a") as conf:
+        conf.write('CFLAGS="-O3 -march=znver3 -pipe"\nCXXFLAGS="-O3 -march=znver3 -pipe"\n')
+    config = story.beta.home / "config/ipfsbin.toml"
+    usetest = {"app-misc/usetest-1"}
+
+    def listed() -> set[str]:
+        return {p["CPV"] for p in story.packages()} & usetest
+
+    config.write_text('[host]\ntarget = "zen3"\n[policy]\nsharing = "exact"\n')
+    story.stop_serve()
+    story.start_serve()
+    status = f"http://127.0.0.1:{story.port}/status"
+    story.wait_for(lambda: httpx.get(status).json()["catalog"]["built_at"], "a catalog")
+    assert httpx.get(status).json()["heads"][0]["entries"] > 0
+    assert listed() == set()  # every usetest build is -O2
+    found = json.loads(story.client_run("explain", "=app-misc/usetest-1", "--json").stdout)
+    assert found["sharing"] == "exact"
+    v3 = [c for c in found["candidates"] if c["target"] == "x86_64_v3"]
+    assert v3 and v3[0]["verdict"] == "refused"
+    assert {(r["axis"], r["kind"]) for r in v3[0]["refusals"]} == {("cflags", "preference")}
+    assert "same-isa" in v3[0]["refusals"][0]["accepted_by"]
+
+    config.write_text('[host]\ntarget = "zen3"\n[policy]\nsharing = "same-isa"\n')
+    story.stop_serve()
+    story.start_serve()
+    story.wait_for(lambda: listed() == usetest, "usetest to be listed under same-isa")
+    story.emerge("--getbinpkgonly", "--oneshot", "app-misc/usetest")
+    (vdb,) = (story.client.eprefix / "var/db/pkg/app-misc").glob("usetest-1*")
+    assert "-march=x86-64-v3" in (vdb / "CFLAGS").read_text()

@@ -9,6 +9,7 @@ import pytest
 
 from ipfsbin.cli.main import main
 from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds, parse_size
+from ipfsbin.descriptor import EXACT, SAME_ISA, SharingPolicy
 from ipfsbin.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def test_defaults_without_files(tmp_path: Path) -> None:
     assert config.policy.min_builders == 1
     assert config.policy.allowed_builders == frozenset()
     assert config.policy.max_head_age is None
+    assert config.policy.sharing == EXACT
     assert config.serve.listen == DEFAULT_LISTEN and config.serve.port == 7711
     assert config.serve.serves("k51anything") and config.target is None
     assert config.replica == "host"  # a client keeps what its host could use
@@ -58,6 +60,9 @@ def test_user_file_overrides_key_by_key(tmp_path: Path) -> None:
         ('[gc]\nkeep_size = "lots"\n', "gc.keep_size is 'lots', expected a size"),
         ("[gc]\nkeep_size = -1\n", "gc.keep_size is -1, expected a size"),
         ('[host]\nreplica = "some"\n', "host.replica is 'some', expected one of host, full"),
+        ('[policy]\nsharing = "same-arch"\n', "'same-arch' is not a sharing policy"),
+        ('[policy]\nsharing = ["opt", "isa"]\n', "isa cannot differ by policy"),
+        ("[policy]\nsharing = 3\n", "'3' is not a sharing policy"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -73,6 +78,29 @@ def test_sizes() -> None:
     assert parse_size("1.5TiB", "x") == int(1.5 * 1024**4)
     assert parse_size("4096", "x") == 4096 == parse_size(4096, "x")
     assert parse_size("2 kb", "x") == 2048
+
+
+@pytest.mark.parametrize(
+    ("text", "policy"),
+    [
+        ('sharing = "exact"', EXACT),
+        ('sharing = "same-isa"', SAME_ISA),
+        ('sharing = ["opt", "flags"]', SharingPolicy(may_differ=frozenset({"opt", "flags"}))),
+        ("sharing = []", EXACT),
+    ],
+)
+def test_sharing_policy(tmp_path: Path, text: str, policy: SharingPolicy) -> None:
+    path = tmp_path / "ipfsbin.toml"
+    path.write_text(f"[policy]\n{text}\n")
+    assert load_config((path,)).policy.sharing == policy
+
+
+def test_a_bad_sharing_policy_says_what_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[policy]\nsharing = "relaxed"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config((path,))
+    assert caught.value.hint is not None and 'sharing = "same-isa"' in caught.value.hint
 
 
 def test_durations() -> None:
@@ -101,6 +129,7 @@ def test_the_documented_example(tmp_path: Path) -> None:
     config = load_config((path,))
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
+    assert config.policy.sharing == SAME_ISA
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
     assert config.gc.keep_size == 20 * 1024**3
     assert config.replica == "full"

@@ -484,9 +484,11 @@ def test_refusal_carries_the_feature_reason_as_data_and_words() -> None:
     assert mismatch.reason.endswith("needs avx512f, this CPU lacks it")
     assert result.to_data() == {
         "ok": False,
+        "safe": False,
         "mismatches": [
             {
                 "axis": "isa",
+                "kind": "safety",
                 "reason": mismatch.reason,
                 "missing": ["avx512f"],
                 "source": "CFLAGS",
