@@ -17,6 +17,14 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     [host]
     target = ""                 # microarchitecture to assume instead of this CPU's
 
+    [prefetch]
+    mode = "off"                # "@world" or "@installed": fetch updates when a head moves
+    budget = "2G"               # most bytes prefetched packages may hold
+    rate = "10M"                # most bytes a second prefetch reads
+
+    [gc]
+    keep_size = ""              # budget for kept packages (`ipfsbin gc`); empty: no limit
+
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
 """
@@ -38,11 +46,14 @@ __all__ = [
     "DEFAULT_LISTEN",
     "ClientConfig",
     "ClientPolicy",
+    "GcConfig",
+    "PrefetchConfig",
     "ServeConfig",
     "config_paths",
     "load_config",
     "parse_config",
     "parse_seconds",
+    "parse_size",
 ]
 
 DEFAULT_LISTEN: Final = "127.0.0.1:7711"
@@ -51,7 +62,12 @@ _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age"}),
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target"}),
+    "prefetch": frozenset({"mode", "budget", "rate"}),
+    "gc": frozenset({"keep_size"}),
 }
+_SIZE: Final = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+PREFETCH_MODES: Final = ("off", "@world", "@installed")
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
@@ -71,6 +87,40 @@ def parse_seconds(text: str, what: str) -> int:
             f"{what} is {text!r}, expected a duration such as 12h, 14d or 1d12h",
         )
     return seconds
+
+
+def parse_size(text: str | int, what: str) -> int:
+    """``"500M"``, ``"2G"``, ``"1.5GiB"``, ``1048576`` as bytes (units of 1024); ``ConfigError``."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    match = _SIZE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(f"{what} is {text!r}, expected a size such as 500M, 2G or 1.5GiB")
+    return int(float(match["number"]) * _SIZE_UNITS[match["unit"].upper()])
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefetchConfig:
+    """Fetching updates of installed packages when a head moves (``sync --follow``)."""
+
+    mode: str = "off"
+    """``off``, ``@world`` (the world file's packages) or ``@installed`` (every package)."""
+    budget: int = 2 << 30
+    """Most bytes the prefetched packages may hold together."""
+    rate: int = 10 << 20
+    """Most bytes a second prefetch reads (0: no cap)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in PREFETCH_MODES:
+            raise ConfigError(
+                f"prefetch.mode is {self.mode!r}, expected one of {', '.join(PREFETCH_MODES)}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GcConfig:
+    keep_size: int | None = None
+    """Bytes of packages ``ipfsbin gc`` keeps at most (None: no limit)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +171,8 @@ class ClientConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    prefetch: PrefetchConfig = field(default_factory=PrefetchConfig)
+    gc: GcConfig = field(default_factory=GcConfig)
     sources: tuple[Path, ...] = ()
     """The files read, in order."""
 
@@ -168,7 +220,15 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     target = host.get("target") or None
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
+    prefetch, gc = merged["prefetch"], merged["gc"]
+    keep_size = gc.get("keep_size") or None
     return ClientConfig(
+        prefetch=PrefetchConfig(
+            mode=prefetch.get("mode", "off"),
+            budget=parse_size(prefetch.get("budget", "2G"), "prefetch.budget"),
+            rate=parse_size(prefetch.get("rate", "10M"), "prefetch.rate"),
+        ),
+        gc=GcConfig(keep_size=None if keep_size is None else parse_size(keep_size, "gc.keep_size")),
         policy=ClientPolicy(
             min_builders=policy.get("min_builders", 1),
             allowed_builders=frozenset(

@@ -51,6 +51,7 @@ def _register() -> None:
     # `ipfsbin --help` shows them in a stable order.
     from ipfsbin.cli import client as client_cmds
     from ipfsbin.cli import follow as follow_cmds
+    from ipfsbin.cli import gc as gc_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
     from ipfsbin.cli import mirror as mirror_cmds
@@ -79,6 +80,7 @@ def _register() -> None:
     app.command("pin")(pin_cmds.pin)
     app.command("unpin")(pin_cmds.unpin)
     app.command("mirror")(mirror_cmds.mirror)
+    app.command("gc")(gc_cmds.gc)
 
 
 _register()

@@ -37,6 +37,7 @@ from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.requests import RequestLog
 from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
 
 __all__ = ["ByteSource", "Downloads", "create_app"]
@@ -153,8 +154,13 @@ def _stream(
         downloads.finish(record, ok=ok)
 
 
-def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -> Starlette:
-    """The Starlette application over ``publisher``'s snapshots."""
+def create_app(
+    publisher: Publisher,
+    source: ByteSource,
+    downloads: Downloads,
+    requests: RequestLog | None = None,
+) -> Starlette:
+    """The Starlette application over ``publisher``'s snapshots; binpkg GETs go to ``requests``."""
 
     def packages(request: Request) -> Response:
         name = request.path_params["subscription"]
@@ -195,6 +201,8 @@ def create_app(publisher: Publisher, source: ByteSource, downloads: Downloads) -
         kind = "application/x-tar" if manifest.format == "gpkg" else "application/octet-stream"
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=kind)
+        if requests is not None:
+            requests.note(manifest.binpkg, offer.cpv)
         record = _record(offer, want)
         downloads.start()
         chunks = iter(source.chunks(manifest.binpkg, size))

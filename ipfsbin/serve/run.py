@@ -20,6 +20,7 @@ from ipfsbin.serve.app import Downloads, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.requests import RequestLog
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follower import FollowConfig, Follower
 
@@ -86,7 +87,8 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
             "serve.subscriptions in the configuration",
         )
     downloads = Downloads()
-    app = create_app(publisher, KuboSource(client), downloads)
+    requests = RequestLog()
+    app = create_app(publisher, KuboSource(client), downloads, requests)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -112,9 +114,13 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
         "listening",
         extra={"fields": {"url": base, "subscriptions": sorted(snapshot.files)}},
     )
+    writer = threading.Thread(target=requests.run, args=(stop,), daemon=True)
     worker.start()
+    writer.start()
     try:
         server.run()
     finally:
         stop.set()
         worker.join(timeout=10)
+        writer.join(timeout=10)
+        requests.close()

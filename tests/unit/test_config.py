@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from ipfsbin.cli.main import main
-from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds
+from ipfsbin.config import DEFAULT_LISTEN, load_config, parse_seconds, parse_size
 from ipfsbin.errors import ConfigError
 
 
@@ -90,3 +91,29 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.min_builders == 2 and len(config.policy.allowed_builders) == 1
     assert config.policy.max_head_age == 14 * 86400
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
+    assert config.prefetch.mode == "@world" and config.prefetch.budget == 1536 << 20
+    assert config.prefetch.rate == 20 << 20 and config.gc.keep_size == 10 << 30
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("500M", 500 << 20), ("2G", 2 << 30), ("1.5GiB", 1536 << 20), ("7", 7), (1024, 1024),
+     ("3kb", 3072)],  # fmt: skip
+)
+def test_sizes(text: str | int, expected: int) -> None:
+    assert parse_size(text, "x") == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[prefetch]\nmode = "@system"\n', "prefetch.mode is '@system', expected one of off"),
+        ('[prefetch]\nbudget = "lots"\n', "prefetch.budget is 'lots', expected a size"),
+        ("[gc]\nkeep_size = -1\n", "gc.keep_size is -1, expected a size"),
+    ],
+)
+def test_bad_prefetch_and_gc_settings(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "ipfsbin.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config((path,))
