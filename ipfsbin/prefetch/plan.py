@@ -62,7 +62,9 @@ def _reason(offer: Offer, installed: InstalledPackage) -> Reason | None:
     if order < 0:
         return None
     descriptor = offer.build.package.descriptor
-    if frozenset(descriptor.use) != installed.use & frozenset(descriptor.iuse):
+    # within IUSE: a descriptor's USE also holds implicit flags (arch, elibc_*), vardb's more
+    iuse = frozenset(descriptor.iuse)
+    if frozenset(descriptor.use) & iuse != installed.use & iuse:
         return "use"
     deps = frozenset((d.name, d.slot, d.subslot) for d in descriptor.deps)
     if deps != installed.deps:

@@ -192,6 +192,9 @@ class Prefetcher:
             except IpfsbinError as exc:
                 _log.warning("prefetch failed: %s", exc.message)
                 outcomes = []
+            except Exception:  # the thread must live on: the next head gets another round
+                _log.exception("prefetch failed")
+                outcomes = []
             self.rounds += 1
             if self._on_done is not None:
                 self._on_done(outcomes)

@@ -32,6 +32,7 @@ def _index() -> Index:
                                                       subslot="2", runtime=True),))  # fmt: skip
     index.add("older", "app-misc/older-1")
     index.add("slot", "app-misc/slotted-3", slot="3")
+    index.add("implicit", "app-misc/implicit-1", use=("amd64", "ssl"))  # an implicit flag
     return index
 
 
@@ -43,6 +44,7 @@ PACKAGES = (
     _installed("app-misc/older-2"),
     _installed("app-misc/slotted-2", slot="2"),
     _installed("dev-libs/libfoo-1"),
+    _installed("app-misc/implicit-1", use="amd64 elibc_glibc ssl"),
 )
 
 
