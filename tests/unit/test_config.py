@@ -97,8 +97,14 @@ def test_the_documented_example(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("500M", 500 << 20), ("2G", 2 << 30), ("1.5GiB", 1536 << 20), ("7", 7), (1024, 1024),
-     ("3kb", 3072)],  # fmt: skip
+    [
+        ("500M", 500 << 20),
+        ("2G", 2 << 30),
+        ("1.5GiB", 1536 << 20),
+        ("7", 7),
+        (1024, 1024),
+        ("3kb", 3072),
+    ],  # fmt: skip
 )
 def test_sizes(text: str | int, expected: int) -> None:
     assert parse_size(text, "x") == expected
