@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import emerge_harness as h  # noqa: E402
 
+from tests.playground.ebuilds import blob_ebuild  # noqa: E402
+
 KB = 1000
 MB = 1000 * KB
 SIZES = (
@@ -53,25 +55,8 @@ SIZES = (
 )  # fmt: skip
 PACKAGES = tuple(f"app-misc/upd{i:02d}" for i in range(len(SIZES)))
 UPDATE = ("-uDN", "@world", "--getbinpkgonly")
-
-
-def _ebuild(size: int) -> dict[str, str]:
-    return {
-        "EAPI": "8",
-        "LICENSE": "MIT",
-        "MISC_CONTENT": f"""
-S="${{WORKDIR}}"
-src_install() {{
-\tinsinto /usr/share/${{PN}}
-\thead -c {size} /dev/urandom > "${{T}}/blob" || die
-\tdoins "${{T}}/blob"
-}}
-""",
-    }
-
-
 EBUILDS = {
-    f"{cp}-{version}": _ebuild(size + (version - 1) * size // 20)
+    f"{cp}-{version}": blob_ebuild(size + (version - 1) * size // 20)
     for cp, size in zip(PACKAGES, SIZES, strict=True)
     for version in (1, 2)
 }

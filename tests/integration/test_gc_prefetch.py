@@ -35,34 +35,19 @@ from ipfsbin.serve.requests import read_requests
 from ipfsbin.subscribe.state import SubscriptionStore
 from tests.integration.test_shim import IPFSBIN, PROFILE, Host, Story, _free_port
 from tests.playground.builder import BuilderPlayground
+from tests.playground.ebuilds import blob_ebuild
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _blob(size: int) -> dict[str, str]:
-    return {
-        "EAPI": "8",
-        "LICENSE": "MIT",
-        "MISC_CONTENT": f"""
-S="${{WORKDIR}}"
-src_install() {{
-\tinsinto /usr/share/${{PN}}
-\thead -c {size} /dev/urandom > "${{T}}/blob" || die
-\tdoins "${{T}}/blob"
-\tnewins - VERSION <<< "${{PV}}"
-}}
-""",
-    }
-
-
 EBUILDS = {
-    "app-misc/alpha-1": _blob(400_000),
-    "app-misc/alpha-2": _blob(450_000),
-    "app-misc/beta-1": _blob(300_000),
-    "app-misc/beta-2": _blob(350_000),
-    "app-misc/gamma-1": _blob(200_000),
-    "app-misc/doomed-1": _blob(3_000_000),
-    "app-misc/extra-1": _blob(100_000),
+    "app-misc/alpha-1": blob_ebuild(400_000),
+    "app-misc/alpha-2": blob_ebuild(450_000),
+    "app-misc/beta-1": blob_ebuild(300_000),
+    "app-misc/beta-2": blob_ebuild(350_000),
+    "app-misc/gamma-1": blob_ebuild(200_000),
+    "app-misc/doomed-1": blob_ebuild(3_000_000),
+    "app-misc/extra-1": blob_ebuild(100_000),
 }
 V1 = ("app-misc/alpha-1", "app-misc/beta-1", "app-misc/gamma-1", "app-misc/doomed-1")
 V2 = ("app-misc/alpha-2", "app-misc/beta-2")

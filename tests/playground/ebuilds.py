@@ -29,6 +29,7 @@ __all__ = [
     "ENV_FILES",
     "LDFLAGS",
     "XPAK_PACKAGES",
+    "blob_ebuild",
     "host_chost",
     "user_config",
 ]
@@ -116,6 +117,23 @@ BUILD_ORDER: tuple[tuple[str, ...], ...] = (
     ("app-misc/usetest", "app-misc/usesfoo", "app-misc/stripped"),
 )
 XPAK_PACKAGES: tuple[str, ...] = ("app-misc/legacy",)
+
+
+def blob_ebuild(size: int) -> dict[str, str]:
+    """An ebuild installing ``size`` random bytes (incompressible: the binpkg is that big)."""
+    return {
+        "EAPI": "8",
+        "LICENSE": "MIT",
+        "MISC_CONTENT": f"""
+S="${{WORKDIR}}"
+src_install() {{
+\tinsinto /usr/share/${{PN}}
+\thead -c {size} /dev/urandom > "${{T}}/blob" || die
+\tdoins "${{T}}/blob"
+\tnewins - VERSION <<< "${{PV}}"
+}}
+""",
+    }
 
 
 def host_chost() -> str:
