@@ -32,9 +32,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from ipfsbin.catalog.build import Offer
+from ipfsbin.catalog.pins import PinBook
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier
+from ipfsbin.prefetch.worker import default_prefetch_path
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
@@ -277,7 +279,16 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
         if snap.host is None
         else {"chost": snap.host.chost, "target": snap.host.target, "profile": snap.host.profile},
         "downloads": downloads.to_json(),
+        "prefetched": _prefetched(),
     }
+
+
+def _prefetched() -> list[dict[str, object]]:
+    """The builds prefetched, verified and pinned ahead of emerge (``sync --follow``)."""
+    if not default_prefetch_path().exists():
+        return []
+    with PinBook(default_prefetch_path()) as book:
+        return [b.to_json() for b in book.all()]
 
 
 def _status_html(data: dict[str, Any]) -> str:
@@ -300,6 +311,7 @@ def _status_html(data: dict[str, Any]) -> str:
         "<table border=1><tr><th>subscription</th><th>height</th><th>accepted (s ago)</th>"
         f"<th>offered</th><th>state</th></tr>{rows}</table>"
         f"<p>catalog: {data['catalog']['offers']} offers; downloads: {dl['served']} served, "
-        f"{dl['failed']} failed, {dl['active']} active. "
+        f"{dl['failed']} failed, {dl['active']} active; "
+        f"{len(data['prefetched'])} update(s) prefetched and ready. "
         "<a href='/status'>status as JSON</a></p></body></html>"
     )

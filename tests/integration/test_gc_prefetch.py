@@ -212,6 +212,8 @@ def test_sync_follow_prefetches_updates_of_installed_packages(story: GcStory) ->
             assert _sha256_offline(kubo, binpkg) == expected
     text = story.client_run("status").stdout
     assert "prefetched, verified and ready: 2 package(s)" in text and "app-misc/beta-2" in text
+    shown = httpx.get(f"http://127.0.0.1:{story.port}/status", timeout=10).json()["prefetched"]
+    assert {b["cpv"] for b in shown} == set(V2)
     story.follow.send_signal(signal.SIGTERM)
     assert story.follow.wait(timeout=60) == 0
 
