@@ -235,7 +235,6 @@ def fetch_verify_pin(
     offer: Offer,
     *,
     holder: str,
-    timeout: float = 600.0,
     rate: float | None = None,
 ) -> None:
     """Fetch ``offer``'s binpkg, check every byte against its signed manifest, pin it for
@@ -283,7 +282,6 @@ def pin_offers(
     offers: Iterable[Offer],
     *,
     progress: Callable[[Offer], None] | None = None,
-    timeout: float = 600.0,
 ) -> list[PinOutcome]:
     """Fetch, check and pin each offer's binpkg; a build that fails the check is not kept."""
     ledger = PinLedger(client)
@@ -291,9 +289,7 @@ def pin_offers(
     for offer in offers:
         build = pinned_build(offer)
         try:
-            fetch_verify_pin(
-                client, ledger, offer, holder=pin_name("pin", str(build.manifest)), timeout=timeout
-            )
+            fetch_verify_pin(client, ledger, offer, holder=pin_name("pin", str(build.manifest)))
         except IpfsbinError as exc:
             outcomes.append(
                 PinOutcome(build=build, ok=False, error=f"{type(exc).__name__}: {exc.message}")

@@ -18,13 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ipfsbin.catalog.pins import PinBook, PinnedBuild, prune_after_sync
+from ipfsbin.catalog.pins import PinnedBuild, prune_after_sync
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import load_config
 from ipfsbin.errors import CodecError, IpfsbinError
 from ipfsbin.kubo.daemon import connect
-from ipfsbin.prefetch import Prefetcher, PrefetchOutcome, default_prefetch_path, prefetch_round
+from ipfsbin.prefetch import Prefetcher, PrefetchOutcome, prefetch_round, read_prefetched
 from ipfsbin.subscribe import FollowConfig, Follower, Subscription, SyncResult
 from ipfsbin.subscribe.replica import Holding
 from ipfsbin.trust.freshness import describe_span
@@ -277,10 +277,8 @@ def status(as_json: JsonOpt = False) -> None:
         subs = follower.subscriptions()
         held = {h.name: h for h in follower.holdings()}
     prefetched: dict[str, list[PinnedBuild]] = {}
-    if default_prefetch_path().exists():
-        with PinBook(default_prefetch_path()) as book:
-            for build in book.all():
-                prefetched.setdefault(build.subscription, []).append(build)
+    for build in read_prefetched():
+        prefetched.setdefault(build.subscription, []).append(build)
     now = time.time()
     emit(
         [

@@ -7,6 +7,7 @@ from ipfsbin.prefetch.worker import (
     default_prefetch_path,
     prefetch_round,
     prefetch_updates,
+    read_prefetched,
     release_prefetched,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "plan_updates",
     "prefetch_round",
     "prefetch_updates",
+    "read_prefetched",
     "release_prefetched",
 ]

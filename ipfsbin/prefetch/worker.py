@@ -41,6 +41,7 @@ __all__ = [
     "default_prefetch_path",
     "prefetch_round",
     "prefetch_updates",
+    "read_prefetched",
     "release_prefetched",
 ]
 
@@ -63,6 +64,14 @@ class PrefetchOutcome:
 
     def to_json(self) -> dict[str, object]:
         return {**self.build.to_json(), "state": self.state, "reason": self.reason}
+
+
+def read_prefetched() -> list[PinnedBuild]:
+    """The builds prefetched, verified and pinned so far (none when prefetch never ran)."""
+    if not default_prefetch_path().exists():
+        return []
+    with PinBook(default_prefetch_path()) as book:
+        return book.all()
 
 
 def release_prefetched(client: KuboClient, book: PinBook, builds: Sequence[PinnedBuild]) -> None:

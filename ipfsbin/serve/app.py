@@ -32,11 +32,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from ipfsbin.catalog.build import Offer
-from ipfsbin.catalog.pins import PinBook
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier
-from ipfsbin.prefetch.worker import default_prefetch_path
+from ipfsbin.prefetch.worker import read_prefetched
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
@@ -285,10 +284,7 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
 
 def _prefetched() -> list[dict[str, object]]:
     """The builds prefetched, verified and pinned ahead of emerge (``sync --follow``)."""
-    if not default_prefetch_path().exists():
-        return []
-    with PinBook(default_prefetch_path()) as book:
-        return [b.to_json() for b in book.all()]
+    return [b.to_json() for b in read_prefetched()]
 
 
 def _status_html(data: dict[str, Any]) -> str:
