@@ -184,13 +184,15 @@ def _binpkg(report: dict[str, Any], cpv: str) -> str:
 
 def test_sync_follow_prefetches_updates_of_installed_packages(story: GcStory) -> None:
     story.old = story.subscription()
+    follow_log = (story.workdir / "follow.log").open("w")
     story.follow = subprocess.Popen(
         [IPFSBIN, "sync", "--follow", "--interval", "1s"],
         env=story.client_env(),
         stdout=subprocess.DEVNULL,
-        stderr=(story.workdir / "follow.log").open("w"),
+        stderr=follow_log,
         text=True,
     )
+    follow_log.close()  # the child has its own copy
     shown = story.alpha.json("index", "show")["entries"]
     (doomed,) = [e for e in shown if "/app-misc/doomed/" in e["key"]]
     story.alpha.run("index", "yank", doomed["key"], "--reason", "miscompiled (test)")
