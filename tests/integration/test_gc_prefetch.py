@@ -37,7 +37,8 @@ from tests.integration.test_shim import IPFSBIN, PROFILE, Host, Story, _free_por
 from tests.playground.builder import BuilderPlayground
 from tests.playground.ebuilds import blob_ebuild
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# a real emerge story on a shared machine: the fixture alone builds and installs 7 packages
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 EBUILDS = {
