@@ -284,6 +284,8 @@ def test_offline_a_fresh_shim_reinstalls_and_updates_from_local_blocks(story: Gc
     story.start_serve()
     listed = {p["CPV"] for p in story.packages()}
     assert {"app-misc/gamma-1", *V2} <= listed and "app-misc/doomed-1" not in listed
+    for cached in story.pkgdir_files():  # Portage must ask the shim, not reuse its download
+        cached.unlink()
     story.emerge("--oneshot", "--getbinpkgonly", "=app-misc/gamma-1")
     out = story.emerge("-uDN", "@world", "--getbinpkg")
     lines = out.stdout.splitlines()
