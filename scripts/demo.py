@@ -62,6 +62,8 @@ class Host:
             **self.portage_env,
             "IPFSBIN_HOME": str(self.home),
             "IPFSBIN_API": self.node.api_multiaddr,
+            # the node's gateway listens on an OS-chosen port that its config does not name
+            "IPFSBIN_GATEWAY": self.node.gateway_url,
             "IPFSBIN_SYSTEM_CONFIG": str(self.home / "no-system-config.toml"),
         }
 

@@ -1,8 +1,6 @@
 """The catalog: verified builds this host may install, ranked, with a reason for every refusal."""
 
 from ipfsbin.catalog.build import (
-    Build,
-    BuildCache,
     Candidate,
     Catalog,
     HeadState,
@@ -11,8 +9,9 @@ from ipfsbin.catalog.build import (
     explain,
     parse_atom,
 )
+from ipfsbin.catalog.cache import Build, BuildCache
 from ipfsbin.catalog.fit import AXES, Refusal, check_fit, check_policy
-from ipfsbin.catalog.heads import FollowedHead, head_staleness, read_heads
+from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 
 __all__ = [
     "AXES",
@@ -28,7 +27,7 @@ __all__ = [
     "check_fit",
     "check_policy",
     "explain",
-    "head_staleness",
+    "head_refusal",
     "parse_atom",
     "read_heads",
 ]

@@ -19,32 +19,26 @@ CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ipfsbin.catalog.cache import Build, BuildCache
 from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_fit, check_policy
-from ipfsbin.catalog.heads import FollowedHead, head_staleness
+from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import HostProfile
 from ipfsbin.descriptor.cpv import split_cpv
 from ipfsbin.descriptor.isa import isa_label
-from ipfsbin.descriptor.model import Descriptor, Package, Platform
+from ipfsbin.descriptor.model import Platform
 from ipfsbin.descriptor.toolchain import chost_family
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
-from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key
-from ipfsbin.index.prolly import ProllyTree
-from ipfsbin.manifest import Manifest
-from ipfsbin.store.base import BlockStore
-from ipfsbin.trust.attestation import Attestation, check_attestation
-from ipfsbin.trust.signing import Role, load_signed_blocks
+from ipfsbin.index.keys import IndexKey
 
 __all__ = [
-    "Build",
-    "BuildCache",
     "Candidate",
     "Catalog",
     "HeadState",
@@ -55,78 +49,6 @@ __all__ = [
 ]
 
 _ATOM: Final = re.compile(r"^(?:=|~)?(?P<cat>[A-Za-z0-9_][A-Za-z0-9+_.-]*)/(?P<rest>[^\s/:]+)$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Build:
-    """One index entry's verified objects and the builders that agree on its bytes."""
-
-    manifest_cid: CID
-    manifest: Manifest
-    package: Package
-    agreeing: tuple[str, ...]
-
-    @property
-    def build_time(self) -> int:
-        return int(self.manifest.portage.get("BUILD_TIME", "0") or 0)
-
-
-class BuildCache:
-    """Builds loaded from ``store``, by manifest, attestations and builders role."""
-
-    def __init__(self, store: BlockStore) -> None:
-        self.store = store
-        self._builds: dict[tuple[CID, tuple[CID, ...], Role], Build] = {}
-        self._platforms: dict[CID, Platform] = {}
-        self._used: set[tuple[CID, tuple[CID, ...], Role]] = set()
-        self.loaded = 0
-
-    def load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
-        """The build of ``entry``; ``IpfsbinError`` when a block is missing or malformed."""
-        ident = (entry.manifest, entry.attestations, builders)
-        self._used.add(ident)
-        found = self._builds.get(ident)
-        if found is None:
-            found = self._load(key, entry, builders)
-            self._builds[ident] = found
-            self.loaded += 1
-        return found
-
-    def forget_unused(self) -> None:
-        """Drop what the last round did not ask for (entries gone from every head)."""
-        self._builds = {k: v for k, v in self._builds.items() if k in self._used}
-        self._used = set()
-
-    def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
-        manifest = Manifest.from_block(entry.manifest, self.store.get(entry.manifest))
-        descriptor = Descriptor.from_block(manifest.descriptor, self.store.get(manifest.descriptor))
-        platform = self._platforms.get(descriptor.platform)
-        if platform is None:
-            platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
-            self._platforms[descriptor.platform] = platform
-        if manifest.cpv != key.cpv or descriptor.cpv != key.cpv:
-            raise _Inconsistent(f"index key names {key.cpv}, its manifest {manifest.cpv}")
-        if descriptor_digest(manifest.descriptor) != key.descriptor_digest:
-            raise _Inconsistent(f"index key {key} does not name its manifest's descriptor")
-        agreeing: set[str] = set()
-        for link in entry.attestations:
-            envelope, payload = load_signed_blocks(self.store, link)
-            attestation = Attestation.from_blocks(envelope, payload, cid=link)
-            check = check_attestation(
-                attestation, role=builders, manifest=(entry.manifest, manifest)
-            )
-            if check.manifest_ok:
-                agreeing.update(check.valid)
-        return Build(
-            manifest_cid=entry.manifest,
-            manifest=manifest,
-            package=Package(descriptor=descriptor, platform=platform),
-            agreeing=tuple(sorted(agreeing)),
-        )
-
-
-class _Inconsistent(IpfsbinError):
-    """An index key that does not describe the entry stored under it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,11 +145,6 @@ def _label(platform: Platform) -> str:
     return isa_label(chost_family(platform.chost), frozenset(platform.cflags.features))
 
 
-def _entries(head: FollowedHead, store: BlockStore) -> Iterator[tuple[IndexKey, IndexEntry]]:
-    for key, value in ProllyTree(store).items(head.index_root):
-        yield parse_index_key(key), IndexEntry.from_dag(value)
-
-
 def _assess(
     head: FollowedHead,
     key: IndexKey,
@@ -257,7 +174,7 @@ def _assess(
             min_builders=policy.min_builders,
             allowed=policy.allowed_builders,
         )
-        refusals += check_fit(build.package, profile, accept_chosts=host.accepted_chosts)
+        refusals += cache.fit(build, f"{key.category}/{key.package}", profile, host.accepted_chosts)
     return Candidate(
         subscription=head.name,
         key=str(key),
@@ -332,10 +249,13 @@ def build_catalog(
     policy: ClientPolicy,
     cache: BuildCache,
     now: float,
-    allow_stale: bool = False,
     undeliverable: Mapping[CID, str] | None = None,
 ) -> Catalog:
     """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index.
+
+    A head's freshness is the follower's (``FollowedHead.freshness``, with
+    ``allow_stale`` as the follower was configured), plus the client's
+    ``max_head_age`` at ``now``.
 
     ``undeliverable`` maps manifests whose bytes failed verification when
     served to why: they are not listed again (a listed package that cannot
@@ -345,13 +265,13 @@ def build_catalog(
     fitting: list[tuple[FollowedHead, list[tuple[IndexKey, IndexEntry]]]] = []
     empty_profile = host.compat_profile()
     for head in heads:
-        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        stale = head_refusal(head, now=now, max_age=policy.max_head_age)
         if stale is not None:
             states.append(HeadState(head=head, stale=stale))
             continue
         groups: dict[str, list[tuple[IndexKey, IndexEntry]]] = {}
         count = 0
-        for key, entry in _entries(head, cache.store):
+        for key, entry in cache.entries(head.index_root):
             count += 1
             if entry.state == "ok":
                 groups.setdefault(key.platform_id, []).append((key, entry))
@@ -415,7 +335,6 @@ def explain(
     policy: ClientPolicy,
     cache: BuildCache,
     now: float,
-    allow_stale: bool = False,
     undeliverable: Mapping[CID, str] | None = None,
 ) -> list[Candidate]:
     """Every build of ``atom`` in every followed index, with its verdict and reasons."""
@@ -423,9 +342,9 @@ def explain(
     profile = host.compat_profile([f"{category}/{package}"])
     found: list[Candidate] = []
     for head in heads:
-        stale = head_staleness(head, now=now, max_age=policy.max_head_age, allow_stale=allow_stale)
+        stale = head_refusal(head, now=now, max_age=policy.max_head_age)
         by_cpv: dict[str, list[Candidate]] = {}
-        for key, entry in _entries(head, cache.store):
+        for key, entry in cache.entries(head.index_root):
             if (key.category, key.package) != (category, package):
                 continue
             if version is not None and key.version != version:

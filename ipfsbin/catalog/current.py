@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from ipfsbin.catalog.build import BuildCache, Catalog, build_catalog
+from ipfsbin.catalog.build import Catalog, build_catalog
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import read_heads
 from ipfsbin.config import ClientPolicy
 from ipfsbin.errors import SubscriptionError
@@ -33,6 +34,9 @@ def current_catalog(
         raise SubscriptionError(
             "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
         )
-    heads = read_heads(subs, follower.held_blocks())
+    now = time.time()
+    heads = read_heads(
+        subs, follower.held_blocks(), freshness=lambda name: follower.freshness(name, now=now)
+    )
     store = KuboBlockStore(client, offline=offline, fetch_timeout=timedelta(seconds=fetch_timeout))
-    return build_catalog(heads, host=host, policy=policy, cache=BuildCache(store), now=time.time())
+    return build_catalog(heads, host=host, policy=policy, cache=BuildCache(store), now=now)

@@ -350,6 +350,9 @@ def prune_after_sync(follower: Follower, connect: Callable[[], KuboClient]) -> l
     if follower.config.gateway is not None or not book_path.exists():
         return []
     local = follower.held_blocks()
-    heads = read_heads(follower.subscriptions(), local)
+    now = time.time()
+    heads = read_heads(
+        follower.subscriptions(), local, freshness=lambda name: follower.freshness(name, now=now)
+    )
     with PinBook(book_path) as book, connect() as client:
         return prune_pins(client, book, heads, local)

@@ -25,7 +25,7 @@ from ipfsbin.errors import ConfigError, SubscriptionError
 from ipfsbin.host.profile import HostInfo, read_host
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.kubo import KuboBlockStore
-from ipfsbin.subscribe.follower import Follower
+from ipfsbin.subscribe.follower import FollowConfig, Follower
 
 __all__ = ["explain", "host", "serve", "setup_portage"]
 
@@ -107,13 +107,16 @@ def explain(
         raise typer.BadParameter(str(exc)) from exc
     config = load_config()
     info = read_host(target=config.target)
-    with Follower() as follower, connect() as client:
+    now = time.time()
+    with Follower(FollowConfig(allow_stale=allow_stale)) as follower, connect() as client:
         subs = follower.subscriptions()
         if not subs:
             raise SubscriptionError(
                 "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
             )
-        heads = read_heads(subs, follower.held_blocks())
+        heads = read_heads(
+            subs, follower.held_blocks(), freshness=lambda name: follower.freshness(name, now=now)
+        )
         cache = BuildCache(
             KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30))
         )
@@ -123,8 +126,7 @@ def explain(
             host=info,
             policy=config.policy,
             cache=cache,
-            now=time.time(),
-            allow_stale=allow_stale,
+            now=now,
         )
     result = {"atom": atom, "candidates": [c.to_json() for c in found]}
     emit(result, as_json, _render_explain)

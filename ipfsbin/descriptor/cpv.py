@@ -13,6 +13,7 @@ versions.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -56,10 +57,12 @@ _SUFFIX_RANK: Final = {"alpha": 0, "beta": 1, "pre": 2, "rc": 3, "p": 5}
 _NO_SUFFIX: Final = 4
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def split_cpv(cpv: str) -> tuple[str, str, str]:
     """``"dev-libs/openssl-3.0.13-r1"`` -> ``("dev-libs", "openssl", "3.0.13-r1")``.
 
     ``ValueError`` when ``cpv`` is not category/package-version as Portage writes it.
+    Cached: a catalog splits each of up to 10^5 CPVs several times per build.
     """
     match = _CPV_RE.fullmatch(cpv)
     if match is None:
@@ -131,8 +134,12 @@ def _compare_component(index: int, a: str, b: str) -> int:
     return _cmp(int(a), int(b))
 
 
+@functools.lru_cache(maxsize=4096)
 def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as ``a`` is older, equal (ignoring -rN) or newer than ``b``."""
+    """-1, 0 or 1 as ``a`` is older, equal (ignoring -rN) or newer than ``b``.
+
+    Cached: a catalog compares the same compiler and libc versions once per build.
+    """
     va, vb = parse_version(a), parse_version(b)
     for index, (x, y) in enumerate(zip(va.numbers, vb.numbers, strict=False)):
         result = _compare_component(index, x, y)

@@ -229,7 +229,7 @@ def _collect(
     head_blocks = sum(len(state.held(s.name)) for s in subs)
     local = KuboBlockStore(client, offline=True)
     present = client.refs_local()
-    heads = read_heads(subs, local)
+    heads = read_heads(subs, local, freshness=lambda name: follower.freshness(name))
     metadata, listed = _head_entries(local, heads, present)
     catalog = current_catalog(follower, client, host=host, policy=policy, offline=True)
 

@@ -138,6 +138,10 @@ class KuboClient(NamingCommands, PinningCommands, RemotePinningCommands, DagComm
             golang=str(obj.get("Golang", "")),
         )
 
+    def config_get(self, key: str) -> Any:
+        """One value of the daemon's configuration (``ipfs config KEY``), as JSON."""
+        return self._rpc.call_json("config", [("arg", key)]).get("Value")
+
     # -- UnixFS files -------------------------------------------------------
 
     def add(

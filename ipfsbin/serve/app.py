@@ -39,7 +39,7 @@ from ipfsbin.prefetch.worker import read_prefetched
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
-from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
+from ipfsbin.serve.stream import ByteRange, parse_range, read_ahead, verified_range
 
 __all__ = ["ByteSource", "Downloads", "create_app"]
 
@@ -47,7 +47,7 @@ _log = logging.getLogger("ipfsbin.serve")
 
 
 class ByteSource(Protocol):
-    """Where a binpkg's bytes come from (Kubo's ``cat``); not trusted, checked as they stream."""
+    """Where a binpkg's bytes come from (Kubo); not trusted, checked as they stream."""
 
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
 
@@ -134,8 +134,9 @@ def _stream(
     sent = 0
     ok = False
     try:
-        verifier = BinpkgVerifier(manifest, offer.build.manifest_cid)
-        for piece in verified_range(chunks, verifier, want):
+        # sha256 only: Portage checks the Packages file's SIZE/MD5/SHA1 itself
+        verifier = BinpkgVerifier(manifest, offer.build.manifest_cid, portage_digests=False)
+        for piece in read_ahead(verified_range(chunks, verifier, want)):
             sent += len(piece)
             yield piece
         ok = True

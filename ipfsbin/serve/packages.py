@@ -28,10 +28,11 @@ from typing import Final
 
 from ipfsbin.catalog.build import Offer
 
-__all__ = ["PackagesFile", "TimestampBook", "package_stanza", "render_packages"]
+__all__ = ["PackagesFile", "TimestampBook", "package_stanza", "render_body", "render_packages"]
 
 MIN_STEP: Final = 6
 """Seconds a changed file's TIMESTAMP moves at least (Portage adds 5 to its cached one)."""
+GZIP_LEVEL: Final = 1
 
 
 def package_stanza(offer: Offer) -> dict[str, str]:
@@ -57,23 +58,25 @@ def _stanza_text(entry: dict[str, str]) -> str:
     return "".join(f"{key}: {entry[key]}\n" for key in sorted(entry)) + "\n"
 
 
-def render_packages(offers: Sequence[Offer], *, timestamp: int, name: str) -> bytes:
-    """The whole file: header (sorted keys, as Portage writes it), then one stanza per offer."""
-    body = "".join(_stanza_text(package_stanza(o)) for o in offers)
+def render_body(offers: Sequence[Offer]) -> bytes:
+    """The package stanzas, without the header (rendered once per catalog build)."""
+    return "".join(_stanza_text(package_stanza(o)) for o in offers).encode("utf-8")
+
+
+def render_packages(
+    offers: Sequence[Offer], *, timestamp: int, name: str, body: bytes | None = None
+) -> bytes:
+    """The whole file: header (sorted keys, as Portage writes it), then one stanza per offer.
+
+    ``body`` is :func:`render_body` of ``offers`` when the caller has it already.
+    """
     header = {
         "PACKAGES": str(len(offers)),
         "TIMESTAMP": str(timestamp),
         "VERSION": "0",
         "IPFSBIN_SUBSCRIPTION": name,
     }
-    return (_stanza_text(header) + body).encode("utf-8")
-
-
-def _body_digest(offers: Sequence[Offer]) -> str:
-    digest = hashlib.sha256()
-    for offer in offers:
-        digest.update(_stanza_text(package_stanza(offer)).encode("utf-8"))
-    return digest.hexdigest()
+    return _stanza_text(header).encode("utf-8") + (render_body(offers) if body is None else body)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +91,13 @@ class PackagesFile:
     """PATH -> offer."""
 
     @classmethod
-    def render(cls, name: str, offers: Sequence[Offer], timestamp: int) -> PackagesFile:
-        text = render_packages(offers, timestamp=timestamp, name=name)
-        # mtime=0: the same text always gives the same .gz bytes
-        gz = gzip.compress(text, compresslevel=6, mtime=0)
+    def render(
+        cls, name: str, offers: Sequence[Offer], timestamp: int, *, body: bytes | None = None
+    ) -> PackagesFile:
+        text = render_packages(offers, timestamp=timestamp, name=name, body=body)
+        # mtime=0: the same text always gives the same .gz bytes; level 1 is three
+        # times faster than 6 here and 1.3 times the size
+        gz = gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
         return cls(
             name=name, timestamp=timestamp, text=text, gz=gz, offers={o.path: o for o in offers}
         )
@@ -108,9 +114,12 @@ class TimestampBook:
             loaded = {}
         self._book: dict[str, dict[str, object]] = loaded if isinstance(loaded, dict) else {}
 
-    def timestamp(self, name: str, offers: Sequence[Offer], *, now: int) -> int:
-        """The TIMESTAMP to list ``offers`` under: unchanged list, same stamp; else a higher one."""
-        digest = _body_digest(offers)
+    def timestamp(self, name: str, body: bytes, *, now: int) -> int:
+        """The TIMESTAMP to list ``body`` (:func:`render_body`) under.
+
+        An unchanged list keeps its stamp; a changed one gets a higher one.
+        """
+        digest = hashlib.sha256(body).hexdigest()
         seen = self._book.get(name, {})
         old = seen.get("timestamp")
         if seen.get("digest") == digest and isinstance(old, int):

@@ -19,20 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ipfsbin.catalog.build import BuildCache, Catalog, build_catalog
-from ipfsbin.catalog.heads import FollowedHead, head_staleness, read_heads
+from ipfsbin.catalog.build import Catalog, build_catalog
+from ipfsbin.catalog.cache import BuildCache
+from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
-from ipfsbin.serve.packages import PackagesFile, TimestampBook
+from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.subscribe.follower import Follower
 from ipfsbin.subscribe.state import Subscription
 
-__all__ = ["Publisher", "Snapshot"]
+__all__ = ["Publisher", "Snapshot", "render_files"]
 
 _log = logging.getLogger("ipfsbin.serve")
 
@@ -49,6 +50,19 @@ class Snapshot:
     errors: tuple[str, ...] = field(default=())
 
 
+def render_files(
+    catalog: Catalog, names: Iterable[str], book: TimestampBook, *, now: float
+) -> dict[str, PackagesFile]:
+    """One rendered ``Packages`` per subscription in ``names`` (empty when nothing fits)."""
+    files = {}
+    for name in names:
+        offers = catalog.offers.get(name, ())
+        body = render_body(offers)
+        stamp = book.timestamp(name, body, now=int(now))
+        files[name] = PackagesFile.render(name, offers, stamp, body=body)
+    return files
+
+
 class Publisher:
     """Builds snapshots from the subscription state, the local blocks and this host."""
 
@@ -60,7 +74,6 @@ class Publisher:
         cache: BuildCache,
         book: TimestampBook,
         read_host: Callable[[], HostInfo],
-        allow_stale: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -69,7 +82,6 @@ class Publisher:
         self.cache = cache
         self.book = book
         self.read_host = read_host
-        self.allow_stale = allow_stale
         self.clock = clock
         self._host: HostInfo | None = None
         self._host_stamp: tuple[int, ...] | None = None
@@ -99,11 +111,17 @@ class Publisher:
         subs = self._follower().subscriptions()
         return [s for s in subs if self.config.serve.serves(s.name)]
 
-    def _heads(self, subs: list[Subscription], errors: list[str]) -> list[FollowedHead]:
+    def _heads(self, subs: list[Subscription], errors: list[str], now: float) -> list[FollowedHead]:
         def note(sub: Subscription, exc: IpfsbinError) -> None:
             errors.append(f"{sub.name}: cannot read the accepted head: {exc.message}")
 
-        return read_heads(subs, self._follower().held_blocks(), on_error=note)
+        follower = self._follower()
+        return read_heads(
+            subs,
+            follower.held_blocks(),
+            freshness=lambda name: follower.freshness(name, now=now),
+            on_error=note,
+        )
 
     def mark_undeliverable(self, manifest: CID, reason: str) -> None:
         """Stop listing ``manifest``: its bytes failed verification; the next refresh drops it."""
@@ -120,7 +138,8 @@ class Publisher:
             with self._undeliverable_lock:
                 undeliverable = dict(self._undeliverable)
             subs = self._served()
-            heads = self._heads(subs, errors)
+            now = self.clock()
+            heads = self._heads(subs, errors, now)
             if errors and self._inputs is not None:
                 # most likely Kubo is down for a moment: an outage is no reason to
                 # list nothing, so the last snapshot stays until the heads can be read
@@ -129,20 +148,13 @@ class Publisher:
                 self._kept_for = errors
                 return False
             self._kept_for = []
-            now = self.clock()
             if self._host is None or self._host.stamp() != self._host_stamp:
                 self._host = self.read_host()
                 self._host_stamp = self._host.stamp()
             policy = self.config.policy
             inputs = (
                 tuple((s.name, s.head) for s in subs),
-                tuple(
-                    head_staleness(
-                        h, now=now, max_age=policy.max_head_age, allow_stale=self.allow_stale
-                    )
-                    is None
-                    for h in heads
-                ),
+                tuple(head_refusal(h, now=now, max_age=policy.max_head_age) is None for h in heads),
                 self._host_stamp,
                 frozenset(undeliverable),
             )
@@ -155,14 +167,9 @@ class Publisher:
                 policy=policy,
                 cache=self.cache,
                 now=now,
-                allow_stale=self.allow_stale,
                 undeliverable=undeliverable,
             )
-            files = {}
-            for sub in subs:
-                offers = catalog.offers.get(sub.name, ())
-                stamp = self.book.timestamp(sub.name, offers, now=int(now))
-                files[sub.name] = PackagesFile.render(sub.name, offers, stamp)
+            files = render_files(catalog, [s.name for s in subs], self.book, now=now)
             self.snapshot = Snapshot(
                 catalog=catalog,
                 files=files,

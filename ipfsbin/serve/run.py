@@ -5,40 +5,27 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from ipfsbin import paths
-from ipfsbin.catalog.build import BuildCache
-from ipfsbin.codec.cid import CID
+from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import ServeError
 from ipfsbin.host.profile import HostInfo, read_host
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.serve.app import Downloads, create_app
+from ipfsbin.serve.app import ByteSource, Downloads, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
+from ipfsbin.serve.sources import GatewaySource, KuboSource, find_gateway
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follower import FollowConfig, Follower
 
-__all__ = ["KuboSource", "ServeOptions", "make_publisher", "serve_forever"]
+__all__ = ["ServeOptions", "byte_source", "make_publisher", "serve_forever"]
 
 _log = logging.getLogger("ipfsbin.serve")
-_CHUNK = 1 << 20
-
-
-class KuboSource:
-    """Binpkg bytes through Kubo's ``cat`` (from the local repo, or fetched from peers)."""
-
-    def __init__(self, client: KuboClient) -> None:
-        self.client = client
-
-    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
-        # big pieces: each one is a thread hop in the server and a hash update per digest
-        return self.client.cat(cid, expected_size=size, chunk_size=_CHUNK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +55,16 @@ def make_publisher(config: ClientConfig, client: KuboClient, options: ServeOptio
         ),
         book=TimestampBook(paths.data_dir() / "serve-timestamps.json"),
         read_host=host,
-        allow_stale=options.allow_stale,
     )
+
+
+def byte_source(client: KuboClient, options: ServeOptions) -> tuple[ByteSource, str]:
+    """The local node's gateway (RPC ``cat`` as the fallback), and words saying which."""
+    rpc = KuboSource(client)
+    gateway = find_gateway(client)
+    if gateway is None:
+        return rpc, "Kubo's RPC cat (no gateway address found; set IPFSBIN_GATEWAY)"
+    return GatewaySource(gateway, rpc, timeout=max(options.fetch_timeout, 120.0)), gateway
 
 
 def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOptions) -> None:
@@ -88,7 +83,8 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
         )
     downloads = Downloads()
     requests = RequestLog()
-    app = create_app(publisher, KuboSource(client), downloads, requests)
+    source, reads_from = byte_source(client, options)
+    app = create_app(publisher, source, downloads, requests)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -105,14 +101,19 @@ def serve_forever(config: ClientConfig, client: KuboClient, options: ServeOption
         target=publisher.run, args=(stop,), kwargs={"interval": options.interval}, daemon=True
     )
     base = f"http://{config.serve.listen}"
-    lines = [f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/"]
+    lines = [
+        f"ipfsbin: serving {len(snapshot.files)} subscription(s) on {base}/",
+        f"ipfsbin:   binpkg bytes from {reads_from}",
+    ]
     for name, file in sorted(snapshot.files.items()):
         lines.append(f"ipfsbin:   {base}/{name}/  ({len(file.offers)} packages)")
     sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
     _log.info(
         "listening",
-        extra={"fields": {"url": base, "subscriptions": sorted(snapshot.files)}},
+        extra={
+            "fields": {"url": base, "subscriptions": sorted(snapshot.files), "bytes": reads_from}
+        },
     )
     writer = threading.Thread(target=requests.run, args=(stop,), daemon=True)
     worker.start()

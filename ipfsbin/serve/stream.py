@@ -3,23 +3,30 @@
 :func:`verified_range` passes on the requested bytes of a file and feeds
 *all* of it to the manifest's own check (a range is read to the end of the
 file to be checked): :class:`~ipfsbin.manifest.BinpkgVerifier` compares
-size, sha256, SHA-1 and MD5. The last piece it would send is held back
-until that check passes. On a mismatch, or when the source fails, it
-raises instead of sending that piece, so the HTTP connection is cut short
-of its Content-Length and no complete bad file reaches Portage. Memory
-stays at one chunk per download.
+the size and the sha256 (the shim leaves SHA-1 and MD5 to Portage). The
+last piece it would send is held back until that check passes. On a
+mismatch, or when the source fails, it raises instead of sending that
+piece, so the HTTP connection is cut short of its Content-Length and no
+complete bad file reaches Portage.
+
+:func:`read_ahead` runs that reading and checking in a thread of its own,
+a few pieces ahead of the sending, so that reading from Kubo and hashing
+overlap with writing to the socket. Memory stays at a few chunks per
+download.
 """
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from ipfsbin.manifest import BinpkgVerifier
 
-__all__ = ["ByteRange", "parse_range", "verified_range"]
+__all__ = ["ByteRange", "parse_range", "read_ahead", "verified_range"]
 
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -85,3 +92,52 @@ def verified_range(
     verifier.finish()
     if held is not None:
         yield held
+
+
+_DONE: Final = object()
+
+
+def read_ahead(pieces: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """``pieces`` as they come, produced by a thread up to ``depth`` pieces ahead.
+
+    What ``pieces`` yields, and when it raises, is unchanged: an exception
+    it raises is raised here after the pieces before it. Closing this
+    iterator (the client went away) stops the thread at its next piece.
+    """
+    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for piece in pieces:
+                if not put(piece):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="ipfsbin-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(bytes, item)
+    finally:
+        stop.set()

@@ -9,22 +9,25 @@ HTTP server):
 - ``gateway``: Kubo's own HTTP gateway for the same CID, blocks local;
 - ``cat_cold``: ``ipfs cat`` on the local node while the blocks are only on
   a connected loopback peer (the local repo is garbage-collected first);
-- ``shim_warm``: ``ipfsbin serve``'s HTTP app and streaming path (the
-  manifest's BinpkgVerifier over Kubo's ``cat``), blocks local;
-- ``shim_cold``: the same with the blocks only on the peer.
+- ``shim_warm``: ``ipfsbin serve``'s HTTP app and streaming path (bytes
+  through the local node's gateway, checked against the manifest's sha256),
+  blocks local;
+- ``shim_cold``: the same with the blocks only on the peer;
+- ``shim_warm_rpc``: the shim forced onto its fallback, Kubo's RPC ``cat``
+  (what every download used before the gateway path), blocks local.
 
-Also: the shim's time to first byte (warm, 1 MB file, median of 20); its
-peak RSS while serving 16 parallel downloads of the largest file; and
-rendering and serving a ``Packages`` file of ``--entries`` offers (default
-10^5). The shim runs in its own process (``--serve``) fed a snapshot of
-offers directly, so no index or Portage host is needed; everything else in
-its path is the production code.
+Also: the shim's time to first byte (warm, smallest file, median of 20);
+its peak RSS while serving 16 parallel downloads of the largest file. The
+shims run in their own processes (``--serve``) fed a snapshot of offers
+directly, so no index or Portage host is needed; everything else in their
+path is the production code (:func:`ipfsbin.serve.run.byte_source`).
+Building and serving ``Packages`` is measured by ``scripts/bench/packages.py``.
 
 Needs nginx (``apt-get install nginx``; ``scripts/lib/setup.sh`` has
 ``ensure_bench_packages``) and curl. Results go to
 ``bench-results/fetch.json``.
 
-Usage: ``.venv/bin/python scripts/bench/fetch.py [--sizes 1,50,500] [--entries 100000]``
+Usage: ``.venv/bin/python scripts/bench/fetch.py [--sizes 1,50,500]``
 """
 
 from __future__ import annotations
@@ -50,20 +53,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ipfsbin.catalog.build import Build, Offer  # noqa: E402
+from ipfsbin.catalog.build import Offer  # noqa: E402
+from ipfsbin.catalog.cache import Build  # noqa: E402
 from ipfsbin.codec.cid import CID  # noqa: E402
-from ipfsbin.descriptor.model import Descriptor, OptProfile, Package, Platform  # noqa: E402
+from ipfsbin.descriptor.model import Descriptor, Package  # noqa: E402
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
 from ipfsbin.manifest import BuildHost, Manifest  # noqa: E402
 from ipfsbin.serve.packages import PackagesFile  # noqa: E402
+from tests.unit.maintainer.maintainer_helpers import PLATFORM as _PLATFORM  # noqa: E402
 
 MB = 1_000_000
-PLATFORM = Platform(
-    chost="x86_64-pc-linux-gnu", arch="amd64", profile="default/linux/amd64/23.0",
-    libc="glibc", libc_version="2.39", compiler="gcc", compiler_version="13.2.1",
-    cflags=OptProfile(target="x86_64", tune=None, opt="2", flags=()), cxxflags=None, ldflags=(),
-)  # fmt: skip
+PLATFORM = _PLATFORM
 
 
 def _port() -> int:
@@ -112,13 +113,14 @@ class _Publisher:
         sys.stderr.write(f"bench shim: {manifest} undeliverable: {reason}\n")
 
 
-def serve(spec_path: Path, port: int, api: str, entries: int) -> None:
-    """The shim process: offers for the bench files (+ ``entries`` synthetic ones)."""
+def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
+    """A shim process offering the bench files; ``gateway`` ``-`` leaves only the RPC."""
     import uvicorn
 
     from ipfsbin.kubo.client import KuboClient
     from ipfsbin.serve.app import Downloads, create_app
-    from ipfsbin.serve.run import KuboSource
+    from ipfsbin.serve.run import ServeOptions, byte_source
+    from ipfsbin.serve.sources import KuboSource
 
     spec = json.loads(spec_path.read_text())
     offers = [
@@ -127,16 +129,15 @@ def serve(spec_path: Path, port: int, api: str, entries: int) -> None:
         for i, f in enumerate(spec)
     ]  # fmt: skip
     files = {"bench": PackagesFile.render("bench", offers, int(time.time()))}
-    if entries:
-        first = offers[0].build.manifest
-        digests = (first.sha256, first.sha1, first.md5)
-        many = [_offer(i, first.binpkg, first.size, digests) for i in range(entries)]
-        started = time.perf_counter()
-        files["many"] = PackagesFile.render("many", many, int(time.time()))
-        render = time.perf_counter() - started
-        (spec_path.parent / "render.json").write_text(json.dumps({"seconds": render}))
     client = KuboClient.from_multiaddr(api, timeout=120.0)
-    app = create_app(_Publisher(files), KuboSource(client), Downloads())  # type: ignore[arg-type]
+    if gateway == "-":
+        source: Any = KuboSource(client)
+        sys.stderr.write("bench shim: binpkg bytes from Kubo's RPC cat\n")
+    else:
+        os.environ["IPFSBIN_GATEWAY"] = gateway
+        source, where = byte_source(client, ServeOptions())
+        sys.stderr.write(f"bench shim: binpkg bytes from {where}\n")
+    app = create_app(_Publisher(files), source, Downloads())  # type: ignore[arg-type]
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -150,14 +151,11 @@ def _curl(url: str) -> tuple[float, float, int]:
 
 
 def _rate(size: int, seconds: float) -> float:
-    return round(size / seconds / 1e9, 3)
+    return round(size / seconds / 1e9, 4)
 
 
-def _rss_peak(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def _rss_now(pid: int) -> int:
@@ -167,15 +165,62 @@ def _rss_now(pid: int) -> int:
     return 0
 
 
+def _start_shim(spec: Path, api: str, gateway: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, __file__, "--serve", str(spec), str(port), api, gateway]
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if _curl(f"http://127.0.0.1:{port}/bench/Packages")[2] > 0:
+                return proc, port
+        except subprocess.CalledProcessError:
+            time.sleep(0.3)
+    raise RuntimeError("the bench shim did not come up")
+
+
+def _parallel(pid: int, url: str, count: int) -> dict[str, Any]:
+    """``count`` curls of ``url`` at once while the shim's RSS is sampled every 50 ms."""
+    baseline = _rss_now(pid)
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_now(pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    fmt = "%{size_download}"
+    curls = [
+        subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", fmt, url], stdout=subprocess.PIPE)  # noqa: S603
+        for _ in range(count)
+    ]
+    sizes = [int(c.communicate()[0] or 0) for c in curls]
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return {
+        "downloads": count,
+        "all_ok": all(c.returncode == 0 for c in curls) and len(set(sizes)) == 1,
+        "seconds": round(elapsed, 2),
+        "aggregate_gbps": _rate(sum(sizes), elapsed),
+        "rss_before_mb": round(baseline / 2**20, 1),
+        "rss_peak_mb": round(peak[0] / 2**20, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,50,500")
-    parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results/fetch.json")
-    parser.add_argument("--serve", nargs=3, metavar=("SPEC", "PORT", "API"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]), args.serve[2], args.entries)
+        serve(Path(args.serve[0]), int(args.serve[1]), args.serve[2], args.serve[3])
         return 0
     # a SIGTERM must still stop the daemons and servers this run started (finally below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -216,12 +261,12 @@ def main() -> int:
                 })  # fmt: skip
             spec_path = work / "spec.json"
             spec_path.write_text(json.dumps(spec))
-            shim_port, nginx_port = _port(), _port()
-            shim = subprocess.Popen(  # noqa: S603
-                [sys.executable, __file__, "--entries", str(args.entries), "--serve",
-                 str(spec_path), str(shim_port), local.api_multiaddr],
-            )  # fmt: skip
+            gateway = local.gateway_url.rstrip("/")
+            shim, shim_port = _start_shim(spec_path, local.api_multiaddr, gateway)
             procs.append(shim)
+            rpc_shim, rpc_port = _start_shim(spec_path, local.api_multiaddr, "-")
+            procs.append(rpc_shim)
+            nginx_port = _port()
             conf = work / "nginx.conf"
             # as root, nginx's workers would run as nobody and not see the private work dir
             user = "user root;\n" if os.getuid() == 0 else ""
@@ -232,23 +277,15 @@ def main() -> int:
                 f"root {work}; }} }}\n"
             )
             procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)]))  # noqa: S603
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                try:
-                    if _curl(f"http://127.0.0.1:{shim_port}/bench/Packages")[2] > 0:
-                        break
-                except subprocess.CalledProcessError:
-                    time.sleep(0.5)
-            packages = json.loads((work / "render.json").read_text()) if args.entries else {}
-            gateway = local.gateway_url.rstrip("/")
-            offers = {
-                int(f["size"] / MB): f"http://127.0.0.1:{shim_port}/bench/"
-                f"bench-cat/pkg{i:06d}/pkg{i:06d}-1-{i + 1}.gpkg.tar"
-                for i, f in enumerate(spec)
-            }
-            for f in spec:
+            time.sleep(1)
+
+            def offer_url(port: int, i: int) -> str:
+                path = f"bench-cat/pkg{i:06d}/pkg{i:06d}-1-{i + 1}.gpkg.tar"
+                return f"http://127.0.0.1:{port}/bench/{path}"
+
+            for i, f in enumerate(spec):
                 size_mb, cid, size = int(f["size"] / MB), f["cid"], f["size"]
-                row: dict[str, float] = {}
+                row: dict[str, float | None] = {}
                 # cold: the blocks are only on the peer (local repo garbage-collected)
                 local.run("repo", "gc", timeout=600)
                 started = time.perf_counter()
@@ -256,7 +293,8 @@ def main() -> int:
                 row["cat_cold"] = _rate(len(out.stdout), time.perf_counter() - started)
                 del out
                 local.run("repo", "gc", timeout=600)
-                total, _, got = _curl(offers[size_mb])
+                total, _, got = _curl(offer_url(shim_port, i))
+                assert got == size, (got, size)
                 row["shim_cold"] = _rate(got, total)
                 # warm: every block local
                 lc.pin_add([CID.from_text(cid)], recursive=True, timeout=600)
@@ -264,53 +302,29 @@ def main() -> int:
                 row["nginx"] = _rate(got, total)
                 total, _, got = _curl(f"{gateway}/ipfs/{cid}")
                 row["gateway"] = _rate(got, total)
-                total, _, got = _curl(offers[size_mb])
-                row["shim_warm"] = _rate(got, total)
+                total, _, got = _curl(offer_url(shim_port, i))
                 assert got == size, (got, size)
-                row["shim_warm_vs_gateway"] = round(row["shim_warm"] / row["gateway"], 2)
-                row["shim_cold_vs_cat_cold"] = round(row["shim_cold"] / row["cat_cold"], 2)
+                row["shim_warm"] = _rate(got, total)
+                total, _, got = _curl(offer_url(rpc_port, i))
+                row["shim_warm_rpc"] = _rate(got, total)
+                row["shim_warm_vs_gateway"] = _ratio(row["shim_warm"], row["gateway"])
+                row["shim_cold_vs_cat_cold"] = _ratio(row["shim_cold"], row["cat_cold"])
+                row["shim_warm_vs_nginx"] = _ratio(row["shim_warm"], row["nginx"])
                 results["files"][f"{size_mb}MB"] = row
                 print(f"{size_mb} MB: {json.dumps(row)}", flush=True)
-            smallest = offers[min(offers)]
+            smallest = offer_url(shim_port, sizes.index(min(sizes)))
             firsts = [_curl(smallest)[1] for _ in range(20)]
             results["shim_first_byte_ms_warm"] = round(statistics.median(firsts) * 1000, 1)
-            biggest = offers[max(offers)]
-            baseline_rss = _rss_now(shim.pid)
-            peak = [0]
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.is_set():
-                    peak[0] = max(peak[0], _rss_now(shim.pid))
-                    time.sleep(0.05)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.perf_counter()
-            curls = [
-                subprocess.Popen(["curl", "-s", "-o", "/dev/null", biggest])  # noqa: S603
-                for _ in range(16)
-            ]
-            codes = [c.wait() for c in curls]
-            elapsed = time.perf_counter() - started
-            done.set()
-            sampler.join()
+            gw_small = f"{gateway}/ipfs/{spec[sizes.index(min(sizes))]['cid']}"
+            results["gateway_first_byte_ms_warm"] = round(
+                statistics.median(_curl(gw_small)[1] for _ in range(20)) * 1000, 1
+            )
+            biggest = sizes.index(max(sizes))
             results["parallel_16"] = {
-                "file_mb": max(offers),
-                "all_ok": all(c == 0 for c in codes),
-                "seconds": round(elapsed, 2),
-                "aggregate_gbps": _rate(16 * max(offers) * MB, elapsed),
-                "rss_before_mb": round(baseline_rss / 2**20, 1),
-                "rss_peak_mb": round(peak[0] / 2**20, 1),
+                "file_mb": max(sizes),
+                **_parallel(shim.pid, offer_url(shim_port, biggest), 16),
             }
-            if args.entries:
-                serve_times = [
-                    _curl(f"http://127.0.0.1:{shim_port}/many/Packages.gz")[0] for _ in range(10)
-                ]
-                packages["entries"] = args.entries
-                packages["render_seconds"] = round(packages.pop("seconds"), 3)
-                packages["serve_ms_median"] = round(statistics.median(serve_times) * 1000, 2)
-                results["packages"] = packages
+            print(f"parallel: {json.dumps(results['parallel_16'])}", flush=True)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -325,6 +339,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "note": "2 cores shared with parallel work; rates are pessimistic, ratios count",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -207,7 +207,8 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
     alpha_node, beta_node = kubo_nodes(2)
     workdir = Path(tempfile.mkdtemp(prefix="ipfsbin-shim-"))
     alpha = Host(workdir / "alpha", alpha_node)
-    beta = Host(workdir / "beta", beta_node)
+    # the shim reads binpkgs through beta's own gateway (its port is chosen by the OS)
+    beta = Host(workdir / "beta", beta_node, {"IPFSBIN_GATEWAY": beta_node.gateway_url})
     builds = builder_playground.binpkgs
     # other-USE and newer-microarchitecture variants of usetest (text only: any -march builds)
     other_use = _variant(builder_playground, "app-misc/usetest", workdir / "pkg-use",
@@ -257,6 +258,12 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
         if client is not None:
             client.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_serve_says_it_reads_binpkgs_from_the_nodes_gateway(story: Story) -> None:
+    assert story.log is not None
+    gateway = story.beta.node.gateway_url.rstrip("/")
+    assert f"ipfsbin:   binpkg bytes from {gateway}" in story.log.read_text()
 
 
 def test_host_profile_read_through_portage(story: Story) -> None:

@@ -7,6 +7,7 @@ Regenerate the vectors (after a deliberate format change) with
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -417,6 +418,24 @@ def test_other_bytes_are_refused_with_what_was_seen(data: bytes, seen: str) -> N
     cid = manifest.to_block()[0]
     with pytest.raises(errors.TrustError, match=f"do not match manifest {cid}.*found {seen}"):
         verify_binpkg_bytes(manifest, cid, _chunks(data))
+
+
+def test_the_shims_check_decides_on_sha256_and_leaves_md5_sha1_to_portage() -> None:
+    manifest = hello_manifest()
+    # a manifest whose Portage digests are wrong but whose sha256 is right
+    odd = dataclasses.replace(manifest, md5=bytes(16), sha1=bytes(20))
+    cid = odd.to_block()[0]
+    shim = BinpkgVerifier(odd, cid, portage_digests=False)
+    shim.update(HELLO_BYTES)
+    shim.finish()
+    with pytest.raises(errors.TrustError, match="do not match manifest"):
+        verify_binpkg_bytes(odd, cid, _chunks(HELLO_BYTES))
+    # altered bytes: refused either way
+    bad = HELLO_BYTES[:-1] + b"O"
+    shim = BinpkgVerifier(manifest, cid, portage_digests=False)
+    shim.update(bad)
+    with pytest.raises(errors.TrustError, match="do not match manifest"):
+        shim.finish()
 
 
 def test_too_many_bytes_stop_the_stream_at_once() -> None:

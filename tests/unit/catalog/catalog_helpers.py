@@ -15,6 +15,7 @@ from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import index_key
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.store.memory import MemoryBlockStore
+from ipfsbin.trust.freshness import check_freshness
 from ipfsbin.trust.signing import Role
 from tests.unit.maintainer.maintainer_helpers import (
     BUILDER_X,
@@ -123,7 +124,16 @@ class Index:
         self.manifests[name] = entry.manifest
         return key
 
-    def head(self, **change: Any) -> FollowedHead:
+    def head(
+        self,
+        *,
+        now: int = NOW,
+        commit_expires: int = T0 + 7 * 86400,
+        root_expires: int = T0 + 365 * 86400,
+        allow_stale: bool = False,
+        **change: Any,
+    ) -> FollowedHead:
+        """The head as read by ``read_heads``: freshness is the follower's, at ``now``."""
         root = ProllyTree(self.store).build(
             sorted((k, e.to_dag()) for k, e in self.entries.items())
         )
@@ -133,9 +143,13 @@ class Index:
             "height": 3,
             "index_root": root,
             "commit_time": T0,
-            "commit_expires": T0 + 7 * 86400,
+            "freshness": check_freshness(
+                head_expires=commit_expires,
+                root_expires=root_expires,
+                now=now,
+                allow_stale=allow_stale,
+            ),
             "root_version": 1,
-            "root_expires": T0 + 365 * 86400,
             "builders": Role.of("builders", [BUILDER_X.key_id, BUILDER_Y.key_id], 1),
             "accepted_at": T0,
             "checked_at": T0,

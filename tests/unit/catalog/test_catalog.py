@@ -14,10 +14,11 @@ from ipfsbin.catalog import (
     build_catalog,
     check_policy,
     explain,
-    head_staleness,
+    head_refusal,
     parse_atom,
 )
 from ipfsbin.config import ClientPolicy
+from ipfsbin.descriptor.compat import UseConfig
 from ipfsbin.descriptor.model import SlotDep
 from ipfsbin.host.profile import HostInfo
 from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_info
@@ -32,12 +33,14 @@ from tests.unit.maintainer.maintainer_helpers import (
 
 def _catalog(index: Index, host: HostInfo | None = None, **kw: Any) -> Any:
     policy = kw.pop("policy", ClientPolicy())
+    now = kw.pop("now", NOW)
+    head = index.head(now=now, allow_stale=kw.pop("allow_stale", False), **kw.pop("head", {}))
     return build_catalog(
-        [index.head(**kw.pop("head", {}))],
+        [head],
         host=host or host_info(),
         policy=policy,
         cache=BuildCache(index.store),
-        now=kw.pop("now", NOW),
+        now=now,
         **kw,
     )
 
@@ -135,16 +138,20 @@ def test_stale_head_offers_nothing_unless_allowed() -> None:
     index.add("a", "app-misc/foo-1")
     late = T0 + 8 * 86400
     catalog = _catalog(index, now=late)
-    assert catalog.size == 0 and "expired" in (catalog.heads[0].stale or "")
+    stale = catalog.heads[0].stale or ""
+    assert catalog.size == 0 and "head commit expired at" in stale and "frozen" in stale
     assert _catalog(index, now=late, allow_stale=True).size == 1
     aged = _catalog(index, policy=ClientPolicy(max_head_age=600))
     assert aged.size == 0 and "max_head_age" in (aged.heads[0].stale or "")
 
 
-def test_head_staleness_root_expiry() -> None:
+def test_head_refusal_follows_the_followers_freshness() -> None:
     head = Index().head(root_expires=NOW - 1)
-    assert "trust root version 1 expired" in (head_staleness(head, now=NOW, max_age=None) or "")
-    assert head_staleness(head, now=NOW, max_age=None, allow_stale=True) is None
+    assert "trust root expired at" in (head_refusal(head, now=NOW, max_age=None) or "")
+    allowed = Index().head(root_expires=NOW - 1, allow_stale=True)
+    assert head_refusal(allowed, now=NOW, max_age=None) is None
+    unknown = dataclasses.replace(Index().head(), freshness=None)
+    assert "not recorded yet" in (head_refusal(unknown, now=NOW, max_age=None) or "")
 
 
 def test_undeliverable_build_is_withdrawn() -> None:
@@ -184,3 +191,31 @@ def test_documented_axes() -> None:
     doc = (Path(__file__).parents[3] / "schema/catalog.md").read_text()
     documented = [line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")]
     assert tuple(documented) == AXES
+
+
+def test_a_rebuild_after_a_sync_loads_only_the_new_build_and_rechecks_changed_use() -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    index.add("b", "app-misc/bar-1")
+    cache = BuildCache(index.store)
+    host = host_info()
+
+    def build(h: HostInfo) -> list[str]:
+        catalog = build_catalog([index.head()], host=h, policy=ClientPolicy(), cache=cache, now=NOW)
+        return sorted(o.cpv for o in catalog.offers["k51test"])
+
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1"] and cache.loaded == 2
+    index.add("c", "dev-libs/baz-2")
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1", "dev-libs/baz-2"]
+    assert cache.loaded == 3
+    # this host now wants other USE for foo only: foo's verdict is taken again, the rest kept
+    other = dataclasses.replace(
+        host,
+        use_reader=lambda cps: {
+            cp: UseConfig(use=frozenset() if cp == "app-misc/foo" else frozenset({"ssl"}),
+                          iuse=frozenset({"ssl"}))
+            for cp in cps
+        },
+    )  # fmt: skip
+    assert build(other) == ["app-misc/bar-1", "dev-libs/baz-2"]
+    assert build(host) == ["app-misc/bar-1", "app-misc/foo-1", "dev-libs/baz-2"]

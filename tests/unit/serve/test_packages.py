@@ -10,7 +10,7 @@ from portage.getbinpkg import PackageIndex
 
 from ipfsbin.catalog import BuildCache, Offer, build_catalog
 from ipfsbin.config import ClientPolicy
-from ipfsbin.serve.packages import MIN_STEP, PackagesFile, TimestampBook
+from ipfsbin.serve.packages import MIN_STEP, PackagesFile, TimestampBook, render_body
 from tests.unit.catalog.catalog_helpers import NOW, V3, Index, host_info
 
 
@@ -58,19 +58,30 @@ def test_portage_reads_what_is_served() -> None:
 def test_timestamp_kept_for_the_same_list_and_rises_for_a_new_one(tmp_path: Path) -> None:
     index = Index()
     index.add("a", "app-misc/foo-1")
-    first = _offers(index)
+    first = render_body(_offers(index))
     book = TimestampBook(tmp_path / "stamps.json")
     t1 = book.timestamp("k51test", first, now=1000)
     assert book.timestamp("k51test", first, now=5000) == t1 == 1000
     # a restarted server keeps it
     assert TimestampBook(tmp_path / "stamps.json").timestamp("k51test", first, now=9000) == 1000
     index.add("b", "dev-libs/bar-2")
-    second = _offers(index)
+    second = render_body(_offers(index))
     # a change within Portage's 5-second window still moves TIMESTAMP past it
     t2 = book.timestamp("k51test", second, now=1001)
     assert t2 == 1000 + MIN_STEP
     assert book.timestamp("k51test", first, now=1002) == t2 + MIN_STEP
-    assert book.timestamp("k51other", (), now=3000) == 3000
+    assert book.timestamp("k51other", b"", now=3000) == 3000
+
+
+def test_the_rendered_file_is_header_then_body(tmp_path: Path) -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    offers = _offers(index)
+    body = render_body(offers)
+    file = PackagesFile.render("k51test", offers, 1000, body=body)
+    assert file.text == PackagesFile.render("k51test", offers, 1000).text
+    assert file.text.endswith(body) and file.text.startswith(b"IPFSBIN_SUBSCRIPTION: k51test\n")
+    assert gzip.decompress(file.gz) == file.text
 
 
 GOLDEN = Path(__file__).parents[3] / "schema/examples/binhost/Packages"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from ipfsbin.descriptor.model import Descriptor
 from ipfsbin.errors import TrustError
 from ipfsbin.manifest import BinpkgVerifier
-from ipfsbin.serve.stream import ByteRange, parse_range, verified_range
+from ipfsbin.serve.stream import ByteRange, parse_range, read_ahead, verified_range
 from tests.unit.maintainer.maintainer_helpers import PLATFORM, make_manifest
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
@@ -21,8 +22,9 @@ MANIFEST = make_manifest(DESCRIPTOR, DATA)
 MANIFEST_CID = MANIFEST.to_block()[0]
 
 
-def _verifier() -> BinpkgVerifier:
-    return BinpkgVerifier(MANIFEST, MANIFEST_CID)
+def _verifier(*, portage_digests: bool = False) -> BinpkgVerifier:
+    """The shim's check (sha256 and size); Portage checks MD5/SHA-1 itself."""
+    return BinpkgVerifier(MANIFEST, MANIFEST_CID, portage_digests=portage_digests)
 
 
 def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
@@ -53,11 +55,13 @@ def test_ranges_are_sliced_and_checked(want: ByteRange) -> None:
     assert error is None and got == DATA[want.start : want.end + 1]
 
 
+@pytest.mark.parametrize("portage_digests", [False, True])
 @pytest.mark.parametrize("chunk", [1000, 10240, 7])
-def test_altered_bytes_never_arrive_complete(chunk: int) -> None:
+def test_altered_bytes_never_arrive_complete(chunk: int, portage_digests: bool) -> None:
     bad = bytearray(DATA)
     bad[5000] ^= 1
-    got, error = _collect(verified_range(_chunks(bytes(bad), chunk), _verifier()))
+    verifier = _verifier(portage_digests=portage_digests)
+    got, error = _collect(verified_range(_chunks(bytes(bad), chunk), verifier))
     assert isinstance(error, TrustError) and "do not match manifest" in error.message
     assert len(got) < len(DATA)
 
@@ -97,3 +101,29 @@ def test_parse_range(header: str | None, expected: ByteRange | None) -> None:
 def test_unsatisfiable_range(header: str) -> None:
     with pytest.raises(ValueError):
         parse_range(header, 1000)
+
+
+def test_read_ahead_passes_pieces_in_order_then_the_error() -> None:
+    bad = bytearray(DATA)
+    bad[-1] ^= 1
+    got, error = _collect(read_ahead(verified_range(_chunks(bytes(bad), 1000), _verifier())))
+    assert isinstance(error, TrustError) and got == DATA[:10000]  # the last piece held back
+    good, none = _collect(read_ahead(verified_range(_chunks(DATA, 7), _verifier())))
+    assert none is None and good == DATA
+
+
+def test_read_ahead_stops_reading_when_the_client_goes_away() -> None:
+    read: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            read.append(1)
+            yield b"x" * 10
+
+    stream = read_ahead(endless(), depth=2)
+    assert next(stream) == b"x" * 10
+    stream.close()
+    time.sleep(1.2)
+    settled = len(read)
+    time.sleep(0.6)
+    assert len(read) == settled <= 5

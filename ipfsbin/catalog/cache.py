@@ -1,0 +1,166 @@
+"""Verified builds loaded once and kept: a catalog rebuild after a sync touches only what changed.
+
+:class:`BuildCache` loads a build's manifest, descriptor, platform and
+attestations from a block store (each checked against its CID by the
+store) and keeps them, together with the parsed entries of every index leaf
+(by the leaf's CID) and the predicate's verdict on each build for the
+current host profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ipfsbin.catalog.fit import Refusal, check_fit
+from ipfsbin.codec.cid import CID
+from ipfsbin.descriptor.compat import HostProfile, UseConfig
+from ipfsbin.descriptor.model import Descriptor, Package, Platform
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.index._node import Node
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.keys import IndexKey, descriptor_digest, parse_index_key
+from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.manifest import Manifest
+from ipfsbin.store.base import BlockStore
+from ipfsbin.trust.attestation import Attestation, check_attestation
+from ipfsbin.trust.signing import Role, load_signed_blocks
+
+__all__ = ["Build", "BuildCache"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    """One index entry's verified objects and the builders that agree on its bytes."""
+
+    manifest_cid: CID
+    manifest: Manifest
+    package: Package
+    agreeing: tuple[str, ...]
+
+    @property
+    def build_time(self) -> int:
+        return int(self.manifest.portage.get("BUILD_TIME", "0") or 0)
+
+
+class BuildCache:
+    """Builds loaded from ``store``, by manifest, attestations and builders role.
+
+    Also kept from one catalog build to the next, because a head that moved
+    changes few entries: the parsed entries of each index leaf (by the
+    leaf's CID), and the predicate's verdict on each build for the last host
+    profile (dropped when the host changes; one package's verdicts also when
+    its own USE configuration does).
+    """
+
+    def __init__(self, store: BlockStore) -> None:
+        self.store = store
+        self._builds: dict[tuple[CID, tuple[CID, ...], Role], Build] = {}
+        self._platforms: dict[CID, Platform] = {}
+        self._used: set[tuple[CID, tuple[CID, ...], Role]] = set()
+        self._tree = ProllyTree(store)
+        self._leaves: dict[CID, list[tuple[IndexKey, IndexEntry]]] = {}
+        self._leaves_used: set[CID] = set()
+        self._fits: dict[CID, tuple[UseConfig | None, tuple[Refusal, ...]]] = {}
+        self._fits_for: tuple[HostProfile, frozenset[str]] | None = None
+        self._fit_profile: HostProfile | None = None
+        self.loaded = 0
+
+    def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
+        """Every entry of the index at ``index_root``, in key order (local blocks only)."""
+        yield from self._walk(self._tree.load(index_root))
+
+    def _walk(self, node: Node) -> Iterator[tuple[IndexKey, IndexEntry]]:
+        if node.level == 0:
+            yield from self._leaf(node)
+            return
+        for position, cid in enumerate(node.children):
+            # A leaf is its CID: whichever parent names it, it holds the same entries.
+            known = self._leaves.get(cid) if node.level == 1 else None
+            if known is not None:
+                self._leaves_used.add(cid)
+                yield from known
+            else:
+                yield from self._walk(self._tree.child(node, position))
+
+    def _leaf(self, node: Node) -> list[tuple[IndexKey, IndexEntry]]:
+        parsed = [
+            (parse_index_key(key), IndexEntry.from_dag(value))
+            for key, value in zip(node.keys, node.values, strict=True)
+        ]
+        self._leaves[node.cid] = parsed
+        self._leaves_used.add(node.cid)
+        return parsed
+
+    def fit(
+        self, build: Build, cp: str, profile: HostProfile, accept_chosts: frozenset[str]
+    ) -> tuple[Refusal, ...]:
+        """:func:`check_fit` of ``build`` (of package ``cp``) on ``profile``, remembered.
+
+        The USE configuration counts per package: a new package elsewhere in
+        the index does not make the verdicts on the others stale.
+        """
+        if profile is not self._fit_profile:
+            base = (dataclasses.replace(profile, use={}), accept_chosts)
+            if base != self._fits_for:
+                self._fits = {}
+                self._fits_for = base
+            self._fit_profile = profile
+        use = profile.use.get(cp)
+        found = self._fits.get(build.manifest_cid)
+        if found is None or found[0] != use:
+            found = (use, tuple(check_fit(build.package, profile, accept_chosts=accept_chosts)))
+            self._fits[build.manifest_cid] = found
+        return found[1]
+
+    def load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
+        """The build of ``entry``; ``IpfsbinError`` when a block is missing or malformed."""
+        ident = (entry.manifest, entry.attestations, builders)
+        self._used.add(ident)
+        found = self._builds.get(ident)
+        if found is None:
+            found = self._load(key, entry, builders)
+            self._builds[ident] = found
+            self.loaded += 1
+        return found
+
+    def forget_unused(self) -> None:
+        """Drop what the last round did not ask for (entries gone from every head)."""
+        self._builds = {k: v for k, v in self._builds.items() if k in self._used}
+        self._used = set()
+        self._leaves = {k: v for k, v in self._leaves.items() if k in self._leaves_used}
+        self._leaves_used = set()
+        kept = {key[0] for key in self._builds}
+        self._fits = {k: v for k, v in self._fits.items() if k in kept}
+
+    def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
+        manifest = Manifest.from_block(entry.manifest, self.store.get(entry.manifest))
+        descriptor = Descriptor.from_block(manifest.descriptor, self.store.get(manifest.descriptor))
+        platform = self._platforms.get(descriptor.platform)
+        if platform is None:
+            platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
+            self._platforms[descriptor.platform] = platform
+        if manifest.cpv != key.cpv or descriptor.cpv != key.cpv:
+            raise _Inconsistent(f"index key names {key.cpv}, its manifest {manifest.cpv}")
+        if descriptor_digest(manifest.descriptor) != key.descriptor_digest:
+            raise _Inconsistent(f"index key {key} does not name its manifest's descriptor")
+        agreeing: set[str] = set()
+        for link in entry.attestations:
+            envelope, payload = load_signed_blocks(self.store, link)
+            attestation = Attestation.from_blocks(envelope, payload, cid=link)
+            check = check_attestation(
+                attestation, role=builders, manifest=(entry.manifest, manifest)
+            )
+            if check.manifest_ok:
+                agreeing.update(check.valid)
+        return Build(
+            manifest_cid=entry.manifest,
+            manifest=manifest,
+            package=Package(descriptor=descriptor, platform=platform),
+            agreeing=tuple(sorted(agreeing)),
+        )
+
+
+class _Inconsistent(IpfsbinError):
+    """An index key that does not describe the entry stored under it."""

@@ -1,0 +1,175 @@
+"""Where the shim reads a binpkg's bytes: the local Kubo node's gateway, else its RPC ``cat``.
+
+Neither is trusted: :mod:`ipfsbin.serve.stream` checks every byte against
+the signed manifest. The gateway is the fast path. Measured on the 2-core
+development machine for a 200 MB file with local blocks: RPC ``cat``
+0.08 GB/s (Kubo sends it in 4 KiB pieces), the gateway read with httpx
+0.18-0.30 GB/s, the gateway read with ``http.client`` in large reads
+0.59 GB/s. So the gateway is read with ``http.client``: a plain GET of
+``/ipfs/<cid>`` on loopback needs nothing httpx adds.
+
+The gateway's address is found once at start-up (:func:`find_gateway`);
+when there is none, or it answers anything but 200 before the first byte,
+the RPC ``cat`` serves that download.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import KuboError, KuboStreamError
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.daemon import API_ENV, user_repo_path
+
+__all__ = [
+    "CHUNK",
+    "GATEWAY_ENV",
+    "GatewaySource",
+    "KuboSource",
+    "find_gateway",
+    "gateway_from_multiaddr",
+]
+
+GATEWAY_ENV: Final = "IPFSBIN_GATEWAY"
+CHUNK: Final = 1 << 18
+"""Bytes per read. With 1 MiB reads, 16 parallel downloads peaked at 184 MB RSS;
+with 256 KiB at 89 MB, at the same or better throughput (bench, same machine)."""
+_log = logging.getLogger("ipfsbin.serve")
+
+
+class KuboSource:
+    """Binpkg bytes through Kubo's RPC ``cat`` (from the local repo, or fetched from peers)."""
+
+    def __init__(self, client: KuboClient) -> None:
+        self.client = client
+
+    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
+        return self.client.cat(cid, expected_size=size, chunk_size=CHUNK)
+
+
+class _GatewayRefused(Exception):
+    """The gateway did not start an answer (down, or not 200): use the RPC instead."""
+
+
+class GatewaySource:
+    """Binpkg bytes through the local Kubo node's own HTTP gateway, in :data:`CHUNK` reads.
+
+    Falls back to ``fallback`` (RPC ``cat``) when the gateway cannot be
+    reached or does not answer 200; once bytes flow, a failure is the
+    download's (``KuboStreamError``), as with the RPC.
+    """
+
+    def __init__(self, base_url: str, fallback: KuboSource, *, timeout: float = 120.0) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the Kubo gateway must be an http:// URL, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._prefix = parts.path.rstrip("/")
+        self.fallback = fallback
+        self.timeout = timeout
+
+    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
+        try:
+            conn, answer = self._open(cid)
+        except _GatewayRefused as exc:
+            _log.warning(
+                "gateway read refused, using the RPC",
+                extra={"fields": {"cid": str(cid), "gateway": self.base_url, "why": str(exc)}},
+            )
+            yield from self.fallback.chunks(cid, size)
+            return
+        try:
+            yield from _body(cid, answer, size, self.base_url)
+        finally:
+            conn.close()
+
+    def _open(self, cid: CID) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        try:
+            conn.request("GET", f"{self._prefix}/ipfs/{cid}", headers={"Accept": "*/*"})
+            answer = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise _GatewayRefused(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status != 200:
+            conn.close()
+            raise _GatewayRefused(f"HTTP {answer.status} {answer.reason}")
+        return conn, answer
+
+
+def _body(cid: CID, answer: http.client.HTTPResponse, size: int, where: str) -> Iterator[bytes]:
+    got = 0
+    try:
+        while got < size:
+            chunk = answer.read(min(CHUNK, size - got))
+            if not chunk:
+                break
+            got += len(chunk)
+            yield chunk
+        if got == size and answer.read(1):
+            raise KuboStreamError(f"kubo gateway {where}/ipfs/{cid}: more than {size} bytes")
+    except (OSError, http.client.HTTPException) as exc:
+        raise KuboStreamError(
+            f"kubo gateway {where}/ipfs/{cid}: the stream broke after {got} of {size} bytes "
+            f"({type(exc).__name__})",
+            hint="the Kubo daemon may have stopped; try again once it runs",
+        ) from exc
+    if got != size:
+        raise KuboStreamError(
+            f"kubo gateway {where}/ipfs/{cid}: the stream ended after {got} of {size} bytes",
+            hint="the Kubo daemon may have stopped or lost the data; try again",
+        )
+
+
+def gateway_from_multiaddr(addr: str) -> str | None:
+    """``/ip4/H/tcp/P`` (or ip6/dns) → ``http://H:P``; None for port 0 or another shape."""
+    parts = addr.strip().split("/")
+    if len(parts) < 5 or parts[0] or parts[3] != "tcp" or not parts[4].isdigit():
+        return None
+    kind, host, port = parts[1], parts[2], int(parts[4])
+    if port == 0 or kind not in ("ip4", "ip6", "dns", "dns4", "dns6"):
+        return None
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a listen-everywhere address, reached on loopback
+        host = "127.0.0.1" if kind == "ip4" else "::1"
+    return f"http://[{host}]:{port}" if kind == "ip6" else f"http://{host}:{port}"
+
+
+def find_gateway(client: KuboClient) -> str | None:
+    """The local Kubo node's gateway URL, or None (then the RPC ``cat`` serves).
+
+    ``IPFSBIN_GATEWAY`` first; for the managed node (no ``IPFSBIN_API``), the
+    address its daemon wrote to ``<repo>/gateway``; else ``Addresses.Gateway``
+    from the daemon's config when it names a fixed port.
+    """
+    override = os.environ.get(GATEWAY_ENV, "").strip()
+    if override:
+        return override.rstrip("/")
+    if not os.environ.get(API_ENV, "").strip():
+        written = _read(user_repo_path() / "gateway")
+        if written:
+            return written.rstrip("/")
+    try:
+        value = client.config_get("Addresses.Gateway")
+    except KuboError:
+        return None
+    for addr in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+        url = gateway_from_multiaddr(str(addr))
+        if url is not None:
+            return url
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""

@@ -1,0 +1,100 @@
+"""The shim's byte sources against a real Kubo node: its gateway first, its RPC ``cat`` after."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+
+import pytest
+
+from ipfsbin.codec.cid import CID
+from ipfsbin.errors import KuboStreamError, KuboUnavailableError
+from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.serve.sources import CHUNK, GATEWAY_ENV, GatewaySource, KuboSource, find_gateway
+
+pytestmark = pytest.mark.integration
+
+SIZE = 5 * (1 << 20) + 12345
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def added(kubo_node: ManagedNode) -> tuple[CID, bytes]:
+    data = os.urandom(SIZE)
+    with kubo_node.client() as client:
+        cid = client.add(iter([data]), pin=True, chunker="size-1048576").cid
+    return cid, data
+
+
+def test_the_gateway_hands_over_the_file_in_large_pieces(
+    kubo_node: ManagedNode, added: tuple[CID, bytes]
+) -> None:
+    cid, data = added
+    with kubo_node.client() as client:
+        source = GatewaySource(kubo_node.gateway_url, KuboSource(client))
+        pieces = list(source.chunks(cid, SIZE))
+    assert hashlib.sha256(b"".join(pieces)).digest() == hashlib.sha256(data).digest()
+    assert max(len(p) for p in pieces) == CHUNK
+
+
+def test_no_gateway_there_falls_back_to_the_rpc(
+    kubo_node: ManagedNode, added: tuple[CID, bytes]
+) -> None:
+    cid, data = added
+    with kubo_node.client() as client:
+        source = GatewaySource(f"http://127.0.0.1:{_closed_port()}", KuboSource(client))
+        assert b"".join(source.chunks(cid, SIZE)) == data
+
+
+def test_a_size_the_gateway_does_not_deliver_is_an_error(
+    kubo_node: ManagedNode, added: tuple[CID, bytes]
+) -> None:
+    cid, _ = added
+    with kubo_node.client() as client:
+        source = GatewaySource(kubo_node.gateway_url, KuboSource(client))
+        with pytest.raises(KuboStreamError, match=f"after {SIZE} of {SIZE + 1} bytes"):
+            b"".join(source.chunks(cid, SIZE + 1))
+        with pytest.raises(KuboStreamError, match=f"more than {SIZE - 1} bytes"):
+            b"".join(source.chunks(cid, SIZE - 1))
+
+
+def test_where_the_gateway_is_found(
+    kubo_node: ManagedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IPFSBIN_API", kubo_node.api_multiaddr)
+    monkeypatch.delenv(GATEWAY_ENV, raising=False)
+    with kubo_node.client() as client:
+        # the test node listens on an OS-chosen port: its config names port 0
+        assert find_gateway(client) is None
+        monkeypatch.setenv(GATEWAY_ENV, kubo_node.gateway_url)
+        assert find_gateway(client) == kubo_node.gateway_url.rstrip("/")
+        monkeypatch.delenv(GATEWAY_ENV)
+        kubo_node.run("config", "--json", "Addresses.Gateway", '["/ip4/0.0.0.0/tcp/8089"]')
+        try:
+            assert find_gateway(client) == "http://127.0.0.1:8089"
+        finally:
+            kubo_node.run("config", "Addresses.Gateway", "/ip4/127.0.0.1/tcp/0")
+
+
+@pytest.mark.slow
+def test_kubo_stopped_mid_read_is_an_error_never_a_short_file(kubo_nodes) -> None:  # type: ignore[no-untyped-def]
+    (node,) = kubo_nodes(1, connect=False)
+    size = 64 * (1 << 20)
+    with node.client() as client:
+        cid = client.add(iter(os.urandom(1 << 20) for _ in range(64)), pin=True).cid
+        source = GatewaySource(node.gateway_url, KuboSource(client))
+        received = 0
+        with pytest.raises((KuboStreamError, KuboUnavailableError)) as caught:
+            for chunk in source.chunks(cid, size):
+                if received == 0:
+                    node.kill()
+                received += len(chunk)
+        assert received < size
+        assert "Kubo" in caught.value.message or "kubo" in caught.value.message
