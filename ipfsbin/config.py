@@ -26,6 +26,14 @@ by key within each table. ``IPFSBIN_SYSTEM_CONFIG`` names another system file
     [sharing]                   # what is shared, and the filters (each one switched off here)
     pkgdir = "/var/cache/binpkgs"
 
+    [prefetch]
+    mode = "off"                # "@world" or "@installed": fetch updates when a head moves
+    budget = "2G"               # most bytes prefetched packages may hold
+    rate = "10M"                # most bytes a second prefetch reads
+
+    [gc]
+    keep_size = ""              # budget for kept packages (`ipfsbin gc`); empty: no limit
+
 Unknown tables and keys are refused, so a misspelt knob never silently keeps
 its default.
 """
@@ -49,6 +57,7 @@ __all__ = [
     "ClientConfig",
     "ClientPolicy",
     "GcConfig",
+    "PrefetchConfig",
     "ServeConfig",
     "ShareConfig",
     "config_paths",
@@ -64,6 +73,7 @@ _KEYS: Final = {
     "policy": frozenset({"min_builders", "allowed_builders", "max_head_age", "sharing"}),
     "serve": frozenset({"listen", "subscriptions"}),
     "host": frozenset({"target", "replica"}),
+    "prefetch": frozenset({"mode", "budget", "rate"}),
     "gc": frozenset({"keep_size"}),
     "sharing": frozenset(
         {
@@ -84,6 +94,7 @@ DEFAULT_PKGDIR: Final = Path("/var/cache/binpkgs")
 _REPLICAS: Final = ("host", "full")
 _SIZE: Final = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:i?B)?$", re.IGNORECASE)
 _SIZE_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+PREFETCH_MODES: Final = ("off", "@world", "@installed")
 _DURATION: Final = re.compile(r"(\d+)(s|m|h|d)")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LISTEN: Final = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>\d{1,5})$")
@@ -113,6 +124,24 @@ def parse_size(text: str | int, what: str) -> int:
     if match is None:
         raise ConfigError(f"{what} is {text!r}, expected a size such as 500M, 2G or 1.5GiB")
     return int(float(match["number"]) * _SIZE_UNITS[match["unit"].upper()])
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefetchConfig:
+    """Fetching updates of installed packages when a head moves (``sync --follow``)."""
+
+    mode: str = "off"
+    """``off``, ``@world`` (the world file's packages) or ``@installed`` (every package)."""
+    budget: int = 2 << 30
+    """Most bytes the prefetched packages may hold together."""
+    rate: int = 10 << 20
+    """Most bytes a second prefetch reads (0: no cap)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in PREFETCH_MODES:
+            raise ConfigError(
+                f"prefetch.mode is {self.mode!r}, expected one of {', '.join(PREFETCH_MODES)}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +228,7 @@ class ClientConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     target: str | None = None
     """The microarchitecture to assume instead of this CPU's (None: detect)."""
+    prefetch: PrefetchConfig = field(default_factory=PrefetchConfig)
     gc: GcConfig = field(default_factory=GcConfig)
     replica: str = "host"
     """How much of each index to keep: ``host`` (the platforms this host could use), ``full``."""
@@ -276,6 +306,7 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
     target = host.get("target") or None
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"host.target must be a string, got {target!r}")
+    prefetch = merged["prefetch"]
     keep_size = merged["gc"].get("keep_size") or None
     replica = host.get("replica", "host")
     if replica not in _REPLICAS:
@@ -284,6 +315,11 @@ def parse_config(tables: list[tuple[Path, Mapping[str, Any]]]) -> ClientConfig:
             hint='"host" keeps the platforms this host could use; "full" the whole index',
         )
     return ClientConfig(
+        prefetch=PrefetchConfig(
+            mode=prefetch.get("mode", "off"),
+            budget=parse_size(prefetch.get("budget", "2G"), "prefetch.budget"),
+            rate=parse_size(prefetch.get("rate", "10M"), "prefetch.rate"),
+        ),
         gc=GcConfig(keep_size=None if keep_size is None else parse_size(keep_size, "gc.keep_size")),
         share=_share(merged[""].get("share", False), merged["sharing"]),
         policy=ClientPolicy(

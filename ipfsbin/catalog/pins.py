@@ -2,8 +2,10 @@
 
 A pin fetches a build's binpkg (Kubo asks its peers), checks every byte
 against the signed manifest (:class:`~ipfsbin.manifest.BinpkgVerifier`)
-and keeps it under a recursive pin named ``ipfsbin:pin:<manifest CID>``, so
-this host seeds it to others and can install it offline. Pins are listed in
+and keeps it under a recursive pin held in the node's pin ledger as
+``ipfsbin:pin:<manifest CID>`` (so a binpkg also prefetched or kept by ``gc``
+stays pinned when one of them lets go), so this host seeds it to others and
+can install it offline. Pins are listed in
 ``<data dir>/user-pins.sqlite``. They follow the index: :func:`prune_pins`, run
 after every sync, unpins what no followed head lists as ``ok`` any more (a
 yanked or removed entry).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,12 +29,13 @@ from ipfsbin import _sqlite, paths
 from ipfsbin.catalog.build import Catalog, Offer, parse_atom
 from ipfsbin.catalog.heads import FollowedHead, read_heads
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import IpfsbinError, KuboCommandError, SubscriptionError, TrustError
+from ipfsbin.errors import IpfsbinError, SubscriptionError, TrustError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.kubo import gclock
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.pins import pin_name
+from ipfsbin.kubo.pins import PinLedger, pin_name
 from ipfsbin.manifest import BinpkgVerifier
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe.follower import Follower
@@ -41,11 +44,15 @@ __all__ = [
     "PinBook",
     "PinOutcome",
     "PinnedBuild",
+    "fetch_verify_pin",
     "pin_offers",
+    "pinned_build",
+    "release_pins",
     "prune_after_sync",
     "prune_pins",
     "select_offers",
     "unpin_selected",
+    "world_cps",
 ]
 
 _MIGRATIONS: Final = (
@@ -141,7 +148,7 @@ def _row(row: sqlite3.Row | tuple[str, str, str, str, int]) -> PinnedBuild:
 def _matcher(selector: str, host: HostInfo) -> Callable[[str], bool]:
     """A test on CPVs for one selector; ``ValueError`` for one that is not understood."""
     if selector in ("@world", "@selected"):
-        wanted = {_cp_of(atom) for atom in host.world}
+        wanted = world_cps(host)
         return lambda cpv: _cp(cpv) in wanted
     if selector == "@installed":
         return lambda cpv: _cp(cpv) in host.installed
@@ -170,6 +177,11 @@ def _cp_of(atom: str) -> str:
         return _cp(text)
     except ValueError:
         return text
+
+
+def world_cps(host: HostInfo) -> frozenset[str]:
+    """The ``category/package`` of every atom in the world file."""
+    return frozenset(_cp_of(atom) for atom in host.world)
 
 
 def select_offers(
@@ -205,37 +217,79 @@ def _verify_local(client: KuboClient, offer: Offer) -> None:
     verifier.finish()
 
 
+def _throttled(chunks: Iterable[bytes], rate: float) -> Iterator[bytes]:
+    """``chunks`` at most ``rate`` bytes a second on average (Kubo fetches as they are read)."""
+    started = time.monotonic()
+    got = 0
+    for chunk in chunks:
+        got += len(chunk)
+        yield chunk
+        ahead = got / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def fetch_verify_pin(
+    client: KuboClient,
+    ledger: PinLedger,
+    offer: Offer,
+    *,
+    holder: str,
+    rate: float | None = None,
+) -> None:
+    """Fetch ``offer``'s binpkg, check every byte against its signed manifest, pin it for
+    ``holder`` in the node's pin ledger; ``TrustError`` (nothing kept) when the bytes differ.
+
+    Without ``rate`` Kubo fetches the file in bulk while pinning and the bytes are
+    checked from the local repo (unpinned again if they fail); with ``rate``
+    (bytes a second) the bytes are streamed at that pace through the check and
+    pinned only when it passed (prefetch). Either way repo GC is held off
+    until the pin is made (:mod:`ipfsbin.kubo.gclock`).
+    """
+    manifest = offer.build.manifest
+    with gclock.fetching():
+        if rate is None:
+            ledger.hold(holder, [manifest.binpkg], recursive=True)
+            try:
+                _verify_local(client, offer)
+            except TrustError:
+                ledger.release(holder, [manifest.binpkg])
+                raise
+            return
+        verifier = BinpkgVerifier(manifest, offer.build.manifest_cid)
+        stream = client.cat(manifest.binpkg, expected_size=manifest.size, chunk_size=1 << 20)
+        for chunk in _throttled(stream, rate):
+            verifier.update(chunk)
+        verifier.finish()
+        ledger.hold(holder, [manifest.binpkg], recursive=True)
+
+
+def pinned_build(offer: Offer) -> PinnedBuild:
+    """What :class:`PinBook` (and the prefetch list) records of ``offer``."""
+    manifest = offer.build.manifest
+    return PinnedBuild(
+        manifest=offer.build.manifest_cid,
+        binpkg=manifest.binpkg,
+        cpv=offer.cpv,
+        subscription=offer.subscription,
+        size=manifest.size,
+    )
+
+
 def pin_offers(
     client: KuboClient,
     book: PinBook,
     offers: Iterable[Offer],
     *,
     progress: Callable[[Offer], None] | None = None,
-    timeout: float = 600.0,
 ) -> list[PinOutcome]:
     """Fetch, check and pin each offer's binpkg; a build that fails the check is not kept."""
+    ledger = PinLedger(client)
     outcomes = []
     for offer in offers:
-        manifest = offer.build.manifest
-        build = PinnedBuild(
-            manifest=offer.build.manifest_cid,
-            binpkg=manifest.binpkg,
-            cpv=offer.cpv,
-            subscription=offer.subscription,
-            size=manifest.size,
-        )
+        build = pinned_build(offer)
         try:
-            client.pin_add(
-                [manifest.binpkg],
-                recursive=True,
-                name=pin_name("pin", str(build.manifest)),
-                timeout=timeout,
-            )
-            try:
-                _verify_local(client, offer)
-            except TrustError:
-                _unpin(client, manifest.binpkg)
-                raise
+            fetch_verify_pin(client, ledger, offer, holder=pin_name("pin", str(build.manifest)))
         except IpfsbinError as exc:
             outcomes.append(
                 PinOutcome(build=build, ok=False, error=f"{type(exc).__name__}: {exc.message}")
@@ -248,21 +302,16 @@ def pin_offers(
     return outcomes
 
 
-def _unpin(client: KuboClient, cid: CID) -> None:
-    try:
-        client.pin_rm([cid], recursive=True)
-    except KuboCommandError as exc:
-        if "not pinned" not in exc.kubo_message:
-            raise
-
-
-def _release(client: KuboClient, book: PinBook, builds: Iterable[PinnedBuild]) -> list[PinnedBuild]:
+def release_pins(
+    client: KuboClient, book: PinBook, builds: Iterable[PinnedBuild]
+) -> list[PinnedBuild]:
+    """Unlist and unpin (through the ledger) the user's pinned ``builds``; returns them."""
+    # through the ledger: a binpkg that is also prefetched or kept by gc stays pinned
+    ledger = PinLedger(client)
     done = []
     for build in builds:
         book.remove(build.manifest)
-        # another pinned manifest may name the same file
-        if all(p.binpkg != build.binpkg for p in book.all()):
-            _unpin(client, build.binpkg)
+        ledger.release(pin_name("pin", str(build.manifest)), [build.binpkg])
         done.append(build)
     return done
 
@@ -272,7 +321,7 @@ def unpin_selected(
 ) -> list[PinnedBuild]:
     """Unpin the pinned builds a selector names; returns them."""
     tests = [_matcher(s, host) for s in selectors]
-    return _release(client, book, [p for p in book.all() if any(t(p.cpv) for t in tests)])
+    return release_pins(client, book, [p for p in book.all() if any(t(p.cpv) for t in tests)])
 
 
 def prune_pins(
@@ -288,7 +337,7 @@ def prune_pins(
             entry = IndexEntry.from_dag(value)
             if entry.state == "ok":
                 listed.add(entry.manifest)
-    return _release(client, book, [p for p in pinned if p.manifest not in listed])
+    return release_pins(client, book, [p for p in pinned if p.manifest not in listed])
 
 
 def prune_after_sync(follower: Follower, connect: Callable[[], KuboClient]) -> list[PinnedBuild]:

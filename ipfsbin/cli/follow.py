@@ -18,13 +18,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ipfsbin.catalog.pins import prune_after_sync
+from ipfsbin.catalog.pins import PinnedBuild, prune_after_sync
 from ipfsbin.cli.output import JsonOpt, emit
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import load_config
 from ipfsbin.errors import CodecError, IpfsbinError
 from ipfsbin.host.profile import read_host
 from ipfsbin.kubo.daemon import connect
+from ipfsbin.prefetch import Prefetcher, PrefetchOutcome, prefetch_round, read_prefetched
 from ipfsbin.subscribe import (
     REPLICA_POLICIES,
     FollowConfig,
@@ -264,6 +265,25 @@ def _render_all(results: list[SyncResult]) -> Callable[[Any], str]:
     return lambda _: "\n".join(_render_result(r) for r in results)
 
 
+def _report_prefetch(outcomes: list[PrefetchOutcome]) -> None:
+    for outcome in outcomes:
+        build = outcome.build
+        if outcome.state == "ready":
+            text = f"prefetched {build.cpv} ({build.size} bytes, {outcome.reason}): ready"
+        else:
+            text = f"prefetch of {build.cpv} {outcome.state}: {outcome.reason}"
+        sys.stderr.write(f"ipfsbin: {text}\n")
+    sys.stderr.flush()
+
+
+def _prefetcher(follower: Follower) -> Prefetcher | None:
+    """The background prefetch of ``sync --follow``, when the configuration turns it on."""
+    config = load_config()
+    if config.prefetch.mode == "off" or follower.config.gateway is not None:
+        return None
+    return Prefetcher(lambda: prefetch_round(config, connect), on_done=_report_prefetch)
+
+
 def stop_on_signal() -> threading.Event:
     """An event SIGTERM and SIGINT set: a service loop ends its round and returns."""
     stop = threading.Event()
@@ -278,9 +298,14 @@ def stop_on_signal() -> threading.Event:
 
 def _follow(follower: Follower, pause: float, as_json: bool) -> None:
     stop = stop_on_signal()
+    prefetcher = _prefetcher(follower)
 
     def show(results: list[SyncResult]) -> None:
         _prune_pins(follower, results)
+        if prefetcher is not None and (
+            prefetcher.rounds == 0 or any(r.outcome == "accepted" for r in results)
+        ):
+            prefetcher.request()  # in the background: the next sync never waits for it
         for result in results:
             if as_json:
                 sys.stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
@@ -288,7 +313,11 @@ def _follow(follower: Follower, pause: float, as_json: bool) -> None:
                 sys.stdout.write(_render_result(result) + "\n")
             sys.stdout.flush()
 
-    follower.follow(show, interval=pause, stop=stop)
+    try:
+        follower.follow(show, interval=pause, stop=stop)
+    finally:
+        if prefetcher is not None:
+            prefetcher.stop()
 
 
 def status(as_json: JsonOpt = False) -> None:
@@ -296,15 +325,30 @@ def status(as_json: JsonOpt = False) -> None:
     with Follower(_client()) as follower:
         subs = follower.subscriptions()
         held = {h.name: h for h in follower.holdings()}
+    prefetched: dict[str, list[PinnedBuild]] = {}
+    for build in read_prefetched():
+        prefetched.setdefault(build.subscription, []).append(build)
     now = time.time()
     emit(
-        [{**s.to_json(now=now), "held": held[s.name].to_json()} for s in subs],
+        [
+            {
+                **s.to_json(now=now),
+                "held": held[s.name].to_json(),
+                "prefetched": [b.to_json() for b in prefetched.get(s.name, [])],
+            }
+            for s in subs
+        ],
         as_json,
-        lambda _: _render_status(subs, now, held),
+        lambda _: _render_status(subs, now, held, prefetched),
     )
 
 
-def _render_status(subs: list[Subscription], now: float, held: Mapping[str, Holding]) -> str:
+def _render_status(
+    subs: list[Subscription],
+    now: float,
+    held: Mapping[str, Holding],
+    prefetched: Mapping[str, list[PinnedBuild]],
+) -> str:
     if not subs:
         return "no subscriptions (add one with `ipfsbin subscribe NAME --root CID`)"
     lines = []
@@ -317,6 +361,11 @@ def _render_status(subs: list[Subscription], now: float, held: Mapping[str, Hold
         lines.append(f"  accepted: {_when(sub.accepted_at)}")
         lines.append(f"  checked:  {_when(sub.checked_at)}")
         lines.append(f"  held:     {held[sub.name].describe()}")
+        ready = prefetched.get(sub.name, [])
+        if ready:
+            size = sum(b.size for b in ready)
+            lines.append(f"  prefetched, verified and ready: {len(ready)} package(s), {size} bytes")
+            lines += [f"            {b.cpv} ({b.size} bytes)" for b in ready]
         if sub.error is not None:
             lines.append(f"  error:    {sub.error} (at {_when(sub.error_at)})")
     return "\n".join(lines)

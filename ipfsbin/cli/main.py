@@ -53,6 +53,7 @@ def _register() -> None:
     from ipfsbin.cli import client as client_cmds
     from ipfsbin.cli import feed as feed_cmds
     from ipfsbin.cli import follow as follow_cmds
+    from ipfsbin.cli import gc as gc_cmds
     from ipfsbin.cli import health as health_cmds
     from ipfsbin.cli import index as index_cmds
     from ipfsbin.cli import key as key_cmds
@@ -88,6 +89,7 @@ def _register() -> None:
     app.command("mirror")(mirror_cmds.mirror)
     app.command("doctor")(health_cmds.doctor)
     app.command("weather")(health_cmds.weather)
+    app.command("gc")(gc_cmds.gc)
 
 
 _register()

@@ -6,40 +6,19 @@ Registered as top-level commands by ``ipfsbin.cli.main``.
 from __future__ import annotations
 
 import sys
-import time
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
-from ipfsbin.catalog import BuildCache, Catalog, build_catalog, read_heads
+from ipfsbin.catalog.current import current_catalog
 from ipfsbin.catalog.pins import PinBook, pin_offers, select_offers, unpin_selected
 from ipfsbin.cli.output import JsonOpt, emit
-from ipfsbin.config import ClientConfig, load_config
-from ipfsbin.errors import SubscriptionError
-from ipfsbin.host.profile import HostInfo, read_host
-from ipfsbin.kubo.client import KuboClient
+from ipfsbin.config import load_config
+from ipfsbin.host.profile import read_host
 from ipfsbin.kubo.daemon import connect
-from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follower import Follower
 
 __all__ = ["pin", "unpin"]
-
-
-def _catalog_now(
-    info: HostInfo, config: ClientConfig, follower: Follower, client: KuboClient
-) -> Catalog:
-    subs = follower.subscriptions()
-    if not subs:
-        raise SubscriptionError(
-            "no subscriptions", hint="subscribe first: `ipfsbin subscribe NAME --root CID`"
-        )
-    now = time.time()
-    heads = read_heads(
-        subs, follower.held_blocks(), freshness=lambda name: follower.freshness(name, now=now)
-    )
-    cache = BuildCache(KuboBlockStore(client, offline=False, fetch_timeout=timedelta(seconds=30)))
-    return build_catalog(heads, host=info, policy=config.policy, cache=cache, now=now)
 
 
 def _render_pins(result: dict[str, Any]) -> str:
@@ -77,7 +56,7 @@ def pin(
     config = load_config()
     info = read_host(target=config.target)
     with Follower() as follower, connect() as client, PinBook() as book:
-        catalog = _catalog_now(info, config, follower, client)
+        catalog = current_catalog(follower, client, host=info, policy=config.policy)
         try:
             offers = select_offers(catalog, wanted, info, all_compatible=all_compatible)
         except ValueError as exc:

@@ -30,17 +30,44 @@ from types import MappingProxyType
 from typing import Any
 
 from ipfsbin.descriptor.compat import Compatibility, HostProfile, UseConfig, check_platform
+from ipfsbin.descriptor.cpv import split_cpv
+from ipfsbin.descriptor.depstr import merge_slot_deps
 from ipfsbin.descriptor.isa import host_cpu_features, target_cpu_features
 from ipfsbin.descriptor.model import OptProfile, Platform
 from ipfsbin.descriptor.profile import normalize_cflags
 from ipfsbin.errors import DescriptorError, HostError
 from ipfsbin.host.facts import detect_compiler, detect_libc, host_target
 
-__all__ = ["HostInfo", "installed_binaries", "portage_config_root", "portage_pkgdir", "read_host"]
+__all__ = [
+    "HostInfo",
+    "InstalledPackage",
+    "installed_binaries",
+    "portage_config_root",
+    "portage_pkgdir",
+    "read_host",
+]
 
 _VERSION = re.compile(r"^\d+(?:\.\d+)*")
 _LIBCS = (("glibc", "sys-libs/glibc"), ("musl", "sys-libs/musl"))
 _COMPILERS = (("gcc", "sys-devel/gcc"), ("clang", "llvm-core/clang"), ("clang", "sys-devel/clang"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstalledPackage:
+    """One installed package as the installed-packages database records it."""
+
+    cpv: str
+    slot: str
+    subslot: str
+    use: frozenset[str]
+    """Its enabled USE flags (all of them, as vardb lists them)."""
+    deps: frozenset[tuple[str, str, str]]
+    """The ``:=`` dependencies it was built against: (category/package, slot, subslot)."""
+
+    @property
+    def cp(self) -> str:
+        category, package, _ = split_cpv(self.cpv)
+        return f"{category}/{package}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +96,8 @@ class HostInfo:
     """category/package -> {SLOT: SUBSLOT} of every installed package."""
     world: tuple[str, ...] = ()
     """The atoms of the world file (``@world``'s selected packages)."""
+    packages: tuple[InstalledPackage, ...] = ()
+    """Every installed package: version, USE and the sub-slots it was built against."""
     sources: Mapping[str, str]
     """Where libc and compiler were read: ``vardb`` or ``system``."""
     watched: tuple[str, ...] = ()
@@ -218,6 +247,30 @@ def _installed(vardb: Any) -> dict[str, dict[str, str]]:
     return found
 
 
+def _packages(vardb: Any) -> tuple[InstalledPackage, ...]:
+    found = []
+    for cpv in sorted(vardb.cpv_all()):
+        slot_text, use_text, rdepend, depend, bdepend = vardb.aux_get(
+            cpv, ["SLOT", "USE", "RDEPEND", "DEPEND", "BDEPEND"]
+        )
+        slot, _, subslot = slot_text.strip().partition("/")
+        use = frozenset(use_text.split())
+        try:
+            deps = merge_slot_deps(rdepend=rdepend, depend=depend, bdepend=bdepend, use=use)
+        except DescriptorError:
+            deps = ()  # a record the tokenizer cannot read: compared as "no := deps"
+        found.append(
+            InstalledPackage(
+                cpv=str(cpv),
+                slot=slot or "0",
+                subslot=subslot or slot or "0",
+                use=use,
+                deps=frozenset((d.name, d.slot, d.subslot) for d in deps),
+            )
+        )
+    return tuple(found)
+
+
 def _profile_name(settings: Any) -> str:
     path = os.path.realpath(settings.profile_path) if settings.profile_path else ""
     marker = "/profiles/"
@@ -316,6 +369,7 @@ def read_host(*, config_root: str | None = None, target: str | None = None) -> H
         use=tuple(sorted(settings.get("USE", "").split())),
         installed=MappingProxyType(_installed(handle.vardb)),
         world=_world(settings),
+        packages=_packages(handle.vardb),
         sources=MappingProxyType({"libc": libc_source, "compiler": compiler_source}),
         watched=_watched(settings),
         use_reader=lambda cps: _use_for(handle, cps),

@@ -59,6 +59,17 @@ class DagCommands:
                     raise KuboCommandError("refs", str(error))
                 yield CID.from_text(string_field("refs", event, "Ref"))
 
+    def refs_local(self) -> set[bytes]:
+        """The multihash of every block in the local repo (Kubo keys blocks by multihash)."""
+        found: set[bytes] = set()
+        with self._rpc.stream("refs/local", [], timeout=None) as answer:
+            for event in answer.iter_json():
+                error = event.get("Err")
+                if error:
+                    raise KuboCommandError("refs/local", str(error))
+                found.add(CID.from_text(string_field("refs/local", event, "Ref")).multihash)
+        return found
+
     def dag_import(
         self,
         car: bytes | IO[bytes] | Iterable[bytes],

@@ -4,7 +4,9 @@ Every pin ipfsbin makes is named by :func:`pin_name`: ``ipfsbin:<role>``
 then what it keeps, colon-separated (``ipfsbin:follow``,
 ``ipfsbin:index:default:head``, ``ipfsbin:publish:manifest:dev-libs/foo-1``,
 ``ipfsbin:pin:<manifest CID>`` for a binary the user pinned, ``ipfsbin:share``
-for the attestations ``ipfsbin share`` published),
+for the attestations ``ipfsbin share`` published, ``ipfsbin:prefetch`` for the
+updates fetched ahead of emerge, ``ipfsbin:keep`` for what ``ipfsbin gc``
+keeps: installed packages' builds and the catalog's manifests),
 so a pin's maker can be told from its name alone (``pin ls``, GC, doctor).
 
 A maintainer's head commit envelope is pinned recursively: that covers the
@@ -55,8 +57,12 @@ __all__ = [
 ]
 
 PIN_PREFIX: Final = "ipfsbin"
-PinRole = Literal["follow", "index", "publish", "cosign", "pin", "mirror", "share"]
-_ROLES: Final = frozenset({"follow", "index", "publish", "cosign", "pin", "mirror", "share"})
+PinRole = Literal[
+    "follow", "index", "publish", "cosign", "pin", "mirror", "share", "keep", "prefetch"
+]
+_ROLES: Final = frozenset(
+    {"follow", "index", "publish", "cosign", "pin", "mirror", "share", "keep", "prefetch"}
+)
 # Names used before this scheme; still recognised as ipfsbin's own.
 _LEGACY_PREFIXES: Final = ("ipfsbin-follow", "ipfsbin ")
 
@@ -136,6 +142,20 @@ class PinLedger:
                 "SELECT holder, recursive FROM needs WHERE cid = ?", (str(cid),)
             ).fetchall()
         return {str(holder): bool(recursive) for holder, recursive in rows}
+
+    def held_by(self, holder: str) -> dict[CID, bool]:
+        """What ``holder`` needs: CID -> whether recursively."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT cid, recursive FROM needs WHERE holder = ?", (holder,)
+            ).fetchall()
+        return {CID.from_text(cid): bool(recursive) for cid, recursive in rows}
+
+    def holders(self) -> dict[str, int]:
+        """Every holder and how many CIDs it needs."""
+        with self._write() as db:
+            rows = db.execute("SELECT holder, COUNT(*) FROM needs GROUP BY holder").fetchall()
+        return {str(holder): int(count) for holder, count in rows}
 
     # -- holding and releasing ---------------------------------------------------------
 

@@ -35,9 +35,11 @@ from ipfsbin.catalog.build import Offer
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier
+from ipfsbin.prefetch.worker import read_prefetched
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.page import HealthView, render_page
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.requests import RequestLog
 from ipfsbin.serve.stream import ByteRange, parse_range, read_ahead, verified_range
 
 __all__ = ["ByteSource", "Downloads", "create_app"]
@@ -160,8 +162,12 @@ def create_app(
     source: ByteSource,
     downloads: Downloads,
     health: HealthView | None = None,
+    requests: RequestLog | None = None,
 ) -> Starlette:
-    """The Starlette application over ``publisher``'s snapshots; ``health`` feeds the page."""
+    """The Starlette application over ``publisher``'s snapshots.
+
+    ``health`` feeds the page; binpkg GETs are counted in ``requests``.
+    """
 
     def packages(request: Request) -> Response:
         name = request.path_params["subscription"]
@@ -202,6 +208,8 @@ def create_app(
         kind = "application/x-tar" if manifest.format == "gpkg" else "application/octet-stream"
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=kind)
+        if requests is not None:
+            requests.note(manifest.binpkg, offer.cpv)
         record = _record(offer, want)
         downloads.start()
         chunks = iter(source.chunks(manifest.binpkg, size))
@@ -277,4 +285,10 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
         if snap.host is None
         else {"chost": snap.host.chost, "target": snap.host.target, "profile": snap.host.profile},
         "downloads": downloads.to_json(),
+        "prefetched": _prefetched(),
     }
+
+
+def _prefetched() -> list[dict[str, object]]:
+    """The builds prefetched, verified and pinned ahead of emerge (``sync --follow``)."""
+    return [b.to_json() for b in read_prefetched()]

@@ -29,6 +29,7 @@ from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.page import HealthView
 from ipfsbin.serve.publisher import Publisher
+from ipfsbin.serve.requests import RequestLog
 from ipfsbin.serve.sources import GatewaySource, KuboSource, find_gateway
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
@@ -171,7 +172,8 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
         )
     downloads = Downloads()
     health = HealthView(publisher, backend.client, config, allow_stale=options.allow_stale)
-    app = create_app(publisher, backend.source, downloads, health)
+    requests = RequestLog()
+    app = create_app(publisher, backend.source, downloads, health=health, requests=requests)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -206,9 +208,13 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
             }
         },
     )
+    writer = threading.Thread(target=requests.run, args=(stop,), daemon=True)
     worker.start()
+    writer.start()
     try:
         server.run()
     finally:
         stop.set()
         worker.join(timeout=10)
+        writer.join(timeout=10)
+        requests.close()

@@ -8,7 +8,8 @@ trust (signed index under a pinned root, bytes checked against the signed
 manifest as they stream), and Portage's own SIZE/MD5/SHA1 checks still run.
 Installs systemd and OpenRC service files for ``serve`` and ``sync
 --follow`` that run as an unprivileged user, where those init systems keep
-them. Changes nothing else; every file it writes carries a marker, and
+them, and a daily ``ipfsbin gc`` (a systemd timer; for OpenRC, a
+``cron.daily`` job). Changes nothing else; every file it writes carries a marker, and
 ``--undo`` removes exactly what carries it.
 
 ``setup-portage --share`` (:func:`setup_share`) installs the sharing side
@@ -44,6 +45,10 @@ _UNITS: Final = (
     ("ipfsbin-follow.service", "etc/systemd/system/ipfsbin-follow.service", 0o644, "etc/systemd"),
     ("ipfsbin-serve.initd", "etc/init.d/ipfsbin-serve", 0o755, "etc/init.d"),
     ("ipfsbin-follow.initd", "etc/init.d/ipfsbin-follow", 0o755, "etc/init.d"),
+    ("ipfsbin-gc.service", "etc/systemd/system/ipfsbin-gc.service", 0o644, "etc/systemd"),
+    ("ipfsbin-gc.timer", "etc/systemd/system/ipfsbin-gc.timer", 0o644, "etc/systemd"),
+    # OpenRC has no timers: a daily cron job instead
+    ("ipfsbin-gc.cron", "etc/cron.daily/ipfsbin-gc", 0o755, "etc/cron.daily"),
 )
 _SHARE_UNITS: Final = (
     ("ipfsbin-share.service", "etc/systemd/system/ipfsbin-share.service", 0o644, "etc/systemd"),

@@ -4,7 +4,9 @@ With ``IPFSBIN_PAUSE_AT=<name>`` in the environment, :func:`pause_point` of
 that name writes the process ID to ``IPFSBIN_PAUSE_FILE`` (when set) and
 waits up to ``IPFSBIN_PAUSE_SECONDS`` (default 600) before going on. Without
 the variable it does nothing. The crash tests send SIGKILL while a sync waits
-after recording its new head and before releasing the old head's blocks.
+after recording its new head and before releasing the old head's blocks
+(``after-record``); the GC race test runs ``ipfsbin gc`` while a sync waits
+with its new blocks fetched and not yet pinned (``before-keep``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboUnavailableError, SubscriptionError
 from ipfsbin.index.scope import EVERYTHING, KeyScope
+from ipfsbin.kubo import gclock
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import connect
 from ipfsbin.store.base import BlockStore
@@ -274,18 +275,20 @@ class Follower:
         """Check ``name`` once; never raises for bad data or an unreachable network."""
         link = self._open()
         store, keeper = link.fetching()
-        return sync_subscription(
-            self.state,
-            name,
-            records=link.records,
-            store=store,
-            keeper=keeper,
-            local_store=link.local,
-            allow_stale=self.config.allow_stale,
-            deadline=self.config.deadline,
-            workers=self.config.workers,
-            scope=self._scope(name),
-        )
+        # blocks fetched or rebuilt are unpinned until the head is recorded: no repo GC meanwhile
+        with gclock.fetching():
+            return sync_subscription(
+                self.state,
+                name,
+                records=link.records,
+                store=store,
+                keeper=keeper,
+                local_store=link.local,
+                allow_stale=self.config.allow_stale,
+                deadline=self.config.deadline,
+                workers=self.config.workers,
+                scope=self._scope(name),
+            )
 
     def _scope(self, name: str) -> KeyScope | HostScope:
         if self.config.platforms is not None or self.replica_policy(name) == "full":

@@ -365,6 +365,7 @@ def _sync(
         allow_stale=allow_stale,
     )
     warnings += [w for w in (fresh.warning(),) if w is not None]
+    pause_point("before-keep")  # fetched and rebuilt, nothing pinned yet (the GC race test)
     with state.keeping():
         # pending first: if this process dies after keeping, the next sync finds the blocks
         state.add_pending(sub.name, keep)

@@ -29,6 +29,7 @@ __all__ = [
     "ENV_FILES",
     "LDFLAGS",
     "XPAK_PACKAGES",
+    "blob_ebuild",
     "host_chost",
     "user_config",
 ]
@@ -118,22 +119,26 @@ BUILD_ORDER: tuple[tuple[str, ...], ...] = (
 XPAK_PACKAGES: tuple[str, ...] = ("app-misc/legacy",)
 
 
-def big_package(size: int) -> dict[str, dict[str, str]]:
-    """``app-misc/big-1``: installs ``size`` random bytes, so its binpkg is about as large."""
+def blob_ebuild(size: int) -> dict[str, str]:
+    """An ebuild installing ``size`` random bytes (incompressible: the binpkg is that big)."""
     return {
-        "app-misc/big-1": {
-            "EAPI": "8",
-            "LICENSE": "MIT",
-            "MISC_CONTENT": f"""
+        "EAPI": "8",
+        "LICENSE": "MIT",
+        "MISC_CONTENT": f"""
 S="${{WORKDIR}}"
 src_install() {{
 \tinsinto /usr/share/${{PN}}
 \thead -c {size} /dev/urandom > "${{T}}/blob" || die
 \tdoins "${{T}}/blob"
+\tnewins - VERSION <<< "${{PV}}"
 }}
 """,
-        }
     }
+
+
+def big_package(size: int) -> dict[str, dict[str, str]]:
+    """``app-misc/big-1``: installs ``size`` random bytes, so its binpkg is about as large."""
+    return {"app-misc/big-1": blob_ebuild(size)}
 
 
 def host_chost() -> str:

@@ -73,13 +73,6 @@ def test_bad_files_are_refused(tmp_path: Path, text: str, fragment: str) -> None
     assert fragment in caught.value.message
 
 
-def test_sizes() -> None:
-    assert parse_size("500M", "x") == 500 * 1024**2
-    assert parse_size("1.5TiB", "x") == int(1.5 * 1024**4)
-    assert parse_size("4096", "x") == 4096 == parse_size(4096, "x")
-    assert parse_size("2 kb", "x") == 2048
-
-
 @pytest.mark.parametrize(
     ("text", "policy"),
     [
@@ -132,6 +125,8 @@ def test_the_documented_example(tmp_path: Path) -> None:
     assert config.policy.sharing == SAME_ISA
     assert config.target == "x86_64_v3" and len(config.serve.subscriptions) == 1
     assert config.gc.keep_size == 20 * 1024**3
+    assert config.prefetch.mode == "@world" and config.prefetch.budget == 1536 << 20
+    assert config.prefetch.rate == 20 << 20
     assert config.replica == "full"
     assert config.share.enabled and config.share.pkgdir == Path("/var/cache/binpkgs")
     assert config.share.batch == 64 and not config.share.allow_quickpkg
@@ -165,4 +160,37 @@ def test_bad_sharing_settings_are_refused(tmp_path: Path, text: str, fragment: s
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config((path,))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500M", 500 << 20),
+        ("2G", 2 << 30),
+        ("1.5GiB", 1536 << 20),
+        ("7", 7),
+        (1024, 1024),
+        ("3kb", 3072),
+        ("1.5TiB", int(1.5 * 1024**4)),
+        ("4096", 4096),
+        ("2 kb", 2048),
+    ],  # fmt: skip
+)
+def test_sizes(text: str | int, expected: int) -> None:
+    assert parse_size(text, "x") == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[prefetch]\nmode = "@system"\n', "prefetch.mode is '@system', expected one of off"),
+        ('[prefetch]\nbudget = "lots"\n', "prefetch.budget is 'lots', expected a size"),
+        ("[gc]\nkeep_size = -1\n", "gc.keep_size is -1, expected a size"),
+    ],
+)
+def test_bad_prefetch_and_gc_settings(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "ipfsbin.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_config((path,))

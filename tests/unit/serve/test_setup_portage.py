@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,9 @@ def test_directory_layout_and_undo(tmp_path: Path) -> None:
         "etc/systemd/system/ipfsbin-follow.service": "created",
         "etc/init.d/ipfsbin-serve": "skipped",
         "etc/init.d/ipfsbin-follow": "skipped",
+        "etc/systemd/system/ipfsbin-gc.service": "created",
+        "etc/systemd/system/ipfsbin-gc.timer": "created",
+        "etc/cron.daily/ipfsbin-gc": "skipped",
     }
     conf = (tmp_path / "etc/portage/binrepos.conf/ipfsbin.conf").read_text()
     assert f"sync-uri = http://127.0.0.1:7711/{NAME}" in conf
@@ -62,6 +68,35 @@ def test_openrc_scripts_are_executable(tmp_path: Path) -> None:
     assert script.stat().st_mode & 0o111
     text = script.read_text()
     assert text.startswith("#!/sbin/openrc-run") and 'command_user="nobody:nogroup"' in text
+
+
+def test_gc_runs_daily_by_a_systemd_timer_or_cron(tmp_path: Path) -> None:
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    (tmp_path / "etc/cron.daily").mkdir(parents=True)
+    setup_portage(_setup(tmp_path))
+    timer = (tmp_path / "etc/systemd/system/ipfsbin-gc.timer").read_text()
+    assert "OnCalendar=daily" in timer and "WantedBy=timers.target" in timer
+    service = (tmp_path / "etc/systemd/system/ipfsbin-gc.service").read_text()
+    assert "Type=oneshot" in service and "ExecStart=/usr/bin/ipfsbin gc\n" in service
+    assert "User=nobody" in service and "@" not in service
+    job = tmp_path / "etc/cron.daily/ipfsbin-gc"
+    assert job.stat().st_mode & 0o111 and '/usr/bin/ipfsbin" gc' in job.read_text()
+    assert "@" not in job.read_text().replace("cron", "")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_accepts_the_gc_timer_and_service(tmp_path: Path) -> None:
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    setup_portage(_setup(tmp_path))
+    units = tmp_path / "etc/systemd/system"
+    service = units / "ipfsbin-gc.service"
+    ipfsbin = Path(sys.executable).with_name("ipfsbin")
+    service.write_text(service.read_text().replace("/usr/bin/ipfsbin", str(ipfsbin)))
+    done = subprocess.run(  # noqa: S603 - fixed tool, our files
+        ["systemd-analyze", "verify", str(units / "ipfsbin-gc.timer"), str(service)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def test_binrepos_file_gets_a_marked_block(tmp_path: Path) -> None:
