@@ -173,7 +173,9 @@ def test_keep_both_reports_the_difference_and_a_following_client_sees_the_entrie
         mp.setenv("IPFSBIN_HOME", str(w.c_home))
         mp.setenv("IPFSBIN_API", w.c_node.api_multiaddr)
         with Follower() as follower:
-            (head,) = read_heads(follower.subscriptions(), follower.held_blocks())
+            (head,) = read_heads(
+                follower.subscriptions(), follower.held_blocks(), freshness=follower.freshness
+            )
             tree = ProllyTree(follower.held_blocks())
             entries = {
                 parse_index_key(k).cpv: IndexEntry.from_dag(v)
