@@ -202,14 +202,18 @@ def test_tests_ran_is_recorded(
     builder_playground: BuilderPlayground,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    for features, expected in (("test", True), ("-test", False)):
-        path = builder_playground.build_binpkg(
-            "app-misc/tested", tmp_path / features, {"FEATURES": features}
-        )
-        info = read_binpkg(path)
-        assert info.tests_ran is expected
-        assert ("test" in info.use) is expected
-        assert info.compiler == NO_ELF
+    try:
+        for features, expected in (("test", True), ("-test", False)):
+            path = builder_playground.build_binpkg(
+                "app-misc/tested", tmp_path / features, {"FEATURES": features}
+            )
+            info = read_binpkg(path)
+            assert info.tests_ran is expected
+            assert ("test" in info.use) is expected
+            assert info.compiler == NO_ELF
+    finally:
+        # the playground is shared by the session: its installed set stays as it was built
+        builder_playground.emerge("--unmerge", "app-misc/tested")
 
 
 # -- hostile members ----------------------------------------------------------------
