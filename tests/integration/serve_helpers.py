@@ -77,7 +77,7 @@ class ClientHost:
                 env=self.env(), stdout=subprocess.DEVNULL, stderr=log_file, text=True,
             )  # fmt: skip
             try:
-                _wait_up(process, port, log)
+                wait_serving(process, port, log)
                 self.run("setup-portage", "--root", str(self.playground.eprefix),
                          "--user", "nobody")  # fmt: skip
                 conf = self.playground.eprefix / "etc/portage/binrepos.conf/ipfsbin.conf"
@@ -133,7 +133,8 @@ class Served:
             time.sleep(0.5)
 
 
-def _wait_up(process: subprocess.Popen[str], port: int, log: Path) -> None:
+def wait_serving(process: subprocess.Popen[str], port: int, log: Path) -> None:
+    """Until ``ipfsbin serve`` answers ``/status`` on ``port``; its log in the failure."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

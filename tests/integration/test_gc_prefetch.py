@@ -33,7 +33,8 @@ from ipfsbin.errors import KuboError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.serve.requests import read_requests
 from ipfsbin.subscribe.state import SubscriptionStore
-from tests.integration.test_shim import IPFSBIN, PROFILE, Host, Story, _free_port
+from tests.integration.serve_helpers import free_port
+from tests.integration.test_shim import IPFSBIN, PROFILE, Host, Story
 from tests.playground.builder import BuilderPlayground
 from tests.playground.ebuilds import blob_ebuild
 
@@ -126,7 +127,7 @@ def story(kubo_nodes: Any) -> Iterator[GcStory]:
         alpha.json("key", "gen", "maintainer")
         builder_id = alpha.json("key", "show", "builder")["key_id"]
         root = alpha.json("index", "init", "--key", "maintainer", "--builder", builder_id)
-        story = GcStory(alpha=alpha, beta=beta, client=client, name="", port=_free_port(),
+        story = GcStory(alpha=alpha, beta=beta, client=client, name="", port=free_port(),
                         workdir=workdir, builds=builds)  # fmt: skip
         story.publish(*V1)
         story.alpha.run("index", "commit", "-m", "v1", "--key", "maintainer")

@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ipfsbin.kubo.daemon import USER_NODE_CONFIG
 from ipfsbin.kubo.node import ManagedNode
+from tests.integration.serve_helpers import free_port, wait_serving
 from tests.playground.builder import BuilderPlayground
 
 # the first test carries the story's set-up (builds, three nodes, an index), which takes
@@ -44,13 +43,6 @@ PROFILE = "default/linux/amd64/23.0"
 CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 PORTAGE_KEYS = ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -123,16 +115,7 @@ class Story:
             stderr=log,
             text=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.serve.poll() is None, (self.workdir / "serve.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/status", timeout=2).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"serve did not come up:\n{(self.workdir / 'serve.log').read_text()}")
+        wait_serving(self.serve, self.port, self.workdir / "serve.log")
 
     def stop_serve(self) -> None:
         if self.serve is not None:
@@ -157,7 +140,7 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
     alpha_node, gamma, beta_node = kubo_nodes(3)
     workdir = Path(tempfile.mkdtemp(prefix="ipfsbin-health-"))
     client = BuilderPlayground.create()
-    port = _free_port()
+    port = free_port()
     alpha = Host(workdir / "alpha", alpha_node)
     beta = Host(workdir / "beta", beta_node, _portage_env(builder_playground))
     builds = builder_playground.binpkgs

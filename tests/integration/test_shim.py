@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import pytest
 
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.node import ManagedNode
+from tests.integration.serve_helpers import free_port, wait_serving
 from tests.playground import ebuilds as repo
 from tests.playground.builder import BuilderPlayground, parse_packages_index
 from tests.playground.portage_env import EmergeError
@@ -40,13 +40,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 IPFSBIN = str(Path(sys.executable).with_name("ipfsbin"))
 PROFILE = "default/linux/amd64/23.0"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 BIG_BYTES = 40_000_000
@@ -124,17 +117,7 @@ class Story:
             stderr=self.log_file,
             text=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.serve.poll() is not None:
-                raise AssertionError(f"ipfsbin serve exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/status", timeout=2).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"ipfsbin serve did not come up:\n{self.log.read_text()}")
+        wait_serving(self.serve, self.port, self.log)
 
     def stop_serve(self) -> None:
         if self.serve is not None:
@@ -235,7 +218,7 @@ def story(kubo_nodes: Any, builder_playground: BuilderPlayground) -> Iterator[St
         (beta.home / "config").mkdir(parents=True, exist_ok=True)
         (beta.home / "config/ipfsbin.toml").write_text('[host]\ntarget = "x86_64_v2"\n')
         assert beta.json("sync")[0]["outcome"] == "accepted"
-        story = Story(alpha=alpha, beta=beta, client=client, name=name, port=_free_port(),
+        story = Story(alpha=alpha, beta=beta, client=client, name=name, port=free_port(),
                       workdir=workdir, builds=builds)  # fmt: skip
         story.start_serve()
         yield story
