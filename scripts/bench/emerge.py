@@ -29,19 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import signal
 import statistics
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_report  # noqa: E402
 import emerge_harness as h  # noqa: E402
 
 DEMO_SET = ("app-misc/usetest-1", "app-misc/hello-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")
@@ -107,16 +105,11 @@ def main() -> int:
         "shim_warm_vs_nginx": round(median["shim_warm"] / median["nginx"], 2),
         "shim_cold_vs_nginx": round(median["shim_cold"] / median["nginx"], 2),
         "target": "emerge wall time through the shim <= 1.15x nginx",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "note": "2 cores shared with parallel work; wall times are pessimistic",
-        },
+        "machine": bench_report.machine(
+            "2 cores shared with parallel work; wall times are pessimistic"
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    bench_report.write_results(args.out, results)
     return 0
 
 

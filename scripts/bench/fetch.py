@@ -36,7 +36,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -46,12 +45,14 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_report  # noqa: E402
 
 from ipfsbin.catalog.build import Offer  # noqa: E402
 from ipfsbin.catalog.cache import Build  # noqa: E402
@@ -335,15 +336,10 @@ def main() -> int:
         for node in nodes:
             node.stop()
         shutil.rmtree(work, ignore_errors=True)
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "note": "2 cores shared with parallel work; rates are pessimistic, ratios count",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    results["machine"] = bench_report.machine(
+        "2 cores shared with parallel work; rates are pessimistic, ratios count"
+    )
+    bench_report.write_results(args.out, results)
     return 0
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import resource
 import socket
 import statistics
@@ -38,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_report  # noqa: E402
 from fetch import StaticPublisher  # noqa: E402
 
 from ipfsbin.catalog import BuildCache, build_catalog  # noqa: E402
@@ -177,16 +175,11 @@ def main() -> int:
         "index_setup_s": round(setup, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "targets": "Packages for 10^5 compatible entries built in <= 2 s and served in <= 20 ms",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "note": "2 cores shared with parallel work; wall times are pessimistic",
-        },
+        "machine": bench_report.machine(
+            "2 cores shared with parallel work; wall times are pessimistic"
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    bench_report.write_results(args.out, results)
     return 0
 
 

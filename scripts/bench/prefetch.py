@@ -27,21 +27,18 @@ Usage: ``.venv/bin/python scripts/bench/prefetch.py``
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_report  # noqa: E402
 import emerge_harness as h  # noqa: E402
 
 from tests.playground.ebuilds import blob_ebuild  # noqa: E402
@@ -155,17 +152,12 @@ def main() -> int:
         "shim_prefetch_vs_nginx": round(seconds["shim_prefetch"] / seconds["nginx"], 2),
         "shim_vs_nginx": round(seconds["shim"] / seconds["nginx"], 2),
         "targets": {"shim_prefetch_vs_nginx": "<= 0.9", "shim_vs_nginx": "<= 1.15"},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "note": "one run; 2 cores shared with parallel work, so wall times are "
-            "pessimistic; the LAN peer is a Kubo node on loopback (no link shaping)",
-        },
+        "machine": bench_report.machine(
+            "one run; 2 cores shared with parallel work, so wall times are "
+            "pessimistic; the LAN peer is a Kubo node on loopback (no link shaping)"
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    bench_report.write_results(args.out, results)
     return 0
 
 
