@@ -10,7 +10,7 @@ identity) the first check is done twice and the process start is pure cost:
 here the container is opened once, the part is chosen by Portage's own
 rule (the first member whose name Portage parses as ``metadata.tar`` plus a
 compression suffix), decompressed in-process for the compressions that have
-a library here, and its members taken as Portage takes them (regular files
+a library here (:mod:`._compression`), and its members taken as Portage takes them (regular files
 only, under ``metadata/``). See ``schema/share.md`` §4 for why sharing may
 read metadata this way.
 
@@ -22,38 +22,21 @@ are the ones the user sees.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import posixpath
-import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ipfsbin.binpkg import _portage
-
-if sys.version_info >= (3, 14):
-    from compression import zstd
-else:
-    from backports import zstd
+from ipfsbin.binpkg import _compression, _portage
 
 __all__ = ["read_metadata_part"]
 
 _MARKER: Final = "gpkg-1"
 _PREFIX: Final = "metadata/"
 _MAX_MEMBERS: Final = 64
-_DECOMPRESS: Final[dict[str | None, Callable[[bytes], bytes]]] = {
-    None: bytes,
-    "zstd": zstd.decompress,
-    "gzip": gzip.decompress,
-    "bzip2": bz2.decompress,
-    "xz": lzma.decompress,
-}
-# Decompression errors of the libraries above: each means "let Portage say what is wrong".
-_BAD: Final = (tarfile.TarError, OSError, EOFError, ValueError, lzma.LZMAError, zstd.ZstdError)
+# Decompression errors: each means "let Portage say what is wrong".
+_BAD: Final = (tarfile.TarError, *_compression.ERRORS)
 
 
 def read_metadata_part(path: Path) -> dict[str, bytes] | None:
@@ -71,11 +54,15 @@ def read_metadata_part(path: Path) -> dict[str, bytes] | None:
             if part is None:
                 return None
             member, compression = part
-            decompress = _DECOMPRESS.get(compression)
             handle = container.extractfile(member)
-            if decompress is None or handle is None:
+            if handle is None:
                 return None
-            data = decompress(handle.read())
+            if compression is None:
+                data = handle.read()
+            elif compression in _compression.DECOMPRESS:
+                data = _compression.DECOMPRESS[compression](handle.read())
+            else:
+                return None
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as metadata:
             files: dict[str, bytes] = {}
             for entry in metadata.getmembers():
