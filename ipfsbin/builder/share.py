@@ -1,8 +1,9 @@
 """``ipfsbin share``: publish what this host builds, through the persistent share queue.
 
 A :class:`Sharer` finds binpkgs in PKGDIR (:func:`scan_pkgdir`), queues them
-(:class:`~ipfsbin.builder.queue.ShareQueue`), applies the sharing filters
-(:mod:`ipfsbin.builder.filters`) and publishes the rest in batches
+(:class:`~ipfsbin.builder.queue.ShareQueue`), has worker processes apply the
+sharing filters (:mod:`ipfsbin.builder.filters`) and check each build
+(:mod:`ipfsbin.builder.examine`), signs and publishes the rest in batches
 (:mod:`ipfsbin.builder.bulk`); then announces them in the builder's feed
 (:func:`feed_announcer`, :mod:`ipfsbin.builder.feed`).
 Only one process shares from a queue at a time (an ``flock`` beside it);
@@ -225,14 +226,9 @@ class Sharer:
             _LOG.info("announced %d build(s) in the feed", len(items))
         return done
 
-    def work_batch(self) -> ShareRound:
-        """Take up to ``config.batch`` rows: filter, check, store and pin them together."""
-        with Examiners(self._examiner(), self.config.workers) as examiners:
-            items = self.queue.items(_TO_DO, limit=self.config.batch)
-            return self._finish_batch(items, examiners.submit(items))
-
     def _work_queue(self, examiners: Examiners) -> ShareRound:
-        """Work every queued batch; the workers examine the next batch while one is stored."""
+        """Work every queued batch of up to ``config.batch`` rows: filter, check, store and
+        pin each batch together; the workers examine the next batch while one is stored."""
         done = ShareRound()
         items = self.queue.items(_TO_DO, limit=self.config.batch)
         pending = examiners.submit(items)
@@ -320,7 +316,7 @@ class Sharer:
     def _record(
         self, item: QueueItem, outcome: Outcome | CheckedPackage, done: ShareRound
     ) -> CheckedPackage | None:
-        """Write what :meth:`_examine` found; the checked package when it is to be stored."""
+        """Write what the examiner found; the checked package when it is to be stored."""
         if isinstance(outcome, Gone):
             self._gone(item, outcome.why, done)
             if outcome.now is not None:
