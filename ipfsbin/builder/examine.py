@@ -17,6 +17,9 @@ is published without it (``schema/share.md`` §4).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -111,7 +114,9 @@ class Examiners:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+            )
         return [self._pool.submit(self.examiner, item) for item in items]
 
     def close(self) -> None:
@@ -124,6 +129,26 @@ class Examiners:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _end_with(pid: int) -> None:
+    """In a worker: exit as soon as process ``pid`` (the sharing process) ends, even by SIGKILL.
+
+    A worker holds both ends of its own task queue, and the fork server stays
+    up while any worker holds its "alive" pipe: without this, a sharing
+    process killed with -9 would leave its workers and the fork server
+    waiting forever.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+
+    def wait() -> None:
+        select.select([handle], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="ipfsbin-examine-parent", daemon=True).start()
 
 
 def _done(examiner: Examiner, item: QueueItem) -> Future[Outcome]:

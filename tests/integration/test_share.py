@@ -427,6 +427,16 @@ def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
     raise AssertionError(f"share ended before it could be killed:\n{share.log()}")
 
 
+def _holding(path: Path) -> set[int]:
+    """Processes that have ``path`` open (a spawned share writes its output there)."""
+    found = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(path):
+                found.add(int(fd.parts[2]))
+    return found
+
+
 @pytest.mark.timeout(2400)
 def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     fresh.configure(f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nbatch = 10\n')
@@ -440,6 +450,8 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
         # whatever the kill interrupted holds no pin the queue does not name
         named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
         assert fresh.share_pins() <= named
+        # and leaves no process behind: its checking workers and their fork server end too
+        _wait(lambda: not _holding(fresh.home / "spawned.log"), "the killed share's workers", 30)
     assert killed_mid_batch >= 1, "no kill landed while a batch was being published"
     proc = fresh.spawn("share", "--watch")
     try:
