@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -72,6 +72,8 @@ SHARE_HOLDER: Final = pin_name("share")
 _SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
 _LOG = logging.getLogger("ipfsbin.share")
 _TO_DO: Final[tuple[QueueState, ...]] = ("publishing", "queued")
+_ADDS: Final = 4
+"""Kubo ``add`` requests of larger files in flight at once."""
 
 Indexed = Callable[[BuildIdentity], str | None]
 """Where a followed index already has these bytes (in words), or None."""
@@ -250,11 +252,25 @@ class Sharer:
         done = ShareRound()
         found: list[Outcome | CheckedPackage] = []
         try:
-            for future in pending:
-                examined = future.result()
-                found.append(
-                    self._complete(examined) if isinstance(examined, InspectedPackage) else examined
-                )
+            # Larger files go to Kubo's add a few at a time: each add waits on Kubo's
+            # writes more than on this process.
+            with ThreadPoolExecutor(_ADDS, thread_name_prefix="ipfsbin-share-add") as adds:
+                completing = [
+                    adds.submit(self._complete, examined)
+                    if isinstance(examined := future.result(), InspectedPackage)
+                    else examined
+                    for future in pending
+                ]
+            failure: BaseException | None = None
+            for one in completing:
+                if not isinstance(one, Future):
+                    found.append(one)
+                elif one.exception() is not None:
+                    failure = failure or one.exception()
+                else:
+                    found.append(one.result())  # kept, so that a failure undoes its add
+            if failure is not None:
+                raise failure
             ready: list[tuple[QueueItem, CheckedPackage]] = []
             for item, outcome in zip(items, found, strict=True):
                 checked = self._record(item, outcome, done)
