@@ -213,7 +213,7 @@ class ShareConfig:
     batch: int = 64
     """Packages stored and pinned together (one CAR import, one pin request)."""
     workers: int = 2
-    """Threads reading and checking packages (Portage's checks) side by side."""
+    """Processes checking builds side by side (1: the sharing process itself)."""
 
     def __post_init__(self) -> None:
         if type(self.workers) is not int or not 1 <= self.workers <= 64:

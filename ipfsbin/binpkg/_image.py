@@ -2,9 +2,11 @@
 
 A GPKG holds ``<prefix>/image.tar[.zst|.xz|...]`` inside an uncompressed outer
 tar; an XPAK file is a (usually bzip2- or zstd-) compressed tar followed by
-the xpak segment. The image is decompressed by the program Portage itself
-runs for that compression, with Portage's own arguments (``zstd -d
---long=31``, ``lz4 -d``...), taken from Portage's table.
+the xpak segment. zstd, gzip, bzip2 and xz images are decompressed in this
+process (:mod:`._compression`: the same bytes, without a process per
+package); the others by the program Portage itself runs for that
+compression, with Portage's own arguments (``lz4 -d``...), taken from
+Portage's table.
 
 Every member is checked as it streams by: names and hard links must stay
 inside the image, device nodes and FIFOs are refused, and setuid/setgid
@@ -29,9 +31,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, cast
 
-from ipfsbin.binpkg import _portage
+from ipfsbin.binpkg import _compression, _portage
 from ipfsbin.errors import BinpkgError
 
 __all__ = ["SETUID_PACKAGES", "ImageFile", "ImageScan", "iter_gpkg_image", "iter_xpak_image"]
@@ -269,8 +271,41 @@ def _iter_compressed(
     if compression is None:
         yield from _iter_tar(source, what, scan)
         return
-    with _external(source, _portage.decompress_command(compression, what), what) as out:
-        yield from _iter_tar(out, what, scan)
+    opener = _compression.OPEN.get(compression)
+    if opener is None:
+        with _external(source, _portage.decompress_command(compression, what), what) as out:
+            yield from _iter_tar(out, what, scan)
+        return
+    with _Decompressed(opener(source), compression, what) as out:
+        yield from _iter_tar(cast(IO[bytes], out), what, scan)
+
+
+class _Decompressed(io.RawIOBase):
+    """A library's decompressing reader whose failures read as the decompressor's exit."""
+
+    def __init__(self, stream: io.BufferedIOBase, compression: str, what: str) -> None:
+        self._stream = stream
+        self._compression = compression
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._stream.read(len(buffer))
+        except _compression.ERRORS as exc:
+            raise BinpkgError(
+                f"{self._what}: the {self._compression} image does not decompress "
+                f"({_one_line(exc)}); the binary package is truncated or corrupt",
+                hint="rebuild the package or fetch it again",
+            ) from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 def iter_gpkg_image(path: Path, scan: ImageScan) -> Iterator[ImageFile]:

@@ -43,6 +43,7 @@ __all__ = [
     "decompress_command",
     "gpkg_compression",
     "gpkg_metadata",
+    "gpkg_part",
     "quiet_identity",
     "reader_settings",
     "use_reduce_flat",
@@ -250,12 +251,28 @@ def cpv_key(cpv: str) -> str:
         return cpv
 
 
-def gpkg_compression(part_name: str) -> str | None:
-    """The compression Portage reads a GPKG part with (``image.tar.zst`` gives ``zstd``)."""
+@functools.cache
+def _names() -> Any:
+    """A gpkg reader for its file-name rules only (building one per name costs milliseconds)."""
+    return _gpkg(None)
+
+
+def gpkg_part(member_name: str) -> tuple[str, str | None] | None:
+    """A GPKG member's part name and compression as Portage parses it, or None if it does not.
+
+    ``x/metadata.tar.zst`` gives ``("metadata", "zstd")``, ``x/image.tar`` ``("image", None)``.
+    """
     try:
-        return _gpkg(None)._extract_filename_compression(part_name)[1]  # type: ignore[no-any-return]
+        name, compression = _names()._extract_filename_compression(member_name)
     except _portage_errors():
         return None
+    return str(name), None if compression is None else str(compression)
+
+
+def gpkg_compression(part_name: str) -> str | None:
+    """The compression Portage reads a GPKG part with (``image.tar.zst`` gives ``zstd``)."""
+    part = gpkg_part(part_name)
+    return None if part is None else part[1]
 
 
 def xpak_compression(path: Path) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO, Literal
 
-from ipfsbin.binpkg import _image, _portage, _signatures
+from ipfsbin.binpkg import _image, _metadata_part, _portage, _signatures
 from ipfsbin.binpkg._image import SETUID_PACKAGES
 from ipfsbin.binpkg.digests import FileDigests, hash_file
 from ipfsbin.binpkg.elf import (
@@ -182,6 +182,15 @@ class BinpkgMetadata:
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
+    # A read-only mapping does not pickle; its dict does (``share`` checks in worker processes).
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "metadata": dict(self.metadata)}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        metadata = state["metadata"]
+        assert isinstance(metadata, dict)  # noqa: S101 - written by __getstate__
+        self.__dict__.update(state, metadata=MappingProxyType(metadata))
+
     @property
     def category(self) -> str:
         return self.cpv.partition("/")[0]
@@ -251,18 +260,25 @@ class BinpkgInfo(BinpkgMetadata):
         )
 
 
-def read_binpkg_metadata(path: str | Path) -> BinpkgMetadata:
+def read_binpkg_metadata(path: str | Path, *, check_metadata: bool = True) -> BinpkgMetadata:
     """The cheap read: container, metadata and the checks on them, without hashing the file.
 
     Raises :class:`BinpkgError` with one line for anything that is not a
     readable binpkg with a CHOST and a CATEGORY/PF. What it does not check
     (the image's Manifest checksums, names inside the image, the digests)
     is :func:`check_binpkg`'s and :func:`~ipfsbin.binpkg.digests.hash_file`'s.
+
+    With ``check_metadata`` False a GPKG's metadata part is read directly
+    (:mod:`ipfsbin.binpkg._metadata_part`), without Portage's check of it
+    against the Manifest: only for a caller that runs :func:`check_binpkg`
+    (which checks every part) before it trusts anything read here.
+    Anything that read cannot take as Portage would goes to Portage.
     """
     path = Path(path)
     fmt, identity = _identify(path)
     if fmt == "gpkg":
-        raw = _portage.gpkg_metadata(path)
+        direct = None if check_metadata else _metadata_part.read_metadata_part(path)
+        raw = direct if direct is not None else _portage.gpkg_metadata(path)
     else:
         raw = _portage.xpak_metadata(path)
     meta = {key: _text(value) for key, value in raw.items() if _is_text_key(key)}

@@ -7,14 +7,15 @@ where those round trips cost more than the bytes (``schema/manifest.md``
 
 1. read and checked one by one, as ``publish`` checks them (Portage's
    Manifest check, the image scan, the digests, the file's identity before
-   and after). A file that fits one UnixFS chunk (``UNIXFS_CHUNKER``, 1 MiB)
-   is read into memory once: with CIDv1 and raw leaves its UnixFS DAG is
-   that one ``raw`` block, so its CID is the sha2-256 of the bytes already
-   hashed for the manifest. A larger file is added unpinned through Kubo's
-   ``add`` as ``publish`` adds it (one request each; those are bandwidth,
-   not round trips);
-2. its platform, descriptor, manifest and attestation blocks built in
-   memory (:mod:`._objects`);
+   and after): :func:`inspect_package`, which needs neither Kubo nor the
+   key, so ``share`` runs it in worker processes. A file that fits one
+   UnixFS chunk (``UNIXFS_CHUNKER``, 1 MiB) is read into memory once: with
+   CIDv1 and raw leaves its UnixFS DAG is that one ``raw`` block, so its CID
+   is the sha2-256 of the bytes already hashed for the manifest;
+2. :func:`complete_package`: a larger file is added unpinned through Kubo's
+   ``add`` (one request each; those are bandwidth, not round trips), and
+   must still be the file checked; the platform, descriptor, manifest and
+   attestation blocks are built and signed in memory (:mod:`._objects`);
 3. stored with one ``dag/import`` of a CAR holding every small file and
    every object block of the batch, roots unpinned;
 4. pinned with one ``pin/add`` of every attestation envelope, recursively,
@@ -39,6 +40,7 @@ from ipfsbin.binpkg import (
     BinpkgMetadata,
     FileIdentity,
     check_binpkg,
+    read_binpkg_contents,
 )
 from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
 from ipfsbin.builder._objects import PackageObjects
@@ -49,14 +51,36 @@ from ipfsbin.errors import BinpkgError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import PinLedger
+from ipfsbin.manifest import UNIXFS_CHUNKER
 from ipfsbin.trust.keys import SigningKey
 
-__all__ = ["CheckedPackage", "check_package", "forget_checked", "store_batch"]
+__all__ = [
+    "CheckedPackage",
+    "InspectedPackage",
+    "complete_package",
+    "forget_checked",
+    "inspect_package",
+    "store_batch",
+]
 
 SINGLE_BLOCK_BYTES = READ_CHUNK
 """Files up to this size are one raw UnixFS block (the chunker's size, 1 MiB)."""
 _HINT_CHANGED = "wait until Portage has finished writing it; it is queued again when it settles"
 _IMPORT_TIMEOUT_SECONDS = 600.0
+_ADD_TIMEOUT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class InspectedPackage:
+    """A binpkg read, checked and hashed, its descriptor normalized; no Kubo, no key.
+
+    What a worker process hands back (it pickles): signing and storing stay
+    with the process that holds the key and the Kubo client.
+    """
+
+    prepared: PreparedBinpkg
+    data: bytes | None
+    """The file's bytes when it is one block (stored with the batch); None when larger."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,47 +126,75 @@ def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
     return data, digests
 
 
-def check_package(
+def inspect_package(
     meta: BinpkgMetadata,
     *,
-    client: KuboClient,
     host: HostFacts,
-    key: SigningKey,
     setuid_packages: Collection[str] = SETUID_PACKAGES,
-) -> CheckedPackage:
-    """Check, hash and describe one package; a large file is added to Kubo unpinned.
+) -> InspectedPackage:
+    """Check and hash one package and normalize its descriptor: everything but Kubo and the key.
 
-    Raises ``BinpkgError``/``DescriptorError`` for bad input (a large file
-    added before the failure is removed again) and ``KuboError``.
+    Raises ``BinpkgError``/``DescriptorError`` for bad input.
     """
     before = meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
     if before.size > SINGLE_BLOCK_BYTES:
-        run = _Run(client, meta.cpv)
-        try:
-            prepared, binpkg = run.add_checked(meta, host, None, setuid_packages, pin=False)
-            objects = prepared.objects(binpkg, key)
-        except BaseException:
-            run.undo()
-            raise
-        return CheckedPackage(
-            prepared=prepared, binpkg=binpkg, objects=objects, data=None, added=run
-        )
+        # Checks and hashing side by side; the file must keep its identity throughout.
+        info = read_binpkg_contents(meta, setuid_packages=setuid_packages)
+        return InspectedPackage(prepared=prepared_binpkg(info, host), data=None)
     data, digests = _read_small(meta)
     report = check_binpkg(meta, setuid_packages=setuid_packages)
     if FileIdentity.of(meta.path) != before:
         raise BinpkgError(
             f"{meta.path}: the file changed while it was being published", hint=_HINT_CHANGED
         )
-    prepared = prepared_binpkg(BinpkgInfo.from_checks(meta, digests=digests, report=report), host)
-    binpkg = cid_for(RAW, data)
+    info = BinpkgInfo.from_checks(meta, digests=digests, report=report)
+    return InspectedPackage(prepared=prepared_binpkg(info, host), data=data)
+
+
+def complete_package(
+    inspected: InspectedPackage, *, client: KuboClient, key: SigningKey
+) -> CheckedPackage:
+    """Sign an inspected package's blocks; a larger file is added to Kubo unpinned first.
+
+    The add reads the file again: it must still be the file that was checked
+    and hashed (the identity taken before the metadata read, the size hashed).
+    Raises ``BinpkgError`` when it is not (what was added is removed) and
+    the ``KuboError`` family.
+    """
+    prepared = inspected.prepared
+    if inspected.data is not None:
+        binpkg = cid_for(RAW, inspected.data)
+        return CheckedPackage(
+            prepared=prepared,
+            binpkg=binpkg,
+            objects=prepared.objects(binpkg, key),
+            data=inspected.data,
+            added=None,
+        )
+    info = prepared.info
+    run = _Run(client, info.cpv)
+    try:
+        run.added = client.add(
+            info.path,
+            name=info.path.name,
+            chunker=UNIXFS_CHUNKER,
+            pin=False,
+            timeout=_ADD_TIMEOUT_SECONDS,
+        )
+        if FileIdentity.of(info.path) != info.identity or run.added.size != info.size:
+            raise BinpkgError(
+                f"{info.path}: the file changed while it was being published "
+                f"({info.size} bytes when checked, {run.added.size} added)",
+                hint=_HINT_CHANGED,
+            )
+        objects = prepared.objects(run.added.cid, key)
+    except BaseException:
+        run.undo()
+        raise
     return CheckedPackage(
-        prepared=prepared,
-        binpkg=binpkg,
-        objects=prepared.objects(binpkg, key),
-        data=data,
-        added=None,
+        prepared=prepared, binpkg=run.added.cid, objects=objects, data=None, added=run
     )
 
 

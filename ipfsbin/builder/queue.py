@@ -189,11 +189,13 @@ class ShareQueue:
 
     # -- reading ------------------------------------------------------------------
 
-    def items(self, states: Sequence[QueueState], *, limit: int | None = None) -> list[QueueItem]:
-        """Rows in ``states``, oldest first."""
+    def items(
+        self, states: Sequence[QueueState], *, limit: int | None = None, after: int = 0
+    ) -> list[QueueItem]:
+        """Rows in ``states``, oldest first; only those queued after row ``after``."""
         marks = ",".join("?" * len(states))
-        sql = f"SELECT {_COLUMNS} FROM builds WHERE state IN ({marks}) ORDER BY id"  # noqa: S608
-        params: list[object] = list(states)
+        sql = f"SELECT {_COLUMNS} FROM builds WHERE state IN ({marks}) AND id > ? ORDER BY id"  # noqa: S608
+        params: list[object] = [*states, after]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)

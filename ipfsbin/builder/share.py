@@ -1,8 +1,9 @@
 """``ipfsbin share``: publish what this host builds, through the persistent share queue.
 
 A :class:`Sharer` finds binpkgs in PKGDIR (:func:`scan_pkgdir`), queues them
-(:class:`~ipfsbin.builder.queue.ShareQueue`), applies the sharing filters
-(:mod:`ipfsbin.builder.filters`) and publishes the rest in batches
+(:class:`~ipfsbin.builder.queue.ShareQueue`), has worker processes apply the
+sharing filters (:mod:`ipfsbin.builder.filters`) and check each build
+(:mod:`ipfsbin.builder.examine`), signs and publishes the rest in batches
 (:mod:`ipfsbin.builder.bulk`); then announces them in the builder's feed
 (:func:`feed_announcer`, :mod:`ipfsbin.builder.feed`).
 Only one process shares from a queue at a time (an ``flock`` beside it);
@@ -27,21 +28,28 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from ipfsbin.binpkg import SETUID_PACKAGES, read_binpkg_metadata
-from ipfsbin.builder.bulk import CheckedPackage, check_package, forget_checked, store_batch
+from ipfsbin.binpkg import SETUID_PACKAGES
+from ipfsbin.builder.bulk import (
+    CheckedPackage,
+    InspectedPackage,
+    complete_package,
+    forget_checked,
+    store_batch,
+)
+from ipfsbin.builder.examine import Examiner, Examiners, Failed, Gone, Outcome, Skipped
 from ipfsbin.builder.feed import Feed, publish_feed
-from ipfsbin.builder.filters import Skip, check_filters, switched_off
+from ipfsbin.builder.filters import Skip, switched_off
 from ipfsbin.builder.indexed import BuildIdentity
-from ipfsbin.builder.queue import QueueItem, ShareQueue
+from ipfsbin.builder.queue import QueueItem, QueueState, ShareQueue
 from ipfsbin.config import ShareConfig
-from ipfsbin.errors import BinpkgError, DescriptorError, IpfsbinError
+from ipfsbin.errors import BinpkgError, IpfsbinError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.pins import PinLedger, pin_name
@@ -63,6 +71,9 @@ SHARE_HOLDER: Final = pin_name("share")
 """The pin ledger holder (and Kubo pin name) of every attestation ``share`` published."""
 _SUFFIXES: Final = (".gpkg.tar", ".xpak", ".tbz2")
 _LOG = logging.getLogger("ipfsbin.share")
+_TO_DO: Final[tuple[QueueState, ...]] = ("publishing", "queued")
+_ADDS: Final = 4
+"""Kubo ``add`` requests of larger files in flight at once."""
 
 Indexed = Callable[[BuildIdentity], str | None]
 """Where a followed index already has these bytes (in words), or None."""
@@ -130,28 +141,6 @@ class ShareRound:
         self.announced += other.announced
 
 
-@dataclass(frozen=True)
-class _Gone:
-    why: str
-    now: tuple[Path, int, int] | None
-    """The file found at the path instead, to queue as a build of its own."""
-
-
-@dataclass(frozen=True)
-class _Skipped:
-    cpv: str | None
-    skip: Skip
-
-
-@dataclass(frozen=True)
-class _Failed:
-    cpv: str | None
-    detail: str
-
-
-_Outcome = _Gone | _Skipped | _Failed | CheckedPackage
-
-
 class Sharer:
     """Shares one PKGDIR through one queue, with one key, on one Kubo node."""
 
@@ -208,16 +197,24 @@ class Sharer:
     def drain(self) -> ShareRound:
         """Work the queue empty, unless another process holds it (then it does the work)."""
         total = ShareRound()
-        while True:
-            with self._locked() as mine:
-                if not mine:
+        with Examiners(self._examiner(), self.config.workers) as examiners:
+            while True:
+                with self._locked() as mine:
+                    if not mine:
+                        return total
+                    total.add(self._work_queue(examiners))
+                    total.add(self.announce_published())
+                # Anything queued after the last look and before the lock was let go is ours.
+                if not self.queue.items(_TO_DO, limit=1):
                     return total
-                while self.queue.items(("queued", "publishing"), limit=1):
-                    total.add(self.work_batch())
-                total.add(self.announce_published())
-            # Anything queued after the last look and before the lock was let go is ours.
-            if not self.queue.items(("queued", "publishing"), limit=1):
-                return total
+
+    def _examiner(self) -> Examiner:
+        return Examiner(
+            config=self.config,
+            config_root=self.config_root,
+            host=self.host,
+            setuid_packages=frozenset(self.setuid_packages),
+        )
 
     def announce_published(self) -> ShareRound:
         done = ShareRound()
@@ -231,33 +228,72 @@ class Sharer:
             _LOG.info("announced %d build(s) in the feed", len(items))
         return done
 
-    def work_batch(self) -> ShareRound:
-        """Take up to ``config.batch`` rows: filter, check, store and pin them together.
-
-        The packages are read and checked by ``config.workers`` threads (Portage's
-        checks spend much of their time in decompressors and hashing, outside the
-        GIL); what they found is written to the queue here, in order.
-        """
+    def _work_queue(self, examiners: Examiners) -> ShareRound:
+        """Work every queued batch of up to ``config.batch`` rows: filter, check, store and
+        pin each batch together; the workers examine the next batch while one is stored."""
         done = ShareRound()
-        items = self.queue.items(("publishing", "queued"), limit=self.config.batch)
-        ready: list[tuple[QueueItem, CheckedPackage]] = []
-        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="ipfsbin-share") as pool:
-            found = list(pool.map(self._examine, items))
+        items = self.queue.items(_TO_DO, limit=self.config.batch)
+        pending = examiners.submit(items)
+        while items:
+            following = self.queue.items(_TO_DO, limit=self.config.batch, after=items[-1].id)
+            upcoming = examiners.submit(following)
+            try:
+                done.add(self._finish_batch(items, pending))
+            except BaseException:
+                _discard(upcoming)
+                raise
+            items, pending = following, upcoming
+        return done
+
+    def _finish_batch(
+        self, items: Sequence[QueueItem], pending: Sequence[Future[Outcome]]
+    ) -> ShareRound:
+        """Record what the workers found for ``items``; sign, store and pin what passed."""
+        done = ShareRound()
+        found: list[Outcome | CheckedPackage] = []
         try:
+            # Larger files go to Kubo's add a few at a time: each add waits on Kubo's
+            # writes more than on this process.
+            with ThreadPoolExecutor(_ADDS, thread_name_prefix="ipfsbin-share-add") as adds:
+                completing = [
+                    adds.submit(self._complete, examined)
+                    if isinstance(examined := future.result(), InspectedPackage)
+                    else examined
+                    for future in pending
+                ]
+            failure: BaseException | None = None
+            for one in completing:
+                if not isinstance(one, Future):
+                    found.append(one)
+                elif one.exception() is not None:
+                    failure = failure or one.exception()
+                else:
+                    found.append(one.result())  # kept, so that a failure undoes its add
+            if failure is not None:
+                raise failure
+            ready: list[tuple[QueueItem, CheckedPackage]] = []
             for item, outcome in zip(items, found, strict=True):
                 checked = self._record(item, outcome, done)
                 if checked is not None:
                     ready.append((item, checked))
             self._store(ready)
         except BaseException:
-            for outcome in found:
-                if isinstance(outcome, CheckedPackage):
-                    forget_checked(outcome)
+            _discard(pending)
+            for kept in found:
+                if isinstance(kept, CheckedPackage):
+                    forget_checked(kept)
             raise
         done.published += [item for item, _ in ready]
         for _, checked in ready:
             _LOG.info("published %s as %s", checked.prepared.cpv, checked.objects.attestation)
         return done
+
+    def _complete(self, inspected: InspectedPackage) -> CheckedPackage | Failed:
+        try:
+            return complete_package(inspected, client=self.client, key=self.key)
+        except BinpkgError as exc:
+            detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+            return Failed(inspected.prepared.cpv, detail)
 
     def _store(self, ready: Sequence[tuple[QueueItem, CheckedPackage]]) -> None:
         if not ready:
@@ -293,48 +329,19 @@ class Sharer:
             self.queue.fail(item, item.cpv, why)
         done.failed.append((item, why))
 
-    def _examine(self, item: QueueItem) -> _Outcome:
-        """Read, filter and check one queued build; touches neither the queue nor the pins."""
-        try:
-            st = item.path.stat()
-        except FileNotFoundError:
-            return _Gone(f"{item.path}: removed before it was shared", None)
-        if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
-            return _Gone(
-                f"{item.path}: replaced before it was shared (queued anew)",
-                (item.path, st.st_size, st.st_mtime_ns),
-            )
-        cpv = item.cpv
-        try:
-            meta = read_binpkg_metadata(item.path)
-            cpv = meta.cpv
-            skip = check_filters(meta, self.config, config_root=self.config_root)
-            if skip is not None:
-                return _Skipped(cpv, skip)
-            return check_package(
-                meta,
-                client=self.client,
-                host=self.host,
-                key=self.key,
-                setuid_packages=self.setuid_packages,
-            )
-        except (BinpkgError, DescriptorError) as exc:
-            detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
-            return _Failed(cpv, detail)
-
     def _record(
-        self, item: QueueItem, outcome: _Outcome, done: ShareRound
+        self, item: QueueItem, outcome: Outcome | CheckedPackage, done: ShareRound
     ) -> CheckedPackage | None:
-        """Write what :meth:`_examine` found; the checked package when it is to be stored."""
-        if isinstance(outcome, _Gone):
+        """Write what the examiner found; the checked package when it is to be stored."""
+        if isinstance(outcome, Gone):
             self._gone(item, outcome.why, done)
             if outcome.now is not None:
                 self.queue.enqueue([outcome.now])
             return None
-        if isinstance(outcome, _Skipped):
+        if isinstance(outcome, Skipped):
             self._skip(item, outcome.cpv, outcome.skip, done)
             return None
-        if isinstance(outcome, _Failed):
+        if isinstance(outcome, Failed):
             if item.state == "publishing" and item.attestation is not None:
                 self.ledger.release(SHARE_HOLDER, [item.attestation])
                 self.queue.abandon(item, outcome.detail)
@@ -343,6 +350,8 @@ class Sharer:
             done.failed.append((item, outcome.detail))
             _LOG.warning("not shared: %s", outcome.detail)
             return None
+        if isinstance(outcome, InspectedPackage):
+            raise TypeError("an inspected package is completed before it is recorded")
         checked = outcome
         if self.config.skip_indexed and self.indexed is not None:
             where = self.indexed(
@@ -366,6 +375,12 @@ class Sharer:
         self.queue.skip(item, cpv, skip.filter, skip.reason)
         done.skipped.append((item, skip))
         _LOG.info("skipped %s (%s): %s", cpv, skip.filter, skip.reason)
+
+
+def _discard(pending: Sequence[Future[Outcome]]) -> None:
+    """Futures whose outcome will not be recorded: cancel them (a worker stores nothing)."""
+    for future in pending:
+        future.cancel()
 
 
 def watch_pkgdir(

@@ -7,6 +7,7 @@ there costs far more than the byte work here.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
 from typing import Final
@@ -144,6 +145,11 @@ class CID:
     def encode(self, base: str = "base32") -> str:
         if self._version == 0:
             return str(multibase.encode(self._bytes, "base58btc"))[1:]
+        if base == "base32":
+            # multibase's base32 is RFC 4648 in lower case without padding; the stdlib
+            # codec gives the same string about a hundred times faster (every CID a
+            # batch writes to the queue, the ledger and its log is encoded).
+            return "b" + base64.b32encode(self._bytes).decode("ascii").lower().rstrip("=")
         return str(multibase.encode(self._bytes, base))
 
     def __str__(self) -> str:

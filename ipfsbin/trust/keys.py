@@ -12,6 +12,7 @@ made for one kind of object can never be replayed as another.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -69,7 +70,7 @@ class PublicKey:
 
     @property
     def key_id(self) -> str:
-        return self.key_cid.encode("base36")
+        return _key_id(self.key_cid)
 
     def check(self, domain: bytes, payload: bytes, signature: bytes) -> bool:
         """True when ``signature`` is this key's signature over ``domain + payload``."""
@@ -85,6 +86,12 @@ class PublicKey:
 
     def __str__(self) -> str:
         return self.key_id
+
+
+@functools.lru_cache(maxsize=256)
+def _key_id(cid: CID) -> str:
+    # base36 through multibase costs milliseconds, and every attestation a batch signs names it.
+    return cid.encode("base36")
 
 
 class SigningKey:

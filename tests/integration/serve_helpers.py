@@ -67,8 +67,11 @@ class ClientHost:
         (self.home / "config/ipfsbin.toml").write_text(text)
 
     @contextmanager
-    def serving(self, *args: str) -> Iterator[Served]:
-        """``ipfsbin serve ARGS`` on a free port, with Portage's binrepos.conf pointing at it."""
+    def serving(self, *args: str, portage: bool = True) -> Iterator[Served]:
+        """``ipfsbin serve ARGS`` on a free port, with Portage's binrepos.conf pointing at it.
+
+        ``portage`` False leaves the playground's Portage configuration alone.
+        """
         port = free_port()
         log = self.home / f"serve-{port}.log"
         with log.open("w") as log_file:
@@ -78,6 +81,9 @@ class ClientHost:
             )  # fmt: skip
             try:
                 wait_serving(process, port, log)
+                if not portage:
+                    yield Served(port=port, log=log)
+                    return
                 self.run("setup-portage", "--root", str(self.playground.eprefix),
                          "--user", "nobody")  # fmt: skip
                 conf = self.playground.eprefix / "etc/portage/binrepos.conf/ipfsbin.conf"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ipfsbin.binpkg import NO_ELF, Compiler, read_binpkg, read_binpkg_metadata
+from ipfsbin.binpkg import NO_ELF, Compiler, check_binpkg, read_binpkg, read_binpkg_metadata
+from ipfsbin.binpkg._metadata_part import read_metadata_part
 from ipfsbin.errors import BinpkgError
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import replace_signed_metadata, rewrite_gpkg
@@ -69,6 +70,22 @@ def test_every_compressor(
     assert info.format == fmt
     assert info.compiler == _gcc()
     assert capfd.readouterr() == ("", "")
+    if fmt == "gpkg":
+        _read_directly_as_portage_reads(path, in_process=compression in IN_PROCESS)
+
+
+# Compressions whose gpkg metadata part sharing decompresses itself (schema/share.md §4).
+IN_PROCESS = {"bzip2", "gzip", "xz", "zstd"}
+
+
+def _read_directly_as_portage_reads(path: Path, *, in_process: bool) -> None:
+    """The metadata read without Portage's check equals Portage's read, key for key."""
+    direct = read_metadata_part(path)
+    assert (direct is not None) == in_process
+    fast = read_binpkg_metadata(path, check_metadata=False)
+    checked = read_binpkg_metadata(path)
+    assert fast == checked
+    assert dict(fast.metadata) == dict(checked.metadata)
 
 
 @pytest.mark.parametrize("fmt", ["gpkg", "xpak"])
@@ -89,6 +106,8 @@ def test_zstd_with_a_long_window(
     info = read_binpkg(path)
     assert info.built_from_source and info.origin == "built"
     assert info.compiler == _gcc()
+    if fmt == "gpkg":
+        _read_directly_as_portage_reads(path, in_process=True)
 
 
 def test_uncompressed_gpkg_parts(
@@ -102,6 +121,7 @@ def test_uncompressed_gpkg_parts(
     capfd.readouterr()
     assert read_binpkg(path).compiler == _gcc()
     assert capfd.readouterr() == ("", "")
+    _read_directly_as_portage_reads(path, in_process=True)
 
 
 # -- signatures ---------------------------------------------------------------------
@@ -183,6 +203,13 @@ def test_metadata_changed_after_signing_is_refused(
     quietly_with(builder_keyring[0])
     with pytest.raises(BinpkgError, match="changed after signing") as err:
         read_binpkg(tampered)
+    assert "\n" not in err.value.message
+    # Sharing reads the metadata without Portage's check of it (schema/share.md §4):
+    # the full check that comes before anything is published still refuses it.
+    meta = read_binpkg_metadata(tampered, check_metadata=False)
+    assert meta.cflags == "-O3 -ffast-math"
+    with pytest.raises(BinpkgError, match="changed after signing") as err:
+        check_binpkg(meta)
     assert "\n" not in err.value.message
 
 

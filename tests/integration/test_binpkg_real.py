@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ from ipfsbin.binpkg import (
 from ipfsbin.errors import BinpkgError
 from tests.playground import ebuilds
 from tests.playground.builder import BuilderPlayground, parse_packages_index
-from tests.playground.craft import drop_xpak_keys, rewrite_gpkg
+from tests.playground.craft import drop_xpak_keys, gpkg_parts, rewrite_gpkg
 from tests.playground.fixtures import builder_playground  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -181,6 +182,35 @@ def test_corrupt_image_in_gpkg(builder_playground: BuilderPlayground, tmp_path: 
     path.write_bytes(bytes(data))
     with pytest.raises(BinpkgError, match="Portage rejects this gpkg"):
         read_binpkg(path)
+
+
+def test_metadata_the_manifest_does_not_vouch_for_is_refused_by_the_full_check(
+    builder_playground: BuilderPlayground,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Sharing reads metadata without Portage's check of it (schema/share.md §4): a metadata
+    part changed under the old Manifest reads, and the full check before publishing refuses it."""
+    import tarfile
+
+    src = builder_playground.binpkgs[HELLO]
+    changed = rewrite_gpkg(src, tmp_path / "changed.gpkg.tar", set_metadata={"CFLAGS": b"-O3\n"})
+    _, changed_parts = gpkg_parts(changed)
+    prefix, parts = gpkg_parts(src)
+    stale = tmp_path / "hello-1-1.gpkg.tar"
+    with tarfile.open(stale, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in parts.items():
+            if name.startswith("metadata.tar"):
+                data = changed_parts[name]
+            member = tarfile.TarInfo(f"{prefix}/{name}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    meta = read_binpkg_metadata(stale, check_metadata=False)
+    assert meta.cflags == "-O3"
+    with pytest.raises(BinpkgError, match="Portage rejects this gpkg") as err:
+        check_binpkg(meta)
+    assert "\n" not in err.value.message
+    with pytest.raises(BinpkgError, match="Portage rejects this gpkg"):
+        read_binpkg_metadata(stale)
 
 
 @pytest.mark.parametrize("member", ["image/../../etc/evil", "/etc/evil", "../evil"])

@@ -2,7 +2,9 @@
 
 Sharing is turned on in the config file; from then on ``share --watch``
 publishes what emerge writes into PKGDIR, and appends it to the builder's
-feed, with no other command. Killed with
+feed, with no other command; in the same run a maintainer pulls the feed
+into an index and a client following that index sees the builds (and the
+builder, following it too, does not share the same bytes again). Killed with
 SIGKILL while it publishes, the next run finishes the queue: every build
 published exactly once and no pin left that the queue does not account for.
 Each default filter is shown skipping a real binpkg with its reason.
@@ -39,6 +41,7 @@ from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.manifest import Manifest
 from ipfsbin.serve.setup_portage import PortageSetup, setup_share
 from ipfsbin.trust.keys import KeyStore
+from tests.integration.serve_helpers import ClientHost
 from tests.playground.builder import BuilderPlayground
 from tests.playground.craft import rewrite_gpkg
 from tests.playground.portage_env import missing_host_tools
@@ -46,6 +49,7 @@ from tests.playground.portage_env import missing_host_tools
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+LIBFOO, USETEST = "dev-libs/libfoo-1", "app-misc/usetest-1"
 # A patch that adds a file: it applies in any ${S}, and eapply_user records it.
 USER_PATCH = """\
 --- /dev/null
@@ -76,11 +80,14 @@ class Share:
     def configure(self, text: str) -> None:
         self.config.write_text(text)
 
-    def cli(self, *args: str) -> tuple[int, str, str]:
+    def cli(self, *args: str, home: Path | None = None) -> tuple[int, str, str]:
+        """``ipfsbin ARGS`` in-process on this node, as the builder or as the host at ``home``."""
         out, err = io.StringIO(), io.StringIO()
         with pytest.MonkeyPatch.context() as mp:
             for name, value in self.env.items():
                 mp.setenv(name, value)
+            if home is not None:
+                mp.setenv("IPFSBIN_HOME", str(home))
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main(list(args))
         return code, out.getvalue(), err.getvalue()
@@ -232,7 +239,16 @@ def test_sharing_off_is_refused(fresh: Share) -> None:
     ]
 
 
-def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
+def _json(share: Share, *args: str, home: Path | None = None, code: int = 0) -> Any:
+    got, out, err = share.cli(*args, "--json", home=home)
+    assert got == code, err or out
+    return json.loads(out)
+
+
+def test_emerge_builds_reach_a_following_client_with_no_other_command(
+    fresh: Share, tmp_path: Path
+) -> None:
+    """The whole chain in one run: emerge → builder feed → maintainer pull → index → client."""
     proc = fresh.spawn("share", "--watch")
     try:
         _wait(lambda: _alive(proc) and (fresh.home / "share.sqlite").exists(), "the watcher")
@@ -261,6 +277,59 @@ def test_watch_publishes_what_emerge_builds(fresh: Share) -> None:
     assert code == 0, err
     assert json.loads(out)["published"] == []
     _assert_exactly_once(fresh, 2)
+
+    # A maintainer pulls the builder's feed (by its IPNS name), commits and publishes.
+    feed = _json(fresh, "feed", "show")
+    assert {e["cpv"] for e in feed["entries"]} == {LIBFOO, USETEST}
+    maintainer, client = tmp_path / "maintainer", tmp_path / "client"
+    KeyStore(maintainer / "keys").generate("m")
+    builder_key = KeyStore(fresh.home / "keys").load("builder").key_id
+    init = _json(fresh, "index", "init", "--index", "main", "--key", "m",
+                 "--builder", builder_key, home=maintainer)  # fmt: skip
+    policy = tmp_path / "policy.toml"
+    policy.write_text('min_builders = 1\non_disagreement = "keep-both"\n')
+    pulled = _json(fresh, "index", "pull", feed["name"], "--index", "main",
+                   "--policy", str(policy), home=maintainer)  # fmt: skip
+    assert {d["cpv"]: d["action"] for d in pulled["decisions"]} == {
+        LIBFOO: "merged",
+        USETEST: "merged",
+    }
+    _json(fresh, "index", "commit", "--index", "main", "-m", "from the builder's feed",
+          "--key", "m", home=maintainer)  # fmt: skip
+    index = _json(fresh, "index", "publish", "--index", "main", "--key", "m", "--allow-offline",
+                  home=maintainer)["name"]  # fmt: skip
+
+    # A client following the index sees both builds, and its binhost shim lists them.
+    _json(fresh, "subscribe", index, "--root", init["root"], home=client)
+    (synced,) = _json(fresh, "sync", home=client)
+    assert synced["outcome"] == "accepted"
+    host = ClientHost(client, fresh.builder, fresh.node.api_multiaddr)
+    host.configure()
+    with host.serving(portage=False) as served:
+        served.wait_listed(index, LIBFOO)
+        assert {LIBFOO, USETEST} <= served.listed(index)
+
+    # The builder follows the index too: copies of the very bytes it has are not shared
+    # again (the `indexed` filter, with the index's name); other bytes of the same build are.
+    _json(fresh, "subscribe", index, "--root", init["root"])
+    _json(fresh, "sync")
+    copies = fresh.pkgdir / "copies"
+    copies.mkdir()
+    for path in (Path(r["path"]) for r in fresh.status_rows("announced")):
+        shutil.copy(path, copies / path.name)
+    libfoo = next(copies.glob("libfoo-*.gpkg.tar"))
+    (copies / "other").mkdir()
+    rewrite_gpkg(libfoo, copies / "other" / libfoo.name,
+                 extra_image=[("image/usr/share/libfoo/other", b"other bytes")])  # fmt: skip
+    done = _json(fresh, "share")
+    assert done["published"] == [str(copies / "other" / libfoo.name)]
+    skipped = {Path(s["path"]).name: (s["filter"], s["reason"]) for s in done["skipped"]}
+    assert {name: reason[0] for name, reason in skipped.items()} == {
+        "libfoo-1-1.gpkg.tar": "indexed",
+        "usetest-1-1.gpkg.tar": "indexed",
+    }
+    for _, reason in skipped.values():
+        assert reason.startswith(f"the followed index {index} already has these bytes")
 
 
 # -- the default filters, each on a real binpkg ----------------------------------------------
@@ -358,6 +427,16 @@ def _kill_while_publishing(share: Share, proc: subprocess.Popen[str]) -> bool:
     raise AssertionError(f"share ended before it could be killed:\n{share.log()}")
 
 
+def _holding(path: Path) -> set[int]:
+    """Processes that have ``path`` open (a spawned share writes its output there)."""
+    found = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(path):
+                found.add(int(fd.parts[2]))
+    return found
+
+
 @pytest.mark.timeout(2400)
 def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
     fresh.configure(f'share = true\n[sharing]\npkgdir = "{fresh.pkgdir}"\nbatch = 10\n')
@@ -371,6 +450,8 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
         # whatever the kill interrupted holds no pin the queue does not name
         named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
         assert fresh.share_pins() <= named
+        # and leaves no process behind: its checking workers and their fork server end too
+        _wait(lambda: not _holding(fresh.home / "spawned.log"), "the killed share's workers", 30)
     assert killed_mid_batch >= 1, "no kill landed while a batch was being published"
     proc = fresh.spawn("share", "--watch")
     try:

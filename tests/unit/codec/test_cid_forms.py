@@ -76,3 +76,13 @@ def test_unsupported_hash_is_a_clear_error() -> None:
     cid = CID.v1(RAW, encode_varint(0x1B) + b"\x20" + bytes(32))  # keccak-256
     with pytest.raises(CodecError, match="unsupported multihash 0x1b"):
         cid.verify(b"")
+
+
+@pytest.mark.parametrize("codec", [RAW, DAG_PB, DAG_CBOR, LIBP2P_KEY, 0x300])
+@pytest.mark.parametrize("size", [0, 1, 5, 31, 32, 100])
+def test_base32_text_is_multibase_s(codec: int, size: int) -> None:
+    from multiformats import multibase
+
+    cid = CID.v1(codec, b"\x12" + bytes([size]) + bytes(range(size)))
+    assert str(cid) == multibase.encode(cid.bytes, "base32")
+    assert CID.from_text(str(cid)) == cid
