@@ -61,8 +61,9 @@ def kubo_nodes(
                     extra_config=config,
                     **kwargs,
                 )
-                node.start(timeout=60)
+                # registered first: a start cut short (Ctrl-C, a timeout) still stops its daemon
                 stack.callback(node.stop)
+                node.start(timeout=60)
                 started.append(node)
                 fresh.append(node)
             if connect:
