@@ -15,6 +15,10 @@ database. What it takes to run a real ``emerge`` there on a Debian-like host:
 * emerge started as ``python -b <bin>/emerge`` with the environment made by
   :func:`emerge_env`.
 
+Playgrounds of one process share the metadata egencache generates (Portage's
+``ResolverPlayground.metadata_cache_dir``), so only the first playground of a
+given repository pays for it.
+
 Use::
 
     prepare_process()                    # once per process, before any playground
@@ -97,6 +101,15 @@ def prepare_process() -> None:
     importlib.reload(portage.data)
     portage._internal_caller = True
     portage._disable_legacy_globals()
+    from portage.tests.resolver.ResolverPlayground import ResolverPlayground
+
+    if ResolverPlayground.metadata_cache_dir is None:
+        # As Portage's own test suite does: playgrounds share what egencache generates
+        # (md5-cache, Manifests), keyed by the ebuilds' content, so a repository seen
+        # before in this process is not run through egencache again
+        cache = tempfile.mkdtemp(prefix="ipfsbin-portage-metadata-")
+        atexit.register(shutil.rmtree, cache, True)
+        ResolverPlayground.metadata_cache_dir = cache
 
 
 def make_tool_dir(path: Path) -> Path:
