@@ -15,9 +15,10 @@ database. What it takes to run a real ``emerge`` there on a Debian-like host:
 * emerge started as ``python -b <bin>/emerge`` with the environment made by
   :func:`emerge_env`.
 
-Playgrounds of one process share the metadata egencache generates (Portage's
-``ResolverPlayground.metadata_cache_dir``), so only the first playground of a
-given repository pays for it.
+Playgrounds of one process and its children share the metadata egencache
+generates (Portage's ``ResolverPlayground.metadata_cache_dir``, the directory
+named in ``IPFSBIN_TEST_PORTAGE_METADATA``), so only the first playground of
+a given repository pays for it.
 
 Use::
 
@@ -70,6 +71,8 @@ SIGNING_OFF = (
 )
 
 _HOST_TOOLS = ("tar", "zstd", "bzip2", "flock", "gcc")
+METADATA_CACHE_ENV = "IPFSBIN_TEST_PORTAGE_METADATA"
+"""The directory of the metadata cache playgrounds share, for child processes too."""
 
 
 class EmergeError(AssertionError):
@@ -106,9 +109,13 @@ def prepare_process() -> None:
     if ResolverPlayground.metadata_cache_dir is None:
         # As Portage's own test suite does: playgrounds share what egencache generates
         # (md5-cache, Manifests), keyed by the ebuilds' content, so a repository seen
-        # before in this process is not run through egencache again
-        cache = tempfile.mkdtemp(prefix="ipfsbin-portage-metadata-")
-        atexit.register(shutil.rmtree, cache, True)
+        # before in this process (or its parent, e.g. the demo run by a test) is not run
+        # through egencache again; Portage writes each entry atomically
+        cache = os.environ.get(METADATA_CACHE_ENV, "")
+        if not os.path.isdir(cache):
+            cache = tempfile.mkdtemp(prefix="ipfsbin-portage-metadata-")
+            atexit.register(shutil.rmtree, cache, True)
+            os.environ[METADATA_CACHE_ENV] = cache
         ResolverPlayground.metadata_cache_dir = cache
 
 
