@@ -59,10 +59,10 @@ def _sweep(owned: Callable[[int, str], bool]) -> list[str]:
     for pid in found:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_running(pid) for pid in found):
+    while time.monotonic() < deadline and any(running(pid) for pid in found):
         time.sleep(0.1)
     for pid in found:
-        if _running(pid):
+        if running(pid):
             _signal(pid, signal.SIGKILL)
     return [f"{pid}: {command}" for pid, command in found.items()]
 
@@ -96,7 +96,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
     """Alive and not a zombie (a zombie is only waiting for its parent to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.leftovers import MARKER, running
+
 pytestmark = [pytest.mark.integration]
 
 ROOT = Path(__file__).parents[2]
@@ -43,7 +45,7 @@ class Session:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HOLD_FILE": str(self.hold_file)}
-        env.pop("IPFSBIN_TEST_SESSION", None)  # not one of this session's processes
+        env.pop(MARKER, None)  # not one of this session's processes
         return subprocess.Popen(  # noqa: S603 - this interpreter, pytest
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
              "--rootdir", str(self.root), "-c", str(self.root / "pytest.ini"), *args,
@@ -62,17 +64,9 @@ class Session:
         return int(self.hold_file.read_text())
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _running(pid):
+    while running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -85,14 +79,14 @@ def session(tmp_path: Path) -> Iterator[Session]:
     yield held
     if held.hold_file.exists():  # whatever the test asserted, this daemon does not stay
         pid = int(held.hold_file.read_text())
-        if _running(pid):
+        if running(pid):
             os.kill(pid, signal.SIGKILL)
 
 
 def test_sigterm_to_pytest_stops_its_daemons(session: Session) -> None:
     inner = session.start()
     daemon = session.daemon_pid(inner)
-    assert _running(daemon)
+    assert running(daemon)
     inner.send_signal(signal.SIGTERM)
     out, _ = inner.communicate(timeout=120)
     assert inner.returncode != 0, out
@@ -105,7 +99,7 @@ def test_the_next_session_stops_what_a_killed_one_left(session: Session) -> None
     inner.kill()
     inner.communicate(timeout=60)
     time.sleep(1)
-    assert _running(daemon)  # SIGKILL gave pytest no chance to stop it
+    assert running(daemon)  # SIGKILL gave pytest no chance to stop it
     nothing = session.start("--collect-only")
     out, _ = nothing.communicate(timeout=120)
     assert _gone_within(daemon, 5), out
