@@ -233,7 +233,10 @@ def main() -> int:
 
         step("building small real ebuilds with emerge --buildpkg (a Portage prefix playground)")
         builder_host = BuilderPlayground.create()
-        binpkgs = builder_host.build_all()
+        # usetest pulls in hello, usesfoo pulls in libfoo: what the story shares, in one emerge
+        builder_host.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
+                            "app-misc/usetest", "app-misc/usesfoo")  # fmt: skip
+        binpkgs = builder_host.refresh()
         cpvs = ("app-misc/usetest-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")
         shareable = [binpkgs[cpv] for cpv in cpvs]
         # the same package with other USE flags, built into its own PKGDIR

@@ -1,3 +1,3 @@
-"""Fixtures every test module may use."""
+"""Fixtures every test module may use, and the sweep of processes a session leaves running."""
 
-pytest_plugins = ["tests.playground.fixtures"]
+pytest_plugins = ["tests.playground.fixtures", "tests.leftovers"]

@@ -4,7 +4,7 @@ Fixtures:
 
 - ``kubo_binary`` (session): the Kubo binary (built once, then cached).
 - ``kubo_nodes`` (module): a factory; ``kubo_nodes(2)`` starts two fresh nodes
-  (profile ``test``, ``Routing.Type=dht``, ``Ipns.MaxCacheTTL=1s``), connects
+  side by side (profile ``test``, ``Routing.Type=dht``, ``Ipns.MaxCacheTTL=1s``), connects
   each new node to every node this module started before, and returns them.
   All are stopped when the module ends. Keyword arguments go to
   :class:`~ipfsbin.kubo.node.ManagedNode` (e.g. ``extra_config=``).
@@ -17,6 +17,7 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -50,21 +51,24 @@ def kubo_nodes(
             config = {**TEST_NODE_CONFIG, **kwargs.pop("extra_config", {})}
             profile = kwargs.pop("profile", "test")
             routing = kwargs.pop("routing", "dht")
-            fresh = []
-            for _ in range(count):
-                repo = tmp_path_factory.mktemp("kubo-repo")
-                node = ManagedNode(
-                    repo,
+            fresh = [
+                ManagedNode(
+                    tmp_path_factory.mktemp("kubo-repo"),
                     binary=kubo_binary,
                     profile=profile,
                     routing=routing,
                     extra_config=config,
                     **kwargs,
                 )
-                node.start(timeout=60)
+                for _ in range(count)
+            ]
+            for node in fresh:
+                # registered first: a start cut short (Ctrl-C, a timeout) still stops its daemon
                 stack.callback(node.stop)
-                started.append(node)
-                fresh.append(node)
+            # side by side: most of a start is waiting for the daemon to answer
+            with ThreadPoolExecutor(max(1, count)) as pool:
+                list(pool.map(lambda node: node.start(timeout=60), fresh))
+            started.extend(fresh)
             if connect:
                 _connect_all(fresh, [n for n in started if n.running])
             return fresh

@@ -249,7 +249,7 @@ def test_gc_racing_a_sync_keeps_the_new_head_whole(story: GcStory) -> None:
         env=story.client_env(
             IPFSBIN_PAUSE_AT="before-keep",
             IPFSBIN_PAUSE_FILE=str(marker),
-            IPFSBIN_PAUSE_SECONDS="40",
+            IPFSBIN_PAUSE_SECONDS="600",  # until the marker is removed below
         ),  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -262,8 +262,9 @@ def test_gc_racing_a_sync_keeps_the_new_head_whole(story: GcStory) -> None:
         gc = subprocess.Popen([IPFSBIN, "gc", "--json"], env=story.client_env(),
                               stdout=subprocess.PIPE, stderr=err, text=True)  # fmt: skip
         story.wait_for(lambda: "waiting for a sync or prefetch in flight" in gc_log.read_text(),
-                       "gc to wait for the paused sync", timeout=35)  # fmt: skip
+                       "gc to wait for the paused sync", timeout=120)  # fmt: skip
         assert sync.poll() is None and gc.poll() is None  # the sync still holds its blocks
+        marker.unlink()  # the sync goes on
         out, sync_err = sync.communicate(timeout=300)
         assert sync.returncode == 0, sync_err
         assert json.loads(out)[0]["outcome"] == "accepted"

@@ -218,13 +218,15 @@ def test_weather_of_the_installed_set_is_exact(story: Story) -> None:
         {"category": "dev-libs", "available": 1, "total": 1},
     ]
     assert result["agreement"] == [{"builders": 1, "packages": 2}, {"builders": 2, "packages": 1}]
-    text = story.beta.run("weather", "--display-missing", code=1).stdout
+    # whether a package is available does not depend on its providers: no need to wait for them
+    text = story.beta.run("weather", "--display-missing", "--provider-timeout", "1", code=1).stdout
     assert "50.0% binaries available (3 out of 6)" in text
     assert "coverage by category" in text and "3 missing, most depended-on first" in text
 
 
 def test_weather_of_given_atoms_exits_0_at_full_coverage(story: Story) -> None:
-    result = story.beta.json("weather", "dev-libs/libfoo", "=app-misc/usesfoo-1", code=0)
+    result = story.beta.json("weather", "dev-libs/libfoo", "=app-misc/usesfoo-1",
+                             "--provider-timeout", "1", code=0)  # fmt: skip
     assert (result["available"], result["total"], result["percent"]) == (2, 2, 100.0)
     bad = story.beta.run("weather", "not an atom", code=2)
     assert "ipfsbin: error:" in bad.stderr and "not an atom" in bad.stderr
@@ -310,10 +312,12 @@ def test_doctor_expired_head_cleared_by_sync(story: Story) -> None:
     hello = alpha.json("publish", "--key", "builder", "--profile", PROFILE, "--allow-restricted",
                        str(story.builder.binpkgs["app-misc/hello-1"]))  # fmt: skip
     alpha.run("index", "add", *(p["attestation"] for p in hello))
-    # long enough to be accepted on a loaded machine, then waited out
-    alpha.run("index", "commit", "-m", "short-lived", "--key", "maintainer", "--lifetime", "180s")
+    # a head that expires a second after it is signed; beta takes it with --allow-stale, as a
+    # host working offline on purpose does (a lifetime that outlasts the sync on a loaded
+    # machine would take minutes to wait out)
+    alpha.run("index", "commit", "-m", "short-lived", "--key", "maintainer", "--lifetime", "1s")
     alpha.run("index", "publish", "--key", "maintainer", "--allow-offline")
-    assert story.beta.json("sync")[0]["outcome"] == "accepted"
+    assert story.beta.json("sync", "--allow-stale")[0]["outcome"] == "accepted"
     (status,) = story.beta.json("status")
     time.sleep(max(0.0, status["head_expires"] - time.time()) + 1)
     code, found = story.doctor()
@@ -354,9 +358,7 @@ def test_doctor_kubo_stopped_cleared_by_node_start(story: Story, kubo_binary: Pa
     home = story.workdir / "managed"
     host = Host(home, None, _portage_env(story.builder))
     # the managed node's repo, made with the test profile (loopback only) before first use
-    first = ManagedNode(home / "kubo", binary=kubo_binary, extra_config=dict(USER_NODE_CONFIG))
-    first.start(timeout=60)
-    first.stop()
+    ManagedNode(home / "kubo", binary=kubo_binary, extra_config=dict(USER_NODE_CONFIG)).init()
     host.run("node", "start")
     try:
         _, found = story.doctor(host)

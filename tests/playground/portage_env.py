@@ -15,6 +15,11 @@ database. What it takes to run a real ``emerge`` there on a Debian-like host:
 * emerge started as ``python -b <bin>/emerge`` with the environment made by
   :func:`emerge_env`.
 
+Playgrounds of one process and its children share the metadata egencache
+generates (Portage's ``ResolverPlayground.metadata_cache_dir``, the directory
+named in ``IPFSBIN_TEST_PORTAGE_METADATA``), so only the first playground of
+a given repository pays for it.
+
 Use::
 
     prepare_process()                    # once per process, before any playground
@@ -66,6 +71,8 @@ SIGNING_OFF = (
 )
 
 _HOST_TOOLS = ("tar", "zstd", "bzip2", "flock", "gcc")
+METADATA_CACHE_ENV = "IPFSBIN_TEST_PORTAGE_METADATA"
+"""The directory of the metadata cache playgrounds share, for child processes too."""
 
 
 class EmergeError(AssertionError):
@@ -97,6 +104,19 @@ def prepare_process() -> None:
     importlib.reload(portage.data)
     portage._internal_caller = True
     portage._disable_legacy_globals()
+    from portage.tests.resolver.ResolverPlayground import ResolverPlayground
+
+    if ResolverPlayground.metadata_cache_dir is None:
+        # As Portage's own test suite does: playgrounds share what egencache generates
+        # (md5-cache, Manifests), keyed by the ebuilds' content, so a repository seen
+        # before in this process (or its parent, e.g. the demo run by a test) is not run
+        # through egencache again; Portage writes each entry atomically
+        cache = os.environ.get(METADATA_CACHE_ENV, "")
+        if not os.path.isdir(cache):
+            cache = tempfile.mkdtemp(prefix="ipfsbin-portage-metadata-")
+            atexit.register(shutil.rmtree, cache, True)
+            os.environ[METADATA_CACHE_ENV] = cache
+        ResolverPlayground.metadata_cache_dir = cache
 
 
 def make_tool_dir(path: Path) -> Path:
