@@ -89,17 +89,26 @@ class PackagesFile:
     gz: bytes
     offers: dict[str, Offer]
     """PATH -> offer."""
+    body: bytes
+    """The stanzas (``text`` without its header), as given."""
 
     @classmethod
     def render(
         cls, name: str, offers: Sequence[Offer], timestamp: int, *, body: bytes | None = None
     ) -> PackagesFile:
+        if body is None:
+            body = render_body(offers)
         text = render_packages(offers, timestamp=timestamp, name=name, body=body)
         # mtime=0: the same text always gives the same .gz bytes; level 1 is three
         # times faster than 6 here and 1.3 times the size
         gz = gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
         return cls(
-            name=name, timestamp=timestamp, text=text, gz=gz, offers={o.path: o for o in offers}
+            name=name,
+            timestamp=timestamp,
+            text=text,
+            gz=gz,
+            offers={o.path: o for o in offers},
+            body=body,
         )
 
 
