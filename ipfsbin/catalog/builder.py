@@ -69,6 +69,10 @@ class _Index:
     builders: Role
     entries: dict[str, _Entries] = field(default_factory=dict)
     """CPV -> its entries (every state)."""
+    cps: dict[str, str] = field(default_factory=dict)
+    """CPV -> its category/package."""
+    paths: dict[str, Offer] = field(default_factory=dict)
+    """PATH -> offer, for every offer."""
     count: int = 0
     groups: dict[str, _Group] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
@@ -76,11 +80,6 @@ class _Index:
     offers: tuple[Offer, ...] = ()
     body: bytes = b""
     assembled: bool = False
-
-
-def _cp(cpv: str, entries: _Entries) -> str:
-    key = next(iter(entries.values()))[0]
-    return f"{key.category}/{key.package}"
 
 
 class CatalogBuilder:
@@ -102,6 +101,8 @@ class CatalogBuilder:
         self._profile: HostProfile | None = None
         self._undeliverable: frozenset[CID] = frozenset()
         self.bodies: dict[str, bytes] = {}
+        self.paths: dict[str, Mapping[str, Offer]] = {}
+        """Subscription -> PATH -> offer; the builder changes these maps: copy to keep one."""
         self.rejudged = 0
         """CPVs judged by the last build (for logs and the benchmark)."""
 
@@ -149,6 +150,7 @@ class CatalogBuilder:
             )
         if self._render is not None:
             self.bodies = {name: self._indexes[name].body for name in offers}
+        self.paths = {name: self._indexes[name].paths for name in offers}
         if everything or all(
             len(dirty[h.name]) >= len(self._indexes[h.name].entries) for h in fresh
         ):
@@ -168,7 +170,11 @@ class CatalogBuilder:
                 pass  # the old root's nodes are gone: read the whole index
         index = _Index(root=head.index_root, builders=head.builders)
         for key, entry in self.cache.entries(head.index_root):
-            index.entries.setdefault(key.cpv, {})[str(key)] = (key, entry)
+            cpv = key.cpv
+            if cpv not in index.entries:
+                index.entries[cpv] = {}
+                index.cps[cpv] = f"{key.category}/{key.package}"
+            index.entries[cpv][str(key)] = (key, entry)
             index.count += 1
         self._indexes[head.name] = index
         return set(index.entries)
@@ -181,7 +187,10 @@ class CatalogBuilder:
             key = parse_index_key(change.key)
             cpv = key.cpv
             changed.add(cpv)
-            found = index.entries.setdefault(cpv, {})
+            found = index.entries.get(cpv)
+            if found is None:
+                found = index.entries[cpv] = {}
+                index.cps[cpv] = f"{key.category}/{key.package}"
             if change.old is not None:
                 _, old = found.pop(change.key)
                 index.count -= 1
@@ -196,6 +205,7 @@ class CatalogBuilder:
                 index.count += 1
             if not found:
                 del index.entries[cpv]
+                del index.cps[cpv]
         index.root = root
         return changed
 
@@ -210,16 +220,16 @@ class CatalogBuilder:
         same_host = host is self._host
         if same_host:
             cps = {
-                _cp(cpv, index.entries[cpv])
+                index.cps[cpv]
                 for name, index in self._indexes.items()
                 for cpv in dirty[name]
-                if cpv in index.entries
+                if cpv in index.cps
             }
             new = cps - self._use.keys()
             if new:
                 self._use.update(host.use_for(new))
         else:
-            cps = {_cp(c, f) for index in self._indexes.values() for c, f in index.entries.items()}
+            cps = {cp for index in self._indexes.values() for cp in index.cps.values()}
             self._use = dict(host.use_for(cps))
         old = self._profile
         profile = old
@@ -250,7 +260,7 @@ class CatalogBuilder:
                 if not group.deps.isdisjoint(installed):
                     dirty[name].add(cpv)
             if use:
-                dirty[name].update(c for c, f in index.entries.items() if _cp(c, f) in use)
+                dirty[name].update(c for c, cp in index.cps.items() if cp in use)
         return False
 
     def _rejudge_undeliverable(self, now: frozenset[CID], dirty: dict[str, set[str]]) -> None:
@@ -306,6 +316,11 @@ class CatalogBuilder:
             )
             if group is not None:
                 index.groups[cpv] = group
+            if had is not None:
+                for offer in had.offers:
+                    del index.paths[offer.path]
+            if group is not None:
+                index.paths.update((offer.path, offer) for offer in group.offers)
             listed = group is not None and bool(group.offers)
             if had is not None and had.offers and not listed:
                 dropped.add(cpv)

@@ -94,8 +94,15 @@ class PackagesFile:
 
     @classmethod
     def render(
-        cls, name: str, offers: Sequence[Offer], timestamp: int, *, body: bytes | None = None
+        cls,
+        name: str,
+        offers: Sequence[Offer],
+        timestamp: int,
+        *,
+        body: bytes | None = None,
+        paths: dict[str, Offer] | None = None,
     ) -> PackagesFile:
+        """``body`` and ``paths`` (PATH -> offer) are those of ``offers``, when known."""
         if body is None:
             body = render_body(offers)
         text = render_packages(offers, timestamp=timestamp, name=name, body=body)
@@ -107,7 +114,7 @@ class PackagesFile:
             timestamp=timestamp,
             text=text,
             gz=gz,
-            offers={o.path: o for o in offers},
+            offers={o.path: o for o in offers} if paths is None else paths,
             body=body,
         )
 
