@@ -23,9 +23,10 @@ or the first build of an index) and a rebuild give the same catalog.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ipfsbin.catalog.build import Candidate, Catalog, HeadState, Offer, _assess, _offers, _rank
@@ -76,7 +77,9 @@ class _Index:
     count: int = 0
     groups: dict[str, _Group] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    """The CPVs with at least one offer, sorted."""
+    """The CPVs with at least one offer, sorted; ``texts`` and ``rows`` hold theirs in step."""
+    texts: list[bytes] = field(default_factory=list)
+    rows: list[tuple[Offer, ...]] = field(default_factory=list)
     offers: tuple[Offer, ...] = ()
     body: bytes = b""
     assembled: bool = False
@@ -299,17 +302,14 @@ class CatalogBuilder:
         self,
         head: FollowedHead,
         index: _Index,
-        cpvs: Iterable[str],
+        cpvs: Collection[str],
         host: HostInfo,
         profile: HostProfile,
         policy: ClientPolicy,
         undeliverable: Mapping[CID, str],
     ) -> None:
-        added: list[str] = []
-        dropped: set[str] = set()
-        judged = 0
+        changed: list[tuple[str, _Group | None]] = []
         for cpv in cpvs:
-            judged += 1
             had = index.groups.pop(cpv, None)
             group = self._group(
                 head, cpv, index.entries.get(cpv, {}), host, profile, policy, undeliverable
@@ -321,24 +321,38 @@ class CatalogBuilder:
                     del index.paths[offer.path]
             if group is not None:
                 index.paths.update((offer.path, offer) for offer in group.offers)
-            listed = group is not None and bool(group.offers)
-            if had is not None and had.offers and not listed:
-                dropped.add(cpv)
-            elif listed and (had is None or not had.offers):
-                added.append(cpv)
-        self.rejudged += judged
-        if not judged and index.assembled:
-            return
-        if dropped or added:
-            order = [c for c in index.order if c not in dropped] if dropped else index.order
-            order = order + added
-            order.sort()  # a sorted run and a short tail: linear
-            index.order = order
-        groups = index.groups
-        index.offers = tuple(itertools.chain.from_iterable(groups[c].offers for c in index.order))
+            if (had is not None and had.offers) or (group is not None and group.offers):
+                changed.append((cpv, group))
+        self.rejudged += len(cpvs)
+        if not changed and index.assembled:
+            return  # the same offers: the same stanzas object, so the served file is kept
+        if index.assembled and len(changed) * 8 < len(index.order):
+            for cpv, group in changed:
+                self._place(index, cpv, group)
+        else:
+            groups = index.groups
+            index.order = sorted(c for c, g in groups.items() if g.offers)
+            index.texts = [groups[c].text for c in index.order]
+            index.rows = [groups[c].offers for c in index.order]
+        index.offers = tuple(itertools.chain.from_iterable(index.rows))
         if self._render is not None:
-            index.body = b"".join([groups[c].text for c in index.order])
+            index.body = b"".join(index.texts)
         index.assembled = True
+
+    @staticmethod
+    def _place(index: _Index, cpv: str, group: _Group | None) -> None:
+        """Put ``cpv``'s offers (none: take it out) at its place in the sorted rows."""
+        at = bisect.bisect_left(index.order, cpv)
+        present = at < len(index.order) and index.order[at] == cpv
+        if group is None or not group.offers:
+            if present:
+                del index.order[at], index.texts[at], index.rows[at]
+        elif present:
+            index.texts[at], index.rows[at] = group.text, group.offers
+        else:
+            index.order.insert(at, cpv)
+            index.texts.insert(at, group.text)
+            index.rows.insert(at, group.offers)
 
     def _group(
         self,

@@ -14,6 +14,8 @@ from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_in
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, BUILDER_Y, T0
 
 NAME = "k51test"
+PADDING = 40
+CPVS = 5 + PADDING
 LIBFOO_2 = SlotDep(name="dev-libs/libfoo", slot="0", subslot="2", runtime=True)
 
 
@@ -30,6 +32,8 @@ def _index() -> Index:
     index.add("qux-libfoo2", "net-misc/qux-3", deps=(LIBFOO_2,))
     index.add("qux", "net-misc/qux-3", repository="r2")
     index.add("old", "sys-apps/old-1")
+    for i in range(PADDING):  # enough listed CPVs that a few changes are put in place
+        index.add(f"pad{i}", f"dev-python/pad{i}-1")
     return index
 
 
@@ -55,7 +59,7 @@ def test_rebuild_after_a_diff_equals_a_full_build() -> None:
     builder = CatalogBuilder(BuildCache(index.store), render=render_body)
     host = host_info()
     first = _same(builder, index.head(), host)
-    assert builder.rejudged == 5
+    assert builder.rejudged == CPVS
     assert [o.cpv for o in first.offers[NAME]][:2] == ["app-misc/bar-2", "app-misc/foo-1"]
 
     # one sync: a new CPV, a new build of a listed CPV, a yank, a removal
@@ -103,7 +107,7 @@ def test_host_change_rejudges_only_the_packages_it_touches() -> None:
     # another CPU: every CPV again, and the v4 build now fits
     v4_host = host_info(installed=moved.installed, use_reader=use, cpu_features=V4.cflags.features)
     catalog = _same(builder, head, v4_host)
-    assert builder.rejudged == 5
+    assert builder.rejudged == CPVS
     assert index.manifests["foo-v4"] in {o.build.manifest_cid for o in catalog.offers[NAME]}
 
 
@@ -129,7 +133,7 @@ def test_old_root_gone_reads_the_whole_index() -> None:
     index.store._blocks.pop(old.index_root)  # the node store dropped the old head's root
     index.add("new", "app-misc/new-1")
     _same(builder, index.head(), host)
-    assert builder.rejudged == 6
+    assert builder.rejudged == CPVS + 1
 
 
 def test_stale_head_is_judged_afresh_when_fresh_again() -> None:
