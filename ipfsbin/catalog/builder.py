@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from ipfsbin.catalog.build import Candidate, Catalog, HeadState, Offer, _assess, _offers, _rank
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
+from ipfsbin.catalog.tracked import TrackedIndex
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import HostProfile, UseConfig, check_platform
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
-from ipfsbin.index.diff import diff
 from ipfsbin.index.entry import IndexEntry
-from ipfsbin.index.keys import IndexKey, parse_index_key
+from ipfsbin.index.keys import IndexKey
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.trust.signing import Role
 
@@ -66,15 +66,10 @@ class _Group:
 class _Index:
     """What the last build kept of one followed index."""
 
-    root: CID
     builders: Role
-    entries: dict[str, _Entries] = field(default_factory=dict)
-    """CPV -> its entries (every state)."""
-    cps: dict[str, str] = field(default_factory=dict)
-    """CPV -> its category/package."""
+    tracked: TrackedIndex = field(default_factory=TrackedIndex)
     paths: dict[str, Offer] = field(default_factory=dict)
     """PATH -> offer, for every offer."""
-    count: int = 0
     groups: dict[str, _Group] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     """The CPVs with at least one offer, sorted; ``texts`` and ``rows`` hold theirs in step."""
@@ -97,6 +92,7 @@ class CatalogBuilder:
         self.cache = cache
         self._render = render
         self._indexes: dict[str, _Index] = {}
+        self._tree = ProllyTree(cache.store, cache_size=0)
         self._platforms: dict[str, bool] = {}
         self._judged_for: object = None
         self._host: HostInfo | None = None
@@ -141,21 +137,23 @@ class CatalogBuilder:
         offers: dict[str, tuple[Offer, ...]] = {}
         for head in fresh:
             index = self._indexes[head.name]
-            cpvs = set(index.entries) | index.groups.keys() if everything else dirty[head.name]
+            cpvs = (
+                set(index.tracked.by_cpv) | index.groups.keys() if everything else dirty[head.name]
+            )
             self._judge(head, index, cpvs, host, profile, policy, undeliverable)
             offers[head.name] = index.offers
             states[head.name] = HeadState(
                 head=head,
                 stale=None,
-                entries=index.count,
+                entries=index.tracked.count,
                 offered=len(index.offers),
-                refused=index.count - len(index.offers),
+                refused=index.tracked.count - len(index.offers),
             )
         if self._render is not None:
             self.bodies = {name: self._indexes[name].body for name in offers}
         self.paths = {name: self._indexes[name].paths for name in offers}
         if everything or all(
-            len(dirty[h.name]) >= len(self._indexes[h.name].entries) for h in fresh
+            len(dirty[h.name]) >= len(self._indexes[h.name].tracked.by_cpv) for h in fresh
         ):
             # every kept build was asked for: drop the rest (entries gone from every head)
             self.cache.forget_unused()
@@ -165,52 +163,18 @@ class CatalogBuilder:
         """Bring the kept entries of ``head``'s index up to its root; the CPVs that changed."""
         index = self._indexes.get(head.name)
         if index is not None and index.builders == head.builders:
-            if index.root == head.index_root:
-                return set()
             try:
-                return self._apply_diff(index, head.index_root)
+                changed = index.tracked.move_to(self._tree, head.index_root)
             except IpfsbinError:
-                pass  # the old root's nodes are gone: read the whole index
-        index = _Index(root=head.index_root, builders=head.builders)
-        for key, entry in self.cache.entries(head.index_root):
-            cpv = key.cpv
-            if cpv not in index.entries:
-                index.entries[cpv] = {}
-                index.cps[cpv] = f"{key.category}/{key.package}"
-            index.entries[cpv][str(key)] = (key, entry)
-            index.count += 1
+                pass  # a node of the new root cannot be read: read the whole index below
+            else:
+                for entry in index.tracked.dropped:
+                    self.cache.forget(entry, index.builders)
+                return changed
+        index = _Index(builders=head.builders)
+        index.tracked.move_to(self._tree, head.index_root)
         self._indexes[head.name] = index
-        return set(index.entries)
-
-    def _apply_diff(self, index: _Index, root: CID) -> set[str]:
-        # read the whole diff before changing anything: a missing block leaves the index as it was
-        changes = list(diff(ProllyTree(self.cache.store), index.root, root))
-        changed: set[str] = set()
-        for change in changes:
-            key = parse_index_key(change.key)
-            cpv = key.cpv
-            changed.add(cpv)
-            found = index.entries.get(cpv)
-            if found is None:
-                found = index.entries[cpv] = {}
-                index.cps[cpv] = f"{key.category}/{key.package}"
-            if change.old is not None:
-                _, old = found.pop(change.key)
-                index.count -= 1
-                new = None if change.new is None else IndexEntry.from_dag(change.new)
-                if new is None or (new.manifest, new.attestations) != (
-                    old.manifest,
-                    old.attestations,
-                ):
-                    self.cache.forget(old, index.builders)
-            if change.new is not None:
-                found[change.key] = (key, IndexEntry.from_dag(change.new))
-                index.count += 1
-            if not found:
-                del index.entries[cpv]
-                del index.cps[cpv]
-        index.root = root
-        return changed
+        return set(index.tracked.by_cpv)
 
     def _rejudge_host(
         self, host: HostInfo, policy: ClientPolicy, dirty: dict[str, set[str]]
@@ -223,16 +187,16 @@ class CatalogBuilder:
         same_host = host is self._host
         if same_host:
             cps = {
-                index.cps[cpv]
+                index.tracked.cps[cpv]
                 for name, index in self._indexes.items()
                 for cpv in dirty[name]
-                if cpv in index.cps
+                if cpv in index.tracked.cps
             }
             new = cps - self._use.keys()
             if new:
                 self._use.update(host.use_for(new))
         else:
-            cps = {cp for index in self._indexes.values() for cp in index.cps.values()}
+            cps = {cp for index in self._indexes.values() for cp in index.tracked.cps.values()}
             self._use = dict(host.use_for(cps))
         old = self._profile
         profile = old
@@ -263,7 +227,7 @@ class CatalogBuilder:
                 if not group.deps.isdisjoint(installed):
                     dirty[name].add(cpv)
             if use:
-                dirty[name].update(c for c, cp in index.cps.items() if cp in use)
+                dirty[name].update(c for c, cp in index.tracked.cps.items() if cp in use)
         return False
 
     def _rejudge_undeliverable(self, now: frozenset[CID], dirty: dict[str, set[str]]) -> None:
@@ -312,7 +276,7 @@ class CatalogBuilder:
         for cpv in cpvs:
             had = index.groups.pop(cpv, None)
             group = self._group(
-                head, cpv, index.entries.get(cpv, {}), host, profile, policy, undeliverable
+                head, cpv, index.tracked.by_cpv.get(cpv, {}), host, profile, policy, undeliverable
             )
             if group is not None:
                 index.groups[cpv] = group

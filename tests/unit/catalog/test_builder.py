@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ipfsbin.catalog import BuildCache, CatalogBuilder, FollowedHead, build_catalog
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import UseConfig
 from ipfsbin.descriptor.model import SlotDep
+from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
 from ipfsbin.serve.packages import render_body
 from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_info
@@ -124,7 +127,7 @@ def test_undeliverable_build_is_withdrawn_and_comes_back() -> None:
     assert builder.rejudged == 1
 
 
-def test_old_root_gone_reads_the_whole_index() -> None:
+def test_a_rebuild_reads_no_node_of_the_old_root() -> None:
     index = _index()
     builder = CatalogBuilder(BuildCache(index.store), render=render_body)
     host = host_info()
@@ -133,7 +136,22 @@ def test_old_root_gone_reads_the_whole_index() -> None:
     index.store._blocks.pop(old.index_root)  # the node store dropped the old head's root
     index.add("new", "app-misc/new-1")
     _same(builder, index.head(), host)
-    assert builder.rejudged == CPVS + 1
+    assert builder.rejudged == 1
+
+
+def test_unreadable_new_root_keeps_what_was_read() -> None:
+    index = _index()
+    builder = CatalogBuilder(BuildCache(index.store), render=render_body)
+    host = host_info()
+    _same(builder, index.head(), host)
+    index.add("new", "app-misc/new-1")
+    head = index.head()
+    block = index.store._blocks.pop(head.index_root)
+    with pytest.raises(IpfsbinError):
+        builder.build([head], host=host, policy=ClientPolicy(), now=NOW)
+    index.store._blocks[head.index_root] = block
+    _same(builder, head, host)
+    assert builder.rejudged == 1
 
 
 def test_stale_head_is_judged_afresh_when_fresh_again() -> None:
