@@ -101,6 +101,8 @@ class CatalogBuilder:
         self._undeliverable: frozenset[CID] = frozenset()
         self.bodies: dict[str, bytes] = {}
         self.paths: dict[str, Mapping[str, Offer]] = {}
+        self.stanzas: dict[str, Sequence[bytes]] = {}
+        """Subscription -> each listed CPV's stanzas, in order (the pieces of its body)."""
         """Subscription -> PATH -> offer; the builder changes these maps: copy to keep one."""
         self.rejudged = 0
         """CPVs judged by the last build (for logs and the benchmark)."""
@@ -151,6 +153,7 @@ class CatalogBuilder:
             )
         if self._render is not None:
             self.bodies = {name: self._indexes[name].body for name in offers}
+            self.stanzas = {name: self._indexes[name].texts for name in offers}
         self.paths = {name: self._indexes[name].paths for name in offers}
         if everything or all(
             len(dirty[h.name]) >= len(self._indexes[h.name].tracked.by_cpv) for h in fresh

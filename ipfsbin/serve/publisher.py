@@ -72,6 +72,7 @@ def render_files(
     for name in names:
         offers = catalog.offers.get(name, ())
         body = None if builder is None else builder.bodies.get(name)
+        stanzas = None if builder is None or body is None else builder.stanzas.get(name)
         if body is None:
             body = render_body(offers)
         kept = (previous or {}).get(name)
@@ -81,7 +82,13 @@ def render_files(
         stamp = book.timestamp(name, body, now=int(now))
         paths = None if builder is None else builder.paths.get(name)
         files[name] = PackagesFile.render(
-            name, offers, stamp, body=body, paths=None if paths is None else dict(paths)
+            name,
+            offers,
+            stamp,
+            body=body,
+            paths=None if paths is None else dict(paths),
+            stanzas=stanzas,
+            members=None if kept is None else kept.members,
         )
     return files
 

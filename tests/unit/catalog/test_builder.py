@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,8 @@ from ipfsbin.descriptor.compat import UseConfig
 from ipfsbin.descriptor.model import SlotDep
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
-from ipfsbin.serve.packages import render_body
+from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
+from ipfsbin.serve.publisher import render_files
 from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_info
 from tests.unit.maintainer.maintainer_helpers import BUILDER_X, BUILDER_Y, T0
 
@@ -175,3 +178,25 @@ def test_platform_fit_ignores_a_builds_own_cpu_flags() -> None:
     index.add("plain", "app-misc/zzz-1")
     catalog, _ = _full(index.head(), host_info(), index.store)
     assert [o.build.manifest_cid for o in catalog.offers[NAME]] == [index.manifests["plain"]]
+
+
+def test_served_files_after_a_rebuild_equal_a_full_render(tmp_path: Path) -> None:
+    index = _index()
+    builder = CatalogBuilder(BuildCache(index.store), render=render_body)
+    host = host_info()
+    files: dict[str, PackagesFile] = {}
+    for step in range(3):
+        if step:
+            index.add(f"step{step}", f"app-misc/step{step}-1")
+        head = index.head()
+        catalog = builder.build([head], host=host, policy=ClientPolicy(), now=NOW + step * 10)
+        book = TimestampBook(tmp_path / "t.json")
+        files = render_files(
+            catalog, [NAME], book, now=NOW + step * 10, builder=builder, previous=files
+        )
+        full, _ = _full(head, host, index.store)
+        plain = render_files(full, [NAME], TimestampBook(tmp_path / "u.json"), now=NOW)[NAME]
+        file = files[NAME]
+        assert file.body == plain.body
+        assert gzip.decompress(file.gz) == file.text
+        assert file.offers == plain.offers
