@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.index._node import Node
+from ipfsbin.index.diff import same_value
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import IndexKey, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
@@ -38,6 +40,8 @@ class TrackedIndex:
     """CPV -> its category/package."""
     dropped: list[IndexEntry] = field(default_factory=list)
     """The entries the last move removed or replaced."""
+    _raw: dict[str, dagcbor.Value] = field(default_factory=dict)
+    """Index key -> the entry as its node holds it: an unchanged one is not parsed again."""
     _inner: dict[CID, tuple[CID, ...]] = field(default_factory=dict)
     _leaves: dict[CID, tuple[str, ...]] = field(default_factory=dict)
 
@@ -54,7 +58,7 @@ class TrackedIndex:
             return set()
         inner: dict[CID, tuple[CID, ...]] = {}
         leaves: dict[CID, tuple[str, ...]] = {}
-        added: dict[str, IndexEntry] = {}
+        added: dict[str, dagcbor.Value] = {}
         stack: list[tuple[Node | None, int, CID]] = [(None, 0, root)]
         while stack:
             parent, position, cid = stack.pop()
@@ -64,26 +68,28 @@ class TrackedIndex:
             node = tree.load(cid) if parent is None else tree.child(parent, position)
             if node.level == 0:
                 leaves[cid] = tuple(node.keys)
-                for key, value in zip(node.keys, node.values, strict=True):
-                    added[key] = IndexEntry.from_dag(value)
+                added.update(zip(node.keys, node.values, strict=True))
             else:
                 inner[cid] = tuple(node.children)
                 stack.extend((node, i, child) for i, child in enumerate(node.children))
         gone = [k for cid, keys in self._leaves.items() if cid not in leaves for k in keys]
-        # every key parsed before anything changes: a malformed one leaves the index as it was
-        parsed = {k: parse_index_key(k) for k in added if k not in self.by_key}
+        # everything new parsed before anything changes: a malformed entry leaves all as it was
+        fresh = {
+            k: v for k, v in added.items() if k not in self._raw or not same_value(v, self._raw[k])
+        }
+        entries = {k: IndexEntry.from_dag(v) for k, v in fresh.items()}
+        parsed = {k: parse_index_key(k) for k in fresh if k not in self.by_key}
         changed: set[str] = set()
         self.dropped = []
         for key in gone:
             if key not in added:
                 changed.add(self._remove(key))
-        for key, entry in added.items():
+        for key, entry in entries.items():
             old = self.by_key.get(key)
-            if old is None:
-                changed.add(self._put(key, entry, parsed[key]))
-            elif old[1] != entry:
+            if old is not None:
                 self.dropped.append(old[1])
-                changed.add(self._put(key, entry, old[0]))
+            changed.add(self._put(key, entry, parsed[key] if old is None else old[0]))
+            self._raw[key] = fresh[key]
         self.root, self._inner, self._leaves = root, inner, leaves
         return changed
 
@@ -113,6 +119,7 @@ class TrackedIndex:
 
     def _remove(self, text: str) -> str:
         key, entry = self.by_key.pop(text)
+        del self._raw[text]
         self.dropped.append(entry)
         cpv = key.cpv
         found = self.by_cpv[cpv]

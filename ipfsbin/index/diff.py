@@ -17,7 +17,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 
-__all__ = ["Change", "diff"]
+__all__ = ["Change", "diff", "same_value"]
 
 
 class Change(NamedTuple):
@@ -64,14 +64,14 @@ def _open(tree: ProllyTree, item: _Subtree, stack: list[_Item]) -> None:
         stack.append(_Subtree(node.children[position], node.level - 1, node, position))
 
 
-def _same(a: dagcbor.Value, b: dagcbor.Value) -> bool:
+def same_value(a: dagcbor.Value, b: dagcbor.Value) -> bool:
     """Equal in the data model: Python says 1 == 1.0 == True and 0.0 == -0.0; it does not."""
     if type(a) is not type(b):
         return False
     if type(a) is dict:
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
     if type(a) is list or type(a) is tuple:
-        return len(a) == len(b) and all(map(_same, a, b))
+        return len(a) == len(b) and all(map(same_value, a, b))
     if type(a) is float:
         return struct.pack(">d", a) == struct.pack(">d", b)
     return bool(a == b)
@@ -114,7 +114,7 @@ def diff(tree: ProllyTree, old_root: CID, new_root: CID) -> Iterator[Change]:
         else:
             left.pop()
             right.pop()
-            if not _same(a.value, b.value):
+            if not same_value(a.value, b.value):
                 yield Change(a.key, a.value, b.value)
     for stack, removed in ((left, True), (right, False)):
         while stack:
