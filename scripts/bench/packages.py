@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_report  # noqa: E402
-from fetch import StaticPublisher  # noqa: E402
+from fetch import StaticPublisher, start_nginx  # noqa: E402
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder  # noqa: E402
 from ipfsbin.config import ClientPolicy  # noqa: E402
@@ -136,28 +136,6 @@ def _port() -> int:
     return port
 
 
-def _nginx(root: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Debian's nginx serving ``root`` (the baseline for serving the same bytes)."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = _port()
-    conf = root / "nginx.conf"
-    user = "user root;\n" if os.getuid() == 0 else ""
-    conf.write_text(
-        f"{user}daemon off; pid {root}/nginx.pid; error_log {root}/nginx.err;\n"
-        "events {}\n"
-        f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{port}; "
-        f"root {root}; }} }}\n"
-    )
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)])  # noqa: S603
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, port
-
-
 def _curl_ms(url: str) -> float:
     out = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total} %{size_download}", url],
@@ -234,7 +212,7 @@ def main() -> int:
     (static / "Packages").write_bytes(file.text)
     (static / "Packages.gz").write_bytes(file.gz)
     server, port = _serve(files)
-    nginx, nginx_port = _nginx(work / "static")
+    nginx, nginx_port = start_nginx(shutil.which("nginx") or "/usr/sbin/nginx", work / "static")
     try:
         for kind in ("Packages", "Packages.gz"):
             shim = _median_ms(f"http://127.0.0.1:{port}/{NAME}/{kind}")
