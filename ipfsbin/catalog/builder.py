@@ -6,8 +6,9 @@ stanzas when given a ``render`` function). What the offers of one CPV
 depend on, and what makes them be computed again (schema/catalog.md,
 "Rebuilding"):
 
-- the CPV's own entries: when a head moves, the entries the index diff
-  (:func:`ipfsbin.index.diff.diff`) names, and only those;
+- the CPV's own entries: when a head moves, the entries that differ in the
+  nodes new since the last root (:class:`~ipfsbin.catalog.tracked.TrackedIndex`),
+  and only those;
 - this host's USE configuration of the CPV's package, and the installed
   SLOT/SUBSLOT of the packages its builds depend on (``:=``): when the host
   is read again, only CPVs for which one of these changed;
@@ -101,9 +102,9 @@ class CatalogBuilder:
         self._undeliverable: frozenset[CID] = frozenset()
         self.bodies: dict[str, bytes] = {}
         self.paths: dict[str, Mapping[str, Offer]] = {}
+        """Subscription -> PATH -> offer; the next build changes these maps: copy to keep one."""
         self.stanzas: dict[str, Sequence[bytes]] = {}
         """Subscription -> each listed CPV's stanzas, in order (the pieces of its body)."""
-        """Subscription -> PATH -> offer; the builder changes these maps: copy to keep one."""
         self.rejudged = 0
         """CPVs judged by the last build (for logs and the benchmark)."""
 
