@@ -5,11 +5,11 @@ from ipfsbin.catalog.build import (
     Catalog,
     HeadState,
     Offer,
-    build_catalog,
     explain,
     judge_packages,
     parse_atom,
 )
+from ipfsbin.catalog.builder import CatalogBuilder, build_catalog
 from ipfsbin.catalog.cache import Build, BuildCache
 from ipfsbin.catalog.fit import AXES, Refusal, check_fit, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
@@ -20,6 +20,7 @@ __all__ = [
     "BuildCache",
     "Candidate",
     "Catalog",
+    "CatalogBuilder",
     "FollowedHead",
     "HeadState",
     "Offer",

@@ -1,12 +1,11 @@
 """The catalog: the verified builds this host may install, ranked, and why the others may not.
 
-Built from the accepted heads (:mod:`.heads`) over a block store: index
-nodes are held locally by sync; manifests, descriptors, platforms and
-attestations are fetched by CID (so verified by their hash) the first time
-and kept in a :class:`BuildCache`, so a rebuild after a head moved loads only
-the entries that changed. Builds of a platform that does not fit (CHOST,
-microarchitecture, compiler, libc, CFLAGS) are refused from the first one
-loaded, without loading the rest.
+Built from the accepted heads (:mod:`.heads`) over a block store
+(:mod:`.builder`): index nodes are held locally by sync; manifests,
+descriptors, platforms and attestations are fetched by CID (so verified by
+their hash) the first time and kept in a :class:`BuildCache`. This module
+holds the verdict on one build (:func:`_assess`) and the ranking of one
+CPV's offers; :mod:`.builder` applies them to the CPVs whose inputs changed.
 
 Ranking among the offers for one CPV (schema/catalog.md): builds matching
 this host's preferences (-O level, floating-point semantics, flags) first,
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ipfsbin.catalog.cache import Build, BuildCache
-from ipfsbin.catalog.fit import PLATFORM_AXES, Refusal, check_policy
+from ipfsbin.catalog.fit import Refusal, check_policy
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
@@ -45,7 +44,6 @@ __all__ = [
     "Catalog",
     "HeadState",
     "Offer",
-    "build_catalog",
     "explain",
     "judge_packages",
     "parse_atom",
@@ -265,94 +263,6 @@ def _offers(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> tup
                 )
             )
     return tuple(offers)
-
-
-def build_catalog(
-    heads: Iterable[FollowedHead],
-    *,
-    host: HostInfo,
-    policy: ClientPolicy,
-    cache: BuildCache,
-    now: float,
-    undeliverable: Mapping[CID, str] | None = None,
-) -> Catalog:
-    """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index.
-
-    A head's freshness is the follower's (``FollowedHead.freshness``, with
-    ``allow_stale`` as the follower was configured), plus the client's
-    ``max_head_age`` at ``now``.
-
-    ``undeliverable`` maps manifests whose bytes failed verification when
-    served to why: they are not listed again (a listed package that cannot
-    be delivered fails the whole emerge).
-    """
-    states: list[HeadState] = []
-    fitting: list[tuple[FollowedHead, list[tuple[IndexKey, IndexEntry]]]] = []
-    empty_profile = host.compat_profile()
-    for head in heads:
-        stale = head_refusal(head, now=now, max_age=policy.max_head_age)
-        if stale is not None:
-            states.append(HeadState(head=head, stale=stale))
-            continue
-        groups: dict[str, list[tuple[IndexKey, IndexEntry]]] = {}
-        count = 0
-        for key, entry in cache.entries(head.index_root):
-            count += 1
-            if entry.state == "ok":
-                groups.setdefault(key.platform_id, []).append((key, entry))
-        kept: list[tuple[IndexKey, IndexEntry]] = []
-        for group in groups.values():
-            if _platform_fits(head, group, cache, empty_profile, host, policy):
-                kept += group
-        fitting.append((head, kept))
-        states.append(HeadState(head=head, stale=None, entries=count))
-    cps = {f"{key.category}/{key.package}" for _, kept in fitting for key, _ in kept}
-    profile = host.compat_profile(cps)
-    offers: dict[str, tuple[Offer, ...]] = {}
-    for head, kept in fitting:
-        by_cpv: dict[str, list[Candidate]] = {}
-        for key, entry in kept:
-            candidate = _assess(
-                head, key, entry, cache, host, profile, policy, None, undeliverable or {}
-            )
-            if candidate.ok:
-                by_cpv.setdefault(candidate.cpv, []).append(candidate)
-        offers[head.name] = _offers(head.name, {c: _rank(v, profile) for c, v in by_cpv.items()})
-    cache.forget_unused()
-    final = []
-    for state in states:
-        listed = len(offers.get(state.head.name, ()))
-        final.append(
-            HeadState(
-                head=state.head,
-                stale=state.stale,
-                entries=state.entries,
-                offered=listed,
-                refused=state.entries - listed,
-            )
-        )
-    return Catalog(heads=tuple(final), offers=offers)
-
-
-def _platform_fits(
-    head: FollowedHead,
-    group: list[tuple[IndexKey, IndexEntry]],
-    cache: BuildCache,
-    profile: HostProfile,
-    host: HostInfo,
-    policy: ClientPolicy,
-) -> bool:
-    """Whether the platform of ``group`` (one platform ID) fits, from the first build that loads."""
-    for key, entry in group:
-        try:
-            build = cache.load(key, entry, head.builders)
-        except IpfsbinError:
-            continue
-        refusals = cache.fit(
-            build, f"{key.category}/{key.package}", profile, host.accepted_chosts, policy.sharing
-        ).refusals
-        return not any(r.axis in PLATFORM_AXES for r in refusals)
-    return False
 
 
 def explain(

@@ -135,6 +135,13 @@ class BuildCache:
             self.loaded += 1
         return found
 
+    def forget(self, entry: IndexEntry, builders: Role) -> None:
+        """Drop the build of ``entry`` (gone from its index) and the verdict on it."""
+        ident = (entry.manifest, entry.attestations, builders)
+        self._builds.pop(ident, None)
+        self._used.discard(ident)
+        self._fits.pop(entry.manifest, None)  # recomputed if another entry names this manifest
+
     def forget_unused(self) -> None:
         """Drop what the last round did not ask for (entries gone from every head)."""
         self._builds = {k: v for k, v in self._builds.items() if k in self._used}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from ipfsbin.catalog.build import Catalog, build_catalog
+from ipfsbin.catalog.build import Catalog
+from ipfsbin.catalog.builder import build_catalog
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import read_heads
 from ipfsbin.config import ClientPolicy

@@ -17,7 +17,7 @@ from ipfsbin.descriptor.compat import HostProfile, check_compatible
 from ipfsbin.descriptor.model import Package
 from ipfsbin.descriptor.verdict import EXACT, SAME_ISA, Mismatch, SharingPolicy
 
-__all__ = ["AXES", "PLATFORM_AXES", "Fit", "Refusal", "check_fit", "check_policy"]
+__all__ = ["AXES", "Fit", "Refusal", "check_fit", "check_policy"]
 
 AXES: Final = (
     "yanked",
@@ -36,10 +36,6 @@ AXES: Final = (
     "delivery",
 )
 """Why a candidate can be refused, in the order ``explain`` lists them."""
-PLATFORM_AXES: Final = frozenset(
-    {"chost", "microarchitecture", "compiler", "libc", "cflags", "hardening"}
-)
-"""Axes decided by the platform alone: every build of one platform shares them."""
 
 _FROM_PREDICATE: Final = {
     "chost": "chost",

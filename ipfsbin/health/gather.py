@@ -14,7 +14,8 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from itertools import chain
 
-from ipfsbin.catalog.build import Candidate, Catalog, build_catalog, judge_packages
+from ipfsbin.catalog.build import Candidate, Catalog, judge_packages
+from ipfsbin.catalog.builder import build_catalog
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, read_heads
 from ipfsbin.codec.cid import CID

@@ -8,6 +8,7 @@ are opened level by level and shared nodes line up again after a change.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -16,7 +17,7 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 
-__all__ = ["Change", "diff"]
+__all__ = ["Change", "diff", "same_value"]
 
 
 class Change(NamedTuple):
@@ -63,9 +64,17 @@ def _open(tree: ProllyTree, item: _Subtree, stack: list[_Item]) -> None:
         stack.append(_Subtree(node.children[position], node.level - 1, node, position))
 
 
-def _same(a: dagcbor.Value, b: dagcbor.Value) -> bool:
-    # Python says 1 == 1.0 == True; the data model does not.
-    return bool(a == b) and dagcbor.encode(a) == dagcbor.encode(b)
+def same_value(a: dagcbor.Value, b: dagcbor.Value) -> bool:
+    """Equal in the data model: Python says 1 == 1.0 == True and 0.0 == -0.0; it does not."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    if type(a) is list or type(a) is tuple:
+        return len(a) == len(b) and all(map(same_value, a, b))
+    if type(a) is float:
+        return struct.pack(">d", a) == struct.pack(">d", b)
+    return bool(a == b)
 
 
 def _height(item: _Item) -> int:
@@ -105,7 +114,7 @@ def diff(tree: ProllyTree, old_root: CID, new_root: CID) -> Iterator[Change]:
         else:
             left.pop()
             right.pop()
-            if not _same(a.value, b.value):
+            if not same_value(a.value, b.value):
                 yield Change(a.key, a.value, b.value)
     for stack, removed in ((left, True), (right, False)):
         while stack:

@@ -9,20 +9,23 @@ recorded a new one), a head became stale, this host's Portage state
 changed (a package was installed, make.conf or package.use edited), or a
 build could not be delivered. Requests only ever read the last snapshot, so
 Portage's 10-second index timeout is never spent on IPNS, the DHT or a slow
-peer. Builds whose manifests are already known are reused
-(:class:`~ipfsbin.catalog.BuildCache`). A head that cannot be read (Kubo
+peer. Only what changed is judged and rendered again
+(:class:`~ipfsbin.catalog.CatalogBuilder`: the CPVs whose entries differ in
+the index nodes new since the last head, or whose host inputs changed). A head that cannot be read (Kubo
 down for a moment) keeps the last snapshot rather than emptying it.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ipfsbin.catalog.build import Catalog, build_catalog
+from ipfsbin.catalog.build import Catalog
+from ipfsbin.catalog.builder import CatalogBuilder
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 from ipfsbin.codec.cid import CID
@@ -51,15 +54,42 @@ class Snapshot:
 
 
 def render_files(
-    catalog: Catalog, names: Iterable[str], book: TimestampBook, *, now: float
+    catalog: Catalog,
+    names: Iterable[str],
+    book: TimestampBook,
+    *,
+    now: float,
+    builder: CatalogBuilder | None = None,
+    previous: Mapping[str, PackagesFile] | None = None,
 ) -> dict[str, PackagesFile]:
-    """One rendered ``Packages`` per subscription in ``names`` (empty when nothing fits)."""
+    """One rendered ``Packages`` per subscription in ``names`` (empty when nothing fits).
+
+    With the ``builder`` that built ``catalog``, its stanzas already rendered
+    and its PATH maps are used; a file of ``previous`` whose stanzas are the
+    very same bytes object is kept.
+    """
     files = {}
     for name in names:
         offers = catalog.offers.get(name, ())
-        body = render_body(offers)
+        body = None if builder is None else builder.bodies.get(name)
+        stanzas = None if builder is None or body is None else builder.stanzas.get(name)
+        if body is None:
+            body = render_body(offers)
+        kept = (previous or {}).get(name)
+        if kept is not None and kept.body is body:
+            files[name] = kept
+            continue
         stamp = book.timestamp(name, body, now=int(now))
-        files[name] = PackagesFile.render(name, offers, stamp, body=body)
+        paths = None if builder is None else builder.paths.get(name)
+        files[name] = PackagesFile.render(
+            name,
+            offers,
+            stamp,
+            body=body,
+            paths=None if paths is None else dict(paths),
+            stanzas=stanzas,
+            members=None if kept is None else kept.members,
+        )
     return files
 
 
@@ -80,6 +110,7 @@ class Publisher:
         self._open_follower = open_follower
         self._local = threading.local()
         self.cache = cache
+        self.builder = CatalogBuilder(cache, render=render_body)
         self.book = book
         self.read_host = read_host
         self.clock = clock
@@ -161,15 +192,17 @@ class Publisher:
             if not force and inputs == self._inputs:
                 return False
             started = time.monotonic()
-            catalog = build_catalog(
-                heads,
-                host=self._host,
-                policy=policy,
-                cache=self.cache,
-                now=now,
-                undeliverable=undeliverable,
+            catalog = self.builder.build(
+                heads, host=self._host, policy=policy, now=now, undeliverable=undeliverable
             )
-            files = render_files(catalog, [s.name for s in subs], self.book, now=now)
+            files = render_files(
+                catalog,
+                [s.name for s in subs],
+                self.book,
+                now=now,
+                builder=self.builder,
+                previous=self.snapshot.files,
+            )
             self.snapshot = Snapshot(
                 catalog=catalog,
                 files=files,
@@ -180,6 +213,10 @@ class Publisher:
                 errors=tuple(errors),
             )
             self._inputs = inputs
+            # what a build keeps lives until the next one: taking it out of the cyclic
+            # collector's scans keeps later builds and requests from walking 10^5 offers
+            # again and again (reference counting still frees it)
+            gc.freeze()
             _log.info(
                 "catalog built",
                 extra={
@@ -188,6 +225,7 @@ class Publisher:
                         "subscriptions": len(files),
                         "seconds": round(self.snapshot.build_seconds, 3),
                         "loaded": self.cache.loaded,
+                        "rejudged": self.builder.rejudged,
                     }
                 },
             )

@@ -214,6 +214,28 @@ def _parallel(pid: int, url: str, count: int) -> dict[str, Any]:
     }
 
 
+def start_nginx(nginx: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Debian's nginx serving ``root`` from disk (``sendfile on``) on a free loopback port."""
+    port = _port()
+    conf = root / "nginx.conf"
+    # as root, nginx's workers would run as nobody and not see the private work dir
+    user = "user root;\n" if os.getuid() == 0 else ""
+    conf.write_text(
+        f"{user}daemon off; pid {root}/nginx.pid; error_log {root}/nginx.err;\n"
+        "events {}\n"
+        f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{port}; "
+        f"root {root}; }} }}\n"
+    )
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)])  # noqa: S603
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,50,500")
@@ -267,18 +289,8 @@ def main() -> int:
             procs.append(shim)
             rpc_shim, rpc_port = _start_shim(spec_path, local.api_multiaddr, "-")
             procs.append(rpc_shim)
-            nginx_port = _port()
-            conf = work / "nginx.conf"
-            # as root, nginx's workers would run as nobody and not see the private work dir
-            user = "user root;\n" if os.getuid() == 0 else ""
-            conf.write_text(
-                f"{user}daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;\n"
-                "events {}\n"
-                f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{nginx_port}; "
-                f"root {work}; }} }}\n"
-            )
-            procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)]))  # noqa: S603
-            time.sleep(1)
+            nginx_proc, nginx_port = start_nginx(nginx, work)
+            procs.append(nginx_proc)
 
             def offer_url(port: int, i: int) -> str:
                 path = f"bench-cat/pkg{i:06d}/pkg{i:06d}-1-{i + 1}.gpkg.tar"

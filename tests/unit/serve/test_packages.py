@@ -10,7 +10,13 @@ from portage.getbinpkg import PackageIndex
 
 from ipfsbin.catalog import BuildCache, Offer, build_catalog
 from ipfsbin.config import ClientPolicy
-from ipfsbin.serve.packages import MIN_STEP, PackagesFile, TimestampBook, render_body
+from ipfsbin.serve.packages import (
+    MIN_STEP,
+    GzipMembers,
+    PackagesFile,
+    TimestampBook,
+    render_body,
+)
 from tests.unit.catalog.catalog_helpers import NOW, V3, Index, host_info
 
 
@@ -102,3 +108,33 @@ def test_golden_example() -> None:
 
 if __name__ == "__main__":  # regenerate: PYTHONPATH=. python tests/unit/serve/test_packages.py
     GOLDEN.write_bytes(golden_packages())
+
+
+def test_gzip_members_compress_only_the_runs_that_changed() -> None:
+    stanzas = [f"CPV: app-misc/p{i}-1\nSIZE: {i}\n\n".encode() for i in range(400)]
+    members = GzipMembers()
+    gz = members.compress(b"VERSION: 0\n\n", stanzas)
+    # Portage reads Packages.gz with GzipFile, which reads every member
+    with gzip.GzipFile(fileobj=io.BytesIO(gz)) as read:
+        assert read.read() == b"VERSION: 0\n\n" + b"".join(stanzas)
+    before = {id(m) for m in members._runs.values()}
+    assert len(before) > 5
+    stanzas[200] = b"CPV: app-misc/p200-1\nSIZE: 7\n\n"
+    gz = members.compress(b"VERSION: 0\n\n", stanzas)
+    assert gzip.decompress(gz) == b"VERSION: 0\n\n" + b"".join(stanzas)
+    assert len({id(m) for m in members._runs.values()} - before) == 1
+    assert GzipMembers().compress(b"VERSION: 0\n\n", []) == gzip.compress(
+        b"VERSION: 0\n\n", compresslevel=1, mtime=0
+    )
+
+
+def test_file_rendered_from_stanzas_is_the_same_text() -> None:
+    index = Index()
+    index.add("a", "app-misc/foo-1")
+    index.add("b", "app-misc/foo-1", V3)
+    index.add("c", "dev-libs/bar-2")
+    offers = _offers(index)
+    stanzas = [render_body(offers[:2]), render_body(offers[2:])]
+    file = PackagesFile.render("k51test", offers, 1000, stanzas=stanzas, body=b"".join(stanzas))
+    assert file.text == PackagesFile.render("k51test", offers, 1000).text
+    assert gzip.decompress(file.gz) == file.text

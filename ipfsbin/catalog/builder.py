@@ -1,0 +1,382 @@
+"""Builds the catalog again after a sync by re-judging only the CPVs whose inputs changed.
+
+A :class:`CatalogBuilder` keeps, per followed index, every entry grouped by
+CPV and, per CPV, its ranked offers (and their rendered ``Packages``
+stanzas when given a ``render`` function). What the offers of one CPV
+depend on, and what makes them be computed again (schema/catalog.md,
+"Rebuilding"):
+
+- the CPV's own entries: when a head moves, the entries that differ in the
+  nodes new since the last root (:class:`~ipfsbin.catalog.tracked.TrackedIndex`),
+  and only those;
+- this host's USE configuration of the CPV's package, and the installed
+  SLOT/SUBSLOT of the packages its builds depend on (``:=``): when the host
+  is read again, only CPVs for which one of these changed;
+- a build that could not be delivered: that build's CPV;
+- everything else (the host's CHOST, CPU, compiler, libc and flags, the
+  client's policy, the index's builders role): every CPV of that index.
+
+Whether a platform (an index key's platform ID) may fit is decided once per
+platform by :func:`~ipfsbin.descriptor.compat.check_platform`; builds of a
+platform refused there are never loaded. A full build (:func:`build_catalog`,
+or the first build of an index) and a rebuild give the same catalog.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ipfsbin.catalog.build import Candidate, Catalog, HeadState, Offer, _assess, _offers, _rank
+from ipfsbin.catalog.cache import BuildCache
+from ipfsbin.catalog.heads import FollowedHead, head_refusal
+from ipfsbin.catalog.tracked import TrackedIndex
+from ipfsbin.codec.cid import CID
+from ipfsbin.config import ClientPolicy
+from ipfsbin.descriptor.compat import HostProfile, UseConfig, check_platform
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.host.profile import HostInfo
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.keys import IndexKey
+from ipfsbin.index.prolly import ProllyTree
+from ipfsbin.trust.signing import Role
+
+__all__ = ["CatalogBuilder", "build_catalog"]
+
+Render = Callable[[Sequence[Offer]], bytes]
+_Entries = dict[str, tuple[IndexKey, IndexEntry]]
+"""One CPV's entries: index key (text) -> parsed key and entry."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Group:
+    """One CPV's verdicts as offered: its ranked offers and what re-judging them needs."""
+
+    offers: tuple[Offer, ...]
+    text: bytes
+    """``render(offers)``; empty without a render function."""
+    deps: frozenset[str]
+    """Packages the loaded builds depend on: a change of their installed sub-slot re-judges."""
+    manifests: frozenset[CID]
+
+
+@dataclass(kw_only=True)
+class _Index:
+    """What the last build kept of one followed index."""
+
+    builders: Role
+    tracked: TrackedIndex = field(default_factory=TrackedIndex)
+    paths: dict[str, Offer] = field(default_factory=dict)
+    """PATH -> offer, for every offer."""
+    groups: dict[str, _Group] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    """The CPVs with at least one offer, sorted; ``texts`` and ``rows`` hold theirs in step."""
+    texts: list[bytes] = field(default_factory=list)
+    rows: list[tuple[Offer, ...]] = field(default_factory=list)
+    offers: tuple[Offer, ...] = ()
+    body: bytes = b""
+    assembled: bool = False
+
+
+class CatalogBuilder:
+    """Catalogs of the same heads over time, each one computed from what changed since the last.
+
+    ``render`` turns one CPV's offers into its ``Packages`` stanzas; with it,
+    :attr:`bodies` holds every subscription's stanzas joined (the file
+    without its header), rendered once per changed CPV.
+    """
+
+    def __init__(self, cache: BuildCache, *, render: Render | None = None) -> None:
+        self.cache = cache
+        self._render = render
+        self._indexes: dict[str, _Index] = {}
+        self._tree = ProllyTree(cache.store, cache_size=0)
+        self._platforms: dict[str, bool] = {}
+        self._judged_for: object = None
+        self._host: HostInfo | None = None
+        self._use: dict[str, UseConfig] = {}
+        self._profile: HostProfile | None = None
+        self._undeliverable: frozenset[CID] = frozenset()
+        self.bodies: dict[str, bytes] = {}
+        self.paths: dict[str, Mapping[str, Offer]] = {}
+        """Subscription -> PATH -> offer; the next build changes these maps: copy to keep one."""
+        self.stanzas: dict[str, Sequence[bytes]] = {}
+        """Subscription -> each listed CPV's stanzas, in order (the pieces of its body)."""
+        self.rejudged = 0
+        """CPVs judged by the last build (for logs and the benchmark)."""
+
+    def build(
+        self,
+        heads: Iterable[FollowedHead],
+        *,
+        host: HostInfo,
+        policy: ClientPolicy,
+        now: float,
+        undeliverable: Mapping[CID, str] | None = None,
+    ) -> Catalog:
+        """The offers of every head that is fresh enough (see :func:`build_catalog`)."""
+        undeliverable = undeliverable or {}
+        heads = list(heads)
+        fresh = []
+        states: dict[str, HeadState] = {}
+        for head in heads:
+            stale = head_refusal(head, now=now, max_age=policy.max_head_age)
+            if stale is not None:
+                states[head.name] = HeadState(head=head, stale=stale)
+            else:
+                fresh.append(head)
+        # a stale head's kept verdicts would miss host and policy changes: read it afresh later
+        self._indexes = {n: i for n, i in self._indexes.items() if n in {h.name for h in fresh}}
+        dirty = {head.name: self._read(head) for head in fresh}
+        everything = self._rejudge_host(host, policy, dirty)
+        self._rejudge_undeliverable(frozenset(undeliverable), dirty)
+        profile = self._profile
+        if profile is None:  # pragma: no cover - _rejudge_host sets it
+            raise RuntimeError("the host profile was not read")
+        self.rejudged = 0
+        offers: dict[str, tuple[Offer, ...]] = {}
+        for head in fresh:
+            index = self._indexes[head.name]
+            cpvs = (
+                set(index.tracked.by_cpv) | index.groups.keys() if everything else dirty[head.name]
+            )
+            self._judge(head, index, cpvs, host, profile, policy, undeliverable)
+            offers[head.name] = index.offers
+            states[head.name] = HeadState(
+                head=head,
+                stale=None,
+                entries=index.tracked.count,
+                offered=len(index.offers),
+                refused=index.tracked.count - len(index.offers),
+            )
+        if self._render is not None:
+            self.bodies = {name: self._indexes[name].body for name in offers}
+            self.stanzas = {name: self._indexes[name].texts for name in offers}
+        self.paths = {name: self._indexes[name].paths for name in offers}
+        if everything or all(
+            len(dirty[h.name]) >= len(self._indexes[h.name].tracked.by_cpv) for h in fresh
+        ):
+            # every kept build was asked for: drop the rest (entries gone from every head)
+            self.cache.forget_unused()
+        return Catalog(heads=tuple(states[h.name] for h in heads), offers=offers)
+
+    def _read(self, head: FollowedHead) -> set[str]:
+        """Bring the kept entries of ``head``'s index up to its root; the CPVs that changed."""
+        index = self._indexes.get(head.name)
+        if index is not None and index.builders == head.builders:
+            try:
+                changed = index.tracked.move_to(self._tree, head.index_root)
+            except IpfsbinError:
+                pass  # a node of the new root cannot be read: read the whole index below
+            else:
+                for entry in index.tracked.dropped:
+                    self.cache.forget(entry, index.builders)
+                return changed
+        index = _Index(builders=head.builders)
+        index.tracked.move_to(self._tree, head.index_root)
+        self._indexes[head.name] = index
+        return set(index.tracked.by_cpv)
+
+    def _rejudge_host(
+        self, host: HostInfo, policy: ClientPolicy, dirty: dict[str, set[str]]
+    ) -> bool:
+        """Bring the host profile up to date; True when every CPV must be judged again.
+
+        The USE configuration is read for every package when the host was read
+        again, else only for packages not seen before.
+        """
+        same_host = host is self._host
+        if same_host:
+            cps = {
+                index.tracked.cps[cpv]
+                for name, index in self._indexes.items()
+                for cpv in dirty[name]
+                if cpv in index.tracked.cps
+            }
+            new = cps - self._use.keys()
+            if new:
+                self._use.update(host.use_for(new))
+        else:
+            cps = {cp for index in self._indexes.values() for cp in index.tracked.cps.values()}
+            self._use = dict(host.use_for(cps))
+        old = self._profile
+        profile = old
+        if profile is None or not same_host or len(profile.use) != len(self._use):
+            profile = dataclasses.replace(host.compat_profile(), use=self._use)
+        self._profile, self._host = profile, host
+        judged_for = (
+            dataclasses.replace(profile, use={}, installed={}),
+            host.accepted_chosts,
+            policy,
+        )
+        if old is None or judged_for != self._judged_for:
+            self._judged_for = judged_for
+            self._platforms = {}
+            return True
+        if same_host:
+            return False  # the USE of packages seen before and what is installed are as they were
+        installed = {
+            cp
+            for cp in old.installed.keys() | profile.installed.keys()
+            if old.installed.get(cp) != profile.installed.get(cp)
+        }
+        use = {
+            c for c in old.use.keys() | profile.use.keys() if old.use.get(c) != profile.use.get(c)
+        }
+        for name, index in self._indexes.items():
+            for cpv, group in index.groups.items():
+                if not group.deps.isdisjoint(installed):
+                    dirty[name].add(cpv)
+            if use:
+                dirty[name].update(c for c, cp in index.tracked.cps.items() if cp in use)
+        return False
+
+    def _rejudge_undeliverable(self, now: frozenset[CID], dirty: dict[str, set[str]]) -> None:
+        changed = now ^ self._undeliverable
+        self._undeliverable = now
+        if not changed:
+            return
+        for name, index in self._indexes.items():
+            for cpv, group in index.groups.items():
+                if not group.manifests.isdisjoint(changed):
+                    dirty[name].add(cpv)
+
+    def _platform_fits(
+        self,
+        head: FollowedHead,
+        key: IndexKey,
+        entry: IndexEntry,
+        host: HostInfo,
+        profile: HostProfile,
+    ) -> bool:
+        """False when no build of ``key``'s platform can fit (decided once per platform)."""
+        known = self._platforms.get(key.platform_id)
+        if known is not None:
+            return known
+        try:
+            build = self.cache.load(key, entry, head.builders)
+        except IpfsbinError:
+            return True  # undecided: this build is refused as unreadable
+        refused = check_platform(
+            build.package.platform, profile, accept_chosts=host.accepted_chosts
+        ).mismatches
+        self._platforms[key.platform_id] = not refused
+        return not refused
+
+    def _judge(
+        self,
+        head: FollowedHead,
+        index: _Index,
+        cpvs: Collection[str],
+        host: HostInfo,
+        profile: HostProfile,
+        policy: ClientPolicy,
+        undeliverable: Mapping[CID, str],
+    ) -> None:
+        changed: list[tuple[str, _Group | None]] = []
+        for cpv in cpvs:
+            had = index.groups.pop(cpv, None)
+            group = self._group(
+                head, cpv, index.tracked.by_cpv.get(cpv, {}), host, profile, policy, undeliverable
+            )
+            if group is not None:
+                index.groups[cpv] = group
+            if had is not None:
+                for offer in had.offers:
+                    del index.paths[offer.path]
+            if group is not None:
+                index.paths.update((offer.path, offer) for offer in group.offers)
+            if (had is not None and had.offers) or (group is not None and group.offers):
+                changed.append((cpv, group))
+        self.rejudged += len(cpvs)
+        if not changed and index.assembled:
+            return  # the same offers: the same stanzas object, so the served file is kept
+        if index.assembled and len(changed) * 8 < len(index.order):
+            for cpv, group in changed:
+                self._place(index, cpv, group)
+        else:
+            groups = index.groups
+            index.order = sorted(c for c, g in groups.items() if g.offers)
+            index.texts = [groups[c].text for c in index.order]
+            index.rows = [groups[c].offers for c in index.order]
+        index.offers = tuple(itertools.chain.from_iterable(index.rows))
+        if self._render is not None:
+            index.body = b"".join(index.texts)
+        index.assembled = True
+
+    @staticmethod
+    def _place(index: _Index, cpv: str, group: _Group | None) -> None:
+        """Put ``cpv``'s offers (none: take it out) at its place in the sorted rows."""
+        at = bisect.bisect_left(index.order, cpv)
+        present = at < len(index.order) and index.order[at] == cpv
+        if group is None or not group.offers:
+            if present:
+                del index.order[at], index.texts[at], index.rows[at]
+        elif present:
+            index.texts[at], index.rows[at] = group.text, group.offers
+        else:
+            index.order.insert(at, cpv)
+            index.texts.insert(at, group.text)
+            index.rows.insert(at, group.offers)
+
+    def _group(
+        self,
+        head: FollowedHead,
+        cpv: str,
+        entries: _Entries,
+        host: HostInfo,
+        profile: HostProfile,
+        policy: ClientPolicy,
+        undeliverable: Mapping[CID, str],
+    ) -> _Group | None:
+        offered: list[Candidate] = []
+        deps: set[str] = set()
+        manifests: set[CID] = set()
+        for key, entry in entries.values():
+            if entry.state != "ok" or not self._platform_fits(head, key, entry, host, profile):
+                continue
+            candidate = _assess(
+                head, key, entry, self.cache, host, profile, policy, None, undeliverable
+            )
+            manifests.add(entry.manifest)
+            if candidate.build is not None:
+                deps.update(d.name for d in candidate.build.package.descriptor.deps)
+            if candidate.ok:
+                offered.append(candidate)
+        if not manifests:
+            return None
+        offers = _offers(head.name, {cpv: _rank(offered, profile)}) if offered else ()
+        text = self._render(offers) if self._render is not None and offers else b""
+        return _Group(
+            offers=offers, text=text, deps=frozenset(deps), manifests=frozenset(manifests)
+        )
+
+
+def build_catalog(
+    heads: Iterable[FollowedHead],
+    *,
+    host: HostInfo,
+    policy: ClientPolicy,
+    cache: BuildCache,
+    now: float,
+    undeliverable: Mapping[CID, str] | None = None,
+) -> Catalog:
+    """The offers of every head that is fresh enough; ``IpfsbinError`` only for the index.
+
+    A head's freshness is the follower's (``FollowedHead.freshness``, with
+    ``allow_stale`` as the follower was configured), plus the client's
+    ``max_head_age`` at ``now``.
+
+    ``undeliverable`` maps manifests whose bytes failed verification when
+    served to why: they are not listed again (a listed package that cannot
+    be delivered fails the whole emerge).
+
+    One build from nothing kept; to rebuild as heads move, keep a
+    :class:`CatalogBuilder`.
+    """
+    return CatalogBuilder(cache).build(
+        heads, host=host, policy=policy, now=now, undeliverable=undeliverable
+    )
