@@ -60,6 +60,13 @@ class PinEngine(Protocol):
         """Every pin under ``prefix`` with its status as the engine reports it."""
         ...
 
+    def holders(self, prefix: str) -> frozenset[str]:
+        """IPFS peer IDs of the nodes keeping the engine's copies of the pins under ``prefix``.
+
+        A usage vote leaves them out: they provide what the mirror pinned.
+        """
+        ...
+
 
 class ClusterEngine:
     """IPFS Cluster through its REST API: replication min = max = the mirror's factor."""
@@ -75,6 +82,14 @@ class ClusterEngine:
 
     def unpin(self, cid: str) -> None:
         self.client.unpin(cid)
+
+    def holders(self, prefix: str) -> frozenset[str]:
+        del prefix  # every cluster peer's Kubo may hold any pin
+        return frozenset(
+            str(ipfs["id"])
+            for peer in self.client.peers()
+            if isinstance(ipfs := peer.get("ipfs"), dict) and ipfs.get("id")
+        )
 
     def status(self, prefix: str) -> list[EnginePin]:
         pins = {str(p.cid): p for p in self.client.pinset() if p.name.startswith(prefix)}
@@ -115,6 +130,16 @@ class PinningServiceEngine:
     def status(self, prefix: str) -> list[EnginePin]:
         return _service_status(self.client.pins(name=prefix), prefix)
 
+    def holders(self, prefix: str) -> frozenset[str]:
+        # the service names its nodes as each pin's delegates (multiaddresses ending /p2p/ID)
+        return frozenset(
+            address.rsplit("/p2p/", 1)[1]
+            for pin in self.client.pins(name=prefix)
+            if pin.name.startswith(prefix)
+            for address in pin.delegates
+            if "/p2p/" in address
+        )
+
 
 class KuboRemoteEngine:
     """A Pinning Service API through Kubo's ``pin remote`` client (a service Kubo knows by name)."""
@@ -137,6 +162,10 @@ class KuboRemoteEngine:
 
     def status(self, prefix: str) -> list[EnginePin]:
         return _service_status(self.kubo.pin_remote_ls(service=self.service), prefix)
+
+    def holders(self, prefix: str) -> frozenset[str]:
+        del prefix  # `pin remote ls` does not report the service's delegates
+        return frozenset()
 
 
 class _ServicePin(Protocol):
