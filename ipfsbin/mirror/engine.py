@@ -22,6 +22,7 @@ __all__ = [
     "KuboRemoteEngine",
     "PinEngine",
     "PinningServiceEngine",
+    "delegate_peers",
 ]
 
 
@@ -131,14 +132,8 @@ class PinningServiceEngine:
         return _service_status(self.client.pins(name=prefix), prefix)
 
     def holders(self, prefix: str) -> frozenset[str]:
-        # the service names its nodes as each pin's delegates (multiaddresses ending /p2p/ID)
-        return frozenset(
-            address.rsplit("/p2p/", 1)[1]
-            for pin in self.client.pins(name=prefix)
-            if pin.name.startswith(prefix)
-            for address in pin.delegates
-            if "/p2p/" in address
-        )
+        pins = [p for p in self.client.pins(name=prefix) if p.name.startswith(prefix)]
+        return delegate_peers(a for pin in pins for a in pin.delegates)
 
 
 class KuboRemoteEngine:
@@ -166,6 +161,11 @@ class KuboRemoteEngine:
     def holders(self, prefix: str) -> frozenset[str]:
         del prefix  # `pin remote ls` does not report the service's delegates
         return frozenset()
+
+
+def delegate_peers(addresses: Iterable[str]) -> frozenset[str]:
+    """Peer IDs of a Pinning Service's delegates (multiaddresses ending ``/p2p/ID``)."""
+    return frozenset(a.rsplit("/p2p/", 1)[1] for a in addresses if "/p2p/" in a)
 
 
 class _ServicePin(Protocol):

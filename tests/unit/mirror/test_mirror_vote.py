@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from ipfsbin.cluster.pinsvc import ServicePin
+from ipfsbin.mirror.engine import delegate_peers
 from ipfsbin.mirror.service import MirrorRound
 from ipfsbin.mirror.vote import Vote, most_requested, rank
 
@@ -65,3 +67,21 @@ def test_more_wanted_than_exist_keeps_them_all_and_n_must_be_positive() -> None:
     assert most_requested(votes, 5, [])[1] == {"k/a/a/1/d"}
     with pytest.raises(ValueError, match="at least 1"):
         most_requested(votes, 0, [])
+
+
+def test_a_pinning_services_delegates_name_its_nodes() -> None:
+    peer = "12D3KooWGzBpM8Hx5Bb9fPZCkEmAcNQYKcnbnTDMjdpZwLHHRsfj"
+    pin = ServicePin.from_json(
+        {
+            "requestid": "r1",
+            "status": "pinned",
+            "created": "2026-12-02T18:00:00Z",
+            "pin": {"cid": "bafkqaaa", "name": "ipfsbin:mirror:k:index"},
+            "delegates": [f"/ip4/10.0.0.1/tcp/4001/p2p/{peer}", "/dns4/pins.example/tcp/4001"],
+        }
+    )
+    assert delegate_peers(pin.delegates) == {peer}
+    assert ServicePin.from_json({**_NO_DELEGATES}).delegates == ()
+
+
+_NO_DELEGATES = {"requestid": "r", "status": "queued", "pin": {"cid": "bafkqaaa"}}
