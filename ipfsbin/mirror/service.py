@@ -212,7 +212,7 @@ class Mirror:
         if failed:
             errors.append(f"{failed} provider searches failed; packages pinned now keep their pins")
         package = package_pin_prefix(name)
-        held = {n[len(package) :] for n in pinned.values() if n.startswith(package)}
+        held = {pin[len(package) :] for pin in pinned.values() if pin.startswith(package)}
         return most_requested(votes, n, held)
 
 
