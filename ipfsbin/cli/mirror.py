@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import Annotated, Any, Final
 
 import typer
@@ -66,6 +67,22 @@ def mirror(
         list[str] | None,
         typer.Option("--category", help="Keep only packages of this category (repeatable)."),
     ] = None,
+    most_requested: Annotated[
+        int | None,
+        typer.Option(
+            "--most-requested",
+            min=1,
+            help="Keep only the N builds with the most providers (the usage vote; "
+            "after --category); others' pins go.",
+        ),
+    ] = None,
+    provider_timeout: Annotated[
+        float,
+        typer.Option(
+            "--provider-timeout",
+            help="Seconds to look for each build's providers with --most-requested.",
+        ),
+    ] = 10.0,
     status: Annotated[
         bool, typer.Option("--status", help="Show each pin's status as the engine reports it.")
     ] = False,
@@ -84,8 +101,8 @@ def mirror(
 
     Each round syncs (verifying like any client), pins the index and every
     kept package with the replication factor, unpins yanked entries and those
-    outside --category, and re-puts the current IPNS record so the name
-    resolves while the publisher is offline.
+    outside --category or --most-requested, and re-puts the current IPNS
+    record so the name resolves while the publisher is offline.
     """
     given = [e for e in (cluster, pinning_service, kubo_remote) if e is not None]
     if len(given) != 1:
@@ -96,7 +113,9 @@ def mirror(
         )
     wait = parse_duration(timeout)
     pause = parse_duration(interval).total_seconds()
-    policy = MirrorPolicy(categories=frozenset(category or ()))
+    if provider_timeout <= 0:
+        raise typer.BadParameter("must be above 0", param_hint="--provider-timeout")
+    policy = MirrorPolicy(categories=frozenset(category or ()), most_requested=most_requested)
     chosen = list(names or ())
     with (
         ExitStack() as closing,
@@ -124,6 +143,7 @@ def mirror(
             replication=replication,
             policy=policy,
             timeout=wait,
+            provider_timeout=timedelta(seconds=provider_timeout),
         )
         if status:
             pins = service.status(chosen)
@@ -153,6 +173,12 @@ def _render_rounds(rounds: list[MirrorRound]) -> str:
             f"{r.unpinned} unpinned; record "
             + ("not re-put" if r.republished is None else f"sequence {r.republished} re-put")
         )
+        if r.most_requested is not None:
+            lines.append(f"  most requested ({len(r.most_requested)} kept):")
+            lines += [
+                f"    {'?' if v.providers is None else v.providers} providers  {v.key}"
+                for v in r.most_requested
+            ]
         lines += [f"  error: {e}" for e in r.errors]
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ class ServicePin:
     name: str
     status: str
     created: str
+    delegates: tuple[str, ...] = ()  # multiaddresses of the service's nodes for this pin
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> ServicePin:
@@ -41,6 +42,7 @@ class ServicePin:
             name=str(pin.get("name") or ""),
             status=str(value["status"]),
             created=str(value.get("created") or ""),
+            delegates=tuple(str(a) for a in value.get("delegates") or ()),
         )
 
 

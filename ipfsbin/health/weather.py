@@ -13,16 +13,13 @@ depend on them, with the reasons the builds of them that exist were refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 from ipfsbin.catalog.build import Candidate, Offer
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.cpv import split_cpv
-from ipfsbin.errors import KuboError
 from ipfsbin.host.installed import InstalledSet
-from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.providers import count_providers
 
 __all__ = [
     "PackageWeather",
@@ -253,27 +250,3 @@ def weigh(
             )
         )
     return Weather(packages=tuple(packages))
-
-
-def count_providers(
-    client: KuboClient,
-    cids: Sequence[CID],
-    *,
-    timeout: timedelta = timedelta(seconds=10),
-    workers: int = 8,
-) -> dict[CID, int | None]:
-    """Other peers providing each of ``cids`` (this node left out); None where the search failed.
-
-    The searches run side by side, each bounded by ``timeout``.
-    """
-    me = client.id().peer_id
-
-    def one(cid: CID) -> int | None:
-        try:
-            found = client.routing_findprovs(cid, timeout=timeout)
-        except KuboError:
-            return None
-        return len(set(found) - {me})
-
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cids)))) as pool:
-        return dict(zip(cids, pool.map(one, cids), strict=True))

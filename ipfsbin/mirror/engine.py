@@ -22,6 +22,7 @@ __all__ = [
     "KuboRemoteEngine",
     "PinEngine",
     "PinningServiceEngine",
+    "delegate_peers",
 ]
 
 
@@ -60,6 +61,13 @@ class PinEngine(Protocol):
         """Every pin under ``prefix`` with its status as the engine reports it."""
         ...
 
+    def holders(self, prefix: str) -> frozenset[str]:
+        """IPFS peer IDs of the nodes keeping the engine's copies of the pins under ``prefix``.
+
+        A usage vote leaves them out: they provide what the mirror pinned.
+        """
+        ...
+
 
 class ClusterEngine:
     """IPFS Cluster through its REST API: replication min = max = the mirror's factor."""
@@ -75,6 +83,14 @@ class ClusterEngine:
 
     def unpin(self, cid: str) -> None:
         self.client.unpin(cid)
+
+    def holders(self, prefix: str) -> frozenset[str]:
+        del prefix  # every cluster peer's Kubo may hold any pin
+        return frozenset(
+            str(ipfs["id"])
+            for peer in self.client.peers()
+            if isinstance(ipfs := peer.get("ipfs"), dict) and ipfs.get("id")
+        )
 
     def status(self, prefix: str) -> list[EnginePin]:
         pins = {str(p.cid): p for p in self.client.pinset() if p.name.startswith(prefix)}
@@ -115,6 +131,10 @@ class PinningServiceEngine:
     def status(self, prefix: str) -> list[EnginePin]:
         return _service_status(self.client.pins(name=prefix), prefix)
 
+    def holders(self, prefix: str) -> frozenset[str]:
+        pins = [p for p in self.client.pins(name=prefix) if p.name.startswith(prefix)]
+        return delegate_peers(a for pin in pins for a in pin.delegates)
+
 
 class KuboRemoteEngine:
     """A Pinning Service API through Kubo's ``pin remote`` client (a service Kubo knows by name)."""
@@ -137,6 +157,15 @@ class KuboRemoteEngine:
 
     def status(self, prefix: str) -> list[EnginePin]:
         return _service_status(self.kubo.pin_remote_ls(service=self.service), prefix)
+
+    def holders(self, prefix: str) -> frozenset[str]:
+        del prefix  # `pin remote ls` does not report the service's delegates
+        return frozenset()
+
+
+def delegate_peers(addresses: Iterable[str]) -> frozenset[str]:
+    """Peer IDs of a Pinning Service's delegates (multiaddresses ending ``/p2p/ID``)."""
+    return frozenset(a.rsplit("/p2p/", 1)[1] for a in addresses if "/p2p/" in a)
 
 
 class _ServicePin(Protocol):

@@ -30,6 +30,8 @@ __all__ = [
     "WantedPin",
     "changes",
     "index_pin_prefix",
+    "kept_entries",
+    "package_pin_prefix",
     "raw_alias",
     "wanted_pins",
 ]
@@ -37,9 +39,14 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class MirrorPolicy:
-    """Which packages a mirror keeps: all, or those of the listed categories."""
+    """Which packages a mirror keeps: all, or those of the listed categories.
+
+    ``most_requested``: of those, only the N builds most requested (the
+    usage vote, :mod:`ipfsbin.mirror.vote`); None keeps them all.
+    """
 
     categories: frozenset[str] = frozenset()
+    most_requested: int | None = None
 
     def keeps(self, key: str) -> bool:
         if not self.categories:
@@ -65,25 +72,34 @@ def index_pin_prefix(index_name: str) -> str:
     return pin_name("mirror", index_name) + ":"
 
 
+def package_pin_prefix(index_name: str) -> str:
+    """The start of the pin names of ``index_name``'s packages; the index key follows."""
+    return pin_name("mirror", index_name, "package") + ":"
+
+
+def kept_entries(
+    index_root: CID, store: BlockStore, policy: MirrorPolicy
+) -> list[tuple[str, IndexEntry]]:
+    """The entries of the index ``policy`` keeps, by key: not yanked, of a kept category."""
+    kept = []
+    for key, value in ProllyTree(store).items(index_root):
+        entry = IndexEntry.from_dag(value)
+        if entry.state == "ok" and policy.keeps(key):
+            kept.append((key, entry))
+    return kept
+
+
 def wanted_pins(
-    index_name: str,
-    *,
-    held: Iterable[CID],
-    index_root: CID,
-    store: BlockStore,
-    policy: MirrorPolicy,
+    index_name: str, *, held: Iterable[CID], entries: Iterable[tuple[str, IndexEntry]]
 ) -> dict[CID, WantedPin]:
-    """Every pin the mirror of ``index_name`` should have, by CID."""
+    """Every pin the mirror of ``index_name`` should have, by CID: the index, and ``entries``."""
     wanted: dict[CID, WantedPin] = {}
     index_name_pin = pin_name("mirror", index_name, "index")
     for cid in held:
         alias = raw_alias(cid)
         wanted[alias] = WantedPin(alias, index_name_pin)
-    for key, value in ProllyTree(store).items(index_root):
-        entry = IndexEntry.from_dag(value)
-        if entry.state != "ok" or not policy.keeps(key):
-            continue
-        name = pin_name("mirror", index_name, "package", key)
+    for key, entry in entries:
+        name = package_pin_prefix(index_name) + key
         for cid in (entry.manifest, *entry.attestations):
             wanted.setdefault(cid, WantedPin(cid, name))
     return wanted

@@ -12,17 +12,26 @@ stays resolvable while the publisher is offline.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
 from ipfsbin.errors import IpfsbinError
+from ipfsbin.index.entry import IndexEntry
 from ipfsbin.ipns.publish import republish
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.mirror.engine import EnginePin, PinEngine
-from ipfsbin.mirror.plan import MirrorPolicy, changes, index_pin_prefix, wanted_pins
+from ipfsbin.mirror.plan import (
+    MirrorPolicy,
+    changes,
+    index_pin_prefix,
+    kept_entries,
+    package_pin_prefix,
+    wanted_pins,
+)
+from ipfsbin.mirror.vote import Vote, count_votes, most_requested
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.subscribe.follower import Follower, require_subscriptions
 
@@ -43,6 +52,7 @@ class MirrorRound:
     unpinned: int = 0
     republished: int | None = None
     errors: tuple[str, ...] = field(default=())
+    most_requested: tuple[Vote, ...] | None = None  # the top N kept, with --most-requested
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -54,6 +64,9 @@ class MirrorRound:
             "unpinned": self.unpinned,
             "republished_sequence": self.republished,
             "errors": list(self.errors),
+            "most_requested": (
+                None if self.most_requested is None else [v.to_json() for v in self.most_requested]
+            ),
         }
 
 
@@ -78,6 +91,7 @@ class Mirror:
         policy: MirrorPolicy | None = None,
         timeout: timedelta = timedelta(seconds=30),
         concurrency: int = 16,
+        provider_timeout: timedelta = timedelta(seconds=10),
     ) -> None:
         if replication < 1:
             raise ValueError(f"replication must be at least 1, got {replication}")
@@ -90,6 +104,7 @@ class Mirror:
         self.replication = replication
         self.policy = policy or MirrorPolicy()
         self.timeout = timeout
+        self.provider_timeout = provider_timeout
 
     def round(self, names: Sequence[str] = ()) -> list[MirrorRound]:
         """Sync, reconcile and republish ``names`` (default: every subscription) once."""
@@ -140,15 +155,14 @@ class Mirror:
             return MirrorRound(name=name, outcome=outcome, height=None)
         errors: list[str] = []
         store = KuboBlockStore(self.kubo, offline=False, fetch_timeout=self.timeout)
-        wanted = wanted_pins(
-            name,
-            held=self.follower.state.held(name),
-            index_root=subscription.index_root,
-            store=store,
-            policy=self.policy,
-        )
+        entries = kept_entries(subscription.index_root, store, self.policy)
         prefix = index_pin_prefix(name)
         pinned = self.engine.pinned(prefix)
+        top = None
+        if self.policy.most_requested is not None:
+            top, keys = self._vote(name, self.policy.most_requested, store, entries, pinned, errors)
+            entries = [(key, entry) for key, entry in entries if key in keys]
+        wanted = wanted_pins(name, held=self.follower.state.held(name), entries=entries)
         by_text = {str(cid): pin for cid, pin in wanted.items()}
         to_pin, to_unpin = changes(by_text, pinned, prefix)
         done_pin = _each(
@@ -173,7 +187,33 @@ class Mirror:
             unpinned=len(done_unpin),
             republished=sequence,
             errors=tuple(errors),
+            most_requested=None if top is None else tuple(top),
         )
+
+    def _vote(
+        self,
+        name: str,
+        n: int,
+        store: KuboBlockStore,
+        entries: list[tuple[str, IndexEntry]],
+        pinned: Mapping[str, str],
+        errors: list[str],
+    ) -> tuple[list[Vote], frozenset[str]]:
+        """The top ``n`` of ``entries`` by the usage vote, and the index keys to keep."""
+        votes = count_votes(
+            self.kubo,
+            store,
+            entries,
+            exclude=self.engine.holders(index_pin_prefix(name)),
+            timeout=self.provider_timeout,
+            workers=self.concurrency,
+        )
+        failed = sum(1 for v in votes if v.providers is None)
+        if failed:
+            errors.append(f"{failed} provider searches failed; packages pinned now keep their pins")
+        package = package_pin_prefix(name)
+        held = {pin[len(package) :] for pin in pinned.values() if pin.startswith(package)}
+        return most_requested(votes, n, held)
 
 
 def _each(

@@ -288,12 +288,16 @@ class ShimBinhost:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop_serving()
+        for node in self.nodes:
+            node.stop()
+
+    def stop_serving(self) -> None:
+        """Stop every ``ipfsbin serve`` :meth:`serve_for` started."""
         while self.serves:
             proc, log = self.serves.pop()
             _stop(proc, signal.SIGINT)
             log.close()
-        for node in self.nodes:
-            node.stop()
 
     def publish(self, binpkgs: Sequence[Path], *, allow_restricted: bool = True) -> None:
         """Publish, index, commit and publish the head; beta syncs to it."""

@@ -21,7 +21,11 @@ its peak RSS while serving 16 parallel downloads of the largest file. The
 shims run in their own processes (``--serve``) fed a snapshot of offers
 directly, so no index or Portage host is needed; everything else in their
 path is the production code (:func:`ipfsbin.serve.run.byte_source`).
-Building and serving ``Packages`` is measured by ``scripts/bench/packages.py``.
+Building and serving ``Packages`` is measured by ``scripts/bench/packages.py``;
+the user's whole update (``emerge -uDN @world --getbinpkgonly`` after a sync
+bringing updates of 20 installed packages, through the shim with and
+without prefetch and through nginx) by ``scripts/bench/prefetch.py``: it
+needs Portage prefixes and a followed index, which this one does without.
 
 Needs nginx (``apt-get install nginx``; ``scripts/lib/setup.sh`` has
 ``ensure_bench_packages``) and curl. Results go to

@@ -3,7 +3,10 @@
 
 The user's real case (issue 18): a client has 20 packages installed; a new
 head carries a newer build of each. One run, the same binpkgs three ways,
-each in its own client prefix with v1 of the 20 installed (not timed):
+each starting from the same client prefix with v1 of the 20 installed (not
+timed; v1 is installed once, the prefix is copied aside and put back before
+each way, at the same path since Portage records installed files by their
+absolute path):
 
 - ``nginx``: Debian's nginx serving the builder's PKGDIR (Portage's own
   ``Packages``) from disk: the plain binhost, the baseline;
@@ -27,6 +30,7 @@ Usage: ``.venv/bin/python scripts/bench/prefetch.py``
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -61,7 +65,18 @@ EBUILDS = {
 
 def _installed_v1(client: Any, url: str) -> None:
     h.point_binrepos(client, url)
-    h.timed_emerge(client, "--getbinpkgonly", *(f"={cp}-1" for cp in PACKAGES))
+    h.timed_emerge(client, "--getbinpkgonly", *(f"={cp}-1" for cp in PACKAGES), timeout=1800)
+
+
+def _step(what: str) -> None:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{time.strftime('%H:%M:%S')} {what} (load {load})", file=sys.stderr, flush=True)
+
+
+def _restore(client: Any, saved: Path) -> None:
+    """Put the prefix back as :func:`shutil.copytree` saved it (v1 installed, no v2 fetched)."""
+    shutil.rmtree(client.eprefix)
+    shutil.copytree(saved, client.eprefix, symlinks=True)
 
 
 def _check_updated(client: Any, kind: str) -> None:
@@ -111,36 +126,52 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="ipfsbin-bench-prefetch-"))
     builder = h.client_prefix(EBUILDS)
-    clients = {kind: h.client_prefix(EBUILDS) for kind in ("nginx", "shim", "shim_prefetch")}
+    client = h.client_prefix(EBUILDS)
+    saved = work / "client-v1"
     seconds: dict[str, float] = {}
+    setup: dict[str, float] = {}
+    load_start = os.getloadavg()
     try:
+        _step("building v1 and v2 of 20 packages")
+        started = time.monotonic()
         for version in (1, 2):
             builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
-                           *(f"={cp}-{version}" for cp in PACKAGES))  # fmt: skip
+                           *(f"={cp}-{version}" for cp in PACKAGES), timeout=1800)  # fmt: skip
         binpkgs = builder.refresh()
+        setup["build"] = time.monotonic() - started
         v2_bytes = sum(binpkgs[f"{cp}-2"].stat().st_size for cp in PACKAGES)
         with h.ShimBinhost(work / "shim") as shim, h.Nginx(builder.pkgdir, work / "nginx") as web:
             shim.publish([binpkgs[f"{cp}-1"] for cp in PACKAGES])
-            for client in clients.values():
-                _installed_v1(client, web.url)
+            _step("installing v1 in the client")
+            started = time.monotonic()
+            _installed_v1(client, web.url)
+            setup["install_v1"] = time.monotonic() - started
+            shutil.copytree(client.eprefix, saved, symlinks=True)
             shim.publish([binpkgs[f"{cp}-2"] for cp in PACKAGES])  # the sync that brings updates
 
-            seconds["nginx"] = h.timed_emerge(clients["nginx"], *UPDATE).seconds
+            _step("emerge through nginx")
+            seconds["nginx"] = h.timed_emerge(client, *UPDATE).seconds
+            _check_updated(client, "nginx")
 
+            _restore(client, saved)
             shim.forget_binpkgs()  # the v2 blocks are only on the builder's node
-            h.point_binrepos(clients["shim"], shim.serve_for(clients["shim"]))
-            seconds["shim"] = h.timed_emerge(clients["shim"], *UPDATE).seconds
+            h.point_binrepos(client, shim.serve_for(client))
+            _step("emerge through the shim, no prefetch")
+            seconds["shim"] = h.timed_emerge(client, *UPDATE).seconds
+            _check_updated(client, "shim")
 
+            shim.stop_serving()
+            _restore(client, saved)
             shim.forget_binpkgs()  # what the last emerge fetched is gone again
-            prefetch_seconds = _prefetch(shim, clients["shim_prefetch"])
-            url = shim.serve_for(clients["shim_prefetch"])
-            h.point_binrepos(clients["shim_prefetch"], url)
-            seconds["shim_prefetch"] = h.timed_emerge(clients["shim_prefetch"], *UPDATE).seconds
-        for kind, client in clients.items():
-            _check_updated(client, kind)
+            _step("sync --follow with prefetch")
+            prefetch_seconds = _prefetch(shim, client)
+            _step("emerge through the shim after prefetch")
+            h.point_binrepos(client, shim.serve_for(client))
+            seconds["shim_prefetch"] = h.timed_emerge(client, *UPDATE).seconds
+            _check_updated(client, "shim_prefetch")
     finally:
-        for client in (builder, *clients.values()):
-            client.cleanup()
+        for playground in (builder, client):
+            playground.cleanup()
         shutil.rmtree(work, ignore_errors=True)
     results = {
         "packages": len(PACKAGES),
@@ -149,6 +180,8 @@ def main() -> int:
         "command": "emerge " + " ".join(UPDATE),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "prefetch_seconds": round(prefetch_seconds, 2),
+        "setup_seconds": {k: round(v, 2) for k, v in setup.items()},
+        "load_average": {"start": load_start, "end": os.getloadavg()},
         "shim_prefetch_vs_nginx": round(seconds["shim_prefetch"] / seconds["nginx"], 2),
         "shim_vs_nginx": round(seconds["shim"] / seconds["nginx"], 2),
         "targets": {"shim_prefetch_vs_nginx": "<= 0.9", "shim_vs_nginx": "<= 1.15"},

@@ -23,8 +23,9 @@ import pytest
 
 from ipfsbin.cluster.peer import ClusterPeer
 from ipfsbin.cluster.rest import ClusterClient
-from ipfsbin.codec.cid import RAW, cid_for
+from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.manifest import Manifest
 from ipfsbin.mirror.plan import index_pin_prefix
 from tests.integration.cli_host import Cli, cli_host
 from tests.integration.cluster_helpers import (
@@ -44,6 +45,7 @@ PACKAGES["dev-libs/lib0-2.0"] = b"a library\n" * 80
 REAL = ("app-misc/usetest-1", "app-misc/hello-1", "dev-libs/libfoo-1", "app-misc/usesfoo-1")
 # the mirror's Kubos answer their gateway as a mirror operator sets it up (schema/binhost.md)
 MIRROR_GATEWAY = {"Gateway.DeserializedResponses": False}
+YANKED = "app-misc/tool0-1.0"  # the yank test's
 
 
 @dataclass
@@ -107,7 +109,7 @@ def test_the_mirror_pins_the_index_and_packages_twice(setup: Setup) -> None:
 
 
 def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
-    yanked = "app-misc/tool0-1.0"
+    yanked = YANKED
     setup.index.maintainer("index", "yank", setup.index.keys[yanked], "--reason", "broken")
     setup.index.maintainer("index", "commit", "-m", "yank tool0", "--key", "m")
     setup.index.maintainer("index", "publish", "--key", "m", "--allow-offline")
@@ -117,6 +119,79 @@ def test_a_yank_removes_the_package_pins(setup: Setup) -> None:
     names = {p.cid: p.name for p in setup.cluster.pinset()}
     assert setup.index.manifests[yanked] not in names
     assert all(setup.index.manifests[cpv] in names for cpv in PACKAGES if cpv != yanked)
+
+
+def _package_keys(setup: Setup) -> set[str]:
+    """Index keys of the packages the cluster holds pins of for the mirrored index."""
+    prefix = index_pin_prefix(setup.index.name) + "package:"
+    return {p.name[len(prefix) :] for p in setup.cluster.pinset() if p.name.startswith(prefix)}
+
+
+def _vote_for(node: ManagedNode, *cids: CID) -> None:
+    """``node`` installed these builds: it keeps and provides them."""
+    for cid in cids:
+        node.run("pin", "add", str(cid), timeout=120)
+        node.run("routing", "provide", str(cid), timeout=120)
+
+
+def test_most_requested_keeps_the_top_builds_by_providers(setup: Setup, kubo_nodes: Any) -> None:
+    with setup.kubos[0].client() as kubo:
+        binpkgs = {
+            cpv: Manifest.from_block(m, kubo.block_get(m)).binpkg
+            for cpv, m in setup.index.manifests.items()
+            if cpv != YANKED
+        }
+    key = setup.index.keys
+    for cid in binpkgs.values():  # the publisher provides every build: one vote each
+        setup.publisher.run("routing", "provide", str(cid), timeout=120)
+    # a cluster peer's copy is the mirror's own, not a vote
+    _vote_for(setup.kubos[1], binpkgs["app-misc/tool1-1.0"])
+    voters = kubo_nodes(2)
+    try:
+        _vote_for(voters[0], binpkgs["app-misc/tool2-1.0"], binpkgs["dev-libs/lib0-2.0"])
+        _vote_for(voters[1], binpkgs["app-misc/tool2-1.0"])
+        ones = sorted(
+            (key[c], c) for c in binpkgs if c not in ("app-misc/tool2-1.0", "dev-libs/lib0-2.0")
+        )
+        (first,) = setup.mirror("--most-requested", "3", "--provider-timeout", "5")
+        assert first["errors"] == [], first
+        assert first["most_requested"] == [
+            {"key": key["app-misc/tool2-1.0"], "providers": 3},
+            {"key": key["dev-libs/lib0-2.0"], "providers": 2},
+            {"key": ones[0][0], "providers": 1},  # ties at 1 break by index key
+        ]
+        assert _package_keys(setup) == {v["key"] for v in first["most_requested"]}
+        assert first["unpinned"] >= 2 * (len(binpkgs) - 3)
+
+        # two more hosts install the next in key order: it rises, the third falls out
+        risen = ones[1][1]
+        _vote_for(voters[0], binpkgs[risen])
+        _vote_for(voters[1], binpkgs[risen])
+        (second,) = setup.mirror("--most-requested", "3", "--provider-timeout", "5")
+        top = sorted([key["app-misc/tool2-1.0"], key[risen]])
+        assert second["most_requested"] == [
+            {"key": top[0], "providers": 3},
+            {"key": top[1], "providers": 3},
+            {"key": key["dev-libs/lib0-2.0"], "providers": 2},
+        ]
+        assert second["errors"] == [] and second["unpinned"] >= 2
+        assert ones[0][0] not in _package_keys(setup)
+        assert _package_keys(setup) == {*top, key["dev-libs/lib0-2.0"]}
+
+        (libs,) = setup.mirror(
+            "--category", "dev-libs", "--most-requested", "1", "--provider-timeout", "5"
+        )
+        assert libs["most_requested"] == [{"key": key["dev-libs/lib0-2.0"], "providers": 2}]
+        assert _package_keys(setup) == {key["dev-libs/lib0-2.0"]}
+        index_pins = [p for p in setup.cluster.pinset() if p.name.endswith(":index")]
+        assert len(index_pins) > 0  # the index is pinned whatever the policy
+    finally:
+        for voter in voters:  # later tests fetch from the mirror, not from these hosts
+            voter.stop()
+
+    (every,) = setup.mirror()
+    assert every["most_requested"] is None and every["errors"] == []
+    assert _package_keys(setup) == {key[c] for c in binpkgs}
 
 
 def test_packages_and_the_name_survive_a_peer_and_the_publisher(
@@ -137,7 +212,7 @@ def test_packages_and_the_name_survive_a_peer_and_the_publisher(
     assert resolved.stdout.decode().strip().startswith("/ipfs/")
     with client.client() as kubo:
         for cpv, data in PACKAGES.items():
-            if cpv == "app-misc/tool0-1.0":
+            if cpv == YANKED:
                 continue
             assert kubo.cat_bytes(cid_for(RAW, data)) == data, cpv
 

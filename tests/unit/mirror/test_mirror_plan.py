@@ -11,6 +11,7 @@ from ipfsbin.mirror.plan import (
     WantedPin,
     changes,
     index_pin_prefix,
+    kept_entries,
     raw_alias,
     wanted_pins,
 )
@@ -37,12 +38,13 @@ def _index() -> tuple[MemoryBlockStore, CID, dict[str, IndexEntry]]:
 def test_the_index_blocks_as_raw_leaves_and_each_kept_package() -> None:
     store, root, entries = _index()
     held = [root, cid_for(DAG_CBOR, b"\xa0")]
-    wanted = wanted_pins(NAME, held=held, index_root=root, store=store, policy=MirrorPolicy())
+    kept = kept_entries(root, store, MirrorPolicy())
+    wanted = wanted_pins(NAME, held=held, entries=kept)
     index_pins = {c for c, p in wanted.items() if p.name == f"ipfsbin:mirror:{NAME}:index"}
     assert index_pins == {raw_alias(c) for c in held}
     assert {(c.codec, c.multihash) for c in index_pins} == {(RAW, h.multihash) for h in held}
-    kept = {k: e for k, e in entries.items() if e.state == "ok"}
-    for key, entry in kept.items():
+    assert kept == sorted((k, e) for k, e in entries.items() if e.state == "ok")
+    for key, entry in kept:
         for cid in (entry.manifest, *entry.attestations):
             assert wanted[cid] == WantedPin(cid, f"ipfsbin:mirror:{NAME}:package:{key}")
     yanked = next(e for e in entries.values() if e.state == "yanked")
@@ -53,7 +55,7 @@ def test_the_index_blocks_as_raw_leaves_and_each_kept_package() -> None:
 def test_a_category_filter_keeps_only_its_packages() -> None:
     store, root, entries = _index()
     policy = MirrorPolicy(categories=frozenset({"dev-libs"}))
-    wanted = wanted_pins(NAME, held=[], index_root=root, store=store, policy=policy)
+    wanted = wanted_pins(NAME, held=[], entries=kept_entries(root, store, policy))
     assert {p.name.rsplit(":", 1)[1].split("/")[1] for p in wanted.values()} == {"dev-libs"}
 
 
