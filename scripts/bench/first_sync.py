@@ -178,7 +178,7 @@ def _sync_child(
 
     KuboKeeper.keep = timed_keep  # type: ignore[method-assign]
     if mechanism.endswith("_walk"):  # the bulk mover off: the level walk alone
-        follower_module.refs_bulk = lambda *_, **__: nullcontext(None)  # type: ignore[assignment]
+        vars(follower_module)["refs_bulk"] = lambda *_, **__: nullcontext(None)
 
     def connect() -> KuboClient:
         return KuboClient.from_multiaddr(api or "", timeout=300)
