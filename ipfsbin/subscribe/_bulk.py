@@ -22,6 +22,7 @@ it there instead of fetching it again.
 from __future__ import annotations
 
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -31,12 +32,13 @@ from datetime import timedelta
 from typing import Final, cast
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import BlockNotFoundError, SchemaError
+from ipfsbin.errors import KuboError, SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.kubo.pipelined import pipelined_blocks
+from ipfsbin.store.base import BlockStore
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe._delta import Moved
@@ -45,34 +47,64 @@ __all__ = ["RefsBulk", "refs_bulk"]
 
 _BATCH: Final = 256
 """Most refs read back in one pipelined batch."""
+_STALL: Final = 5.0
+"""Seconds without a new ref after which the walk's remaining nodes are fetched otherwise."""
 _DONE: Final = object()
+
+_log = logging.getLogger(__name__)
 
 Reader = Callable[[Sequence[CID]], list[bytes]]
 
 
 class RefsBulk:
-    """A :class:`~ipfsbin.subscribe._delta.Bulk` over Kubo's ``refs`` and pipelined reads."""
+    """A :class:`~ipfsbin.subscribe._delta.Bulk` over Kubo's ``refs`` and pipelined reads.
 
-    def __init__(self, client: KuboClient, read: Reader, *, fetch_timeout: timedelta) -> None:
+    A ``refs`` walk that stops delivering for :data:`_STALL` seconds (a bitswap
+    session can sit for a minute on this project's loaded machines, and a
+    missing block stops it for good) is left behind: the nodes it was still
+    to deliver are fetched one by one through ``fetch`` (each its own bitswap
+    request under ``fetch``'s timeout), checked, and their subtrees handed to
+    a new ``refs`` walk.
+    """
+
+    def __init__(
+        self, client: KuboClient, read: Reader, fetch: BlockStore, *, workers: int
+    ) -> None:
         self.client = client
         self.read = read
-        self.fetch_timeout = fetch_timeout
-        self.blocks = 0
-        self.bytes = 0
+        self.fetch = fetch
+        self.workers = workers
+        self.restarts = 0
 
     def below(self, tops: Sequence[Node]) -> Moved:
         """Fetch and check every node under ``tops`` (checked nodes of one level >= 1)."""
-        if not tops:
-            return Moved(cids=(), bytes=0)
-        level = tops[0].level
-        if level < 1 or any(top.level != level for top in tops):
+        if any(top.level < 1 or top.level != tops[0].level for top in tops):
             raise ValueError("bulk tops must be internal nodes of one level")
-        expected = {c: (top, i) for top in tops for i, c in enumerate(top.children)}
-        blocks = MemoryBlockStore()
-        tree = ProllyTree(blocks, cache_size=0)
         moved: list[CID] = []
         size = 0
-        with self._refs([top.cid for top in tops], level) as arrivals:
+        groups = [list(tops)] if tops else []
+        while groups:
+            group = groups.pop()
+            expected = {c: (top, i) for top in group for i, c in enumerate(top.children)}
+            size += self._stream(group, expected, moved)
+            if not expected:
+                continue
+            self.restarts += 1
+            nodes, got = self._one_by_one(expected)
+            moved += [node.cid for node in nodes]
+            size += got
+            for level in sorted({node.level for node in nodes if node.level > 0}):
+                groups.append([node for node in nodes if node.level == level])
+        return Moved(cids=tuple(moved), bytes=size)
+
+    def _stream(
+        self, tops: list[Node], expected: dict[CID, tuple[Node, int]], moved: list[CID]
+    ) -> int:
+        """Check what one ``refs`` walk under ``tops`` delivers; ``expected`` keeps the rest."""
+        blocks = MemoryBlockStore()
+        tree = ProllyTree(blocks, cache_size=0)
+        size = 0
+        with self._refs([top.cid for top in tops], tops[0].level) as arrivals:
             for batch in arrivals:
                 for cid, data in zip(batch, self.read(batch), strict=True):
                     ref = expected.pop(cid, None)
@@ -85,28 +117,35 @@ class RefsBulk:
                         expected.update((c, (node, i)) for i, c in enumerate(node.children))
                     moved.append(cid)
                     size += len(data)
-        if expected:
-            missing = next(iter(expected))
-            raise BlockNotFoundError(
-                f"{len(expected)} index nodes under {tops[0].cid} never arrived (first: {missing})",
-                hint="the publisher or its peers may be unreachable; sync again later",
-            )
-        self.blocks += len(moved)
-        self.bytes += size
-        return Moved(cids=tuple(moved), bytes=size)
+        return size
+
+    def _one_by_one(self, expected: dict[CID, tuple[Node, int]]) -> tuple[list[Node], int]:
+        """The nodes a stalled walk left, fetched through ``fetch`` and checked."""
+        wanted = list(expected)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            found = list(pool.map(within_operation(self.fetch.get), wanted))
+        blocks = MemoryBlockStore()
+        blocks.put_many(zip(wanted, found, strict=True))
+        tree = ProllyTree(blocks, cache_size=0)
+        nodes = [tree.child(*expected[cid]) for cid in wanted]
+        return nodes, sum(len(data) for data in found)
 
     @contextmanager
     def _refs(self, tops: list[CID], depth: int) -> Iterator[Iterator[list[CID]]]:
-        """Batches of the refs Kubo has fetched so far, as they come (a thread reads them)."""
+        """Batches of the refs Kubo has fetched so far, as they come (a thread reads them);
+        they end early when the walk fails or stalls."""
         arrived: queue.SimpleQueue[object] = queue.SimpleQueue()
         stop = threading.Event()
 
         def listen() -> None:
             try:
-                for cid in self.client.refs(tops, max_depth=depth, timeout=self.fetch_timeout):
+                # no Kubo timeout: the walk may take minutes; the sync's deadline bounds it
+                for cid in self.client.refs(tops, max_depth=depth):
                     if stop.is_set():
                         return
                     arrived.put(cid)
+            except KuboError as exc:
+                _log.info("refs under %s ended early: %s", tops[0], exc)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 arrived.put(exc)
             arrived.put(_DONE)
@@ -114,7 +153,11 @@ class RefsBulk:
         def batches() -> Iterator[list[CID]]:
             while True:
                 batch: list[CID] = []
-                item = arrived.get()
+                try:
+                    item = arrived.get(timeout=_STALL)
+                except queue.Empty:
+                    _log.info("refs under %s stalled for %g s: fetching the rest", tops[0], _STALL)
+                    return
                 while True:
                     if item is _DONE:
                         if batch:
@@ -134,17 +177,18 @@ class RefsBulk:
         try:
             yield batches()
         finally:
-            stop.set()  # a failed check: Kubo's walk ends at its next ref (or its timeout)
+            stop.set()  # an abandoned walk ends at its next ref (or the sync's deadline)
 
 
 @contextmanager
 def refs_bulk(client: KuboClient, *, fetch_timeout: timedelta, workers: int) -> Iterator[RefsBulk]:
     """A :class:`RefsBulk` reading through a pipelined connection to ``client``'s API, or
     ``workers`` concurrent ``block/get`` calls when the API is not plain HTTP over TCP."""
+    fetch = KuboBlockStore(client, offline=False, fetch_timeout=fetch_timeout)
     pipelined = pipelined_blocks(client)
     if pipelined is not None:
         with pipelined:
-            yield RefsBulk(client, pipelined.read, fetch_timeout=fetch_timeout)
+            yield RefsBulk(client, pipelined.read, fetch, workers=workers)
         return
     local = KuboBlockStore(client, offline=True)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipfsbin-read") as pool:
@@ -152,4 +196,4 @@ def refs_bulk(client: KuboClient, *, fetch_timeout: timedelta, workers: int) -> 
         def read(cids: Sequence[CID]) -> list[bytes]:
             return list(pool.map(within_operation(local.get), cids))
 
-        yield RefsBulk(client, read, fetch_timeout=fetch_timeout)
+        yield RefsBulk(client, read, fetch, workers=workers)
