@@ -156,7 +156,13 @@ def build(entries: int, seed: int) -> Index:
 
 
 def _sync_child(
-    mechanism: str, api: str | None, gateway: str | None, name: str, root: str, home: str
+    mechanism: str,
+    api: str | None,
+    gateway: str | None,
+    name: str,
+    root: str,
+    home: str,
+    stall: float = STALL,
 ) -> dict[str, Any]:
     """Runs in a fresh process: one first sync, its figures and the process's peak RSS."""
     config = FollowConfig(
@@ -164,7 +170,7 @@ def _sync_child(
         state_path=Path(home) / "state.sqlite",
         block_path=Path(home) / "blocks.sqlite",
         timeout=WAIT,
-        deadline=timedelta(seconds=STALL),
+        deadline=timedelta(seconds=stall),
         default_replica="host" if "host" in mechanism else "full",
         host=lambda: fits,
     )
@@ -260,9 +266,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                             client.swarm_connect(publisher.swarm_addrs()[:1])
                     if mechanism == "kubo_pin_add":
                         assert node is not None
-                        with node.client(timeout=STALL) as client:
+                        with node.client(timeout=options.stall) as client:
                             begun = time.perf_counter()
-                            client.pin_add([index.root], recursive=True, timeout=STALL)
+                            client.pin_add([index.root], recursive=True, timeout=options.stall)
                             row: dict[str, Any] = {
                                 "seconds": round(time.perf_counter() - begun, 2),
                                 "index_nodes": index.blocks,
@@ -278,7 +284,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                                 signer.key_id,
                                 str(signed_root.cid),
                                 str(home),
-                            ).result(timeout=STALL)
+                                options.stall,
+                            ).result(timeout=options.stall)
                     row["bytes_moved"] = (
                         received(node) if node is not None else row["sync_bytes_fetched"]
                     )
@@ -327,6 +334,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument(
+        "--stall", type=float, default=STALL, help="seconds one mechanism may take (and its sync)"
+    )
     parser.add_argument("--only", type=lambda s: s.split(","), default=list(MECHANISMS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "first_sync.json")
     options = parser.parse_args()
