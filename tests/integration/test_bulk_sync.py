@@ -249,13 +249,15 @@ class _Counting:
 def test_bulk_first_sync_holds_the_index_and_fetches_no_manifest(
     published: Published, kubo_nodes: NodeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a name of its own: another test moves the shared name's head
+    name, root = _publish_variant(published, published.index)
     (node,) = kubo_nodes(1)
     counting = _Counting(monkeypatch)
     index_nodes = all_nodes(published.tree, published.index)
     config = FollowConfig(state_path=tmp_path / "state.sqlite", timeout=WAIT, replica="full")
     with Follower(config, connect=lambda: node.client(timeout=120)) as follower:
-        follower.subscribe(published.name, root=published.root.cid)
-        result = follower.sync(published.name)
+        follower.subscribe(name, root=root.cid)
+        result = follower.sync(name)
     assert result.outcome == "accepted", result.error
     assert result.index_blocks == len(index_nodes)
     assert counting.moved == len(index_nodes) - 1  # all but the root, which the walk opened
