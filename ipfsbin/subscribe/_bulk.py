@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Final, cast
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import KuboError, SchemaError
+from ipfsbin.errors import BlockNotFoundError, KuboError, SchemaError
 from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo.client import KuboClient
@@ -123,12 +123,21 @@ class RefsBulk:
         """The nodes a stalled walk left, fetched through ``fetch`` and checked."""
         wanted = list(expected)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            found = list(pool.map(within_operation(self.fetch.get), wanted))
+            found = list(pool.map(within_operation(self._get), wanted))
         blocks = MemoryBlockStore()
         blocks.put_many(zip(wanted, found, strict=True))
         tree = ProllyTree(blocks, cache_size=0)
         nodes = [tree.child(*expected[cid]) for cid in wanted]
         return nodes, sum(len(data) for data in found)
+
+    def _get(self, cid: CID) -> bytes:
+        # once more after a timeout: a want a peer dropped (the abandoned walk's session
+        # cancelling the same block as this request asked for it) is only sent again later
+        try:
+            return self.fetch.get(cid)
+        except BlockNotFoundError:
+            _log.info("fetching %s once more", cid)
+            return self.fetch.get(cid)
 
     @contextmanager
     def _refs(self, tops: list[CID], depth: int) -> Iterator[Iterator[list[CID]]]:
