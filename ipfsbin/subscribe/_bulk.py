@@ -47,7 +47,7 @@ __all__ = ["RefsBulk", "refs_bulk"]
 
 _BATCH: Final = 256
 """Most refs read back in one pipelined batch."""
-_STALL: Final = 10.0
+_STALL: Final = 30.0
 """Seconds without a new ref after which the walk's remaining nodes are fetched otherwise."""
 _DONE: Final = object()
 
