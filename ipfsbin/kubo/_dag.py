@@ -31,18 +31,19 @@ class DagCommands:
 
     def refs(
         self,
-        cid: CID,
+        cids: CID | Sequence[CID],
         *,
         max_depth: int,
         offline: bool = False,
         timeout: timedelta | None = None,
     ) -> Iterator[CID]:
-        """The CIDs under ``cid`` down to ``max_depth`` levels, each once; Kubo fetches each
-        and opens only those above the bound (a late failure shows as blocks missing)."""
+        """The CIDs under ``cids`` down to ``max_depth`` levels, each once, each printed once
+        Kubo has fetched it; it opens only those above the bound."""
         if max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {max_depth}")
+        tops = [cids] if isinstance(cids, CID) else list(cids)
         params: list[Param] = [
-            ("arg", str(cid)),
+            *(("arg", str(c)) for c in tops),
             ("recursive", True),
             ("unique", True),
             ("max-depth", max_depth),

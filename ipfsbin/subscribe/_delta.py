@@ -15,16 +15,17 @@ A partial replica (a :class:`~ipfsbin.index.scope.KeyScope` of some
 platforms) opens a child only if its key range touches the scope; the
 nodes on the paths to the kept ranges are opened, the rest never fetched.
 
-When there is no old tree (a first sync, or the old nodes are gone), a
-:class:`Prefetch` is handed each new subtree that lies wholly in the scope,
-once, at its top: it moves the subtree in bulk in the background (Kubo's
-``refs`` with a depth bound, :mod:`._bulk`) while the walk reads and checks
-each node as before, so the bulk mover is never trusted with anything.
+When there is no old tree (a first sync, or the old nodes are gone), the
+highest new nodes whose whole key range lies in the scope are checked by the
+walk and handed, a level's chunk at a time, to a :class:`Bulk`: it moves
+everything under them at once (Kubo's ``refs`` with a depth bound,
+:mod:`._bulk`) and checks each node against its parent as the walk would, so
+the walk does not open their children itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -38,15 +39,24 @@ from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 
-__all__ = ["Prefetch", "TreeDelta", "tree_delta"]
+__all__ = ["Bulk", "Moved", "TreeDelta", "tree_delta"]
 
 _T = TypeVar("_T")
 
 
-class Prefetch(Protocol):
-    """Starts moving a whole subtree (``depth`` levels under ``cid``) into the fetching store."""
+@dataclass(frozen=True, kw_only=True)
+class Moved:
+    """The checked nodes under some subtree tops (not the tops themselves), and their bytes."""
 
-    def subtree(self, cid: CID, depth: int) -> None: ...
+    cids: tuple[CID, ...]
+    bytes: int
+
+
+class Bulk(Protocol):
+    """Fetches every node under ``tops`` (checked nodes of one level >= 1), each checked
+    against its parent; raises as the walk would on a node that fails a check."""
+
+    def below(self, tops: Sequence[Node]) -> Moved: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +66,9 @@ class TreeDelta:
     added: tuple[CID, ...]
     removed: tuple[CID, ...]
     added_bytes: int
+    moved_blocks: int = 0
+    """Of ``added``, the nodes a :class:`Bulk` fetched (the others came one by one)."""
+    moved_bytes: int = 0
 
 
 class _Loader:
@@ -96,7 +109,7 @@ def _chunks(items: list[_T]) -> Iterator[list[_T]]:
 
 
 # (parent, position) or None for a root; the lower end of the node's key range
-# (exclusive, None: unbounded); whether a prefetch already covers it
+# (exclusive, None: unbounded); whether the range lies wholly in the scope
 _Ref = tuple[tuple[Node, int] | None, str | None, bool]
 
 
@@ -108,7 +121,7 @@ def tree_delta(
     old_store: BlockStore | None = None,
     workers: int = 8,
     scope: KeyScope = EVERYTHING,
-    prefetch: Prefetch | None = None,
+    bulk: Bulk | None = None,
 ) -> TreeDelta:
     """Nodes of the index ``new_root`` missing from ``old_root`` (all of them without one).
 
@@ -116,7 +129,7 @@ def tree_delta(
     ``old_store`` (default: ``store``). Every new node is checked against what
     its parent says about it (level, last key, count). Only nodes whose key
     range touches ``scope`` are opened (the old tree is assumed to have been
-    kept under the same scope). ``prefetch`` is used only without an old tree.
+    kept under the same scope). ``bulk`` is used only without an old tree.
     """
     if new_root.codec != DAG_CBOR:
         raise SchemaError(f"index root {new_root} is not a dag-cbor block")
@@ -126,11 +139,11 @@ def tree_delta(
     old_side = _Loader(old_store or store, workers)
     new_side.prefetch([new_root])
     top_new = new_side.tree.load(new_root)
-    bulk = prefetch if old_root is None else None
-    bulked = bulk is not None and scope.everything and top_new.level > 0
-    if bulk is not None and bulked:
-        bulk.subtree(new_root, top_new.level)
-    new_levels: dict[int, dict[CID, _Ref]] = {top_new.level: {new_root: (None, None, bulked)}}
+    if old_root is not None:
+        bulk = None
+    new_levels: dict[int, dict[CID, _Ref]] = {
+        top_new.level: {new_root: (None, None, scope.everything)}
+    }
     old_levels: dict[int, dict[CID, str | None]] = {}
     top = top_new.level
     if old_root is not None:
@@ -140,6 +153,7 @@ def tree_delta(
         top = max(top, top_old.level)
     added: list[CID] = []
     removed: list[CID] = []
+    moved_blocks = moved_bytes = 0
     for level in range(top, -1, -1):
         fresh = new_levels.get(level, {})
         stale = old_levels.get(level, {})
@@ -150,23 +164,28 @@ def tree_delta(
         below_new = new_levels.setdefault(level - 1, {})
         for chunk in _chunks(grown):
             new_side.prefetch(cid for cid, _ in chunk)
+            tops: list[Node] = []
             for cid, (ref, after, covered) in chunk:
                 node = new_side.tree.load(cid) if ref is None else new_side.tree.child(*ref)
                 if node.level != level:
                     raise SchemaError(
                         f"index node {cid} is at level {node.level}, expected {level}"
                     )
+                if bulk is not None and covered and level > 0:
+                    tops.append(node)  # everything under it is kept: moved in bulk below
+                    continue
                 for position, child in enumerate(node.children):
                     lower = after if position == 0 else node.keys[position - 1]
                     if not scope.touches(lower, node.keys[position]):
                         continue
-                    held = covered
-                    if bulk is not None and not held and level > 1:
-                        held = scope.covers(lower, node.keys[position])
-                        if held:
-                            bulk.subtree(child, level - 1)
+                    held = covered or scope.covers(lower, node.keys[position])
                     below_new[child] = ((node, position), lower, held)
             new_side.forget(cid for cid, _ in chunk)
+            if bulk is not None and tops:
+                moved = bulk.below(tops)
+                added.extend(moved.cids)
+                moved_blocks += len(moved.cids)
+                moved_bytes += moved.bytes
         new_levels.pop(level, None)  # the parents stay alive through their children's refs only
         if level == 0:
             break  # dropped leaves are released unread
@@ -180,4 +199,10 @@ def tree_delta(
                     if scope.touches(lower, node.keys[position]):
                         below_old[child] = lower
             old_side.forget(old_chunk)
-    return TreeDelta(added=tuple(added), removed=tuple(removed), added_bytes=new_side.bytes)
+    return TreeDelta(
+        added=tuple(added),
+        removed=tuple(removed),
+        added_bytes=new_side.bytes + moved_bytes,
+        moved_blocks=moved_blocks,
+        moved_bytes=moved_bytes,
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,8 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.sqlite import SqliteBlockStore, default_block_path
+from ipfsbin.subscribe._bulk import refs_bulk
+from ipfsbin.subscribe._delta import Bulk
 from ipfsbin.subscribe._held import unsubscribe
 from ipfsbin.subscribe._replicas import ReplicaPolicy
 from ipfsbin.subscribe.keepers import BlockFileKeeper, GatewayKeeper, Keeper, KuboKeeper
@@ -133,6 +136,8 @@ class _Link:
     fetching: Callable[[], tuple[BlockStore, Keeper]]
     """A block store for one sync and the keeper that keeps what it fetched."""
     close: Callable[[], None]
+    bulk: Callable[[], AbstractContextManager[Bulk | None]] = nullcontext
+    """What moves whole new subtrees during one sync, if anything does."""
 
 
 class Follower:
@@ -276,7 +281,7 @@ class Follower:
         link = self._open()
         store, keeper = link.fetching()
         # blocks fetched or rebuilt are unpinned until the head is recorded: no repo GC meanwhile
-        with gclock.fetching():
+        with gclock.fetching(), link.bulk() as bulk:
             return sync_subscription(
                 self.state,
                 name,
@@ -288,6 +293,7 @@ class Follower:
                 deadline=self.config.deadline,
                 workers=self.config.workers,
                 scope=self._scope(name),
+                bulk=bulk,
             )
 
     def _scope(self, name: str) -> KeyScope | HostScope:
@@ -349,6 +355,7 @@ class Follower:
             local=KuboBlockStore(client, offline=True),
             fetching=lambda: (store, keeper),
             close=client.close,
+            bulk=lambda: refs_bulk(client, fetch_timeout=wait, workers=self.config.workers),
         )
 
     def _open_gateway(self, url: str) -> _Link:

@@ -59,7 +59,7 @@ from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.store.base import BlockStore
-from ipfsbin.subscribe._delta import Prefetch, TreeDelta, tree_delta
+from ipfsbin.subscribe._delta import Bulk, TreeDelta, tree_delta
 from ipfsbin.subscribe._held import adopt_held, release_leftovers
 from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
@@ -190,7 +190,7 @@ def sync_subscription(
     changesets: bool = True,
     deadline: timedelta = DEFAULT_SYNC_DEADLINE,
     scope: KeyScope | HostScope = EVERYTHING,
-    prefetch: Prefetch | None = None,
+    bulk: Bulk | None = None,
 ) -> SyncResult:
     """Check ``name`` once and move its head if a newer, valid commit is published.
 
@@ -206,8 +206,8 @@ def sync_subscription(
     rebuilding them (to compare, or to work around a faulty rebuild).
     ``scope`` keeps only some platforms' key ranges (a partial replica; the
     default keeps everything; a :class:`HostScope` surveys the index's
-    platforms, :mod:`.survey`); ``prefetch`` moves whole new subtrees in bulk
-    when there is no old index to compare with (:mod:`._bulk`).
+    platforms, :mod:`.survey`); ``bulk`` moves and checks whole new subtrees
+    at once when there is no old index to compare with (:mod:`._bulk`).
     Never raises for bad data or an unreachable network: the result says
     what happened and the reason is kept in the state.
     """
@@ -231,7 +231,7 @@ def sync_subscription(
                 started,
                 changesets,
                 scope,
-                prefetch,
+                bulk,
             )
     except IpfsbinError as exc:
         state.record_failure(sub.name, describe_error(exc), now=moment)
@@ -263,7 +263,7 @@ def _sync(
     started: float,
     changesets: bool,
     scope: KeyScope | HostScope,
-    prefetch: Prefetch | None,
+    bulk: Bulk | None,
 ) -> SyncResult:
     with state.keeping():
         leftovers = release_leftovers(state, sub.name, keeper)
@@ -336,7 +336,7 @@ def _sync(
             old_store=holder,
             workers=workers,
             scope=scope,
-            prefetch=prefetch,
+            bulk=bulk,
         )
     keep = [c for r in roots for c in (r.cid, r.root_id)]
     keep += [signed.cid, signed.commit_id, *delta.added]
@@ -394,8 +394,8 @@ def _sync(
         previous_height=sub.height,
         sequence=record.sequence,
         index_blocks=len(delta.added),
-        blocks_fetched=fetch.blocks,
-        bytes_fetched=fetch.bytes,
+        blocks_fetched=fetch.blocks + delta.moved_blocks,
+        bytes_fetched=fetch.bytes + delta.moved_bytes,
         blocks_written=0 if rebuilt is None else len(delta.added),
         bytes_written=0 if rebuilt is None else rebuilt.bytes_written,
         via="nodes" if rebuilt is None else "changeset",

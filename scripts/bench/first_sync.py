@@ -20,7 +20,13 @@ in a fresh child process, so its peak RSS is the sync's own:
   the publisher, keeping the whole index / the platforms this host could use;
 - ``gateway_full`` / ``gateway_host``: daemon-less, from the publisher's
   trustless gateway (``sync --gateway``);
-- ``kubo_full_w16``: ``kubo_full`` with 16 ``block/get`` at a time instead of 8.
+- ``kubo_full_walk``: ``kubo_full`` without the bulk mover (the level walk alone,
+  8 ``block/get`` at a time), the mechanism before it.
+
+Through Kubo the sync's own time splits into moving and checking the index
+(``fetch_check_seconds``) and pinning each index node directly
+(``pin_seconds``: the keeper's ``pin add``, timed in the child), so each can
+be compared with the baseline.
 
 Reported per mechanism: seconds (the first sync's check for newer trust
 roots, a DHT lookup costing 8-10 s here whatever the index size, is done
@@ -46,7 +52,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -67,6 +75,8 @@ from ipfsbin.kubo.node import ManagedNode  # noqa: E402
 from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import FollowConfig, Follower  # noqa: E402
+from ipfsbin.subscribe import follower as follower_module  # noqa: E402
+from ipfsbin.subscribe.keepers import KuboKeeper  # noqa: E402
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit  # noqa: E402
 from ipfsbin.trust.keys import SigningKey  # noqa: E402
 from ipfsbin.trust.root import make_root, put_root, sign_root  # noqa: E402
@@ -87,7 +97,7 @@ MECHANISMS = (
     "kubo_host",
     "kubo_full",
     "kubo_pin_add",
-    "kubo_full_w16",
+    "kubo_full_walk",
 )
 STALL = 600.0
 """A mechanism still running after this many seconds is recorded as stalled (Kubo's bitswap
@@ -146,7 +156,13 @@ def build(entries: int, seed: int) -> Index:
 
 
 def _sync_child(
-    mechanism: str, api: str | None, gateway: str | None, name: str, root: str, home: str
+    mechanism: str,
+    api: str | None,
+    gateway: str | None,
+    name: str,
+    root: str,
+    home: str,
+    stall: float = STALL,
 ) -> dict[str, Any]:
     """Runs in a fresh process: one first sync, its figures and the process's peak RSS."""
     config = FollowConfig(
@@ -154,11 +170,21 @@ def _sync_child(
         state_path=Path(home) / "state.sqlite",
         block_path=Path(home) / "blocks.sqlite",
         timeout=WAIT,
-        deadline=timedelta(seconds=STALL),
+        deadline=timedelta(seconds=stall),
         default_replica="host" if "host" in mechanism else "full",
         host=lambda: fits,
-        workers=16 if mechanism.endswith("_w16") else 8,
     )
+    pinning = [0.0]
+    keep = KuboKeeper.keep
+
+    def timed_keep(self: KuboKeeper, cids: Sequence[CID], *, label: str) -> None:
+        begun = time.perf_counter()
+        keep(self, cids, label=label)
+        pinning[0] += time.perf_counter() - begun
+
+    KuboKeeper.keep = timed_keep  # type: ignore[method-assign]
+    if mechanism.endswith("_walk"):  # the bulk mover off: the level walk alone
+        vars(follower_module)["refs_bulk"] = lambda *_, **__: nullcontext(None)
 
     def connect() -> KuboClient:
         return KuboClient.from_multiaddr(api or "", timeout=300)
@@ -175,6 +201,8 @@ def _sync_child(
         raise RuntimeError(f"{mechanism}: {result.outcome}: {result.error}")
     return {
         "seconds": round(seconds, 2),
+        "fetch_check_seconds": round(seconds - pinning[0], 2),
+        "pin_seconds": round(pinning[0], 2),
         "index_nodes": result.index_blocks,
         "sync_bytes_fetched": result.bytes_fetched,
         "peak_rss_mb": _peak_rss_mb(),
@@ -238,9 +266,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                             client.swarm_connect(publisher.swarm_addrs()[:1])
                     if mechanism == "kubo_pin_add":
                         assert node is not None
-                        with node.client(timeout=STALL) as client:
+                        with node.client(timeout=options.stall) as client:
                             begun = time.perf_counter()
-                            client.pin_add([index.root], recursive=True, timeout=STALL)
+                            client.pin_add([index.root], recursive=True, timeout=options.stall)
                             row: dict[str, Any] = {
                                 "seconds": round(time.perf_counter() - begun, 2),
                                 "index_nodes": index.blocks,
@@ -256,7 +284,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                                 signer.key_id,
                                 str(signed_root.cid),
                                 str(home),
-                            ).result(timeout=STALL)
+                                options.stall,
+                            ).result(timeout=options.stall)
                     row["bytes_moved"] = (
                         received(node) if node is not None else row["sync_bytes_fetched"]
                     )
@@ -278,6 +307,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             continue
         if base:
             row["ratio_to_kubo"] = round(row["seconds"] / base, 2)
+            if "fetch_check_seconds" in row and mechanism.startswith("kubo_"):
+                row["fetch_check_ratio_to_kubo"] = round(row["fetch_check_seconds"] / base, 2)
         if "host" in mechanism:
             row["bytes_over_usable_share"] = round(row["bytes_moved"] / usable_share, 2)
     return {
@@ -303,6 +334,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument(
+        "--stall", type=float, default=STALL, help="seconds one mechanism may take (and its sync)"
+    )
     parser.add_argument("--only", type=lambda s: s.split(","), default=list(MECHANISMS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "first_sync.json")
     options = parser.parse_args()

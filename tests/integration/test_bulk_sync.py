@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.index import IndexEntry, ProllyTree
+from ipfsbin.index._node import Node
 from ipfsbin.index.scope import KeyScope
 from ipfsbin.ipns.publish import publish_head
 from ipfsbin.kubo.client import KuboClient
@@ -29,6 +32,8 @@ from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe import FollowConfig, Follower
+from ipfsbin.subscribe._bulk import RefsBulk
+from ipfsbin.subscribe._delta import Moved
 from ipfsbin.subscribe.replica import NotHeld, lookup
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
@@ -224,3 +229,100 @@ def test_partial_replica_answers_like_a_full_one_in_its_ranges(
                 key = _key(i)
                 if scope.holds(key):
                     assert lookup(follower.state, sub, local, key) == published.items[key]
+
+
+class _Counting:
+    """Counts what the bulk mover checked (the real one, through the real Kubo)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.moved = 0
+        below = RefsBulk.below
+
+        def counted(bulk: RefsBulk, tops: Sequence[Node]) -> Moved:
+            moved = below(bulk, tops)
+            self.moved += len(moved.cids)
+            return moved
+
+        monkeypatch.setattr(RefsBulk, "below", counted)
+
+
+def test_bulk_first_sync_holds_the_index_and_fetches_no_manifest(
+    published: Published, kubo_nodes: NodeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a name of its own: another test moves the shared name's head
+    name, root = _publish_variant(published, published.index)
+    (node,) = kubo_nodes(1)
+    counting = _Counting(monkeypatch)
+    index_nodes = all_nodes(published.tree, published.index)
+    config = FollowConfig(state_path=tmp_path / "state.sqlite", timeout=WAIT, replica="full")
+    with Follower(config, connect=lambda: node.client(timeout=120)) as follower:
+        follower.subscribe(name, root=root.cid)
+        result = follower.sync(name)
+    assert result.outcome == "accepted", result.error
+    assert result.index_blocks == len(index_nodes)
+    assert counting.moved == len(index_nodes) - 1  # all but the root, which the walk opened
+    with node.client() as client:
+        local = client.refs_local()
+        assert {c.multihash for c in index_nodes} <= local
+        assert not local & {c.multihash for c in published.manifests}
+        pins = {c for c in index_nodes if client.is_pinned(c, pin_type="direct")}
+    assert pins == index_nodes
+
+
+def _publish_variant(published: Published, index: CID) -> tuple[str, SignedRoot]:
+    """``index`` signed by the same maintainer and published under a name of its own."""
+    signer = SigningKey.generate()
+    root = sign_root(
+        make_root(
+            expires=int(time.time()) + 86400,
+            maintainers=[published.maintainer.public_key],
+            publishers=[signer.public_key],
+        ),
+        published.maintainer,
+    )
+    put_root(published.memory, root)
+    head = sign_commit(
+        make_commit(index=index, root=root, time=int(time.time())), published.maintainer
+    )
+    put_commit(published.memory, head)
+    blocks = [index, root.cid, root.root_id, head.cid, head.commit_id]
+    KuboBlockStore(published.publisher).put_many((c, published.memory.get(c)) for c in blocks)
+    publish_head(published.publisher, signer, head=head, root=root, timeout=WAIT)
+    return signer.key_id, root
+
+
+def _root_with(published: Published, change: Callable[[list[Any]], None]) -> CID:
+    """The published index root with its entries changed by ``change`` (children untouched)."""
+    value = dagcbor.decode(published.memory.get(published.index))
+    assert isinstance(value, dict)
+    entries = value["entries"]
+    assert isinstance(entries, list)
+    change(entries)
+    return published.memory.put(dagcbor.encode(value))
+
+
+@pytest.mark.parametrize("fault", ["tampered", "absent"])
+def test_bulk_first_sync_of_a_bad_index_fails_and_records_nothing(
+    published: Published, kubo_nodes: NodeFactory, tmp_path: Path, fault: str
+) -> None:
+    def tamper(entries: list[Any]) -> None:
+        entries[1][2] += 1  # the root says child 1 holds one entry more than it does
+
+    def lose(entries: list[Any]) -> None:
+        entries[1][1] = CID.v1(0x71, bytes([0x12, 0x20]) + bytes(32))  # a block nobody has
+
+    index = _root_with(published, tamper if fault == "tampered" else lose)
+    name, root = _publish_variant(published, index)
+    (node,) = kubo_nodes(1)
+    config = FollowConfig(
+        state_path=tmp_path / "state.sqlite", timeout=timedelta(seconds=10), replica="full"
+    )
+    with Follower(config, connect=lambda: node.client(timeout=120)) as follower:
+        follower.subscribe(name, root=root.cid)
+        result = follower.sync(name)
+        assert result.outcome == "failed"
+        expected = "holds .* entries, the parent says" if fault == "tampered" else "on the network"
+        assert re.search(expected, result.error or ""), result.error
+        sub = follower.state.get(name)
+        assert sub.head is None and sub.index_root is None
+        assert not follower.state.held(name)

@@ -1,15 +1,17 @@
-"""tree_delta under a KeyScope (partial replicas) and with a bulk prefetch."""
+"""tree_delta under a KeyScope (partial replicas) and with a bulk mover."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
+from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.index.scope import KeyScope
 from ipfsbin.store.memory import MemoryBlockStore
-from ipfsbin.subscribe._delta import tree_delta
+from ipfsbin.subscribe._delta import Moved, tree_delta
 
 PLATFORMS = [f"p{i:02d}" for i in range(10)]
 
@@ -28,11 +30,22 @@ def _copy(source: MemoryBlockStore, cids: tuple[CID, ...]) -> MemoryBlockStore:
 
 
 class _Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[CID, int]] = []
+    """A Bulk over an in-memory store: every node under the tops, checked against its parent."""
 
-    def subtree(self, cid: CID, depth: int) -> None:
-        self.calls.append((cid, depth))
+    def __init__(self, source: MemoryBlockStore) -> None:
+        self.tree = ProllyTree(source)
+        self.calls: list[list[CID]] = []
+
+    def below(self, tops: Sequence[Node]) -> Moved:
+        self.calls.append([top.cid for top in tops])
+        moved: list[CID] = []
+        size = 0
+        level = list(tops)
+        while level and level[0].level > 0:
+            level = [self.tree.child(n, i) for n in level for i in range(len(n.children))]
+            moved += [n.cid for n in level]
+            size += sum(len(self.tree.store.get(n.cid)) for n in level)
+        return Moved(cids=tuple(moved), bytes=size)
 
 
 def test_partial_delta_holds_exactly_the_scope_and_the_paths() -> None:
@@ -66,23 +79,30 @@ def test_partial_update_elsewhere_adds_only_internal_nodes() -> None:
         assert tree.load(cid).level > 0
 
 
-def test_prefetch_is_asked_once_per_subtree_wholly_in_scope() -> None:
+def test_bulk_gets_the_highest_subtrees_wholly_in_scope_and_the_same_nodes() -> None:
     rng = random.Random(5)
     source = MemoryBlockStore()
     tree = ProllyTree(source)
     # one platform with most of the builds: wide enough for whole subtrees of its own
     root = tree.build(_items(rng, 40_000, PLATFORMS[:1] * 20 + PLATFORMS))
-    full = _Recorder()
-    tree_delta(source, root, prefetch=full)
-    assert full.calls == [(root, tree.load(root).level)]
-    part = _Recorder()
+    full = _Recorder(source)
+    walked = tree_delta(source, root)
+    bulked = tree_delta(source, root, bulk=full)
+    assert full.calls == [[root]]
+    assert sorted(bulked.added) == sorted(walked.added)
+    assert bulked.added_bytes == walked.added_bytes
+    assert bulked.moved_blocks == len(walked.added) - 1 and bulked.moved_bytes > 0
+    part = _Recorder(source)
     scope = KeyScope.of_platforms(PLATFORMS[:3])
-    tree_delta(source, root, scope=scope, prefetch=part)
+    bulked = tree_delta(source, root, scope=scope, bulk=part)
     assert part.calls
-    for cid, depth in part.calls:
-        node = tree.load(cid)
-        assert node.level == depth >= 1
-        assert all(scope.holds(k) for k in node.keys)
-    again = _Recorder()
-    tree_delta(source, root, root, prefetch=again)
+    assert sorted(bulked.added) == sorted(tree_delta(source, root, scope=scope).added)
+    for tops in part.calls:
+        nodes = [tree.load(cid) for cid in tops]
+        assert len({node.level for node in nodes}) == 1
+        for node in nodes:
+            assert node.level >= 1
+            assert all(scope.holds(k) for k in node.keys)
+    again = _Recorder(source)
+    tree_delta(source, root, root, bulk=again)
     assert again.calls == []
