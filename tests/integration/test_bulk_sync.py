@@ -135,14 +135,23 @@ def test_killed_first_sync_resumes_without_fetching_again(
     ).communicate(timeout=60)
     sync = _ipfsbin(home, node, "sync", "--json")
     deadline = time.monotonic() + 120
-    while _bitswap_received(node) < len(index_nodes) // 4:
+    while _bitswap_received(node) < len(index_nodes) * 3 // 4:
         assert sync.poll() is None, sync.communicate()
         assert time.monotonic() < deadline, "the sync fetched too little in 2 minutes"
         time.sleep(0.05)
     sync.send_signal(signal.SIGKILL)
     sync.communicate(timeout=30)
+    # Kubo counts every block a peer delivers, but keeps only those still wanted: what
+    # arrives after the killed sync's wants were cancelled is dropped. What the killed run
+    # fetched is what the repo holds once the last deliveries have settled.
+    time.sleep(3)
+    with node.client() as client:
+        held_before = sum(_has(client, cid) for cid in index_nodes)
     before = _bitswap_received(node)
-    assert before < len(index_nodes), "killed too late to test anything"
+    assert len(index_nodes) // 3 <= held_before < len(index_nodes), (
+        "killed too early or too late to test anything",
+        held_before,
+    )
     status = _ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0]
     assert json.loads(status)[0]["head"] is None  # nothing recorded by the killed sync
 
@@ -150,10 +159,11 @@ def test_killed_first_sync_resumes_without_fetching_again(
     (result,) = json.loads(done[0])
     assert result["outcome"] == "accepted", result["error"]
     after = _bitswap_received(node)
-    # both runs together received the index, the commit and the root about once each (a
-    # block or two may arrive twice from bitswap); fetching again what the killed run got
-    # would add hundreds
-    assert after <= len(index_nodes) + 8, (before, after, len(index_nodes))
+    # the resumed run received what the repo lacked, plus at most one bitswap window of
+    # deliveries dropped as above (measured 50-90 of 1,600); fetching again what the killed
+    # run held would add at least a third of the index (> 500)
+    missing = len(index_nodes) - held_before
+    assert after - before <= missing + 128, (held_before, before, after, len(index_nodes))
     with node.client() as client:
         assert all(_has(client, cid) for cid in index_nodes)
         assert all(client.is_pinned(cid, pin_type="direct") for cid in list(index_nodes)[:50])
