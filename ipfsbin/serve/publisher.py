@@ -11,8 +11,9 @@ build could not be delivered. Requests only ever read the last snapshot, so
 Portage's 10-second index timeout is never spent on IPNS, the DHT or a slow
 peer. Only what changed is judged and rendered again
 (:class:`~ipfsbin.catalog.CatalogBuilder`: the CPVs whose entries differ in
-the index nodes new since the last head, or whose host inputs changed). A head that cannot be read (Kubo
-down for a moment) keeps the last snapshot rather than emptying it.
+the index nodes new since the last head, or whose host inputs changed). A
+head that cannot be read (Kubo down for a moment) keeps the last snapshot
+rather than emptying it.
 """
 
 from __future__ import annotations
