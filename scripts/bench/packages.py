@@ -241,7 +241,7 @@ def main() -> int:
         "load_average": [round(x, 1) for x in os.getloadavg()],
         "targets": "Packages for 10^5 compatible entries built in <= 2 s and served in <= 20 ms",
         "machine": bench_report.machine(
-            "2 cores shared by five engineers' parallel work; wall times are pessimistic"
+            "2 cores shared with parallel work; wall times are pessimistic"
         ),
     }
     shutil.rmtree(work, ignore_errors=True)

@@ -280,7 +280,7 @@ def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
             "benchmark": "publish-bulk",
             "machine": info,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "note": "one run on a 2-core machine shared with four other engineers' work; "
+            "note": "one run on a 2-core machine shared with other work; "
             "wall times; load average (1 min) before and after the share run below",
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "share_workers": config.workers,
