@@ -4,7 +4,7 @@ Built from the accepted heads (:mod:`.heads`) over a block store
 (:mod:`.builder`): index nodes are held locally by sync; manifests,
 descriptors, platforms and attestations are fetched by CID (so verified by
 their hash) the first time and kept in a :class:`BuildCache`. This module
-holds the verdict on one build (:func:`_assess`) and the ranking of one
+holds the verdict on one build (:func:`assess_build`) and the ranking of one
 CPV's offers; :mod:`.builder` applies them to the CPVs whose inputs changed.
 
 Ranking among the offers for one CPV (schema/catalog.md): builds matching
@@ -44,9 +44,12 @@ __all__ = [
     "Catalog",
     "HeadState",
     "Offer",
+    "assess_build",
     "explain",
     "judge_packages",
+    "offers_of",
     "parse_atom",
+    "rank_candidates",
 ]
 
 _ATOM: Final = re.compile(r"^(?:=|~)?(?P<cat>[A-Za-z0-9_][A-Za-z0-9+_.-]*)/(?P<rest>[^\s/:]+)$")
@@ -149,7 +152,7 @@ def _label(platform: Platform) -> str:
     return isa_label(chost_family(platform.chost), frozenset(platform.cflags.features))
 
 
-def _assess(
+def assess_build(
     head: FollowedHead,
     key: IndexKey,
     entry: IndexEntry,
@@ -200,7 +203,7 @@ def _build_of(candidate: Candidate) -> Build:
     return candidate.build
 
 
-def _rank(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
+def rank_candidates(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
     """Offers of one CPV in Portage's order of preference (rank 1 first)."""
 
     def order(c: Candidate) -> tuple[int, int, int, int, int, int, str]:
@@ -237,7 +240,7 @@ def _rank(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
     ]
 
 
-def _offers(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> tuple[Offer, ...]:
+def offers_of(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> tuple[Offer, ...]:
     offers: list[Offer] = []
     for cpv in sorted(ranked_by_cpv):
         category, package, version = split_cpv(cpv)
@@ -308,7 +311,7 @@ def judge_packages(
         for key, entry in cache.entries(head.index_root):
             if f"{key.category}/{key.package}" not in cps:
                 continue
-            candidate = _assess(
+            candidate = assess_build(
                 head, key, entry, cache, host, profile, policy, stale, undeliverable or {}
             )
             if candidate.ok:
@@ -316,6 +319,6 @@ def judge_packages(
             else:
                 found.append(candidate)
         for ranked in by_cpv.values():
-            found += _rank(ranked, profile)
+            found += rank_candidates(ranked, profile)
     found.sort(key=lambda c: (c.subscription, c.cpv, not c.ok, c.rank or 0, c.key))
     return found

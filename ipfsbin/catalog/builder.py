@@ -30,7 +30,15 @@ import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ipfsbin.catalog.build import Candidate, Catalog, HeadState, Offer, _assess, _offers, _rank
+from ipfsbin.catalog.build import (
+    Candidate,
+    Catalog,
+    HeadState,
+    Offer,
+    assess_build,
+    offers_of,
+    rank_candidates,
+)
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
 from ipfsbin.catalog.tracked import TrackedIndex
@@ -338,7 +346,7 @@ class CatalogBuilder:
         for key, entry in entries.values():
             if entry.state != "ok" or not self._platform_fits(head, key, entry, host, profile):
                 continue
-            candidate = _assess(
+            candidate = assess_build(
                 head, key, entry, self.cache, host, profile, policy, None, undeliverable
             )
             manifests.add(entry.manifest)
@@ -348,7 +356,7 @@ class CatalogBuilder:
                 offered.append(candidate)
         if not manifests:
             return None
-        offers = _offers(head.name, {cpv: _rank(offered, profile)}) if offered else ()
+        offers = offers_of(head.name, {cpv: rank_candidates(offered, profile)}) if offered else ()
         text = self._render(offers) if self._render is not None and offers else b""
         return _Group(
             offers=offers, text=text, deps=frozenset(deps), manifests=frozenset(manifests)
