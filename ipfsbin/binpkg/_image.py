@@ -34,9 +34,18 @@ from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from ipfsbin.binpkg import _compression, _portage
+from ipfsbin.binpkg._format import BinpkgFormat
+from ipfsbin.binpkg.elf import AR_MAGIC, ELF_MAGIC, ar_ranges, elf_comments
 from ipfsbin.errors import BinpkgError
 
-__all__ = ["SETUID_PACKAGES", "ImageFile", "ImageScan", "iter_gpkg_image", "iter_xpak_image"]
+__all__ = [
+    "SETUID_PACKAGES",
+    "ImageFile",
+    "ImageScan",
+    "image_elf_comments",
+    "iter_gpkg_image",
+    "iter_xpak_image",
+]
 
 # ELF files bigger than this are not spooled to look for .comment; any
 # package has smaller objects that say the same.
@@ -341,3 +350,35 @@ def iter_xpak_image(path: Path, tar_size: int, scan: ImageScan) -> Iterator[Imag
     with open(path, "rb") as raw:
         bounded = io.BufferedReader(_Bounded(raw, tar_size))
         yield from _iter_compressed(bounded, compression, what, scan)
+
+
+def image_elf_comments(
+    path: Path, fmt: BinpkgFormat, tar_size: int, scan: ImageScan
+) -> list[tuple[str, ...]]:
+    """The ``.comment`` strings of each ELF file (and each ELF member of a static library)."""
+    files = iter_gpkg_image(path, scan) if fmt == "gpkg" else iter_xpak_image(path, tar_size, scan)
+    per_file: list[tuple[str, ...]] = []
+    for _name, data in files:
+        if isinstance(data, bytes):
+            continue
+        head = data.read(len(AR_MAGIC))
+        if head.startswith(ELF_MAGIC):
+            ranges: list[tuple[int, int | None]] = [(0, None)]
+        elif head == AR_MAGIC:
+            ranges = [
+                (start, length)
+                for start, length in ar_ranges(data)
+                if _starts_with(data, start, ELF_MAGIC)
+            ]
+        else:
+            continue
+        for start, length in ranges:
+            comments = elf_comments(data, start=start, size=length)
+            if comments is not None:
+                per_file.append(comments)
+    return per_file
+
+
+def _starts_with(file: BinaryIO, offset: int, magic: bytes) -> bool:
+    file.seek(offset)
+    return file.read(len(magic)) == magic

@@ -19,27 +19,18 @@ from __future__ import annotations
 import bz2
 import os
 import re
-import stat
-import tarfile
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from ipfsbin.binpkg import _image, _metadata_part, _portage, _signatures
+from ipfsbin.binpkg._format import HINT_CORRUPT, BinpkgFormat, identify
 from ipfsbin.binpkg._image import SETUID_PACKAGES
 from ipfsbin.binpkg.digests import FileDigests, hash_file
-from ipfsbin.binpkg.elf import (
-    AR_MAGIC,
-    ELF_MAGIC,
-    Compiler,
-    CompilerReport,
-    ar_ranges,
-    choose_compiler,
-    elf_comments,
-)
+from ipfsbin.binpkg.elf import Compiler, CompilerReport, choose_compiler
 from ipfsbin.errors import BinpkgError
 
 __all__ = [
@@ -55,16 +46,11 @@ __all__ = [
     "verify_unchanged",
 ]
 
-BinpkgFormat = Literal["gpkg", "xpak"]
 BinpkgOrigin = Literal["built", "quickpkg"]
 
-_HINT_NOT_BINPKG = "give the path of a .gpkg.tar, .xpak or .tbz2 file from a PKGDIR"
-_HINT_CORRUPT = "the file is truncated or corrupt; rebuild it or fetch it again"
 _HINT_CHANGED = "wait until Portage has finished writing it, then try again"
 _ARCH_RE = re.compile(rb'^declare -x ARCH="([^"\n]*)"$', re.MULTILINE)
 _MAX_ENVIRONMENT = 64 * 1024 * 1024
-_MAX_CONTAINER_MEMBERS = 64
-_XPAK_TRAILER = re.compile(rb"^XPAKSTOP.{4}STOP$", re.DOTALL)
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -275,7 +261,8 @@ def read_binpkg_metadata(path: str | Path, *, check_metadata: bool = True) -> Bi
     Anything that read cannot take as Portage would goes to Portage.
     """
     path = Path(path)
-    fmt, identity = _identify(path)
+    fmt, st = identify(path)
+    identity = FileIdentity.from_stat(st)
     if fmt == "gpkg":
         direct = None if check_metadata else _metadata_part.read_metadata_part(path)
         raw = direct if direct is not None else _portage.gpkg_metadata(path)
@@ -293,7 +280,7 @@ def read_binpkg_metadata(path: str | Path, *, check_metadata: bool = True) -> Bi
     if not category or not pf:
         raise BinpkgError(
             f"{path}: the binary package records no CATEGORY/PF (got {category!r}/{pf!r})",
-            hint=_HINT_CORRUPT,
+            hint=HINT_CORRUPT,
         )
     slot, _, subslot = meta.get("SLOT", "").partition("/")
     use = _words(meta.get("USE", ""))
@@ -388,7 +375,7 @@ def _compiler_report(meta: BinpkgMetadata, scan: _image.ImageScan) -> CompilerRe
                 hint=_HINT_CHANGED,
             )
         tar_size = layout.tar_size
-    return choose_compiler(_scan_image(meta.path, meta.format, tar_size, scan))
+    return choose_compiler(_image.image_elf_comments(meta.path, meta.format, tar_size, scan))
 
 
 def read_binpkg(
@@ -442,128 +429,6 @@ def verify_unchanged(meta: BinpkgMetadata) -> None:
         raise BinpkgError(
             f"{meta.path}: the file changed while it was being read", hint=_HINT_CHANGED
         )
-
-
-def _identify(path: Path) -> tuple[BinpkgFormat, FileIdentity]:
-    """The format of the file, and its identity before anything was read."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise BinpkgError(f"{path}: no such file", hint=_HINT_NOT_BINPKG) from None
-    except OSError as exc:
-        raise BinpkgError(f"{path}: cannot be read ({exc.strerror})") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise BinpkgError(f"{path}: is a directory, not a binary package", hint=_HINT_NOT_BINPKG)
-    if not stat.S_ISREG(st.st_mode):
-        raise BinpkgError(f"{path}: is not a regular file", hint=_HINT_NOT_BINPKG)
-    if st.st_size == 0:
-        raise BinpkgError(f"{path}: is empty (0 bytes)", hint=_HINT_CORRUPT)
-
-    name = path.name
-    head, tail = _ends(path, st.st_size)
-    # Only a file that ends in an xpak trailer goes to Portage's xpak reader:
-    # on anything else it tries every tar compression over the whole file.
-    layout = _portage.xpak_layout(path) if _XPAK_TRAILER.match(tail) else None
-    if layout is not None:
-        if name.endswith(".gpkg.tar"):
-            raise BinpkgError(
-                f"{path}: is named .gpkg.tar but holds an xpak segment (a legacy binpkg)",
-                hint="rename it to .tbz2 or .xpak",
-            )
-        return "xpak", FileIdentity.from_stat(st)
-    if name.endswith((".tbz2", ".xpak")):
-        raise BinpkgError(
-            f"{path}: has no xpak segment (no XPAKSTOP trailer); not a legacy binpkg",
-            hint=_HINT_CORRUPT,
-        )
-    if not _is_tar_header(head) or not _is_gpkg_container(path):
-        kind = (
-            "a tar archive" if _is_tar_header(head) else "neither a tar archive nor an xpak binpkg"
-        )
-        raise BinpkgError(
-            f"{path}: is {kind} without the gpkg-1 marker of a GPKG",
-            hint=_HINT_NOT_BINPKG,
-        )
-    return "gpkg", FileIdentity.from_stat(st)
-
-
-def _ends(path: Path, size: int) -> tuple[bytes, bytes]:
-    """The first tar block and the last 16 bytes: all that recognising a binpkg reads."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(tarfile.BLOCKSIZE)
-            f.seek(max(0, size - 16))
-            return head, f.read(16)
-    except OSError as exc:
-        raise BinpkgError(f"{path}: cannot be read ({exc.strerror})") from exc
-
-
-def _is_tar_header(block: bytes) -> bool:
-    try:
-        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
-    except tarfile.HeaderError:
-        return False
-    return True
-
-
-def _is_gpkg_container(path: Path) -> bool:
-    """True for a tar holding the gpkg-1 marker; raises for one cut short after it."""
-    marker = False
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            for count, member in enumerate(tar):
-                marker = marker or member.name.rpartition("/")[2] == "gpkg-1"
-                if count >= _MAX_CONTAINER_MEMBERS:
-                    # A GPKG has a handful of parts; reading on (and Portage's
-                    # duplicate check, quadratic in the members) would only cost time.
-                    raise BinpkgError(
-                        f"{path}: is a tar archive of more than {_MAX_CONTAINER_MEMBERS} "
-                        "members; a GPKG holds a handful",
-                        hint=_HINT_NOT_BINPKG,
-                    )
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        if marker:
-            raise BinpkgError(
-                f"{path}: is a gpkg cut short (the tar ends early: {exc})", hint=_HINT_CORRUPT
-            ) from exc
-        return False
-    return marker
-
-
-def _scan_image(
-    path: Path, fmt: BinpkgFormat, tar_size: int, scan: _image.ImageScan
-) -> list[tuple[str, ...]]:
-    """The ``.comment`` strings of each ELF file (and each ELF member of a static library)."""
-    files = (
-        _image.iter_gpkg_image(path, scan)
-        if fmt == "gpkg"
-        else _image.iter_xpak_image(path, tar_size, scan)
-    )
-    per_file: list[tuple[str, ...]] = []
-    for _name, data in files:
-        if isinstance(data, bytes):
-            continue
-        head = data.read(len(AR_MAGIC))
-        if head.startswith(ELF_MAGIC):
-            ranges: list[tuple[int, int | None]] = [(0, None)]
-        elif head == AR_MAGIC:
-            ranges = [
-                (start, length)
-                for start, length in ar_ranges(data)
-                if _starts_with(data, start, ELF_MAGIC)
-            ]
-        else:
-            continue
-        for start, length in ranges:
-            comments = elf_comments(data, start=start, size=length)
-            if comments is not None:
-                per_file.append(comments)
-    return per_file
-
-
-def _starts_with(file: BinaryIO, offset: int, magic: bytes) -> bool:
-    file.seek(offset)
-    return file.read(len(magic)) == magic
 
 
 def _is_text_key(key: str) -> bool:
