@@ -159,6 +159,11 @@ def wait_listed(url: str, cpv: str, timeout: float = 60) -> float:
     return time.monotonic() - started
 
 
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port)):
+        return True
+
+
 def _wait(what: str, ready: Any, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,8 +216,7 @@ class Nginx:
             f"root {self.root}; }} }}\n"
         )
         self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.work)])
-        _wait("nginx", lambda: socket.create_connection(("127.0.0.1", self.port)).close() is None,
-              30, self.proc)  # fmt: skip
+        _wait("nginx", lambda: _accepts(self.port), 30, self.proc)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -197,7 +197,7 @@ class Fetching:
     def put(self, data: bytes, codec: int = DAG_CBOR) -> CID:
         return self.local.put(data, codec)
 
-    def put_many(self, blocks: Sequence[tuple[CID, bytes]]) -> None:
+    def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> None:
         self.local.put_many(blocks)
 
     def has(self, cid: CID) -> bool:
