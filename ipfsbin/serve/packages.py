@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from ipfsbin.catalog.build import Offer
 
@@ -122,11 +122,13 @@ class GzipMembers:
         """The positions (1-based) of the stanzas a run ends after."""
         mask = (1 << self.RUN_BITS) - 1
         ends = self._ends
-        flags = [ends.get(text) for text in stanzas]
-        for i, flag in enumerate(flags):
-            if flag is None:
-                text = stanzas[i]
-                flags[i] = ends[text] = zlib.crc32(text) & mask == 0
+        found = [ends.get(text) for text in stanzas]
+        if None in found:
+            for i, flag in enumerate(found):
+                if flag is None:
+                    text = stanzas[i]
+                    found[i] = ends[text] = zlib.crc32(text) & mask == 0
+        flags = cast(list[bool], found)  # every None was filled in above
         if len(ends) > 2 * len(stanzas):
             self._ends = dict(zip(stanzas, flags, strict=True))
         return list(itertools.compress(range(1, len(stanzas) + 1), flags))
