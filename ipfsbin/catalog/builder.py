@@ -25,9 +25,11 @@ or the first build of an index) and a rebuild give the same catalog.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
+import gc
 import itertools
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ipfsbin.catalog.build import (
@@ -101,7 +103,8 @@ class CatalogBuilder:
         self.cache = cache
         self._render = render
         self._indexes: dict[str, _Index] = {}
-        self._tree = ProllyTree(cache.store, cache_size=0)
+        # the nodes under an accepted head were decoded strictly by sync (schema/catalog.md)
+        self._tree = ProllyTree(cache.store, cache_size=0, checked=True)
         self._platforms: dict[str, bool] = {}
         self._judged_for: object = None
         self._host: HostInfo | None = None
@@ -126,7 +129,17 @@ class CatalogBuilder:
         undeliverable: Mapping[CID, str] | None = None,
     ) -> Catalog:
         """The offers of every head that is fresh enough (see :func:`build_catalog`)."""
-        undeliverable = undeliverable or {}
+        with _collector_paused():
+            return self._build(heads, host, policy, now, undeliverable or {})
+
+    def _build(
+        self,
+        heads: Iterable[FollowedHead],
+        host: HostInfo,
+        policy: ClientPolicy,
+        now: float,
+        undeliverable: Mapping[CID, str],
+    ) -> Catalog:
         heads = list(heads)
         fresh = []
         states: dict[str, HeadState] = {}
@@ -361,6 +374,23 @@ class CatalogBuilder:
         return _Group(
             offers=offers, text=text, deps=frozenset(deps), manifests=frozenset(manifests)
         )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the duration (reference counting still frees).
+
+    A build allocates objects by the hundred thousand and keeps most of them:
+    each allocation burst set off collections that walked the whole growing
+    heap again (a quarter of a first build's time at 20,000 entries).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_catalog(

@@ -5,7 +5,8 @@ the shape of the tree it read: the children of each internal node and the
 keys of each leaf, by CID. A node is its CID, so a subtree of the new root
 whose CID was in the old tree holds the same entries and is not read; only
 nodes new since the last root are fetched and decoded (each checked as
-:class:`~ipfsbin.index.prolly.ProllyTree` checks it). The old tree is never
+:class:`~ipfsbin.index.prolly.ProllyTree` checks it; with ``checked=True``
+the canonical form sync proved is not proven again). The old tree is never
 read again, so a node store that dropped it costs nothing. The keys of
 the old leaves the new tree no longer reaches, against the entries of its
 new leaves, are the changes.
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.index._node import Node
-from ipfsbin.index.diff import same_value
 from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.keys import IndexKey, parse_index_key
 from ipfsbin.index.prolly import ProllyTree
@@ -74,9 +74,10 @@ class TrackedIndex:
                 stack.extend((node, i, child) for i, child in enumerate(node.children))
         gone = [k for cid, keys in self._leaves.items() if cid not in leaves for k in keys]
         # everything new parsed before anything changes: a malformed entry leaves all as it was
-        fresh = {
-            k: v for k, v in added.items() if k not in self._raw or not same_value(v, self._raw[k])
-        }
+        raw = self._raw
+        # a kept value parsed as an entry (only strings, links and lists of links):
+        # Python's == on such a value is the data model's equality (no 1 == 1.0 == True)
+        fresh = {k: v for k, v in added.items() if k not in raw or v != raw[k]}
         entries = {k: IndexEntry.from_dag(v) for k, v in fresh.items()}
         parsed = {k: parse_index_key(k) for k in fresh if k not in self.by_key}
         changed: set[str] = set()

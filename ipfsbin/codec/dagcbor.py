@@ -36,14 +36,14 @@ import io
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import cbor2
 
 from ipfsbin.codec.cid import _SHA256_V1_PREFIXES, CID, DAG_CBOR, _sha256_cid_v1, cid_for
 from ipfsbin.errors import BlockMismatchError, CodecError
 
-__all__ = ["Value", "decode", "decode_block", "encode", "encode_block"]
+__all__ = ["Value", "decode", "decode_block", "decode_checked_block", "encode", "encode_block"]
 
 Value: TypeAlias = Any
 """A data-model value (see the module docstring); ``Any`` because mypy cannot nest it."""
@@ -317,20 +317,32 @@ def decode(data: bytes) -> Value:
         raise TypeError(f"decode takes bytes, not {type(data).__name__}")
     if not data:
         raise CodecError("empty input is not a DAG-CBOR block")
+    value, canonical = _guarded(_read_and_write_back, data)
+    if canonical != data:
+        raise _explain_mismatch(canonical, data)
+    return value
+
+
+def _read_and_write_back(data: bytes) -> tuple[Any, bytes]:
+    value = _loads(data, allow_duplicate_keys=True)
+    if type(value) not in _MAP_VALUES:
+        _check_item(value)
+    return value, _ENCODERS.encoder.encode_to_bytes(value)
+
+
+_T = TypeVar("_T")
+
+
+def _guarded(read: Callable[[bytes], _T], data: bytes) -> _T:
+    """``read(data)``, with whatever it raises for malformed input as a CodecError."""
     try:
-        value = _loads(data, allow_duplicate_keys=True)
-        if type(value) not in _MAP_VALUES:
-            _check_item(value)
-        canonical = _ENCODERS.encoder.encode_to_bytes(value)
+        return read(data)
     except CodecError as exc:
         raise CodecError(f"not DAG-CBOR: {exc.message}") from None
     except RecursionError:
         raise CodecError(f"value nested deeper than {_MAX_DEPTH} levels") from None
     except Exception as exc:  # cbor2 raises several types for malformed input
         raise _unwrap(exc) from exc
-    if canonical != data:
-        raise _explain_mismatch(canonical, data)
-    return value
 
 
 def _loads(data: bytes, *, allow_duplicate_keys: bool) -> Any:
@@ -371,10 +383,46 @@ def encode_block(value: Value) -> tuple[CID, bytes]:
     return cid_for(DAG_CBOR, data), data
 
 
-def decode_block(cid: CID, data: bytes) -> Value:
-    """Check that ``data`` hashes to ``cid`` and decode it strictly."""
+def _check_block(cid: CID, data: bytes) -> None:
     if not cid.verify(data):
         raise BlockMismatchError(f"block bytes do not hash to {cid}")
     if cid.codec != DAG_CBOR:
         raise CodecError(f"{cid} is {cid.codec_name}, not dag-cbor")
+
+
+def decode_block(cid: CID, data: bytes) -> Value:
+    """Check that ``data`` hashes to ``cid`` and decode it strictly."""
+    _check_block(cid, data)
     return decode(data)
+
+
+def _reject_tag(tag: cbor2.CBORTag, immutable: bool) -> Any:
+    raise CodecError(f"CBOR tag {tag.tag} is not allowed in DAG-CBOR (only 42)")
+
+
+def decode_checked_block(cid: CID, data: bytes) -> Value:
+    """Decode a block whose bytes were proven canonical DAG-CBOR by an earlier strict decode.
+
+    The hash is still checked, so these are the very bytes that were proven;
+    the proof itself (the per-map hook and the re-encoding) is skipped: for
+    canonical bytes it finds nothing, and it costs more than the decoding.
+    Tags other than 42, indefinite lengths and repeated keys are still
+    refused by cbor2 itself; other values outside the data model (non-string
+    map keys, NaN, ``undefined``) are not. Only for callers that know the
+    earlier check happened and check the shape of what they read
+    (schema/catalog.md, "Rebuilding").
+    """
+    _check_block(cid, data)
+    return _guarded(_read_only, data)
+
+
+def _read_only(data: bytes) -> Any:
+    return cbor2.loads(
+        data,
+        semantic_decoders=_SEMANTIC_DECODERS,
+        tag_hook=_reject_tag,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        strict_hashable_types=True,
+        max_depth=_MAX_DEPTH,
+    )

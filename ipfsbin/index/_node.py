@@ -166,9 +166,19 @@ def _bad(cid: CID, what: str) -> SchemaError:
     return SchemaError(f"index node {cid}: {what}")
 
 
-def decode_node(cid: CID, data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> Node:
-    """Decode and check one node block; ``SchemaError`` if it breaks a rule of the format."""
-    value = dagcbor.decode_block(cid, data)
+def decode_node(
+    cid: CID, data: bytes, params: ChunkParams = DEFAULT_PARAMS, *, checked: bool = False
+) -> Node:
+    """Decode and check one node block; ``SchemaError`` if it breaks a rule of the format.
+
+    ``checked``: the block's bytes were decoded strictly before (its hash is
+    still checked, and so is every rule below; only the DAG-CBOR canonical
+    form is not proven again, see :func:`~ipfsbin.codec.dagcbor.decode_checked_block`).
+    """
+    if checked:
+        value = dagcbor.decode_checked_block(cid, data)
+    else:
+        value = dagcbor.decode_block(cid, data)
     if not isinstance(value, dict):
         raise _bad(cid, f"expected a map, found {type(value).__name__}")
     if set(value) != _FIELDS:

@@ -75,10 +75,14 @@ class ProllyTree:
         *,
         cache_size: int = 256,
         params: ChunkParams = DEFAULT_PARAMS,
+        checked: bool = False,
     ) -> None:
+        """``checked``: every node this tree reads was decoded strictly before
+        (see :func:`~ipfsbin.index._node.decode_node`)."""
         self.store = store
         self.params = params
         self._cache = NodeCache(cache_size)
+        self._checked = checked
 
     # -- reading --------------------------------------------------------------
 
@@ -86,7 +90,7 @@ class ProllyTree:
         """The decoded node ``cid`` (from the cache when there)."""
         node = self._cache.get(cid)
         if node is None:
-            node = decode_node(cid, self.store.get(cid), self.params)
+            node = decode_node(cid, self.store.get(cid), self.params, checked=self._checked)
             self._cache.put(node)
         return node
 

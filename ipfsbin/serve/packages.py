@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -25,7 +26,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from ipfsbin.catalog.build import Offer
 
@@ -113,11 +114,28 @@ class GzipMembers:
 
     def __init__(self) -> None:
         self._runs: dict[tuple[bytes, ...], bytes] = {}
+        self._ends: dict[bytes, bool] = {}
+        """Stanza -> whether a run ends after it: the CRC of 10^5 stanzas costs more
+        than looking them up (a kept stanza's hash is cached in its bytes object)."""
+
+    def _run_ends(self, stanzas: Sequence[bytes]) -> list[int]:
+        """The positions (1-based) of the stanzas a run ends after."""
+        mask = (1 << self.RUN_BITS) - 1
+        ends = self._ends
+        found = [ends.get(text) for text in stanzas]
+        if None in found:
+            for i, flag in enumerate(found):
+                if flag is None:
+                    text = stanzas[i]
+                    found[i] = ends[text] = zlib.crc32(text) & mask == 0
+        flags = cast(list[bool], found)  # every None was filled in above
+        if len(ends) > 2 * len(stanzas):
+            self._ends = dict(zip(stanzas, flags, strict=True))
+        return list(itertools.compress(range(1, len(stanzas) + 1), flags))
 
     def compress(self, header: bytes, stanzas: Sequence[bytes]) -> bytes:
         """The header's member, then one member per run of ``stanzas``."""
-        mask = (1 << self.RUN_BITS) - 1
-        cuts = [i + 1 for i, text in enumerate(stanzas) if zlib.crc32(text) & mask == 0]
+        cuts = self._run_ends(stanzas)
         if stanzas and (not cuts or cuts[-1] != len(stanzas)):
             cuts.append(len(stanzas))
         kept: dict[tuple[bytes, ...], bytes] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,17 @@ from typing import Any
 import pytest
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder, FollowedHead, build_catalog
+from ipfsbin.catalog.tracked import TrackedIndex
+from ipfsbin.codec import dagcbor
+from ipfsbin.codec.cid import DAG_CBOR
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.compat import UseConfig
 from ipfsbin.descriptor.model import SlotDep
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.host.profile import HostInfo
+from ipfsbin.index._node import encode_node
+from ipfsbin.index.entry import IndexEntry
+from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.serve.publisher import render_files
 from tests.unit.catalog.catalog_helpers import MUSL, NOW, V3, V4, Index, host_info
@@ -155,6 +162,43 @@ def test_unreadable_new_root_keeps_what_was_read() -> None:
     index.store._blocks[head.index_root] = block
     _same(builder, head, host)
     assert builder.rejudged == 1
+
+
+def test_new_nodes_read_without_the_canonical_proof_give_what_a_strict_read_gives() -> None:
+    index = _index()
+    tracked = TrackedIndex()
+    tracked.move_to(ProllyTree(index.store, checked=True), index.head().index_root)
+    index.add("new", "app-misc/new-1")
+    key = next(k for k, e in index.entries.items() if e.manifest == index.manifests["baz"])
+    index.entries[key] = index.entries[key].yanked("broken")
+    del index.entries[next(iter(sorted(index.entries)))]
+    root = index.head().index_root
+    changed = tracked.move_to(ProllyTree(index.store, checked=True), root)
+    strict = {k: IndexEntry.from_dag(v) for k, v in ProllyTree(index.store).items(root)}
+    assert {k: entry for k, (_, entry) in tracked.by_key.items()} == strict
+    assert {"app-misc/new-1", "dev-util/baz-1"} <= changed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        bytes.fromhex("d82b00"),  # a CBOR tag other than 42
+        bytes.fromhex("a10102"),  # a map with an integer key
+        dagcbor.encode({"manifest": "x", "attestations": [], "state": "ok"}),
+    ],
+    ids=["foreign tag", "integer key", "not a link"],
+)
+def test_a_new_node_holding_no_index_entry_is_refused_and_the_state_kept(value: bytes) -> None:
+    index = _index()
+    builder = CatalogBuilder(BuildCache(index.store), render=render_body)
+    host = host_info()
+    _same(builder, index.head(), host)
+    leaf = encode_node(0, [b"\x82" + dagcbor.encode(next(iter(sorted(index.entries)))) + value])
+    head = dataclasses.replace(index.head(), index_root=index.store.put(leaf, DAG_CBOR))
+    with pytest.raises(IpfsbinError):
+        builder.build([head], host=host, policy=ClientPolicy(), now=NOW)
+    _same(builder, index.head(), host)
+    assert builder.rejudged == 0
 
 
 def test_stale_head_is_judged_afresh_when_fresh_again() -> None:

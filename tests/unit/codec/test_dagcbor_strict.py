@@ -21,6 +21,7 @@ def test_public_names() -> None:
         "Value",
         "decode",
         "decode_block",
+        "decode_checked_block",
         "encode",
         "encode_block",
     ]
@@ -256,6 +257,38 @@ def test_decode_block_checks_the_hash_and_the_codec() -> None:
         dagcbor.decode_block(cid, dagcbor.encode({"x": 2}))
     with pytest.raises(CodecError, match="raw, not dag-cbor"):
         dagcbor.decode_block(cid_for(RAW, data), data)
+
+
+def test_a_checked_block_decodes_as_the_strict_decoder_does() -> None:
+    value = {"a": [LINK, {"b": LINK, "c": None}], "longer": 2**64 - 1, "f": -1.5, "t": b"\x00"}
+    cid, data = dagcbor.encode_block(value)
+    checked = dagcbor.decode_checked_block(cid, data)
+    assert checked == dagcbor.decode_block(cid, data) == value
+    assert type(checked["a"][0]) is CID
+    with pytest.raises(BlockMismatchError, match="do not hash"):
+        dagcbor.decode_checked_block(cid, dagcbor.encode({"x": 2}))
+    with pytest.raises(CodecError, match="raw, not dag-cbor"):
+        dagcbor.decode_checked_block(cid_for(RAW, data), data)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "duplicate keys",
+        "indefinite map",
+        "unknown tag 43",
+        "shared reference tag 29",
+        "bignum tag 2",
+        "tag 42 without 0x00",
+        "truncated map",
+        "invalid UTF-8",
+    ],
+)
+def test_a_checked_block_still_refuses_what_would_change_its_meaning(name: str) -> None:
+    # what the strict proof alone catches (key order, widths) cannot change the decoded value
+    data = bytes.fromhex(REFUSED[name][0])
+    with pytest.raises(CodecError):
+        dagcbor.decode_checked_block(cid_for(DAG_CBOR, data), data)
 
 
 def test_codec_is_safe_across_threads() -> None:

@@ -128,6 +128,17 @@ def test_gzip_members_compress_only_the_runs_that_changed() -> None:
     )
 
 
+def test_gzip_members_kept_across_files_give_the_bytes_of_a_fresh_compression() -> None:
+    header = b"VERSION: 0\n\n"
+    stanzas = [f"CPV: app-misc/p{i}-1\nSIZE: {i}\n\n".encode() for i in range(400)]
+    members = GzipMembers()
+    for step in range(5):
+        assert members.compress(header, stanzas) == GzipMembers().compress(header, stanzas)
+        # fewer stanzas, some new: what is kept of the old ones is dropped on the way
+        stanzas = stanzas[::2] + [f"CPV: app-misc/s{step}-1\n\n".encode()]
+    assert len(members._ends) <= 2 * len(stanzas) + 2
+
+
 def test_file_rendered_from_stanzas_is_the_same_text() -> None:
     index = Index()
     index.add("a", "app-misc/foo-1")
