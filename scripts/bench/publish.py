@@ -39,10 +39,11 @@ per-package path (``publish_binpkgs`` one package at a time, as ``ipfsbin
 publish`` did for each file) over the first ``--bulk-old`` packages.
 
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200]`` (``--sizes ''`` skips the
-throughput runs)
+[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200] [--bulk-out FILE]``
+(``--sizes ''`` skips the throughput runs)
 Writes ``bench-results/publish.json`` (throughput), with ``--rss``
-``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``.
+``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``
+(or ``--bulk-out``).
 """
 
 from __future__ import annotations
@@ -443,12 +444,15 @@ def main() -> int:
     parser.add_argument("--rss-size", default="60M", help="size of the large file (--rss)")
     parser.add_argument("--bulk", type=int, default=0, help="packages in the bulk case (0: skip)")
     parser.add_argument("--bulk-old", type=int, default=200, help="of which, per-package path")
+    parser.add_argument(
+        "--bulk-out", type=Path, default=ROOT / "bench-results" / "publish-bulk.json"
+    )
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
     if args.bulk:
-        bulk = run_bulk(args.bulk, args.bulk_old, args.out.with_name("publish-bulk.json"))
+        bulk = run_bulk(args.bulk, args.bulk_old, args.bulk_out)
         old = bulk["per_package_publish"]
         print(
             f"{bulk['packages']} binpkgs, {bulk['bytes'] / 1e6:.0f} MB: ipfs add -r "
