@@ -218,7 +218,7 @@ def batch_root(batch: Sequence[CheckedPackage]) -> tuple[CID, bytes]:
     Deterministic: the same packages in the same order give the same CID.
     """
     envelopes = [checked.objects.attestation for checked in batch]
-    return dagcbor.encode_block({"type": BATCH_TYPE, "attestations": list(envelopes)})
+    return dagcbor.encode_block({"type": BATCH_TYPE, "attestations": envelopes})
 
 
 def store_batch(
