@@ -164,9 +164,15 @@ def _reader_settings(keyring: str) -> Any:
     for variable in ("PORTAGE_USERNAME", "PORTAGE_GRPNAME"):
         if os.environ.get(variable):
             env[variable] = os.environ[variable]
-    return portage.config(
+    settings = portage.config(
         config_root=root, target_root=root, eprefix=root, local_config=False, env=env
     )
+    # Portage's checksum helper asks for the whole environment once per gpkg part it
+    # reads (about 1 ms each, for the gpg command it may run); nothing changes these
+    # settings after this, so it is built once and each caller gets its own copy.
+    environment = settings.environ()
+    settings.environ = lambda: dict(environment)
+    return settings
 
 
 def _portage_errors() -> tuple[type[BaseException], ...]:

@@ -18,10 +18,13 @@ where those round trips cost more than the bytes (``schema/manifest.md``
    attestation blocks are built and signed in memory (:mod:`._objects`);
 3. stored with one ``dag/import`` of a CAR holding every small file and
    every object block of the batch, roots unpinned;
-4. pinned with one ``pin/add`` of every attestation envelope, recursively,
-   accounted in the node's :class:`~ipfsbin.kubo.pins.PinLedger` in one
-   transaction: the envelope links the statement, the manifest, the
-   descriptor, the platform and the file, so one pin keeps the package.
+4. pinned with one recursive pin of the batch's root (:func:`batch_root`, a
+   block listing every attestation envelope), accounted in the node's
+   :class:`~ipfsbin.kubo.pins.PinLedger`: the envelope links the statement,
+   the manifest, the descriptor, the platform and the file, so one pin keeps
+   the batch. Kubo syncs its pin store for every root it pins (milliseconds
+   each, more than the rest of a small package's storing), hence one root
+   per batch rather than one per package (``schema/share.md`` §4).
 
 A package failing its checks drops out of the batch with its error (its
 added file removed); the others go on.
@@ -45,6 +48,7 @@ from ipfsbin.binpkg import (
 from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
 from ipfsbin.builder._objects import PackageObjects
 from ipfsbin.builder.publish import PreparedBinpkg, PublishResult, _Run, prepared_binpkg
+from ipfsbin.codec import dagcbor
 from ipfsbin.codec.car import car_bytes
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.errors import BinpkgError
@@ -55,14 +59,18 @@ from ipfsbin.manifest import UNIXFS_CHUNKER
 from ipfsbin.trust.keys import SigningKey
 
 __all__ = [
+    "BATCH_TYPE",
     "CheckedPackage",
     "InspectedPackage",
+    "batch_root",
     "complete_package",
     "forget_checked",
     "inspect_package",
     "store_batch",
 ]
 
+BATCH_TYPE = "ipfsbin/share-batch/1"
+"""The ``type`` of a batch root (``schema/share.md`` §4)."""
 SINGLE_BLOCK_BYTES = READ_CHUNK
 """Files up to this size are one raw UnixFS block (the chunker's size, 1 MiB)."""
 _HINT_CHANGED = "wait until Portage has finished writing it; it is queued again when it settles"
@@ -204,10 +212,19 @@ def forget_checked(checked: CheckedPackage) -> None:
         checked.added.undo()
 
 
+def batch_root(batch: Sequence[CheckedPackage]) -> tuple[CID, bytes]:
+    """The block one pin keeps ``batch`` by: its attestation envelopes, in batch order.
+
+    Deterministic: the same packages in the same order give the same CID.
+    """
+    envelopes = [checked.objects.attestation for checked in batch]
+    return dagcbor.encode_block({"type": BATCH_TYPE, "attestations": envelopes})
+
+
 def store_batch(
     batch: Sequence[CheckedPackage], *, client: KuboClient, ledger: PinLedger, holder: str
 ) -> None:
-    """Store every block of ``batch`` with one CAR import, then pin the envelopes at once.
+    """Store every block of ``batch`` with one CAR import, then pin its root (one pin).
 
     Blocks several packages share (one platform, a descriptor) go in once.
     Raises the ``KuboError`` family; what was imported but not pinned is
@@ -221,7 +238,8 @@ def store_batch(
             blocks[checked.binpkg] = checked.data
         for cid, data, _ in checked.objects.blocks:
             blocks.setdefault(cid, data)
-    envelopes = [checked.objects.attestation for checked in batch]
-    car = car_bytes(envelopes, blocks.items())
+    root, block = batch_root(batch)
+    blocks[root] = block
+    car = car_bytes([root], blocks.items())
     client.dag_import(car, pin_roots=False, timeout=_IMPORT_TIMEOUT_SECONDS)
-    ledger.hold(holder, envelopes, recursive=True, one_request=True)
+    ledger.hold(holder, [root], recursive=True, one_request=True)

@@ -99,7 +99,8 @@ class Examiners:
     each starts with Portage and ipfsbin loaded. They start when a call
     brings at least ``pool_from`` builds (starting them costs about what
     examining a handful does: a watcher's one or two new builds are examined
-    here) and stop at :meth:`close`.
+    here; while they start, this process examines the first builds itself)
+    and stop at :meth:`close`.
     """
 
     def __init__(self, examiner: Examiner, workers: int, *, pool_from: int = 8) -> None:
@@ -109,15 +110,49 @@ class Examiners:
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, items: Sequence[QueueItem]) -> list[Future[Outcome]]:
+        """One future per item, in order."""
         if self._pool is None and (self.workers <= 1 or len(items) < self.pool_from):
             return [_done(self.examiner, item) for item in items]
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
-            )
+            return self._start(items)
         return [self._pool.submit(self.examiner, item) for item in items]
+
+    def _start(self, items: Sequence[QueueItem]) -> list[Future[Outcome]]:
+        """Start the workers; examine builds from the front of ``items`` here meanwhile.
+
+        Starting them (a fork server importing Portage and ipfsbin, then a
+        fork each) takes about a second in which this process would only
+        wait: a thread starts them by handing them the last builds, and this
+        process examines from the front until they are up.
+        """
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+        )
+        self._pool = pool
+        split = max(len(items) - self.workers, 0)
+        front, tail = items[:split], items[split:]
+        handed: list[Future[Outcome]] = []
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                handed.extend(pool.submit(self.examiner, item) for item in tail)
+            except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
+                failure.append(exc)
+
+        starting = threading.Thread(target=start, name="ipfsbin-examine-start", daemon=True)
+        starting.start()
+        here: list[Future[Outcome]] = []
+        for item in front:
+            if not starting.is_alive():
+                break
+            here.append(_done(self.examiner, item))
+        starting.join()
+        if failure:
+            raise failure[0]
+        return here + [pool.submit(self.examiner, item) for item in front[len(here) :]] + handed
 
     def close(self) -> None:
         if self._pool is not None:

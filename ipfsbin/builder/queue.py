@@ -10,13 +10,13 @@ a new build while the same file seen again is not. Its ``state``:
   ``detail`` says why (``ipfsbin share --status`` lists both);
 - ``failed``: it could not be read or published (bad binpkg, file changed);
   ``detail`` holds the one-line error;
-- ``publishing``: its blocks are being stored and its attestation pinned;
-  the row already names the attestation, so a run killed here leaves no pin
-  nobody accounts for: the next run publishes it again (every object is
-  deterministic, so the same CIDs) or, when the file is gone or changed,
-  releases that pin;
+- ``publishing``: its blocks are being stored and its batch's root pinned;
+  the row already names its attestation and the batch root (``batch``), so
+  a run killed here leaves no pin nobody accounts for: the next run
+  publishes it again (every object is deterministic, so the same CIDs) or,
+  when the file is gone or changed, releases that pin;
 - ``published``: stored and pinned; ``attestation``/``manifest``/``binpkg``
-  name it;
+  name it, ``batch`` the pin that keeps it;
 - ``announced``: appended to the builder's feed.
 
 Rows only move forward (queued → publishing → published → announced, or to
@@ -71,6 +71,11 @@ _MIGRATIONS: Final = (
             "CREATE INDEX IF NOT EXISTS builds_state ON builds (state, id)",
         ),
     ),
+    # The batch root pinned for a row (schema/share.md §4); rows of version 1 have their
+    # attestation pinned instead.
+    _sqlite.Migration(
+        version=2, apply=_sqlite.statements("ALTER TABLE builds ADD COLUMN batch TEXT")
+    ),
 )
 
 
@@ -92,6 +97,8 @@ class QueueItem:
     attestation: CID | None = None
     manifest: CID | None = None
     binpkg: CID | None = None
+    batch: CID | None = None
+    """The batch root pinned (or about to be) for it; None: its attestation is pinned."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -103,11 +110,12 @@ class QueueItem:
             "attestation": None if self.attestation is None else str(self.attestation),
             "manifest": None if self.manifest is None else str(self.manifest),
             "binpkg": None if self.binpkg is None else str(self.binpkg),
+            "batch": None if self.batch is None else str(self.batch),
         }
 
 
 _COLUMNS: Final = (
-    "id, path, size, mtime_ns, state, cpv, reason, detail, attestation, manifest, binpkg"
+    "id, path, size, mtime_ns, state, cpv, reason, detail, attestation, manifest, binpkg, batch"
 )
 
 
@@ -116,7 +124,7 @@ def _cid(text: str | None) -> CID | None:
 
 
 def _item(row: tuple[object, ...]) -> QueueItem:
-    ident, path, size, mtime, state, cpv, reason, detail, att, man, binpkg = row
+    ident, path, size, mtime, state, cpv, reason, detail, att, man, binpkg, batch = row
     return QueueItem(
         id=int(str(ident)),
         path=Path(str(path)),
@@ -129,6 +137,7 @@ def _item(row: tuple[object, ...]) -> QueueItem:
         attestation=_cid(None if att is None else str(att)),
         manifest=_cid(None if man is None else str(man)),
         binpkg=_cid(None if binpkg is None else str(binpkg)),
+        batch=_cid(None if batch is None else str(batch)),
     )
 
 
@@ -227,19 +236,23 @@ class ShareQueue:
             )
 
     def skip(self, item: QueueItem, cpv: str | None, reason: str, detail: str) -> None:
-        self._set(item, "skipped", cpv=cpv, reason=reason, detail=detail)
+        self._set(item, "skipped", cpv=cpv, reason=reason, detail=detail, batch=None)
 
     def fail(self, item: QueueItem, cpv: str | None, detail: str) -> None:
-        self._set(item, "failed", cpv=cpv, reason="error", detail=detail)
+        self._set(item, "failed", cpv=cpv, reason="error", detail=detail, batch=None)
 
-    def begin_publishing(self, planned: Sequence[tuple[QueueItem, str, CID]]) -> None:
-        """(item, cpv, attestation) of every package about to be pinned, in one transaction."""
+    def begin_publishing(
+        self, planned: Sequence[tuple[QueueItem, str, CID]], *, batch: CID | None = None
+    ) -> None:
+        """(item, cpv, attestation) of every package about to be pinned, and the batch root
+        that will be pinned for them all, in one transaction."""
         now = time.time()
+        root = None if batch is None else str(batch)
         with self._write() as db:
             db.executemany(
-                "UPDATE builds SET state = 'publishing', cpv = ?, attestation = ?, changed = ? "
-                "WHERE id = ? AND state IN ('queued', 'publishing')",
-                [(cpv, str(att), now, item.id) for item, cpv, att in planned],
+                "UPDATE builds SET state = 'publishing', cpv = ?, attestation = ?, batch = ?, "
+                "changed = ? WHERE id = ? AND state IN ('queued', 'publishing')",
+                [(cpv, str(att), root, now, item.id) for item, cpv, att in planned],
             )
 
     def finish_publishing(self, done: Sequence[tuple[QueueItem, CID, CID]]) -> None:
@@ -254,7 +267,7 @@ class ShareQueue:
 
     def abandon(self, item: QueueItem, detail: str) -> None:
         """A ``publishing`` row whose file is gone or changed (its pin released): failed."""
-        self._set(item, "failed", reason="error", detail=detail, attestation=None)
+        self._set(item, "failed", reason="error", detail=detail, attestation=None, batch=None)
 
     def announced(self, items: Sequence[QueueItem]) -> None:
         now = time.time()

@@ -12,13 +12,13 @@ work to the holder, which looks at the queue again after letting go, so
 nothing queued is left behind (:meth:`Sharer.drain`).
 
 Crash safety: a batch's rows are marked ``publishing`` with their
-attestation CIDs before anything is pinned, and ``published`` after the
-pins, each in one transaction. A run killed in between leaves ``publishing``
-rows; the next run publishes them again (the same file gives the same CIDs,
-so nothing is stored or pinned twice) or, when the file is gone or changed,
-releases the pin it may have made. The pins are the ledger holder
-``ipfsbin:share``'s; ``ipfsbin share --status`` and the tests compare them
-with the published rows.
+attestation CIDs and the batch's root (the one block pinned for the batch)
+before anything is pinned, and ``published`` after the pin, each in one
+transaction. A run killed in between leaves ``publishing`` rows; the next
+run publishes them again (the same files give the same CIDs, so nothing is
+stored or pinned twice) or, when a file is gone or changed, releases the pin
+it may have made. The pins are the ledger holder ``ipfsbin:share``'s; the
+tests compare them with the published rows' batch roots.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ipfsbin.binpkg import SETUID_PACKAGES
 from ipfsbin.builder.bulk import (
     CheckedPackage,
     InspectedPackage,
+    batch_root,
     complete_package,
     forget_checked,
     store_batch,
@@ -48,6 +49,7 @@ from ipfsbin.builder.feed import Feed, publish_feed
 from ipfsbin.builder.filters import Skip, switched_off
 from ipfsbin.builder.indexed import BuildIdentity
 from ipfsbin.builder.queue import QueueItem, QueueState, ShareQueue
+from ipfsbin.codec.cid import CID
 from ipfsbin.config import ShareConfig
 from ipfsbin.errors import BinpkgError, IpfsbinError
 from ipfsbin.host.facts import HostFacts
@@ -298,17 +300,16 @@ class Sharer:
     def _store(self, ready: Sequence[tuple[QueueItem, CheckedPackage]]) -> None:
         if not ready:
             return
-        # A row left ``publishing`` by a killed run that now plans another attestation
-        # (another key, another host) gives up its old pin first.
-        stale = [
-            item.attestation
-            for item, checked in ready
-            if item.attestation is not None and item.attestation != checked.objects.attestation
-        ]
+        root, _ = batch_root([checked for _, checked in ready])
+        # A row left ``publishing`` by a killed run whose batch now has another root (a
+        # build of it dropped out, another key) gives up the old pin first, before the
+        # row stops naming it.
+        stale = {pin for item, _ in ready if (pin := _pin_of(item)) is not None and pin != root}
         if stale:
-            self.ledger.release(SHARE_HOLDER, stale)
+            self.ledger.release(SHARE_HOLDER, sorted(stale, key=str))
         self.queue.begin_publishing(
-            [(item, checked.prepared.cpv, checked.objects.attestation) for item, checked in ready]
+            [(item, checked.prepared.cpv, checked.objects.attestation) for item, checked in ready],
+            batch=root,
         )
         store_batch(
             [checked for _, checked in ready],
@@ -322,8 +323,8 @@ class Sharer:
 
     def _gone(self, item: QueueItem, why: str, done: ShareRound) -> None:
         """The file of ``item`` is not the one queued any more."""
-        if item.state == "publishing" and item.attestation is not None:
-            self.ledger.release(SHARE_HOLDER, [item.attestation])
+        if (pin := _pin_of(item)) is not None:
+            self.ledger.release(SHARE_HOLDER, [pin])
             self.queue.abandon(item, why)
         else:
             self.queue.fail(item, item.cpv, why)
@@ -342,8 +343,8 @@ class Sharer:
             self._skip(item, outcome.cpv, outcome.skip, done)
             return None
         if isinstance(outcome, Failed):
-            if item.state == "publishing" and item.attestation is not None:
-                self.ledger.release(SHARE_HOLDER, [item.attestation])
+            if (pin := _pin_of(item)) is not None:
+                self.ledger.release(SHARE_HOLDER, [pin])
                 self.queue.abandon(item, outcome.detail)
             else:
                 self.queue.fail(item, outcome.cpv, outcome.detail)
@@ -370,11 +371,23 @@ class Sharer:
         return checked
 
     def _skip(self, item: QueueItem, cpv: str | None, skip: Skip, done: ShareRound) -> None:
-        if item.state == "publishing" and item.attestation is not None:
-            self.ledger.release(SHARE_HOLDER, [item.attestation])
+        if (pin := _pin_of(item)) is not None:
+            self.ledger.release(SHARE_HOLDER, [pin])
         self.queue.skip(item, cpv, skip.filter, skip.reason)
         done.skipped.append((item, skip))
         _LOG.info("skipped %s (%s): %s", cpv, skip.filter, skip.reason)
+
+
+def _pin_of(item: QueueItem) -> CID | None:
+    """The pin a ``publishing`` row may have got: its batch root (or, for a row of a queue
+    from before batch roots, its attestation); None for rows in any other state.
+
+    Releasing a batch root that other ``publishing`` rows name too is safe: none of them
+    is published, so they are all stored and pinned again under their next batch's root.
+    """
+    if item.state != "publishing":
+        return None
+    return item.batch if item.batch is not None else item.attestation
 
 
 def _discard(pending: Sequence[Future[Outcome]]) -> None:

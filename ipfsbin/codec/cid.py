@@ -37,6 +37,13 @@ SHA2_256: Final = 0x12
 IDENTITY: Final = 0x00
 
 _CODEC_NAMES: Final = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor", LIBP2P_KEY: "libp2p-key"}
+
+# multiformats registers a base's codec on its first use, and two threads using it
+# for the first time at once both register it, the second failing ("already
+# exists"; seen when share's add threads first named the signing key in base36).
+# Registered here, under the import lock, for every base ipfsbin encodes or reads.
+for _base in ("base36", "base58btc", "base32"):
+    multibase.decode(multibase.encode(b"\x01", _base))
 _SHA256_PREFIX: Final = bytes([SHA2_256, 32])
 
 _SHA256_V1_PREFIXES: Final = frozenset(

@@ -36,13 +36,17 @@ one is stored). Also timed, for the breakdown: the checks alone (every
 package examined in this one process as share's workers examine it, no
 Kubo: what one core costs), and the
 per-package path (``publish_binpkgs`` one package at a time, as ``ipfsbin
-publish`` did for each file) over the first ``--bulk-old`` packages.
+publish`` did for each file) over the first ``--bulk-old`` packages. CPU
+seconds are recorded beside the wall times (the Kubo daemon's in both runs,
+the sharing process's, the checks'): on a shared machine they move less
+than wall times, and they bound the ratio on an idle one.
 
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200]`` (``--sizes ''`` skips the
-throughput runs)
+[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200] [--bulk-out FILE]``
+(``--sizes ''`` skips the throughput runs)
 Writes ``bench-results/publish.json`` (throughput), with ``--rss``
-``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``.
+``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``
+(or ``--bulk-out``).
 """
 
 from __future__ import annotations
@@ -211,6 +215,12 @@ def _forget_everything(node: ManagedNode) -> None:
     _ipfs(node, "repo", "gc", "-q")
 
 
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
     from ipfsbin.binpkg import SETUID_PACKAGES
     from ipfsbin.builder.examine import Examiner
@@ -235,27 +245,34 @@ def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
         node = ManagedNode(work / "repo", binary=ensure_kubo(), profile="test", routing="dht")
         with node:
             info = machine_info(node)
-            start = time.perf_counter()
+            kubo_cpu, start = _cpu_s(node.pid), time.perf_counter()
             _add_r(node, pkgdir)
             raw_s = time.perf_counter() - start
+            raw_kubo_cpu_s = _cpu_s(node.pid) - kubo_cpu
             _forget_everything(node)
 
             config = ShareConfig(enabled=True, pkgdir=pkgdir, allow_restricted=True)
             examine = Examiner(config=config, config_root=Path("/"), host=host,
                                setuid_packages=SETUID_PACKAGES)  # fmt: skip
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for n, path in enumerate(paths):
                 st = path.stat()
                 examine(QueueItem(id=n + 1, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                   state="queued"))  # fmt: skip
             checks_s = time.perf_counter() - start
+            checks_cpu_s = time.process_time() - cpu
             load_before = os.getloadavg()[0]
             with node.client(timeout=3600.0) as client, ShareQueue(work / "q.sqlite") as queue:
                 sharer = Sharer(queue=queue, client=client, ledger=PinLedger(client, work / "p"),
                                 key=key, host=host, config=config)  # fmt: skip
+                kubo_cpu, cpu = _cpu_s(node.pid), time.process_time()
                 start = time.perf_counter()
                 done = sharer.catch_up()
                 bulk_s = time.perf_counter() - start
+                share_kubo_cpu_s, share_main_cpu_s = (
+                    _cpu_s(node.pid) - kubo_cpu,
+                    time.process_time() - cpu,
+                )
                 load_after = os.getloadavg()[0]
                 if len(done.published) != count:
                     raise RuntimeError(f"published {len(done.published)} of {count}: {done}")
@@ -296,6 +313,15 @@ def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
             "checks_only_what": "every package examined in one process as share's workers "
             "do (metadata, filters, Portage's full check, image scan, digests), no Kubo",
             "checks_only_ratio_ceiling": round(raw_s / checks_s, 3),
+            "cpu_s": {
+                "what": "CPU seconds (user + system): the Kubo daemon during `ipfs add -r` and "
+                "during the catch-up, the sharing process itself (not its workers), and the "
+                "checks alone (what the workers spend between them)",
+                "raw_add_r_kubo": round(raw_kubo_cpu_s, 2),
+                "share_kubo": round(share_kubo_cpu_s, 2),
+                "share_process": round(share_main_cpu_s, 2),
+                "checks_only": round(checks_cpu_s, 2),
+            },
             "per_package_publish": {
                 "packages": len(old),
                 "publish_s": round(old_s, 2),
@@ -443,12 +469,15 @@ def main() -> int:
     parser.add_argument("--rss-size", default="60M", help="size of the large file (--rss)")
     parser.add_argument("--bulk", type=int, default=0, help="packages in the bulk case (0: skip)")
     parser.add_argument("--bulk-old", type=int, default=200, help="of which, per-package path")
+    parser.add_argument(
+        "--bulk-out", type=Path, default=ROOT / "bench-results" / "publish-bulk.json"
+    )
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
     if args.bulk:
-        bulk = run_bulk(args.bulk, args.bulk_old, args.out.with_name("publish-bulk.json"))
+        bulk = run_bulk(args.bulk, args.bulk_old, args.bulk_out)
         old = bulk["per_package_publish"]
         print(
             f"{bulk['packages']} binpkgs, {bulk['bytes'] / 1e6:.0f} MB: ipfs add -r "

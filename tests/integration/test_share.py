@@ -32,9 +32,11 @@ from typing import Any
 
 import pytest
 
+from ipfsbin.builder.bulk import BATCH_TYPE
 from ipfsbin.builder.feed import Feed
 from ipfsbin.builder.share import SHARE_HOLDER
 from ipfsbin.cli.main import main
+from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
@@ -119,11 +121,12 @@ class Share:
         assert code == 0, err
         return [r for r in json.loads(out)["builds"] if r["state"] == state]
 
-    def rows(self) -> list[tuple[str, str, str | None]]:
-        """(path, state, attestation) of every queue row, read as a separate reader would."""
+    def rows(self) -> list[tuple[str, str, str | None, str | None]]:
+        """(path, state, attestation, batch root) of every queue row, as another reader sees it."""
         db = sqlite3.connect(self.home / "share.sqlite")
         try:
-            return db.execute("SELECT path, state, attestation FROM builds ORDER BY id").fetchall()
+            sql = "SELECT path, state, attestation, batch FROM builds ORDER BY id"
+            return db.execute(sql).fetchall()
         finally:
             db.close()
 
@@ -211,6 +214,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+def _batch_attestations(share: Share, root: CID) -> list[CID]:
+    value = dagcbor.decode_block(root, share.client.block_get(root, offline=True))
+    assert value["type"] == BATCH_TYPE
+    return list(value["attestations"])
+
+
 def _assert_exactly_once(share: Share, expected: int) -> None:
     """Every build published and announced once; Kubo's pins, the ledger, the queue agree."""
     rows = share.rows()
@@ -219,8 +228,13 @@ def _assert_exactly_once(share: Share, expected: int) -> None:
     assert len({r[0] for r in published}) == expected
     attestations = {CID.from_text(r[2]) for r in published if r[2]}
     assert len(attestations) == expected
-    assert share.share_pins() == attestations
-    assert share.ledger_needs() == attestations
+    # one pin per batch: its root lists the batch's attestations
+    assert all(r[3] for r in published), "every published row names its batch root"
+    roots = {CID.from_text(r[3]) for r in published if r[3]}
+    assert share.share_pins() == roots
+    assert share.ledger_needs() == roots
+    listed = [a for root in roots for a in _batch_attestations(share, root)]
+    assert sorted(listed, key=str) == sorted(attestations, key=str)
     assert not [r for r in rows if r[1] in ("queued", "publishing", "published")]
     assert share.feed_entries() == expected
 
@@ -448,7 +462,7 @@ def test_kill_9_mid_publish_and_during_catch_up(fresh: Share) -> None:
         published = [r for r in fresh.rows() if r[1] in ("published", "announced")]
         assert 0 < len(published) < 200
         # whatever the kill interrupted holds no pin the queue does not name
-        named = {CID.from_text(r[2]) for r in fresh.rows() if r[2]}
+        named = {CID.from_text(r[3]) for r in fresh.rows() if r[3]}
         assert fresh.share_pins() <= named
         # and leaves no process behind: its checking workers and their fork server end too
         _wait(lambda: not _holding(fresh.home / "spawned.log"), "the killed share's workers", 30)

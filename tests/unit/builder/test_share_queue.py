@@ -86,3 +86,43 @@ def test_a_newer_queue_file_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(BinpkgError, match="schema version 9"):
         ShareQueue(path)
+
+
+def test_rows_name_their_batch_root_until_they_leave_publishing(tmp_path: Path) -> None:
+    root = cid_for(RAW, b"batch root")
+    with ShareQueue(tmp_path / "share.sqlite") as queue:
+        queue.enqueue([(tmp_path / f"{n}.gpkg.tar", n, n) for n in range(3)])
+        a, b, c = queue.items(("queued",))
+        queue.begin_publishing(
+            [(a, "x/a-1", ATT), (b, "x/b-1", ATT), (c, "x/c-1", ATT)], batch=root
+        )
+        a, b, c = queue.items(("publishing",))
+        assert {a.batch, b.batch, c.batch} == {root}
+        queue.finish_publishing([(a, MAN, BIN)])
+        queue.abandon(b, "removed before it was shared")
+        queue.skip(c, "x/c-1", "origin", "made by quickpkg")
+        (done,) = queue.items(("published",))
+        assert done.batch == root and done.to_json()["batch"] == str(root)
+        # a row that left publishing any other way names no pin any more
+        assert [i.batch for i in queue.items(("failed", "skipped"))] == [None, None]
+
+
+def test_a_queue_from_before_batch_roots_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "share.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE builds (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL,"
+        " mtime_ns INTEGER NOT NULL, cpv TEXT, state TEXT NOT NULL, reason TEXT, detail TEXT,"
+        " binpkg TEXT, manifest TEXT, attestation TEXT, found REAL NOT NULL,"
+        " changed REAL NOT NULL, UNIQUE (path, size, mtime_ns));"
+        f"INSERT INTO builds VALUES (1, 'a.gpkg.tar', 1, 1, 'x/a-1', 'publishing', NULL, NULL,"
+        f" NULL, NULL, '{ATT}', 0, 0);"
+        "PRAGMA user_version=1;"
+    )
+    db.close()
+    with ShareQueue(path) as queue:
+        (old,) = queue.items(("publishing",))
+        # its pin is its attestation's, as version 1 made it
+        assert old.attestation == ATT and old.batch is None

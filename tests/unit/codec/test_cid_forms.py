@@ -1,6 +1,11 @@
-"""CID parsing: the fast path for sha2-256 CIDv1 agrees with the general parser."""
+"""CID parsing: the fast path for sha2-256 CIDv1 agrees with the general parser; text forms
+in other bases are safe to make from several threads."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +22,8 @@ from ipfsbin.codec.cid import (
 )
 from ipfsbin.codec.varint import encode_varint
 from ipfsbin.errors import CodecError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("codec", [RAW, DAG_PB, DAG_CBOR, LIBP2P_KEY, 0x300])
@@ -95,3 +102,38 @@ def test_base32_text_is_the_multiformats_text(length: int) -> None:
 def test_bad_base32_text_is_a_codec_error(text: str) -> None:
     with pytest.raises(CodecError, match="not a CID"):
         CID.from_text(text)
+
+
+_FIRST_USE_IN_THREADS = """
+import sys, threading
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows
+from ipfsbin.codec.cid import CID, RAW, cid_for
+cid = cid_for(RAW, b"x")
+barrier, errors = threading.Barrier(16), []
+def name():
+    barrier.wait()
+    try:
+        CID.from_text(cid.encode("base36"))
+        cid.encode("base58btc")
+    except Exception as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=name) for _ in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sys.exit(repr(errors[0]) if errors else 0)
+"""
+
+
+def test_threads_naming_cids_in_other_bases_for_the_first_time_do_not_collide() -> None:
+    # A fresh interpreter each time: what collided was multiformats' first use of a base.
+    for _ in range(10):
+        done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", _FIRST_USE_IN_THREADS],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
