@@ -103,7 +103,10 @@ _DONE: Final = object()
 
 
 async def read_ahead(pieces: Iterator[bytes], depth: int = 2) -> AsyncGenerator[bytes, None]:
-    """``pieces`` as they come, produced by a thread up to ``depth`` pieces ahead of the loop.
+    """``pieces`` as they come, produced by a thread while the loop sends.
+
+    At most ``depth`` pieces are held at once: the one being read, those
+    waiting for the loop and the one being sent.
 
     The thread reads and hashes (both release the GIL) while the event loop
     sends; each piece reaches the loop with one ``call_soon_threadsafe``
@@ -127,12 +130,16 @@ async def read_ahead(pieces: Iterator[bytes], depth: int = 2) -> AsyncGenerator[
     def produce() -> None:
         item: object = _DONE
         try:
-            for piece in pieces:
+            while True:
+                # the room is taken before the read, so the piece being read counts too
                 while not room.acquire(timeout=0.5):
                     if stop.is_set():
                         return
                 if stop.is_set():
                     return
+                piece = next(pieces, None)
+                if piece is None:
+                    break
                 hand(piece)
         except BaseException as exc:  # handed to the consumer, raised there
             item = exc

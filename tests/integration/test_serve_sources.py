@@ -11,7 +11,7 @@ import pytest
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboStreamError, KuboUnavailableError
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.serve.sources import CHUNK, GATEWAY_ENV, GatewaySource, KuboSource, find_gateway
+from ipfsbin.serve.sources import GATEWAY_ENV, LARGEST_READ, GatewaySource, KuboSource, find_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_the_gateway_hands_over_the_file_in_large_pieces(
         source = GatewaySource(kubo_node.gateway_url, KuboSource(client))
         pieces = list(source.chunks(cid, SIZE))
     assert hashlib.sha256(b"".join(pieces)).digest() == hashlib.sha256(data).digest()
-    assert max(len(p) for p in pieces) == CHUNK
+    assert max(len(p) for p in pieces) == LARGEST_READ  # one download: the largest reads
 
 
 def test_no_gateway_there_falls_back_to_the_rpc(

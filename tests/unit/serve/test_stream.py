@@ -176,3 +176,22 @@ def test_read_ahead_stops_reading_when_the_client_goes_away() -> None:
     settled = len(read)
     time.sleep(0.6)
     assert len(read) == settled <= 5
+
+
+def test_read_ahead_holds_at_most_depth_pieces_counting_the_one_being_read() -> None:
+    read: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            read.append(1)
+            yield b"x" * 10
+
+    async def take_one_and_wait() -> int:
+        stream = read_ahead(endless(), depth=2)
+        await anext(stream)  # held by the sender: the thread may read one more, no further
+        await asyncio.sleep(0.5)
+        held = len(read)
+        await stream.aclose()
+        return held
+
+    assert asyncio.run(take_one_and_wait()) == 2
