@@ -9,10 +9,13 @@ HTTP server):
 - ``gateway``: Kubo's own HTTP gateway for the same CID, blocks local;
 - ``cat_cold``: ``ipfs cat`` on the local node while the blocks are only on
   a connected loopback peer (the local repo is garbage-collected first);
-- ``shim_warm``: ``ipfsbin serve``'s HTTP app and streaming path (bytes
-  through the local node's gateway, checked against the manifest's sha256),
-  blocks local;
-- ``shim_cold``: the same with the blocks only on the peer;
+- ``shim_warm``: ``ipfsbin serve``'s HTTP app and streaming path, checked
+  against the manifest's sha256, blocks local: as for the managed node,
+  the shim may read the local repo's block files (``IPFSBIN_REPO``);
+- ``shim_cold``: the same with the blocks only on the peer (the repo lacks
+  them, so the bytes come through the node's gateway);
+- ``shim_warm_via_gateway``: the shim without the repo, bytes through the
+  node's gateway, blocks local;
 - ``shim_warm_rpc``: the shim forced onto its fallback, Kubo's RPC ``cat``
   (what every download used before the gateway path), blocks local.
 
@@ -209,10 +212,19 @@ def _rss_now(pid: int) -> int:
     return 0
 
 
-def _start_shim(spec: Path, api: str, gateway: str) -> tuple[subprocess.Popen[bytes], int]:
+def _start_shim(
+    spec: Path, api: str, gateway: str, repo: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A shim process; with ``repo``, it may read that repo's block files (as the managed
+    node's shim does), else it reads through ``gateway`` (``-``: the RPC)."""
     port = _port()
+    env = {k: v for k, v in os.environ.items() if k not in ("IPFSBIN_REPO", "IPFSBIN_API")}
+    if repo is not None:
+        env["IPFSBIN_REPO"] = str(repo)
+    else:
+        env["IPFSBIN_API"] = api  # a daemon named: the managed node's repo is not looked for
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, __file__, "--serve", str(spec), str(port), api, gateway]
+        [sys.executable, __file__, "--serve", str(spec), str(port), api, gateway], env=env
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -330,8 +342,10 @@ def main() -> int:
             spec_path = work / "spec.json"
             spec_path.write_text(json.dumps(spec))
             gateway = local.gateway_url.rstrip("/")
-            shim, shim_port = _start_shim(spec_path, local.api_multiaddr, gateway)
+            shim, shim_port = _start_shim(spec_path, local.api_multiaddr, gateway, local.repo_path)
             procs.append(shim)
+            gw_shim, gw_shim_port = _start_shim(spec_path, local.api_multiaddr, gateway)
+            procs.append(gw_shim)
             rpc_shim, rpc_port = _start_shim(spec_path, local.api_multiaddr, "-")
             procs.append(rpc_shim)
             nginx_proc, nginx_port = start_nginx(nginx, work)
@@ -374,6 +388,8 @@ def main() -> int:
                 row["shim_warm_runs"] = [r[0] for r in shim_runs]
                 row["cpu_s_gateway"] = gateway_cpu
                 row["cpu_s_shim_warm"] = shim_cpu
+                total, _, got = _curl(offer_url(gw_shim_port, i))
+                row["shim_warm_via_gateway"] = _rate(got, total)
                 total, _, got = _curl(offer_url(rpc_port, i))
                 row["shim_warm_rpc"] = _rate(got, total)
                 row["shim_warm_vs_gateway"] = _ratio(row["shim_warm"], row["gateway"])
