@@ -17,6 +17,7 @@ datastore or sharding is not read (:meth:`FlatfsBlocks.open` gives None).
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +34,7 @@ class FlatfsBlocks:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = f"{root}{os.sep}"
 
     @classmethod
     def open(cls, repo: Path) -> FlatfsBlocks | None:
@@ -43,17 +45,19 @@ class FlatfsBlocks:
             return None
         return cls(repo / "blocks") if sharding == SHARDING else None
 
-    def path(self, cid: CID) -> Path:
+    def path(self, cid: CID) -> str:
+        # a string, not a Path: a file's plan looks up every leaf before its first byte
         key = base64.b32encode(cid.multihash).decode().rstrip("=")
-        return self.root / key[-3:-1] / f"{key}.data"
+        return f"{self._prefix}{key[-3:-1]}{os.sep}{key}.data"
 
     def has(self, cid: CID) -> bool:
-        return self.path(cid).is_file()
+        return os.path.isfile(self.path(cid))
 
     def read(self, cid: CID) -> bytes:
         """The block's bytes; :class:`BlockNotFoundError` when this repo does not hold it."""
         try:
-            return self.path(cid).read_bytes()
+            with open(self.path(cid), "rb") as block:
+                return block.read()
         except FileNotFoundError as exc:
             raise BlockNotFoundError(
                 f"block {cid} is not in the repo at {self.root.parent}"

@@ -1,17 +1,17 @@
 """Where the shim reads a binpkg's bytes: the repo's block files, the gateway, RPC ``cat``.
 
 None is trusted: :mod:`ipfsbin.serve.stream` checks every byte against
-the signed manifest. When the serving user can read the local node's repo
-and it holds every block of the file, the blocks' files are read directly
-(:class:`RepoSource`): Kubo's gateway spent about as much CPU relaying a
-file (0.41 s per 500 MB) as the shim did checking it, on the same two
-cores. Otherwise the node's gateway, which fetches missing blocks from
-peers. Measured on the 2-core development machine for a 200 MB file with
-local blocks: RPC ``cat`` 0.08 GB/s (Kubo sends it in 4 KiB pieces), the
-gateway read with httpx 0.18-0.30 GB/s, the gateway read with
-``http.client`` in large reads 0.59 GB/s. So the gateway is read with
-``http.client``: a plain GET of ``/ipfs/<cid>`` on loopback needs nothing
-httpx adds.
+the signed manifest. When the serving user can read the local node's
+repo, the file's blocks are read from their files there
+(:class:`RepoSource`; the gateway takes over from a block the repo
+lacks): Kubo's gateway spent about as much CPU relaying a file (0.41 s per
+500 MB) as the shim did checking it, on the same two cores. Otherwise the
+node's gateway, which fetches missing blocks from peers. Measured on the
+2-core development machine for a 200 MB file with local blocks: RPC
+``cat`` 0.08 GB/s (Kubo sends it in 4 KiB pieces), the gateway read with
+httpx 0.18-0.30 GB/s, the gateway read with ``http.client`` in large
+reads 0.59 GB/s. So the gateway is read with ``http.client``: a plain GET
+of ``/ipfs/<cid>`` on loopback needs nothing httpx adds.
 
 The repo and the gateway's address are found once at start-up
 (:func:`find_repo_blocks`, :func:`find_gateway`); when there is no
@@ -31,12 +31,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Protocol
 
-from ipfsbin.codec.cid import CID, IDENTITY, RAW
-from ipfsbin.codec.unixfs import decode_file_node
+from ipfsbin.codec.cid import CID
 from ipfsbin.errors import BlockNotFoundError, CodecError, KuboError, KuboStreamError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import API_ENV, user_repo_path
 from ipfsbin.kubo.flatfs import FlatfsBlocks
+from ipfsbin.store.gateway_file import file_parts
 
 __all__ = [
     "CHUNK",
@@ -190,17 +190,20 @@ class _Source(Protocol):
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
 
 
-class RepoSource:
-    """Binpkg bytes from the local repo's block files when it holds every block, else ``fallback``.
+class _Missing(Exception):
+    """The repo lacks a block of the file: the rest comes from the fallback."""
 
-    Before the first byte, the file's dag-pb nodes are read and every leaf's
-    file is looked for; a block missing (not fetched yet, or garbage
-    collected) sends the whole download to ``fallback`` (the gateway, which
-    fetches what is missing). The leaves are then read in
-    :class:`ReadBudget` pieces. A leaf that disappears mid-download (repo
-    GC) is the download's error, as a stopped daemon is on the other paths.
-    Blocks are not hashed against their CIDs: the shim checks the whole
-    file against the manifest's sha256, and a wrong block can only fail it.
+
+class RepoSource:
+    """Binpkg bytes from the local repo's block files, the rest from ``fallback`` if one is missing.
+
+    The file's dag-pb nodes are read in walk order and its raw leaves in
+    :class:`ReadBudget` pieces. A block the repo does not hold (not fetched
+    yet, or garbage collected) hands the download to ``fallback`` (the
+    gateway, which fetches it from peers) from where the repo stopped: the
+    fallback's bytes before that point are dropped. Blocks are not hashed
+    against their CIDs: the shim checks the whole file against the
+    manifest's sha256, and a wrong block can only fail that check.
     """
 
     def __init__(
@@ -211,50 +214,51 @@ class RepoSource:
         self.budget = ReadBudget() if budget is None else budget
 
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
-        plan = self._plan(cid)
-        if plan is None:
-            yield from self.fallback.chunks(cid, size)
-            return
-        with self.budget.reading() as read_size:
-            for part in plan:
-                if isinstance(part, bytes):
-                    yield part
-                    continue
-                try:
-                    with self.blocks.path(part).open("rb", buffering=0) as leaf:
-                        while piece := leaf.read(read_size()):
-                            yield piece
-                except OSError as exc:
-                    raise KuboStreamError(
-                        f"block {part} of {cid} could not be read from the repo ({exc})",
-                        hint="the repo may have been garbage-collected meanwhile; try again",
-                    ) from exc
-
-    def _plan(self, root: CID) -> list[CID | bytes] | None:
-        """The file in order: raw leaves to read, and the bytes dag-pb nodes carry; None
-        when a block is missing or the file is not one this reads (the fallback serves it)."""
-        plan: list[CID | bytes] = []
-        carried = 0
-        pending = [root]
+        sent = 0
         try:
-            while pending:
-                cid = pending.pop()
-                if cid.codec == RAW and cid.hash_code != IDENTITY:
-                    if not self.blocks.has(cid):
-                        return None
-                    plan.append(cid)
-                    continue
-                data = cid.digest if cid.hash_code == IDENTITY else self.blocks.read(cid)
-                node = decode_file_node(cid, data)
-                if node.data:
-                    carried += len(node.data)
-                    if carried > LARGEST_READ:  # leaves that are not raw: not held in memory
-                        return None
-                    plan.append(node.data)
-                pending.extend(reversed(node.children))
-        except (BlockNotFoundError, CodecError, OSError):
-            return None
-        return plan
+            with self.budget.reading() as read_size:
+                for piece in self._read(cid, read_size):
+                    sent += len(piece)
+                    yield piece
+            return
+        except _Missing as missing:
+            _log.info(
+                "block not in the repo, using the gateway",
+                extra={"fields": {"cid": str(cid), "from": sent, "why": str(missing)}},
+            )
+        except CodecError as exc:
+            if sent:
+                raise KuboStreamError(f"the repo's copy of {cid} is not a file: {exc}") from exc
+        yield from _skip(self.fallback.chunks(cid, size), sent)
+
+    def _read(self, root: CID, read_size: Callable[[], int]) -> Iterator[bytes]:
+        for part in file_parts(root, self._block):
+            if isinstance(part, bytes):
+                yield part
+                continue
+            try:
+                leaf = open(self.blocks.path(part), "rb", buffering=0)  # noqa: SIM115
+            except OSError as exc:
+                raise _Missing(str(exc)) from exc
+            with leaf:
+                while piece := leaf.read(read_size()):
+                    yield piece
+
+    def _block(self, cid: CID) -> bytes:
+        try:
+            return self.blocks.read(cid)
+        except (BlockNotFoundError, OSError) as exc:
+            raise _Missing(str(exc)) from exc
+
+
+def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """``chunks`` without their first ``count`` bytes."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
 
 
 def find_repo_blocks() -> FlatfsBlocks | None:
