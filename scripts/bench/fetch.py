@@ -365,8 +365,18 @@ def main() -> int:
                 out = local.run("cat", cid, timeout=600)
                 row["cat_cold"] = _rate(len(out.stdout), time.perf_counter() - started)
                 del out
-                local.run("repo", "gc", timeout=600)
-                total, _, got = _curl(offer_url(shim_port, i))
+                # a download Kubo's gateway cut short (it gives up on a block that takes
+                # too long: seen once at load 12) is aborted by the shim; noted, tried again
+                row["shim_cold_cut_short"] = 0
+                while True:
+                    local.run("repo", "gc", timeout=600)
+                    try:
+                        total, _, got = _curl(offer_url(shim_port, i))
+                        break
+                    except subprocess.CalledProcessError:
+                        row["shim_cold_cut_short"] += 1
+                        if row["shim_cold_cut_short"] > 2:
+                            raise
                 assert got == size, (got, size)
                 row["shim_cold"] = _rate(got, total)
                 # warm: every block local
