@@ -158,16 +158,17 @@ def test_read_ahead_passes_pieces_in_order_then_the_error() -> None:
     assert none is None and good == DATA
 
 
+def _endless(read: list[int]) -> Iterator[bytes]:
+    while True:
+        read.append(1)
+        yield b"x" * 10
+
+
 def test_read_ahead_stops_reading_when_the_client_goes_away() -> None:
     read: list[int] = []
 
-    def endless() -> Iterator[bytes]:
-        while True:
-            read.append(1)
-            yield b"x" * 10
-
     async def take_one() -> None:
-        stream = read_ahead(endless(), depth=2)
+        stream = read_ahead(_endless(read), depth=2)
         assert await anext(stream) == b"x" * 10
         await stream.aclose()
 
@@ -181,13 +182,8 @@ def test_read_ahead_stops_reading_when_the_client_goes_away() -> None:
 def test_read_ahead_holds_at_most_depth_pieces_counting_the_one_being_read() -> None:
     read: list[int] = []
 
-    def endless() -> Iterator[bytes]:
-        while True:
-            read.append(1)
-            yield b"x" * 10
-
     async def take_one_and_wait() -> int:
-        stream = read_ahead(endless(), depth=2)
+        stream = read_ahead(_endless(read), depth=2)
         await anext(stream)  # held by the sender: the thread may read one more, no further
         await asyncio.sleep(0.5)
         held = len(read)
