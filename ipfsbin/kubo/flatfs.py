@@ -46,12 +46,9 @@ class FlatfsBlocks:
         return cls(repo / "blocks") if sharding == SHARDING else None
 
     def path(self, cid: CID) -> str:
-        # a string, not a Path: a file's plan looks up every leaf before its first byte
+        # a string, not a Path: pathlib's joins cost more than reading a small block
         key = base64.b32encode(cid.multihash).decode().rstrip("=")
         return f"{self._prefix}{key[-3:-1]}{os.sep}{key}.data"
-
-    def has(self, cid: CID) -> bool:
-        return os.path.isfile(self.path(cid))
 
     def read(self, cid: CID) -> bytes:
         """The block's bytes; :class:`BlockNotFoundError` when this repo does not hold it."""
