@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -121,23 +121,34 @@ def _failed(record: dict[str, Any], exc: IpfsbinError, sent: int) -> None:
     _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
 
 
-def _stream(
+def _pieces(source: ByteSource, offer: Offer, want: ByteRange | None) -> Iterator[bytes]:
+    """An empty piece once the source answered (or its error), then the checked bytes.
+
+    Runs in the read-ahead thread: opening the source, reading and hashing
+    never wait on the event loop, nor it on them.
+    """
+    manifest = offer.build.manifest
+    chunks = iter(source.chunks(manifest.binpkg, manifest.size))
+    first = next(chunks, b"")
+    yield b""
+    # sha256 only: Portage checks the Packages file's SIZE/MD5/SHA1 itself
+    verifier = BinpkgVerifier(manifest, offer.build.manifest_cid, portage_digests=False)
+    yield from verified_range(itertools.chain([first], chunks), verifier, want)
+
+
+async def _stream(
     publisher: Publisher,
-    chunks: Iterator[bytes],
+    pieces: AsyncIterator[bytes],
     offer: Offer,
-    want: ByteRange | None,
     downloads: Downloads,
     record: dict[str, Any],
-) -> Iterator[bytes]:
+) -> AsyncIterator[bytes]:
     """The checked bytes of ``offer``; the download was counted as started by the caller."""
-    manifest = offer.build.manifest
     started = time.monotonic()
     sent = 0
     ok = False
     try:
-        # sha256 only: Portage checks the Packages file's SIZE/MD5/SHA1 itself
-        verifier = BinpkgVerifier(manifest, offer.build.manifest_cid, portage_digests=False)
-        for piece in read_ahead(verified_range(chunks, verifier, want)):
+        async for piece in pieces:
             sent += len(piece)
             yield piece
         ok = True
@@ -182,7 +193,7 @@ def create_app(
         kind = "application/gzip" if gz else "text/plain; charset=utf-8"
         return Response(body, media_type=kind, headers=headers)
 
-    def binpkg(request: Request) -> Response:
+    async def binpkg(request: Request) -> Response:
         name = request.path_params["subscription"]
         path = request.path_params["path"]
         file = publisher.snapshot.files.get(name)
@@ -212,19 +223,20 @@ def create_app(
             requests.note(manifest.binpkg, offer.cpv)
         record = _record(offer, want)
         downloads.start()
-        chunks = iter(source.chunks(manifest.binpkg, size))
+        pieces = read_ahead(_pieces(source, offer, want))
         try:
             # Kubo answers (or fails) before the status line goes out: a daemon that is
             # down gives a clear 503 instead of a 200 cut short
-            first = next(chunks, b"")
+            await anext(pieces)
         except IpfsbinError as exc:
+            await pieces.aclose()
             _failed(record, exc, 0)
             record["at"] = time.time()
             downloads.finish(record, ok=False)
             hint = f" ({exc.hint})" if exc.hint else ""
             return Response(f"{offer.cpv}: {exc.message}{hint}\n", status_code=503)
         return StreamingResponse(
-            _stream(publisher, itertools.chain([first], chunks), offer, want, downloads, record),
+            _stream(publisher, pieces, offer, downloads, record),
             status_code=status,
             headers=headers,
             media_type=kind,

@@ -30,7 +30,14 @@ from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.page import HealthView
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
-from ipfsbin.serve.sources import GatewaySource, KuboSource, find_gateway
+from ipfsbin.serve.sources import (
+    GatewaySource,
+    KuboSource,
+    ReadBudget,
+    RepoSource,
+    find_gateway,
+    find_repo_blocks,
+)
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.gateway_file import FILE_LIMITS, GatewayFileSource
@@ -138,12 +145,22 @@ def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions
 
 
 def byte_source(client: KuboClient, options: ServeOptions) -> tuple[ByteSource, str]:
-    """The local node's gateway (RPC ``cat`` as the fallback), and words saying which."""
+    """The local repo's block files, the node's gateway, its RPC ``cat``: the first that
+    serves, and words saying which (the repo only when this user can read it)."""
+    budget = ReadBudget()
     rpc = KuboSource(client)
     gateway = find_gateway(client)
+    source: ByteSource
     if gateway is None:
-        return rpc, "Kubo's RPC cat (no gateway address found; set IPFSBIN_GATEWAY)"
-    return GatewaySource(gateway, rpc, timeout=max(options.fetch_timeout, 120.0)), gateway
+        source, where = rpc, "Kubo's RPC cat (no gateway address found; set IPFSBIN_GATEWAY)"
+    else:
+        timeout = max(options.fetch_timeout, 120.0)
+        source, where = GatewaySource(gateway, rpc, timeout=timeout, budget=budget), gateway
+    blocks = find_repo_blocks()
+    if blocks is None:
+        return source, where
+    repo = RepoSource(blocks, source, budget=budget)
+    return repo, f"the repo's block files in {blocks.root}, else {where}"
 
 
 def serve_forever(

@@ -1,16 +1,22 @@
-"""Where the shim reads a binpkg's bytes: the local Kubo node's gateway, else its RPC ``cat``.
+"""Where the shim reads a binpkg's bytes: the repo's block files, the gateway, RPC ``cat``.
 
-Neither is trusted: :mod:`ipfsbin.serve.stream` checks every byte against
-the signed manifest. The gateway is the fast path. Measured on the 2-core
-development machine for a 200 MB file with local blocks: RPC ``cat``
-0.08 GB/s (Kubo sends it in 4 KiB pieces), the gateway read with httpx
-0.18-0.30 GB/s, the gateway read with ``http.client`` in large reads
-0.59 GB/s. So the gateway is read with ``http.client``: a plain GET of
-``/ipfs/<cid>`` on loopback needs nothing httpx adds.
+None is trusted: :mod:`ipfsbin.serve.stream` checks every byte against
+the signed manifest. When the serving user can read the local node's
+repo, the file's blocks are read from their files there
+(:class:`RepoSource`; the gateway takes over from a block the repo
+lacks): Kubo's gateway spent about as much CPU relaying a file (0.41 s per
+500 MB) as the shim did checking it, on the same two cores. Otherwise the
+node's gateway, which fetches missing blocks from peers. Measured on the
+2-core development machine for a 200 MB file with local blocks: RPC
+``cat`` 0.08 GB/s (Kubo sends it in 4 KiB pieces), the gateway read with
+httpx 0.18-0.30 GB/s, the gateway read with ``http.client`` in large
+reads 0.59 GB/s. So the gateway is read with ``http.client``: a plain GET
+of ``/ipfs/<cid>`` on loopback needs nothing httpx adds.
 
-The gateway's address is found once at start-up (:func:`find_gateway`);
-when there is none, or it answers anything but 200 before the first byte,
-the RPC ``cat`` serves that download.
+The repo and the gateway's address are found once at start-up
+(:func:`find_repo_blocks`, :func:`find_gateway`); when there is no
+gateway, or it answers anything but 200 before the first byte, the RPC
+``cat`` serves that download.
 """
 
 from __future__ import annotations
@@ -18,29 +24,46 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import KuboError, KuboStreamError
+from ipfsbin.errors import BlockNotFoundError, CodecError, KuboError, KuboStreamError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import API_ENV, user_repo_path
+from ipfsbin.kubo.flatfs import FlatfsBlocks
+from ipfsbin.store.gateway_file import file_parts
 
 __all__ = [
     "CHUNK",
     "GATEWAY_ENV",
+    "LARGEST_READ",
+    "REPO_ENV",
     "GatewaySource",
     "KuboSource",
+    "ReadBudget",
+    "RepoSource",
     "find_gateway",
+    "find_repo_blocks",
     "gateway_from_multiaddr",
 ]
 
 GATEWAY_ENV: Final = "IPFSBIN_GATEWAY"
+REPO_ENV: Final = "IPFSBIN_REPO"
 CHUNK: Final = 1 << 18
-"""Bytes per read. With 1 MiB reads, 16 parallel downloads peaked at 184 MB RSS;
-with 256 KiB at 89 MB, at the same or better throughput (bench, same machine)."""
+"""Bytes per RPC ``cat`` read, and the least the gateway is read in."""
+LARGEST_READ: Final = 1 << 20
+READ_BUDGET: Final = 8 << 20
+"""Bytes of gateway reads in flight shared by all downloads: the read size is
+this over the open reads, between :data:`CHUNK` and :data:`LARGEST_READ`.
+Each piece costs the same Python and system calls whatever its size, so one
+download reads in 1 MiB (shim CPU per 500 MB 0.63 s at 256 KiB, 0.55 s at
+1 MiB), while 16 at once read in 512 KiB, as 1 MiB there took the shim to
+130-145 MB RSS and 512 KiB to 97 MB (``fetch.py``, same machine)."""
 _log = logging.getLogger("ipfsbin.serve")
 
 
@@ -54,19 +77,49 @@ class KuboSource:
         return self.client.cat(cid, expected_size=size, chunk_size=CHUNK)
 
 
+class ReadBudget:
+    """How large each read is: :data:`READ_BUDGET` shared by the reads open at the moment."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[], int]]:
+        """Count one read open while inside; gives the function that sizes its next piece."""
+        with self._lock:
+            self._open += 1
+        try:
+            yield self.size
+        finally:
+            with self._lock:
+                self._open -= 1
+
+    def size(self) -> int:
+        return max(CHUNK, min(LARGEST_READ, READ_BUDGET // max(self._open, 1)))
+
+
 class _GatewayRefused(Exception):
     """The gateway did not start an answer (down, or not 200): use the RPC instead."""
 
 
 class GatewaySource:
-    """Binpkg bytes through the local Kubo node's own HTTP gateway, in :data:`CHUNK` reads.
+    """Binpkg bytes through the local Kubo node's own HTTP gateway, in reads of 256 KiB-1 MiB.
 
     Falls back to ``fallback`` (RPC ``cat``) when the gateway cannot be
     reached or does not answer 200; once bytes flow, a failure is the
     download's (``KuboStreamError``), as with the RPC.
     """
 
-    def __init__(self, base_url: str, fallback: KuboSource, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        fallback: KuboSource,
+        *,
+        timeout: float = 120.0,
+        budget: ReadBudget | None = None,
+    ) -> None:
+        self.budget = ReadBudget() if budget is None else budget
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the Kubo gateway must be an http:// URL, not {base_url!r}")
@@ -88,7 +141,8 @@ class GatewaySource:
             yield from self.fallback.chunks(cid, size)
             return
         try:
-            yield from _body(cid, answer, size, self.base_url)
+            with self.budget.reading() as read_size:
+                yield from _body(cid, answer, size, self.base_url, read_size)
         finally:
             conn.close()
 
@@ -106,11 +160,13 @@ class GatewaySource:
         return conn, answer
 
 
-def _body(cid: CID, answer: http.client.HTTPResponse, size: int, where: str) -> Iterator[bytes]:
+def _body(
+    cid: CID, answer: http.client.HTTPResponse, size: int, where: str, read_size: Callable[[], int]
+) -> Iterator[bytes]:
     got = 0
     try:
         while got < size:
-            chunk = answer.read(min(CHUNK, size - got))
+            chunk = answer.read(min(read_size(), size - got))
             if not chunk:
                 break
             got += len(chunk)
@@ -128,6 +184,95 @@ def _body(cid: CID, answer: http.client.HTTPResponse, size: int, where: str) -> 
             f"kubo gateway {where}/ipfs/{cid}: the stream ended after {got} of {size} bytes",
             hint="the Kubo daemon may have stopped or lost the data; try again",
         )
+
+
+class _Source(Protocol):
+    def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
+
+
+class _Missing(Exception):
+    """The repo lacks a block of the file: the rest comes from the fallback."""
+
+
+class RepoSource:
+    """Binpkg bytes from the local repo's block files, the rest from ``fallback`` if one is missing.
+
+    The file's dag-pb nodes are read in walk order and its raw leaves in
+    :class:`ReadBudget` pieces. A block the repo does not hold (not fetched
+    yet, or garbage collected) hands the download to ``fallback`` (the
+    gateway, which fetches it from peers) from where the repo stopped: the
+    fallback's bytes before that point are dropped. Blocks are not hashed
+    against their CIDs: the shim checks the whole file against the
+    manifest's sha256, and a wrong block can only fail that check.
+    """
+
+    def __init__(
+        self, blocks: FlatfsBlocks, fallback: _Source, *, budget: ReadBudget | None = None
+    ) -> None:
+        self.blocks = blocks
+        self.fallback = fallback
+        self.budget = ReadBudget() if budget is None else budget
+
+    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
+        sent = 0
+        try:
+            with self.budget.reading() as read_size:
+                for piece in self._read(cid, read_size):
+                    sent += len(piece)
+                    yield piece
+            return
+        except _Missing as missing:
+            _log.info(
+                "block not in the repo, using the gateway",
+                extra={"fields": {"cid": str(cid), "from": sent, "why": str(missing)}},
+            )
+        except CodecError as exc:
+            if sent:
+                raise KuboStreamError(f"the repo's copy of {cid} is not a file: {exc}") from exc
+        yield from _skip(self.fallback.chunks(cid, size), sent)
+
+    def _read(self, root: CID, read_size: Callable[[], int]) -> Iterator[bytes]:
+        for part in file_parts(root, self._block):
+            if isinstance(part, bytes):
+                yield part
+                continue
+            try:
+                leaf = open(self.blocks.path(part), "rb", buffering=0)  # noqa: SIM115
+            except OSError as exc:
+                raise _Missing(str(exc)) from exc
+            with leaf:
+                while piece := leaf.read(read_size()):
+                    yield piece
+
+    def _block(self, cid: CID) -> bytes:
+        try:
+            return self.blocks.read(cid)
+        except (BlockNotFoundError, OSError) as exc:
+            raise _Missing(str(exc)) from exc
+
+
+def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """``chunks`` without their first ``count`` bytes."""
+    for chunk in chunks:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        yield chunk[count:] if count else chunk
+        count = 0
+
+
+def find_repo_blocks() -> FlatfsBlocks | None:
+    """The local node's block files when this user can read them, or None.
+
+    ``IPFSBIN_REPO`` first; else the managed node's repo when no other
+    daemon is named (``IPFSBIN_API``).
+    """
+    override = os.environ.get(REPO_ENV, "").strip()
+    if override:
+        return FlatfsBlocks.open(Path(override))
+    if os.environ.get(API_ENV, "").strip():
+        return None
+    return FlatfsBlocks.open(user_repo_path())
 
 
 def gateway_from_multiaddr(addr: str) -> str | None:

@@ -4,23 +4,23 @@
 *all* of it to the manifest's own check (a range is read to the end of the
 file to be checked): :class:`~ipfsbin.manifest.BinpkgVerifier` compares
 the size and the sha256 (the shim leaves SHA-1 and MD5 to Portage). The
-last piece it would send is held back until that check passes. On a
-mismatch, or when the source fails, it raises instead of sending that
-piece, so the HTTP connection is cut short of its Content-Length and no
-complete bad file reaches Portage.
+piece that completes the requested bytes is held back until that check
+passes. On a mismatch, or when the source fails, it raises instead of
+sending that piece, so the HTTP connection is cut short of its
+Content-Length and no complete bad file reaches Portage.
 
 :func:`read_ahead` runs that reading and checking in a thread of its own,
 a few pieces ahead of the sending, so that reading from Kubo and hashing
-overlap with writing to the socket. Memory stays at a few chunks per
-download.
+overlap with the event loop writing to the socket. Memory stays at a few
+pieces per download.
 """
 
 from __future__ import annotations
 
-import queue
+import asyncio
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -75,7 +75,9 @@ def verified_range(
 
     ``verifier`` (the manifest's own streaming check) sees every byte; it
     raises :class:`~ipfsbin.errors.TrustError` before the last piece goes out
-    when the file is not the manifest's.
+    when the file is not the manifest's. Every other piece goes out as soon
+    as it is read: only the one holding the range's last byte waits for the
+    whole file's check, so a download never holds more than that one piece.
     """
     size = verifier.manifest.size
     start, end = (0, size - 1) if want is None else (want.start, want.end)
@@ -85,10 +87,13 @@ def verified_range(
         verifier.update(chunk)
         lo, hi = max(start - pos, 0), min(end + 1 - pos, len(chunk))
         pos += len(chunk)
-        if lo < hi:
-            if held is not None:
-                yield held
-            held = chunk if (lo, hi) == (0, len(chunk)) else chunk[lo:hi]
+        if lo >= hi:
+            continue
+        piece = chunk if (lo, hi) == (0, len(chunk)) else chunk[lo:hi]
+        if pos > end:
+            held = piece
+        else:
+            yield piece
     verifier.finish()
     if held is not None:
         yield held
@@ -97,47 +102,64 @@ def verified_range(
 _DONE: Final = object()
 
 
-def read_ahead(pieces: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
-    """``pieces`` as they come, produced by a thread up to ``depth`` pieces ahead.
+async def read_ahead(pieces: Iterator[bytes], depth: int = 2) -> AsyncGenerator[bytes, None]:
+    """``pieces`` as they come, produced by a thread while the loop sends.
 
-    What ``pieces`` yields, and when it raises, is unchanged: an exception
-    it raises is raised here after the pieces before it. Closing this
-    iterator (the client went away) stops the thread at its next piece.
+    At most ``depth`` pieces are held at once: the one being read, those
+    waiting for the loop and the one being sent.
+
+    The thread reads and hashes (both release the GIL) while the event loop
+    sends; each piece reaches the loop with one ``call_soon_threadsafe``
+    (handing every piece through a worker of the loop's thread pool cost
+    two thread switches and most of the shim's Python time). What
+    ``pieces`` yields, and when it raises, is unchanged: an exception it
+    raises is raised here after the pieces before it. Closing this iterator
+    (the client went away) stops the thread at its next piece.
     """
-    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[object] = asyncio.Queue()
+    room = threading.Semaphore(depth)
     stop = threading.Event()
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def hand(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is waiting for the piece
+            stop.set()
 
     def produce() -> None:
+        item: object = _DONE
         try:
-            for piece in pieces:
-                if not put(piece):
+            while True:
+                # the room is taken before the read, so the piece being read counts too
+                while not room.acquire(timeout=0.5):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
-            put(_DONE)
+                piece = next(pieces, None)
+                if piece is None:
+                    break
+                hand(piece)
         except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
+            item = exc
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
+        hand(item)
 
     worker = threading.Thread(target=produce, name="ipfsbin-read-ahead", daemon=True)
     worker.start()
     try:
         while True:
-            item = ready.get()
+            item = await ready.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield cast(bytes, item)
+            room.release()
     finally:
         stop.set()
+        room.release()

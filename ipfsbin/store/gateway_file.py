@@ -31,13 +31,20 @@ from typing import Final
 import httpx
 
 from ipfsbin.codec.car import MAX_BLOCK_BYTES, iter_car
-from ipfsbin.codec.cid import CID, IDENTITY
+from ipfsbin.codec.cid import CID, IDENTITY, RAW
 from ipfsbin.codec.unixfs import decode_file_node
 from ipfsbin.errors import BlockMismatchError, CodecError, StoreError
 from ipfsbin.kubo.netlimits import TransferLimits
 from ipfsbin.store.gateway import RAW_TYPE, gateway_get
 
-__all__ = ["CAR_ACCEPT", "FILE_LIMITS", "GatewayFileSource", "car_url", "walk_file"]
+__all__ = [
+    "CAR_ACCEPT",
+    "FILE_LIMITS",
+    "GatewayFileSource",
+    "car_url",
+    "file_parts",
+    "walk_file",
+]
 
 CAR_ACCEPT: Final = "application/vnd.ipld.car; version=1; order=dfs; dups=y"
 FILE_LIMITS: Final = TransferLimits(deadline=None, min_rate=64 * 1024, grace=10.0)
@@ -67,20 +74,36 @@ def _car_params(content_type: str | None) -> dict[str, str]:
     return found
 
 
+def file_parts(root: CID, block: Callable[[CID], bytes]) -> Iterator[bytes | CID]:
+    """The UnixFS file ``root`` in order: bytes its dag-pb nodes carry, and its raw leaves
+    as their CIDs, unread (for a reader that takes them in pieces of its own).
+
+    ``block`` returns the bytes of the dag-pb node it is given. Identity
+    CIDs carry their bytes and are never asked for.
+    """
+    pending = [root]
+    while pending:
+        cid = pending.pop()
+        if cid.codec == RAW and cid.hash_code != IDENTITY:
+            yield cid
+            continue
+        data = cid.digest if cid.hash_code == IDENTITY else block(cid)
+        node = decode_file_node(cid, data)
+        if node.data:
+            yield node.data
+        pending.extend(reversed(node.children))
+
+
 def walk_file(root: CID, block: Callable[[CID], bytes]) -> Iterator[bytes]:
     """The bytes of the UnixFS file ``root``, asking ``block`` for each block in walk order.
 
     ``block`` returns the bytes of the CID it is given, checked against it.
     Identity CIDs carry their bytes and are never asked for.
     """
-    pending = [root]
-    while pending:
-        cid = pending.pop()
-        data = cid.digest if cid.hash_code == IDENTITY else block(cid)
-        node = decode_file_node(cid, data)
-        if node.data:
-            yield node.data
-        pending.extend(reversed(node.children))
+    for part in file_parts(root, block):
+        data = part if isinstance(part, bytes) else block(part)
+        if data:
+            yield data
 
 
 class GatewayFileSource:

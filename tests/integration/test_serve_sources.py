@@ -1,17 +1,30 @@
-"""The shim's byte sources against a real Kubo node: its gateway first, its RPC ``cat`` after."""
+"""The shim's byte sources against a real Kubo node: repo files, gateway, RPC ``cat``."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
-from ipfsbin.codec.cid import CID
-from ipfsbin.errors import KuboStreamError, KuboUnavailableError
+from ipfsbin.codec.cid import CID, RAW
+from ipfsbin.codec.unixfs import decode_file_node
+from ipfsbin.errors import KuboError, KuboStreamError, KuboUnavailableError
+from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.flatfs import FlatfsBlocks
 from ipfsbin.kubo.node import ManagedNode
-from ipfsbin.serve.sources import CHUNK, GATEWAY_ENV, GatewaySource, KuboSource, find_gateway
+from ipfsbin.serve.sources import (
+    GATEWAY_ENV,
+    LARGEST_READ,
+    REPO_ENV,
+    GatewaySource,
+    KuboSource,
+    RepoSource,
+    find_gateway,
+    find_repo_blocks,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +54,7 @@ def test_the_gateway_hands_over_the_file_in_large_pieces(
         source = GatewaySource(kubo_node.gateway_url, KuboSource(client))
         pieces = list(source.chunks(cid, SIZE))
     assert hashlib.sha256(b"".join(pieces)).digest() == hashlib.sha256(data).digest()
-    assert max(len(p) for p in pieces) == CHUNK
+    assert max(len(p) for p in pieces) == LARGEST_READ  # one download: the largest reads
 
 
 def test_no_gateway_there_falls_back_to_the_rpc(
@@ -98,3 +111,77 @@ def test_kubo_stopped_mid_read_is_an_error_never_a_short_file(kubo_nodes) -> Non
                 received += len(chunk)
         assert received < size
         assert "Kubo" in caught.value.message or "kubo" in caught.value.message
+
+
+def _nowhere(client_port: int) -> GatewaySource:
+    """A fallback with no daemon behind it: any download it is handed fails."""
+    rpc = KuboSource(KuboClient.from_multiaddr(f"/ip4/127.0.0.1/tcp/{client_port}", timeout=5))
+    return GatewaySource(f"http://127.0.0.1:{_closed_port()}", rpc)
+
+
+def _leaves(blocks: FlatfsBlocks, root: CID) -> list[CID]:
+    found, pending = [], [root]
+    while pending:
+        cid = pending.pop()
+        if cid.codec == RAW:
+            found.append(cid)
+        else:
+            pending.extend(reversed(decode_file_node(cid, blocks.read(cid)).children))
+    return found
+
+
+def test_the_repo_files_give_the_file_without_the_daemon(
+    kubo_node: ManagedNode, added: tuple[CID, bytes]
+) -> None:
+    cid, data = added
+    blocks = FlatfsBlocks.open(kubo_node.repo_path)
+    assert blocks is not None
+    pieces = list(RepoSource(blocks, _nowhere(_closed_port())).chunks(cid, SIZE))
+    assert b"".join(pieces) == data
+    assert max(len(p) for p in pieces) == LARGEST_READ
+
+
+@pytest.mark.parametrize("missing", [0, 1, 3])
+def test_from_a_block_the_repo_lacks_the_gateway_gives_the_rest(kubo_nodes, missing: int) -> None:  # type: ignore[no-untyped-def]
+    local, peer = kubo_nodes(2)
+    data = os.urandom(3 * (1 << 20) + 99)
+    with peer.client() as client:
+        client.add(iter([data]), pin=True, chunker="size-1048576")
+    with local.client() as client:
+        cid = client.add(iter([data]), pin=False, chunker="size-1048576").cid
+        blocks = FlatfsBlocks.open(local.repo_path)
+        assert blocks is not None
+        client.block_rm([_leaves(blocks, cid)[missing]])
+        source = RepoSource(blocks, GatewaySource(local.gateway_url, KuboSource(client)))
+        assert b"".join(source.chunks(cid, len(data))) == data  # the peer sent the missing leaf
+
+
+def test_a_leaf_gone_mid_download_with_no_daemon_is_an_error_never_a_short_file(
+    kubo_node: ManagedNode,
+) -> None:
+    data = os.urandom(4 * (1 << 20))
+    with kubo_node.client() as client:
+        cid = client.add(iter([data]), pin=False, chunker="size-1048576").cid
+    blocks = FlatfsBlocks.open(kubo_node.repo_path)
+    assert blocks is not None
+    last = _leaves(blocks, cid)[-1]
+    received = 0
+    with pytest.raises(KuboError):
+        for piece in RepoSource(blocks, _nowhere(_closed_port())).chunks(cid, len(data)):
+            if received == 0:
+                os.unlink(blocks.path(last))  # as the repo's GC would
+            received += len(piece)
+    assert 0 < received < len(data)
+
+
+def test_where_the_repo_is_found(
+    kubo_node: ManagedNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(REPO_ENV, str(kubo_node.repo_path))
+    found = find_repo_blocks()
+    assert found is not None and found.root == kubo_node.repo_path / "blocks"
+    monkeypatch.setenv(REPO_ENV, str(tmp_path))  # no flatfs there: not read
+    assert find_repo_blocks() is None
+    monkeypatch.delenv(REPO_ENV)
+    monkeypatch.setenv("IPFSBIN_API", kubo_node.api_multiaddr)  # another daemon is named
+    assert find_repo_blocks() is None

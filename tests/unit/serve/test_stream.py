@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -103,27 +104,90 @@ def test_unsatisfiable_range(header: str) -> None:
         parse_range(header, 1000)
 
 
+def _collect_async(stream: AsyncIterator[bytes]) -> tuple[bytes, TrustError | None]:
+    async def run() -> tuple[bytes, TrustError | None]:
+        got = b""
+        try:
+            async for piece in stream:
+                got += piece
+        except TrustError as exc:
+            return got, exc
+        return got, None
+
+    return asyncio.run(run())
+
+
+def test_pieces_go_out_as_they_are_read_until_the_last() -> None:
+    read: list[int] = []
+
+    def counted(data: bytes) -> Iterator[bytes]:
+        for i, chunk in enumerate(_chunks(data)):
+            read.append(i)
+            yield chunk
+
+    stream = verified_range(counted(DATA), _verifier())
+    assert next(stream) == DATA[:1000] and read == [0]
+    assert next(stream) == DATA[1000:2000] and read == [0, 1]
+
+
+@pytest.mark.parametrize("chunk", [1000, 10239, 10240])
+def test_a_mismatch_in_the_final_piece_sends_everything_but_that_piece(chunk: int) -> None:
+    bad = bytearray(DATA)
+    bad[-1] ^= 1
+    got, error = _collect(verified_range(_chunks(bytes(bad), chunk), _verifier()))
+    assert isinstance(error, TrustError)
+    last = len(DATA) % chunk or chunk
+    assert got == DATA[: len(DATA) - last]
+
+
+def test_a_range_ending_mid_file_holds_its_last_piece_for_the_whole_check() -> None:
+    bad = bytearray(DATA)
+    bad[-1] ^= 1
+    want = ByteRange(start=1500, end=4499)
+    got, error = _collect(verified_range(_chunks(bytes(bad)), _verifier(), want))
+    assert isinstance(error, TrustError)
+    assert got == DATA[1500:4000]  # the piece with byte 4499 never left
+
+
 def test_read_ahead_passes_pieces_in_order_then_the_error() -> None:
     bad = bytearray(DATA)
     bad[-1] ^= 1
-    got, error = _collect(read_ahead(verified_range(_chunks(bytes(bad), 1000), _verifier())))
+    got, error = _collect_async(read_ahead(verified_range(_chunks(bytes(bad), 1000), _verifier())))
     assert isinstance(error, TrustError) and got == DATA[:10000]  # the last piece held back
-    good, none = _collect(read_ahead(verified_range(_chunks(DATA, 7), _verifier())))
+    good, none = _collect_async(read_ahead(verified_range(_chunks(DATA, 7), _verifier())))
     assert none is None and good == DATA
+
+
+def _endless(read: list[int]) -> Iterator[bytes]:
+    while True:
+        read.append(1)
+        yield b"x" * 10
 
 
 def test_read_ahead_stops_reading_when_the_client_goes_away() -> None:
     read: list[int] = []
 
-    def endless() -> Iterator[bytes]:
-        while True:
-            read.append(1)
-            yield b"x" * 10
+    async def take_one() -> None:
+        stream = read_ahead(_endless(read), depth=2)
+        assert await anext(stream) == b"x" * 10
+        await stream.aclose()
 
-    stream = read_ahead(endless(), depth=2)
-    assert next(stream) == b"x" * 10
-    stream.close()
+    asyncio.run(take_one())
     time.sleep(1.2)
     settled = len(read)
     time.sleep(0.6)
     assert len(read) == settled <= 5
+
+
+def test_read_ahead_holds_at_most_depth_pieces_counting_the_one_being_read() -> None:
+    read: list[int] = []
+
+    async def take_one_and_wait() -> int:
+        stream = read_ahead(_endless(read), depth=2)
+        await anext(stream)  # held by the sender: the thread may read one more, no further
+        await asyncio.sleep(0.5)
+        held = len(read)
+        await stream.aclose()
+        return held
+
+    assert asyncio.run(take_one_and_wait()) == 2
