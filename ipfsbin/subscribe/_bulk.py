@@ -14,9 +14,10 @@ While ``refs`` runs, the refs it has printed are read back from the local
 repo in pipelined batches (:mod:`ipfsbin.kubo.pipelined`) and each node is
 checked against its parent (hash, level, last key, count, order) exactly as
 the level walk does, so Kubo is trusted with nothing. The blocks land
-unpinned; the keeper pins the checked ones once the head is accepted. A sync
-killed half way leaves what ``refs`` fetched in the repo: the next one finds
-it there instead of fetching it again.
+unpinned; each checked batch is handed to ``checked`` (the sync pins them
+while the walk goes on, :mod:`._early`). A sync killed half way leaves what
+``refs`` fetched in the repo: the next one finds it there instead of
+fetching it again.
 """
 
 from __future__ import annotations
