@@ -316,6 +316,7 @@ def received(node: ManagedNode) -> int:
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
     started = time.perf_counter()
     index = cached_build(options.entries, 7)
     print(f"built {index.blocks} nodes in {time.perf_counter() - started:.0f}s", file=sys.stderr)
@@ -412,6 +413,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "note": "2 cores shared with parallel work: wall times are pessimistic",
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
         },
         "kubo": version,
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
