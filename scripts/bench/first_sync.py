@@ -21,7 +21,9 @@ in a fresh child process, so its peak RSS is the sync's own:
 - ``gateway_full`` / ``gateway_host``: daemon-less, from the publisher's
   trustless gateway (``sync --gateway``);
 - ``kubo_full_walk``: ``kubo_full`` without the bulk mover (the level walk alone,
-  8 ``block/get`` at a time), the mechanism before it.
+  8 ``block/get`` at a time), the mechanism before it;
+- ``kubo_full_serial``: ``kubo_full`` with every pin made after the fetch (no
+  pinning while fetching), the mechanism before that.
 
 Through Kubo each index node is pinned directly, most of them while the
 index is still moving (``subscribe/_early.py``): ``pin_seconds`` is the time
@@ -87,6 +89,7 @@ from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import FollowConfig, Follower  # noqa: E402
 from ipfsbin.subscribe import follower as follower_module  # noqa: E402
+from ipfsbin.subscribe import sync as sync_module  # noqa: E402
 from ipfsbin.subscribe._bulk import RefsBulk  # noqa: E402
 from ipfsbin.subscribe.keepers import KuboKeeper  # noqa: E402
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit  # noqa: E402
@@ -110,6 +113,7 @@ MECHANISMS = (
     "kubo_full",
     "kubo_pin_add",
     "kubo_full_walk",
+    "kubo_full_serial",
 )
 STALL = 600.0
 """A mechanism still running after this many seconds is recorded as stalled (Kubo's bitswap
@@ -252,6 +256,9 @@ def _sync_child(
     RefsBulk._one_by_one = counted  # type: ignore[method-assign]
     if mechanism.endswith("_walk"):  # the bulk mover off: the level walk alone
         vars(follower_module)["refs_bulk"] = lambda *_, **__: nullcontext(None)
+    if mechanism.endswith("_serial"):  # every pin after the fetch, as before pinning early
+        early = vars(sync_module)["keeping_early"]
+        vars(sync_module)["keeping_early"] = lambda *a, **k: early(*a, **{**k, "enabled": False})
 
     def connect() -> KuboClient:
         return KuboClient.from_multiaddr(api or "", timeout=300)
