@@ -2,12 +2,14 @@
 
 A first sync through Kubo pins every index node directly, and each direct pin
 costs Kubo a few synced datastore writes (``pin add`` flushes the pinner
-once per path, however many paths one request carries): at 10^5 entries
-pinning alone took longer than moving and checking the whole index. So the
-nodes a :class:`~ipfsbin.subscribe._delta.Bulk` has checked against their
-parents are kept at once, by a thread of their own, while the walk goes on;
-once the head is accepted only what is left (the top of the tree, the commit
-and its roots) is kept before the head is recorded.
+once per path, however many paths one request carries). The nodes a
+:class:`~ipfsbin.subscribe._delta.Bulk` has checked against their parents
+are kept at once, by a thread of their own, while the walk goes on, so
+fetched blocks sit unpinned (at the mercy of ``repo gc``) only briefly; once
+the head is accepted only what is left (the top of the tree, the commit and
+its roots) is kept before the head is recorded. Measured, it is no faster
+than pinning after the fetch: pins made beside the fetch cost Kubo about
+twice as much (``schema/subscription.md``).
 
 The rules of :mod:`.sync` still hold. Each batch is listed as ``pending`` for
 the subscription before it is kept, and kept under the state's lock, so a
