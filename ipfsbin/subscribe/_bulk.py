@@ -14,9 +14,10 @@ While ``refs`` runs, the refs it has printed are read back from the local
 repo in pipelined batches (:mod:`ipfsbin.kubo.pipelined`) and each node is
 checked against its parent (hash, level, last key, count, order) exactly as
 the level walk does, so Kubo is trusted with nothing. The blocks land
-unpinned; the keeper pins the checked ones once the head is accepted. A sync
-killed half way leaves what ``refs`` fetched in the repo: the next one finds
-it there instead of fetching it again.
+unpinned; each checked batch is handed to ``checked`` (the sync pins them
+while the walk goes on, :mod:`._early`). A sync killed half way leaves what
+``refs`` fetched in the repo: the next one finds it there instead of
+fetching it again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ipfsbin.kubo.pipelined import pipelined_blocks
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.memory import MemoryBlockStore
-from ipfsbin.subscribe._delta import Moved
+from ipfsbin.subscribe._delta import Checked, Moved
 
 __all__ = ["RefsBulk", "refs_bulk"]
 
@@ -76,8 +77,9 @@ class RefsBulk:
         self.workers = workers
         self.restarts = 0
 
-    def below(self, tops: Sequence[Node]) -> Moved:
-        """Fetch and check every node under ``tops`` (checked nodes of one level >= 1)."""
+    def below(self, tops: Sequence[Node], *, checked: Checked | None = None) -> Moved:
+        """Fetch and check every node under ``tops`` (checked nodes of one level >= 1);
+        ``checked`` is told of each batch once it passed its checks."""
         if any(top.level < 1 or top.level != tops[0].level for top in tops):
             raise ValueError("bulk tops must be internal nodes of one level")
         moved: list[CID] = []
@@ -86,19 +88,30 @@ class RefsBulk:
         while groups:
             group = groups.pop()
             expected = {c: (top, i) for top in group for i, c in enumerate(top.children)}
-            size += self._stream(group, expected, moved)
+            size += self._stream(group, expected, moved, checked)
             if not expected:
                 continue
             self.restarts += 1
-            nodes, got = self._one_by_one(expected)
-            moved += [node.cid for node in nodes]
-            size += got
-            for level in sorted({node.level for node in nodes if node.level > 0}):
-                groups.append([node for node in nodes if node.level == level])
+            tops_below: list[Node] = []
+            wanted = list(expected)
+            for start in range(0, len(wanted), _BATCH):
+                nodes, got = self._one_by_one(wanted[start : start + _BATCH], expected)
+                moved += [node.cid for node in nodes]
+                if checked is not None:
+                    checked([node.cid for node in nodes])
+                size += got
+                # leaves are done with; only internal nodes are kept, as the next walks' tops
+                tops_below += [node for node in nodes if node.level > 0]
+            for level in sorted({node.level for node in tops_below}):
+                groups.append([node for node in tops_below if node.level == level])
         return Moved(cids=tuple(moved), bytes=size)
 
     def _stream(
-        self, tops: list[Node], expected: dict[CID, tuple[Node, int]], moved: list[CID]
+        self,
+        tops: list[Node],
+        expected: dict[CID, tuple[Node, int]],
+        moved: list[CID],
+        checked: Checked | None,
     ) -> int:
         """Check what one ``refs`` walk under ``tops`` delivers; ``expected`` keeps the rest."""
         blocks = MemoryBlockStore()
@@ -117,11 +130,14 @@ class RefsBulk:
                         expected.update((c, (node, i)) for i, c in enumerate(node.children))
                     moved.append(cid)
                     size += len(data)
+                if checked is not None:
+                    checked(batch)
         return size
 
-    def _one_by_one(self, expected: dict[CID, tuple[Node, int]]) -> tuple[list[Node], int]:
-        """The nodes a stalled walk left, fetched through ``fetch`` and checked."""
-        wanted = list(expected)
+    def _one_by_one(
+        self, wanted: list[CID], expected: dict[CID, tuple[Node, int]]
+    ) -> tuple[list[Node], int]:
+        """Some of the nodes a stalled walk left, fetched through ``fetch`` and checked."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             found = list(pool.map(within_operation(self._get), wanted))
         blocks = MemoryBlockStore()

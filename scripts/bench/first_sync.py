@@ -21,12 +21,17 @@ in a fresh child process, so its peak RSS is the sync's own:
 - ``gateway_full`` / ``gateway_host``: daemon-less, from the publisher's
   trustless gateway (``sync --gateway``);
 - ``kubo_full_walk``: ``kubo_full`` without the bulk mover (the level walk alone,
-  8 ``block/get`` at a time), the mechanism before it.
+  8 ``block/get`` at a time), the mechanism before it;
+- ``kubo_full_serial``: ``kubo_full`` with every pin made after the fetch (no
+  pinning while fetching), the mechanism before that.
 
-Through Kubo the sync's own time splits into moving and checking the index
-(``fetch_check_seconds``) and pinning each index node directly
-(``pin_seconds``: the keeper's ``pin add``, timed in the child), so each can
-be compared with the baseline.
+Through Kubo each index node is pinned directly, most of them while the
+index is still moving (``subscribe/_early.py``): ``pin_seconds`` is the time
+spent in the keeper's ``pin add`` in all (timed in the child, partly
+overlapping the fetch), ``pin_after_fetch_seconds`` the part the syncing
+thread waited for once the index had moved, and ``fetch_check_seconds`` the
+rest of the sync (moving and checking, including waiting for the pins made
+meanwhile to finish), so each can be compared with the baseline.
 
 Reported per mechanism: seconds (the first sync's check for newer trust
 roots, a DHT lookup costing 8-10 s here whatever the index size, is done
@@ -37,21 +42,28 @@ bytes moved over the usable share of the index (index bytes x usable entries
 / entries; target <= 1.3).
 
 Usage: ``.venv/bin/python scripts/bench/first_sync.py [--entries 100000]
-[--only kubo_full,...] [--out bench-results/first_sync.json]``
+[--only kubo_full,...] [--out bench-results/first_sync.json]
+[--profile DIR [--profile-mode memory]]``
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import dataclasses
+import hashlib
+import inspect
 import json
 import os
+import pickle
 import platform
 import random
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -67,6 +79,7 @@ sys.path.insert(0, str(ROOT))
 from ipfsbin.codec import dagcbor  # noqa: E402
 from ipfsbin.codec.cid import CID, DAG_CBOR, IDENTITY, RAW  # noqa: E402
 from ipfsbin.index import IndexEntry, ProllyTree  # noqa: E402
+from ipfsbin.index._node import Node  # noqa: E402
 from ipfsbin.index.keys import platform_id  # noqa: E402
 from ipfsbin.ipns.publish import publish_head  # noqa: E402
 from ipfsbin.kubo.client import KuboClient  # noqa: E402
@@ -76,6 +89,8 @@ from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import FollowConfig, Follower  # noqa: E402
 from ipfsbin.subscribe import follower as follower_module  # noqa: E402
+from ipfsbin.subscribe import sync as sync_module  # noqa: E402
+from ipfsbin.subscribe._bulk import RefsBulk  # noqa: E402
 from ipfsbin.subscribe.keepers import KuboKeeper  # noqa: E402
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit  # noqa: E402
 from ipfsbin.trust.keys import SigningKey  # noqa: E402
@@ -98,6 +113,7 @@ MECHANISMS = (
     "kubo_full",
     "kubo_pin_add",
     "kubo_full_walk",
+    "kubo_full_serial",
 )
 STALL = 600.0
 """A mechanism still running after this many seconds is recorded as stalled (Kubo's bitswap
@@ -117,6 +133,32 @@ class Index:
     usable_entries: int
     blocks: int
     bytes: int
+
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ipfsbin" / "bench"
+"""Where built indexes are kept between runs (the 10^6 one takes a quarter of an hour to build)."""
+
+
+def cached_build(entries: int, seed: int) -> Index:
+    """:func:`build`, read back from :data:`CACHE` when this script built the same index before
+    (the file is named by entries, seed and a hash of :func:`build`'s source, so a changed
+    builder rebuilds)."""
+    digest = hashlib.sha256(inspect.getsource(build).encode()).hexdigest()[:12]
+    path = CACHE / f"first_sync-{entries}-{seed}-{digest}.pickle"
+    if path.exists():
+        with path.open("rb") as f:
+            root, usable, blocks, size, raw = pickle.load(f)
+        memory = MemoryBlockStore()
+        memory.put_many((CID(c), d) for c, d in raw)
+        return Index(memory, CID(root), usable, blocks, size)
+    index = build(entries, seed)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as f:
+        raw = [(c.bytes, index.memory.get(c)) for c in index.memory]
+        pickle.dump((index.root.bytes, index.usable_entries, index.blocks, index.bytes, raw), f)
+    partial.rename(path)
+    return index
 
 
 def build(entries: int, seed: int) -> Index:
@@ -163,8 +205,16 @@ def _sync_child(
     root: str,
     home: str,
     stall: float = STALL,
+    profile_dir: str | None = None,
+    profile_mode: str = "cpu",
 ) -> dict[str, Any]:
-    """Runs in a fresh process: one first sync, its figures and the process's peak RSS."""
+    """Runs in a fresh process: one first sync, its figures and the process's peak RSS.
+
+    With ``profile_dir``, the sync runs under cProfile (``<mechanism>.prof``) or, with
+    ``profile_mode="memory"``, tracemalloc (what is alive when pinning starts,
+    ``<mechanism>.memory.txt``); its times are then not comparable.
+    """
+    profile = None if profile_dir is None else Path(profile_dir)
     config = FollowConfig(
         gateway=gateway,
         state_path=Path(home) / "state.sqlite",
@@ -174,39 +224,88 @@ def _sync_child(
         default_replica="host" if "host" in mechanism else "full",
         host=lambda: fits,
     )
-    pinning = [0.0]
+    pinning = {"all": 0.0, "after": 0.0}  # every keep; those of the syncing thread
     keep = KuboKeeper.keep
+    snapped = [0]
 
     def timed_keep(self: KuboKeeper, cids: Sequence[CID], *, label: str) -> None:
+        if profile is not None and tracemalloc.is_tracing():
+            now, peak = tracemalloc.get_traced_memory()
+            if now > snapped[0] * 1.2:  # what is alive at the highest point seen so far
+                snapped[0] = now
+                top = tracemalloc.take_snapshot().statistics("lineno")[:25]
+                lines = [f"traced {now / 2**20:.1f} MiB, peak {peak / 2**20:.1f}", *map(str, top)]
+                (profile / f"{mechanism}.memory.txt").write_text("\n".join(lines) + "\n")
         begun = time.perf_counter()
         keep(self, cids, label=label)
-        pinning[0] += time.perf_counter() - begun
+        spent = time.perf_counter() - begun
+        pinning["all"] += spent
+        if threading.current_thread() is threading.main_thread():
+            pinning["after"] += spent
 
     KuboKeeper.keep = timed_keep  # type: ignore[method-assign]
+    one_by_one = RefsBulk._one_by_one
+    left_behind = [0]  # nodes a stalled refs walk owed, fetched one by one
+
+    def counted(
+        self: RefsBulk, wanted: list[CID], expected: dict[CID, tuple[Node, int]]
+    ) -> tuple[list[Node], int]:
+        left_behind[0] += len(wanted)
+        return one_by_one(self, wanted, expected)
+
+    RefsBulk._one_by_one = counted  # type: ignore[method-assign]
     if mechanism.endswith("_walk"):  # the bulk mover off: the level walk alone
         vars(follower_module)["refs_bulk"] = lambda *_, **__: nullcontext(None)
+    if mechanism.endswith("_serial"):  # every pin after the fetch, as before pinning early
+        early = vars(sync_module)["keeping_early"]
+        vars(sync_module)["keeping_early"] = lambda *a, **k: early(*a, **{**k, "enabled": False})
 
     def connect() -> KuboClient:
         return KuboClient.from_multiaddr(api or "", timeout=300)
 
+    profiler = cProfile.Profile() if profile is not None and profile_mode == "cpu" else None
     with Follower(config, connect=connect) as follower:
         follower.subscribe(name, root=CID.from_text(root))
         # the check for newer trust roots is a DHT lookup of the maintainers' announcements
         # (8-10 s on this two-node network whatever the index size): not part of moving it
         follower.state.record_roots_checked(name, now=time.time())
+        if profile is not None and profile_mode == "memory":
+            tracemalloc.start(8)
         started = time.perf_counter()
-        result = follower.sync(name)
+        rss: list[tuple[float, float]] = []
+        sampled = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(rss, sampled), daemon=True)
+        sampler.start()
+        with profiler if profiler is not None else nullcontext():
+            result = follower.sync(name)
         seconds = time.perf_counter() - started
+        sampled.set()
+        sampler.join()
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile / f"{mechanism}.prof")
     if result.outcome != "accepted":
         raise RuntimeError(f"{mechanism}: {result.outcome}: {result.error}")
     return {
         "seconds": round(seconds, 2),
-        "fetch_check_seconds": round(seconds - pinning[0], 2),
-        "pin_seconds": round(pinning[0], 2),
+        "fetch_check_seconds": round(seconds - pinning["after"], 2),
+        "pin_seconds": round(pinning["all"], 2),
+        "pin_after_fetch_seconds": round(pinning["after"], 2),
+        "nodes_fetched_one_by_one": left_behind[0],
         "index_nodes": result.index_blocks,
         "sync_bytes_fetched": result.bytes_fetched,
         "peak_rss_mb": _peak_rss_mb(),
+        "rss_mb_every_5s": [mb for _, mb in rss],
     }
+
+
+def _sample_rss(samples: list[tuple[float, float]], done: threading.Event) -> None:
+    """The process's RSS every 5 s until ``done`` (where in the sync the peak falls)."""
+    begun = time.perf_counter()
+    while not done.wait(5.0):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                mb = round(int(line.split()[1]) / 1024, 1)
+                samples.append((round(time.perf_counter() - begun, 1), mb))
 
 
 def _peak_rss_mb() -> float:
@@ -224,8 +323,9 @@ def received(node: ManagedNode) -> int:
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
     started = time.perf_counter()
-    index = build(options.entries, 7)
+    index = cached_build(options.entries, 7)
     print(f"built {index.blocks} nodes in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     binary = ensure_kubo()
     maintainer, signer = SigningKey.generate(), SigningKey.generate()
@@ -285,6 +385,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                                 str(signed_root.cid),
                                 str(home),
                                 options.stall,
+                                options.profile,
+                                options.profile_mode,
                             ).result(timeout=options.stall)
                     row["bytes_moved"] = (
                         received(node) if node is not None else row["sync_bytes_fetched"]
@@ -318,6 +420,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "note": "2 cores shared with parallel work: wall times are pessimistic",
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
         },
         "kubo": version,
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -337,6 +441,8 @@ def main() -> None:
     parser.add_argument(
         "--stall", type=float, default=STALL, help="seconds one mechanism may take (and its sync)"
     )
+    parser.add_argument("--profile", help="directory for a profile of each sync (slows it)")
+    parser.add_argument("--profile-mode", choices=("cpu", "memory"), default="cpu")
     parser.add_argument("--only", type=lambda s: s.split(","), default=list(MECHANISMS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "first_sync.json")
     options = parser.parse_args()

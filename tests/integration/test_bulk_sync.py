@@ -33,8 +33,10 @@ from ipfsbin.store.kubo import KuboBlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe import FollowConfig, Follower
 from ipfsbin.subscribe._bulk import RefsBulk
-from ipfsbin.subscribe._delta import Moved
+from ipfsbin.subscribe._delta import Checked, Moved
+from ipfsbin.subscribe.keepers import PIN_NAME
 from ipfsbin.subscribe.replica import NotHeld, lookup
+from ipfsbin.subscribe.state import SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
@@ -154,6 +156,15 @@ def test_killed_first_sync_resumes_without_fetching_again(
     )
     status = _ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0]
     assert json.loads(status)[0]["head"] is None  # nothing recorded by the killed sync
+    # checked nodes were pinned while the walk went on; each such pin is listed as pending
+    # for the name (so the next sync accounts for it), none is left unexplained
+    with node.client() as client:
+        pinned_at_kill = _follow_pins(client)
+    with SubscriptionStore(home / "subscriptions.sqlite") as state:
+        pending_at_kill = state.pending(published.name)
+        assert not state.held(published.name)
+    assert pinned_at_kill, "the killed sync had pinned nothing yet: no pin while fetching"
+    assert pinned_at_kill <= pending_at_kill
 
     done = _ipfsbin(home, node, "sync", "--json").communicate(timeout=600)
     (result,) = json.loads(done[0])
@@ -169,10 +180,21 @@ def test_killed_first_sync_resumes_without_fetching_again(
         assert all(client.is_pinned(cid, pin_type="direct") for cid in list(index_nodes)[:50])
         # the bulk fetch stopped at the leaves: no manifest came along
         assert not any(_has(client, cid) for cid in published.manifests[:: ENTRIES // 200])
+        follow_pins = _follow_pins(client)
+    with SubscriptionStore(home / "subscriptions.sqlite") as state:
+        assert not state.pending(published.name)
+        held = state.held(published.name)
+    assert index_nodes <= held
+    assert follow_pins == held  # every follower pin is a block the recorded head holds
     status = json.loads(_ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0])
     assert status[0]["held"]["scope"] == "everything"
     assert status[0]["held"]["held_blocks"] >= len(index_nodes)
     assert status[0]["held"]["index_entries"] == ENTRIES
+
+
+def _follow_pins(client: KuboClient) -> set[CID]:
+    """CIDs pinned directly under the follower's pin name."""
+    return {p.cid for p in client.pin_ls(pin_type="direct") if p.name == PIN_NAME}
 
 
 def test_partial_replica_answers_like_a_full_one_in_its_ranges(
@@ -248,8 +270,10 @@ class _Counting:
         self.moved = 0
         below = RefsBulk.below
 
-        def counted(bulk: RefsBulk, tops: Sequence[Node]) -> Moved:
-            moved = below(bulk, tops)
+        def counted(
+            bulk: RefsBulk, tops: Sequence[Node], *, checked: Checked | None = None
+        ) -> Moved:
+            moved = below(bulk, tops, checked=checked)
             self.moved += len(moved.cids)
             return moved
 
@@ -336,3 +360,7 @@ def test_bulk_first_sync_of_a_bad_index_fails_and_records_nothing(
         sub = follower.state.get(name)
         assert sub.head is None and sub.index_root is None
         assert not follower.state.held(name)
+        # nodes checked before the bad one were pinned while the walk went on: let go again
+        assert not follower.state.pending(name)
+    with node.client() as client:
+        assert not _follow_pins(client)
