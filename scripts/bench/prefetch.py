@@ -24,7 +24,16 @@ nginx, the two-node shim). Results go to ``bench-results/prefetch.json``;
 the machine is shared with parallel work, so wall times are pessimistic and
 the ratios are what counts.
 
-Usage: ``.venv/bin/python scripts/bench/prefetch.py``
+Each emerge also records the CPU seconds of emerge (with its children),
+the shim, the client's Kubo node and nginx, the shim's catalog builds and
+host reads during it, and the time between merges (``emerge.log``): on a
+loaded machine the wall times follow the load, the CPU seconds do not.
+
+Usage: ``.venv/bin/python scripts/bench/prefetch.py`` (the 20 packages,
+about 40 minutes on a loaded 2-core machine); ``--packages 5 --rounds 3``
+measures 5 of them with nginx and the shim after prefetch alternating three
+times (medians), ``--no-cold`` skips the shim without prefetch, ``--keep
+DIR`` keeps each emerge's output and logs.
 """
 
 from __future__ import annotations
