@@ -195,7 +195,9 @@ def _step(what: str) -> None:
 def _restore(client: Any, saved: Path) -> None:
     """Put the prefix back as :func:`shutil.copytree` saved it (v1 installed, no v2 fetched)."""
     shutil.rmtree(client.eprefix)
-    shutil.copytree(saved, client.eprefix, symlinks=True)
+    # a running shim reads this prefix's Portage, which may create a directory again
+    # between the two calls; what it creates is empty
+    shutil.copytree(saved, client.eprefix, symlinks=True, dirs_exist_ok=True)
 
 
 def _check_updated(client: Any, kind: str, packages: Any) -> None:
