@@ -196,7 +196,7 @@ def _restore(client: Any, saved: Path) -> None:
     """Put the prefix back as :func:`shutil.copytree` saved it (v1 installed, no v2 fetched)."""
     shutil.rmtree(client.eprefix)
     # a running shim reads this prefix's Portage, which may create a directory again
-    # between the two calls; what it creates is empty
+    # between the two calls; the saved files are copied over it
     shutil.copytree(saved, client.eprefix, symlinks=True, dirs_exist_ok=True)
 
 
