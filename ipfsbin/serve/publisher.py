@@ -6,8 +6,9 @@ current :class:`Snapshot` (the catalog and one rendered
 :class:`~ipfsbin.serve.packages.PackagesFile` per subscription) and
 replaces it whole when its inputs change: a followed head moved (``sync``
 recorded a new one), a head became stale, this host's Portage state
-changed (a package was installed, make.conf or package.use edited), or a
-build could not be delivered. Requests only ever read the last snapshot, so
+changed (a package was installed, make.conf or package.use edited; acted on
+once it has settled, :class:`HostSettle`), or a build could not be
+delivered. Requests only ever read the last snapshot, so
 Portage's 10-second index timeout is never spent on IPNS, the DHT or a slow
 peer. Only what changed is judged and rendered again
 (:class:`~ipfsbin.catalog.CatalogBuilder`: the CPVs whose entries differ in
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,7 +39,7 @@ from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.subscribe.follower import Follower
 from ipfsbin.subscribe.state import Subscription
 
-__all__ = ["Publisher", "Snapshot", "render_files"]
+__all__ = ["HostSettle", "Publisher", "Snapshot", "render_files"]
 
 _log = logging.getLogger("ipfsbin.serve")
 
@@ -94,6 +96,63 @@ def render_files(
     return files
 
 
+class HostSettle:
+    """Decides when a changed host is read again: once its files stop changing.
+
+    Each merge of an ``emerge`` touches the installed-packages database
+    several times; reading the host (through Portage, every installed
+    package) after each touch would compete with the merges for the CPU and
+    be out of date again a moment later. The host is read once the newest
+    modification time of the watched files is ``settle`` seconds old (or the
+    same times have been seen for that long, whatever the file system's
+    clock says), or ``max_wait`` seconds after a change was first seen if
+    they never settle. The listing built before stays true meanwhile for
+    what it is used for: a running ``emerge`` resolved its packages from the
+    ``Packages`` it read when it started, and Portage resolves a binary
+    package's dependencies (built sub-slots included) against the installed
+    packages itself, so a listing some seconds old can at worst offer a
+    build Portage then passes over, never make it merge one whose
+    dependencies are not met.
+    """
+
+    def __init__(
+        self,
+        *,
+        settle: float,
+        max_wait: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settle = settle
+        self.max_wait = max_wait
+        self.clock = clock
+        self.wall = wall
+        self._seen: tuple[int, ...] | None = None
+        self._seen_at = 0.0
+        self._first_at: float | None = None
+
+    def due(self, stamp: tuple[int, ...], read: tuple[int, ...] | None) -> bool:
+        """True when the host must be read now (``stamp`` now, ``read`` when last read)."""
+        if stamp == read:
+            self._first_at = None
+            return False
+        now = self.clock()
+        if self._first_at is None:
+            self._first_at = now
+        if stamp != self._seen:
+            self._seen, self._seen_at = stamp, now
+        quiet = self.wall() - max(stamp, default=0) / 1e9
+        return (
+            quiet >= self.settle
+            or now - self._seen_at >= self.settle
+            or now - self._first_at >= self.max_wait
+        )
+
+    def read(self) -> None:
+        """The host was just read."""
+        self._first_at = None
+
+
 class Publisher:
     """Builds snapshots from the subscription state, the local blocks and this host."""
 
@@ -106,6 +165,7 @@ class Publisher:
         book: TimestampBook,
         read_host: Callable[[], HostInfo],
         clock: Callable[[], float] = time.time,
+        host_settle: HostSettle | None = None,
     ) -> None:
         self.config = config
         self._open_follower = open_follower
@@ -117,6 +177,7 @@ class Publisher:
         self.clock = clock
         self._host: HostInfo | None = None
         self._host_stamp: tuple[int, ...] | None = None
+        self._settle = host_settle or HostSettle(settle=10.0, max_wait=120.0)
         self._inputs: object = None
         self._lock = threading.Lock()
         self._undeliverable: dict[CID, str] = {}
@@ -180,9 +241,9 @@ class Publisher:
                 self._kept_for = errors
                 return False
             self._kept_for = []
-            if self._host is None or self._host.stamp() != self._host_stamp:
-                self._host = self.read_host()
-                self._host_stamp = self._host.stamp()
+            host = self._host
+            if host is None or self._settle.due(host.stamp(), self._host_stamp):
+                host = self._read_host()
             policy = self.config.policy
             inputs = (
                 tuple((s.name, s.head) for s in subs),
@@ -194,7 +255,7 @@ class Publisher:
                 return False
             started = time.monotonic()
             catalog = self.builder.build(
-                heads, host=self._host, policy=policy, now=now, undeliverable=undeliverable
+                heads, host=host, policy=policy, now=now, undeliverable=undeliverable
             )
             files = render_files(
                 catalog,
@@ -210,7 +271,7 @@ class Publisher:
                 subscriptions=tuple(subs),
                 built_at=now,
                 build_seconds=time.monotonic() - started,
-                host=self._host,
+                host=host,
                 errors=tuple(errors),
             )
             self._inputs = inputs
@@ -232,8 +293,29 @@ class Publisher:
             )
             return True
 
+    def _read_host(self) -> HostInfo:
+        started = time.monotonic()
+        host = self._host = self.read_host()
+        self._host_stamp = host.stamp()
+        self._settle.read()
+        _log.info(
+            "host read",
+            extra={"fields": {"seconds": round(time.monotonic() - started, 3)}},
+        )
+        return host
+
     def run(self, stop: threading.Event, *, interval: float) -> None:
-        """Refresh every ``interval`` seconds until ``stop`` is set; failures are logged."""
+        """Refresh every ``interval`` seconds until ``stop`` is set; failures are logged.
+
+        The thread runs at niceness 10: the rebuilds it does after a sync or a
+        merge should not take the CPU from the ``emerge`` that is merging
+        (requests are answered by another thread, from the last snapshot).
+        """
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(10, os.getpriority(os.PRIO_PROCESS, tid)))
+        except OSError:  # pragma: no cover - raising one's own niceness is always allowed
+            pass
         while not stop.wait(interval):
             try:
                 self.refresh()
