@@ -191,9 +191,10 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 class Nginx:
     """Debian's nginx serving ``root`` on a loopback port; a context manager."""
 
-    def __init__(self, root: Path, work: Path) -> None:
+    def __init__(self, root: Path, work: Path, rate: int = 0) -> None:
         self.root = root
         self.work = work
+        self.rate = rate  # bytes per second per connection (nginx's limit_rate); 0: no limit
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -212,8 +213,8 @@ class Nginx:
         conf.write_text(
             f"{user}daemon off; pid {self.work}/nginx.pid; error_log {self.work}/nginx.err;\n"
             "events {}\n"
-            f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{self.port}; "
-            f"root {self.root}; }} }}\n"
+            f"http {{ access_log off; sendfile on; limit_rate {self.rate}; "
+            f"server {{ listen 127.0.0.1:{self.port}; root {self.root}; }} }}\n"
         )
         self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.work)])
         _wait("nginx", lambda: _accepts(self.port), 30, self.proc)

@@ -33,7 +33,12 @@ Usage: ``.venv/bin/python scripts/bench/prefetch.py`` (the 20 packages,
 about 40 minutes on a loaded 2-core machine); ``--packages 5 --rounds 3``
 measures 5 of them with nginx and the shim after prefetch alternating three
 times (medians), ``--no-cold`` skips the shim without prefetch, ``--keep
-DIR`` keeps each emerge's output and logs.
+DIR`` keeps each emerge's output and logs. ``--link-mbit R`` has nginx send
+at R Mbit/s per connection (its ``limit_rate``), as a plain binhost across a
+link of that speed would, while the shim after prefetch reads local blocks:
+on loopback a plain binhost pays nothing for distance, and prefetch can only
+save what the download costs (the cold way is then skipped: Kubo's peer
+cannot be slowed alike here).
 """
 
 from __future__ import annotations
@@ -263,6 +268,13 @@ def main() -> int:
         default=1,
         help="measure nginx and the shim after prefetch this many times, alternating",
     )
+    parser.add_argument(
+        "--link-mbit",
+        type=float,
+        default=0.0,
+        help="serve nginx's binpkgs at this rate (Mbit/s per connection), as a binhost "
+        "across a link would; 0: as fast as loopback",
+    )
     parser.add_argument("--keep", type=Path, help="keep each emerge's output and logs here")
     parser.add_argument(
         "--no-cold", action="store_true", help="skip the shim without prefetch (blocks on the peer)"
@@ -289,7 +301,10 @@ def main() -> int:
         binpkgs = builder.refresh()
         setup["build"] = time.monotonic() - started
         v2_bytes = sum(binpkgs[f"{cp}-2"].stat().st_size for cp in packages)
-        with h.ShimBinhost(work / "shim") as shim, h.Nginx(builder.pkgdir, work / "nginx") as web:
+        with (
+            h.ShimBinhost(work / "shim") as shim,
+            h.Nginx(builder.pkgdir, work / "nginx", rate=int(args.link_mbit * 1e6 / 8)) as web,
+        ):
             shim.publish([binpkgs[f"{cp}-1"] for cp in packages])
             _step("installing v1 in the client")
             started = time.monotonic()
@@ -302,7 +317,8 @@ def main() -> int:
             runs["nginx"] = _measured(client, shim, web, "nginx")
             _check_updated(client, "nginx", packages)
 
-            if not args.no_cold:
+            # the loopback peer cannot be slowed like nginx, so a shaped run has no cold way
+            if not args.no_cold and not args.link_mbit:
                 _restore(client, saved)
                 shim.forget_binpkgs()  # the v2 blocks are only on the builder's node
                 h.point_binrepos(client, shim.serve_for(client))
@@ -337,6 +353,7 @@ def main() -> int:
         "sizes_bytes": list(packages.values()),
         "update_bytes": v2_bytes,
         "command": "emerge " + " ".join(UPDATE),
+        "nginx_link_mbit": args.link_mbit or None,
         "seconds": seconds,
         "runs": runs,
         "prefetch_seconds": round(setup["prefetch"], 2),
