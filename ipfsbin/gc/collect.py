@@ -47,7 +47,7 @@ from ipfsbin.index.entry import IndexEntry
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.kubo import gclock
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.kubo.pins import PinLedger, pin_name
+from ipfsbin.kubo.pins import pin_name
 from ipfsbin.manifest import Manifest
 from ipfsbin.prefetch.plan import plan_updates
 from ipfsbin.prefetch.worker import default_prefetch_path, release_prefetched
@@ -217,7 +217,7 @@ def _collect(
     dry_run: bool,
 ) -> GcReport:
     before = client.repo_stat().repo_size
-    ledger = PinLedger(client)
+    ledger = follower.ledger(client)
     state = follower.state
     leftovers = 0
     if not dry_run:

@@ -28,6 +28,14 @@ live in its own state) states what it needs, and each CID's pin in Kubo is
 set from the union of the needs: recursive if any holder needs it
 recursive, else direct if any needs it at all, else none. A pin ipfsbin did
 not make is never removed here.
+
+The follower's needs are direct but many (an index's every node): one holder
+DAG (:mod:`ipfsbin.kubo.holder`) pinned recursively as ``ipfsbin:follow``
+holds them, and a CID the follower alone needs has no pin of its own. Its
+roots are listed (``roots``) before they are pinned, the current one marked
+only once pinned: killed anywhere, the current root is pinned and any other
+listed one is unpinned by the next change. Direct pins the follower made
+before holders existed are released once a holder covers them.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ from ipfsbin import _sqlite, paths
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import KuboCommandError, KuboError
 from ipfsbin.kubo.client import KuboClient
+from ipfsbin.kubo.holder import put_holder
+from ipfsbin.pause import pause_point
 
 __all__ = [
     "FOLLOW_HOLDER",
@@ -97,7 +107,21 @@ _MIGRATIONS: Final = (
             "CREATE INDEX IF NOT EXISTS needs_cid ON needs (cid)",
         ),
     ),
+    _sqlite.Migration(
+        version=2,
+        apply=_sqlite.statements(
+            # every holder DAG root that may be pinned; ``current`` is pinned and complete
+            "CREATE TABLE IF NOT EXISTS roots (holder TEXT NOT NULL, cid TEXT NOT NULL, "
+            "current INTEGER NOT NULL, PRIMARY KEY (holder, cid)) WITHOUT ROWID",
+            # holders whose direct pins from before holder DAGs were released
+            "CREATE TABLE IF NOT EXISTS swept (holder TEXT PRIMARY KEY) WITHOUT ROWID",
+        ),
+    ),
 )
+_DAG_HOLDERS: Final = frozenset({FOLLOW_HOLDER})
+"""Holders whose direct needs one holder DAG keeps, instead of a direct pin each."""
+_DAG_MARKS: Final = ",".join("?" * len(_DAG_HOLDERS))
+_FOLLOW_LEGACY: Final = ("ipfsbin-follow",)
 
 
 def default_ledger_path() -> Path:
@@ -176,6 +200,9 @@ class PinLedger:
                 "ON CONFLICT (holder, cid) DO UPDATE SET recursive = excluded.recursive",
                 [(holder, str(c), int(recursive)) for c in unique],
             )
+        if holder in _DAG_HOLDERS and not recursive:
+            self._pin_holder(holder)
+            return
         if recursive and one_request:
             for start in range(0, len(unique), _BATCH):
                 self.client.pin_add(
@@ -203,6 +230,7 @@ class PinLedger:
         """
         unique = list(dict.fromkeys(cids))
         texts = [str(c) for c in unique]
+        dag = holder in _DAG_HOLDERS
         with self._write() as db:
             recursive = {
                 row[0]
@@ -213,17 +241,23 @@ class PinLedger:
             db.executemany(
                 "DELETE FROM needs WHERE holder = ? AND cid = ?", [(holder, t) for t in texts]
             )
-            still: set[str] = set()
+            needed: set[str] = set()  # by anyone at all
+            still: set[str] = set()  # by a pin of its own
             for start in range(0, len(texts), _BATCH):
                 chunk = texts[start : start + _BATCH]
                 marks = ",".join("?" * len(chunk))
-                still.update(
-                    row[0]
-                    for row in db.execute(
-                        f"SELECT DISTINCT cid FROM needs WHERE cid IN ({marks})",  # noqa: S608
-                        chunk,
-                    )
-                )
+                for cid, own in db.execute(
+                    f"SELECT cid, MAX(recursive = 1 OR holder NOT IN ({_DAG_MARKS})) "  # noqa: S608
+                    f"FROM needs WHERE cid IN ({marks}) GROUP BY cid",
+                    [*_DAG_HOLDERS, *chunk],
+                ):
+                    needed.add(cid)
+                    if own:
+                        still.add(cid)
+        if dag:
+            # the holder lets go of them; a pin of another holder's stays as it is
+            self._pin_holder(holder)
+            return [c for c in unique if str(c) not in needed]
         unpinned: list[CID] = []
         free = [c for c in unique if str(c) not in still]
         for start in range(0, len(free), _BATCH):
@@ -299,7 +333,9 @@ class PinLedger:
         """Make each CID's pin match its needs; returns those left unpinned."""
         unpinned: list[CID] = []
         for cid in cids:
-            needs = self.needs(cid)
+            # a direct need of a holder DAG's holder is kept by the DAG, not by a pin
+            held = self.needs(cid)
+            needs = {h: r for h, r in held.items() if r or h not in _DAG_HOLDERS}
             wanted = None if not needs else "recursive" if any(needs.values()) else "direct"
             if wanted == "recursive":
                 continue  # a recursive need is never weakened here
@@ -313,11 +349,86 @@ class PinLedger:
             if recursive:
                 if self._ours_recursive(cid):
                     self.client.pin_rm([cid], recursive=True)
-                    unpinned.append(cid)
+                    unpinned += [] if held else [cid]
                 continue
-            if self._unpin_direct(cid):
+            if self._unpin_direct(cid) and not held:
                 unpinned.append(cid)
         return unpinned
+
+    # -- holder DAGs -------------------------------------------------------------------
+
+    def holder_root(self, holder: str) -> CID | None:
+        """The root of ``holder``'s current holder DAG (pinned), if it has one."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT cid FROM roots WHERE holder = ? AND current = 1", (holder,)
+            ).fetchone()
+        return None if row is None else CID.from_text(row[0])
+
+    def _pin_holder(self, holder: str) -> None:
+        """Pin the holder DAG of ``holder``'s direct needs; unpin the roots it replaces."""
+        with self._write() as db:
+            wanted = [
+                CID.from_text(row[0])
+                for row in db.execute(
+                    "SELECT cid FROM needs WHERE holder = ? AND recursive = 0", (holder,)
+                )
+            ]
+        current = self.holder_root(holder)
+        root = put_holder(self.client, wanted) if wanted else None
+        if root is None:  # nothing to hold: no pin at all
+            with self._write() as db:
+                db.execute("UPDATE roots SET current = 0 WHERE holder = ?", (holder,))
+        elif root != current:
+            with self._write() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO roots (holder, cid, current) VALUES (?, ?, 0)",
+                    (holder, str(root)),
+                )
+            if self.client.is_pinned(root, pin_type="recursive"):
+                pass  # the same set pinned before (a killed change): nothing to walk
+            elif current is not None and self.client.is_pinned(current, pin_type="recursive"):
+                # walks only the part of the new DAG the old one does not hold
+                self.client.pin_update(current, root, unpin=False)
+            else:
+                self.client.pin_add(
+                    [root], recursive=True, name=holder, timeout=_PIN_TIMEOUT_SECONDS
+                )
+            pause_point("holder-pinned")
+            with self._write() as db:
+                db.execute(
+                    "UPDATE roots SET current = (cid = ?) WHERE holder = ?", (str(root), holder)
+                )
+        self._drop_roots(holder, root)
+        self._sweep(holder)
+
+    def _drop_roots(self, holder: str, keep: CID | None) -> None:
+        """Unpin every listed root of ``holder`` but ``keep`` (an earlier or unfinished one)."""
+        with self._write() as db:
+            stale = [
+                row[0]
+                for row in db.execute("SELECT cid FROM roots WHERE holder = ?", (holder,))
+                if row[0] != str(keep)
+            ]
+        for text in stale:
+            try:
+                self.client.pin_rm([CID.from_text(text)], recursive=True)
+            except KuboCommandError as exc:
+                if "not pinned" not in exc.kubo_message:
+                    raise
+            with self._write() as db:
+                db.execute("DELETE FROM roots WHERE holder = ? AND cid = ?", (holder, text))
+
+    def _sweep(self, holder: str) -> None:
+        """Once, with the DAG pinned: unpin the direct pins ``holder`` made before DAGs."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM swept WHERE holder = ?", (holder,)).fetchone():
+                return
+        names = (holder, *(_FOLLOW_LEGACY if holder == FOLLOW_HOLDER else ()))
+        mine = [p.cid for p in self.client.pin_ls(pin_type="direct") if p.name.startswith(names)]
+        self._settle(mine)
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO swept (holder) VALUES (?)", (holder,))
 
     def _ours_recursive(self, cid: CID) -> bool:
         """Was the recursive pin on ``cid`` made by ipfsbin (its name is one of our holders)?"""

@@ -1,15 +1,13 @@
 """Keeping index nodes while the rest of the index is still moving (pinning while fetching).
 
-A first sync through Kubo pins every index node directly, and each direct pin
-costs Kubo a few synced datastore writes (``pin add`` flushes the pinner
-once per path, however many paths one request carries). The nodes a
+A first sync through Kubo keeps every index node (in the follower's holder
+DAG, one recursive pin moved per batch). The nodes a
 :class:`~ipfsbin.subscribe._delta.Bulk` has checked against their parents
 are kept at once, by a thread of their own, while the walk goes on, so
 fetched blocks sit unpinned (at the mercy of ``repo gc``) only briefly; once
 the head is accepted only what is left (the top of the tree, the commit and
-its roots) is kept before the head is recorded. Measured, it is no faster
-than pinning after the fetch: pins made beside the fetch cost Kubo about
-twice as much (``schema/subscription.md``).
+its roots) is kept before the head is recorded. With direct pins it was
+measured no faster than pinning after the fetch (``schema/subscription.md``).
 
 The rules of :mod:`.sync` still hold. Each batch is listed as ``pending`` for
 the subscription before it is kept, and kept under the state's lock, so a

@@ -28,6 +28,7 @@ from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.kubo import gclock
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import connect
+from ipfsbin.kubo.pins import PinLedger
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.kubo import KuboBlockStore
@@ -261,7 +262,7 @@ class Follower:
                     kubo_skipped = True  # a daemon-less follower: only the block file
                 else:
                     closers.append(client.close)
-                    keepers.append(KuboKeeper(client))
+                    keepers.append(KuboKeeper(client, self.ledger(client)))
                     local = KuboBlockStore(client, offline=True)
             released = unsubscribe(self.state, canonical, keepers=keepers, local_store=local)
         finally:
@@ -345,11 +346,20 @@ class Follower:
                 self._link = self._open_gateway(self.config.gateway)
         return self._link
 
+    def ledger(self, client: KuboClient) -> PinLedger:
+        """The node's pin ledger: ``pins.sqlite`` beside the state file.
+
+        The follower's holder DAG is built from every need listed there, so
+        the ledger goes with the state (the data directory by default) and a
+        state file of its own never pulls in another's blocks.
+        """
+        return PinLedger(client, self.state.path.with_name("pins.sqlite"))
+
     def _open_kubo(self) -> _Link:
         client = self._connect()
         wait = self.config.timeout
         store = KuboBlockStore(client, offline=False, fetch_timeout=wait)
-        keeper = KuboKeeper(client)
+        keeper = KuboKeeper(client, self.ledger(client))
         return _Link(
             records=KuboRecordSource(client, timeout=wait),
             local=KuboBlockStore(client, offline=True),

@@ -1,8 +1,9 @@
 """Keepers: how the blocks of accepted heads are kept, and let go.
 
-Through Kubo they are direct pins; daemon-less, they are rows in the local
-block file. Which subscription holds a block is counted in the state, not
-here (see :mod:`ipfsbin.subscribe.sync`).
+Through Kubo they are links in one holder DAG pinned recursively (the node's
+pin ledger builds it); daemon-less, they are rows in the local block file.
+Which subscription holds a block is counted in the state, not here (see
+:mod:`ipfsbin.subscribe.sync`).
 """
 
 from __future__ import annotations
@@ -37,16 +38,18 @@ class Keeper(Protocol):
 
 
 class KuboKeeper:
-    """Direct pins, one per block, all named :data:`PIN_NAME` (``ipfsbin:follow``).
+    """The follower's needs in the node's pin ledger, held by one holder DAG (``ipfsbin:follow``).
 
-    Kubo keeps one pin per CID whatever its name, so the name cannot tell
-    which subscription holds a block; the state does (``held``). The node's
+    Each keep or release rebuilds the holder of everything the follower needs
+    and moves its one recursive pin (:mod:`ipfsbin.kubo.holder`), instead of
+    a direct pin per block. The pin cannot tell which subscription holds a
+    block; the state does (``held``). The node's
     :class:`~ipfsbin.kubo.pins.PinLedger` knows the follower as one holder
     beside a maintainer's workspace, so an envelope the workspace pins
-    recursively is kept for both, and stays pinned for the follower when the
+    recursively is kept for both, and stays held for the follower when the
     workspace lets go.
 
-    Not a recursive pin on the head: index entries link manifests, manifests
+    Not a recursive pin on the head itself: index entries link manifests, manifests
     link the packages, and commits link all of history, so a recursive pin
     would download every package of every platform. A follower holds only the
     head's commit, its trust roots and its index nodes.

@@ -18,14 +18,15 @@ One sync of one subscription (:func:`sync_subscription`):
    check the root equals the signed ``index`` (:mod:`._rebuild`), so only the
    commits and changesets move over the network; otherwise, or when that
    fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
-4. list the blocks to keep as pending, keep them (a keeper, :mod:`.keepers`: direct
-   pins in Kubo, during a bulk first sync as they pass their checks, :mod:`._early`;
+4. list the blocks to keep as pending, keep them (a keeper, :mod:`.keepers`: one
+   holder DAG pinned in Kubo, during a bulk first sync grown as blocks pass their
+   checks, :mod:`._early`;
    or rows in the local block file), record the new head and
    the blocks it holds in one transaction, then let go of the blocks the old
    head needed that no subscription holds any more.
 
 Blocks are counted per subscription in the state (``held``): two subscriptions
-sharing index nodes share one pin, released only when neither holds the node.
+sharing index nodes share one link in the holder, dropped only when neither holds the node.
 A sync that died between keeping and recording left its blocks ``pending``;
 one that died between recording and releasing left the old head's blocks in
 ``releasing``; the next sync (or ``unsubscribe``) of that name lets go of
@@ -59,11 +60,11 @@ from ipfsbin.errors import (
 from ipfsbin.index.scope import EVERYTHING, KeyScope
 from ipfsbin.ipns.record import IpnsRecord, verify_record
 from ipfsbin.kubo.netlimits import operation_deadline
+from ipfsbin.pause import pause_point
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import Bulk, TreeDelta, tree_delta
 from ipfsbin.subscribe._early import keeping_early
 from ipfsbin.subscribe._held import adopt_held, release_leftovers
-from ipfsbin.subscribe._pause import pause_point
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe._roots import check_publisher, load_roots
 from ipfsbin.subscribe.announcements import ROOT_CHECK_INTERVAL, ask_for_roots

@@ -52,32 +52,17 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
 from first_sync import cached_build  # noqa: E402
 
-from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, cid_for  # noqa: E402
-from ipfsbin.codec.protobuf import bytes_field  # noqa: E402
+from ipfsbin.codec.cid import CID, DAG_CBOR, RAW  # noqa: E402
 from ipfsbin.index import ProllyTree  # noqa: E402
 from ipfsbin.kubo.client import KuboClient  # noqa: E402
+from ipfsbin.kubo.holder import FANOUT, put_holder  # noqa: E402
 from ipfsbin.kubo.install import ensure_kubo  # noqa: E402
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
 from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from tests.unit.subscribe.subscribe_helpers import all_nodes  # noqa: E402
 
-FANOUT = 4096
-"""Links per holder node: about 160 KB, well under Kubo's 1 MiB block limit."""
 BATCH = 200
 NAME = "ipfsbin:follow"
-
-
-def _dag_pb(links: Sequence[CID]) -> bytes:
-    """A dag-pb node of links only (each PBLink with its Hash alone)."""
-    return b"".join(bytes_field(2, bytes_field(1, link.bytes)) for link in links)
-
-
-def holder_blocks(cids: Sequence[CID]) -> tuple[CID, list[bytes]]:
-    """The holder DAG of ``cids`` (raw links), its root last."""
-    raw = [CID.v1(RAW, c.multihash) for c in cids]
-    blocks = [_dag_pb(raw[i : i + FANOUT]) for i in range(0, len(raw), FANOUT)]
-    root = _dag_pb([cid_for(DAG_PB, b) for b in blocks])
-    return cid_for(DAG_PB, root), [*blocks, root]
 
 
 def _timed(what: str, out: dict[str, Any], fn: Any) -> Any:
@@ -98,13 +83,6 @@ def _undirect(client: KuboClient, cids: Sequence[CID]) -> None:
         client.pin_rm(cids[i : i + BATCH], recursive=False)
 
 
-def _put_holder(client: KuboClient, cids: Sequence[CID]) -> CID:
-    root, blocks = holder_blocks(cids)
-    got = client.block_put_many(blocks, codec=DAG_PB)
-    assert got[-1] == root, (got[-1], root)
-    return root
-
-
 def run(entries: int, direct: int | None = None) -> dict[str, Any]:
     index = cached_build(entries, 7)
     nodes = sorted(all_nodes(ProllyTree(index.memory), index.root))
@@ -121,7 +99,7 @@ def run(entries: int, direct: int | None = None) -> dict[str, Any]:
                 _timed("direct_pin_seconds", out, lambda: _direct(client, sample))
                 _timed("direct_unpin_seconds", out, lambda: _undirect(client, sample))
                 out["direct_pinned_nodes"] = len(sample)
-                root = _timed("holder_put_seconds", out, lambda: _put_holder(client, nodes))
+                root = _timed("holder_put_seconds", out, lambda: put_holder(client, nodes))
                 _timed(
                     "holder_pin_seconds",
                     out,
@@ -132,7 +110,7 @@ def run(entries: int, direct: int | None = None) -> dict[str, Any]:
                 datas = [f"new node {i} {time.time()}".encode() * 40 for i in range(changed)]
                 fresh = client.block_put_many(datas, codec=RAW)
                 updated = [*fresh, *nodes[changed:]]
-                new_root = _put_holder(client, updated)
+                new_root = put_holder(client, updated)
                 _timed(
                     "holder_update_seconds",
                     out,

@@ -34,13 +34,13 @@ from ipfsbin.store.memory import MemoryBlockStore
 from ipfsbin.subscribe import FollowConfig, Follower
 from ipfsbin.subscribe._bulk import RefsBulk
 from ipfsbin.subscribe._delta import Checked, Moved
-from ipfsbin.subscribe.keepers import PIN_NAME
 from ipfsbin.subscribe.replica import NotHeld, lookup
 from ipfsbin.subscribe.state import SubscriptionStore
 from ipfsbin.trust.commit import SignedCommit, make_commit, put_commit, sign_commit
 from ipfsbin.trust.keys import SigningKey
 from ipfsbin.trust.root import SignedRoot, make_root, put_root, sign_root
 from tests.integration.conftest import NodeFactory
+from tests.integration.pin_helpers import follower_kept, kept
 from tests.unit.subscribe.subscribe_helpers import all_nodes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -116,11 +116,13 @@ def _has(client: KuboClient, cid: CID) -> bool:
     return KuboBlockStore(client, offline=True).has(cid)
 
 
-def _ipfsbin(home: Path, node: ManagedNode, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "IPFSBIN_HOME": str(home), "IPFSBIN_API": node.api_multiaddr}
+def _ipfsbin(
+    home: Path, node: ManagedNode, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    where = {"IPFSBIN_HOME": str(home), "IPFSBIN_API": node.api_multiaddr}
     return subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "ipfsbin.cli.main", *args],
-        env=env,
+        env={**os.environ, **where, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -159,12 +161,12 @@ def test_killed_first_sync_resumes_without_fetching_again(
     # checked nodes were pinned while the walk went on; each such pin is listed as pending
     # for the name (so the next sync accounts for it), none is left unexplained
     with node.client() as client:
-        pinned_at_kill = _follow_pins(client)
+        pinned_at_kill = follower_kept(client)
     with SubscriptionStore(home / "subscriptions.sqlite") as state:
         pending_at_kill = state.pending(published.name)
         assert not state.held(published.name)
     assert pinned_at_kill, "the killed sync had pinned nothing yet: no pin while fetching"
-    assert pinned_at_kill <= pending_at_kill
+    assert pinned_at_kill <= {c.multihash for c in pending_at_kill}
 
     done = _ipfsbin(home, node, "sync", "--json").communicate(timeout=600)
     (result,) = json.loads(done[0])
@@ -177,24 +179,21 @@ def test_killed_first_sync_resumes_without_fetching_again(
     assert after - before <= missing + 128, (held_before, before, after, len(index_nodes))
     with node.client() as client:
         assert all(_has(client, cid) for cid in index_nodes)
-        assert all(client.is_pinned(cid, pin_type="direct") for cid in list(index_nodes)[:50])
+        assert {c.multihash for c in index_nodes} <= kept(client)
         # the bulk fetch stopped at the leaves: no manifest came along
         assert not any(_has(client, cid) for cid in published.manifests[:: ENTRIES // 200])
-        follow_pins = _follow_pins(client)
+        follow_pins = follower_kept(client)
     with SubscriptionStore(home / "subscriptions.sqlite") as state:
         assert not state.pending(published.name)
         held = state.held(published.name)
     assert index_nodes <= held
-    assert follow_pins == held  # every follower pin is a block the recorded head holds
+    assert follow_pins == {
+        c.multihash for c in held
+    }  # every follower pin is a block the recorded head holds
     status = json.loads(_ipfsbin(home, node, "status", "--json").communicate(timeout=120)[0])
     assert status[0]["held"]["scope"] == "everything"
     assert status[0]["held"]["held_blocks"] >= len(index_nodes)
     assert status[0]["held"]["index_entries"] == ENTRIES
-
-
-def _follow_pins(client: KuboClient) -> set[CID]:
-    """CIDs pinned directly under the follower's pin name."""
-    return {p.cid for p in client.pin_ls(pin_type="direct") if p.name == PIN_NAME}
 
 
 def test_partial_replica_answers_like_a_full_one_in_its_ranges(
@@ -299,12 +298,19 @@ def test_bulk_first_sync_holds_the_index_and_fetches_no_manifest(
         local = client.refs_local()
         assert {c.multihash for c in index_nodes} <= local
         assert not local & {c.multihash for c in published.manifests}
-        pins = {c for c in index_nodes if client.is_pinned(c, pin_type="direct")}
+        pinned = kept(client)
+        pins = {c for c in index_nodes if c.multihash in pinned}
     assert pins == index_nodes
 
 
 def _publish_variant(published: Published, index: CID) -> tuple[str, SignedRoot]:
     """``index`` signed by the same maintainer and published under a name of its own."""
+    signer, root, _ = _variant(published, index)
+    return signer.key_id, root
+
+
+def _variant(published: Published, index: CID) -> tuple[SigningKey, SignedRoot, SignedCommit]:
+    """:func:`_publish_variant`, with the name's key and the head."""
     signer = SigningKey.generate()
     root = sign_root(
         make_root(
@@ -315,14 +321,31 @@ def _publish_variant(published: Published, index: CID) -> tuple[str, SignedRoot]
         published.maintainer,
     )
     put_root(published.memory, root)
+    KuboBlockStore(published.publisher).put_many(
+        (c, published.memory.get(c)) for c in (root.cid, root.root_id)
+    )
+    return signer, root, _publish_on(published, signer, root, index)
+
+
+def _publish_on(
+    published: Published,
+    signer: SigningKey,
+    root: SignedRoot,
+    index: CID,
+    parent: SignedCommit | None = None,
+    nodes: Sequence[CID] = (),
+) -> SignedCommit:
+    """A head over ``index`` (after ``parent``; the publisher gets ``nodes`` too)."""
+    parents = () if parent is None else (parent,)
     head = sign_commit(
-        make_commit(index=index, root=root, time=int(time.time())), published.maintainer
+        make_commit(index=index, root=root, time=int(time.time()), parents=parents),
+        published.maintainer,
     )
     put_commit(published.memory, head)
-    blocks = [index, root.cid, root.root_id, head.cid, head.commit_id]
+    blocks = [index, head.cid, head.commit_id, *nodes]
     KuboBlockStore(published.publisher).put_many((c, published.memory.get(c)) for c in blocks)
     publish_head(published.publisher, signer, head=head, root=root, timeout=WAIT)
-    return signer.key_id, root
+    return head
 
 
 def _root_with(published: Published, change: Callable[[list[Any]], None]) -> CID:
@@ -363,4 +386,55 @@ def test_bulk_first_sync_of_a_bad_index_fails_and_records_nothing(
         # nodes checked before the bad one were pinned while the walk went on: let go again
         assert not follower.state.pending(name)
     with node.client() as client:
-        assert not _follow_pins(client)
+        assert not follower_kept(client)
+
+
+def test_the_held_index_survives_repo_gc_and_a_kill_while_pinning_its_holder(
+    published: Published, kubo_nodes: NodeFactory, tmp_path: Path
+) -> None:
+    signer, root, first = _variant(published, published.index)
+    name = signer.key_id
+    (node,) = kubo_nodes(1)
+    home = tmp_path / "home"
+    manifests = published.manifests[:: ENTRIES // 100]  # in the repo, held by nobody
+    with node.client() as client:
+        KuboBlockStore(client).put_many((c, published.memory.get(c)) for c in manifests)
+    _ipfsbin(home, node, "subscribe", name, "--root", str(root.cid)).communicate(timeout=60)
+    marker = tmp_path / "paused"
+    env = {"IPFSBIN_PAUSE_AT": "holder-pinned", "IPFSBIN_PAUSE_FILE": str(marker)}
+    sync = _ipfsbin(home, node, "sync", "--json", env=env)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert sync.poll() is None, sync.communicate()
+        assert time.monotonic() < deadline, "the sync never pinned a holder"
+        time.sleep(0.05)
+    sync.send_signal(signal.SIGKILL)  # a holder pinned, not yet recorded as current
+    sync.communicate(timeout=30)
+    done = _ipfsbin(home, node, "sync", "--json").communicate(timeout=300)
+    (result,) = json.loads(done[0])
+    assert result["outcome"] == "accepted", result["error"]
+    index_nodes = all_nodes(published.tree, published.index)
+    with node.client(timeout=300) as client:
+        # one holder pinned: the killed sync's was unpinned
+        holders = [p for p in client.pin_ls(pin_type="recursive") if p.name == "ipfsbin:follow"]
+        assert len(holders) == 1
+        client.repo_gc(timeout=300)
+        local = client.refs_local()
+    assert {c.multihash for c in index_nodes} <= local
+    assert not {c.multihash for c in manifests} & local
+
+    # an update: the nodes only the old tree had are gone after the next repo gc
+    upserts = {_key(i): IndexEntry.new(published.manifests[i - 1]).to_dag() for i in (5, 9_000)}
+    new_index = published.tree.mutate(published.index, upserts)
+    new_nodes = all_nodes(published.tree, new_index)
+    _publish_on(published, signer, root, new_index, first, nodes=list(new_nodes - index_nodes))
+    done = _ipfsbin(home, node, "sync", "--json").communicate(timeout=300)
+    (result,) = json.loads(done[0])
+    assert result["outcome"] == "accepted", result["error"]
+    only_old = index_nodes - new_nodes
+    assert only_old
+    with node.client(timeout=300) as client:
+        client.repo_gc(timeout=300)
+        local = client.refs_local()
+    assert {c.multihash for c in new_nodes} <= local
+    assert not {c.multihash for c in only_old} & local

@@ -9,7 +9,15 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ipfsbin"
-ROOT_MODULES = {"__init__.py", "_sqlite.py", "config.py", "errors.py", "manifest.py", "paths.py"}
+ROOT_MODULES = {
+    "__init__.py",
+    "_sqlite.py",
+    "config.py",
+    "errors.py",
+    "manifest.py",
+    "paths.py",
+    "pause.py",
+}
 MAX_LINES = 500
 # Modules still over MAX_LINES, each with the issue that will split it; the test fails when
 # one shrinks below the limit (take it off the list) or another grows past it.

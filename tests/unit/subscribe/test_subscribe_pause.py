@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ipfsbin.subscribe._pause import pause_point
+from ipfsbin.pause import pause_point
 
 
 def test_no_pause_without_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ soon as it has seen what it waited for. Without the variable it does
 nothing. The crash tests send SIGKILL while a sync waits after recording
 its new head and before releasing the old head's blocks (``after-record``);
 the GC race test runs ``ipfsbin gc`` while a sync waits with its new blocks
-fetched and not yet pinned (``before-keep``).
+fetched and not yet pinned (``before-keep``); the holder test kills a sync
+with a new holder DAG pinned and not yet marked current (``holder-pinned``).
 """
 
 from __future__ import annotations
