@@ -35,7 +35,6 @@ the first N nodes directly, the cost being per pin).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -50,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
+import bench_report  # noqa: E402
 from first_sync import cached_build  # noqa: E402
 
 from ipfsbin.codec.cid import CID, DAG_CBOR, RAW  # noqa: E402
@@ -159,10 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "pin_holder.json")
     options = parser.parse_args()
-    result = run(options.entries, options.direct)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    bench_report.write_results(options.out, run(options.entries, options.direct))
 
 
 if __name__ == "__main__":
