@@ -222,9 +222,17 @@ def batch_root(batch: Sequence[CheckedPackage]) -> tuple[CID, bytes]:
 
 
 def store_batch(
-    batch: Sequence[CheckedPackage], *, client: KuboClient, ledger: PinLedger, holder: str
+    batch: Sequence[CheckedPackage],
+    *,
+    root: tuple[CID, bytes],
+    client: KuboClient,
+    ledger: PinLedger,
+    holder: str,
 ) -> None:
-    """Store every block of ``batch`` with one CAR import, then pin its root (one pin).
+    """Store every block of ``batch`` with one CAR import, then pin ``root`` (one pin).
+
+    ``root`` is :func:`batch_root` of ``batch``, which the caller has already
+    recorded in its queue before anything is stored.
 
     Blocks several packages share (one platform, a descriptor) go in once.
     Raises the ``KuboError`` family; what was imported but not pinned is
@@ -238,8 +246,8 @@ def store_batch(
             blocks[checked.binpkg] = checked.data
         for cid, data, _ in checked.objects.blocks:
             blocks.setdefault(cid, data)
-    root, block = batch_root(batch)
-    blocks[root] = block
-    car = car_bytes([root], blocks.items())
+    root_cid, root_block = root
+    blocks[root_cid] = root_block
+    car = car_bytes([root_cid], blocks.items())
     client.dag_import(car, pin_roots=False, timeout=_IMPORT_TIMEOUT_SECONDS)
-    ledger.hold(holder, [root], recursive=True, one_request=True)
+    ledger.hold(holder, [root_cid], recursive=True, one_request=True)

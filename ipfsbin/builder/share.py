@@ -300,7 +300,7 @@ class Sharer:
     def _store(self, ready: Sequence[tuple[QueueItem, CheckedPackage]]) -> None:
         if not ready:
             return
-        root, _ = batch_root([checked for _, checked in ready])
+        root, block = batch_root([checked for _, checked in ready])
         # A row left ``publishing`` by a killed run whose batch now has another root (a
         # build of it dropped out, another key) gives up the old pin first, before the
         # row stops naming it.
@@ -313,6 +313,7 @@ class Sharer:
         )
         store_batch(
             [checked for _, checked in ready],
+            root=(root, block),
             client=self.client,
             ledger=self.ledger,
             holder=SHARE_HOLDER,

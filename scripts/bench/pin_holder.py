@@ -36,12 +36,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +133,9 @@ def run(entries: int, direct: int | None = None) -> dict[str, Any]:
             node.stop()
     return {
         "benchmark": "pin_holder",
-        "machine": {
-            "system": platform.system(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average": os.getloadavg(),
-        },
+        "machine": bench_report.machine("one run, load average at the end beside it"),
+        "load_average": os.getloadavg(),
         "kubo": version,
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "entries": entries,
         "index_nodes": len(nodes),
         "holder_fanout": FANOUT,
