@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -136,25 +136,33 @@ def _pieces(source: ByteSource, offer: Offer, want: ByteRange | None) -> Iterato
     yield from verified_range(itertools.chain([first], chunks), verifier, want)
 
 
-async def _stream(
-    publisher: Publisher,
+async def stream_counted(
     pieces: AsyncIterator[bytes],
-    offer: Offer,
+    expected: int,
     downloads: Downloads,
     record: dict[str, Any],
+    on_mismatch: Callable[[str], None],
 ) -> AsyncIterator[bytes]:
-    """The checked bytes of ``offer``; the download was counted as started by the caller."""
+    """The checked bytes of one download; the caller counted it as started.
+
+    The download counts as served once all ``expected`` bytes went to the
+    server: a client holding its Content-Length may close the connection
+    before the pieces' end is seen, and the last piece only leaves after the
+    whole file was checked.
+    """
     started = time.monotonic()
     sent = 0
     ok = False
     try:
         async for piece in pieces:
-            sent += len(piece)
             yield piece
+            # asked for the next piece: the server has sent this one
+            sent += len(piece)
+            ok = sent == expected
         ok = True
     except TrustError as exc:
         _failed(record, exc, sent)
-        publisher.mark_undeliverable(offer.build.manifest_cid, exc.message)
+        on_mismatch(exc.message)
         raise
     except IpfsbinError as exc:
         _failed(record, exc, sent)
@@ -236,7 +244,13 @@ def create_app(
             hint = f" ({exc.hint})" if exc.hint else ""
             return Response(f"{offer.cpv}: {exc.message}{hint}\n", status_code=503)
         return StreamingResponse(
-            _stream(publisher, pieces, offer, downloads, record),
+            stream_counted(
+                pieces,
+                size if want is None else want.length,
+                downloads,
+                record,
+                lambda reason: publisher.mark_undeliverable(offer.build.manifest_cid, reason),
+            ),
             status_code=status,
             headers=headers,
             media_type=kind,

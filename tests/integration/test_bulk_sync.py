@@ -137,12 +137,17 @@ def test_killed_first_sync_resumes_without_fetching_again(
     done = _ipfsbin(
         home, node, "subscribe", published.name, "--root", str(published.root.cid)
     ).communicate(timeout=60)
+    wanted = {c.multihash for c in index_nodes}
     sync = _ipfsbin(home, node, "sync", "--json")
     deadline = time.monotonic() + 120
-    while _bitswap_received(node) < len(index_nodes) * 3 // 4:
-        assert sync.poll() is None, sync.communicate()
-        assert time.monotonic() < deadline, "the sync fetched too little in 2 minutes"
-        time.sleep(0.05)
+    # what the repo holds, not what bitswap counts as received: that count includes
+    # duplicates and blocks dropped as no longer wanted (a loaded CI machine saw 3/4 of
+    # the index received and 1/3 held)
+    with node.client() as client:
+        while len(client.refs_local() & wanted) < len(wanted) // 2:
+            assert sync.poll() is None, sync.communicate()
+            assert time.monotonic() < deadline, "the sync fetched too little in 2 minutes"
+            time.sleep(0.02)
     sync.send_signal(signal.SIGKILL)
     sync.communicate(timeout=30)
     # Kubo counts every block a peer delivers, but keeps only those still wanted: what

@@ -225,7 +225,8 @@ def _installs_every_real_package(client: ClientHost, name: str, *serve_args: str
         # usesfoo's := dependency is met now that libfoo:0/1 is installed
         served.wait_listed(name, "app-misc/usesfoo-1")
         client.emerge("--getbinpkgonly", "--oneshot", "app-misc/usesfoo")
-        assert served.status()["downloads"]["failed"] == 0
+        downloads = served.status()["downloads"]
+        assert downloads["failed"] == 0, json.dumps(downloads["failures"])
     assert set(REAL) <= client.installed()
 
 
