@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -142,7 +142,7 @@ async def stream_counted(
     downloads: Downloads,
     record: dict[str, Any],
     on_mismatch: Callable[[str], None],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """The checked bytes of one download; the caller counted it as started.
 
     The download counts as served once all ``expected`` bytes went to the
