@@ -37,6 +37,7 @@ __all__ = [
     "TransferLimits",
     "limited_transport",
     "operation_deadline",
+    "operation_remaining",
     "within_operation",
 ]
 
@@ -78,6 +79,13 @@ def operation_deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _operation_end.reset(token)
+
+
+def operation_remaining() -> float | None:
+    """Seconds left before the operation deadline in force here (None: no deadline); for
+    connections made outside ``httpx`` (at least a millisecond, so a timeout stays a timeout)."""
+    end = _operation_end.get()
+    return None if end is None else max(end - time.monotonic(), 0.001)
 
 
 _A = TypeVar("_A")

@@ -25,7 +25,7 @@ the walk does not open their children itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -39,7 +39,7 @@ from ipfsbin.kubo.netlimits import within_operation
 from ipfsbin.store.base import BlockStore
 from ipfsbin.store.memory import MemoryBlockStore
 
-__all__ = ["Bulk", "Checked", "Moved", "TreeDelta", "tree_delta"]
+__all__ = ["Bulk", "Moved", "TreeDelta", "tree_delta"]
 
 _T = TypeVar("_T")
 
@@ -52,16 +52,11 @@ class Moved:
     bytes: int
 
 
-Checked = Callable[[Sequence[CID]], None]
-"""Told of nodes a :class:`Bulk` has checked, as it goes (to keep them while it moves on)."""
-
-
 class Bulk(Protocol):
     """Fetches every node under ``tops`` (checked nodes of one level >= 1), each checked
-    against its parent; raises as the walk would on a node that fails a check. ``checked``,
-    when given, is told of the nodes checked so far, batch by batch."""
+    against its parent; raises as the walk would on a node that fails a check."""
 
-    def below(self, tops: Sequence[Node], *, checked: Checked | None = None) -> Moved: ...
+    def below(self, tops: Sequence[Node]) -> Moved: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +122,6 @@ def tree_delta(
     workers: int = 8,
     scope: KeyScope = EVERYTHING,
     bulk: Bulk | None = None,
-    checked: Checked | None = None,
 ) -> TreeDelta:
     """Nodes of the index ``new_root`` missing from ``old_root`` (all of them without one).
 
@@ -135,8 +129,7 @@ def tree_delta(
     ``old_store`` (default: ``store``). Every new node is checked against what
     its parent says about it (level, last key, count). Only nodes whose key
     range touches ``scope`` are opened (the old tree is assumed to have been
-    kept under the same scope). ``bulk`` is used only without an old tree;
-    ``checked`` is told of the nodes it checks as it goes.
+    kept under the same scope). ``bulk`` is used only without an old tree.
     """
     if new_root.codec != DAG_CBOR:
         raise SchemaError(f"index root {new_root} is not a dag-cbor block")
@@ -189,7 +182,7 @@ def tree_delta(
                     below_new[child] = ((node, position), lower, held)
             new_side.forget(cid for cid, _ in chunk)
             if bulk is not None and tops:
-                moved = bulk.below(tops, checked=checked)
+                moved = bulk.below(tops)
                 added.extend(moved.cids)
                 moved_blocks += len(moved.cids)
                 moved_bytes += moved.bytes

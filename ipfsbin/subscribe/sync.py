@@ -19,9 +19,7 @@ One sync of one subscription (:func:`sync_subscription`):
    commits and changesets move over the network; otherwise, or when that
    fails in any way, fetch exactly the nodes the new tree adds (:mod:`._delta`);
 4. list the blocks to keep as pending, keep them (a keeper, :mod:`.keepers`: one
-   holder DAG pinned in Kubo, during a bulk first sync grown as blocks pass their
-   checks, :mod:`._early`;
-   or rows in the local block file), record the new head and
+   holder DAG pinned in Kubo, or rows in the local block file), record the new head and
    the blocks it holds in one transaction, then let go of the blocks the old
    head needed that no subscription holds any more.
 
@@ -63,7 +61,6 @@ from ipfsbin.kubo.netlimits import operation_deadline
 from ipfsbin.pause import pause_point
 from ipfsbin.store.base import BlockStore
 from ipfsbin.subscribe._delta import Bulk, TreeDelta, tree_delta
-from ipfsbin.subscribe._early import keeping_early
 from ipfsbin.subscribe._held import adopt_held, release_leftovers
 from ipfsbin.subscribe._rebuild import Metered, Rebuild, Refused, rebuild_index
 from ipfsbin.subscribe._roots import check_publisher, load_roots
@@ -329,16 +326,12 @@ def _sync(
     if changesets:
         rebuilt, fallback = _try_rebuild(sub, signed, old_index, fetch, holder, workers)
     delta: TreeDelta
-    kept_early: frozenset[CID] = frozenset()  # kept while the index moved (:mod:`._early`)
     if rebuilt is not None:
         delta = rebuilt.delta
     else:
-        first = bulk is not None and old_index is None
-        with keeping_early(state, sub.name, keeper, enabled=first) as early:
-            checked = None if early is None else early.add
-            delta = tree_delta(fetch, new_index, old_index, old_store=holder, workers=workers,
-                               scope=scope, bulk=bulk, checked=checked)  # fmt: skip
-            kept_early = frozenset() if early is None else early.finish()
+        delta = tree_delta(
+            fetch, new_index, old_index, old_store=holder, workers=workers, scope=scope, bulk=bulk
+        )
     keep = [c for r in roots for c in (r.cid, r.root_id)]
     keep += [signed.cid, signed.commit_id, *delta.added]
     accepted = AcceptedHead(
@@ -371,7 +364,7 @@ def _sync(
         # pending first: if this process dies after keeping, the next sync finds the blocks
         state.add_pending(sub.name, keep)
         try:
-            keeper.keep([c for c in keep if c not in kept_early], label=sub.name)
+            keeper.keep(keep, label=sub.name)
             state.record_accepted(
                 sub.name, accepted, expect_head=sub.head, now=moment, keep=keep, release=release
             )

@@ -22,16 +22,18 @@ in a fresh child process, so its peak RSS is the sync's own:
   trustless gateway (``sync --gateway``);
 - ``kubo_full_walk``: ``kubo_full`` without the bulk mover (the level walk alone,
   8 ``block/get`` at a time), the mechanism before it;
-- ``kubo_full_serial``: ``kubo_full`` with every pin made after the fetch (no
-  pinning while fetching), the mechanism before that.
+- ``kubo_full_serial``: the same as ``kubo_full`` since pins are no longer made
+  while the index moves (the name kept so that older commands and results
+  still compare).
 
-Through Kubo each index node is pinned directly, most of them while the
-index is still moving (``subscribe/_early.py``): ``pin_seconds`` is the time
-spent in the keeper's ``pin add`` in all (timed in the child, partly
-overlapping the fetch), ``pin_after_fetch_seconds`` the part the syncing
-thread waited for once the index had moved, and ``fetch_check_seconds`` the
-rest of the sync (moving and checking, including waiting for the pins made
-meanwhile to finish), so each can be compared with the baseline.
+Through Kubo the index nodes are kept in the follower's holder DAG once the
+index has moved: ``pin_seconds`` is the time spent in the keeper in all,
+``pin_after_fetch_seconds`` the part in the syncing thread (all of it now),
+and ``fetch_check_seconds`` the rest of the sync (moving and checking), so
+each can be compared with the baseline. ``refs_walks_after_the_first``
+counts the ``refs`` walks that took over from a stalled one (or walked a
+lower level), ``nodes_fetched_one_by_one`` the nodes no walk delivered for
+30 s.
 
 Reported per mechanism: seconds (the first sync's check for newer trust
 roots, a DHT lookup costing 8-10 s here whatever the index size, is done
@@ -89,8 +91,8 @@ from ipfsbin.store.kubo import KuboBlockStore  # noqa: E402
 from ipfsbin.store.memory import MemoryBlockStore  # noqa: E402
 from ipfsbin.subscribe import FollowConfig, Follower  # noqa: E402
 from ipfsbin.subscribe import follower as follower_module  # noqa: E402
-from ipfsbin.subscribe import sync as sync_module  # noqa: E402
 from ipfsbin.subscribe._bulk import RefsBulk  # noqa: E402
+from ipfsbin.subscribe._delta import Moved  # noqa: E402
 from ipfsbin.subscribe.keepers import KuboKeeper  # noqa: E402
 from ipfsbin.trust.commit import make_commit, put_commit, sign_commit  # noqa: E402
 from ipfsbin.trust.keys import SigningKey  # noqa: E402
@@ -245,20 +247,31 @@ def _sync_child(
 
     KuboKeeper.keep = timed_keep  # type: ignore[method-assign]
     one_by_one = RefsBulk._one_by_one
-    left_behind = [0]  # nodes a stalled refs walk owed, fetched one by one
+    left_behind = [0]  # nodes the refs walks owed for 30 s, fetched one by one
+    walks = [0]  # refs walks after the first (a walk left after a stall, or one more level)
 
     def counted(
-        self: RefsBulk, wanted: list[CID], expected: dict[CID, tuple[Node, int]]
-    ) -> tuple[list[Node], int]:
+        self: RefsBulk,
+        wanted: list[CID],
+        expected: dict[CID, tuple[Node, int]],
+        moved: dict[CID, None],
+    ) -> int:
         left_behind[0] += len(wanted)
-        return one_by_one(self, wanted, expected)
+        return one_by_one(self, wanted, expected, moved)
+
+    below = RefsBulk.below
+
+    def below_counted(self: RefsBulk, tops: Sequence[Node]) -> Moved:
+        try:
+            return below(self, tops)
+        finally:
+            walks[0] += self.restarts
+            self.restarts = 0
 
     RefsBulk._one_by_one = counted  # type: ignore[method-assign]
+    RefsBulk.below = below_counted  # type: ignore[method-assign]
     if mechanism.endswith("_walk"):  # the bulk mover off: the level walk alone
         vars(follower_module)["refs_bulk"] = lambda *_, **__: nullcontext(None)
-    if mechanism.endswith("_serial"):  # every pin after the fetch, as before pinning early
-        early = vars(sync_module)["keeping_early"]
-        vars(sync_module)["keeping_early"] = lambda *a, **k: early(*a, **{**k, "enabled": False})
 
     def connect() -> KuboClient:
         return KuboClient.from_multiaddr(api or "", timeout=300)
@@ -291,6 +304,7 @@ def _sync_child(
         "pin_seconds": round(pinning["all"], 2),
         "pin_after_fetch_seconds": round(pinning["after"], 2),
         "nodes_fetched_one_by_one": left_behind[0],
+        "refs_walks_after_the_first": walks[0],
         "index_nodes": result.index_blocks,
         "sync_bytes_fetched": result.bytes_fetched,
         "peak_rss_mb": _peak_rss_mb(),

@@ -11,7 +11,7 @@ from ipfsbin.index._node import Node
 from ipfsbin.index.prolly import ProllyTree
 from ipfsbin.index.scope import KeyScope
 from ipfsbin.store.memory import MemoryBlockStore
-from ipfsbin.subscribe._delta import Checked, Moved, tree_delta
+from ipfsbin.subscribe._delta import Moved, tree_delta
 
 PLATFORMS = [f"p{i:02d}" for i in range(10)]
 
@@ -36,7 +36,7 @@ class _Recorder:
         self.tree = ProllyTree(source)
         self.calls: list[list[CID]] = []
 
-    def below(self, tops: Sequence[Node], *, checked: Checked | None = None) -> Moved:
+    def below(self, tops: Sequence[Node]) -> Moved:
         self.calls.append([top.cid for top in tops])
         moved: list[CID] = []
         size = 0
@@ -45,8 +45,6 @@ class _Recorder:
             level = [self.tree.child(n, i) for n in level for i in range(len(n.children))]
             moved += [n.cid for n in level]
             size += sum(len(self.tree.store.get(n.cid)) for n in level)
-        if checked is not None:
-            checked(moved)
         return Moved(cids=tuple(moved), bytes=size)
 
 
