@@ -133,7 +133,7 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
 
     from ipfsbin.kubo.client import KuboClient
     from ipfsbin.serve.app import Downloads, create_app
-    from ipfsbin.serve.run import ServeOptions, byte_source
+    from ipfsbin.serve.run import LOOP, ServeOptions, byte_source
     from ipfsbin.serve.sources import KuboSource
 
     spec = json.loads(spec_path.read_text())
@@ -152,7 +152,10 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
         source, where = byte_source(client, ServeOptions())
         sys.stderr.write(f"bench shim: binpkg bytes from {where}\n")
     app = create_app(StaticPublisher(files), source, Downloads())  # type: ignore[arg-type]
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=LOOP,
+        http="httptools",
+    )  # fmt: skip
 
 
 def _curl(url: str) -> tuple[float, float, int]:
