@@ -21,8 +21,10 @@ HTTP server):
 
 Warm rates are the best of ``--repeat`` fetches, the gateway's and the
 shim's taken in turn so both see the same load; the CPU seconds the shim
-and Kubo spent on each warm fetch are recorded too (they depend far less
-on the machine's load than the rates do). Also: the time to the first
+(its event loop and its reading and hashing threads apart), Kubo and curl
+spent on each warm fetch are recorded too (they depend far less on the
+machine's load than the rates do), and one core's sha256 rate, which
+bounds one checked stream (``sha256_one_core_gbps``). Also: the time to the first
 body byte, warm, at every size (median of 10; the connection is closed
 after it), for the shim and the gateway; the shim's peak RSS while serving
 16 parallel downloads of the largest file; the load average beside each
@@ -49,6 +51,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -167,17 +170,43 @@ def _curl(url: str) -> tuple[float, float, int]:
     return float(out[0]), float(out[1]), int(out[2])
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU seconds of process ``pid``, or of its thread ``tid``."""
+    where = f"/proc/{pid}" if tid is None else f"/proc/{pid}/task/{tid}"
+    fields = Path(f"{where}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def _timed_curl(url: str, pids: dict[str, int]) -> tuple[float, int, dict[str, float]]:
-    """curl's total time and bytes, and the CPU seconds each of ``pids`` spent meanwhile."""
+    """curl's total time and bytes, and the CPU seconds spent meanwhile by each of ``pids``,
+    by curl, and, for ``shim``, by its event loop (its main thread) and its other threads
+    (reading and sha256)."""
     before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    shim = pids.get("shim")
+    loop_before = None if shim is None else _cpu_seconds(shim, shim)
+    curl_before = _children_cpu()
     total, _, got = _curl(url)
     spent = {name: round(_cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
+    spent["curl"] = round(_children_cpu() - curl_before, 2)
+    if shim is not None and loop_before is not None:
+        spent["shim_loop"] = round(_cpu_seconds(shim, shim) - loop_before, 2)
+        spent["shim_threads"] = round(spent["shim"] - spent["shim_loop"], 2)
     return total, got, spent
+
+
+def _sha256_gbps(megabytes: int = 256) -> float:
+    """One core's sha256 over 1 MiB pieces in memory: what bounds one checked stream."""
+    piece = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(megabytes):
+        digest.update(piece)
+    return _rate(megabytes << 20, time.perf_counter() - started)
 
 
 def _first_body_byte(url: str) -> float:
@@ -437,6 +466,8 @@ def main() -> int:
             node.stop()
         shutil.rmtree(work, ignore_errors=True)
     results["load_average"] = {"start": load_start, "end": _load()}
+    # best of 3: the ceiling of one stream checked on one core (the gateway hashes nothing)
+    results["sha256_one_core_gbps"] = max(_sha256_gbps() for _ in range(3))
     results["machine"] = bench_report.machine(
         "2 cores shared with parallel work; rates are pessimistic, ratios count"
     )
