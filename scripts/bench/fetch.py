@@ -16,6 +16,8 @@ HTTP server):
   them, so the bytes come through the node's gateway);
 - ``shim_warm_via_gateway``: the shim without the repo, bytes through the
   node's gateway, blocks local;
+- ``shim_warm_uvloop``: ``shim_warm`` on uvloop, the loop it ran on before (when
+  uvloop is installed), fetched in turn with the other two;
 - ``shim_warm_rpc``: the shim forced onto its fallback, Kubo's RPC ``cat``
   (what every download used before the gateway path), blocks local.
 
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import resource
@@ -81,6 +84,7 @@ from ipfsbin.serve.packages import PackagesFile  # noqa: E402
 from tests.unit.maintainer.maintainer_helpers import PLATFORM as _PLATFORM  # noqa: E402
 
 MB = 1_000_000
+LOOP_ENV = "IPFSBIN_BENCH_LOOP"
 PLATFORM = _PLATFORM
 
 
@@ -156,7 +160,8 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
         sys.stderr.write(f"bench shim: binpkg bytes from {where}\n")
     app = create_app(StaticPublisher(files), source, Downloads())  # type: ignore[arg-type]
     uvicorn.run(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=LOOP,
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        loop=os.environ.get(LOOP_ENV, LOOP),
         http="httptools",
     )  # fmt: skip
 
@@ -245,12 +250,15 @@ def _rss_now(pid: int) -> int:
 
 
 def _start_shim(
-    spec: Path, api: str, gateway: str, repo: Path | None = None
+    spec: Path, api: str, gateway: str, repo: Path | None = None, loop: str | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """A shim process; with ``repo``, it may read that repo's block files (as the managed
-    node's shim does), else it reads through ``gateway`` (``-``: the RPC)."""
+    node's shim does), else it reads through ``gateway`` (``-``: the RPC); ``loop``: on
+    that uvicorn loop instead of the shim's own."""
     port = _port()
     env = {k: v for k, v in os.environ.items() if k not in ("IPFSBIN_REPO", "IPFSBIN_API")}
+    if loop is not None:
+        env[LOOP_ENV] = loop
     if repo is not None:
         env["IPFSBIN_REPO"] = str(repo)
     else:
@@ -376,6 +384,13 @@ def main() -> int:
             gateway = local.gateway_url.rstrip("/")
             shim, shim_port = _start_shim(spec_path, local.api_multiaddr, gateway, local.repo_path)
             procs.append(shim)
+            # the same shim on uvloop (the loop before), fetched in turn: what the loop costs
+            uv_shim = None
+            if importlib.util.find_spec("uvloop") is not None:
+                uv_shim = _start_shim(
+                    spec_path, local.api_multiaddr, gateway, local.repo_path, "uvloop"
+                )
+                procs.append(uv_shim[0])
             gw_shim, gw_shim_port = _start_shim(spec_path, local.api_multiaddr, gateway)
             procs.append(gw_shim)
             rpc_shim, rpc_port = _start_shim(spec_path, local.api_multiaddr, "-")
@@ -416,7 +431,7 @@ def main() -> int:
                 total, _, got = _curl(f"http://127.0.0.1:{nginx_port}/{Path(f['path']).name}")
                 row["nginx"] = _rate(got, total)
                 kubo_pid = local.pid or 0
-                gateway_runs, shim_runs = [], []
+                gateway_runs, shim_runs, uv_runs = [], [], []
                 for _ in range(args.repeat):
                     total, got, spent = _timed_curl(f"{gateway}/ipfs/{cid}", {"kubo": kubo_pid})
                     gateway_runs.append((_rate(got, total), spent))
@@ -424,12 +439,23 @@ def main() -> int:
                     total, got, spent = _timed_curl(offer_url(shim_port, i), pids)
                     assert got == size, (got, size)
                     shim_runs.append((_rate(got, total), spent))
+                    if uv_shim is not None:
+                        pids = {"shim": uv_shim[0].pid}
+                        total, got, spent = _timed_curl(offer_url(uv_shim[1], i), pids)
+                        uv_runs.append((_rate(got, total), spent))
                 row["gateway"], gateway_cpu = max(gateway_runs, key=lambda r: r[0])
                 row["shim_warm"], shim_cpu = max(shim_runs, key=lambda r: r[0])
                 row["gateway_runs"] = [r[0] for r in gateway_runs]
                 row["shim_warm_runs"] = [r[0] for r in shim_runs]
                 row["cpu_s_gateway"] = gateway_cpu
                 row["cpu_s_shim_warm"] = shim_cpu
+                if uv_runs:
+                    row["shim_warm_uvloop"], row["cpu_s_shim_warm_uvloop"] = max(
+                        uv_runs, key=lambda r: r[0]
+                    )
+                    row["shim_warm_uvloop_vs_gateway"] = _ratio(
+                        row["shim_warm_uvloop"], row["gateway"]
+                    )
                 total, _, got = _curl(offer_url(gw_shim_port, i))
                 row["shim_warm_via_gateway"] = _rate(got, total)
                 total, _, got = _curl(offer_url(rpc_port, i))
