@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -234,3 +236,23 @@ def test_workers_leave_after_their_idle_time_and_still_run_later_jobs() -> None:
     assert first and first[0] not in {t.ident for t in threading.enumerate()}
     workers.run(ran.set)
     assert ran.wait(5)
+
+
+def test_a_waiting_worker_keeps_nothing_of_its_last_job() -> None:
+    class Pieces:
+        pass
+
+    workers = Workers(idle=5.0)
+    held = Pieces()
+    gone = weakref.ref(held)
+    done = threading.Event()
+
+    def job(pieces: Pieces = held) -> None:
+        done.set()
+
+    workers.run(job)
+    assert done.wait(5)
+    del job, held
+    time.sleep(0.1)
+    gc.collect()
+    assert gone() is None
