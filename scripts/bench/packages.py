@@ -132,7 +132,7 @@ def _serve(files: dict[str, Any]) -> tuple[Any, int]:
             lifespan="off",
             loop=LOOP,
             http="httptools",
-        )  # fmt: skip
+        )
     )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
