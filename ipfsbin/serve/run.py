@@ -64,7 +64,8 @@ and the read-ahead thread, which hashes between short GIL-free calls, then waits
 at each of them for that copy to end (its 500 MB took 0.48-0.54 s of wall time for
 0.38 s of CPU); asyncio's ``socket.send`` copies with the GIL released. Two
 shims alternated on ``fetch.py``'s files, same CPU per download, 500 MB warm
-from the repo: 1.25-1.26 against 1.00-1.01 GB/s; 1 MB is 3-5% slower."""
+from the repo: 1.25-1.26 against 1.00-1.01 GB/s; 1 MB is 2-20% slower (per request,
+asyncio's loop runs more Python)."""
 
 
 @dataclass(frozen=True, kw_only=True)
