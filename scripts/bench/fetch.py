@@ -16,13 +16,17 @@ HTTP server):
   them, so the bytes come through the node's gateway);
 - ``shim_warm_via_gateway``: the shim without the repo, bytes through the
   node's gateway, blocks local;
+- ``shim_warm_uvloop``: ``shim_warm`` on uvloop, the loop it ran on before (when
+  uvloop is installed), fetched in turn with the other two;
 - ``shim_warm_rpc``: the shim forced onto its fallback, Kubo's RPC ``cat``
   (what every download used before the gateway path), blocks local.
 
 Warm rates are the best of ``--repeat`` fetches, the gateway's and the
 shim's taken in turn so both see the same load; the CPU seconds the shim
-and Kubo spent on each warm fetch are recorded too (they depend far less
-on the machine's load than the rates do). Also: the time to the first
+(its event loop and its reading and hashing threads apart), Kubo and curl
+spent on each warm fetch are recorded too (they depend far less on the
+machine's load than the rates do), and one core's sha256 rate, which
+bounds one checked stream (``sha256_one_core_gbps``). Also: the time to the first
 body byte, warm, at every size (median of 10; the connection is closed
 after it), for the shim and the gateway; the shim's peak RSS while serving
 16 parallel downloads of the largest file; the load average beside each
@@ -47,8 +51,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -78,6 +84,7 @@ from ipfsbin.serve.packages import PackagesFile  # noqa: E402
 from tests.unit.maintainer.maintainer_helpers import PLATFORM as _PLATFORM  # noqa: E402
 
 MB = 1_000_000
+LOOP_ENV = "IPFSBIN_BENCH_LOOP"
 PLATFORM = _PLATFORM
 
 
@@ -133,7 +140,7 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
 
     from ipfsbin.kubo.client import KuboClient
     from ipfsbin.serve.app import Downloads, create_app
-    from ipfsbin.serve.run import ServeOptions, byte_source
+    from ipfsbin.serve.run import LOOP, ServeOptions, byte_source
     from ipfsbin.serve.sources import KuboSource
 
     spec = json.loads(spec_path.read_text())
@@ -152,7 +159,11 @@ def serve(spec_path: Path, port: int, api: str, gateway: str) -> None:
         source, where = byte_source(client, ServeOptions())
         sys.stderr.write(f"bench shim: binpkg bytes from {where}\n")
     app = create_app(StaticPublisher(files), source, Downloads())  # type: ignore[arg-type]
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        loop=os.environ.get(LOOP_ENV, LOOP),
+        http="httptools",
+    )  # fmt: skip
 
 
 def _curl(url: str) -> tuple[float, float, int]:
@@ -164,17 +175,43 @@ def _curl(url: str) -> tuple[float, float, int]:
     return float(out[0]), float(out[1]), int(out[2])
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU seconds of process ``pid``, or of its thread ``tid``."""
+    where = f"/proc/{pid}" if tid is None else f"/proc/{pid}/task/{tid}"
+    fields = Path(f"{where}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def _timed_curl(url: str, pids: dict[str, int]) -> tuple[float, int, dict[str, float]]:
-    """curl's total time and bytes, and the CPU seconds each of ``pids`` spent meanwhile."""
+    """curl's total time and bytes, and the CPU seconds spent meanwhile by each of ``pids``,
+    by curl, and, for ``shim``, by its event loop (its main thread) and its other threads
+    (reading and sha256)."""
     before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    shim = pids.get("shim")
+    loop_before = None if shim is None else _cpu_seconds(shim, shim)
+    curl_before = _children_cpu()
     total, _, got = _curl(url)
     spent = {name: round(_cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
+    spent["curl"] = round(_children_cpu() - curl_before, 2)
+    if shim is not None and loop_before is not None:
+        spent["shim_loop"] = round(_cpu_seconds(shim, shim) - loop_before, 2)
+        spent["shim_threads"] = round(spent["shim"] - spent["shim_loop"], 2)
     return total, got, spent
+
+
+def _sha256_gbps(megabytes: int = 256) -> float:
+    """One core's sha256 over 1 MiB pieces in memory: what bounds one checked stream."""
+    piece = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(megabytes):
+        digest.update(piece)
+    return _rate(megabytes << 20, time.perf_counter() - started)
 
 
 def _first_body_byte(url: str) -> float:
@@ -213,12 +250,15 @@ def _rss_now(pid: int) -> int:
 
 
 def _start_shim(
-    spec: Path, api: str, gateway: str, repo: Path | None = None
+    spec: Path, api: str, gateway: str, repo: Path | None = None, loop: str | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """A shim process; with ``repo``, it may read that repo's block files (as the managed
-    node's shim does), else it reads through ``gateway`` (``-``: the RPC)."""
+    node's shim does), else it reads through ``gateway`` (``-``: the RPC); ``loop``: on
+    that uvicorn loop instead of the shim's own."""
     port = _port()
     env = {k: v for k, v in os.environ.items() if k not in ("IPFSBIN_REPO", "IPFSBIN_API")}
+    if loop is not None:
+        env[LOOP_ENV] = loop
     if repo is not None:
         env["IPFSBIN_REPO"] = str(repo)
     else:
@@ -344,6 +384,13 @@ def main() -> int:
             gateway = local.gateway_url.rstrip("/")
             shim, shim_port = _start_shim(spec_path, local.api_multiaddr, gateway, local.repo_path)
             procs.append(shim)
+            # the same shim on uvloop (the loop before), fetched in turn: what the loop costs
+            uv_shim = None
+            if importlib.util.find_spec("uvloop") is not None:
+                uv_shim = _start_shim(
+                    spec_path, local.api_multiaddr, gateway, local.repo_path, "uvloop"
+                )
+                procs.append(uv_shim[0])
             gw_shim, gw_shim_port = _start_shim(spec_path, local.api_multiaddr, gateway)
             procs.append(gw_shim)
             rpc_shim, rpc_port = _start_shim(spec_path, local.api_multiaddr, "-")
@@ -384,7 +431,7 @@ def main() -> int:
                 total, _, got = _curl(f"http://127.0.0.1:{nginx_port}/{Path(f['path']).name}")
                 row["nginx"] = _rate(got, total)
                 kubo_pid = local.pid or 0
-                gateway_runs, shim_runs = [], []
+                gateway_runs, shim_runs, uv_runs = [], [], []
                 for _ in range(args.repeat):
                     total, got, spent = _timed_curl(f"{gateway}/ipfs/{cid}", {"kubo": kubo_pid})
                     gateway_runs.append((_rate(got, total), spent))
@@ -392,12 +439,23 @@ def main() -> int:
                     total, got, spent = _timed_curl(offer_url(shim_port, i), pids)
                     assert got == size, (got, size)
                     shim_runs.append((_rate(got, total), spent))
+                    if uv_shim is not None:
+                        pids = {"shim": uv_shim[0].pid}
+                        total, got, spent = _timed_curl(offer_url(uv_shim[1], i), pids)
+                        uv_runs.append((_rate(got, total), spent))
                 row["gateway"], gateway_cpu = max(gateway_runs, key=lambda r: r[0])
                 row["shim_warm"], shim_cpu = max(shim_runs, key=lambda r: r[0])
                 row["gateway_runs"] = [r[0] for r in gateway_runs]
                 row["shim_warm_runs"] = [r[0] for r in shim_runs]
                 row["cpu_s_gateway"] = gateway_cpu
                 row["cpu_s_shim_warm"] = shim_cpu
+                if uv_runs:
+                    row["shim_warm_uvloop"], row["cpu_s_shim_warm_uvloop"] = max(
+                        uv_runs, key=lambda r: r[0]
+                    )
+                    row["shim_warm_uvloop_vs_gateway"] = _ratio(
+                        row["shim_warm_uvloop"], row["gateway"]
+                    )
                 total, _, got = _curl(offer_url(gw_shim_port, i))
                 row["shim_warm_via_gateway"] = _rate(got, total)
                 total, _, got = _curl(offer_url(rpc_port, i))
@@ -434,6 +492,8 @@ def main() -> int:
             node.stop()
         shutil.rmtree(work, ignore_errors=True)
     results["load_average"] = {"start": load_start, "end": _load()}
+    # best of 3: the ceiling of one stream checked on one core (the gateway hashes nothing)
+    results["sha256_one_core_gbps"] = max(_sha256_gbps() for _ in range(3))
     results["machine"] = bench_report.machine(
         "2 cores shared with parallel work; rates are pessimistic, ratios count"
     )

@@ -119,11 +119,20 @@ def _serve(files: dict[str, Any]) -> tuple[Any, int]:
     import uvicorn
 
     from ipfsbin.serve.app import Downloads, create_app
+    from ipfsbin.serve.run import LOOP
 
     port = _port()
     app = create_app(StaticPublisher(files), None, Downloads())  # type: ignore[arg-type]
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            loop=LOOP,
+            http="httptools",
+        )
     )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from ipfsbin.descriptor.model import Descriptor
 from ipfsbin.errors import TrustError
 from ipfsbin.manifest import BinpkgVerifier
-from ipfsbin.serve.stream import ByteRange, parse_range, read_ahead, verified_range
+from ipfsbin.serve.stream import ByteRange, Workers, parse_range, read_ahead, verified_range
 from tests.unit.maintainer.maintainer_helpers import PLATFORM, make_manifest
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
@@ -191,3 +194,65 @@ def test_read_ahead_holds_at_most_depth_pieces_counting_the_one_being_read() -> 
         return held
 
     assert asyncio.run(take_one_and_wait()) == 2
+
+
+def test_workers_reuse_an_idle_thread_and_start_one_for_each_busy_job() -> None:
+    workers = Workers(idle=5.0)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def note() -> None:
+        seen.append(threading.get_ident())
+        done.set()
+
+    for _ in range(3):
+        done.clear()
+        workers.run(note)
+        assert done.wait(5)
+        time.sleep(0.05)  # the thread is back waiting for the next job
+    assert len(seen) == 3 and len(set(seen)) == 1
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def hold() -> None:
+        seen.append(threading.get_ident())
+        started.release()
+        release.wait(5)
+
+    for _ in range(3):
+        workers.run(hold)
+    # three jobs that do not end run at once: none waits for another's thread
+    assert all(started.acquire(timeout=5) for _ in range(3))
+    release.set()
+    assert len(set(seen[3:])) == 3
+
+
+def test_workers_leave_after_their_idle_time_and_still_run_later_jobs() -> None:
+    workers = Workers(idle=0.2)
+    first: list[int] = []
+    ran = threading.Event()
+    workers.run(lambda: first.append(threading.get_ident()))
+    time.sleep(0.6)
+    assert first and first[0] not in {t.ident for t in threading.enumerate()}
+    workers.run(ran.set)
+    assert ran.wait(5)
+
+
+def test_a_waiting_worker_keeps_nothing_of_its_last_job() -> None:
+    class Pieces:
+        pass
+
+    workers = Workers(idle=5.0)
+    held = Pieces()
+    gone = weakref.ref(held)
+    done = threading.Event()
+
+    def job(pieces: Pieces = held) -> None:
+        done.set()
+
+    workers.run(job)
+    assert done.wait(5)
+    del job, held
+    time.sleep(0.1)
+    gc.collect()
+    assert gone() is None
