@@ -155,7 +155,13 @@ def read_kept(path: Path) -> KeptBuilds:
 
 def _refused(path: Path, why: str) -> KeptBuilds:
     _log.warning(
-        "kept builds refused: every build is checked again from its blocks",
-        extra={"fields": {"path": str(path), "reason": why}},
+        "kept builds refused",
+        extra={
+            "fields": {
+                "path": str(path),
+                "reason": why,
+                "then": "every build is read and checked from its blocks",
+            }
+        },
     )
     return KeptBuilds()

@@ -8,7 +8,13 @@ stanzas (:class:`~ipfsbin.catalog.CatalogBuilder` with
 (:func:`~ipfsbin.serve.publisher.render_files`: TIMESTAMP book,
 Packages.gz) as ``serve``'s publisher does, timed:
 
-- ``first``: nothing kept (every manifest and descriptor loaded and judged);
+- ``first``: nothing verified yet (every manifest and descriptor decoded
+  strictly, checked and judged), as on a host's first ``serve``;
+- ``start_kept``: a restarted ``serve`` on a host that built its catalog
+  before: the first build's kept-builds file (``kept_file``: records,
+  bytes, write time) read back, then a new cache and builder build from it
+  (``read_s`` reading the file, ``from_file`` builds taken from it); its
+  body must equal the first build's byte for byte;
 - ``sync_1pct``: a sync changed 1% of the index (0.5% new entries, 0.25%
   yanked, 0.25% removed): only the CPVs the index diff names are judged;
 - ``sync_one``: a sync brought one new entry;
