@@ -130,7 +130,7 @@ def read_kept(path: Path) -> KeptBuilds:
         return _refused(path, f"has format version {version}, this code reads {FORMAT_VERSION}")
     if rules != rules_fingerprint():
         return _refused(path, "was written by other checking code")
-    payload = data[start:]
+    payload = memoryview(data)[start:]  # not a copy of tens of megabytes
     if len(payload) != length:
         return _refused(path, f"holds {len(payload)} bytes of records, its header says {length}")
     if hashlib.sha256(payload).digest() != digest:
