@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder
-from ipfsbin.catalog import kept as kept_module
 from ipfsbin.catalog.kept import MAGIC, read_kept, write_kept
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
@@ -117,33 +116,14 @@ def test_a_missing_file_is_no_warning(tmp_path: Path, caplog: pytest.LogCaptureF
     assert caplog.text == ""
 
 
-def _sealed(path: Path, rows: list[list[bytes]]) -> None:
-    """A file with a valid envelope around ``rows`` (what a hand-made file would be)."""
-    import hashlib
-
-    import cbor2
-
-    payload = cbor2.dumps(rows)
-    head = MAGIC + struct.pack(
-        ">I32sQ32s",
-        kept_module.FORMAT_VERSION,
-        kept_module.rules_fingerprint(),
-        len(payload),
-        hashlib.sha256(payload).digest(),
-    )
-    path.write_bytes(head + payload)
-
-
 def test_a_record_whose_bytes_are_not_its_blocks_is_not_used(tmp_path: Path) -> None:
     index = _index()
     builder, body = _build(index, BuildCache(index.store))
     # each record holds another build's valid blocks: the hash check must refuse them
     records = list(builder.cache.verified())
-    rows = [
-        [cid.bytes, *records[(at + 1) % len(records)][1:]] for at, (cid, _, _) in enumerate(records)
-    ]
+    rows = [(cid, *records[(at + 1) % len(records)][1:]) for at, (cid, _, _) in enumerate(records)]
     path = tmp_path / "catalog-builds"
-    _sealed(path, rows)
+    write_kept(path, rows)  # a whole file around them: only the records are wrong
     kept = read_kept(path)
     assert len(kept) == 13
     cache = BuildCache(index.store, kept=kept)
@@ -163,10 +143,9 @@ def test_a_refused_manifest_is_not_written_nor_accepted_from_the_file(tmp_path: 
     assert entry.manifest not in {cid for cid, _, _ in builder.cache.verified()}
     assert b"app-misc/zzz-1" not in body and b"app-misc/liar-1" not in body
     # even a file that holds its blocks does not make it acceptable
-    rows = [[c.bytes, m, d] for c, m, d in builder.cache.verified()]
-    rows.append([entry.manifest.bytes, *_blocks_of(index, entry.manifest)])
+    rows = [*builder.cache.verified(), (entry.manifest, *_blocks_of(index, entry.manifest))]
     path = tmp_path / "catalog-builds"
-    _sealed(path, rows)
+    write_kept(path, rows)
     _, again = _build(index, BuildCache(index.store, kept=read_kept(path)))
     assert again == body
 
@@ -215,3 +194,19 @@ def test_kill_9_while_writing_leaves_a_whole_file(tmp_path: Path) -> None:
     write_kept(path, [])
     assert len(read_kept(path)) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog-builds"]
+
+
+@pytest.mark.parametrize("cut", [1, 6, 10, 40])
+def test_a_record_running_past_the_end_is_refused_even_under_a_valid_digest(
+    tmp_path: Path, cut: int
+) -> None:
+    """Lengths that do not add up are refused, not read short (the digest alone would pass)."""
+    import hashlib
+
+    _, _, path = _written(tmp_path)
+    data = path.read_bytes()
+    start = len(MAGIC) + struct.calcsize(">I32sQ32s")
+    payload = data[start:-cut]
+    head = data[: start - 40] + struct.pack(">Q", len(payload)) + hashlib.sha256(payload).digest()
+    path.write_bytes(head + payload)
+    assert len(read_kept(path)) == 0
