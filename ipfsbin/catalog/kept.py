@@ -131,7 +131,11 @@ def read_kept(path: Path) -> KeptBuilds:
     version, rules, length, digest = _HEAD.unpack_from(data, len(MAGIC))
     if version != FORMAT_VERSION:
         return _refused(path, f"has format version {version}, this code reads {FORMAT_VERSION}")
-    if rules != rules_fingerprint():
+    try:
+        ours = rules_fingerprint()
+    except OSError as exc:  # installed without its sources: nothing to compare with
+        return _refused(path, f"cannot be matched with this code: {exc}")
+    if rules != ours:
         return _refused(path, "was written by other checking code")
     payload = memoryview(data)[start:]  # hashed without a copy of tens of megabytes
     if len(payload) != length:
