@@ -340,6 +340,15 @@ class Manifest:
         """Decode a block after checking it hashes to ``cid``."""
         return cls.from_dag(dagcbor.decode_block(cid, data))
 
+    @classmethod
+    def from_checked_block(cls, cid: CID, data: bytes) -> Manifest:
+        """:meth:`from_block` for bytes an earlier strict decode proved canonical.
+
+        The hash and every model check still apply; only the canonical-form
+        proof is skipped (``dagcbor.decode_checked_block``).
+        """
+        return cls.from_dag(dagcbor.decode_checked_block(cid, data))
+
 
 class BinpkgVerifier:
     """Checks a binpkg's bytes against its manifest as they stream past.

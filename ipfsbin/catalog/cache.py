@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ipfsbin.catalog.fit import Fit, check_fit
+from ipfsbin.catalog.kept import KeptBuilds
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.compat import HostProfile, SharingPolicy, UseConfig
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
@@ -38,6 +39,8 @@ class Build:
     manifest: Manifest
     package: Package
     agreeing: tuple[str, ...]
+    manifest_block: bytes = b""
+    """The manifest's bytes as proven (kept so the build can be written to the kept-builds file)."""
 
     @property
     def build_time(self) -> int:
@@ -54,8 +57,14 @@ class BuildCache:
     its own USE configuration does).
     """
 
-    def __init__(self, store: BlockStore) -> None:
+    def __init__(self, store: BlockStore, *, kept: KeptBuilds | None = None) -> None:
         self.store = store
+        self.kept = kept or KeptBuilds()
+        """Blocks an earlier process proved canonical (:mod:`ipfsbin.catalog.kept`)."""
+        self.from_kept = 0
+        """Builds read from :attr:`kept` rather than from the store."""
+        self.changes = 0
+        """Counts builds loaded or dropped: the kept-builds file is due when it moved."""
         self._builds: dict[tuple[CID, tuple[CID, ...], Role], Build] = {}
         self._platforms: dict[CID, Platform] = {}
         self._used: set[tuple[CID, tuple[CID, ...], Role]] = set()
@@ -133,27 +142,57 @@ class BuildCache:
             found = self._load(key, entry, builders)
             self._builds[ident] = found
             self.loaded += 1
+            self.changes += 1
         return found
 
     def forget(self, entry: IndexEntry, builders: Role) -> None:
         """Drop the build of ``entry`` (gone from its index) and the verdict on it."""
         ident = (entry.manifest, entry.attestations, builders)
-        self._builds.pop(ident, None)
+        if self._builds.pop(ident, None) is not None:
+            self.changes += 1
         self._used.discard(ident)
         self._fits.pop(entry.manifest, None)  # recomputed if another entry names this manifest
 
     def forget_unused(self) -> None:
         """Drop what the last round did not ask for (entries gone from every head)."""
+        if len(self._used) != len(self._builds):
+            self.changes += 1
         self._builds = {k: v for k, v in self._builds.items() if k in self._used}
+        self.kept.clear()  # every build asked for has been asked: what is left is for none
         self._used = set()
         self._leaves = {k: v for k, v in self._leaves.items() if k in self._leaves_used}
         self._leaves_used = set()
         kept = {key[0] for key in self._builds}
         self._fits = {k: v for k, v in self._fits.items() if k in kept}
 
-    def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
-        manifest = Manifest.from_block(entry.manifest, self.store.get(entry.manifest))
+    def verified(self) -> Iterator[tuple[CID, bytes, bytes]]:
+        """(manifest CID, manifest block, descriptor block) of every build held, once each."""
+        seen: set[CID] = set()
+        for build in self._builds.values():
+            if build.manifest_cid not in seen and build.manifest_block:
+                seen.add(build.manifest_cid)
+                descriptor = build.package.descriptor
+                yield build.manifest_cid, build.manifest_block, descriptor.block[1]
+
+    def _blocks(self, cid: CID) -> tuple[Manifest, bytes, Descriptor]:
+        """The manifest ``cid``, its bytes and its descriptor: kept, else from the store."""
+        kept = self.kept.take(cid)
+        if kept is not None:
+            try:
+                manifest = Manifest.from_checked_block(cid, kept[0])
+                descriptor = Descriptor.from_checked_block(manifest.descriptor, kept[1])
+            except IpfsbinError:
+                pass  # not what its CIDs name: read the blocks as if it had not been kept
+            else:
+                self.from_kept += 1
+                return manifest, kept[0], descriptor
+        data = self.store.get(cid)
+        manifest = Manifest.from_block(cid, data)
         descriptor = Descriptor.from_block(manifest.descriptor, self.store.get(manifest.descriptor))
+        return manifest, data, descriptor
+
+    def _load(self, key: IndexKey, entry: IndexEntry, builders: Role) -> Build:
+        manifest, manifest_block, descriptor = self._blocks(entry.manifest)
         platform = self._platforms.get(descriptor.platform)
         if platform is None:
             platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
@@ -176,6 +215,7 @@ class BuildCache:
             manifest=manifest,
             package=Package(descriptor=descriptor, platform=platform),
             agreeing=tuple(sorted(agreeing)),
+            manifest_block=manifest_block,
         )
 
 

@@ -148,6 +148,17 @@ class _Block:
         obj.__dict__["block"] = (cid, data)
         return obj
 
+    @classmethod
+    def from_checked_block(cls, cid: CID, data: bytes) -> Self:
+        """:meth:`from_block` for bytes an earlier strict decode proved canonical.
+
+        The hash and every model check still apply; only the canonical-form
+        proof is skipped (``dagcbor.decode_checked_block``).
+        """
+        obj = cls.from_dag(dagcbor.decode_checked_block(cid, data))
+        obj.__dict__["block"] = (cid, data)
+        return obj
+
 
 @dataclass(frozen=True, kw_only=True)
 class OptProfile:

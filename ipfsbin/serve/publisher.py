@@ -26,11 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ipfsbin.catalog.build import Catalog
 from ipfsbin.catalog.builder import CatalogBuilder
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
+from ipfsbin.catalog.kept import read_kept, write_kept
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig
 from ipfsbin.errors import IpfsbinError
@@ -42,6 +44,9 @@ from ipfsbin.subscribe.state import Subscription
 __all__ = ["HostSettle", "Publisher", "Snapshot", "render_files"]
 
 _log = logging.getLogger("ipfsbin.serve")
+
+KEEP_INTERVAL = 300.0
+"""Seconds between two writes of the kept-builds file (the first after start is at once)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +171,7 @@ class Publisher:
         read_host: Callable[[], HostInfo],
         clock: Callable[[], float] = time.time,
         host_settle: HostSettle | None = None,
+        kept_path: Path | None = None,
     ) -> None:
         self.config = config
         self._open_follower = open_follower
@@ -183,6 +189,10 @@ class Publisher:
         self._undeliverable: dict[CID, str] = {}
         self._undeliverable_lock = threading.Lock()
         self._kept_for: list[str] = []
+        self._kept_path = kept_path
+        self._kept_read = False
+        self._kept_changes = 0
+        self._kept_at: float | None = None
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -254,6 +264,10 @@ class Publisher:
             if not force and inputs == self._inputs:
                 return False
             started = time.monotonic()
+            if self._kept_path is not None and not self._kept_read:
+                self._kept_read = True
+                self.cache.kept = read_kept(self._kept_path)
+                self._kept_changes = self.cache.changes
             catalog = self.builder.build(
                 heads, host=host, policy=policy, now=now, undeliverable=undeliverable
             )
@@ -287,9 +301,37 @@ class Publisher:
                         "subscriptions": len(files),
                         "seconds": round(self.snapshot.build_seconds, 3),
                         "loaded": self.cache.loaded,
+                        "from_kept": self.cache.from_kept,
                         "rejudged": self.builder.rejudged,
                     }
                 },
+            )
+            return True
+
+    def keep_builds(self, *, interval: float = KEEP_INTERVAL) -> bool:
+        """Write the verified builds to the kept-builds file if they changed; True when written.
+
+        The first time after start at once (a restart then finds them), later
+        at most every ``interval`` seconds: a sync changes a few builds, the
+        file holds them all.
+        """
+        with self._lock:
+            if self._kept_path is None or self.cache.changes == self._kept_changes:
+                return False
+            now = time.monotonic()
+            if self._kept_at is not None and now - self._kept_at < interval:
+                return False
+            changes = self.cache.changes
+            try:
+                count = write_kept(self._kept_path, self.cache.verified())
+            except OSError as exc:
+                _log.warning("kept builds not written", extra={"fields": {"error": str(exc)}})
+                self._kept_at = now
+                return False
+            self._kept_changes, self._kept_at = changes, now
+            _log.info(
+                "kept builds written",
+                extra={"fields": {"builds": count, "seconds": round(time.monotonic() - now, 3)}},
             )
             return True
 
@@ -319,6 +361,7 @@ class Publisher:
         while not stop.wait(interval):
             try:
                 self.refresh()
+                self.keep_builds()
             except IpfsbinError as exc:
                 _log.error(
                     "catalog build failed",

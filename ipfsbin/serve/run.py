@@ -152,6 +152,7 @@ def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions
         cache=BuildCache(backend.blocks),
         book=TimestampBook(paths.data_dir() / "serve-timestamps.json"),
         read_host=host,
+        kept_path=paths.data_dir() / "catalog-builds",
     )
 
 

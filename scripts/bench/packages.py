@@ -8,7 +8,13 @@ stanzas (:class:`~ipfsbin.catalog.CatalogBuilder` with
 (:func:`~ipfsbin.serve.publisher.render_files`: TIMESTAMP book,
 Packages.gz) as ``serve``'s publisher does, timed:
 
-- ``first``: nothing kept (every manifest and descriptor loaded and judged);
+- ``first``: nothing verified yet (every manifest and descriptor decoded
+  strictly, checked and judged), as on a host's first ``serve``;
+- ``start_kept``: a restarted ``serve`` on a host that built its catalog
+  before: the first build's kept-builds file (``kept_file``: records,
+  bytes, write time) read back, then a new cache and builder build from it
+  (``read_s`` reading the file, ``from_file`` builds taken from it); its
+  body must equal the first build's byte for byte;
 - ``sync_1pct``: a sync changed 1% of the index (0.5% new entries, 0.25%
   yanked, 0.25% removed): only the CPVs the index diff names are judged;
 - ``sync_one``: a sync brought one new entry;
@@ -58,6 +64,7 @@ import bench_report  # noqa: E402
 from fetch import StaticPublisher, start_nginx  # noqa: E402
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder  # noqa: E402
+from ipfsbin.catalog.kept import read_kept, write_kept  # noqa: E402
 from ipfsbin.config import ClientPolicy  # noqa: E402
 from ipfsbin.descriptor.model import Descriptor  # noqa: E402
 from ipfsbin.index.entry import IndexEntry  # noqa: E402
@@ -161,6 +168,56 @@ def _median_ms(url: str) -> float:
     return round(statistics.median(_curl_ms(url) for _ in range(10)), 2)
 
 
+def restart(
+    index: Index,
+    path: Path,
+    builder: CatalogBuilder,
+    host: Any,
+    policy: ClientPolicy,
+    timings: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Write the first build's kept-builds file, then build as a restarted ``serve`` would.
+
+    The restarted process reads the file and builds with a new cache and
+    builder (``start_kept``): its ``Packages`` body must be the first build's,
+    byte for byte.
+    """
+    c0, t0 = time.process_time(), time.perf_counter()
+    count = write_kept(path, builder.cache.verified())
+    written, written_cpu = time.perf_counter() - t0, time.process_time() - c0
+    size = path.stat().st_size
+    head = index.head(now=int(NOW))
+    c1, t1 = time.process_time(), time.perf_counter()
+    cache = BuildCache(index.store, kept=read_kept(path))
+    t2 = time.perf_counter()
+    restarted = CatalogBuilder(cache, render=render_body)
+    catalog = restarted.build([head], host=host, policy=policy, now=NOW)
+    t3 = time.perf_counter()
+    files = render_files(catalog, [NAME], TimestampBook(path.with_name("t2.json")), now=NOW,
+                         builder=restarted)  # fmt: skip
+    c4, t4 = time.process_time(), time.perf_counter()
+    if restarted.bodies[NAME] != builder.bodies[NAME]:
+        raise RuntimeError("the restarted build lists other bytes than the first")
+    timings["start_kept"] = {
+        "read_s": round(t2 - t1, 3),
+        "catalog_s": round(t3 - t2, 3),
+        "render_s": round(t4 - t3, 3),
+        "total_s": round(t4 - t1, 3),
+        "cpu_s": round(c4 - c1, 3),
+        "offers": catalog.size,
+        "cpvs_judged": restarted.rejudged,
+        "from_file": cache.loaded,
+    }
+    print(f"start_kept: {timings['start_kept']}", flush=True)
+    del files, restarted, cache, catalog
+    return {
+        "records": count,
+        "bytes": size,
+        "write_s": round(written, 3),
+        "write_cpu_s": round(written_cpu, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=100_000)
@@ -202,6 +259,7 @@ def main() -> int:
 
     host = host_info()
     build("first", host, NOW)
+    kept = restart(index, work / "catalog-builds", builder, host, policy, timings)
     changed = sync_one_percent(index, args.entries)
     build("sync_1pct", host, NOW + 10)
     add(index, "cat-1/newpkg-1")
@@ -252,6 +310,8 @@ def main() -> int:
         "bytes": {"Packages": len(file.text), "Packages.gz": len(file.gz)},
         "portage_packageindex_write_s": round(portage_write, 3),
         "first_build_vs_portage_write": round(timings["first"]["total_s"] / portage_write, 2),
+        "start_kept_vs_portage_write": round(timings["start_kept"]["total_s"] / portage_write, 2),
+        "kept_file": kept,
         "sync_1pct_vs_portage_write": round(timings["sync_1pct"]["total_s"] / portage_write, 2),
         "portage_packageindex_write_cpu_s": round(portage_cpu, 3),
         "sync_1pct_cpu_vs_portage_write_cpu": round(timings["sync_1pct"]["cpu_s"] / portage_cpu, 2),

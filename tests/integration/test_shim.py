@@ -248,6 +248,36 @@ def test_serve_says_it_reads_binpkgs_from_the_nodes_gateway(story: Story) -> Non
     assert f"ipfsbin:   binpkg bytes from {gateway}" in story.log.read_text()
 
 
+def test_a_restarted_shim_lists_the_same_bytes_from_its_kept_builds(story: Story) -> None:
+    story.wait_for(lambda: story.events("kept builds written") >= 1, "the kept builds")
+    kept = story.beta.home / "catalog-builds"
+    assert kept.stat().st_size > 0
+    before = httpx.get(f"{story.base}/Packages", timeout=10).content
+    story.stop_serve()
+    story.start_serve()
+    assert httpx.get(f"{story.base}/Packages", timeout=10).content == before
+    assert story.events("kept builds refused") == 0
+    assert _first_build(story)["from_kept"] > 0
+    # a file cut short is refused whole: the next start reads the blocks and lists the same
+    story.stop_serve()
+    kept.write_bytes(kept.read_bytes()[:-10])
+    story.start_serve()
+    assert story.events("kept builds refused") == 1
+    assert _first_build(story)["from_kept"] == 0
+    assert httpx.get(f"{story.base}/Packages", timeout=10).content == before
+    story.wait_for(lambda: story.events("kept builds written") >= 1, "the kept builds again")
+
+
+def _first_build(story: Story) -> dict[str, Any]:
+    """The running shim's first "catalog built" event."""
+    assert story.log is not None
+    for line in story.log.read_text().splitlines():
+        if line.startswith("{") and json.loads(line).get("event") == "catalog built":
+            event: dict[str, Any] = json.loads(line)
+            return event
+    raise AssertionError("no catalog built yet")
+
+
 def test_host_profile_read_through_portage(story: Story) -> None:
     info = json.loads(story.client_run("host", "--json").stdout)
     assert info["chost"] == repo.host_chost()
