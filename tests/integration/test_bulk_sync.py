@@ -175,11 +175,13 @@ def test_killed_first_sync_resumes_without_fetching_again(
     (result,) = json.loads(done[0])
     assert result["outcome"] == "accepted", result["error"]
     after = _bitswap_received(node)
-    # the resumed run received what the repo lacked, plus at most one bitswap window of
-    # deliveries dropped as above (measured 50-90 of 1,600); fetching again what the killed
-    # run held would add at least a third of the index (> 500)
+    # the resumed run received what the repo lacked, plus deliveries dropped as above or
+    # sent twice to a walk that was hung up and taken over (measured 50-90 of 1,600 on a
+    # quiet machine; a loaded one sees more); fetching again what the killed run held would
+    # add all of it (at least a third of the index), more than the half allowed here
     missing = len(index_nodes) - held_before
-    assert after - before <= missing + 128, (held_before, before, after, len(index_nodes))
+    allowed = missing + max(128, held_before // 2)
+    assert after - before <= allowed, (held_before, before, after, len(index_nodes))
     with node.client() as client:
         assert all(_has(client, cid) for cid in index_nodes)
         assert {c.multihash for c in index_nodes} <= kept(client)
