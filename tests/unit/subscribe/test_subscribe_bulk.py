@@ -56,22 +56,10 @@ def test_bulk_moves_every_node_once_even_when_a_walk_stalls(
     stall_after: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_bulk, "_STALL", 1.0)
-    rng = random.Random(9)
-    source = MemoryBlockStore()
-    tree = ProllyTree(source)
-    root = tree.build(sorted((f"k{rng.randrange(10**9):09d}/{i}", i) for i in range(20_000)))
-    assert tree.load(root).level >= 2
+    source, tree, root = _tree(20_000)
     kubo = _Refs(tree, stall_after)
-    bulk = RefsBulk(
-        cast(KuboClient, kubo),
-        lambda cids: [source.get(c) for c in cids],
-        source,
-        workers=2,
-    )
-    moved = tree_delta(source, root, bulk=bulk)
-    walked = tree_delta(source, root)
-    assert len(moved.added) == len(set(moved.added)) == len(walked.added)
-    assert set(moved.added) == set(walked.added)
+    bulk = _refs_bulk(kubo, source, source)
+    _moves_every_node_once(source, root, bulk)
     # a starved machine may leave one more walk behind: what counts is that each node came once
     assert bulk.restarts >= (0 if stall_after is None else 1)
     assert kubo.walks > bulk.restarts
@@ -90,6 +78,20 @@ class _Fetch(MemoryBlockStore):
         return super().get(cid)
 
 
+def _refs_bulk(kubo: _Refs, source: MemoryBlockStore, fetch: MemoryBlockStore) -> RefsBulk:
+    """The bulk mover over ``kubo``'s walks, reading what they list from ``source``."""
+    return RefsBulk(
+        cast(KuboClient, kubo), lambda cids: [source.get(c) for c in cids], fetch, workers=2
+    )
+
+
+def _moves_every_node_once(source: MemoryBlockStore, root: CID, bulk: RefsBulk) -> None:
+    moved = tree_delta(source, root, bulk=bulk)
+    walked = tree_delta(source, root)
+    assert len(moved.added) == len(set(moved.added)) == len(walked.added)
+    assert set(moved.added) == set(walked.added)
+
+
 def _tree(entries: int) -> tuple[MemoryBlockStore, ProllyTree, CID]:
     rng = random.Random(9)
     source = MemoryBlockStore()
@@ -106,12 +108,8 @@ def test_a_stalled_walk_is_taken_over_by_new_walks_not_single_gets(
     source, tree, root = _tree(20_000)
     kubo = _Refs(tree, stall_after=300)
     fetch = _Fetch(source)
-    bulk = RefsBulk(
-        cast(KuboClient, kubo), lambda cids: [source.get(c) for c in cids], fetch, workers=2
-    )
-    moved = tree_delta(source, root, bulk=bulk)
-    assert set(moved.added) == set(tree_delta(source, root).added)
-    assert len(moved.added) == len(set(moved.added))
+    bulk = _refs_bulk(kubo, source, fetch)
+    _moves_every_node_once(source, root, bulk)
     assert bulk.restarts >= 1 and kubo.walks >= 2
     assert fetch.asked == []  # the rest came through walks (sessions), none one by one
 
@@ -124,11 +122,7 @@ def test_a_block_no_walk_delivers_is_fetched_one_by_one(monkeypatch: pytest.Monk
     missing = nodes[len(nodes) // 2]
     kubo = _Refs(tree, stall_after=None, never=frozenset({missing}))
     fetch = _Fetch(source)
-    bulk = RefsBulk(
-        cast(KuboClient, kubo), lambda cids: [source.get(c) for c in cids], fetch, workers=2
-    )
-    moved = tree_delta(source, root, bulk=bulk)
-    assert set(moved.added) == set(tree_delta(source, root).added)
-    assert len(moved.added) == len(set(moved.added))
+    bulk = _refs_bulk(kubo, source, fetch)
+    _moves_every_node_once(source, root, bulk)
     assert missing in fetch.asked
     assert len(fetch.asked) <= _bulk._BATCH  # only what the walks owed when they gave up
