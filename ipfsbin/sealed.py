@@ -1,0 +1,122 @@
+"""Files a process keeps for the next one, sealed so that only a whole file of this code is taken.
+
+A sealed file is a magic line, then a header (format version, a
+fingerprint of the code the contents stand for, the payload's length and
+its SHA-256), then the payload. :func:`write_sealed` replaces the file by a
+temporary file beside it, ``fsync`` and a rename (a process killed at any
+moment leaves the old file or the new one); :func:`read_sealed` gives the
+payload back only when every field matches, and otherwise says why not.
+Used by the kept builds (:mod:`ipfsbin.catalog.kept`) and the kept listing
+(:mod:`ipfsbin.serve.listing`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = [
+    "HEAD",
+    "Refused",
+    "code_fingerprint",
+    "package_sources",
+    "read_sealed",
+    "write_sealed",
+]
+
+HEAD = struct.Struct(">I32sQ32s")
+"""Format version, code fingerprint, payload length, payload SHA-256."""
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class Refused(Exception):
+    """A sealed file that must not be used; ``reason`` says why, for one log line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def code_fingerprint(version: int, names: Iterable[str]) -> bytes:
+    """SHA-256 over ``version`` and the source of ``names`` (paths under ``ipfsbin/``).
+
+    ``OSError`` when a source is missing (installed without its sources).
+    """
+    digest = hashlib.sha256(b"%d\n" % version)
+    for name in names:
+        source = (_PACKAGE / name).read_bytes()
+        digest.update(b"%s %d\n" % (name.encode(), len(source)))
+        digest.update(source)
+    return digest.digest()
+
+
+def package_sources() -> list[str]:
+    """Every module of the package, as paths under ``ipfsbin/``, sorted."""
+    return sorted(str(p.relative_to(_PACKAGE)) for p in _PACKAGE.rglob("*.py"))
+
+
+def write_sealed(
+    path: Path, payload: Iterable[bytes], *, magic: bytes, version: int, fingerprint: bytes
+) -> int:
+    """Replace ``path`` with the sealed ``payload`` (its pieces in order); its length in bytes."""
+    parts = list(payload)
+    digest = hashlib.sha256()
+    length = 0
+    for part in parts:
+        digest.update(part)
+        length += len(part)
+    head = magic + HEAD.pack(version, fingerprint, length, digest.digest())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one name: a file a killed writer left is overwritten by the next
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(head)
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power loss
+    finally:
+        os.close(directory)
+    return length
+
+
+def read_sealed(
+    path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
+) -> memoryview | None:
+    """The payload of ``path``; None when there is no file, :class:`Refused` when it must not
+    be used (``what`` names the kind of file in the reason)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Refused(f"cannot be read: {exc}") from exc
+    start = len(magic) + HEAD.size
+    if len(data) < start or not data.startswith(magic):
+        raise Refused(f"is not a {what} file or is cut short")
+    found, code, length, digest = HEAD.unpack_from(data, len(magic))
+    if found != version:
+        raise Refused(f"has format version {found}, this code reads {version}")
+    try:
+        ours = fingerprint()
+    except OSError as exc:  # installed without its sources: nothing to compare with
+        raise Refused(f"cannot be matched with this code: {exc}") from exc
+    if code != ours:
+        raise Refused("was written by other code")
+    payload = memoryview(data)[start:]  # hashed without a copy of tens of megabytes
+    if len(payload) != length:
+        raise Refused(f"holds {len(payload)} bytes after its header, which says {length}")
+    if hashlib.sha256(payload).digest() != digest:
+        raise Refused("does not match its digest")
+    return payload
