@@ -164,17 +164,11 @@ def _files(payload: memoryview) -> tuple[bytes, dict[str, PackagesFile]]:
         text = bytes(take(text_len))
         gz = bytes(take(gz_len))
         manifests = ListedManifests(listed, bytes(take(paths_len)), bytes(take(cids_len)))
-        header = header_of(listed, timestamp=timestamp, name=name)
-        if not text.startswith(header):
+        if not text.startswith(header_of(listed, timestamp=timestamp, name=name)):
             raise _Cut(f"holds a {name} file whose header is not its own")
+        # no copy of the stanzas beside the text: the rebuild renders its own
         files[name] = PackagesFile(
-            name=name,
-            timestamp=timestamp,
-            text=text,
-            gz=gz,
-            offers={},
-            body=text[len(header) :],
-            listed=manifests,
+            name=name, timestamp=timestamp, text=text, gz=gz, offers={}, body=b"", listed=manifests
         )
     if at != len(payload):
         raise _Cut(f"has {len(payload) - at} bytes after its last file")
@@ -215,7 +209,8 @@ def read_listing(
     if set(files) != set(names):
         return _not_used(path, "it lists other subscriptions than those served")
     for name, file in files.items():
-        if not book.agrees(name, file.body, file.timestamp):
+        header = header_of(file.size, timestamp=file.timestamp, name=name)
+        if not book.agrees(name, memoryview(file.text)[len(header) :], file.timestamp):
             return _not_used(path, f"the TIMESTAMP book has moved past its {name} file")
     _log.info(
         "kept listing served",

@@ -210,7 +210,8 @@ class PackagesFile:
     offers: dict[str, Offer]
     """PATH -> offer."""
     body: bytes
-    """The stanzas (``text`` without its header), as given."""
+    """The stanzas (``text`` without its header), as given; empty when read back from the
+    kept listing."""
     members: GzipMembers | None = None
     """What compressed ``gz`` by runs, for the next file of this subscription."""
     listed: ListedManifests | None = None
@@ -290,7 +291,7 @@ class TimestampBook:
         self._save()
         return stamp
 
-    def agrees(self, name: str, body: bytes, timestamp: int) -> bool:
+    def agrees(self, name: str, body: bytes | memoryview, timestamp: int) -> bool:
         """True when ``body`` is the last list recorded for ``name``, under ``timestamp``."""
         seen = self._book.get(name, {})
         digest = hashlib.sha256(body).hexdigest()

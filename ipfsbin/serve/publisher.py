@@ -91,7 +91,7 @@ def render_files(
         if body is None:
             body = render_body(offers)
         kept = (previous or {}).get(name)
-        if kept is not None and kept.body is body:
+        if kept is not None and kept.listed is None and kept.body is body:
             files[name] = kept
             continue
         stamp = book.timestamp(name, body, now=int(now))
@@ -202,8 +202,8 @@ class Publisher:
         self._kept_changes = 0
         self._kept_at: float | None = None
         self._listing_path = listing_path
-        self._listing_key = b""
-        """The key of the listing last written to (or read from) ``listing_path``."""
+        self._listing_written: tuple[bytes, tuple[tuple[str, int], ...]] | None = None
+        """Key and TIMESTAMPs of the listing last written to (or read from) ``listing_path``."""
         self._host_digest = ""
         self._manifests: dict[bytes, Manifest] = {}
         """Manifests loaded for downloads of a kept listing, by CID (until the rebuild)."""
@@ -358,7 +358,10 @@ class Publisher:
                     key=key,
                     kept=True,
                 )
-                self._listing_key = key
+                self._listing_written = (
+                    key,
+                    tuple((n, f.timestamp) for n, f in sorted(files.items())),
+                )
                 return
         self.refresh(force=True)
 
@@ -411,7 +414,9 @@ class Publisher:
     def keep_listing(self) -> bool:
         """Write the served files to the kept listing if they changed; True when written."""
         snapshot = self.snapshot
-        if self._listing_path is None or snapshot.kept or snapshot.key == self._listing_key:
+        # the same key lists the same bytes, unless a build could not be read this time
+        listed = (snapshot.key, tuple((n, f.timestamp) for n, f in sorted(snapshot.files.items())))
+        if self._listing_path is None or snapshot.kept or listed == self._listing_written:
             return False
         started = time.monotonic()
         try:
@@ -419,7 +424,7 @@ class Publisher:
         except OSError as exc:
             _log.warning("kept listing not written", extra={"fields": {"error": str(exc)}})
             return False
-        self._listing_key = snapshot.key
+        self._listing_written = listed
         _log.info(
             "kept listing written",
             extra={"fields": {"bytes": size, "seconds": round(time.monotonic() - started, 3)}},

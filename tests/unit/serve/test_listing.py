@@ -84,12 +84,8 @@ def test_the_kept_files_are_served_as_they_were(tmp_path: Path) -> None:
     kept = read_listing(path, _key(), book, [NAME])
     assert kept is not None
     built, back = files[NAME], kept[NAME]
-    assert (back.text, back.gz, back.timestamp, back.body) == (
-        built.text,
-        built.gz,
-        built.timestamp,
-        built.body,
-    )
+    assert (back.text, back.gz, back.timestamp) == (built.text, built.gz, built.timestamp)
+    assert back.body == b""  # the stanzas are not held twice
     assert back.size == built.size == 8
     # every PATH names the manifest its download is checked against
     assert back.listed is not None
@@ -259,7 +255,7 @@ def _read_any(path: Path, key: bytes, tmp_path: Path) -> dict[str, PackagesFile]
         book._book[NAME] = {"digest": _sha256(body), "timestamp": 1000 + n}
         found = read_listing(path, key, book, [NAME])
         if found is not None:
-            assert found[NAME].body == body
+            assert found[NAME].text.endswith(body)
             return found
     return None
 
