@@ -12,16 +12,20 @@ Used by the kept builds (:mod:`ipfsbin.catalog.kept`) and the kept listing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "HEAD",
     "Refused",
+    "SealedReader",
     "code_fingerprint",
+    "open_sealed",
     "package_sources",
     "read_sealed",
     "write_sealed",
@@ -91,32 +95,105 @@ def write_sealed(
     return length
 
 
+def _open(
+    path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
+) -> tuple[BinaryIO, int, bytes] | None:
+    """The open file after its header, with the payload length and digest it declares."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Refused(f"cannot be read: {exc}") from exc
+    try:
+        head = f.read(len(magic) + HEAD.size)
+        if len(head) < len(magic) + HEAD.size or not head.startswith(magic):
+            raise Refused(f"is not a {what} file or is cut short")
+        found, code, length, digest = HEAD.unpack_from(head, len(magic))
+        if found != version:
+            raise Refused(f"has format version {found}, this code reads {version}")
+        try:
+            ours = fingerprint()
+        except OSError as exc:  # installed without its sources: nothing to compare with
+            raise Refused(f"cannot be matched with this code: {exc}") from exc
+        if code != ours:
+            raise Refused("was written by other code")
+        left = os.fstat(f.fileno()).st_size - len(head)
+        if left != length:
+            raise Refused(f"holds {left} bytes after its header, which says {length}")
+    except BaseException:
+        f.close()
+        raise
+    return f, length, digest
+
+
 def read_sealed(
     path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
 ) -> memoryview | None:
     """The payload of ``path``; None when there is no file, :class:`Refused` when it must not
     be used (``what`` names the kind of file in the reason)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    opened = _open(path, magic=magic, version=version, fingerprint=fingerprint, what=what)
+    if opened is None:
         return None
-    except OSError as exc:
-        raise Refused(f"cannot be read: {exc}") from exc
-    start = len(magic) + HEAD.size
-    if len(data) < start or not data.startswith(magic):
-        raise Refused(f"is not a {what} file or is cut short")
-    found, code, length, digest = HEAD.unpack_from(data, len(magic))
-    if found != version:
-        raise Refused(f"has format version {found}, this code reads {version}")
-    try:
-        ours = fingerprint()
-    except OSError as exc:  # installed without its sources: nothing to compare with
-        raise Refused(f"cannot be matched with this code: {exc}") from exc
-    if code != ours:
-        raise Refused("was written by other code")
-    payload = memoryview(data)[start:]  # hashed without a copy of tens of megabytes
+    f, length, digest = opened
+    with f:
+        try:
+            payload = memoryview(f.read())
+        except OSError as exc:
+            raise Refused(f"cannot be read: {exc}") from exc
     if len(payload) != length:
         raise Refused(f"holds {len(payload)} bytes after its header, which says {length}")
     if hashlib.sha256(payload).digest() != digest:
         raise Refused("does not match its digest")
     return payload
+
+
+class SealedReader:
+    """A sealed file's payload read piece by piece, each piece hashed as it is read.
+
+    Nothing read may be used before :meth:`finish` returned: only then is
+    the whole payload known to match its digest. Holds no copy of the file
+    beside the pieces taken from it.
+    """
+
+    def __init__(self, f: BinaryIO, length: int, digest: bytes) -> None:
+        self._file = f
+        self._left = length
+        self._digest = digest
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int) -> bytes:
+        """The next ``size`` bytes; :class:`Refused` when the payload ends before."""
+        if size > self._left:
+            raise Refused(f"has a field running past its end ({size} bytes, {self._left} left)")
+        try:
+            piece = self._file.read(size)
+        except OSError as exc:
+            raise Refused(f"cannot be read: {exc}") from exc
+        if len(piece) != size:
+            raise Refused("was cut short while it was read")
+        self._left -= size
+        self._hash.update(piece)
+        return piece
+
+    def finish(self) -> None:
+        """:class:`Refused` unless the whole payload was read and matches its digest."""
+        if self._left:
+            raise Refused(f"has {self._left} bytes after its last field")
+        if self._hash.digest() != self._digest:
+            raise Refused("does not match its digest")
+
+
+@contextlib.contextmanager
+def open_sealed(
+    path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
+) -> Iterator[SealedReader | None]:
+    """A reader of ``path``'s payload (None when there is no file); :class:`Refused` as
+    :func:`read_sealed`."""
+    opened = _open(path, magic=magic, version=version, fingerprint=fingerprint, what=what)
+    if opened is None:
+        yield None
+        return
+    f, length, digest = opened
+    with f:
+        yield SealedReader(f, length, digest)

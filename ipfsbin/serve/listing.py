@@ -26,7 +26,14 @@ from pathlib import Path
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.host.profile import HostInfo
-from ipfsbin.sealed import Refused, code_fingerprint, package_sources, read_sealed, write_sealed
+from ipfsbin.sealed import (
+    Refused,
+    SealedReader,
+    code_fingerprint,
+    open_sealed,
+    package_sources,
+    write_sealed,
+)
 from ipfsbin.serve.packages import ListedManifests, PackagesFile, TimestampBook, header_of
 from ipfsbin.subscribe.state import Subscription
 
@@ -139,39 +146,25 @@ def write_listing(path: Path, key: bytes, files: Mapping[str, PackagesFile]) -> 
     )
 
 
-class _Cut(Exception):
-    pass
-
-
-def _files(payload: memoryview) -> tuple[bytes, dict[str, PackagesFile]]:
-    at = 0
-
-    def take(length: int) -> memoryview:
-        nonlocal at
-        if at + length > len(payload):
-            raise _Cut(f"has a field running past its end at byte {at}")
-        at += length
-        return payload[at - length : at]
-
-    key = bytes(take(32))
-    (count,) = struct.unpack(">I", take(4))
+def _files(reader: SealedReader) -> tuple[bytes, dict[str, PackagesFile]]:
+    key = reader.read(32)
+    (count,) = struct.unpack(">I", reader.read(4))
     files = {}
     for _ in range(count):
         name_len, timestamp, text_len, gz_len, listed, paths_len, cids_len = _FILE.unpack(
-            take(_FILE.size)
+            reader.read(_FILE.size)
         )
-        name = str(take(name_len), "utf-8")
-        text = bytes(take(text_len))
-        gz = bytes(take(gz_len))
-        manifests = ListedManifests(listed, bytes(take(paths_len)), bytes(take(cids_len)))
+        name = reader.read(name_len).decode()
+        text = reader.read(text_len)
+        gz = reader.read(gz_len)
+        manifests = ListedManifests(listed, reader.read(paths_len), reader.read(cids_len))
         if not text.startswith(header_of(listed, timestamp=timestamp, name=name)):
-            raise _Cut(f"holds a {name} file whose header is not its own")
+            raise Refused(f"holds a {name} file whose header is not its own")
         # no copy of the stanzas beside the text: the rebuild renders its own
         files[name] = PackagesFile(
             name=name, timestamp=timestamp, text=text, gz=gz, offers={}, body=b"", listed=manifests
         )
-    if at != len(payload):
-        raise _Cut(f"has {len(payload) - at} bytes after its last file")
+    reader.finish()
     return key, files
 
 
@@ -186,18 +179,18 @@ def read_listing(
     logged once.
     """
     try:
-        payload = read_sealed(
+        with open_sealed(
             path,
             magic=MAGIC,
             version=FORMAT_VERSION,
             fingerprint=listing_fingerprint,
             what="kept listing",
-        )
-        if payload is None:
-            return _not_used(path, "there is none yet", warn=False)
-        kept_key, files = _files(payload)
-    except (Refused, _Cut) as exc:
-        return _not_used(path, str(exc))
+        ) as reader:
+            if reader is None:
+                return _not_used(path, "there is none yet", warn=False)
+            kept_key, files = _files(reader)
+    except Refused as exc:
+        return _not_used(path, exc.reason)
     except UnicodeDecodeError as exc:
         return _not_used(path, f"holds a name that is not UTF-8: {exc}")
     if kept_key != key:
