@@ -14,7 +14,9 @@ peer. Only what changed is judged and rendered again
 (:class:`~ipfsbin.catalog.CatalogBuilder`: the CPVs whose entries differ in
 the index nodes new since the last head, or whose host inputs changed). A
 head that cannot be read (Kubo down for a moment) keeps the last snapshot
-rather than emptying it.
+rather than emptying it. At start, the files served before are served again
+when they list for the same inputs (:meth:`Publisher.start`,
+:mod:`ipfsbin.serve.listing`), and the catalog is built in the background.
 """
 
 from __future__ import annotations
@@ -257,7 +259,7 @@ class Publisher:
             subs = self._served()
             now = self.clock()
             heads = self._heads(subs, errors, now)
-            if errors and self._inputs is not None:
+            if errors and (self._inputs is not None or self.snapshot.kept):
                 # most likely Kubo is down for a moment: an outage is no reason to
                 # list nothing, so the last snapshot stays until the heads can be read
                 if errors != self._kept_for:
