@@ -303,6 +303,7 @@ def _start_once(spec: Path, expected: int) -> dict[str, Any]:
         "listening_and_answer_s": round(answered - phases["listing_read"], 3),
         "rss_mb": round(rss["VmRSS"], 1),
         "peak_rss_mb": round(rss["VmHWM"], 1),
+        "peak_rss_mb_before_the_answer": phases["peak_rss_mb_before_serving"],
     }
 
 

@@ -69,11 +69,14 @@ def main() -> int:
             loop=LOOP, http="httptools",
         )
     )  # fmt: skip
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     phases = {
         "started": STARTED,
         "imported": imported,
         "keyed": keyed,
         "listing_read": read,
+        "peak_rss_mb_before_serving": round(peak / 1024, 1),
     }
     print(json.dumps(phases), flush=True)
     server.run()
