@@ -233,7 +233,7 @@ def create_app(
         if listed is None and file is not None and file.listed is not None:
             # served from the kept listing: the manifest is read by its CID
             try:
-                found = await run_in_threadpool(publisher.kept_manifest, name, path)
+                found = await run_in_threadpool(publisher.kept_manifest, file, path)
             except IpfsbinError as exc:
                 hint = f" ({exc.hint})" if exc.hint else ""
                 return Response(f"{path}: {exc.message}{hint}\n", status_code=503)

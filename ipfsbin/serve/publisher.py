@@ -384,15 +384,15 @@ class Publisher:
             undeliverable=undeliverable.keys(),
         )
 
-    def kept_manifest(self, name: str, path: str) -> tuple[CID, Manifest] | None:
-        """The signed manifest of ``path`` in a kept listing's file ``name``; None if unlisted.
+    def kept_manifest(self, file: PackagesFile, path: str) -> tuple[CID, Manifest] | None:
+        """The signed manifest of ``path`` in a ``file`` read back from the kept listing;
+        None if it does not list ``path``.
 
         Loaded by its CID from the block store (checked against it, decoded
         strictly): a download before the rebuild is checked as any other.
         ``IpfsbinError`` when the block cannot be had.
         """
-        file = self.snapshot.files.get(name)
-        if file is None or file.listed is None:
+        if file.listed is None:
             return None
         try:
             raw = file.listed.table.get(path)
