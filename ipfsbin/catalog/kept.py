@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+from ipfsbin.catalog.sealed import FileRefused, code_fingerprint, read_sealed, write_sealed
 from ipfsbin.codec.cid import CID
-from ipfsbin.sealed import Refused, code_fingerprint, read_sealed, write_sealed
 
 __all__ = ["FORMAT_VERSION", "KeptBuilds", "read_kept", "rules_fingerprint", "write_kept"]
 
@@ -41,7 +41,7 @@ _RULES = (
     "manifest.py",
     "descriptor/model.py",
     "catalog/kept.py",
-    "sealed.py",
+    "catalog/sealed.py",
 )
 
 _log = logging.getLogger("ipfsbin.catalog")
@@ -77,7 +77,7 @@ class KeptBuilds:
 def write_kept(path: Path, records: Iterable[tuple[CID, bytes, bytes]]) -> int:
     """Replace ``path`` with ``records`` (manifest CID, manifest block, descriptor block).
 
-    Sealed and replaced as :func:`~ipfsbin.sealed.write_sealed` does: a
+    Sealed and replaced as :func:`~ipfsbin.catalog.sealed.write_sealed` does: a
     process killed at any point leaves the old file or the new one, never
     part of one. Returns the number of records written.
     """
@@ -99,7 +99,7 @@ def read_kept(path: Path) -> KeptBuilds:
             fingerprint=rules_fingerprint,
             what="kept-builds",
         )
-    except Refused as exc:
+    except FileRefused as exc:
         return _refused(path, exc.reason)
     if payload is None:
         return KeptBuilds()

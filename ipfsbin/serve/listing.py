@@ -6,7 +6,7 @@ policy, the builds withdrawn as undeliverable, and the code. :func:`listing_key`
 digests them; :func:`write_listing` keeps every subscription's rendered file
 (text, ``.gz``, TIMESTAMP) with that key and, per listed PATH, the manifest CID
 a download is checked against, in ``<data dir>/serve-listing`` (sealed by
-:mod:`ipfsbin.sealed`). :func:`read_listing` gives the files back only when the
+:mod:`ipfsbin.catalog.sealed`). :func:`read_listing` gives the files back only when the
 key is the current inputs' key, the file is whole and of this code, and the
 TIMESTAMP book agrees; else it says why in one log line and the shim builds
 as on a first start (``schema/binhost.md``, "The listing kept across
@@ -23,17 +23,17 @@ from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-from ipfsbin.codec.cid import CID
-from ipfsbin.config import ClientPolicy
-from ipfsbin.host.profile import HostInfo
-from ipfsbin.sealed import (
-    Refused,
+from ipfsbin.catalog.sealed import (
+    FileRefused,
     SealedReader,
     code_fingerprint,
     open_sealed,
     package_sources,
     write_sealed,
 )
+from ipfsbin.codec.cid import CID
+from ipfsbin.config import ClientPolicy
+from ipfsbin.host.profile import HostInfo
 from ipfsbin.serve.packages import ListedManifests, PackagesFile, TimestampBook, header_of
 from ipfsbin.subscribe.state import Subscription
 
@@ -159,7 +159,7 @@ def _files(reader: SealedReader) -> tuple[bytes, dict[str, PackagesFile]]:
         gz = reader.read(gz_len)
         manifests = ListedManifests(listed, reader.read(paths_len), reader.read(cids_len))
         if not text.startswith(header_of(listed, timestamp=timestamp, name=name)):
-            raise Refused(f"holds a {name} file whose header is not its own")
+            raise FileRefused(f"holds a {name} file whose header is not its own")
         # no copy of the stanzas beside the text: the rebuild renders its own
         files[name] = PackagesFile(
             name=name, timestamp=timestamp, text=text, gz=gz, offers={}, body=b"", listed=manifests
@@ -189,7 +189,7 @@ def read_listing(
             if reader is None:
                 return _not_used(path, "there is none yet", warn=False)
             kept_key, files = _files(reader)
-    except Refused as exc:
+    except FileRefused as exc:
         return _not_used(path, exc.reason)
     except UnicodeDecodeError as exc:
         return _not_used(path, f"holds a name that is not UTF-8: {exc}")

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder
+from ipfsbin.catalog.sealed import HEAD
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.verdict import SAME_ISA
-from ipfsbin.sealed import HEAD
 from ipfsbin.serve.listing import MAGIC, host_digest, listing_key, read_listing, write_listing
 from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.serve.publisher import render_files

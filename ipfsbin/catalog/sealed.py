@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 __all__ = [
     "HEAD",
-    "Refused",
+    "FileRefused",
     "SealedReader",
     "code_fingerprint",
     "open_sealed",
@@ -34,10 +34,10 @@ __all__ = [
 HEAD = struct.Struct(">I32sQ32s")
 """Format version, code fingerprint, payload length, payload SHA-256."""
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 
-class Refused(Exception):
+class FileRefused(Exception):
     """A sealed file that must not be used; ``reason`` says why, for one log line."""
 
     def __init__(self, reason: str) -> None:
@@ -104,23 +104,23 @@ def _open(
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise Refused(f"cannot be read: {exc}") from exc
+        raise FileRefused(f"cannot be read: {exc}") from exc
     try:
         head = f.read(len(magic) + HEAD.size)
         if len(head) < len(magic) + HEAD.size or not head.startswith(magic):
-            raise Refused(f"is not a {what} file or is cut short")
+            raise FileRefused(f"is not a {what} file or is cut short")
         found, code, length, digest = HEAD.unpack_from(head, len(magic))
         if found != version:
-            raise Refused(f"has format version {found}, this code reads {version}")
+            raise FileRefused(f"has format version {found}, this code reads {version}")
         try:
             ours = fingerprint()
         except OSError as exc:  # installed without its sources: nothing to compare with
-            raise Refused(f"cannot be matched with this code: {exc}") from exc
+            raise FileRefused(f"cannot be matched with this code: {exc}") from exc
         if code != ours:
-            raise Refused("was written by other code")
+            raise FileRefused("was written by other code")
         left = os.fstat(f.fileno()).st_size - len(head)
         if left != length:
-            raise Refused(f"holds {left} bytes after its header, which says {length}")
+            raise FileRefused(f"holds {left} bytes after its header, which says {length}")
     except BaseException:
         f.close()
         raise
@@ -130,7 +130,7 @@ def _open(
 def read_sealed(
     path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
 ) -> memoryview | None:
-    """The payload of ``path``; None when there is no file, :class:`Refused` when it must not
+    """The payload of ``path``; None when there is no file, :class:`FileRefused` when it must not
     be used (``what`` names the kind of file in the reason)."""
     opened = _open(path, magic=magic, version=version, fingerprint=fingerprint, what=what)
     if opened is None:
@@ -140,11 +140,11 @@ def read_sealed(
         try:
             payload = memoryview(f.read())
         except OSError as exc:
-            raise Refused(f"cannot be read: {exc}") from exc
+            raise FileRefused(f"cannot be read: {exc}") from exc
     if len(payload) != length:
-        raise Refused(f"holds {len(payload)} bytes after its header, which says {length}")
+        raise FileRefused(f"holds {len(payload)} bytes after its header, which says {length}")
     if hashlib.sha256(payload).digest() != digest:
-        raise Refused("does not match its digest")
+        raise FileRefused("does not match its digest")
     return payload
 
 
@@ -163,32 +163,32 @@ class SealedReader:
         self._hash = hashlib.sha256()
 
     def read(self, size: int) -> bytes:
-        """The next ``size`` bytes; :class:`Refused` when the payload ends before."""
+        """The next ``size`` bytes; :class:`FileRefused` when the payload ends before."""
         if size > self._left:
-            raise Refused(f"has a field running past its end ({size} bytes, {self._left} left)")
+            raise FileRefused(f"has a field running past its end ({size} bytes, {self._left} left)")
         try:
             piece = self._file.read(size)
         except OSError as exc:
-            raise Refused(f"cannot be read: {exc}") from exc
+            raise FileRefused(f"cannot be read: {exc}") from exc
         if len(piece) != size:
-            raise Refused("was cut short while it was read")
+            raise FileRefused("was cut short while it was read")
         self._left -= size
         self._hash.update(piece)
         return piece
 
     def finish(self) -> None:
-        """:class:`Refused` unless the whole payload was read and matches its digest."""
+        """:class:`FileRefused` unless the whole payload was read and matches its digest."""
         if self._left:
-            raise Refused(f"has {self._left} bytes after its last field")
+            raise FileRefused(f"has {self._left} bytes after its last field")
         if self._hash.digest() != self._digest:
-            raise Refused("does not match its digest")
+            raise FileRefused("does not match its digest")
 
 
 @contextlib.contextmanager
 def open_sealed(
     path: Path, *, magic: bytes, version: int, fingerprint: Callable[[], bytes], what: str
 ) -> Iterator[SealedReader | None]:
-    """A reader of ``path``'s payload (None when there is no file); :class:`Refused` as
+    """A reader of ``path``'s payload (None when there is no file); :class:`FileRefused` as
     :func:`read_sealed`."""
     opened = _open(path, magic=magic, version=version, fingerprint=fingerprint, what=what)
     if opened is None:
