@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from ipfsbin.serve.publisher import render_files
 from ipfsbin.subscribe.state import Subscription
 from ipfsbin.trust.state import RootPin
 from tests.unit.catalog.catalog_helpers import NOW, Index, host_info
+from tests.unit.writer_kills import kill_writer_at_moments
 
 NAME = "k51test"
 ROOT = Path(__file__).resolve().parents[3]
@@ -227,21 +226,13 @@ while True:
 
 def test_kill_9_while_writing_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
     path = tmp_path / "serve-listing"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     keys = [bytes([n % 256]) * 32 for n in (300000, 500000)]
-    for delay in (0.05, 0.2, 0.35, 0.6, 0.9):
-        with subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env
-        ) as proc:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == b"ready\n"
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        if path.exists():
-            found = [_read_any(path, key, tmp_path) for key in keys]
-            assert sum(f is not None for f in found) == 1
-    assert path.exists()
+
+    def one_of_them() -> None:
+        found = [_read_any(path, key, tmp_path) for key in keys]
+        assert sum(f is not None for f in found) == 1
+
+    kill_writer_at_moments(_WRITER, path, one_of_them)
     # the next write replaces whatever a killed one left beside it
     write_listing(path, keys[0], {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serve-listing"]
