@@ -28,7 +28,7 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.trust.attestation import Attestation, check_attestation
 from ipfsbin.trust.signing import Role, load_signed_blocks
 
-__all__ = ["Build", "BuildCache"]
+__all__ = ["Build", "BuildCache", "build_time_of"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +44,12 @@ class Build:
 
     @property
     def build_time(self) -> int:
-        return int(self.manifest.portage.get("BUILD_TIME", "0") or 0)
+        return build_time_of(self.manifest)
+
+
+def build_time_of(manifest: Manifest) -> int:
+    """The BUILD_TIME a manifest records (0 when it records none)."""
+    return int(manifest.portage.get("BUILD_TIME", "0") or 0)
 
 
 class BuildCache:

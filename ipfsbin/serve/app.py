@@ -23,18 +23,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ipfsbin.catalog.build import Offer
+from ipfsbin.catalog.cache import build_time_of
 from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
-from ipfsbin.manifest import BinpkgVerifier
+from ipfsbin.manifest import BinpkgVerifier, Manifest
 from ipfsbin.prefetch.worker import read_prefetched
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.page import HealthView, render_page
@@ -104,12 +107,32 @@ def _not_modified(request: Request, file: PackagesFile) -> bool:
     return moment >= file.timestamp
 
 
-def _record(offer: Offer, want: ByteRange | None) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class Listed:
+    """One listed PATH as a download needs it: the signed manifest its bytes are checked by."""
+
+    subscription: str
+    path: str
+    manifest_cid: CID
+    manifest: Manifest
+
+    @classmethod
+    def of(cls, offer: Offer) -> Listed:
+        build = offer.build
+        return cls(
+            subscription=offer.subscription,
+            path=offer.path,
+            manifest_cid=build.manifest_cid,
+            manifest=build.manifest,
+        )
+
+
+def _record(listed: Listed, want: ByteRange | None) -> dict[str, Any]:
     return {
-        "subscription": offer.subscription,
-        "path": offer.path,
-        "cpv": offer.cpv,
-        "cid": str(offer.build.manifest.binpkg),
+        "subscription": listed.subscription,
+        "path": listed.path,
+        "cpv": listed.manifest.cpv,
+        "cid": str(listed.manifest.binpkg),
         "range": None if want is None else f"{want.start}-{want.end}",
     }
 
@@ -121,18 +144,18 @@ def _failed(record: dict[str, Any], exc: IpfsbinError, sent: int) -> None:
     _log.error("download aborted", extra={"fields": {**record, "bytes": sent}})
 
 
-def _pieces(source: ByteSource, offer: Offer, want: ByteRange | None) -> Iterator[bytes]:
+def _pieces(source: ByteSource, listed: Listed, want: ByteRange | None) -> Iterator[bytes]:
     """An empty piece once the source answered (or its error), then the checked bytes.
 
     Runs in the read-ahead thread: opening the source, reading and hashing
     never wait on the event loop, nor it on them.
     """
-    manifest = offer.build.manifest
+    manifest = listed.manifest
     chunks = iter(source.chunks(manifest.binpkg, manifest.size))
     first = next(chunks, b"")
     yield b""
     # sha256 only: Portage checks the Packages file's SIZE/MD5/SHA1 itself
-    verifier = BinpkgVerifier(manifest, offer.build.manifest_cid, portage_digests=False)
+    verifier = BinpkgVerifier(manifest, listed.manifest_cid, portage_digests=False)
     yield from verified_range(itertools.chain([first], chunks), verifier, want)
 
 
@@ -206,9 +229,21 @@ def create_app(
         path = request.path_params["path"]
         file = publisher.snapshot.files.get(name)
         offer = None if file is None else file.offers.get(path)
-        if offer is None:
+        listed = None if offer is None else Listed.of(offer)
+        if listed is None and file is not None and file.listed is not None:
+            # served from the kept listing: the manifest is read by its CID
+            try:
+                found = await run_in_threadpool(publisher.kept_manifest, file, path)
+            except IpfsbinError as exc:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                return Response(f"{path}: {exc.message}{hint}\n", status_code=503)
+            if found is not None:
+                listed = Listed(
+                    subscription=name, path=path, manifest_cid=found[0], manifest=found[1]
+                )
+        if listed is None:
             return Response(f"{path} is not offered by {name}\n", status_code=404)
-        manifest = offer.build.manifest
+        manifest = listed.manifest
         size = manifest.size
         try:
             want = parse_range(request.headers.get("range"), size)
@@ -216,7 +251,7 @@ def create_app(
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         headers = {
             "Accept-Ranges": "bytes",
-            "Last-Modified": _http_date(offer.build.build_time),
+            "Last-Modified": _http_date(build_time_of(manifest)),
             "ETag": f'"{manifest.sha256.hex()}"',
             "Content-Length": str(size if want is None else want.length),
         }
@@ -228,10 +263,10 @@ def create_app(
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=kind)
         if requests is not None:
-            requests.note(manifest.binpkg, offer.cpv)
-        record = _record(offer, want)
+            requests.note(manifest.binpkg, manifest.cpv)
+        record = _record(listed, want)
         downloads.start()
-        pieces = read_ahead(_pieces(source, offer, want))
+        pieces = read_ahead(_pieces(source, listed, want))
         try:
             # Kubo answers (or fails) before the status line goes out: a daemon that is
             # down gives a clear 503 instead of a 200 cut short
@@ -242,14 +277,14 @@ def create_app(
             record["at"] = time.time()
             downloads.finish(record, ok=False)
             hint = f" ({exc.hint})" if exc.hint else ""
-            return Response(f"{offer.cpv}: {exc.message}{hint}\n", status_code=503)
+            return Response(f"{manifest.cpv}: {exc.message}{hint}\n", status_code=503)
         return StreamingResponse(
             stream_counted(
                 pieces,
                 size if want is None else want.length,
                 downloads,
                 record,
-                lambda reason: publisher.mark_undeliverable(offer.build.manifest_cid, reason),
+                lambda reason: publisher.mark_undeliverable(listed.manifest_cid, reason),
             ),
             status_code=status,
             headers=headers,
@@ -295,7 +330,7 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
                 "last_error": sub.error,
                 "stale": None if state is None else state.stale,
                 "entries": 0 if state is None else state.entries,
-                "offered": 0 if file is None else len(file.offers),
+                "offered": 0 if file is None else file.size,
                 "timestamp": None if file is None else file.timestamp,
             }
         )
@@ -305,6 +340,7 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
             "offers": snap.catalog.size,
             "built_at": snap.built_at,
             "build_seconds": round(snap.build_seconds, 3),
+            "listing": "kept" if snap.kept else "built",
             "errors": list(snap.errors),
         },
         "host": None

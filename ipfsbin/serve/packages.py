@@ -23,8 +23,9 @@ import json
 import os
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Final, cast
 
@@ -32,8 +33,10 @@ from ipfsbin.catalog.build import Offer
 
 __all__ = [
     "GzipMembers",
+    "ListedManifests",
     "PackagesFile",
     "TimestampBook",
+    "header_of",
     "package_stanza",
     "render_body",
     "render_packages",
@@ -72,7 +75,8 @@ def render_body(offers: Sequence[Offer]) -> bytes:
     return "".join(_stanza_text(package_stanza(o)) for o in offers).encode("utf-8")
 
 
-def _header(count: int, *, timestamp: int, name: str) -> bytes:
+def header_of(count: int, *, timestamp: int, name: str) -> bytes:
+    """The file's first stanza (``count`` packages)."""
     header = {
         "PACKAGES": str(count),
         "TIMESTAMP": str(timestamp),
@@ -89,7 +93,7 @@ def render_packages(
 
     ``body`` is :func:`render_body` of ``offers`` when the caller has it already.
     """
-    header = _header(len(offers), timestamp=timestamp, name=name)
+    header = header_of(len(offers), timestamp=timestamp, name=name)
     return header + (render_body(offers) if body is None else body)
 
 
@@ -153,6 +157,48 @@ class GzipMembers:
         return b"".join(members)
 
 
+@dataclass(frozen=True)
+class ListedManifests:
+    """Every PATH of a file and the CID of the signed manifest its download is checked against.
+
+    Kept as two byte strings (what the kept listing stores); the lookup
+    table is made on first use, which only a download before the catalog is
+    rebuilt needs.
+    """
+
+    count: int
+    paths: bytes
+    """The PATHs in UTF-8, joined by newlines (a PATH holds none: Packages is line-based)."""
+    cids: bytes
+    """For each PATH in order: one byte of length, then the manifest CID's binary form."""
+
+    @classmethod
+    def of(cls, offers: Mapping[str, Offer]) -> ListedManifests:
+        cids: list[bytes] = []
+        for offer in offers.values():
+            raw = offer.build.manifest_cid.bytes
+            cids += (bytes((len(raw),)), raw)
+        return cls(len(offers), "\n".join(offers).encode(), b"".join(cids))
+
+    @cached_property
+    def table(self) -> dict[str, bytes]:
+        """PATH -> manifest CID (binary); ``ValueError`` when the two strings disagree."""
+        paths = self.paths.decode().split("\n") if self.count else []
+        if len(paths) != self.count:
+            raise ValueError(f"{len(paths)} PATHs listed for {self.count} packages")
+        found: dict[str, bytes] = {}
+        at = 0
+        for where in paths:
+            end = at + 1 + self.cids[at] if at < len(self.cids) else len(self.cids) + 1
+            if end > len(self.cids):
+                raise ValueError("the manifest CIDs end before the PATHs")
+            found[where] = self.cids[at + 1 : end]
+            at = end
+        if at != len(self.cids):
+            raise ValueError("more manifest CIDs than PATHs")
+        return found
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackagesFile:
     """One subscription's rendered index, ready to send."""
@@ -164,9 +210,22 @@ class PackagesFile:
     offers: dict[str, Offer]
     """PATH -> offer."""
     body: bytes
-    """The stanzas (``text`` without its header), as given."""
+    """The stanzas (``text`` without its header), as given; empty when read back from the
+    kept listing."""
     members: GzipMembers | None = None
     """What compressed ``gz`` by runs, for the next file of this subscription."""
+    listed: ListedManifests | None = None
+    """Set on a file read back from the kept listing, whose ``offers`` are empty until the
+    catalog is rebuilt (:mod:`ipfsbin.serve.listing`)."""
+
+    @property
+    def size(self) -> int:
+        """How many packages the file lists."""
+        return len(self.offers) if self.listed is None else self.listed.count
+
+    def manifests(self) -> ListedManifests:
+        """Every PATH listed and its manifest CID."""
+        return ListedManifests.of(self.offers) if self.listed is None else self.listed
 
     @classmethod
     def render(
@@ -188,7 +247,7 @@ class PackagesFile:
         """
         if body is None:
             body = render_body(offers)
-        header = _header(len(offers), timestamp=timestamp, name=name)
+        header = header_of(len(offers), timestamp=timestamp, name=name)
         text = header + body
         if stanzas is None:
             gz = _gzip(text)
@@ -231,6 +290,12 @@ class TimestampBook:
         self._book[name] = {"digest": digest, "timestamp": stamp}
         self._save()
         return stamp
+
+    def agrees(self, name: str, body: bytes | memoryview, timestamp: int) -> bool:
+        """True when ``body`` is the last list recorded for ``name``, under ``timestamp``."""
+        seen = self._book.get(name, {})
+        digest = hashlib.sha256(body).hexdigest()
+        return seen.get("digest") == digest and seen.get("timestamp") == timestamp
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ peer. Only what changed is judged and rendered again
 (:class:`~ipfsbin.catalog.CatalogBuilder`: the CPVs whose entries differ in
 the index nodes new since the last head, or whose host inputs changed). A
 head that cannot be read (Kubo down for a moment) keeps the last snapshot
-rather than emptying it.
+rather than emptying it. At start, the files served before are served again
+when they list for the same inputs (:meth:`Publisher.start`,
+:mod:`ipfsbin.serve.listing`), and the catalog is built in the background.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipfsbin.catalog.build import Catalog
+from ipfsbin.catalog.build import Catalog, HeadState
 from ipfsbin.catalog.builder import CatalogBuilder
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal, read_heads
 from ipfsbin.catalog.kept import read_kept, write_kept
 from ipfsbin.codec.cid import CID
 from ipfsbin.config import ClientConfig
-from ipfsbin.errors import IpfsbinError
+from ipfsbin.descriptor.cpv import split_cpv
+from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.host.profile import HostInfo
+from ipfsbin.manifest import Manifest
+from ipfsbin.serve.listing import host_digest, listing_key, read_listing, write_listing
 from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.subscribe.follower import Follower
 from ipfsbin.subscribe.state import Subscription
@@ -59,6 +64,10 @@ class Snapshot:
     build_seconds: float
     host: HostInfo | None
     errors: tuple[str, ...] = field(default=())
+    key: bytes = b""
+    """:func:`~ipfsbin.serve.listing.listing_key` of the inputs the files list."""
+    kept: bool = False
+    """The files were read back from the kept listing; the catalog is being rebuilt."""
 
 
 def render_files(
@@ -84,7 +93,7 @@ def render_files(
         if body is None:
             body = render_body(offers)
         kept = (previous or {}).get(name)
-        if kept is not None and kept.body is body:
+        if kept is not None and kept.listed is None and kept.body is body:
             files[name] = kept
             continue
         stamp = book.timestamp(name, body, now=int(now))
@@ -172,6 +181,7 @@ class Publisher:
         clock: Callable[[], float] = time.time,
         host_settle: HostSettle | None = None,
         kept_path: Path | None = None,
+        listing_path: Path | None = None,
     ) -> None:
         self.config = config
         self._open_follower = open_follower
@@ -184,7 +194,7 @@ class Publisher:
         self._host: HostInfo | None = None
         self._host_stamp: tuple[int, ...] | None = None
         self._settle = host_settle or HostSettle(settle=10.0, max_wait=120.0)
-        self._inputs: object = None
+        self._inputs: bytes | None = None
         self._lock = threading.Lock()
         self._undeliverable: dict[CID, str] = {}
         self._undeliverable_lock = threading.Lock()
@@ -193,6 +203,12 @@ class Publisher:
         self._kept_read = False
         self._kept_changes = 0
         self._kept_at: float | None = None
+        self._listing_path = listing_path
+        self._listing_written: tuple[bytes, tuple[tuple[str, int], ...]] | None = None
+        """Key and TIMESTAMPs of the listing last written to (or read from) ``listing_path``."""
+        self._host_digest = ""
+        self._manifests: dict[bytes, Manifest] = {}
+        """Manifests loaded for downloads of a kept listing, by CID (until the rebuild)."""
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -243,7 +259,7 @@ class Publisher:
             subs = self._served()
             now = self.clock()
             heads = self._heads(subs, errors, now)
-            if errors and self._inputs is not None:
+            if errors and (self._inputs is not None or self.snapshot.kept):
                 # most likely Kubo is down for a moment: an outage is no reason to
                 # list nothing, so the last snapshot stays until the heads can be read
                 if errors != self._kept_for:
@@ -255,13 +271,8 @@ class Publisher:
             if host is None or self._settle.due(host.stamp(), self._host_stamp):
                 host = self._read_host()
             policy = self.config.policy
-            inputs = (
-                tuple((s.name, s.head) for s in subs),
-                tuple(head_refusal(h, now=now, max_age=policy.max_head_age) is None for h in heads),
-                self._host_stamp,
-                frozenset(undeliverable),
-            )
-            if not force and inputs == self._inputs:
+            key = self._key(subs, heads, now, undeliverable)
+            if not force and key == self._inputs:
                 return False
             started = time.monotonic()
             if self._kept_path is not None and not self._kept_read:
@@ -287,8 +298,10 @@ class Publisher:
                 build_seconds=time.monotonic() - started,
                 host=host,
                 errors=tuple(errors),
+                key=key,
             )
-            self._inputs = inputs
+            self._inputs = key
+            self._manifests = {}
             # what a build keeps lives until the next one: taking it out of the cyclic
             # collector's scans keeps later builds and requests from walking 10^5 offers
             # again and again (reference counting still frees it)
@@ -307,6 +320,118 @@ class Publisher:
                 },
             )
             return True
+
+    def start(self) -> None:
+        """The first snapshot: the kept listing when it lists for the current inputs, else built.
+
+        With the kept listing, ``Packages`` is answered at once and the
+        catalog is built by the first :meth:`refresh` of :meth:`run` (in the
+        background, at niceness 10); requests read the kept files until then.
+        """
+        if self._listing_path is None:
+            self.refresh(force=True)
+            return
+        with self._lock:
+            errors: list[str] = []
+            subs = self._served()
+            now = self.clock()
+            heads = self._heads(subs, errors, now)
+            host = self._read_host()
+            key = self._key(subs, heads, now, {})
+            files = None
+            if errors:
+                _log.warning(
+                    "kept listing not used",
+                    extra={"fields": {"reason": errors, "then": "the catalog is built"}},
+                )
+            else:
+                files = read_listing(self._listing_path, key, self.book, [s.name for s in subs])
+            if files is not None:
+                max_age = self.config.policy.max_head_age
+                states = (HeadState(head=h, stale=head_refusal(h, now=now, max_age=max_age))
+                          for h in heads)  # fmt: skip
+                self.snapshot = Snapshot(
+                    catalog=Catalog(heads=tuple(states)),
+                    files=files,
+                    subscriptions=tuple(subs),
+                    built_at=now,
+                    build_seconds=0.0,
+                    host=host,
+                    key=key,
+                    kept=True,
+                )
+                self._listing_written = (
+                    key,
+                    tuple((n, f.timestamp) for n, f in sorted(files.items())),
+                )
+                return
+        self.refresh(force=True)
+
+    def _key(
+        self,
+        subs: list[Subscription],
+        heads: list[FollowedHead],
+        now: float,
+        undeliverable: Mapping[CID, str],
+    ) -> bytes:
+        max_age = self.config.policy.max_head_age
+        fresh = {h.name: head_refusal(h, now=now, max_age=max_age) is None for h in heads}
+        return listing_key(
+            subs,
+            fresh,
+            host=self._host_digest,
+            policy=self.config.policy,
+            undeliverable=undeliverable.keys(),
+        )
+
+    def kept_manifest(self, file: PackagesFile, path: str) -> tuple[CID, Manifest] | None:
+        """The signed manifest of ``path`` in a ``file`` read back from the kept listing;
+        None if it does not list ``path``.
+
+        Loaded by its CID from the block store (checked against it, decoded
+        strictly): a download before the rebuild is checked as any other.
+        ``IpfsbinError`` when the block cannot be had.
+        """
+        if file.listed is None:
+            return None
+        try:
+            raw = file.listed.table.get(path)
+        except ValueError:
+            return None
+        if raw is None:
+            return None
+        manifest = self._manifests.get(raw)
+        cid = CID(raw)
+        if manifest is None:
+            manifest = Manifest.from_block(cid, self.cache.store.get(cid))
+            category, package, version = split_cpv(manifest.cpv)
+            if not path.startswith(f"{category}/{package}/{package}-{version}-"):
+                raise TrustError(
+                    f"{path} is listed with the manifest of {manifest.cpv}",
+                    hint="the kept listing is damaged; restart `ipfsbin serve` after removing it",
+                )
+            self._manifests[raw] = manifest
+        return cid, manifest
+
+    def keep_listing(self) -> bool:
+        """Write the served files to the kept listing if they changed; True when written."""
+        snapshot = self.snapshot
+        # the same key lists the same bytes, unless a build could not be read this time
+        listed = (snapshot.key, tuple((n, f.timestamp) for n, f in sorted(snapshot.files.items())))
+        if self._listing_path is None or snapshot.kept or listed == self._listing_written:
+            return False
+        started = time.monotonic()
+        try:
+            size = write_listing(self._listing_path, snapshot.key, snapshot.files)
+        except OSError as exc:
+            _log.warning("kept listing not written", extra={"fields": {"error": str(exc)}})
+            return False
+        self._listing_written = listed
+        _log.info(
+            "kept listing written",
+            extra={"fields": {"bytes": size, "seconds": round(time.monotonic() - started, 3)}},
+        )
+        return True
 
     def keep_builds(self, *, interval: float = KEEP_INTERVAL) -> bool:
         """Write the verified builds to the kept-builds file if they changed; True when written.
@@ -339,6 +464,7 @@ class Publisher:
         started = time.monotonic()
         host = self._host = self.read_host()
         self._host_stamp = host.stamp()
+        self._host_digest = host_digest(host, self._host_stamp)
         self._settle.read()
         _log.info(
             "host read",
@@ -361,6 +487,7 @@ class Publisher:
         while not stop.wait(interval):
             try:
                 self.refresh()
+                self.keep_listing()
                 self.keep_builds()
             except IpfsbinError as exc:
                 _log.error(

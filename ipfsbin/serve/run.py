@@ -153,6 +153,7 @@ def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions
         book=TimestampBook(paths.data_dir() / "serve-timestamps.json"),
         read_host=host,
         kept_path=paths.data_dir() / "catalog-builds",
+        listing_path=paths.data_dir() / "serve-listing",
     )
 
 
@@ -191,7 +192,7 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
 
     setup_logging()
     publisher = make_publisher(config, backend, options)
-    publisher.refresh(force=True)
+    publisher.start()
     snapshot = publisher.snapshot
     if not snapshot.files:
         raise ServeError(
@@ -226,7 +227,7 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
         f"ipfsbin:   binpkg bytes from {backend.describe}",
     ]
     for name, file in sorted(snapshot.files.items()):
-        lines.append(f"ipfsbin:   {base}/{name}/  ({len(file.offers)} packages)")
+        lines.append(f"ipfsbin:   {base}/{name}/  ({file.size} packages)")
     sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
     _log.info(

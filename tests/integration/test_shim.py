@@ -107,7 +107,9 @@ class Story:
         result = self.beta.json("sync")
         assert all(r["outcome"] in ("accepted", "current") for r in result), result
 
-    def start_serve(self) -> None:
+    def start_serve(self, interval: float = 0.5) -> None:
+        """Start the shim; it looks for a moved head or a changed host every ``interval`` s
+        (after a start from its kept listing, the catalog is rebuilt after the first)."""
         assert self.serve is None
         self.log = self.workdir / f"serve-{time.monotonic_ns()}.log"
         self.log_file = self.log.open("w")
@@ -115,7 +117,7 @@ class Story:
         for key in ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH"):
             env[key] = self.client.env()[key]
         self.serve = subprocess.Popen(
-            [IPFSBIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--interval", "0.5"],
+            [IPFSBIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--interval", str(interval)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self.log_file,
@@ -248,12 +250,92 @@ def test_serve_says_it_reads_binpkgs_from_the_nodes_gateway(story: Story) -> Non
     assert f"ipfsbin:   binpkg bytes from {gateway}" in story.log.read_text()
 
 
+def test_a_restarted_shim_serves_its_kept_listing_before_its_catalog_is_rebuilt(
+    story: Story,
+) -> None:
+    story.wait_for(lambda: story.events("kept listing written") >= 1, "the kept listing")
+    before = httpx.get(f"{story.base}/Packages", timeout=10)
+    before_gz = httpx.get(f"{story.base}/Packages.gz", timeout=10).content
+    story.stop_serve()
+    # the rebuild waits one interval: a long one holds it back while the listing is checked
+    story.start_serve(interval=600)
+    status = httpx.get(f"http://127.0.0.1:{story.port}/status", timeout=10).json()
+    assert status["catalog"]["listing"] == "kept"
+    assert story.events("kept listing served") == 1
+    assert story.events("catalog built") == 0
+    after = httpx.get(f"{story.base}/Packages", timeout=10)
+    assert after.content == before.content  # TIMESTAMP included
+    assert after.headers["last-modified"] == before.headers["last-modified"]
+    assert httpx.get(f"{story.base}/Packages.gz", timeout=10).content == before_gz
+    # a download from the kept listing is checked against its signed manifest
+    listed = [p for p in parse_packages_index(after.text) if p["CPV"] != "app-misc/big-1"]
+    assert listed and status["heads"][0]["offered"] == len(parse_packages_index(after.text))
+    for p in listed:
+        data = httpx.get(f"{story.base}/{p['PATH']}", timeout=60).content
+        assert len(data) == int(p["SIZE"])
+        assert hashlib.sha1(data).hexdigest() == p["SHA1"]  # noqa: S324 - Portage's check
+    head = httpx.head(f"{story.base}/{listed[0]['PATH']}", timeout=10)
+    assert head.status_code == 200 and head.headers["content-length"] == listed[0]["SIZE"]
+    missing = httpx.get(f"{story.base}/{listed[0]['PATH']}.not-listed", timeout=10)
+    assert missing.status_code == 404
+    downloads = httpx.get(f"http://127.0.0.1:{story.port}/status", timeout=10).json()
+    assert downloads["downloads"]["served"] == len(listed)
+    assert downloads["downloads"]["failed"] == 0
+    assert story.events("catalog built") == 0
+    story.stop_serve()
+    story.start_serve()
+    story.wait_for(lambda: story.events("catalog built") >= 1, "the rebuild")
+    status = httpx.get(f"http://127.0.0.1:{story.port}/status", timeout=10).json()
+    assert status["catalog"]["listing"] == "built"
+    assert httpx.get(f"{story.base}/Packages", timeout=10).content == before.content
+    assert _first_build(story)["from_kept"] > 0  # the rebuild read the kept builds
+
+
+def _make_conf(story: Story) -> Path:
+    return story.client.eprefix / "etc/portage/make.conf"
+
+
+def _policy(story: Story, text: str) -> None:
+    (story.beta.home / "config/ipfsbin.toml").write_text(f'[host]\ntarget = "x86_64_v2"\n{text}')
+
+
+@pytest.mark.parametrize("change", ["host", "policy", "cut short", "other version"])
+def test_a_kept_listing_for_other_inputs_or_damaged_is_not_used(story: Story, change: str) -> None:
+    story.wait_for(lambda: story.events("catalog built") >= 1, "a built catalog")
+    listing = story.beta.home / "serve-listing"
+    before = httpx.get(f"{story.base}/Packages", timeout=10).content
+    story.stop_serve()
+    if change == "host":
+        os.utime(_make_conf(story))  # Portage's configuration touched: read again
+    elif change == "policy":
+        _policy(story, '[policy]\nmax_head_age = "3650d"\n')
+    elif change == "cut short":
+        listing.write_bytes(listing.read_bytes()[:-10])
+    else:
+        data = listing.read_bytes()
+        at = len(b"ipfsbin-served-listing\n")
+        listing.write_bytes(data[:at] + (99).to_bytes(4, "big") + data[at + 4 :])
+    story.start_serve()
+    assert story.events("kept listing served") == 0
+    assert story.events("kept listing not used") == 1
+    assert _first_build(story)["offers"] > 0  # built before the first request was answered
+    assert httpx.get(f"{story.base}/Packages", timeout=10).content == before
+    story.wait_for(lambda: story.events("kept listing written") >= 1, "the listing kept again")
+    if change == "policy":
+        story.stop_serve()
+        _policy(story, "")
+        story.start_serve()
+
+
 def test_a_restarted_shim_lists_the_same_bytes_from_its_kept_builds(story: Story) -> None:
     story.wait_for(lambda: story.events("kept builds written") >= 1, "the kept builds")
     kept = story.beta.home / "catalog-builds"
     assert kept.stat().st_size > 0
     before = httpx.get(f"{story.base}/Packages", timeout=10).content
     story.stop_serve()
+    (story.beta.home / "serve-listing").unlink(
+        missing_ok=True
+    )  # so that the first build reads kept builds
     story.start_serve()
     assert httpx.get(f"{story.base}/Packages", timeout=10).content == before
     assert story.events("kept builds refused") == 0
@@ -261,6 +343,7 @@ def test_a_restarted_shim_lists_the_same_bytes_from_its_kept_builds(story: Story
     # a file cut short is refused whole: the next start reads the blocks and lists the same
     story.stop_serve()
     kept.write_bytes(kept.read_bytes()[:-10])
+    (story.beta.home / "serve-listing").unlink(missing_ok=True)
     story.start_serve()
     assert story.events("kept builds refused") == 1
     assert _first_build(story)["from_kept"] == 0

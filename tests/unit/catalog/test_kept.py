@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import struct
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,9 +16,9 @@ from ipfsbin.index.keys import index_key
 from ipfsbin.serve.packages import render_body
 from tests.unit.catalog.catalog_helpers import NOW, Index, host_info
 from tests.unit.maintainer.maintainer_helpers import PLATFORM
+from tests.unit.writer_kills import kill_writer_at_moments
 
 NAME = "k51test"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _index() -> Index:
@@ -177,19 +172,11 @@ while True:
 
 def test_kill_9_while_writing_leaves_a_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "catalog-builds"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for delay in (0.05, 0.2, 0.35, 0.6, 0.9):
-        with subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env
-        ) as proc:
-            assert proc.stdout is not None
-            assert proc.stdout.readline() == b"ready\n"
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        if path.exists():
-            assert len(read_kept(path)) in (3000, 5000)
-    assert path.exists()
+
+    def whole() -> None:
+        assert len(read_kept(path)) in (3000, 5000)
+
+    kill_writer_at_moments(_WRITER, path, whole)
     # the next write replaces whatever a killed one left beside it
     write_kept(path, [])
     assert len(read_kept(path)) == 0
