@@ -45,7 +45,7 @@ from ipfsbin.binpkg import (
     check_binpkg,
     read_binpkg_contents,
 )
-from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
+from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests, RecordedDigests
 from ipfsbin.builder._objects import PackageObjects
 from ipfsbin.builder.publish import PreparedBinpkg, PublishResult, _Run, prepared_binpkg
 from ipfsbin.codec import dagcbor
@@ -107,7 +107,9 @@ class CheckedPackage:
         return PublishResult.of(self.prepared.info, self.binpkg, self.objects, key_id, ())
 
 
-def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
+def _read_small(
+    meta: BinpkgMetadata, recorded: RecordedDigests | None
+) -> tuple[bytes, FileDigests]:
     path, before = meta.path, meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
@@ -125,11 +127,16 @@ def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
             f"({before.size} bytes when read, {len(data)} now)",
             hint=_HINT_CHANGED,
         )
+    if recorded is None:
+        recorded = RecordedDigests(
+            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        )
     digests = FileDigests(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        md5=recorded.md5,
+        sha1=recorded.sha1,
     )
     return data, digests
 
@@ -139,20 +146,32 @@ def inspect_package(
     *,
     host: HostFacts,
     setuid_packages: Collection[str] = SETUID_PACKAGES,
+    recorded: RecordedDigests | None = None,
 ) -> InspectedPackage:
     """Check and hash one package and normalize its descriptor: everything but Kubo and the key.
 
+    ``recorded``: the MD5/SHA1 of the builder's own Packages entry for this
+    file (:mod:`ipfsbin.builder.pkgindex`), taken instead of hashed for a
+    gpkg; for an unsigned one, Portage's Manifest check then leaves out the
+    image's digests (``schema/share.md`` §4). The SHA256 is always hashed.
     Raises ``BinpkgError``/``DescriptorError`` for bad input.
     """
     before = meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
+    if meta.format != "gpkg":
+        # Portage rewrites an xpak's segment after indexing it (same size, same second):
+        # its Packages digests can be stale (schema/share.md §4).
+        recorded = None
+    image_digests = recorded is None or meta.signed
     if before.size > SINGLE_BLOCK_BYTES:
         # Checks and hashing side by side; the file must keep its identity throughout.
-        info = read_binpkg_contents(meta, setuid_packages=setuid_packages)
+        info = read_binpkg_contents(
+            meta, setuid_packages=setuid_packages, recorded=recorded, image_digests=image_digests
+        )
         return InspectedPackage(prepared=prepared_binpkg(info, host), data=None)
-    data, digests = _read_small(meta)
-    report = check_binpkg(meta, setuid_packages=setuid_packages)
+    data, digests = _read_small(meta, recorded)
+    report = check_binpkg(meta, setuid_packages=setuid_packages, image_digests=image_digests)
     if FileIdentity.of(meta.path) != before:
         raise BinpkgError(
             f"{meta.path}: the file changed while it was being published", hint=_HINT_CHANGED

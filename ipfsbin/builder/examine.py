@@ -28,6 +28,7 @@ from pathlib import Path
 from ipfsbin.binpkg import read_binpkg_metadata
 from ipfsbin.builder.bulk import InspectedPackage, inspect_package
 from ipfsbin.builder.filters import Skip, check_filters
+from ipfsbin.builder.pkgindex import packages_index
 from ipfsbin.builder.queue import QueueItem
 from ipfsbin.config import ShareConfig
 from ipfsbin.errors import BinpkgError, DescriptorError
@@ -85,7 +86,12 @@ class Examiner:
             skip = check_filters(meta, self.config, config_root=self.config_root)
             if skip is not None:
                 return Skipped(cpv, skip)
-            return inspect_package(meta, host=self.host, setuid_packages=self.setuid_packages)
+            recorded = None
+            if meta.identity is not None:
+                recorded = packages_index(self.config.pkgdir).recorded(item.path, meta.identity)
+            return inspect_package(
+                meta, host=self.host, setuid_packages=self.setuid_packages, recorded=recorded
+            )
         except (BinpkgError, DescriptorError) as exc:
             detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
             return Failed(cpv, detail)
