@@ -38,11 +38,9 @@ class Member:
 
 def _octal(field: bytes) -> int | None:
     text = field.split(b"\x00", 1)[0].strip()
-    if not text:
-        return 0
-    if not all(48 <= byte <= 55 for byte in text):
+    if text.translate(None, b"01234567"):
         return None
-    return int(text, 8)
+    return int(text, 8) if text else 0
 
 
 def _header(block: bytes, offset: int) -> Member | None:
