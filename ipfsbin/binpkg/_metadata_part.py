@@ -64,8 +64,6 @@ def read_metadata_part(path: Path) -> dict[str, bytes] | None:
 
 def _from_listing(handle: BinaryIO, members: list[_ustar.Member]) -> dict[str, bytes] | None:
     """:func:`_with_tarfile` over a container :mod:`._ustar` listed."""
-    if _MARKER not in (posixpath.basename(m.name) for m in members):
-        return None
     part = _metadata_member(members)
     if part is None:
         return None
@@ -105,8 +103,6 @@ def _with_tarfile(path: Path) -> dict[str, bytes] | None:
             members.append(member)
             if len(members) > _MAX_MEMBERS:
                 return None
-        if _MARKER not in (posixpath.basename(m.name) for m in members):
-            return None
         part = _metadata_member(members)
         if part is None:
             return None
@@ -134,7 +130,12 @@ def _metadata_files(data: bytes) -> dict[str, bytes] | None:
 
 
 def _metadata_member(members: Sequence[_Named]) -> tuple[_Named, str | None] | None:
-    """Portage's ``_get_inner_tarinfo(container, "metadata")``: the first that parses so."""
+    """Portage's ``_get_inner_tarinfo(container, "metadata")``: the first that parses so.
+
+    None also for a container without the gpkg-1 marker.
+    """
+    if _MARKER not in (posixpath.basename(m.name) for m in members):
+        return None
     for member in members:
         parsed = _portage.gpkg_part(member.name)
         if parsed is not None and parsed[0] == "metadata":

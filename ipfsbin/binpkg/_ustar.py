@@ -15,6 +15,7 @@ offsets ``tarfile`` gives.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -72,21 +73,7 @@ def _blocks(size: int) -> int:
 
 def list_bytes(data: bytes, max_members: int) -> list[Member] | None:
     """The members of the tar ``data``, or None to ask ``tarfile``."""
-    members: list[Member] = []
-    offset = 0
-    while offset < len(data):
-        block = data[offset : offset + BLOCK]
-        if block == _ZERO:
-            return members or None
-        if len(block) < BLOCK or len(members) >= max_members:
-            return None
-        member = _header(block, offset)
-        if member is None:
-            return None
-        members.append(member)
-        offset = member.offset + _blocks(member.size)
-    # A member whose data (with its padding) runs past the end: tarfile's "unexpected end".
-    return members if members and offset == len(data) else None
+    return list_file(io.BytesIO(data), len(data), max_members)
 
 
 def list_file(handle: BinaryIO, file_size: int, max_members: int) -> list[Member] | None:
