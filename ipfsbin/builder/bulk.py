@@ -7,9 +7,11 @@ where those round trips cost more than the bytes (``schema/manifest.md``
 
 1. read and checked one by one, as ``publish`` checks them (Portage's
    Manifest check, the image scan, the digests, the file's identity before
-   and after): :func:`inspect_package`, which needs neither Kubo nor the
-   key, so ``share`` runs it in worker processes. A file that fits one
-   UnixFS chunk (``UNIXFS_CHUNKER``, 1 MiB) is read into memory once: with
+   and after; MD5/SHA1 taken from the builder's own ``Packages`` entry when
+   it still describes the file, ``schema/share.md`` §4):
+   :func:`inspect_package`, which needs neither Kubo nor the key, so
+   ``share`` runs it in worker processes. A file that fits one UnixFS chunk
+   (``UNIXFS_CHUNKER``, 1 MiB) is read into memory once: with
    CIDv1 and raw leaves its UnixFS DAG is that one ``raw`` block, so its CID
    is the sha2-256 of the bytes already hashed for the manifest;
 2. :func:`complete_package`: a larger file is added unpinned through Kubo's
@@ -151,18 +153,14 @@ def inspect_package(
     """Check and hash one package and normalize its descriptor: everything but Kubo and the key.
 
     ``recorded``: the MD5/SHA1 of the builder's own Packages entry for this
-    file (:mod:`ipfsbin.builder.pkgindex`), taken instead of hashed for a
-    gpkg; for an unsigned one, Portage's Manifest check then leaves out the
-    image's digests (``schema/share.md`` §4). The SHA256 is always hashed.
+    file (:mod:`ipfsbin.builder.pkgindex`), taken instead of hashed; for an
+    unsigned gpkg, Portage's Manifest check then leaves out the image's
+    digests (``schema/share.md`` §4). The SHA256 is always hashed.
     Raises ``BinpkgError``/``DescriptorError`` for bad input.
     """
     before = meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
-    if meta.format != "gpkg":
-        # Portage rewrites an xpak's segment after indexing it (same size, same second):
-        # its Packages digests can be stale (schema/share.md §4).
-        recorded = None
     image_digests = recorded is None or meta.signed
     if before.size > SINGLE_BLOCK_BYTES:
         # Checks and hashing side by side; the file must keep its identity throughout.

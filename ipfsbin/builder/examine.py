@@ -9,9 +9,11 @@ a value that pickles, so a :class:`Examiners` pool runs it in
 The key stays in the process that signs.
 
 The metadata is read without Portage's separate check of the metadata part
-(``read_binpkg_metadata(check_metadata=False)``): the full check in
-:func:`~ipfsbin.builder.bulk.inspect_package` covers every part, and nothing
-is published without it (``schema/share.md`` §4).
+(``read_binpkg_metadata(check_metadata=False)``): Portage's check in
+:func:`~ipfsbin.builder.bulk.inspect_package` covers it (and every other
+part, but the image of a gpkg the builder's own ``Packages`` entry still
+describes, whose MD5/SHA1 are taken from that entry), and nothing is
+published without it (``schema/share.md`` §4).
 """
 
 from __future__ import annotations
