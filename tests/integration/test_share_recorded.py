@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -74,18 +75,27 @@ def test_recorded_digests_give_the_blocks_of_the_full_computation(
     assert compared >= 3
 
 
-def test_a_wrong_recorded_md5_is_published_as_recorded(
-    builder_playground: BuilderPlayground,
+def test_a_wrong_md5_in_a_matching_entry_is_published_as_recorded(
+    builder_playground: BuilderPlayground, tmp_path: Path
 ) -> None:
     """The value Portage wrote is taken, not checked: a client's Portage compares the file
     with it and refuses the download, so such a build cannot be installed (no other bytes)."""
-    path = builder_playground.binpkgs["dev-libs/libfoo-1"]
+    pkgdir = tmp_path / "pkgdir"
+    path = pkgdir / "dev-libs" / "libfoo" / "libfoo-1-1.gpkg.tar"
+    path.parent.mkdir(parents=True)
+    shutil.copy(builder_playground.binpkgs["dev-libs/libfoo-1"], path)
+    recorded = _indexed(path, pkgdir, md5="0" * 32)
+    assert recorded is not None
+    assert recorded.md5 == "0" * 32
     meta = read_binpkg_metadata(path, check_metadata=False)
     host = detect_host_facts(config_root=builder_playground.eprefix)
-    wrong = RecordedDigests(md5="0" * 32, sha1="1" * 40)
-    info = inspect_package(meta, host=host, recorded=wrong).prepared.info
-    assert (info.md5, info.sha1) == (wrong.md5, wrong.sha1)
-    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    info = inspect_package(meta, host=host, recorded=recorded).prepared.info
+    data = path.read_bytes()
+    assert (info.md5, info.sha1) == (
+        "0" * 32,
+        hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+    )
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def _rebuilt(src: Path, dst: Path, change: str) -> Path:
@@ -105,12 +115,13 @@ def _rebuilt(src: Path, dst: Path, change: str) -> Path:
     return dst
 
 
-def _indexed(path: Path, pkgdir: Path) -> RecordedDigests | None:
+def _indexed(path: Path, pkgdir: Path, md5: str | None = None) -> RecordedDigests | None:
     """Index ``path`` as Portage would, right after writing it; what the index then gives."""
     data, st = path.read_bytes(), path.stat()
+    md5 = md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()
     (pkgdir / "Packages").write_text(
         "VERSION: 0\n\n"
-        f"CPV: dev-libs/libfoo-1\nMD5: {hashlib.md5(data, usedforsecurity=False).hexdigest()}\n"
+        f"CPV: dev-libs/libfoo-1\nMD5: {md5}\n"
         f"PATH: {path.relative_to(pkgdir).as_posix()}\n"
         f"SHA1: {hashlib.sha1(data, usedforsecurity=False).hexdigest()}\n"
         f"SIZE: {st.st_size}\nMTIME: {st.st_mtime_ns // 1_000_000_000}\n"
