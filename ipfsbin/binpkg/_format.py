@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 from typing import Literal
 
-from ipfsbin.binpkg import _portage
+from ipfsbin.binpkg import _portage, _ustar
 from ipfsbin.errors import BinpkgError
 
 BinpkgFormat = Literal["gpkg", "xpak"]
@@ -84,6 +84,14 @@ def _is_tar_header(block: bytes) -> bool:
 
 def _is_gpkg_container(path: Path) -> bool:
     """True for a tar holding the gpkg-1 marker; raises for one cut short after it."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            listed = _ustar.list_file(handle, size, _MAX_CONTAINER_MEMBERS)
+    except OSError:
+        listed = None
+    if listed is not None:
+        return any(m.name.rpartition("/")[2] == "gpkg-1" for m in listed)
     marker = False
     try:
         with tarfile.open(path, mode="r:") as tar:

@@ -20,6 +20,7 @@ of a file.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import shutil
 import stat
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from ipfsbin.binpkg import _compression, _portage
+from ipfsbin.binpkg import _compression, _portage, _ustar
 from ipfsbin.binpkg._format import BinpkgFormat
 from ipfsbin.binpkg.elf import AR_MAGIC, ELF_MAGIC, ar_ranges, elf_comments
 from ipfsbin.errors import BinpkgError
@@ -321,26 +322,48 @@ def iter_gpkg_image(path: Path, scan: ImageScan) -> Iterator[ImageFile]:
     """Yield the regular files of a GPKG's image (ELF and ar files as seekable copies)."""
     what = str(path)
     try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, or by the with
+    except OSError as exc:
+        raise BinpkgError(f"{what}: not a tar archive ({_one_line(exc)})") from exc
+    with raw:
+        listed = _ustar.list_file(cast(BinaryIO, raw), os.fstat(raw.fileno()).st_size, 64)
+        if listed is not None:
+            found = next((m for m in listed if _is_image_part(m.name)), None)
+            if found is None:
+                raise BinpkgError(f"{what}: the gpkg has no image.tar member")
+            compression = _image_compression(found.name, what)
+            if not found.is_file:
+                raise BinpkgError(f"{what}: the image member is not a regular file")
+            raw.seek(found.offset)
+            part = io.BufferedReader(_Bounded(cast(BinaryIO, raw), found.size), _CHUNK)
+            yield from _iter_compressed(part, compression, what, scan)
+            return
+    try:
         container = tarfile.open(path, mode="r:")
     except (tarfile.TarError, OSError) as exc:
         raise BinpkgError(f"{what}: not a tar archive ({_one_line(exc)})") from exc
     with container:
-        image = None
-        for member in container.getmembers():
-            base = posixpath.basename(member.name)
-            if base.startswith("image.tar") and not base.endswith(".sig"):
-                image = member
-                break
+        image = next((m for m in container.getmembers() if _is_image_part(m.name)), None)
         if image is None:
             raise BinpkgError(f"{what}: the gpkg has no image.tar member")
-        base = posixpath.basename(image.name)
-        compression = _portage.gpkg_compression(base)
-        if compression is None and base != "image.tar":
-            raise BinpkgError(f"{what}: unknown image compression {base[len('image.tar') :]!r}")
+        compression = _image_compression(image.name, what)
         handle = container.extractfile(image)
         if handle is None:
             raise BinpkgError(f"{what}: the image member is not a regular file")
         yield from _iter_compressed(handle, compression, what, scan)
+
+
+def _is_image_part(name: str) -> bool:
+    base = posixpath.basename(name)
+    return base.startswith("image.tar") and not base.endswith(".sig")
+
+
+def _image_compression(name: str, what: str) -> str | None:
+    base = posixpath.basename(name)
+    compression = _portage.gpkg_compression(base)
+    if compression is None and base != "image.tar":
+        raise BinpkgError(f"{what}: unknown image compression {base[len('image.tar') :]!r}")
+    return compression
 
 
 def iter_xpak_image(path: Path, tar_size: int, scan: ImageScan) -> Iterator[ImageFile]:

@@ -237,11 +237,16 @@ def gpkg_metadata(path: Path) -> dict[str, bytes]:
     return {str(k): bytes(v) for k, v in metadata.items()}
 
 
-def verify_gpkg(path: Path) -> None:
-    """Portage's check of every part of a GPKG (image included) against its Manifest."""
+def verify_gpkg(path: Path, *, image: bool = True) -> None:
+    """Portage's check of every part of a GPKG (image included) against its Manifest.
+
+    With ``image`` False, Portage's ``metadata_only`` check: the container, the
+    Manifest and its signature, every part's size, and every part but the
+    image by its digests.
+    """
     pkg = _gpkg(path)
     try:
-        pkg._verify_binpkg(metadata_only=False)
+        pkg._verify_binpkg(metadata_only=not image)
     except _portage_errors() as exc:
         raise _rejected(path, exc) from exc
 

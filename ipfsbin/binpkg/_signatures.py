@@ -13,6 +13,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from ipfsbin.binpkg import _ustar
+
 __all__ = [
     "DEFAULT_KEYRING",
     "KEYRING_VARIABLE",
@@ -24,6 +26,7 @@ __all__ = [
 # Portage's default keyring for binpkg signatures (make.globals), filled by getuto.
 DEFAULT_KEYRING = "/etc/portage/gnupg"
 KEYRING_VARIABLE = "BINPKG_GPG_VERIFY_GPG_HOME"
+_PGP = b"-----BEGIN PGP SIGNATURE-----"
 
 
 def verify_keyring() -> Path:
@@ -56,6 +59,21 @@ def _make_conf_value(name: str) -> str:
 def gpkg_signed(path: Path) -> bool:
     """True when the GPKG carries a signature: a ``.sig`` part or a signed Manifest (as Portage)."""
     try:
+        with path.open("rb") as raw:
+            listed = _ustar.list_file(raw, os.fstat(raw.fileno()).st_size, 64)
+            if listed is not None:
+                for part in listed:
+                    name = part.name.rpartition("/")[2]
+                    if name.endswith(".sig"):
+                        return True
+                    if name == "Manifest" and part.is_file:
+                        raw.seek(part.offset)
+                        if _PGP in raw.read(min(part.size, 1 << 20)):
+                            return True
+                return False
+    except OSError:
+        return False
+    try:
         with tarfile.open(path, mode="r:") as tar:
             for member in tar.getmembers():
                 base = member.name.rpartition("/")[2]
@@ -63,9 +81,7 @@ def gpkg_signed(path: Path) -> bool:
                     return True
                 if base == "Manifest":
                     handle = tar.extractfile(member)
-                    if handle is not None and b"-----BEGIN PGP SIGNATURE-----" in handle.read(
-                        1 << 20
-                    ):
+                    if handle is not None and _PGP in handle.read(1 << 20):
                         return True
     except (tarfile.TarError, OSError):
         return False

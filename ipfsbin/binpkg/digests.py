@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["Digester", "FileDigests", "hash_file"]
+__all__ = ["Digester", "FileDigests", "RecordedDigests", "hash_file"]
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _LENGTHS = {"sha256": 64, "md5": 32, "sha1": 40}
@@ -46,13 +46,31 @@ class FileDigests:
                 raise ValueError(f"{name} must be {length} lowercase hex digits, got {value!r}")
 
 
-def _new_hashes() -> dict[str, Any]:
-    return {
-        "sha256": hashlib.sha256(),
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedDigests:
+    """The MD5 and SHA1 of a file as Portage recorded them (lowercase hex), not hashed here.
+
+    Taken from the builder's own ``PKGDIR/Packages`` for a file its entry
+    still describes (``schema/share.md`` §4); the SHA256 is always hashed.
+    """
+
+    md5: str
+    sha1: str
+
+    def __post_init__(self) -> None:
+        for name in ("md5", "sha1"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) != _LENGTHS[name] or not _HEX.match(value):
+                raise ValueError(f"{name} must be {_LENGTHS[name]} lowercase hex digits")
+
+
+def _new_hashes(recorded: RecordedDigests | None) -> dict[str, Any]:
+    hashes: dict[str, Any] = {"sha256": hashlib.sha256()}
+    if recorded is None:
         # Portage's index checks these two; they are not used for security here.
-        "md5": hashlib.md5(usedforsecurity=False),
-        "sha1": hashlib.sha1(usedforsecurity=False),
-    }
+        hashes["md5"] = hashlib.md5(usedforsecurity=False)
+        hashes["sha1"] = hashlib.sha1(usedforsecurity=False)
+    return hashes
 
 
 class Digester:
@@ -61,10 +79,12 @@ class Digester:
     ``update`` hands a chunk over and returns (it blocks only when the
     hashers are 16 chunks behind); :meth:`finish` waits for them and returns
     the digests. Use as a context manager so the threads end on errors too.
+    With ``recorded``, only SHA256 is hashed and MD5/SHA1 are those given.
     """
 
-    def __init__(self) -> None:
-        self._hashes = _new_hashes()
+    def __init__(self, recorded: RecordedDigests | None = None) -> None:
+        self._recorded = recorded
+        self._hashes = _new_hashes(recorded)
         self._queues: dict[str, queue.Queue[bytes | None]] = {
             name: queue.Queue(maxsize=_QUEUE_CHUNKS) for name in self._hashes
         }
@@ -104,11 +124,12 @@ class Digester:
     def finish(self) -> FileDigests:
         """Wait for the hashers; the digests of everything given to :meth:`update`."""
         self._stop()
+        recorded = self._recorded
         return FileDigests(
             size=self._size,
             sha256=self._hashes["sha256"].hexdigest(),
-            md5=self._hashes["md5"].hexdigest(),
-            sha1=self._hashes["sha1"].hexdigest(),
+            md5=recorded.md5 if recorded is not None else self._hashes["md5"].hexdigest(),
+            sha1=recorded.sha1 if recorded is not None else self._hashes["sha1"].hexdigest(),
         )
 
     def close(self) -> None:
@@ -127,9 +148,12 @@ class Digester:
         self.close()
 
 
-def hash_file(path: Path) -> FileDigests:
-    """The digests of the file at ``path`` (``OSError`` when it cannot be read)."""
-    with open(path, "rb") as handle, Digester() as digester:
+def hash_file(path: Path, recorded: RecordedDigests | None = None) -> FileDigests:
+    """The digests of the file at ``path`` (``OSError`` when it cannot be read).
+
+    With ``recorded``, only SHA256 is hashed (see :class:`Digester`).
+    """
+    with open(path, "rb") as handle, Digester(recorded) as digester:
         while chunk := handle.read(READ_CHUNK):
             digester.update(chunk)
         return digester.finish()

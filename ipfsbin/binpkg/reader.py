@@ -29,7 +29,7 @@ from typing import Literal
 from ipfsbin.binpkg import _image, _metadata_part, _portage, _signatures
 from ipfsbin.binpkg._format import HINT_CORRUPT, BinpkgFormat, identify
 from ipfsbin.binpkg._image import SETUID_PACKAGES
-from ipfsbin.binpkg.digests import FileDigests, hash_file
+from ipfsbin.binpkg.digests import FileDigests, RecordedDigests, hash_file
 from ipfsbin.binpkg.elf import Compiler, CompilerReport, choose_compiler
 from ipfsbin.errors import BinpkgError
 
@@ -338,6 +338,7 @@ def check_binpkg(
     *,
     compiler: Compiler | None = None,
     setuid_packages: Collection[str] = SETUID_PACKAGES,
+    image_digests: bool = True,
 ) -> CompilerReport:
     """The checks that read the whole package; the compiler its ELF files name.
 
@@ -353,19 +354,25 @@ def check_binpkg(
     hashing of the same file; for a GPKG, Portage's check and the image scan
     run side by side too (one after the other for a small file), and Portage's
     verdict is reported first.
+
+    ``image_digests`` False leaves a GPKG's image part out of Portage's digest
+    check (its size is still checked against the Manifest, the other parts by
+    digest, a signed gpkg's signature): only for a file whose Packages entry
+    Portage wrote after writing it (``schema/share.md`` §4); the image is
+    still read to its end and decompressed.
     """
     scan = _image.ImageScan(setuid_ok=meta.cp in setuid_packages, copy_elf=compiler is None)
     size = meta.identity.size if meta.identity is not None else None
     if meta.format == "xpak":
         report = _compiler_report(meta, scan)
     elif size is not None and size <= _SIDE_BY_SIDE_BYTES:
-        _portage.verify_gpkg(meta.path)
+        _portage.verify_gpkg(meta.path, image=image_digests)
         report = _compiler_report(meta, scan)
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-scan") as pool:
             scanning = pool.submit(_compiler_report, meta, scan)
             try:
-                _portage.verify_gpkg(meta.path)
+                _portage.verify_gpkg(meta.path, image=image_digests)
             except BinpkgError:
                 scanning.exception()  # wait for the scan; Portage's verdict is the one to report
                 raise
@@ -411,18 +418,26 @@ def read_binpkg_contents(
     *,
     compiler: Compiler | None = None,
     setuid_packages: Collection[str] = SETUID_PACKAGES,
+    recorded: RecordedDigests | None = None,
+    image_digests: bool = True,
 ) -> BinpkgInfo:
     """The expensive rest of :func:`read_binpkg`: checks and digests, side by side.
 
     :func:`check_binpkg` runs in a thread while the file is hashed; the file
     must still be the one ``meta`` was read from when both are done.
+    ``recorded`` MD5/SHA1 are taken instead of hashed (the SHA256 always is);
+    ``image_digests`` as in :func:`check_binpkg`.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipfsbin-check") as pool:
         checking = pool.submit(
-            check_binpkg, meta, compiler=compiler, setuid_packages=setuid_packages
+            check_binpkg,
+            meta,
+            compiler=compiler,
+            setuid_packages=setuid_packages,
+            image_digests=image_digests,
         )
         try:
-            digests = hash_file(meta.path)
+            digests = hash_file(meta.path, recorded)
         except OSError as exc:
             checking.exception()  # let the checks end before reporting
             raise BinpkgError(

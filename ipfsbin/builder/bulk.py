@@ -7,9 +7,11 @@ where those round trips cost more than the bytes (``schema/manifest.md``
 
 1. read and checked one by one, as ``publish`` checks them (Portage's
    Manifest check, the image scan, the digests, the file's identity before
-   and after): :func:`inspect_package`, which needs neither Kubo nor the
-   key, so ``share`` runs it in worker processes. A file that fits one
-   UnixFS chunk (``UNIXFS_CHUNKER``, 1 MiB) is read into memory once: with
+   and after; MD5/SHA1 taken from the builder's own ``Packages`` entry when
+   it still describes the file, ``schema/share.md`` §4):
+   :func:`inspect_package`, which needs neither Kubo nor the key, so
+   ``share`` runs it in worker processes. A file that fits one UnixFS chunk
+   (``UNIXFS_CHUNKER``, 1 MiB) is read into memory once: with
    CIDv1 and raw leaves its UnixFS DAG is that one ``raw`` block, so its CID
    is the sha2-256 of the bytes already hashed for the manifest;
 2. :func:`complete_package`: a larger file is added unpinned through Kubo's
@@ -45,12 +47,12 @@ from ipfsbin.binpkg import (
     check_binpkg,
     read_binpkg_contents,
 )
-from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests
+from ipfsbin.binpkg.digests import READ_CHUNK, FileDigests, RecordedDigests
 from ipfsbin.builder._objects import PackageObjects
 from ipfsbin.builder.publish import PreparedBinpkg, PublishResult, _Run, prepared_binpkg
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.car import car_bytes
-from ipfsbin.codec.cid import CID, RAW, cid_for
+from ipfsbin.codec.cid import CID, RAW, cid_from_sha256
 from ipfsbin.errors import BinpkgError
 from ipfsbin.host.facts import HostFacts
 from ipfsbin.kubo.client import KuboClient
@@ -107,7 +109,9 @@ class CheckedPackage:
         return PublishResult.of(self.prepared.info, self.binpkg, self.objects, key_id, ())
 
 
-def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
+def _read_small(
+    meta: BinpkgMetadata, recorded: RecordedDigests | None
+) -> tuple[bytes, FileDigests]:
     path, before = meta.path, meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
@@ -125,11 +129,16 @@ def _read_small(meta: BinpkgMetadata) -> tuple[bytes, FileDigests]:
             f"({before.size} bytes when read, {len(data)} now)",
             hint=_HINT_CHANGED,
         )
+    if recorded is None:
+        recorded = RecordedDigests(
+            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        )
     digests = FileDigests(
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        md5=recorded.md5,
+        sha1=recorded.sha1,
     )
     return data, digests
 
@@ -139,20 +148,28 @@ def inspect_package(
     *,
     host: HostFacts,
     setuid_packages: Collection[str] = SETUID_PACKAGES,
+    recorded: RecordedDigests | None = None,
 ) -> InspectedPackage:
     """Check and hash one package and normalize its descriptor: everything but Kubo and the key.
 
+    ``recorded``: the MD5/SHA1 of the builder's own Packages entry for this
+    file (:mod:`ipfsbin.builder.pkgindex`), taken instead of hashed; for an
+    unsigned gpkg, Portage's Manifest check then leaves out the image's
+    digests (``schema/share.md`` §4). The SHA256 is always hashed.
     Raises ``BinpkgError``/``DescriptorError`` for bad input.
     """
     before = meta.identity
     if before is None:
         raise ValueError("the metadata carries no file identity; use read_binpkg_metadata")
+    image_digests = recorded is None or meta.signed
     if before.size > SINGLE_BLOCK_BYTES:
         # Checks and hashing side by side; the file must keep its identity throughout.
-        info = read_binpkg_contents(meta, setuid_packages=setuid_packages)
+        info = read_binpkg_contents(
+            meta, setuid_packages=setuid_packages, recorded=recorded, image_digests=image_digests
+        )
         return InspectedPackage(prepared=prepared_binpkg(info, host), data=None)
-    data, digests = _read_small(meta)
-    report = check_binpkg(meta, setuid_packages=setuid_packages)
+    data, digests = _read_small(meta, recorded)
+    report = check_binpkg(meta, setuid_packages=setuid_packages, image_digests=image_digests)
     if FileIdentity.of(meta.path) != before:
         raise BinpkgError(
             f"{meta.path}: the file changed while it was being published", hint=_HINT_CHANGED
@@ -173,7 +190,8 @@ def complete_package(
     """
     prepared = inspected.prepared
     if inspected.data is not None:
-        binpkg = cid_for(RAW, inspected.data)
+        # The sha256 the examiner took of these bytes is the raw block's digest.
+        binpkg = cid_from_sha256(RAW, bytes.fromhex(prepared.info.sha256))
         return CheckedPackage(
             prepared=prepared,
             binpkg=binpkg,
@@ -248,6 +266,7 @@ def store_batch(
             blocks.setdefault(cid, data)
     root_cid, root_block = root
     blocks[root_cid] = root_block
-    car = car_bytes([root_cid], blocks.items())
+    # Every CID here was computed from its bytes in this run; Kubo checks them on import.
+    car = car_bytes([root_cid], blocks.items(), verify=False)
     client.dag_import(car, pin_roots=False, timeout=_IMPORT_TIMEOUT_SECONDS)
     ledger.hold(holder, [root_cid], recursive=True, one_request=True)

@@ -9,9 +9,11 @@ a value that pickles, so a :class:`Examiners` pool runs it in
 The key stays in the process that signs.
 
 The metadata is read without Portage's separate check of the metadata part
-(``read_binpkg_metadata(check_metadata=False)``): the full check in
-:func:`~ipfsbin.builder.bulk.inspect_package` covers every part, and nothing
-is published without it (``schema/share.md`` §4).
+(``read_binpkg_metadata(check_metadata=False)``): Portage's check in
+:func:`~ipfsbin.builder.bulk.inspect_package` covers it (and every other
+part, but the image of a gpkg the builder's own ``Packages`` entry still
+describes, whose MD5/SHA1 are taken from that entry), and nothing is
+published without it (``schema/share.md`` §4).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from ipfsbin.binpkg import read_binpkg_metadata
 from ipfsbin.builder.bulk import InspectedPackage, inspect_package
 from ipfsbin.builder.filters import Skip, check_filters
+from ipfsbin.builder.pkgindex import packages_index
 from ipfsbin.builder.queue import QueueItem
 from ipfsbin.config import ShareConfig
 from ipfsbin.errors import BinpkgError, DescriptorError
@@ -85,7 +88,12 @@ class Examiner:
             skip = check_filters(meta, self.config, config_root=self.config_root)
             if skip is not None:
                 return Skipped(cpv, skip)
-            return inspect_package(meta, host=self.host, setuid_packages=self.setuid_packages)
+            recorded = None
+            if meta.identity is not None:
+                recorded = packages_index(self.config.pkgdir).recorded(item.path, meta.identity)
+            return inspect_package(
+                meta, host=self.host, setuid_packages=self.setuid_packages, recorded=recorded
+            )
         except (BinpkgError, DescriptorError) as exc:
             detail = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
             return Failed(cpv, detail)

@@ -27,6 +27,7 @@ __all__ = [
     "RAW",
     "SHA2_256",
     "cid_for",
+    "cid_from_sha256",
 ]
 
 RAW: Final = 0x55
@@ -208,7 +209,13 @@ _new_object = object.__new__
 
 def cid_for(codec: int, data: bytes) -> CID:
     """The CIDv1 (sha2-256) of ``data`` under ``codec``."""
-    digest = hashlib.sha256(data).digest()
+    return cid_from_sha256(codec, hashlib.sha256(data).digest())
+
+
+def cid_from_sha256(codec: int, digest: bytes) -> CID:
+    """The CIDv1 under ``codec`` of bytes whose sha2-256 is ``digest`` (already hashed)."""
+    if len(digest) != 32:
+        raise ValueError(f"a sha2-256 digest is 32 bytes, got {len(digest)}")
     prefix = _V1_CODEC_PREFIXES.get(codec) or _v1_prefix(codec)
     return CID(prefix + digest)
 

@@ -7,7 +7,8 @@ on any machine with the compiler for the CHOST.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass, fields, replace
 
 from ipfsbin.descriptor.cflags import normalize_ldflags, runtime_needs
 from ipfsbin.descriptor.depstr import merge_slot_deps, parse_requires
@@ -67,6 +68,38 @@ def normalize_platform(
     builder, so ``native`` may be resolved; ``probe`` asks the compiler
     (default: GCC for the CHOST found on PATH).
     """
+    if probe is None:
+        # Every build of one builder has the same platform facts: ask the compiler once.
+        key = replace(facts, **{name: "" for name in _NOT_PLATFORM})
+        return _default_probe_platform(key, host_target)
+    return _platform(facts, host_target, probe)
+
+
+_NOT_PLATFORM = tuple(
+    f.name
+    for f in fields(BuildFacts)
+    if f.name
+    not in {
+        "chost",
+        "arch",
+        "profile",
+        "libc",
+        "libc_version",
+        "compiler",
+        "compiler_version",
+        "cflags",
+        "cxxflags",
+        "ldflags",
+    }
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_probe_platform(facts: BuildFacts, host_target: str | None) -> Platform:
+    return _platform(facts, host_target, None)
+
+
+def _platform(facts: BuildFacts, host_target: str | None, probe: Probe | None) -> Platform:
     chost = facts.chost.strip()
     compiler = facts.compiler.strip()
     if compiler not in ("gcc", "clang"):

@@ -27,7 +27,11 @@ Bulk (``--bulk N``, 1,000 in the README): a PKGDIR of N real-shaped
 binpkgs, each the emerge-built template under its own package name with a
 random payload: 90 % between 4 KB and 1 MB, 9 % between 1 and 8 MB, 1 %
 between 10 and 40 MB (log-uniform within each band; seeded, so every run
-has the same sizes). In the same run, on the same daemon: ``ipfs add -r``
+has the same sizes), then indexed by Portage's own ``emaint binhost --fix``
+into ``PKGDIR/Packages``, as Portage keeps a builder's PKGDIR (share takes
+MD5/SHA1 from entries that still describe their files, ``schema/share.md``
+§4; ``--bulk-no-index`` leaves the index out, so every digest is hashed and
+every gpkg gets Portage's full Manifest check). In the same run, on the same daemon: ``ipfs add -r``
 of the directory (CIDv1, raw leaves, 1 MiB chunks, pinned; the baseline),
 then, after unpinning it and ``ipfs repo gc``, ``ipfs share``'s catch-up
 of the same directory (queue, filters, checks, one CAR import and one pin
@@ -42,7 +46,7 @@ the sharing process's, the checks'): on a shared machine they move less
 than wall times, and they bound the ratio on an idle one.
 
 Usage: ``.venv/bin/python scripts/bench/publish.py [--trials N] [--sizes 10K,10M,200M]
-[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200] [--bulk-out FILE]``
+[--rss] [--rss-size 60M] [--bulk 1000] [--bulk-old 200] [--bulk-out FILE] [--bulk-no-index]``
 (``--sizes ''`` skips the throughput runs)
 Writes ``bench-results/publish.json`` (throughput), with ``--rss``
 ``bench-results/publish-rss.json``, with ``--bulk`` ``bench-results/publish-bulk.json``
@@ -194,6 +198,19 @@ def make_pkgdir(template: Path, pkgdir: Path, sizes: list[int]) -> list[Path]:
     return paths
 
 
+def index_pkgdir(builder: BuilderPlayground, pkgdir: Path) -> None:
+    """Write ``pkgdir/Packages`` with Portage's own ``emaint binhost --fix``."""
+    from portage.const import PORTAGE_BIN_PATH
+
+    subprocess.run(  # noqa: S603 - this interpreter, Portage's script
+        [sys.executable, "-b", os.path.join(PORTAGE_BIN_PATH, "emaint"), "binhost", "--fix"],
+        env=builder.env({"PKGDIR": str(pkgdir)}),
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+
+
 def _ipfs(node: ManagedNode, *args: str) -> str:
     done = subprocess.run(  # noqa: S603 - the Kubo binary, fixed arguments
         [str(node.binary), *args], env=node.env(), capture_output=True, text=True, check=True
@@ -221,7 +238,7 @@ def _cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
+def run_bulk(count: int, old_count: int, out: Path, *, index: bool = True) -> dict[str, Any]:
     from ipfsbin.binpkg import SETUID_PACKAGES
     from ipfsbin.builder.examine import Examiner
     from ipfsbin.builder.queue import QueueItem, ShareQueue
@@ -241,6 +258,8 @@ def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
         start = time.perf_counter()
         paths = make_pkgdir(template, pkgdir, sizes)
         print(f"made {count} binpkgs in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        if index:
+            index_pkgdir(builder, pkgdir)
         total = sum(p.stat().st_size for p in paths)
         node = ManagedNode(work / "repo", binary=ensure_kubo(), profile="test", routing="dht")
         with node:
@@ -304,6 +323,7 @@ def run_bulk(count: int, old_count: int, out: Path) -> dict[str, Any]:
             "share_batch": config.batch,
             "packages": count,
             "packages_under_1MB": small,
+            "pkgdir_indexed": index,
             "bytes": total,
             "raw_add_r_s": round(raw_s, 2),
             "share_catch_up_s": round(bulk_s, 2),
@@ -472,12 +492,15 @@ def main() -> int:
     parser.add_argument(
         "--bulk-out", type=Path, default=ROOT / "bench-results" / "publish-bulk.json"
     )
+    parser.add_argument(
+        "--bulk-no-index", action="store_true", help="no PKGDIR/Packages (every digest hashed)"
+    )
     args = parser.parse_args()
     if shutil.which("zstd") is None:
         print("needs zstd on PATH", file=sys.stderr)
         return 2
     if args.bulk:
-        bulk = run_bulk(args.bulk, args.bulk_old, args.bulk_out)
+        bulk = run_bulk(args.bulk, args.bulk_old, args.bulk_out, index=not args.bulk_no_index)
         old = bulk["per_package_publish"]
         print(
             f"{bulk['packages']} binpkgs, {bulk['bytes'] / 1e6:.0f} MB: ipfs add -r "

@@ -11,6 +11,7 @@ import pytest
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.car import car_bytes, import_car, iter_car
 from ipfsbin.codec.cid import CID, DAG_CBOR, RAW, cid_for
+from ipfsbin.errors import KuboError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
 from ipfsbin.store.memory import MemoryBlockStore
@@ -98,3 +99,13 @@ def test_kubo_export_reads_back_verified(kubo_client: KuboClient) -> None:
     result = import_car(kubo_client.dag_export(root, offline=True), store)
     assert result.blocks == len(blocks)
     assert dagcbor.decode_block(root, store.get(root))["type"] == "ipfsbin/test/1"
+
+
+def test_kubo_refuses_a_car_block_that_does_not_hash_to_its_cid(kubo_client: KuboClient) -> None:
+    """What lets ``share`` write its CARs unverified: Kubo checks every block on import."""
+    cid = cid_for(RAW, b"the bytes the CID names")
+    car = car_bytes([cid], [(cid, b"other bytes")], verify=False)
+    with pytest.raises(KuboError, match="integrity"):
+        kubo_client.dag_import(car, pin_roots=False)
+    with pytest.raises(KuboError):
+        kubo_client.block_get(cid, offline=True)
