@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipfsbin.serve.publisher import HostSettle
+from ipfsbin.serve.settle import HostSettle
 
 SECOND = 1_000_000_000  # a stamp holds modification times in nanoseconds
 
