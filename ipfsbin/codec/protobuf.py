@@ -67,6 +67,8 @@ def bytes_field(number: int, value: bytes) -> bytes:
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:  # one byte: most tags and lengths
+        return data[pos], pos + 1
     value = 0
     for i in range(_MAX_VARINT_BYTES):
         if pos + i >= len(data):

@@ -38,6 +38,9 @@ class FileNode:
 
     data: bytes
     children: tuple[CID, ...]
+    filesize: int | None = None
+    """The UnixFS ``filesize`` the node states (its own bytes and its children's); None when
+    absent. For a ``raw`` block, its length."""
 
 
 def _bytes_fields(data: bytes, what: str) -> list[Field]:
@@ -73,7 +76,7 @@ def decode_dag_pb(block: bytes) -> DagPbNode:
 def decode_file_node(cid: CID, block: bytes) -> FileNode:
     """The part of a UnixFS file that ``block`` (named ``cid``) holds; ``CodecError`` otherwise."""
     if cid.codec == RAW:
-        return FileNode(data=block, children=())
+        return FileNode(data=block, children=(), filesize=len(block))
     if cid.codec != DAG_PB:
         raise CodecError(f"{cid} is {cid.codec_name}, not a UnixFS file block (raw or dag-pb)")
     node = decode_dag_pb(block)
@@ -81,6 +84,7 @@ def decode_file_node(cid: CID, block: bytes) -> FileNode:
         raise CodecError(f"dag-pb node {cid} has no UnixFS data")
     kind: int | None = None
     inline = b""
+    filesize: int | None = None
     for field in read_fields(node.data):
         if field.number == 1 and field.wire_type == VARINT:
             assert isinstance(field.value, int)  # noqa: S101 - VARINT values are ints
@@ -88,7 +92,10 @@ def decode_file_node(cid: CID, block: bytes) -> FileNode:
         elif field.number == 2 and field.wire_type == BYTES:
             assert isinstance(field.value, bytes)  # noqa: S101 - BYTES values are bytes
             inline = field.value
+        elif field.number == 3 and field.wire_type == VARINT:
+            assert isinstance(field.value, int)  # noqa: S101 - VARINT values are ints
+            filesize = field.value
     if kind not in (_UNIXFS_FILE, _UNIXFS_RAW):
         name = _TYPE_NAMES.get(kind or -1, f"type {kind}")
         raise CodecError(f"UnixFS node {cid} is a {name}, not a file")
-    return FileNode(data=inline, children=node.links)
+    return FileNode(data=inline, children=node.links, filesize=filesize)
