@@ -34,8 +34,11 @@ from ipfsbin.manifest import Manifest
 
 __all__ = ["MAX_AHEAD", "Checked", "Missing", "checked_blocks", "read_leaf", "same_start"]
 
-MAX_AHEAD: Final = 4
-"""Most blocks read and being hashed ahead of the one given out, for one download."""
+MAX_AHEAD: Final = 2
+"""Most blocks read and hashed ahead of the one given out, for one download."""
+HELPERS: Final = max(1, (os.cpu_count() or 2) - 1)
+"""Threads hashing for the downloads' own threads: with them, one download's blocks are
+hashed on every core."""
 
 
 class Missing(Exception):
@@ -67,7 +70,7 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL  # noqa: PLW0603 - one pool per process, made on first use
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ipfsbin-hash")
+            _POOL = ThreadPoolExecutor(HELPERS, thread_name_prefix="ipfsbin-hash")
         return _POOL
 
 
@@ -138,8 +141,12 @@ def checked_blocks(
             depth = ahead()
             if cid.codec == RAW and cid.hash_code != IDENTITY:
                 data = leaf(cid)
+                # a helper hashes this block while this thread reads and hashes the next:
+                # one hand-over for every two blocks, and no thread left waiting
                 digest: Future[bytes] | bytes = (
-                    _pool().submit(_sha256, data) if depth > 1 else _sha256(data)
+                    _pool().submit(_sha256, data)
+                    if depth > 1 and _hashing(window) < HELPERS
+                    else _sha256(data)
                 )
                 window.append((data, digest, cid))
             else:
@@ -190,6 +197,10 @@ def _verify(cid: CID, data: bytes) -> bool:
 
 def _done(digest: Future[bytes] | bytes) -> bool:
     return isinstance(digest, bytes) or digest.done()
+
+
+def _hashing(window: deque[_Part]) -> int:
+    return sum(not _done(digest) for _, digest, _ in window)
 
 
 def _check(checked: Checked, part: _Part, given: list[tuple[int, bytes]], before: int = 0) -> bytes:

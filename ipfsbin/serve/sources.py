@@ -109,7 +109,7 @@ class ReadBudget:
         return max(CHUNK, min(LARGEST_READ, READ_BUDGET // max(self._open, 1)))
 
     def ahead(self) -> int:
-        """Blocks of 1 MiB one download may read and hash ahead: 4 alone, 1 among 8 or more."""
+        """Blocks of 1 MiB one download may read and hash ahead: 2 alone, 1 among 8 or more."""
         return max(1, min(MAX_AHEAD, READ_BUDGET // max(self._open, 1) // LARGEST_READ))
 
 
