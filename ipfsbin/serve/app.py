@@ -6,8 +6,10 @@ Routes (``schema/binhost.md``):
   ``Last-Modified`` equals its TIMESTAMP and ``If-Modified-Since`` at or past
   it gives 304;
 * ``GET|HEAD /<subscription>/<PATH>``: the binpkg, streamed from the byte
-  source and checked against the signed manifest as it goes
-  (:mod:`ipfsbin.serve.stream`); ``Range`` gives 206;
+  source and checked against the signed manifest as it goes: block by
+  block from the repo's block files (:mod:`ipfsbin.serve.blockcheck`), by
+  the whole file's sha256 otherwise (:mod:`ipfsbin.serve.stream`);
+  ``Range`` gives 206;
 * ``GET /status`` (JSON): heads, their age and state, the catalog's size,
   recent downloads and failures; ``GET /`` (HTML, :mod:`ipfsbin.serve.page`):
   the same with the weather of this host, its charts, and doctor's findings.
@@ -293,12 +295,11 @@ def create_app(
             downloads.finish(record, ok=False)
             hint = f" ({exc.hint})" if exc.hint else ""
             return Response(f"{offer.cpv}: {exc.message}{hint}\n", status_code=503)
-        if len(first) == expected:  # checked whole: no stream, no task to watch it
+        if pieces is None or len(first) == expected:  # checked whole: sent as one answer
             if pieces is not None:
                 await pieces.aclose()
             done = BackgroundTask(_finish, downloads, record, expected, started, ok=True)
             return Response(first, status, headers, kind, background=done)
-        assert pieces is not None  # noqa: S101 - only a whole answer is read without a thread
         return StreamingResponse(
             stream_counted(_after(first, pieces), expected, downloads, record, withdraw),
             status_code=status,
