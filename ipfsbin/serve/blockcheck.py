@@ -142,10 +142,14 @@ def checked_blocks(
             if cid.codec == RAW and cid.hash_code != IDENTITY:
                 data = leaf(cid)
                 # a helper hashes this block while this thread reads and hashes the next:
-                # one hand-over for every two blocks, and no thread left waiting
+                # one hand-over for every two blocks, and no thread left waiting (the last
+                # block needed has no next, so it is hashed here)
                 digest: Future[bytes] | bytes = (
                     _pool().submit(_sha256, data)
-                    if depth > 1 and _hashing(window) < HELPERS
+                    if depth > 1
+                    and pending
+                    and read + len(data) < end
+                    and _hashing(window) < HELPERS
                     else _sha256(data)
                 )
                 window.append((data, digest, cid))
