@@ -201,6 +201,11 @@ def _finish(
     downloads.finish(record, ok=ok)
 
 
+async def _served(downloads: Downloads, record: dict[str, Any], sent: int, started: float) -> None:
+    # async: Starlette runs a plain function's background task in a worker thread
+    _finish(downloads, record, sent, started, ok=True)
+
+
 def _small(source: ByteSource, offer: Offer, want: ByteRange | None) -> bytes | None:
     """The checked bytes of a file of at most :data:`SMALL_FILE` whose blocks the repo holds
     (read here, in the caller's thread), or None to read it the usual way."""
@@ -298,7 +303,7 @@ def create_app(
         if pieces is None or len(first) == expected:  # checked whole: sent as one answer
             if pieces is not None:
                 await pieces.aclose()
-            done = BackgroundTask(_finish, downloads, record, expected, started, ok=True)
+            done = BackgroundTask(_served, downloads, record, expected, started)
             return Response(first, status, headers, kind, background=done)
         return StreamingResponse(
             stream_counted(_after(first, pieces), expected, downloads, record, withdraw),
