@@ -5,10 +5,10 @@ files, block by block"): the walk starts at the manifest's signed
 ``binpkg`` CID; every block read is hashed against the CID its checked
 parent names before any byte of it is given out, the root's ``filesize``
 must be the manifest's size and the walk may not give more bytes than
-that. Raw leaves are hashed on a small pool of threads (hashlib lets go
-of the GIL) a few blocks ahead of the one being given out, so one
-download's hashing uses every core and no part waits for a pass over the
-whole file.
+that. While the download's own thread reads and hashes one raw leaf, a
+helper thread (one per further core; hashlib lets go of the GIL) hashes
+the one before it, so one download's hashing uses every core and no part
+waits for a pass over the whole file.
 
 :func:`same_start` is the other half: when the repo lacks a block and a
 plain stream of the whole file takes over, it compares that stream's first
