@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ipfsbin.codec.cid import CID, DAG_PB, RAW
-from ipfsbin.codec.protobuf import BYTES, VARINT, Field, read_fields
+from ipfsbin.codec.protobuf import BYTES, VARINT, iter_fields
 from ipfsbin.errors import CodecError
 
 __all__ = ["DagPbNode", "FileNode", "decode_dag_pb", "decode_file_node"]
@@ -43,14 +43,15 @@ class FileNode:
     absent. For a ``raw`` block, its length."""
 
 
-def _bytes_fields(data: bytes, what: str) -> list[Field]:
+def _bytes_fields(data: bytes, what: str) -> list[tuple[int, bytes]]:
     found = []
-    for field in read_fields(data):
-        if field.wire_type == VARINT:
+    for number, wire_type, value in iter_fields(data):
+        if wire_type == VARINT:
             continue
-        if field.wire_type != BYTES:
-            raise CodecError(f"{what}: field {field.number} has wire type {field.wire_type}")
-        found.append(field)
+        if wire_type != BYTES:
+            raise CodecError(f"{what}: field {number} has wire type {wire_type}")
+        assert isinstance(value, bytes)  # noqa: S101 - wire type 2 values are bytes
+        found.append((number, value))
     return found
 
 
@@ -58,15 +59,13 @@ def decode_dag_pb(block: bytes) -> DagPbNode:
     """The links (in order) and data of a dag-pb node; ``CodecError`` if malformed."""
     links: list[CID] = []
     data: bytes | None = None
-    for field in _bytes_fields(block, "dag-pb"):
-        value = field.value
-        assert isinstance(value, bytes)  # noqa: S101 - _bytes_fields keeps wire type 2 only
-        if field.number == 2:
-            hashes = [f.value for f in _bytes_fields(value, "dag-pb link") if f.number == 1]
-            if len(hashes) != 1 or not isinstance(hashes[0], bytes):
+    for number, value in _bytes_fields(block, "dag-pb"):
+        if number == 2:
+            hashes = [v for n, v in _bytes_fields(value, "dag-pb link") if n == 1]
+            if len(hashes) != 1:
                 raise CodecError(f"dag-pb link has {len(hashes)} hashes, expected 1")
             links.append(CID(hashes[0]))
-        elif field.number == 1:
+        elif number == 1:
             if data is not None:
                 raise CodecError("dag-pb node has Data twice")
             data = value
@@ -85,16 +84,16 @@ def decode_file_node(cid: CID, block: bytes) -> FileNode:
     kind: int | None = None
     inline = b""
     filesize: int | None = None
-    for field in read_fields(node.data):
-        if field.number == 1 and field.wire_type == VARINT:
-            assert isinstance(field.value, int)  # noqa: S101 - VARINT values are ints
-            kind = field.value
-        elif field.number == 2 and field.wire_type == BYTES:
-            assert isinstance(field.value, bytes)  # noqa: S101 - BYTES values are bytes
-            inline = field.value
-        elif field.number == 3 and field.wire_type == VARINT:
-            assert isinstance(field.value, int)  # noqa: S101 - VARINT values are ints
-            filesize = field.value
+    for number, wire_type, value in iter_fields(node.data):
+        if number == 1 and wire_type == VARINT:
+            assert isinstance(value, int)  # noqa: S101 - VARINT values are ints
+            kind = value
+        elif number == 2 and wire_type == BYTES:
+            assert isinstance(value, bytes)  # noqa: S101 - BYTES values are bytes
+            inline = value
+        elif number == 3 and wire_type == VARINT:
+            assert isinstance(value, int)  # noqa: S101 - VARINT values are ints
+            filesize = value
     if kind not in (_UNIXFS_FILE, _UNIXFS_RAW):
         name = _TYPE_NAMES.get(kind or -1, f"type {kind}")
         raise CodecError(f"UnixFS node {cid} is a {name}, not a file")
