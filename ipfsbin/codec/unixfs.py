@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ipfsbin.codec.cid import CID, DAG_PB, RAW
-from ipfsbin.codec.protobuf import BYTES, VARINT, Field, read_fields
+from ipfsbin.codec.protobuf import BYTES, VARINT, iter_fields
 from ipfsbin.errors import CodecError
 
 __all__ = ["DagPbNode", "FileNode", "decode_dag_pb", "decode_file_node"]
@@ -38,16 +38,20 @@ class FileNode:
 
     data: bytes
     children: tuple[CID, ...]
+    filesize: int | None = None
+    """The UnixFS ``filesize`` the node states (its own bytes and its children's); None when
+    absent. For a ``raw`` block, its length."""
 
 
-def _bytes_fields(data: bytes, what: str) -> list[Field]:
+def _bytes_fields(data: bytes, what: str) -> list[tuple[int, bytes]]:
     found = []
-    for field in read_fields(data):
-        if field.wire_type == VARINT:
+    for number, wire_type, value in iter_fields(data):
+        if wire_type == VARINT:
             continue
-        if field.wire_type != BYTES:
-            raise CodecError(f"{what}: field {field.number} has wire type {field.wire_type}")
-        found.append(field)
+        if wire_type != BYTES:
+            raise CodecError(f"{what}: field {number} has wire type {wire_type}")
+        assert isinstance(value, bytes)  # noqa: S101 - wire type 2 values are bytes
+        found.append((number, value))
     return found
 
 
@@ -55,15 +59,13 @@ def decode_dag_pb(block: bytes) -> DagPbNode:
     """The links (in order) and data of a dag-pb node; ``CodecError`` if malformed."""
     links: list[CID] = []
     data: bytes | None = None
-    for field in _bytes_fields(block, "dag-pb"):
-        value = field.value
-        assert isinstance(value, bytes)  # noqa: S101 - _bytes_fields keeps wire type 2 only
-        if field.number == 2:
-            hashes = [f.value for f in _bytes_fields(value, "dag-pb link") if f.number == 1]
-            if len(hashes) != 1 or not isinstance(hashes[0], bytes):
+    for number, value in _bytes_fields(block, "dag-pb"):
+        if number == 2:
+            hashes = [v for n, v in _bytes_fields(value, "dag-pb link") if n == 1]
+            if len(hashes) != 1:
                 raise CodecError(f"dag-pb link has {len(hashes)} hashes, expected 1")
             links.append(CID(hashes[0]))
-        elif field.number == 1:
+        elif number == 1:
             if data is not None:
                 raise CodecError("dag-pb node has Data twice")
             data = value
@@ -73,7 +75,7 @@ def decode_dag_pb(block: bytes) -> DagPbNode:
 def decode_file_node(cid: CID, block: bytes) -> FileNode:
     """The part of a UnixFS file that ``block`` (named ``cid``) holds; ``CodecError`` otherwise."""
     if cid.codec == RAW:
-        return FileNode(data=block, children=())
+        return FileNode(data=block, children=(), filesize=len(block))
     if cid.codec != DAG_PB:
         raise CodecError(f"{cid} is {cid.codec_name}, not a UnixFS file block (raw or dag-pb)")
     node = decode_dag_pb(block)
@@ -81,14 +83,18 @@ def decode_file_node(cid: CID, block: bytes) -> FileNode:
         raise CodecError(f"dag-pb node {cid} has no UnixFS data")
     kind: int | None = None
     inline = b""
-    for field in read_fields(node.data):
-        if field.number == 1 and field.wire_type == VARINT:
-            assert isinstance(field.value, int)  # noqa: S101 - VARINT values are ints
-            kind = field.value
-        elif field.number == 2 and field.wire_type == BYTES:
-            assert isinstance(field.value, bytes)  # noqa: S101 - BYTES values are bytes
-            inline = field.value
+    filesize: int | None = None
+    for number, wire_type, value in iter_fields(node.data):
+        if number == 1 and wire_type == VARINT:
+            assert isinstance(value, int)  # noqa: S101 - VARINT values are ints
+            kind = value
+        elif number == 2 and wire_type == BYTES:
+            assert isinstance(value, bytes)  # noqa: S101 - BYTES values are bytes
+            inline = value
+        elif number == 3 and wire_type == VARINT:
+            assert isinstance(value, int)  # noqa: S101 - VARINT values are ints
+            filesize = value
     if kind not in (_UNIXFS_FILE, _UNIXFS_RAW):
         name = _TYPE_NAMES.get(kind or -1, f"type {kind}")
         raise CodecError(f"UnixFS node {cid} is a {name}, not a file")
-    return FileNode(data=inline, children=node.links)
+    return FileNode(data=inline, children=node.links, filesize=filesize)

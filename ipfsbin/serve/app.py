@@ -6,8 +6,10 @@ Routes (``schema/binhost.md``):
   ``Last-Modified`` equals its TIMESTAMP and ``If-Modified-Since`` at or past
   it gives 304;
 * ``GET|HEAD /<subscription>/<PATH>``: the binpkg, streamed from the byte
-  source and checked against the signed manifest as it goes
-  (:mod:`ipfsbin.serve.stream`); ``Range`` gives 206;
+  source and checked against the signed manifest as it goes: block by
+  block from the repo's block files (:mod:`ipfsbin.serve.blockcheck`), by
+  the whole file's sha256 otherwise (:mod:`ipfsbin.serve.stream`);
+  ``Range`` gives 206;
 * ``GET /status`` (JSON): heads, their age and state, the catalog's size,
   recent downloads and failures; ``GET /`` (HTML, :mod:`ipfsbin.serve.page`):
   the same with the weather of this host, its charts, and doctor's findings.
@@ -17,7 +19,6 @@ The app makes no trust decision: it renders what the catalog offers.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -25,9 +26,10 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -39,21 +41,31 @@ from ipfsbin.codec.cid import CID
 from ipfsbin.errors import IpfsbinError, TrustError
 from ipfsbin.manifest import BinpkgVerifier, Manifest
 from ipfsbin.prefetch.worker import read_prefetched
+from ipfsbin.serve.blockcheck import Missing
 from ipfsbin.serve.packages import PackagesFile
 from ipfsbin.serve.page import HealthView, render_page
 from ipfsbin.serve.publisher import Publisher
 from ipfsbin.serve.requests import RequestLog
+from ipfsbin.serve.sources import LARGEST_READ, RepoSource
 from ipfsbin.serve.stream import ByteRange, parse_range, read_ahead, verified_range
 
-__all__ = ["ByteSource", "Downloads", "create_app"]
+__all__ = ["ByteSource", "Downloads", "StreamSource", "create_app"]
 
 _log = logging.getLogger("ipfsbin.serve")
+SMALL_FILE = LARGEST_READ
+"""Files up to this size the repo holds are read and checked in the event loop's thread when
+no other download is under way: at most one block, 0.7 ms of sha256."""
 
 
-class ByteSource(Protocol):
-    """Where a binpkg's bytes come from (Kubo); not trusted, checked as they stream."""
+class StreamSource(Protocol):
+    """A binpkg's bytes as a plain stream (Kubo's gateway or RPC, a trustless gateway's CAR);
+    not trusted, checked against the whole file's sha256 as they stream."""
 
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
+
+
+ByteSource: TypeAlias = StreamSource | RepoSource
+"""Where a binpkg's bytes come from; the repo's block files are checked block by block."""
 
 
 class Downloads:
@@ -145,18 +157,25 @@ def _failed(record: dict[str, Any], exc: IpfsbinError, sent: int) -> None:
 
 
 def _pieces(source: ByteSource, listed: Listed, want: ByteRange | None) -> Iterator[bytes]:
-    """An empty piece once the source answered (or its error), then the checked bytes.
+    """The checked bytes of ``want``: block by block from the repo, else by the whole file's
+    sha256 (``schema/binhost.md``, "Binpkg bytes").
 
     Runs in the read-ahead thread: opening the source, reading and hashing
     never wait on the event loop, nor it on them.
     """
     manifest = listed.manifest
-    chunks = iter(source.chunks(manifest.binpkg, manifest.size))
-    first = next(chunks, b"")
-    yield b""
+    if isinstance(source, RepoSource):
+        yield from source.checked(manifest, listed.manifest_cid, want)
+        return
     # sha256 only: Portage checks the Packages file's SIZE/MD5/SHA1 itself
     verifier = BinpkgVerifier(manifest, listed.manifest_cid, portage_digests=False)
-    yield from verified_range(itertools.chain([first], chunks), verifier, want)
+    yield from verified_range(source.chunks(manifest.binpkg, manifest.size), verifier, want)
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
+    yield first
+    async for piece in rest:
+        yield piece
 
 
 async def stream_counted(
@@ -191,12 +210,35 @@ async def stream_counted(
         _failed(record, exc, sent)
         raise
     finally:
-        record.update(bytes=sent, seconds=round(time.monotonic() - started, 3), at=time.time())
-        if ok:
-            _log.info("download", extra={"fields": record})
-        elif "error" not in record:
-            record["error"] = "the client went away"
-        downloads.finish(record, ok=ok)
+        _finish(downloads, record, sent, started, ok=ok)
+
+
+def _finish(
+    downloads: Downloads, record: dict[str, Any], sent: int, started: float, *, ok: bool
+) -> None:
+    record.update(bytes=sent, seconds=round(time.monotonic() - started, 3), at=time.time())
+    if ok:
+        _log.info("download", extra={"fields": record})
+    elif "error" not in record:
+        record["error"] = "the client went away"
+    downloads.finish(record, ok=ok)
+
+
+async def _served(downloads: Downloads, record: dict[str, Any], sent: int, started: float) -> None:
+    # async: Starlette runs a plain function's background task in a worker thread
+    _finish(downloads, record, sent, started, ok=True)
+
+
+def _small(source: ByteSource, listed: Listed, want: ByteRange | None) -> bytes | None:
+    """The checked bytes of a file of at most :data:`SMALL_FILE` whose blocks the repo holds
+    (read here, in the caller's thread), or None to read it the usual way."""
+    manifest = listed.manifest
+    if not isinstance(source, RepoSource) or manifest.size > SMALL_FILE:
+        return None
+    try:
+        return b"".join(source.checked(manifest, listed.manifest_cid, want, fallback=False))
+    except Missing:
+        return None
 
 
 def create_app(
@@ -265,27 +307,41 @@ def create_app(
         if requests is not None:
             requests.note(manifest.binpkg, manifest.cpv)
         record = _record(listed, want)
+        expected = size if want is None else want.length
+        started = time.monotonic()
+
+        def withdraw(reason: str) -> None:
+            publisher.mark_undeliverable(listed.manifest_cid, reason)
+
+        # with no other download under way, a small file the repo holds is checked here:
+        # handing it to a thread and back would only add to its latency
+        idle = downloads.active == 0
         downloads.start()
-        pieces = read_ahead(_pieces(source, listed, want))
+        pieces: AsyncGenerator[bytes] | None = None
         try:
-            # Kubo answers (or fails) before the status line goes out: a daemon that is
-            # down gives a clear 503 instead of a 200 cut short
-            await anext(pieces)
+            first = _small(source, listed, want) if idle else None
+            if first is None:
+                pieces = read_ahead(_pieces(source, listed, want))
+                # the first checked piece is there before the status line goes out: a daemon
+                # that is down, or bytes that fail before any is sent, give a clear 503
+                first = await anext(pieces)
         except IpfsbinError as exc:
-            await pieces.aclose()
+            if pieces is not None:
+                await pieces.aclose()
             _failed(record, exc, 0)
+            if isinstance(exc, TrustError):
+                withdraw(exc.message)
             record["at"] = time.time()
             downloads.finish(record, ok=False)
             hint = f" ({exc.hint})" if exc.hint else ""
             return Response(f"{manifest.cpv}: {exc.message}{hint}\n", status_code=503)
+        if pieces is None or len(first) == expected:  # checked whole: sent as one answer
+            if pieces is not None:
+                await pieces.aclose()
+            done = BackgroundTask(_served, downloads, record, expected, started)
+            return Response(first, status, headers, kind, background=done)
         return StreamingResponse(
-            stream_counted(
-                pieces,
-                size if want is None else want.length,
-                downloads,
-                record,
-                lambda reason: publisher.mark_undeliverable(listed.manifest_cid, reason),
-            ),
+            stream_counted(_after(first, pieces), expected, downloads, record, withdraw),
             status_code=status,
             headers=headers,
             media_type=kind,

@@ -25,7 +25,7 @@ from ipfsbin.config import ClientConfig
 from ipfsbin.errors import ServeError
 from ipfsbin.host.profile import HostInfo, read_host
 from ipfsbin.kubo.client import KuboClient
-from ipfsbin.serve.app import ByteSource, Downloads, create_app
+from ipfsbin.serve.app import ByteSource, Downloads, StreamSource, create_app
 from ipfsbin.serve.logs import setup_logging
 from ipfsbin.serve.packages import TimestampBook
 from ipfsbin.serve.page import HealthView
@@ -163,7 +163,7 @@ def byte_source(client: KuboClient, options: ServeOptions) -> tuple[ByteSource, 
     budget = ReadBudget()
     rpc = KuboSource(client)
     gateway = find_gateway(client)
-    source: ByteSource
+    source: StreamSource
     if gateway is None:
         source, where = rpc, "Kubo's RPC cat (no gateway address found; set IPFSBIN_GATEWAY)"
     else:

@@ -1,11 +1,12 @@
 """Where the shim reads a binpkg's bytes: the repo's block files, the gateway, RPC ``cat``.
 
-None is trusted: :mod:`ipfsbin.serve.stream` checks every byte against
-the signed manifest. When the serving user can read the local node's
-repo, the file's blocks are read from their files there
-(:class:`RepoSource`; the gateway takes over from a block the repo
-lacks): Kubo's gateway spent about as much CPU relaying a file (0.41 s per
-500 MB) as the shim did checking it, on the same two cores. Otherwise the
+None is trusted. When the serving user can read the local node's repo,
+the file's blocks are read from their files there, each checked against
+its CID (:class:`RepoSource`; the gateway takes over from a block the repo
+lacks); the gateway's and the RPC's streams are checked by
+:mod:`ipfsbin.serve.stream` against the manifest's sha256. The repo first:
+Kubo's gateway spent about as much CPU relaying a file (0.41 s per 500 MB)
+as the shim did checking it, on the same two cores. Otherwise the
 node's gateway, which fetches missing blocks from peers. Measured on the
 2-core development machine for a 200 MB file with local blocks: RPC
 ``cat`` 0.08 GB/s (Kubo sends it in 4 KiB pieces), the gateway read with
@@ -32,11 +33,20 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from ipfsbin.codec.cid import CID
-from ipfsbin.errors import BlockNotFoundError, CodecError, KuboError, KuboStreamError
+from ipfsbin.errors import BlockNotFoundError, KuboError, KuboStreamError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.daemon import API_ENV, user_repo_path
 from ipfsbin.kubo.flatfs import FlatfsBlocks
-from ipfsbin.store.gateway_file import file_parts
+from ipfsbin.manifest import BinpkgVerifier, Manifest
+from ipfsbin.serve.blockcheck import (
+    MAX_AHEAD,
+    Checked,
+    Missing,
+    checked_blocks,
+    read_leaf,
+    same_start,
+)
+from ipfsbin.serve.stream import ByteRange, verified_range
 
 __all__ = [
     "CHUNK",
@@ -97,6 +107,10 @@ class ReadBudget:
 
     def size(self) -> int:
         return max(CHUNK, min(LARGEST_READ, READ_BUDGET // max(self._open, 1)))
+
+    def ahead(self) -> int:
+        """Blocks of 1 MiB one download may read and hash ahead: 2 alone, 1 among 8 or more."""
+        return max(1, min(MAX_AHEAD, READ_BUDGET // max(self._open, 1) // LARGEST_READ))
 
 
 class _GatewayRefused(Exception):
@@ -190,20 +204,17 @@ class _Source(Protocol):
     def chunks(self, cid: CID, size: int) -> Iterator[bytes]: ...
 
 
-class _Missing(Exception):
-    """The repo lacks a block of the file: the rest comes from the fallback."""
-
-
 class RepoSource:
-    """Binpkg bytes from the local repo's block files, the rest from ``fallback`` if one is missing.
+    """Binpkg bytes from the local repo's block files, each block checked against its CID.
 
-    The file's dag-pb nodes are read in walk order and its raw leaves in
-    :class:`ReadBudget` pieces. A block the repo does not hold (not fetched
-    yet, or garbage collected) hands the download to ``fallback`` (the
-    gateway, which fetches it from peers) from where the repo stopped: the
-    fallback's bytes before that point are dropped. Blocks are not hashed
-    against their CIDs: the shim checks the whole file against the
-    manifest's sha256, and a wrong block can only fail that check.
+    The file's UnixFS DAG is walked from the manifest's signed ``binpkg``
+    CID (:mod:`ipfsbin.serve.blockcheck`): no byte leaves before its block
+    and every block before it hashed to the CIDs that name them. A block
+    the repo does not hold (not fetched yet, or garbage collected) hands the
+    download to ``fallback`` (the gateway, which fetches it from peers): its
+    whole file goes through the manifest's size and sha256 check, its first
+    bytes must be the parts the repo already gave, and only its bytes from
+    where the repo stopped are passed on.
     """
 
     def __init__(
@@ -213,52 +224,55 @@ class RepoSource:
         self.fallback = fallback
         self.budget = ReadBudget() if budget is None else budget
 
-    def chunks(self, cid: CID, size: int) -> Iterator[bytes]:
-        sent = 0
+    def checked(
+        self,
+        manifest: Manifest,
+        manifest_cid: CID,
+        want: ByteRange | None = None,
+        *,
+        fallback: bool = True,
+    ) -> Iterator[bytes]:
+        """The bytes of ``want`` (default: all), checked; ``TrustError`` before a bad one.
+
+        ``fallback`` False: :class:`~ipfsbin.serve.blockcheck.Missing` instead of the
+        fallback's bytes when the repo lacks a block.
+        """
+        size = manifest.size
+        start, end = (0, size - 1) if want is None else (want.start, want.end)
+        check = Checked(manifest, manifest_cid)
+        given: list[tuple[int, bytes]] = []
+        pos = 0
         try:
-            with self.budget.reading() as read_size:
-                for piece in self._read(cid, read_size):
-                    sent += len(piece)
-                    yield piece
+            with self.budget.reading():
+                parts = checked_blocks(
+                    check, self._node, self._leaf, end=end + 1, ahead=self.budget.ahead,
+                    given=given,
+                )  # fmt: skip
+                for part in parts:
+                    lo, hi = max(start - pos, 0), min(end + 1 - pos, len(part))
+                    pos += len(part)
+                    if lo < hi:
+                        yield part if hi - lo == len(part) else part[lo:hi]
             return
-        except _Missing as missing:
+        except Missing as missing:
+            if not fallback:
+                raise
             _log.info(
                 "block not in the repo, using the gateway",
-                extra={"fields": {"cid": str(cid), "from": sent, "why": str(missing)}},
+                extra={"fields": {"cid": str(manifest.binpkg), "from": pos, "why": str(missing)}},
             )
-        except CodecError as exc:
-            if sent:
-                raise KuboStreamError(f"the repo's copy of {cid} is not a file: {exc}") from exc
-        yield from _skip(self.fallback.chunks(cid, size), sent)
+        rest = same_start(self.fallback.chunks(manifest.binpkg, size), given, check)
+        verifier = BinpkgVerifier(manifest, manifest_cid, portage_digests=False)
+        yield from verified_range(rest, verifier, ByteRange(start=max(start, pos), end=end))
 
-    def _read(self, root: CID, read_size: Callable[[], int]) -> Iterator[bytes]:
-        for part in file_parts(root, self._block):
-            if isinstance(part, bytes):
-                yield part
-                continue
-            try:
-                leaf = open(self.blocks.path(part), "rb", buffering=0)  # noqa: SIM115
-            except OSError as exc:
-                raise _Missing(str(exc)) from exc
-            with leaf:
-                while piece := leaf.read(read_size()):
-                    yield piece
-
-    def _block(self, cid: CID) -> bytes:
+    def _node(self, cid: CID) -> bytes:
         try:
             return self.blocks.read(cid)
         except (BlockNotFoundError, OSError) as exc:
-            raise _Missing(str(exc)) from exc
+            raise Missing(str(exc)) from exc
 
-
-def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
-    """``chunks`` without their first ``count`` bytes."""
-    for chunk in chunks:
-        if count >= len(chunk):
-            count -= len(chunk)
-            continue
-        yield chunk[count:] if count else chunk
-        count = 0
+    def _leaf(self, cid: CID) -> bytes:
+        return read_leaf(self.blocks.path(cid))
 
 
 def find_repo_blocks() -> FlatfsBlocks | None:

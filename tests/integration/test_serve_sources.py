@@ -11,10 +11,12 @@ import pytest
 
 from ipfsbin.codec.cid import CID, RAW
 from ipfsbin.codec.unixfs import decode_file_node
+from ipfsbin.descriptor.model import Descriptor
 from ipfsbin.errors import KuboError, KuboStreamError, KuboUnavailableError
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.flatfs import FlatfsBlocks
 from ipfsbin.kubo.node import ManagedNode
+from ipfsbin.manifest import Manifest
 from ipfsbin.serve.sources import (
     GATEWAY_ENV,
     LARGEST_READ,
@@ -25,8 +27,14 @@ from ipfsbin.serve.sources import (
     find_gateway,
     find_repo_blocks,
 )
+from tests.unit.maintainer.maintainer_helpers import PLATFORM, make_manifest
 
 pytestmark = pytest.mark.integration
+
+DESCRIPTOR = Descriptor(
+    platform=PLATFORM.cid, cpv="app-misc/foo-1", slot="0", subslot="0", repository="gentoo",
+    eapi="8", use=(), iuse=(), deps=(), requires=(),
+)  # fmt: skip
 
 SIZE = 5 * (1 << 20) + 12345
 
@@ -119,6 +127,12 @@ def _nowhere(client_port: int) -> GatewaySource:
     return GatewaySource(f"http://127.0.0.1:{_closed_port()}", rpc)
 
 
+def _manifest(cid: CID, data: bytes) -> tuple[Manifest, CID]:
+    """A manifest naming ``data`` as the UnixFS file ``cid``, and its CID."""
+    manifest = make_manifest(DESCRIPTOR, data, binpkg=cid)
+    return manifest, manifest.to_block()[0]
+
+
 def _leaves(blocks: FlatfsBlocks, root: CID) -> list[CID]:
     found, pending = [], [root]
     while pending:
@@ -136,9 +150,9 @@ def test_the_repo_files_give_the_file_without_the_daemon(
     cid, data = added
     blocks = FlatfsBlocks.open(kubo_node.repo_path)
     assert blocks is not None
-    pieces = list(RepoSource(blocks, _nowhere(_closed_port())).chunks(cid, SIZE))
+    pieces = list(RepoSource(blocks, _nowhere(_closed_port())).checked(*_manifest(cid, data)))
     assert b"".join(pieces) == data
-    assert max(len(p) for p in pieces) == LARGEST_READ
+    assert max(len(p) for p in pieces) == LARGEST_READ  # a whole 1 MiB leaf, once checked
 
 
 @pytest.mark.parametrize("missing", [0, 1, 3])
@@ -153,13 +167,14 @@ def test_from_a_block_the_repo_lacks_the_gateway_gives_the_rest(kubo_nodes, miss
         assert blocks is not None
         client.block_rm([_leaves(blocks, cid)[missing]])
         source = RepoSource(blocks, GatewaySource(local.gateway_url, KuboSource(client)))
-        assert b"".join(source.chunks(cid, len(data))) == data  # the peer sent the missing leaf
+        # the peer sent the missing leaf
+        assert b"".join(source.checked(*_manifest(cid, data))) == data
 
 
 def test_a_leaf_gone_mid_download_with_no_daemon_is_an_error_never_a_short_file(
     kubo_node: ManagedNode,
 ) -> None:
-    data = os.urandom(4 * (1 << 20))
+    data = os.urandom(8 * (1 << 20))  # more leaves than are hashed ahead of the first
     with kubo_node.client() as client:
         cid = client.add(iter([data]), pin=False, chunker="size-1048576").cid
     blocks = FlatfsBlocks.open(kubo_node.repo_path)
@@ -167,7 +182,7 @@ def test_a_leaf_gone_mid_download_with_no_daemon_is_an_error_never_a_short_file(
     last = _leaves(blocks, cid)[-1]
     received = 0
     with pytest.raises(KuboError):
-        for piece in RepoSource(blocks, _nowhere(_closed_port())).chunks(cid, len(data)):
+        for piece in RepoSource(blocks, _nowhere(_closed_port())).checked(*_manifest(cid, data)):
             if received == 0:
                 os.unlink(blocks.path(last))  # as the repo's GC would
             received += len(piece)
