@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from ipfsbin.catalog.fit import Fit, check_fit
 from ipfsbin.catalog.kept import KeptBuilds
 from ipfsbin.codec.cid import CID
-from ipfsbin.descriptor.compat import HostProfile, SharingPolicy, UseConfig
+from ipfsbin.descriptor.compat import (
+    HostProfile,
+    PlatformVerdict,
+    SharingPolicy,
+    UseConfig,
+    platform_verdict,
+)
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.index._node import Node
@@ -78,6 +84,7 @@ class BuildCache:
         self._leaves_used: set[CID] = set()
         self._fits: dict[CID, tuple[UseConfig | None, Fit]] = {}
         self._fits_for: tuple[HostProfile, frozenset[str], SharingPolicy] | None = None
+        self._platform_verdicts: dict[CID, PlatformVerdict] = {}
         self._fit_profile: HostProfile | None = None
         self._fit_rest: tuple[frozenset[str], SharingPolicy] | None = None
         self.loaded = 0
@@ -119,21 +126,30 @@ class BuildCache:
         """:func:`check_fit` of ``build`` (of package ``cp``) on ``profile``, remembered.
 
         The USE configuration counts per package: a new package elsewhere in
-        the index does not make the verdicts on the others stale.
+        the index does not make the verdicts on the others stale. The axes a
+        platform decides are judged once per platform.
         """
         if profile is not self._fit_profile or (accept_chosts, sharing) != self._fit_rest:
             base = (dataclasses.replace(profile, use={}), accept_chosts, sharing)
             if base != self._fits_for:
                 self._fits = {}
+                self._platform_verdicts = {}
                 self._fits_for = base
             self._fit_profile = profile
             self._fit_rest = (accept_chosts, sharing)
         use = profile.use.get(cp)
         found = self._fits.get(build.manifest_cid)
         if found is None or found[0] != use:
+            package = build.package
+            shared = self._platform_verdicts.get(package.descriptor.platform)
+            if shared is None:
+                shared = platform_verdict(package.platform, profile)
+                self._platform_verdicts[package.descriptor.platform] = shared
             found = (
                 use,
-                check_fit(build.package, profile, accept_chosts=accept_chosts, sharing=sharing),
+                check_fit(
+                    package, profile, accept_chosts=accept_chosts, sharing=sharing, platform=shared
+                ),
             )
             self._fits[build.manifest_cid] = found
         return found[1]
