@@ -38,8 +38,8 @@ from ipfsbin.catalog.build import (
     HeadState,
     Offer,
     assess_build,
+    in_rank_order,
     offers_of,
-    rank_candidates,
 )
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
@@ -369,7 +369,7 @@ class CatalogBuilder:
                 offered.append(candidate)
         if not manifests:
             return None
-        offers = offers_of(head.name, {cpv: rank_candidates(offered, profile)}) if offered else ()
+        offers = offers_of(head.name, {cpv: in_rank_order(offered, profile)}) if offered else ()
         text = self._render(offers) if self._render is not None and offers else b""
         return _Group(
             offers=offers, text=text, deps=frozenset(deps), manifests=frozenset(manifests)

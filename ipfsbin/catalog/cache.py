@@ -10,6 +10,7 @@ current host profile.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,8 +49,9 @@ class Build:
     manifest_block: bytes = b""
     """The manifest's bytes as proven (kept so the build can be written to the kept-builds file)."""
 
-    @property
+    @functools.cached_property
     def build_time(self) -> int:
+        """Read when ranking, listing and rendering: parsed once."""
         return build_time_of(self.manifest)
 
 

@@ -82,6 +82,9 @@ class Fit:
     """Preferences of this host the build does not match, accepted by the policy."""
 
 
+_FITS: Final = Fit(refusals=(), differences=())
+
+
 def _accepted_by(mismatch: Mismatch) -> str | None:
     if mismatch.kind != "preference":
         return None
@@ -102,9 +105,12 @@ def check_fit(
     ``sharing`` says which of the host's preferences may differ;
     ``platform`` is the package's platform's verdict on ``host``, when known.
     """
+    mismatches = check_compatible(package, host, platform=platform).mismatches
+    if not mismatches:
+        return _FITS
     refusals: list[Refusal] = []
     differences: list[Refusal] = []
-    for mismatch in check_compatible(package, host, platform=platform).mismatches:
+    for mismatch in mismatches:
         axis = _FROM_PREDICATE.get(mismatch.axis, mismatch.axis)
         if axis == "chost" and package.platform.chost in accept_chosts:
             continue
