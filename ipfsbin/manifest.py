@@ -307,7 +307,7 @@ class Manifest:
             sha256=get_bytes(fields["sha256"], "manifest sha256"),
             sha1=get_bytes(fields["sha1"], "manifest sha1"),
             md5=get_bytes(fields["md5"], "manifest md5"),
-            portage={k: get_str(v, f"manifest portage {k}") for k, v in portage.items()},
+            portage=_str_values(portage, "manifest portage"),
             build=BuildHost.from_dag(fields["build"]),
         )
 
@@ -416,16 +416,26 @@ def verify_binpkg_bytes(manifest: Manifest, manifest_cid: CID, chunks: Iterable[
     verifier.finish()
 
 
+def _str_values(value: dict[str, Value], what: str) -> dict[str, str]:
+    """``value`` (a decoded map: its keys are strings) when every value is a string too."""
+    for item in value.values():
+        if type(item) is not str:
+            for key, each in value.items():
+                get_str(each, f"{what} {key}")
+    return value
+
+
 def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
-    if not isinstance(portage, Mapping):
+    if type(portage) is not dict and not isinstance(portage, Mapping):
         raise SchemaError(f"manifest portage must be a map, got {kind_of(portage)}")
-    unknown = sorted(set(portage) - PORTAGE_KEYS)
+    keys = portage.keys()
+    unknown = sorted(keys - PORTAGE_KEYS)
     if unknown:
         raise SchemaError(
             f"manifest portage has unknown key(s) {', '.join(unknown)}",
             hint="allowed keys are listed in schema/manifest.md §1.2",
         )
-    missing = sorted(PORTAGE_REQUIRED_KEYS - set(portage))
+    missing = sorted(PORTAGE_REQUIRED_KEYS - keys)
     if missing:
         raise SchemaError(f"manifest portage lacks the key(s) {', '.join(missing)}")
     for key, value in portage.items():
