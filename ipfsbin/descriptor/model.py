@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
@@ -69,7 +69,7 @@ def _require_version(name: str, value: str) -> None:
 def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
-    if len(value) == len(keys) and value.keys() == _KEY_SETS[keys]:
+    if len(value) == len(keys) and value.keys() == _key_set(keys):
         return value
     unknown = sorted(set(value) - set(keys))
     if unknown:
@@ -82,15 +82,9 @@ def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     return value
 
 
-class _KeySets(dict[tuple[str, ...], frozenset[str]]):
-    """The set of each field tuple :func:`_map` is asked for (a handful of constants)."""
-
-    def __missing__(self, keys: tuple[str, ...]) -> frozenset[str]:
-        found = self[keys] = frozenset(keys)
-        return found
-
-
-_KEY_SETS: Final = _KeySets()
+@functools.cache
+def _key_set(keys: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(keys)  # a handful of constant field tuples
 
 
 def _str_list(value: Any, what: str) -> tuple[str, ...]:
