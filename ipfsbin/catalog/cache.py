@@ -220,8 +220,9 @@ class BuildCache:
         if platform is None:
             platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
             self._platforms[descriptor.platform] = platform
-        if manifest.cpv != key.cpv or descriptor.cpv != key.cpv:
-            raise _Inconsistent(f"index key names {key.cpv}, its manifest {manifest.cpv}")
+        cpv = key.cpv
+        if manifest.cpv != cpv or descriptor.cpv != cpv:
+            raise _Inconsistent(f"index key names {cpv}, its manifest {manifest.cpv}")
         if descriptor_digest(manifest.descriptor) != key.descriptor_digest:
             raise _Inconsistent(f"index key {key} does not name its manifest's descriptor")
         agreeing: set[str] = set()
