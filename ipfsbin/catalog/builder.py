@@ -245,13 +245,16 @@ class CatalogBuilder:
             for cp in old.installed.keys() | profile.installed.keys()
             if old.installed.get(cp) != profile.installed.get(cp)
         }
-        use = {
-            c for c in old.use.keys() | profile.use.keys() if old.use.get(c) != profile.use.get(c)
-        }
+        old_use = old.use
+        use = {c for c, wanted in profile.use.items() if old_use.get(c) != wanted}
+        use.update(old_use.keys() - profile.use.keys())
         for name, index in self._indexes.items():
-            for cpv, group in index.groups.items():
-                if not installed.isdisjoint(group.deps):
-                    dirty[name].add(cpv)
+            if installed:
+                dirty[name].update(
+                    cpv
+                    for cpv, group in index.groups.items()
+                    if not installed.isdisjoint(group.deps)
+                )
             if use:
                 dirty[name].update(c for c, cp in index.tracked.cps.items() if cp in use)
         return False
