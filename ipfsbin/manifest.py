@@ -9,12 +9,13 @@ facts. Unknown fields are rejected: a new field means a new ``type`` version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
@@ -325,6 +326,17 @@ class Manifest:
             "build": self.build.to_dag(),
         }
 
+    def __getstate__(self) -> list[object]:
+        # pickle (the catalog's decoding workers) cannot write the read-only portage proxy
+        values: list[object] = [getattr(self, name) for name in _SLOTS]
+        values[_PORTAGE_AT] = dict(self.portage)
+        return values
+
+    def __setstate__(self, values: list[object]) -> None:
+        values[_PORTAGE_AT] = MappingProxyType(cast(dict[str, str], values[_PORTAGE_AT]))
+        for name, value in zip(_SLOTS, values, strict=True):
+            object.__setattr__(self, name, value)
+
     def to_block(self) -> tuple[CID, bytes]:
         """The canonical DAG-CBOR block and its CID."""
         cid, data = dagcbor.encode_block(self.to_dag())
@@ -348,6 +360,10 @@ class Manifest:
         proof is skipped (``dagcbor.decode_checked_block``).
         """
         return cls.from_dag(dagcbor.decode_checked_block(cid, data))
+
+
+_SLOTS: Final = tuple(f.name for f in dataclasses.fields(Manifest))
+_PORTAGE_AT: Final = _SLOTS.index("portage")
 
 
 class BinpkgVerifier:

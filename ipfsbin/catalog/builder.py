@@ -302,20 +302,28 @@ class CatalogBuilder:
         undeliverable: Mapping[CID, str],
     ) -> None:
         changed: list[tuple[str, _Group | None]] = []
-        for cpv in cpvs:
-            had = index.groups.pop(cpv, None)
-            group = self._group(
-                head, cpv, index.tracked.by_cpv.get(cpv, {}), host, profile, policy, undeliverable
-            )
-            if group is not None:
-                index.groups[cpv] = group
-            if had is not None:
-                for offer in had.offers:
-                    del index.paths[offer.path]
-            if group is not None:
-                index.paths.update((offer.path, offer) for offer in group.offers)
-            if (had is not None and had.offers) or (group is not None and group.offers):
-                changed.append((cpv, group))
+        by_cpv, order = index.tracked.by_cpv, list(cpvs)
+        wanted = [
+            entry
+            for cpv in order
+            for key, entry in by_cpv.get(cpv, {}).values()
+            if entry.state == "ok" and self._platform_fits(head, key, entry, host, profile)
+        ]
+        with self.cache.decoding(wanted, head.builders):  # many new builds: on every core
+            for cpv in order:
+                had = index.groups.pop(cpv, None)
+                group = self._group(
+                    head, cpv, by_cpv.get(cpv, {}), host, profile, policy, undeliverable
+                )
+                if group is not None:
+                    index.groups[cpv] = group
+                if had is not None:
+                    for offer in had.offers:
+                        del index.paths[offer.path]
+                if group is not None:
+                    index.paths.update((offer.path, offer) for offer in group.offers)
+                if (had is not None and had.offers) or (group is not None and group.offers):
+                    changed.append((cpv, group))
         self.rejudged += len(cpvs)
         if not changed and index.assembled:
             return  # the same offers: the same stanzas object, so the served file is kept

@@ -9,11 +9,13 @@ current host profile.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ipfsbin.catalog.decoding import MIN_PAIRS, WORKERS, Decoder, Pair, descriptor_link
 from ipfsbin.catalog.fit import Fit, check_fit
 from ipfsbin.catalog.kept import KeptBuilds
 from ipfsbin.codec.cid import CID
@@ -70,8 +72,16 @@ class BuildCache:
     its own USE configuration does).
     """
 
-    def __init__(self, store: BlockStore, *, kept: KeptBuilds | None = None) -> None:
+    def __init__(
+        self,
+        store: BlockStore,
+        *,
+        kept: KeptBuilds | None = None,
+        parallel_from: int = MIN_PAIRS if WORKERS else 0,
+    ) -> None:
         self.store = store
+        self.parallel_from = parallel_from
+        """Builds to load at once from which workers decode them (0: never)."""
         self.kept = kept or KeptBuilds()
         """Blocks an earlier process proved canonical (:mod:`ipfsbin.catalog.kept`)."""
         self.from_kept = 0
@@ -90,6 +100,7 @@ class BuildCache:
         self._fit_profile: HostProfile | None = None
         self._fit_rest: tuple[frozenset[str], SharingPolicy] | None = None
         self.loaded = 0
+        self._decoder: Decoder | None = None
 
     def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
         """Every entry of the index at ``index_root``, in key order (local blocks only)."""
@@ -197,8 +208,51 @@ class BuildCache:
                 descriptor = build.package.descriptor
                 yield build.manifest_cid, build.manifest_block, descriptor.block[1]
 
+    @contextlib.contextmanager
+    def decoding(self, entries: Sequence[IndexEntry], builders: Role) -> Iterator[None]:
+        """For the duration, the builds of ``entries`` not loaded yet are decoded by workers.
+
+        Only when there are many (:attr:`parallel_from`);
+        load them in the order given. A block that cannot be read here is left
+        to :meth:`load`, which reads (and refuses) it as always.
+        """
+        pairs: list[Pair] = []
+        least = self.parallel_from
+        todo = [e for e in entries if (e.manifest, e.attestations, builders) not in self._builds]
+        if least and len(todo) >= least:
+            for entry in todo:
+                pair = self._pair(entry.manifest)
+                if pair is not None:
+                    pairs.append(pair)
+        if not least or len(pairs) < least:
+            yield
+            return
+        with Decoder(pairs) as decoder:
+            self._decoder = decoder
+            try:
+                yield
+            finally:
+                self._decoder = None
+
+    def _pair(self, cid: CID) -> Pair | None:
+        kept = self.kept.get(cid)
+        try:
+            manifest = kept[0] if kept is not None else self.store.get(cid)
+            descriptor_cid = descriptor_link(manifest)
+            if descriptor_cid is None:
+                return None
+            descriptor = kept[1] if kept is not None else self.store.get(descriptor_cid)
+        except IpfsbinError:
+            return None
+        return cid, manifest, descriptor_cid, descriptor, kept is not None
+
     def _blocks(self, cid: CID) -> tuple[Manifest, bytes, Descriptor]:
         """The manifest ``cid``, its bytes and its descriptor: kept, else from the store."""
+        decoded = self._decoder.take(cid) if self._decoder is not None else None
+        if decoded is not None:
+            if self.kept.take(cid) is not None:
+                self.from_kept += 1
+            return decoded
         kept = self.kept.take(cid)
         if kept is not None:
             try:

@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 
+import pytest
+
 from ipfsbin.catalog import BuildCache, CatalogBuilder, judge_packages
 from ipfsbin.config import ClientPolicy
 from ipfsbin.descriptor.model import SlotDep
@@ -55,10 +57,11 @@ def _index() -> Index:
     return index
 
 
-def _digests(policy: ClientPolicy) -> tuple[str, str]:
+def _digests(policy: ClientPolicy, parallel_from: int) -> tuple[str, str]:
     index = _index()
     head, host = index.head(), host_info()
-    builder = CatalogBuilder(BuildCache(index.store), render=render_body)
+    cache = BuildCache(index.store, parallel_from=parallel_from)
+    builder = CatalogBuilder(cache, render=render_body)
     catalog = builder.build([head], host=host, policy=policy, now=NOW)
     body = render_body(catalog.offers["k51test"])
     assert builder.bodies["k51test"] == body
@@ -70,15 +73,18 @@ def _digests(policy: ClientPolicy) -> tuple[str, str]:
     return hashlib.sha256(body).hexdigest(), hashlib.sha256(verdicts).hexdigest()
 
 
-def test_packages_body_and_verdicts_are_the_recorded_ones() -> None:
-    assert _digests(ClientPolicy()) == (
+# 1: every build decoded by a worker process (decoding.py); 0: in the building thread
+@pytest.mark.parametrize("parallel_from", [0, 1])
+def test_packages_body_and_verdicts_are_the_recorded_ones(parallel_from: int) -> None:
+    assert _digests(ClientPolicy(), parallel_from) == (
         "65a699c3bd9ee3584fe7d215320758c3e11523bf95cb54a827acddb68ab3863a",
         "b13900894ab04de35d4a1929c4b373eeed0aeee714fe89cbe5864760936daefc",
     )
 
 
-def test_under_a_sharing_policy_and_no_builder_needed_too() -> None:
-    assert _digests(ClientPolicy(min_builders=0, sharing=SAME_ISA)) == (
+@pytest.mark.parametrize("parallel_from", [0, 1])
+def test_under_a_sharing_policy_and_no_builder_needed_too(parallel_from: int) -> None:
+    assert _digests(ClientPolicy(min_builders=0, sharing=SAME_ISA), parallel_from) == (
         "78c7a7bf995aaa8f73c0801e2fb71a08c17382ad2731bfc49275f80960620700",
         "d2459417844b536dadc86bc3626a54b214831910ef5147f9ea07f9600a69f0ab",
     )

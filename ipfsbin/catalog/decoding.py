@@ -1,0 +1,149 @@
+"""Manifest and descriptor blocks decoded in worker processes when a build has many to read.
+
+A catalog build from nothing (or from the kept builds) reads up to 10^5
+manifest/descriptor pairs, and each pair costs about a tenth of a
+millisecond of Python: hashing both blocks against their CIDs, decoding
+them strictly (kept blocks: as ``from_checked_block``) and checking the
+models. :class:`Decoder` hands that work, in chunks, to one worker process
+per core while the building thread judges the builds already decoded; the
+objects come back pickled. The workers run the very calls
+:class:`~ipfsbin.catalog.cache.BuildCache` makes itself, so nothing is
+checked less; a pair a worker cannot decode is simply not handed back, and
+the cache then reads it as it always did (and refuses it with the same
+error).
+
+Which descriptor a manifest names is read from the manifest's bytes without
+any check, only to know which block to send along; the worker checks that
+the manifest it decoded names that very descriptor, or hands back nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Final
+
+import cbor2
+
+from ipfsbin.codec.cid import CID
+from ipfsbin.descriptor.model import Descriptor
+from ipfsbin.errors import IpfsbinError
+from ipfsbin.manifest import Manifest
+
+__all__ = ["CHUNK", "MIN_PAIRS", "WORKERS", "Decoder", "Pair", "Taken", "descriptor_link"]
+
+MIN_PAIRS: Final = 4096
+"""Fewer pairs are decoded in the building thread (a worker's start and the pickling cost more)."""
+CHUNK: Final = 1024
+WORKERS: Final = len(os.sched_getaffinity(0)) - 1
+"""One core is the building thread's (it judges while the workers decode): none on one core."""
+
+Pair = tuple[CID, bytes, CID, bytes, bool]
+"""Manifest CID and block, descriptor CID and block, and whether they are kept blocks
+(proven canonical by an earlier process: decoded as ``from_checked_block``)."""
+_Raw = tuple[bytes, bytes, bytes, bytes, bool]
+Decoded = tuple[Manifest, Descriptor]
+Taken = tuple[Manifest, bytes, Descriptor]
+"""A pair handed out: the manifest, its block (kept for the kept-builds file), the descriptor."""
+
+
+def descriptor_link(manifest_block: bytes) -> CID | None:
+    """The descriptor a manifest block names, read without any check (None when unclear)."""
+    try:
+        value = cbor2.loads(manifest_block)
+        link = value["descriptor"]
+        if type(link) is not cbor2.CBORTag or link.tag != 42:
+            return None
+        raw = link.value
+        return CID(raw[1:]) if type(raw) is bytes and raw[:1] == b"\x00" else None
+    except Exception:  # noqa: BLE001 - anything unexpected: the cache reads this pair itself
+        return None
+
+
+def _decode(chunk: Sequence[_Raw]) -> list[Decoded | None]:
+    """In a worker: each pair as ``BuildCache`` would decode it, or None."""
+    found: list[Decoded | None] = []
+    for manifest_raw, manifest_block, descriptor_raw, descriptor_block, kept in chunk:
+        try:
+            cid = CID(manifest_raw)
+            if kept:
+                manifest = Manifest.from_checked_block(cid, manifest_block)
+            else:
+                manifest = Manifest.from_block(cid, manifest_block)
+            if manifest.descriptor.bytes != descriptor_raw:
+                found.append(None)
+                continue
+            if kept:
+                descriptor = Descriptor.from_checked_block(manifest.descriptor, descriptor_block)
+            else:
+                descriptor = Descriptor.from_block(manifest.descriptor, descriptor_block)
+        except IpfsbinError:
+            found.append(None)
+        else:
+            found.append((manifest, descriptor))
+    return found
+
+
+class Decoder:
+    """Pairs decoded by worker processes, handed out by manifest CID (each once).
+
+    Close it (or use it as a context manager) when the build is done: the
+    workers stop and what was not asked for is dropped.
+    """
+
+    def __init__(self, pairs: Iterable[Pair], *, workers: int = WORKERS) -> None:
+        # fork: a worker starts with every module already imported (spawn and
+        # forkserver import them again, 0.5 s, and run the program's main module).
+        # The building thread may run beside others (``serve``'s); a worker only
+        # decodes, taking no lock another thread of the parent could have held.
+        context = multiprocessing.get_context("fork")
+        self._pool = ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context)
+        self._chunk_of: dict[CID, int] = {}
+        self._manifest_blocks: dict[CID, bytes] = {}
+        self._chunks: list[tuple[list[CID], Future[list[Decoded | None]]]] = []
+        self._ready: dict[CID, Decoded | None] = {}
+        chunk: list[_Raw] = []
+        cids: list[CID] = []
+        for manifest_cid, manifest_block, descriptor_cid, descriptor_block, kept in pairs:
+            self._chunk_of[manifest_cid] = len(self._chunks)
+            self._manifest_blocks[manifest_cid] = manifest_block
+            cids.append(manifest_cid)
+            chunk.append(
+                (manifest_cid.bytes, manifest_block, descriptor_cid.bytes, descriptor_block, kept)
+            )
+            if len(chunk) == CHUNK:
+                self._submit(cids, chunk)
+                chunk, cids = [], []
+        if chunk:
+            self._submit(cids, chunk)
+
+    def _submit(self, cids: list[CID], chunk: list[_Raw]) -> None:
+        self._chunks.append((cids, self._pool.submit(_decode, chunk)))
+
+    def take(self, manifest: CID) -> Taken | None:
+        """The decoded pair of ``manifest`` (waiting for its chunk), or None."""
+        at = self._chunk_of.pop(manifest, None)
+        if at is None:
+            return None
+        block = self._manifest_blocks.pop(manifest)
+        if manifest not in self._ready:
+            cids, future = self._chunks[at]
+            try:
+                decoded = future.result()
+            except Exception:  # noqa: BLE001 - a worker that died: the cache reads these itself
+                decoded = [None] * len(cids)
+            self._ready.update(zip(cids, decoded, strict=True))
+        found = self._ready.pop(manifest, None)
+        return None if found is None else (found[0], block, found[1])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._chunk_of, self._ready, self._manifest_blocks = {}, {}, {}
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
