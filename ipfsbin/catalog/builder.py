@@ -303,12 +303,16 @@ class CatalogBuilder:
     ) -> None:
         changed: list[tuple[str, _Group | None]] = []
         by_cpv, order = index.tracked.by_cpv, list(cpvs)
-        wanted = [
-            entry
-            for cpv in order
-            for key, entry in by_cpv.get(cpv, {}).values()
-            if entry.state == "ok" and self._platform_fits(head, key, entry, host, profile)
-        ]
+        wanted = (
+            [
+                entry
+                for cpv in order
+                for key, entry in by_cpv.get(cpv, {}).values()
+                if entry.state == "ok" and self._platform_fits(head, key, entry, host, profile)
+            ]
+            if self.cache.parallel_from and len(order) >= self.cache.parallel_from
+            else []
+        )
         with self.cache.decoding(wanted, head.builders):  # many new builds: on every core
             for cpv in order:
                 had = index.groups.pop(cpv, None)

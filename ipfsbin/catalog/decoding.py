@@ -100,42 +100,43 @@ class Decoder:
         # decodes, taking no lock another thread of the parent could have held.
         context = multiprocessing.get_context("fork")
         self._pool = ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=context)
-        self._chunk_of: dict[CID, int] = {}
-        self._manifest_blocks: dict[CID, bytes] = {}
-        self._chunks: list[tuple[list[CID], Future[list[Decoded | None]]]] = []
-        self._ready: dict[CID, Decoded | None] = {}
+        # by the CID's bytes: a bytes object keeps its hash, a CID computes it in Python
+        self._chunk_of: dict[bytes, int] = {}
+        self._manifest_blocks: dict[bytes, bytes] = {}
+        self._chunks: list[tuple[list[bytes], Future[list[Decoded | None]]]] = []
+        self._ready: dict[bytes, Decoded | None] = {}
         chunk: list[_Raw] = []
-        cids: list[CID] = []
+        cids: list[bytes] = []
         for manifest_cid, manifest_block, descriptor_cid, descriptor_block, kept in pairs:
-            self._chunk_of[manifest_cid] = len(self._chunks)
-            self._manifest_blocks[manifest_cid] = manifest_block
-            cids.append(manifest_cid)
-            chunk.append(
-                (manifest_cid.bytes, manifest_block, descriptor_cid.bytes, descriptor_block, kept)
-            )
+            raw = manifest_cid.bytes
+            self._chunk_of[raw] = len(self._chunks)
+            self._manifest_blocks[raw] = manifest_block
+            cids.append(raw)
+            chunk.append((raw, manifest_block, descriptor_cid.bytes, descriptor_block, kept))
             if len(chunk) == CHUNK:
                 self._submit(cids, chunk)
                 chunk, cids = [], []
         if chunk:
             self._submit(cids, chunk)
 
-    def _submit(self, cids: list[CID], chunk: list[_Raw]) -> None:
+    def _submit(self, cids: list[bytes], chunk: list[_Raw]) -> None:
         self._chunks.append((cids, self._pool.submit(_decode, chunk)))
 
     def take(self, manifest: CID) -> Taken | None:
         """The decoded pair of ``manifest`` (waiting for its chunk), or None."""
-        at = self._chunk_of.pop(manifest, None)
+        raw = manifest.bytes
+        at = self._chunk_of.pop(raw, None)
         if at is None:
             return None
-        block = self._manifest_blocks.pop(manifest)
-        if manifest not in self._ready:
+        block = self._manifest_blocks.pop(raw)
+        if raw not in self._ready:
             cids, future = self._chunks[at]
             try:
                 decoded = future.result()
             except Exception:  # noqa: BLE001 - a worker that died: the cache reads these itself
                 decoded = [None] * len(cids)
             self._ready.update(zip(cids, decoded, strict=True))
-        found = self._ready.pop(manifest, None)
+        found = self._ready.pop(raw, None)
         return None if found is None else (found[0], block, found[1])
 
     def close(self) -> None:
