@@ -4,8 +4,8 @@ A catalog build from nothing (or from the kept builds) reads up to 10^5
 manifest/descriptor pairs, and each pair costs about a tenth of a
 millisecond of Python: hashing both blocks against their CIDs, decoding
 them strictly (kept blocks: as ``from_checked_block``) and checking the
-models. :class:`Decoder` hands that work, in chunks, to one worker process
-per core while the building thread judges the builds already decoded; the
+models. :class:`Decoder` hands that work, in chunks, to a worker process per
+core beyond the building thread's, which judges the builds already decoded; the
 objects come back pickled. The workers run the very calls
 :class:`~ipfsbin.catalog.cache.BuildCache` makes itself, so nothing is
 checked less; a pair a worker cannot decode is simply not handed back, and

@@ -231,26 +231,20 @@ def _flags_runtime_mismatches(
     platform: Platform, host: HostProfile, provided: frozenset[str] | None
 ) -> tuple[list[Mismatch], frozenset[str]]:
     """The runtimes the build flags need that this host lacks; also the sonames those are."""
-    needs = platform.runtime
+    have = host.runtime if provided is None else provided
+    missing = tuple(s for s in platform.runtime if s not in have)
+    if not missing:
+        return [], frozenset()
     if provided is None:
-        missing = tuple(s for s in needs if s not in host.runtime)
-        if not missing:
-            return [], frozenset()
         reason = (
             f"its build flags: needs {_words(missing)}; which libraries "
             "this host provides is unknown and its own flags do not use "
             f"{'it' if len(missing) == 1 else 'them'}"
         )
-        return [
-            Mismatch(axis="runtime", reason=reason, missing=missing, source="flags")
-        ], frozenset(missing)
-    missing = tuple(s for s in needs if s not in provided)
-    if not missing:
-        return [], frozenset()
-    reason = f"its build flags: {_needs(missing, 'this host')}"
-    return [Mismatch(axis="runtime", reason=reason, missing=missing, source="flags")], frozenset(
-        missing
-    )
+    else:
+        reason = f"its build flags: {_needs(missing, 'this host')}"
+    mismatch = Mismatch(axis="runtime", reason=reason, missing=missing, source="flags")
+    return [mismatch], frozenset(missing)
 
 
 def _requires_mismatches(
