@@ -13,8 +13,9 @@ the cache then reads it as it always did (and refuses it with the same
 error).
 
 Which descriptor a manifest names is read from the manifest's bytes without
-any check, only to know which block to send along; the worker checks that
-the manifest it decoded names that very descriptor, or hands back nothing.
+the canonical-form proof, only to know which block to send along; the
+worker checks that the manifest it decoded names that very descriptor, or
+hands back nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Final
 
-import cbor2
-
+from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.model import Descriptor
 from ipfsbin.errors import IpfsbinError
@@ -49,17 +49,19 @@ Taken = tuple[Manifest, bytes, Descriptor]
 """A pair handed out: the manifest, its block (kept for the kept-builds file), the descriptor."""
 
 
-def descriptor_link(manifest_block: bytes) -> CID | None:
-    """The descriptor a manifest block names, read without any check (None when unclear)."""
+def descriptor_link(manifest: CID, block: bytes) -> CID | None:
+    """The descriptor a manifest block names (None when it names none or is not that block).
+
+    Read as index nodes are (hash, cbor2's own refusals: no tags but 42, no
+    indefinite lengths; ``dagcbor.decode_checked_block``), never as cbor2's
+    defaults would, whose semantic tags can cost unbounded time.
+    """
     try:
-        value = cbor2.loads(manifest_block)
-        link = value["descriptor"]
-        if type(link) is not cbor2.CBORTag or link.tag != 42:
-            return None
-        raw = link.value
-        return CID(raw[1:]) if type(raw) is bytes and raw[:1] == b"\x00" else None
-    except Exception:  # noqa: BLE001 - anything unexpected: the cache reads this pair itself
+        value = dagcbor.decode_checked_block(manifest, block)
+    except IpfsbinError:
         return None
+    link = value.get("descriptor") if type(value) is dict else None
+    return link if type(link) is CID else None
 
 
 def _decode(chunk: Sequence[_Raw]) -> list[Decoded | None]:
