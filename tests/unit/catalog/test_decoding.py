@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 from ipfsbin.catalog import BuildCache, CatalogBuilder
@@ -85,3 +87,32 @@ def test_kept_builds_decoded_by_workers_list_the_same_bytes(tmp_path: Path) -> N
     again = _build(index, cache)
     assert again.bodies[NAME] == first.bodies[NAME]
     assert cache.from_kept == len(index.entries)
+
+
+def test_workers_forked_from_a_thread_while_another_one_logs() -> None:
+    """As in ``serve``: the publisher's thread builds while other threads run."""
+    index = _index()
+    expected = _build(index, BuildCache(index.store, parallel_from=0)).bodies[NAME]
+    stop = threading.Event()
+    log = logging.getLogger("ipfsbin.test.decoding")
+
+    def chatter() -> None:
+        while not stop.is_set():
+            log.debug("busy")
+
+    def build() -> None:
+        found.append(_build(index, BuildCache(index.store, parallel_from=1)).bodies[NAME])
+
+    found: list[bytes] = []
+    other = threading.Thread(target=chatter)
+    other.start()
+    try:
+        for _ in range(3):
+            building = threading.Thread(target=build)
+            building.start()
+            building.join(timeout=60)
+            assert not building.is_alive()
+    finally:
+        stop.set()
+        other.join()
+    assert found == [expected] * 3
