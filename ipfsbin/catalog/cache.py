@@ -238,7 +238,7 @@ class BuildCache:
         kept = self.kept.get(cid)
         try:
             manifest = kept[0] if kept is not None else self.store.get(cid)
-            descriptor_cid = descriptor_link(cid, manifest)
+            descriptor_cid = descriptor_link(manifest)
             if descriptor_cid is None:
                 return None
             descriptor = kept[1] if kept is not None else self.store.get(descriptor_cid)

@@ -12,10 +12,10 @@ checked less; a pair a worker cannot decode is simply not handed back, and
 the cache then reads it as it always did (and refuses it with the same
 error).
 
-Which descriptor a manifest names is read from the manifest's bytes without
-the canonical-form proof, only to know which block to send along; the
-worker checks that the manifest it decoded names that very descriptor, or
-hands back nothing.
+Which descriptor a manifest names is found in the manifest's bytes without
+decoding them, only to know which block to send along; the worker checks
+that the manifest it decoded names that very descriptor, or hands back
+nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Final
 
-from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID
 from ipfsbin.descriptor.model import Descriptor
 from ipfsbin.errors import IpfsbinError
@@ -49,19 +48,28 @@ Taken = tuple[Manifest, bytes, Descriptor]
 """A pair handed out: the manifest, its block (kept for the kept-builds file), the descriptor."""
 
 
-def descriptor_link(manifest: CID, block: bytes) -> CID | None:
-    """The descriptor a manifest block names (None when it names none or is not that block).
+_DESCRIPTOR_KEY: Final = b"\x6adescriptor\xd8\x2a\x58\x25\x00"
+"""The key ``descriptor`` and the head of a link to a 36-byte CID, as DAG-CBOR writes them."""
 
-    Read as index nodes are (hash, cbor2's own refusals: no tags but 42, no
-    indefinite lengths; ``dagcbor.decode_checked_block``), never as cbor2's
-    defaults would, whose semantic tags can cost unbounded time.
+
+def descriptor_link(block: bytes) -> CID | None:
+    """The descriptor a manifest block seems to name, found in its bytes without decoding.
+
+    Only to choose the block to send along (decoding here would cost the
+    building thread a tenth of what the worker's whole check costs): the
+    worker checks that the manifest names that very descriptor, and a pair
+    it does not hand back is read by the cache itself. None when the bytes
+    hold no such link (another kind of CID: the cache reads that pair).
     """
+    at = block.find(_DESCRIPTOR_KEY)
+    if at < 0:
+        return None
+    start = at + len(_DESCRIPTOR_KEY)
+    raw = block[start : start + 36]
     try:
-        value = dagcbor.decode_checked_block(manifest, block)
+        return CID(raw) if len(raw) == 36 else None
     except IpfsbinError:
         return None
-    link = value.get("descriptor") if type(value) is dict else None
-    return link if type(link) is CID else None
 
 
 def _decode(chunk: Sequence[_Raw]) -> list[Decoded | None]:

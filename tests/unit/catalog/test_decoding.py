@@ -10,7 +10,6 @@ from ipfsbin.catalog import BuildCache, CatalogBuilder
 from ipfsbin.catalog.decoding import Decoder, descriptor_link
 from ipfsbin.catalog.kept import read_kept, write_kept
 from ipfsbin.codec import dagcbor
-from ipfsbin.codec.cid import DAG_CBOR, cid_for
 from ipfsbin.config import ClientPolicy
 from ipfsbin.manifest import Manifest
 from ipfsbin.serve.packages import render_body
@@ -70,12 +69,12 @@ def test_a_worker_hands_back_nothing_for_a_pair_it_cannot_check() -> None:
     for pair in pairs[1:]:
         with Decoder([pair], workers=1) as decoder:
             assert decoder.take(pair[0]) is None
-    assert descriptor_link(good, _manifest_block(index, "p1")) == manifest.descriptor
-    assert descriptor_link(other, _manifest_block(index, "p1")) is None
-    no_link = dagcbor.encode({"descriptor": "not a link"})
-    assert descriptor_link(cid_for(DAG_CBOR, no_link), no_link) is None
-    bigfloat = bytes.fromhex("a16a64657363726970746f72c5821b7fffffffffffffff01")
-    assert descriptor_link(cid_for(DAG_CBOR, bigfloat), bigfloat) is None
+    assert descriptor_link(_manifest_block(index, "p1")) == manifest.descriptor
+    assert descriptor_link(dagcbor.encode({"descriptor": "not a link"})) is None
+    # a bigfloat with a huge exponent: never decoded here
+    assert (
+        descriptor_link(bytes.fromhex("a16a64657363726970746f72c5821b7fffffffffffffff01")) is None
+    )
 
 
 def test_kept_builds_decoded_by_workers_list_the_same_bytes(tmp_path: Path) -> None:
