@@ -165,7 +165,7 @@ def assess_build(
     undeliverable: Mapping[CID, str],
 ) -> Candidate:
     refusals: list[Refusal] = []
-    if entry.manifest in undeliverable:
+    if undeliverable and entry.manifest in undeliverable:
         refusals.append(Refusal(axis="delivery", reason=undeliverable[entry.manifest]))
     if entry.state == "yanked":
         refusals.append(Refusal(axis="yanked", reason=f"yanked: {entry.reason}"))

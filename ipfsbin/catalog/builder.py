@@ -308,7 +308,11 @@ class CatalogBuilder:
                 entry
                 for cpv in order
                 for key, entry in by_cpv.get(cpv, {}).values()
-                if entry.state == "ok" and self._platform_fits(head, key, entry, host, profile)
+                if entry.state == "ok"
+                and (
+                    self._platforms.get(key.platform_id)
+                    or self._platform_fits(head, key, entry, host, profile)
+                )
             ]
             if self.cache.parallel_from and len(order) >= self.cache.parallel_from
             else []
@@ -372,8 +376,12 @@ class CatalogBuilder:
         offered: list[Candidate] = []
         deps: set[str] = set()
         manifests: list[CID] = []
+        platforms = self._platforms
         for key, entry in entries.values():
-            if entry.state != "ok" or not self._platform_fits(head, key, entry, host, profile):
+            if entry.state != "ok" or not (
+                platforms.get(key.platform_id)  # known to fit: most entries
+                or self._platform_fits(head, key, entry, host, profile)
+            ):
                 continue
             candidate = assess_build(
                 head, key, entry, self.cache, host, profile, policy, None, undeliverable
