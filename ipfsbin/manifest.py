@@ -9,12 +9,13 @@ facts. Unknown fields are rejected: a new field means a new ``type`` version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from ipfsbin.codec import dagcbor
 from ipfsbin.codec.cid import CID, DAG_CBOR, DAG_PB, RAW, SHA2_256
@@ -307,7 +308,7 @@ class Manifest:
             sha256=get_bytes(fields["sha256"], "manifest sha256"),
             sha1=get_bytes(fields["sha1"], "manifest sha1"),
             md5=get_bytes(fields["md5"], "manifest md5"),
-            portage={k: get_str(v, f"manifest portage {k}") for k, v in portage.items()},
+            portage=_str_values(portage, "manifest portage"),
             build=BuildHost.from_dag(fields["build"]),
         )
 
@@ -324,6 +325,17 @@ class Manifest:
             "portage": dict(self.portage),
             "build": self.build.to_dag(),
         }
+
+    def __getstate__(self) -> list[object]:
+        # pickle (the catalog's decoding workers) cannot write the read-only portage proxy
+        values: list[object] = [getattr(self, name) for name in _SLOTS]
+        values[_PORTAGE_AT] = dict(self.portage)
+        return values
+
+    def __setstate__(self, values: list[object]) -> None:
+        values[_PORTAGE_AT] = MappingProxyType(cast(dict[str, str], values[_PORTAGE_AT]))
+        for name, value in zip(_SLOTS, values, strict=True):
+            object.__setattr__(self, name, value)
 
     def to_block(self) -> tuple[CID, bytes]:
         """The canonical DAG-CBOR block and its CID."""
@@ -348,6 +360,10 @@ class Manifest:
         proof is skipped (``dagcbor.decode_checked_block``).
         """
         return cls.from_dag(dagcbor.decode_checked_block(cid, data))
+
+
+_SLOTS: Final = tuple(f.name for f in dataclasses.fields(Manifest))
+_PORTAGE_AT: Final = _SLOTS.index("portage")
 
 
 class BinpkgVerifier:
@@ -416,16 +432,26 @@ def verify_binpkg_bytes(manifest: Manifest, manifest_cid: CID, chunks: Iterable[
     verifier.finish()
 
 
+def _str_values(value: dict[str, Value], what: str) -> dict[str, str]:
+    """``value`` (a decoded map: its keys are strings) when every value is a string too."""
+    for item in value.values():
+        if type(item) is not str:
+            for key, each in value.items():
+                get_str(each, f"{what} {key}")
+    return value
+
+
 def _check_portage(portage: Mapping[str, str]) -> Mapping[str, str]:
-    if not isinstance(portage, Mapping):
+    if type(portage) is not dict and not isinstance(portage, Mapping):
         raise SchemaError(f"manifest portage must be a map, got {kind_of(portage)}")
-    unknown = sorted(set(portage) - PORTAGE_KEYS)
+    keys = portage.keys()
+    unknown = sorted(keys - PORTAGE_KEYS)
     if unknown:
         raise SchemaError(
             f"manifest portage has unknown key(s) {', '.join(unknown)}",
             hint="allowed keys are listed in schema/manifest.md §1.2",
         )
-    missing = sorted(PORTAGE_REQUIRED_KEYS - set(portage))
+    missing = sorted(PORTAGE_REQUIRED_KEYS - keys)
     if missing:
         raise SchemaError(f"manifest portage lacks the key(s) {', '.join(missing)}")
     for key, value in portage.items():

@@ -46,6 +46,7 @@ __all__ = [
     "Offer",
     "assess_build",
     "explain",
+    "in_rank_order",
     "judge_packages",
     "offers_of",
     "parse_atom",
@@ -164,7 +165,7 @@ def assess_build(
     undeliverable: Mapping[CID, str],
 ) -> Candidate:
     refusals: list[Refusal] = []
-    if entry.manifest in undeliverable:
+    if undeliverable and entry.manifest in undeliverable:
         refusals.append(Refusal(axis="delivery", reason=undeliverable[entry.manifest]))
     if entry.state == "yanked":
         refusals.append(Refusal(axis="yanked", reason=f"yanked: {entry.reason}"))
@@ -205,6 +206,24 @@ def _build_of(candidate: Candidate) -> Build:
 
 def rank_candidates(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
     """Offers of one CPV in Portage's order of preference (rank 1 first)."""
+    return [
+        Candidate(
+            subscription=c.subscription,
+            key=c.key,
+            cpv=c.cpv,
+            build=c.build,
+            refusals=c.refusals,
+            differences=c.differences,
+            rank=i + 1,
+        )
+        for i, c in enumerate(in_rank_order(candidates, profile))
+    ]
+
+
+def in_rank_order(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
+    """The offers of one CPV sorted as :func:`rank_candidates` ranks them (``rank`` not set)."""
+    if len(candidates) == 1:
+        return candidates
 
     def order(c: Candidate) -> tuple[int, int, int, int, int, int, str]:
         build = _build_of(c)
@@ -225,28 +244,17 @@ def rank_candidates(candidates: list[Candidate], profile: HostProfile) -> list[C
             c.key,
         )
 
-    ranked = sorted(candidates, key=order)
-    return [
-        Candidate(
-            subscription=c.subscription,
-            key=c.key,
-            cpv=c.cpv,
-            build=c.build,
-            refusals=c.refusals,
-            differences=c.differences,
-            rank=i + 1,
-        )
-        for i, c in enumerate(ranked)
-    ]
+    return sorted(candidates, key=order)
 
 
 def offers_of(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> tuple[Offer, ...]:
+    """The offers of each CPV's candidates, given in rank order (rank 1 first)."""
     offers: list[Offer] = []
     for cpv in sorted(ranked_by_cpv):
         category, package, version = split_cpv(cpv)
         used: set[int] = set()
         listed_time: int | None = None
-        for candidate in ranked_by_cpv[cpv]:
+        for rank, candidate in enumerate(ranked_by_cpv[cpv], 1):
             build = _build_of(candidate)
             build_id = int.from_bytes(build.manifest_cid.digest[:4], "big") % 2_000_000_000 + 1
             while build_id in used:
@@ -259,7 +267,7 @@ def offers_of(subscription: str, ranked_by_cpv: dict[str, list[Candidate]]) -> t
                 Offer(
                     subscription=subscription,
                     build=build,
-                    rank=candidate.rank or 0,
+                    rank=rank,
                     build_id=build_id,
                     build_time=max(listed_time, 0),
                     path=f"{category}/{package}/{package}-{version}-{build_id}.{ext}",

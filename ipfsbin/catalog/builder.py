@@ -38,8 +38,8 @@ from ipfsbin.catalog.build import (
     HeadState,
     Offer,
     assess_build,
+    in_rank_order,
     offers_of,
-    rank_candidates,
 )
 from ipfsbin.catalog.cache import BuildCache
 from ipfsbin.catalog.heads import FollowedHead, head_refusal
@@ -68,9 +68,10 @@ class _Group:
     offers: tuple[Offer, ...]
     text: bytes
     """``render(offers)``; empty without a render function."""
-    deps: frozenset[str]
+    deps: tuple[str, ...]
     """Packages the loaded builds depend on: a change of their installed sub-slot re-judges."""
-    manifests: frozenset[CID]
+    manifests: tuple[CID, ...]
+    """(Tuples: most CPVs have one build and no ``:=`` dependency; a set of one costs 216 bytes.)"""
 
 
 @dataclass(kw_only=True)
@@ -244,13 +245,16 @@ class CatalogBuilder:
             for cp in old.installed.keys() | profile.installed.keys()
             if old.installed.get(cp) != profile.installed.get(cp)
         }
-        use = {
-            c for c in old.use.keys() | profile.use.keys() if old.use.get(c) != profile.use.get(c)
-        }
+        old_use = old.use
+        use = {c for c, wanted in profile.use.items() if old_use.get(c) != wanted}
+        use.update(old_use.keys() - profile.use.keys())
         for name, index in self._indexes.items():
-            for cpv, group in index.groups.items():
-                if not group.deps.isdisjoint(installed):
-                    dirty[name].add(cpv)
+            if installed:
+                dirty[name].update(
+                    cpv
+                    for cpv, group in index.groups.items()
+                    if not installed.isdisjoint(group.deps)
+                )
             if use:
                 dirty[name].update(c for c, cp in index.tracked.cps.items() if cp in use)
         return False
@@ -262,7 +266,7 @@ class CatalogBuilder:
             return
         for name, index in self._indexes.items():
             for cpv, group in index.groups.items():
-                if not group.manifests.isdisjoint(changed):
+                if not changed.isdisjoint(group.manifests):
                     dirty[name].add(cpv)
 
     def _platform_fits(
@@ -298,20 +302,36 @@ class CatalogBuilder:
         undeliverable: Mapping[CID, str],
     ) -> None:
         changed: list[tuple[str, _Group | None]] = []
-        for cpv in cpvs:
-            had = index.groups.pop(cpv, None)
-            group = self._group(
-                head, cpv, index.tracked.by_cpv.get(cpv, {}), host, profile, policy, undeliverable
-            )
-            if group is not None:
-                index.groups[cpv] = group
-            if had is not None:
-                for offer in had.offers:
-                    del index.paths[offer.path]
-            if group is not None:
-                index.paths.update((offer.path, offer) for offer in group.offers)
-            if (had is not None and had.offers) or (group is not None and group.offers):
-                changed.append((cpv, group))
+        by_cpv, order = index.tracked.by_cpv, list(cpvs)
+        wanted = (
+            [
+                entry
+                for cpv in order
+                for key, entry in by_cpv.get(cpv, {}).values()
+                if entry.state == "ok"
+                and (
+                    self._platforms.get(key.platform_id)
+                    or self._platform_fits(head, key, entry, host, profile)
+                )
+            ]
+            if self.cache.parallel_from and len(order) >= self.cache.parallel_from
+            else []
+        )
+        with self.cache.decoding(wanted, head.builders):  # many new builds: on every core
+            for cpv in order:
+                had = index.groups.pop(cpv, None)
+                group = self._group(
+                    head, cpv, by_cpv.get(cpv, {}), host, profile, policy, undeliverable
+                )
+                if group is not None:
+                    index.groups[cpv] = group
+                if had is not None:
+                    for offer in had.offers:
+                        del index.paths[offer.path]
+                if group is not None:
+                    index.paths.update((offer.path, offer) for offer in group.offers)
+                if (had is not None and had.offers) or (group is not None and group.offers):
+                    changed.append((cpv, group))
         self.rejudged += len(cpvs)
         if not changed and index.assembled:
             return  # the same offers: the same stanzas object, so the served file is kept
@@ -355,25 +375,27 @@ class CatalogBuilder:
     ) -> _Group | None:
         offered: list[Candidate] = []
         deps: set[str] = set()
-        manifests: set[CID] = set()
+        manifests: list[CID] = []
+        platforms = self._platforms
         for key, entry in entries.values():
-            if entry.state != "ok" or not self._platform_fits(head, key, entry, host, profile):
+            if entry.state != "ok" or not (
+                platforms.get(key.platform_id)  # known to fit: most entries
+                or self._platform_fits(head, key, entry, host, profile)
+            ):
                 continue
             candidate = assess_build(
                 head, key, entry, self.cache, host, profile, policy, None, undeliverable
             )
-            manifests.add(entry.manifest)
-            if candidate.build is not None:
+            manifests.append(entry.manifest)
+            if candidate.build is not None and candidate.build.package.descriptor.deps:
                 deps.update(d.name for d in candidate.build.package.descriptor.deps)
             if candidate.ok:
                 offered.append(candidate)
         if not manifests:
             return None
-        offers = offers_of(head.name, {cpv: rank_candidates(offered, profile)}) if offered else ()
+        offers = offers_of(head.name, {cpv: in_rank_order(offered, profile)}) if offered else ()
         text = self._render(offers) if self._render is not None and offers else b""
-        return _Group(
-            offers=offers, text=text, deps=frozenset(deps), manifests=frozenset(manifests)
-        )
+        return _Group(offers=offers, text=text, deps=tuple(deps), manifests=tuple(manifests))
 
 
 @contextlib.contextmanager
@@ -382,7 +404,10 @@ def _collector_paused() -> Iterator[None]:
 
     A build allocates objects by the hundred thousand and keeps most of them:
     each allocation burst set off collections that walked the whole growing
-    heap again (a quarter of a first build's time at 20,000 entries).
+    heap again (a quarter of a first build's time at 20,000 entries). What it
+    kept is then frozen (as ``serve``'s publisher did after each build):
+    otherwise the first allocation after the collector is back walks all of
+    it once more (5% of a first build).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -390,6 +415,7 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
 
 

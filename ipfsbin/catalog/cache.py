@@ -9,14 +9,23 @@ current host profile.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ipfsbin.catalog.decoding import MIN_PAIRS, WORKERS, Decoder, Pair, descriptor_link
 from ipfsbin.catalog.fit import Fit, check_fit
 from ipfsbin.catalog.kept import KeptBuilds
 from ipfsbin.codec.cid import CID
-from ipfsbin.descriptor.compat import HostProfile, SharingPolicy, UseConfig
+from ipfsbin.descriptor.compat import (
+    HostProfile,
+    PlatformVerdict,
+    SharingPolicy,
+    UseConfig,
+    platform_verdict,
+)
 from ipfsbin.descriptor.model import Descriptor, Package, Platform
 from ipfsbin.errors import IpfsbinError
 from ipfsbin.index._node import Node
@@ -42,8 +51,9 @@ class Build:
     manifest_block: bytes = b""
     """The manifest's bytes as proven (kept so the build can be written to the kept-builds file)."""
 
-    @property
+    @functools.cached_property
     def build_time(self) -> int:
+        """Read when ranking, listing and rendering: parsed once."""
         return build_time_of(self.manifest)
 
 
@@ -62,8 +72,16 @@ class BuildCache:
     its own USE configuration does).
     """
 
-    def __init__(self, store: BlockStore, *, kept: KeptBuilds | None = None) -> None:
+    def __init__(
+        self,
+        store: BlockStore,
+        *,
+        kept: KeptBuilds | None = None,
+        parallel_from: int = MIN_PAIRS if WORKERS else 0,
+    ) -> None:
         self.store = store
+        self.parallel_from = parallel_from
+        """Builds to load at once from which workers decode them (0: never)."""
         self.kept = kept or KeptBuilds()
         """Blocks an earlier process proved canonical (:mod:`ipfsbin.catalog.kept`)."""
         self.from_kept = 0
@@ -78,9 +96,11 @@ class BuildCache:
         self._leaves_used: set[CID] = set()
         self._fits: dict[CID, tuple[UseConfig | None, Fit]] = {}
         self._fits_for: tuple[HostProfile, frozenset[str], SharingPolicy] | None = None
+        self._platform_verdicts: dict[CID, PlatformVerdict] = {}
         self._fit_profile: HostProfile | None = None
         self._fit_rest: tuple[frozenset[str], SharingPolicy] | None = None
         self.loaded = 0
+        self._decoder: Decoder | None = None
 
     def entries(self, index_root: CID) -> Iterator[tuple[IndexKey, IndexEntry]]:
         """Every entry of the index at ``index_root``, in key order (local blocks only)."""
@@ -119,21 +139,30 @@ class BuildCache:
         """:func:`check_fit` of ``build`` (of package ``cp``) on ``profile``, remembered.
 
         The USE configuration counts per package: a new package elsewhere in
-        the index does not make the verdicts on the others stale.
+        the index does not make the verdicts on the others stale. The axes a
+        platform decides are judged once per platform.
         """
         if profile is not self._fit_profile or (accept_chosts, sharing) != self._fit_rest:
             base = (dataclasses.replace(profile, use={}), accept_chosts, sharing)
             if base != self._fits_for:
                 self._fits = {}
+                self._platform_verdicts = {}
                 self._fits_for = base
             self._fit_profile = profile
             self._fit_rest = (accept_chosts, sharing)
         use = profile.use.get(cp)
         found = self._fits.get(build.manifest_cid)
         if found is None or found[0] != use:
+            package = build.package
+            shared = self._platform_verdicts.get(package.descriptor.platform)
+            if shared is None:
+                shared = platform_verdict(package.platform, profile)
+                self._platform_verdicts[package.descriptor.platform] = shared
             found = (
                 use,
-                check_fit(build.package, profile, accept_chosts=accept_chosts, sharing=sharing),
+                check_fit(
+                    package, profile, accept_chosts=accept_chosts, sharing=sharing, platform=shared
+                ),
             )
             self._fits[build.manifest_cid] = found
         return found[1]
@@ -179,8 +208,51 @@ class BuildCache:
                 descriptor = build.package.descriptor
                 yield build.manifest_cid, build.manifest_block, descriptor.block[1]
 
+    @contextlib.contextmanager
+    def decoding(self, entries: Sequence[IndexEntry], builders: Role) -> Iterator[None]:
+        """For the duration, the builds of ``entries`` not loaded yet are decoded by workers.
+
+        Only when there are many (:attr:`parallel_from`);
+        load them in the order given. A block that cannot be read here is left
+        to :meth:`load`, which reads (and refuses) it as always.
+        """
+        pairs: list[Pair] = []
+        least = self.parallel_from
+        todo = [e for e in entries if (e.manifest, e.attestations, builders) not in self._builds]
+        if least and len(todo) >= least:
+            for entry in todo:
+                pair = self._pair(entry.manifest)
+                if pair is not None:
+                    pairs.append(pair)
+        if not least or len(pairs) < least:
+            yield
+            return
+        with Decoder(pairs) as decoder:
+            self._decoder = decoder
+            try:
+                yield
+            finally:
+                self._decoder = None
+
+    def _pair(self, cid: CID) -> Pair | None:
+        kept = self.kept.get(cid)
+        try:
+            manifest = kept[0] if kept is not None else self.store.get(cid)
+            descriptor_cid = descriptor_link(manifest)
+            if descriptor_cid is None:
+                return None
+            descriptor = kept[1] if kept is not None else self.store.get(descriptor_cid)
+        except IpfsbinError:
+            return None
+        return cid, manifest, descriptor_cid, descriptor, kept is not None
+
     def _blocks(self, cid: CID) -> tuple[Manifest, bytes, Descriptor]:
         """The manifest ``cid``, its bytes and its descriptor: kept, else from the store."""
+        decoded = self._decoder.take(cid) if self._decoder is not None else None
+        if decoded is not None:
+            if self.kept.take(cid) is not None:
+                self.from_kept += 1
+            return decoded
         kept = self.kept.take(cid)
         if kept is not None:
             try:
@@ -202,8 +274,9 @@ class BuildCache:
         if platform is None:
             platform = Platform.from_block(descriptor.platform, self.store.get(descriptor.platform))
             self._platforms[descriptor.platform] = platform
-        if manifest.cpv != key.cpv or descriptor.cpv != key.cpv:
-            raise _Inconsistent(f"index key names {key.cpv}, its manifest {manifest.cpv}")
+        cpv = key.cpv
+        if manifest.cpv != cpv or descriptor.cpv != cpv:
+            raise _Inconsistent(f"index key names {cpv}, its manifest {manifest.cpv}")
         if descriptor_digest(manifest.descriptor) != key.descriptor_digest:
             raise _Inconsistent(f"index key {key} does not name its manifest's descriptor")
         agreeing: set[str] = set()

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from ipfsbin.descriptor.compat import HostProfile, check_compatible
+from ipfsbin.descriptor.compat import HostProfile, PlatformVerdict, check_compatible
 from ipfsbin.descriptor.model import Package
 from ipfsbin.descriptor.verdict import EXACT, SAME_ISA, Mismatch, SharingPolicy
 
@@ -82,6 +82,9 @@ class Fit:
     """Preferences of this host the build does not match, accepted by the policy."""
 
 
+_FITS: Final = Fit(refusals=(), differences=())
+
+
 def _accepted_by(mismatch: Mismatch) -> str | None:
     if mismatch.kind != "preference":
         return None
@@ -94,15 +97,20 @@ def check_fit(
     *,
     accept_chosts: Collection[str] = (),
     sharing: SharingPolicy = EXACT,
+    platform: PlatformVerdict | None = None,
 ) -> Fit:
     """Why ``package`` must not be installed on ``host``, and what it gives up if it may.
 
     A CHOST listed in ACCEPT_CHOSTS is accepted as Portage accepts it;
-    ``sharing`` says which of the host's preferences may differ.
+    ``sharing`` says which of the host's preferences may differ;
+    ``platform`` is the package's platform's verdict on ``host``, when known.
     """
+    mismatches = check_compatible(package, host, platform=platform).mismatches
+    if not mismatches:
+        return _FITS
     refusals: list[Refusal] = []
     differences: list[Refusal] = []
-    for mismatch in check_compatible(package, host).mismatches:
+    for mismatch in mismatches:
         axis = _FROM_PREDICATE.get(mismatch.axis, mismatch.axis)
         if axis == "chost" and package.platform.chost in accept_chosts:
             continue

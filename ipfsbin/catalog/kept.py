@@ -70,6 +70,10 @@ class KeptBuilds:
     def take(self, manifest: CID) -> tuple[bytes, bytes] | None:
         return self._records.pop(manifest.bytes, None)
 
+    def get(self, manifest: CID) -> tuple[bytes, bytes] | None:
+        """The record, left for :meth:`take`."""
+        return self._records.get(manifest.bytes)
+
     def clear(self) -> None:
         self._records = {}
 

@@ -40,6 +40,8 @@ def expect_fields(
     """The map itself, after checking it has every required field and nothing unknown."""
     if not isinstance(value, dict):
         raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
+    if value.keys() == required:
+        return value
     missing = sorted(required - value.keys())
     if missing:
         raise SchemaError(f"{what} lacks the field(s) {', '.join(missing)}")

@@ -25,11 +25,13 @@ __all__ = [
     "Compatibility",
     "HostProfile",
     "Mismatch",
+    "PlatformVerdict",
     "SharingPolicy",
     "UseConfig",
     "check_compatible",
     "check_platform",
     "lacking",
+    "platform_verdict",
     "verify_compatible",
 ]
 
@@ -154,12 +156,12 @@ def _flags_isa_mismatches(platform: Platform, host: HostProfile) -> list[Mismatc
     return found
 
 
-def _isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
-    found = _flags_isa_mismatches(package.platform, host)
+def _use_isa_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
+    found: list[Mismatch] = []
     try:
         by_flag = cpu_flag_features(package.descriptor.use)
     except DescriptorError as exc:
-        return [*found, Mismatch(axis="isa", reason=exc.message, source="USE")]
+        return [Mismatch(axis="isa", reason=exc.message, source="USE")]
     for flag, features in sorted(by_flag.items()):
         missing = lacking(features, host.cpu_features)
         if missing:
@@ -225,26 +227,34 @@ def _hardening_mismatches(variable: str, pkg: OptProfile, host: OptProfile) -> l
     return [Mismatch(axis="hardening", reason=reason, missing=missing, source=variable)]
 
 
-def _runtime_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
-    found: list[Mismatch] = []
-    provided = host.provided
-    needs = package.platform.runtime
+def _flags_runtime_mismatches(
+    platform: Platform, host: HostProfile, provided: frozenset[str] | None
+) -> tuple[list[Mismatch], frozenset[str]]:
+    """The runtimes the build flags need that this host lacks; also the sonames those are."""
+    have = host.runtime if provided is None else provided
+    missing = tuple(s for s in platform.runtime if s not in have)
+    if not missing:
+        return [], frozenset()
     if provided is None:
-        missing = tuple(s for s in needs if s not in host.runtime)
-        if missing:
-            reason = (
-                f"its build flags: needs {_words(missing)}; which libraries "
-                "this host provides is unknown and its own flags do not use "
-                f"{'it' if len(missing) == 1 else 'them'}"
-            )
-            found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="flags"))
-        return found
-    missing = tuple(s for s in needs if s not in provided)
-    if missing:
+        reason = (
+            f"its build flags: needs {_words(missing)}; which libraries "
+            "this host provides is unknown and its own flags do not use "
+            f"{'it' if len(missing) == 1 else 'them'}"
+        )
+    else:
         reason = f"its build flags: {_needs(missing, 'this host')}"
-        found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="flags"))
+    mismatch = Mismatch(axis="runtime", reason=reason, missing=missing, source="flags")
+    return [mismatch], frozenset(missing)
+
+
+def _requires_mismatches(
+    package: Package, provided: frozenset[str] | None, flags_missing: frozenset[str]
+) -> list[Mismatch]:
+    found: list[Mismatch] = []
+    if provided is None or not package.descriptor.requires:
+        return found
     required = {s for _, sonames in package.descriptor.requires for s in sonames}
-    missing = tuple(sorted(required - provided - set(missing)))
+    missing = tuple(sorted(required - provided - flags_missing))
     if missing:
         reason = f"REQUIRES {_needs(missing, 'this host')} (no installed package provides it)"
         found.append(Mismatch(axis="runtime", reason=reason, missing=missing, source="REQUIRES"))
@@ -304,27 +314,35 @@ def _dep_mismatches(package: Package, host: HostProfile) -> list[Mismatch]:
     return found
 
 
-def check_compatible(
-    package: Package,
-    host: HostProfile,
-    *,
-    ignore_use: bool = False,
-    allow_weaker_hardening: bool = False,
-) -> Compatibility:
-    """Every reason why ``package`` should not be installed on ``host`` (none: compatible).
+@dataclass(frozen=True, slots=True)
+class PlatformVerdict:
+    """The part of :func:`check_compatible` that only the platform and the host decide.
 
-    ``ignore_use`` leaves the USE/IUSE comparison to Portage, which makes it
-    itself for ``--getbinpkg``; CPU feature USE flags (``cpu_flags_*``) are
-    checked against the CPU whatever it says. ``allow_weaker_hardening`` is
-    the policy that accepts builds less hardened than the host's own flags.
+    Many builds share one platform: computed once per platform and host
+    (:func:`platform_verdict`), it leaves only the per-build axes to judge.
     """
-    platform = package.platform
-    found: list[Mismatch] = []
-    if platform.chost != host.chost:
-        reason = f"built for CHOST {platform.chost}, this host is {host.chost}"
-        found.append(Mismatch(axis="chost", reason=reason))
+
+    same_chost: bool
+    first: tuple[Mismatch, ...]
+    """CHOST, or the CPU features of the flags (listed before a build's own ISA mismatches)."""
+    rest: tuple[Mismatch, ...]
+    """Compiler, libc, optimization, hardening and the flags' runtimes."""
+    runtime_missing: frozenset[str]
+    """Sonames the flags need that this host lacks (not repeated for REQUIRES)."""
+    provided: frozenset[str] | None
+
+
+def platform_verdict(
+    platform: Platform, host: HostProfile, *, allow_weaker_hardening: bool = False
+) -> PlatformVerdict:
+    """What :func:`check_compatible` finds on the axes every build of ``platform`` shares."""
+    same_chost = platform.chost == host.chost
+    if same_chost:
+        first = _flags_isa_mismatches(platform, host)
     else:
-        found.extend(_isa_mismatches(package, host))
+        reason = f"built for CHOST {platform.chost}, this host is {host.chost}"
+        first = [Mismatch(axis="chost", reason=reason)]
+    found: list[Mismatch] = []
     for mismatch in (
         _version_mismatch(
             "compiler",
@@ -348,10 +366,46 @@ def check_compatible(
     if not allow_weaker_hardening:
         for variable, pkg_profile, host_profile in pairs:
             found.extend(_hardening_mismatches(variable, pkg_profile, host_profile))
-    found.extend(_runtime_mismatches(package, host))
+    provided = host.provided
+    runtime, runtime_missing = _flags_runtime_mismatches(platform, host, provided)
+    return PlatformVerdict(
+        same_chost=same_chost,
+        first=tuple(first),
+        rest=(*found, *runtime),
+        runtime_missing=runtime_missing,
+        provided=provided,
+    )
+
+
+def check_compatible(
+    package: Package,
+    host: HostProfile,
+    *,
+    ignore_use: bool = False,
+    allow_weaker_hardening: bool = False,
+    platform: PlatformVerdict | None = None,
+) -> Compatibility:
+    """Every reason why ``package`` should not be installed on ``host`` (none: compatible).
+
+    ``ignore_use`` leaves the USE/IUSE comparison to Portage, which makes it
+    itself for ``--getbinpkg``; CPU feature USE flags (``cpu_flags_*``) are
+    checked against the CPU whatever it says. ``allow_weaker_hardening`` is
+    the policy that accepts builds less hardened than the host's own flags.
+    ``platform``, when given, is :func:`platform_verdict` of the package's
+    platform on ``host`` with the same ``allow_weaker_hardening``.
+    """
+    shared = platform or platform_verdict(
+        package.platform, host, allow_weaker_hardening=allow_weaker_hardening
+    )
+    found = list(shared.first)
+    if shared.same_chost and package.descriptor.use:
+        found.extend(_use_isa_mismatches(package, host))
+    found.extend(shared.rest)
+    found.extend(_requires_mismatches(package, shared.provided, shared.runtime_missing))
     if not ignore_use:
         found.extend(_use_mismatches(package, host))
-    found.extend(_dep_mismatches(package, host))
+    if package.descriptor.deps:
+        found.extend(_dep_mismatches(package, host))
     return Compatibility(mismatches=tuple(found))
 
 

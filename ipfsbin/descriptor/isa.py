@@ -303,6 +303,9 @@ _CPU_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+_CPU_FLAG: Final = re.compile(r"^cpu_flags_(x86|arm|ppc)_(.+)$")
+
+
 def cpu_flag_features(use: Iterable[str]) -> dict[str, frozenset[str]]:
     """USE flag -> the CPU features it says the code uses, for every ``cpu_flags_*`` flag.
 
@@ -310,7 +313,9 @@ def cpu_flag_features(use: Iterable[str]) -> dict[str, frozenset[str]]:
     """
     found: dict[str, frozenset[str]] = {}
     for flag in use:
-        match = re.match(r"^cpu_flags_(x86|arm|ppc)_(.+)$", flag)
+        if not flag.startswith("cpu_flags_"):
+            continue  # most flags: not worth a pattern match (once per build judged)
+        match = _CPU_FLAG.match(flag)
         if match is None:
             continue
         features = _CPU_FLAGS[match.group(1)].get(match.group(2))

@@ -44,14 +44,14 @@ def _require_text(name: str, value: str, *, empty_ok: bool = False) -> None:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not empty_ok and not value:
         raise ValueError(f"{name} is empty")
-    if value != value.strip() or any(c in value for c in "\n\t"):
+    if value != value.strip() or "\n" in value or "\t" in value:
         raise ValueError(f"{name} {value!r} has surrounding or embedded whitespace")
 
 
 def _require_sorted(name: str, items: tuple[str, ...]) -> None:
     if not isinstance(items, tuple) or not all(isinstance(i, str) and i for i in items):
         raise TypeError(f"{name} must be a tuple of non-empty str")
-    if list(items) != sorted(set(items)):
+    if len(items) > 1 and list(items) != sorted(set(items)):
         raise ValueError(f"{name} must be sorted and free of duplicates: {list(items)}")
 
 
@@ -69,6 +69,8 @@ def _require_version(name: str, value: str) -> None:
 def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise SchemaError(f"{what} must be a map, got {kind_of(value)}")
+    if len(value) == len(keys) and value.keys() == _key_set(keys):
+        return value
     unknown = sorted(set(value) - set(keys))
     if unknown:
         raise SchemaError(
@@ -80,8 +82,19 @@ def _map(value: Any, what: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
     return value
 
 
+@functools.cache
+def _key_set(keys: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(keys)  # a handful of constant field tuples
+
+
 def _str_list(value: Any, what: str) -> tuple[str, ...]:
-    return tuple(get_str(item, f"{what}[{i}]") for i, item in enumerate(get_list(value, what)))
+    items = get_list(value, what)
+    for item in items:
+        if type(item) is not str:
+            # only now: naming the position costs more than the check
+            for i, each in enumerate(items):
+                get_str(each, f"{what}[{i}]")
+    return tuple(items)
 
 
 def _check_type(value: Mapping[str, Any], expected: str) -> None:
@@ -399,15 +412,17 @@ class Descriptor(_Block):
         _require_sorted("iuse", self.iuse)
         if not isinstance(self.deps, tuple) or not all(isinstance(d, SlotDep) for d in self.deps):
             raise TypeError("deps must be a tuple of SlotDep")
-        keys = [d.key for d in self.deps]
-        if keys != sorted(set(keys)):
-            raise ValueError("deps must be sorted by name, slot, subslot and unique on them")
-        categories = [category for category, _ in self.requires]
-        _require_sorted("requires categories", tuple(categories))
-        for category, sonames in self.requires:
-            _require_sorted(f"requires[{category}]", sonames)
-            if not sonames:
-                raise ValueError(f"requires[{category}] is empty; leave the category out")
+        if self.deps:
+            keys = [d.key for d in self.deps]
+            if keys != sorted(set(keys)):
+                raise ValueError("deps must be sorted by name, slot, subslot and unique on them")
+        if self.requires:
+            categories = [category for category, _ in self.requires]
+            _require_sorted("requires categories", tuple(categories))
+            for category, sonames in self.requires:
+                _require_sorted(f"requires[{category}]", sonames)
+                if not sonames:
+                    raise ValueError(f"requires[{category}] is empty; leave the category out")
 
     @property
     def cp(self) -> str:

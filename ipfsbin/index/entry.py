@@ -37,15 +37,17 @@ class IndexEntry:
         if self.manifest.codec != DAG_CBOR:
             raise ValueError(f"manifest {self.manifest} must be a dag-cbor block")
         attestations = tuple(self.attestations)
-        for link in attestations:
-            if not isinstance(link, CID):
-                raise TypeError(f"attestations must be CIDs, found {type(link).__name__}")
-            if link.codec != DAG_CBOR:
-                raise ValueError(f"attestation {link} must be a dag-cbor block")
-        ordered = tuple(sorted(set(attestations)))
-        if len(ordered) != len(attestations):
-            raise ValueError("attestations are listed more than once")
-        object.__setattr__(self, "attestations", ordered)
+        if attestations:  # none: nothing to check, the empty tuple is in order
+            for link in attestations:
+                if not isinstance(link, CID):
+                    raise TypeError(f"attestations must be CIDs, found {type(link).__name__}")
+                if link.codec != DAG_CBOR:
+                    raise ValueError(f"attestation {link} must be a dag-cbor block")
+            ordered = tuple(sorted(set(attestations)))
+            if len(ordered) != len(attestations):
+                raise ValueError("attestations are listed more than once")
+            attestations = ordered
+        object.__setattr__(self, "attestations", attestations)
         if self.state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {self.state!r}")
         if self.state == "yanked" and not self.reason:
@@ -84,13 +86,13 @@ class IndexEntry:
         """The entry in ``value``; ``SchemaError`` for unknown fields or a non-canonical form."""
         if not isinstance(value, dict):
             raise SchemaError(f"an index entry is a map, found {type(value).__name__}")
-        unknown = set(value) - _ALLOWED
+        unknown = value.keys() - _ALLOWED
         if unknown:
             raise SchemaError(
                 f"index entry has unknown fields {sorted(unknown)}",
                 hint="a newer ipfsbin may understand this index",
             )
-        missing = _REQUIRED - set(value)
+        missing = _REQUIRED - value.keys()
         if missing:
             raise SchemaError(f"index entry lacks fields {sorted(missing)}")
         manifest = value["manifest"]
@@ -99,11 +101,13 @@ class IndexEntry:
                 f"index entry manifest must link a dag-cbor block, found {manifest!r}"
             )
         links = value["attestations"]
-        if type(links) is not list or not all(
-            isinstance(link, CID) and link.codec == DAG_CBOR for link in links
+        if type(links) is not list or (
+            links and not all(isinstance(link, CID) and link.codec == DAG_CBOR for link in links)
         ):
             raise SchemaError("index entry attestations must be a list of dag-cbor links")
-        if any(a.bytes >= b.bytes for a, b in zip(links, links[1:], strict=False)):
+        if len(links) > 1 and any(
+            a.bytes >= b.bytes for a, b in zip(links, links[1:], strict=False)
+        ):
             raise SchemaError("index entry attestations must be sorted by CID bytes, no repeats")
         state = value["state"]
         if state not in STATES:

@@ -67,12 +67,12 @@ def package_stanza(offer: Offer) -> dict[str, str]:
 
 
 def _stanza_text(entry: dict[str, str]) -> str:
-    return "".join(f"{key}: {entry[key]}\n" for key in sorted(entry)) + "\n"
+    return "".join([f"{key}: {value}\n" for key, value in sorted(entry.items())]) + "\n"
 
 
 def render_body(offers: Sequence[Offer]) -> bytes:
     """The package stanzas, without the header (rendered once per catalog build)."""
-    return "".join(_stanza_text(package_stanza(o)) for o in offers).encode("utf-8")
+    return "".join([_stanza_text(package_stanza(o)) for o in offers]).encode("utf-8")
 
 
 def header_of(count: int, *, timestamp: int, name: str) -> bytes:
