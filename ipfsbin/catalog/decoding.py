@@ -36,6 +36,9 @@ __all__ = ["CHUNK", "MIN_PAIRS", "WORKERS", "Decoder", "Pair", "Taken", "descrip
 MIN_PAIRS: Final = 4096
 """Fewer pairs are decoded in the building thread (a worker's start and the pickling cost more)."""
 CHUNK: Final = 1024
+CHUNK_WAIT_S: Final = 60.0
+"""How long the building thread waits for one chunk (a tenth of a second's work) before it
+reads every pair not handed back yet itself: a stuck worker must not stop the catalog."""
 WORKERS: Final = len(os.sched_getaffinity(0)) - 1
 """One core is the building thread's (it judges while the workers decode): none on one core."""
 
@@ -115,6 +118,7 @@ class Decoder:
         self._manifest_blocks: dict[bytes, bytes] = {}
         self._chunks: list[tuple[list[bytes], Future[list[Decoded | None]]]] = []
         self._ready: dict[bytes, Decoded | None] = {}
+        self._stuck = False
         chunk: list[_Raw] = []
         cids: list[bytes] = []
         for manifest_cid, manifest_block, descriptor_cid, descriptor_block, kept in pairs:
@@ -142,7 +146,10 @@ class Decoder:
         if raw not in self._ready:
             cids, future = self._chunks[at]
             try:
-                decoded = future.result()
+                decoded = [None] * len(cids) if self._stuck else future.result(CHUNK_WAIT_S)
+            except TimeoutError:
+                self._stuck = True
+                decoded = [None] * len(cids)
             except Exception:  # noqa: BLE001 - a worker that died: the cache reads these itself
                 decoded = [None] * len(cids)
             self._ready.update(zip(cids, decoded, strict=True))
@@ -150,7 +157,15 @@ class Decoder:
         return None if found is None else (found[0], block, found[1])
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._stuck:
+            # ProcessPoolExecutor cannot stop a busy worker before Python 3.14
+            # (terminate_workers); waiting for it would stop the build after all
+            workers = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.kill()
+        else:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._chunk_of, self._ready, self._manifest_blocks = {}, {}, {}
 
     def __enter__(self) -> Decoder:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from ipfsbin.catalog import BuildCache, CatalogBuilder
+import pytest
+
+from ipfsbin.catalog import BuildCache, CatalogBuilder, decoding
 from ipfsbin.catalog.decoding import Decoder, descriptor_link
 from ipfsbin.catalog.kept import read_kept, write_kept
 from ipfsbin.codec import dagcbor
@@ -115,3 +119,22 @@ def test_workers_forked_from_a_thread_while_another_one_logs() -> None:
         stop.set()
         other.join()
     assert found == [expected] * 3
+
+
+def _stuck(chunk: Sequence[object]) -> list[None]:
+    """A worker that never answers (in the worker process: the test's forked copy)."""
+    time.sleep(3600)
+    return [None] * len(chunk)
+
+
+def test_a_stuck_worker_does_not_stop_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = _index()
+    expected = _build(index, BuildCache(index.store, parallel_from=0)).bodies[NAME]
+    monkeypatch.setattr(decoding, "_decode", _stuck)
+    monkeypatch.setattr(decoding, "CHUNK_WAIT_S", 0.5)
+    started = time.monotonic()
+    cache = BuildCache(index.store, parallel_from=1)
+    assert _build(index, cache).bodies[NAME] == expected
+    # one wait for the stuck chunk, then the building thread read every pair itself
+    # and the worker was stopped rather than waited for
+    assert time.monotonic() - started < 20
