@@ -19,7 +19,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # ledger, subscriptions, keys) must not read or write the machine's real
     # one: a session that upgraded its format would break ipfsbin outside the
     # tests and every other session running at the same time.
-    if "IPFSBIN_HOME" not in os.environ:
+    # Each pytest-xdist worker makes its own as well (it inherits the controller's):
+    # two workers sharing one would see each other's keys and subscriptions.
+    inherited = os.environ.get(_OWN_HOME)
+    if "IPFSBIN_HOME" not in os.environ or (
+        hasattr(config, "workerinput") and os.environ["IPFSBIN_HOME"] == inherited
+    ):
         home = tempfile.mkdtemp(prefix="ipfsbin-test-home-")
         os.environ["IPFSBIN_HOME"] = home
         os.environ[_OWN_HOME] = home

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import sys
 import traceback
+from typing import Final
 
 import typer
 
@@ -13,10 +14,38 @@ import typer
 from typer import _click
 
 from ipfsbin import __version__
+from ipfsbin.cli.lazy import lazy_group
 from ipfsbin.cli.output import print_error
 from ipfsbin.errors import IpfsbinError
 
 __all__ = ["app", "main", "run"]
+
+# Each command's module is imported only when the command runs (see ipfsbin.cli.lazy);
+# this order is the one `ipfsbin --help` lists them in.
+_COMMANDS: Final = {
+    "init-private": "ipfsbin.cli.private:init_private",
+    "subscribe": "ipfsbin.cli.follow:subscribe",
+    "unsubscribe": "ipfsbin.cli.follow:unsubscribe",
+    "sync": "ipfsbin.cli.follow:sync",
+    "status": "ipfsbin.cli.follow:status",
+    "publish": "ipfsbin.cli.publish:publish",
+    "share": "ipfsbin.cli.share:share",
+    "host": "ipfsbin.cli.client:host",
+    "explain": "ipfsbin.cli.client:explain",
+    "challenge": "ipfsbin.cli.challenge:challenge",
+    "serve": "ipfsbin.cli.client:serve",
+    "setup-portage": "ipfsbin.cli.client:setup_portage",
+    "pin": "ipfsbin.cli.pin:pin",
+    "unpin": "ipfsbin.cli.pin:unpin",
+    "mirror": "ipfsbin.cli.mirror:mirror",
+    "doctor": "ipfsbin.cli.health:doctor",
+    "weather": "ipfsbin.cli.health:weather",
+    "gc": "ipfsbin.cli.gc:gc",
+    "node": "ipfsbin.cli.node:app",
+    "key": "ipfsbin.cli.key:app",
+    "index": "ipfsbin.cli.index:app",
+    "feed": "ipfsbin.cli.feed:app",
+}
 
 app = typer.Typer(
     name="ipfsbin",
@@ -24,6 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=lazy_group(_COMMANDS),
 )
 
 _verbose = False
@@ -44,55 +74,6 @@ def _root(
 ) -> None:
     global _verbose
     _verbose = verbose or bool(os.environ.get("IPFSBIN_VERBOSE"))
-
-
-def _register() -> None:
-    # Command groups register themselves on import; kept in one list so
-    # `ipfsbin --help` shows them in a stable order.
-    from ipfsbin.cli import challenge as challenge_cmds
-    from ipfsbin.cli import client as client_cmds
-    from ipfsbin.cli import feed as feed_cmds
-    from ipfsbin.cli import follow as follow_cmds
-    from ipfsbin.cli import gc as gc_cmds
-    from ipfsbin.cli import health as health_cmds
-    from ipfsbin.cli import index as index_cmds
-    from ipfsbin.cli import key as key_cmds
-    from ipfsbin.cli import mirror as mirror_cmds
-    from ipfsbin.cli import node as node_cmds
-    from ipfsbin.cli import pin as pin_cmds
-    from ipfsbin.cli import private as private_cmds
-    from ipfsbin.cli import publish as publish_cmds
-    from ipfsbin.cli import share as share_cmds
-    from ipfsbin.cli.index import ipns as index_ipns
-
-    app.add_typer(node_cmds.app, name="node")
-    app.command("init-private")(private_cmds.init_private)
-    app.add_typer(key_cmds.app, name="key")
-    index_cmds.app.command("publish")(index_ipns.publish_cmd)
-    index_cmds.app.command("republish")(index_ipns.republish_cmd)
-    index_cmds.app.command("announce-roots")(index_ipns.announce_roots_cmd)
-    app.add_typer(index_cmds.app, name="index")
-    app.command("subscribe")(follow_cmds.subscribe)
-    app.command("unsubscribe")(follow_cmds.unsubscribe)
-    app.command("sync")(follow_cmds.sync)
-    app.command("status")(follow_cmds.status)
-    app.command("publish")(publish_cmds.publish)
-    app.command("share")(share_cmds.share)
-    app.add_typer(feed_cmds.app, name="feed")
-    app.command("host")(client_cmds.host)
-    app.command("explain")(client_cmds.explain)
-    app.command("challenge")(challenge_cmds.challenge)
-    app.command("serve")(client_cmds.serve)
-    app.command("setup-portage")(client_cmds.setup_portage)
-    app.command("pin")(pin_cmds.pin)
-    app.command("unpin")(pin_cmds.unpin)
-    app.command("mirror")(mirror_cmds.mirror)
-    app.command("doctor")(health_cmds.doctor)
-    app.command("weather")(health_cmds.weather)
-    app.command("gc")(gc_cmds.gc)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

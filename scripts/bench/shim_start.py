@@ -8,12 +8,12 @@ current inputs as :meth:`~ipfsbin.serve.publisher.Publisher.start` does
 digest, the policy), reads the kept listing with
 :func:`~ipfsbin.serve.listing.read_listing`, and answers on the app
 ``serve`` runs (uvicorn, same loop and HTTP parser). It imports what
-``ipfsbin serve`` imports (the command line, Portage). The head and the
-subscription come pickled from the parent, and the synthetic host of the
-tests stands for Portage's: reading the host through Portage (its
-configuration and installed-packages database), the Kubo reads of the
-head's commit and trust root, and the subscriptions' SQLite file are not
-part of this process.
+``ipfsbin serve`` imports (the command line, the serve command's module,
+Portage). The head and the subscription come pickled from the parent, and
+the synthetic host of the tests stands for Portage's: reading the host
+through Portage (its configuration and installed-packages database), the
+Kubo reads of the head's commit and trust root, and the subscriptions'
+SQLite file are not part of this process.
 Writes one JSON line to stdout with the wall-clock times of its phases.
 
 Usage: ``shim_start.py SPEC PORT`` (``SPEC`` a pickle written by ``packages.py``).
@@ -36,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> int:
-    # what `ipfsbin serve` imports: the command line with every command, Portage (read_host)
+    # what `ipfsbin serve` imports: the command line, the serve command's module, Portage
     import portage  # noqa: F401
     import uvicorn
     from fetch import StaticPublisher
 
+    import ipfsbin.cli.client  # noqa: F401
     import ipfsbin.cli.main  # noqa: F401
     from ipfsbin.catalog.heads import head_refusal
     from ipfsbin.serve.app import Downloads, create_app

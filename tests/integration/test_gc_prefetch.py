@@ -115,14 +115,12 @@ def story(kubo_nodes: Any) -> Iterator[GcStory]:
     workdir = Path(tempfile.mkdtemp(prefix="ipfsbin-gc-"))
     alpha = Host(workdir / "alpha", alpha_node)
     beta = Host(workdir / "beta", beta_node)
-    builder = BuilderPlayground.create(ebuilds=EBUILDS)
-    client: BuilderPlayground | None = None
+    client = BuilderPlayground.create(ebuilds=EBUILDS)
     try:
-        builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", *(f"={c}" for c in V1),
-                       "=app-misc/extra-1")  # fmt: skip
-        builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y", *(f"={c}" for c in V2))
-        builds = builder.refresh()
-        client = BuilderPlayground.create(ebuilds=EBUILDS)
+        # built under the client's own EPREFIX (see BuilderPlayground.build_only), not merged
+        pkgdir = workdir / "builds"
+        client.build_only(*(f"={c}" for c in V1), "=app-misc/extra-1", pkgdir=pkgdir)
+        builds = client.build_only(*(f"={c}" for c in V2), pkgdir=pkgdir)
         alpha.json("key", "gen", "builder")
         alpha.json("key", "gen", "maintainer")
         builder_id = alpha.json("key", "show", "builder")["key_id"]
@@ -155,9 +153,7 @@ def story(kubo_nodes: Any) -> Iterator[GcStory]:
             story.follow.kill()
         story.stop_serve()
     finally:
-        builder.cleanup()
-        if client is not None:
-            client.cleanup()
+        client.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

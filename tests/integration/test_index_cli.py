@@ -14,8 +14,7 @@ from typing import Any
 import pygit2
 import pytest
 
-from ipfsbin.cli import index as index_cmds
-from ipfsbin.cli.main import app, main
+from ipfsbin.cli.main import main
 from ipfsbin.codec.cid import CID, RAW, cid_for
 from ipfsbin.kubo.client import KuboClient
 from ipfsbin.kubo.node import ManagedNode
@@ -30,9 +29,6 @@ from tests.unit.maintainer.maintainer_helpers import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-if not any(group.name == "index" for group in app.registered_groups):
-    app.add_typer(index_cmds.app, name="index")
 
 Cli = Callable[..., tuple[int, str, str]]
 

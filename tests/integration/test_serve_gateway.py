@@ -60,20 +60,19 @@ class Story:
 @pytest.fixture(scope="module")
 def story(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     (publisher,) = kubo_nodes(1, extra_config=TRUSTLESS_ONLY)
-    builder = BuilderPlayground.create(ebuilds={**repo.EBUILDS, **BIG})
-    playground: BuilderPlayground | None = None
+    playground = BuilderPlayground.create(ebuilds={**repo.EBUILDS, **BIG})
     try:
+        # built under the client's own EPREFIX (see BuilderPlayground.build_only), not merged;
         # a loaded machine can take longer than emerge's default 5 minutes here
-        builder.emerge("--oneshot", "--buildpkg", "--quiet-build=y",
-                       "dev-libs/libfoo", "app-misc/big", timeout=1200)  # fmt: skip
-        builds = builder.refresh()
+        builds = playground.build_only("dev-libs/libfoo", "app-misc/big",
+                                       pkgdir=tmp_path_factory.mktemp("builds"),
+                                       timeout=1200)  # fmt: skip
         name, root = _publish(
             publisher,
             tmp_path_factory.mktemp("publisher"),
             builds["dev-libs/libfoo-1"],
             builds["app-misc/big-1"],
         )
-        playground = BuilderPlayground.create(ebuilds={**repo.EBUILDS, **BIG})
         client = ClientHost(tmp_path_factory.mktemp("client"), playground)  # no Kubo
         client.configure()
         client.run("subscribe", name, "--root", root)
@@ -83,9 +82,7 @@ def story(kubo_nodes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             with client.serving("--gateway", proxy.url) as served:
                 yield Story(client, served, builds, proxy, name)
     finally:
-        builder.cleanup()
-        if playground is not None:
-            playground.cleanup()
+        playground.cleanup()
 
 
 def _publish(node: ManagedNode, home: Path, *binpkgs: Path) -> tuple[str, str]:

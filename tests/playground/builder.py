@@ -165,19 +165,35 @@ class BuilderPlayground:
             )
         return written[0]
 
+    def build_only(self, *atoms: str, pkgdir: Path, timeout: float = 300.0) -> dict[str, Path]:
+        """``emerge --buildpkgonly atoms`` into ``pkgdir``; CPV → binpkg of what it holds.
+
+        Nothing is merged here. A binpkg made under the EPREFIX of the host that
+        installs it is installed as on real hosts (both "/"); one from another
+        playground is adjusted to this one's prefix by Portage's chpathtool, one
+        read(2) per byte (about a second per MB).
+        """
+        self.emerge("--oneshot", "--buildpkgonly", "--quiet-build=y", *atoms,
+                    env={"PKGDIR": str(pkgdir)}, timeout=timeout)  # fmt: skip
+        return binpkgs_in(pkgdir)
+
     def refresh(self) -> dict[str, Path]:
         """Re-read PKGDIR/Packages into ``binpkgs`` (newest build of each CPV wins)."""
-        index = self.pkgdir / "Packages"
-        found: dict[str, Path] = {}
-        if index.exists():
-            for stanza in parse_packages_index(index.read_text()):
-                cpv = stanza["CPV"]
-                rel = stanza.get("PATH") or f"{cpv}.tbz2"
-                found[cpv] = self.pkgdir / rel
-        self.binpkgs = found
-        return found
+        self.binpkgs = binpkgs_in(self.pkgdir)
+        return self.binpkgs
 
     def cleanup(self) -> None:
         """Remove the playground and the tool directory."""
         self.playground.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def binpkgs_in(pkgdir: Path) -> dict[str, Path]:
+    """CPV → binpkg of ``pkgdir/Packages`` (newest build of each CPV wins; none without it)."""
+    index = pkgdir / "Packages"
+    found: dict[str, Path] = {}
+    if index.exists():
+        for stanza in parse_packages_index(index.read_text()):
+            cpv = stanza["CPV"]
+            found[cpv] = pkgdir / (stanza.get("PATH") or f"{cpv}.tbz2")
+    return found

@@ -1,6 +1,6 @@
 """``ipfsbin index publish``, ``republish`` and ``announce-roots``: the index over IPNS.
 
-Registered in the ``index`` command group.
+Registered in the ``index`` command group by its package.
 """
 
 from __future__ import annotations
