@@ -182,9 +182,13 @@ def time_emerge(
     *args: str,
     env: Mapping[str, str] | None = None,
     ebuilds: Mapping[str, Mapping[str, str]] | None = None,
+    eprefix: Path | None = None,
 ) -> EmergeRun:
-    """One emerge in a fresh client prefix whose binrepos.conf points at ``url``."""
-    client = client_prefix(ebuilds)
+    """One emerge in a fresh client prefix whose binrepos.conf points at ``url``.
+
+    ``eprefix``: the path the binpkgs were built at (see :func:`build_at`).
+    """
+    client = client_prefix(ebuilds, eprefix=eprefix)
     try:
         point_binrepos(client, url)
         return timed_emerge(client, *args, env=env)
