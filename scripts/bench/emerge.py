@@ -3,9 +3,11 @@
 
 One run, the same binpkgs both ways. A builder prefix builds the test
 repository with ``emerge --buildpkg`` (so Portage writes PKGDIR/Packages);
-the demo's set (usetest, hello, libfoo, usesfoo) is published, indexed and
-followed by a second Kubo node. Then, for each repeat, in a fresh client
-prefix each (:mod:`emerge_harness`):
+its PKGDIR is kept and the prefix removed; the demo's set (usetest, hello,
+libfoo, usesfoo) is published, indexed and followed by a second Kubo node.
+Then, for each repeat, in a fresh client prefix each, created at the path
+the builder's was (:func:`emerge_harness.build_at`: the binpkgs install as
+on a real host, without Portage adjusting their EPREFIX):
 
 - ``nginx``: Debian's nginx serving the builder's PKGDIR (Portage's own
   Packages file) from disk — the baseline;
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -47,9 +50,9 @@ FIRST = ("--getbinpkgonly", "--oneshot", "app-misc/usetest", "dev-libs/libfoo")
 SECOND = ("--getbinpkgonly", "--oneshot", "app-misc/usesfoo")
 
 
-def one_run(url_for: Any, kind: str) -> dict[str, Any]:
+def one_run(url_for: Any, kind: str, eprefix: Path) -> dict[str, Any]:
     """Both emerges in a fresh client prefix; ``url_for(client)`` gives the binhost URL."""
-    client = h.client_prefix()
+    client = h.client_prefix(eprefix=eprefix)
     try:
         url = url_for(client)
         h.point_binrepos(client, url)
@@ -78,22 +81,25 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="ipfsbin-bench-emerge-"))
-    builder = h.client_prefix()
+    prefix, pkgdir = work / "prefix", work / "pkgdir"
     runs: dict[str, list[dict[str, Any]]] = {"nginx": [], "shim_cold": [], "shim_warm": []}
+    load_start = os.getloadavg()
     try:
-        binpkgs = builder.build_all()
-        with h.ShimBinhost(work / "shim") as shim, h.Nginx(builder.pkgdir, work / "nginx") as web:
+        binpkgs = h.build_at(prefix, pkgdir, lambda builder: builder.build_all())
+        with h.ShimBinhost(work / "shim") as shim, h.Nginx(pkgdir, work / "nginx") as web:
             shim.publish([binpkgs[cpv] for cpv in DEMO_SET])
             sizes = sum(binpkgs[cpv].stat().st_size for cpv in DEMO_SET)
             for repeat in range(args.repeats):
-                runs["nginx"].append(one_run(lambda _client: web.url, "nginx"))
+                runs["nginx"].append(one_run(lambda _client: web.url, "nginx", prefix))
                 shim.forget_binpkgs()
-                runs["shim_cold"].append(one_run(shim.serve_for, "shim_cold"))
-                runs["shim_warm"].append(one_run(shim.serve_for, "shim_warm"))
-                print(f"repeat {repeat + 1}: " + json.dumps({k: v[-1] for k, v in runs.items()}),
-                      flush=True)  # fmt: skip
+                for kind in ("shim_cold", "shim_warm"):
+                    # each client prefix gets its own shim, as a host runs one
+                    runs[kind].append(one_run(shim.serve_for, kind, prefix))
+                    shim.stop_serving()
+                load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                print(f"repeat {repeat + 1} (load {load}): "
+                      + json.dumps({k: v[-1] for k, v in runs.items()}), flush=True)  # fmt: skip
     finally:
-        builder.cleanup()
         shutil.rmtree(work, ignore_errors=True)
     median = {k: round(statistics.median(r["seconds"] for r in v), 2) for k, v in runs.items()}
     results = {
@@ -105,6 +111,8 @@ def main() -> int:
         "shim_warm_vs_nginx": round(median["shim_warm"] / median["nginx"], 2),
         "shim_cold_vs_nginx": round(median["shim_cold"] / median["nginx"], 2),
         "target": "emerge wall time through the shim <= 1.15x nginx",
+        "built_and_installed_under": "one EPREFIX (no prefix adjustment at merge time)",
+        "load_average": {"start": load_start, "end": os.getloadavg()},
         "machine": bench_report.machine(
             "2 cores shared with parallel work; wall times are pessimistic"
         ),

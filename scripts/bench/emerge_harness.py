@@ -2,8 +2,15 @@
 
 A benchmark builds what it compares from these:
 
+- :func:`build_at`: binpkgs built in a prefix at a given path and kept, with
+  the ``Packages`` file Portage wrote, after that prefix is removed;
 - :func:`client_prefix`: a fresh client Portage prefix (the test repository's
-  ebuilds, its own EPREFIX, PKGDIR and installed-package database);
+  ebuilds, its own PKGDIR and installed-package database), at the path the
+  binpkgs were built at, so that they install as on a real host (EPREFIX "/"
+  on both sides): Portage rewrites a binpkg built under another EPREFIX at
+  merge time ("Adjusting Prefix", chpathtool, about a second per MB), which
+  would hide the binhost's share of the time; :func:`timed_emerge` refuses
+  such a run;
 - :func:`point_binrepos`: its ``binrepos.conf`` names one binhost URL and
   nothing else (``verify-signature = false``, as ``ipfsbin setup-portage``
   writes for the shim, so both sides skip the same gpkg signature check);
@@ -17,13 +24,15 @@ A benchmark builds what it compares from these:
 
 Example (an upgrade through the shim)::
 
+    prefix = work / "prefix"
+    binpkgs = build_at(prefix, work / "pkgdir", lambda p: p.build_all())
     with ShimBinhost(work) as shim:
-        shim.publish([old_binpkg])
-        client = client_prefix()
+        shim.publish([binpkgs[old_cpv]])
+        client = client_prefix(eprefix=prefix)
         url = shim.serve_for(client)
         point_binrepos(client, url)
         timed_emerge(client, "--getbinpkgonly", "--oneshot", "app-misc/usetest")
-        shim.publish([new_binpkg])           # the client follows the new head
+        shim.publish([binpkgs[new_cpv]])         # the client follows the new head
         wait_listed(url, "app-misc/usetest-2")
         run = timed_emerge(client, "--getbinpkgonly", "--update", "app-misc/usetest")
         print(run.seconds)
@@ -43,7 +52,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,12 +62,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ipfsbin.kubo.node import ManagedNode  # noqa: E402
-from tests.playground.builder import BuilderPlayground, parse_packages_index  # noqa: E402
+from tests.playground.builder import (  # noqa: E402
+    BuilderPlayground,
+    binpkgs_in,
+    parse_packages_index,
+)
 
 __all__ = [
     "EmergeRun",
     "Nginx",
     "ShimBinhost",
+    "build_at",
     "client_prefix",
     "free_port",
     "installed",
@@ -75,6 +89,8 @@ PROFILE = "default/linux/amd64/23.0"
 PORTAGE_KEYS = ("PORTAGE_OVERRIDE_EPREFIX", "PORTAGE_REPOSITORIES", "PYTHONPATH")
 # Portage's default asks binhosts for signed gpkgs; the playgrounds build unsigned ones
 EMERGE_ENV = {"FEATURES": "-binpkg-request-signature"}
+# what Portage prints when it rewrites a binpkg built under another EPREFIX
+ADJUSTING = "Adjusting Prefix"
 
 
 def free_port() -> int:
@@ -91,9 +107,40 @@ class EmergeRun:
     output: str
 
 
-def client_prefix(ebuilds: Mapping[str, Mapping[str, str]] | None = None) -> BuilderPlayground:
-    """A fresh client prefix (nothing installed); ``cleanup()`` it when done."""
-    return BuilderPlayground.create(ebuilds=ebuilds)
+def client_prefix(
+    ebuilds: Mapping[str, Mapping[str, str]] | None = None, *, eprefix: Path | None = None
+) -> BuilderPlayground:
+    """A fresh client prefix (nothing installed); ``cleanup()`` it when done.
+
+    At ``eprefix`` if given (whatever was there is removed first), else in a
+    new temporary directory.
+    """
+    if eprefix is not None and eprefix.exists():
+        shutil.rmtree(eprefix)
+    return BuilderPlayground.create(ebuilds=ebuilds, eprefix=eprefix)
+
+
+def build_at(
+    eprefix: Path,
+    pkgdir: Path,
+    build: Callable[[BuilderPlayground], object],
+    ebuilds: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Path]:
+    """CPV → binpkg built under ``eprefix``, kept in ``pkgdir`` with Portage's ``Packages``.
+
+    ``build(playground)`` runs the emerges (``--buildpkg`` or ``--buildpkgonly``
+    into the playground's PKGDIR) in a fresh prefix at ``eprefix``; the PKGDIR
+    is then moved to ``pkgdir`` and the prefix removed, for clients created
+    at the same path with :func:`client_prefix`.
+    """
+    builder = client_prefix(ebuilds, eprefix=eprefix)
+    try:
+        build(builder)
+        pkgdir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(builder.pkgdir, pkgdir)
+    finally:
+        builder.cleanup()
+    return binpkgs_in(pkgdir)
 
 
 def point_binrepos(client: BuilderPlayground, url: str, *, name: str = "bench") -> Path:
@@ -117,10 +164,17 @@ def timed_emerge(
     env: Mapping[str, str] | None = None,
     timeout: float = 600.0,
 ) -> EmergeRun:
-    """Run the real emerge in ``client`` and time it (raises ``EmergeError`` on failure)."""
+    """Run the real emerge in ``client`` and time it (raises ``EmergeError`` on failure).
+
+    A run in which Portage adjusted a binpkg's EPREFIX raises ``RuntimeError``:
+    its time would be chpathtool's, not the binhost's (see :func:`build_at`).
+    """
     started = time.perf_counter()
     done = client.emerge(*args, env={**EMERGE_ENV, **(env or {})}, timeout=timeout)
-    return EmergeRun(seconds=time.perf_counter() - started, args=args, output=done.stdout)
+    seconds = time.perf_counter() - started
+    if ADJUSTING in done.stdout:  # stderr goes to stdout (run_emerge)
+        raise RuntimeError(f"emerge {' '.join(args)} adjusted a binpkg built under another EPREFIX")
+    return EmergeRun(seconds=seconds, args=args, output=done.stdout)
 
 
 def time_emerge(
@@ -128,9 +182,13 @@ def time_emerge(
     *args: str,
     env: Mapping[str, str] | None = None,
     ebuilds: Mapping[str, Mapping[str, str]] | None = None,
+    eprefix: Path | None = None,
 ) -> EmergeRun:
-    """One emerge in a fresh client prefix whose binrepos.conf points at ``url``."""
-    client = client_prefix(ebuilds)
+    """One emerge in a fresh client prefix whose binrepos.conf points at ``url``.
+
+    ``eprefix``: the path the binpkgs were built at (see :func:`build_at`).
+    """
+    client = client_prefix(ebuilds, eprefix=eprefix)
     try:
         point_binrepos(client, url)
         return timed_emerge(client, *args, env=env)

@@ -65,8 +65,13 @@ class BuilderPlayground:
         ebuilds: Mapping[str, Mapping[str, str]] | None = None,
         user_config: Mapping[str, Sequence[str]] | None = None,
         env_files: Mapping[str, str] | None = None,
+        eprefix: Path | None = None,
     ) -> BuilderPlayground:
-        """Create the playground (no build yet); defaults are the repository in ``ebuilds``."""
+        """Create the playground (no build yet); defaults are the repository in ``ebuilds``.
+
+        ``eprefix``: where the prefix goes (it must not exist yet); a new
+        temporary directory by default.
+        """
         prepare_process()
         workdir = Path(tempfile.mkdtemp(prefix="ipfsbin-builder-"))
         tool_dir = make_tool_dir(workdir / "tools")
@@ -74,6 +79,7 @@ class BuilderPlayground:
             ebuilds=repo.EBUILDS if ebuilds is None else ebuilds,
             user_config=repo.user_config(repo.host_chost()) if user_config is None else user_config,
             tool_dir=tool_dir,
+            eprefix=eprefix,
         )
         env_dir = Path(playground.eprefix) / "etc/portage/env"
         for name, content in (repo.ENV_FILES if env_files is None else env_files).items():
