@@ -158,6 +158,8 @@ class Publisher:
         """Manifests loaded for downloads of a kept listing, by CID (until the rebuild)."""
         self.local_first = local_first
         """``cache``'s store when it reads the network only in :meth:`run`'s thread."""
+        self.building = False
+        """:meth:`run` is building (in memory, maybe waiting on the network), not writing."""
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -461,9 +463,13 @@ class Publisher:
             pass
         while not stop.wait(interval):
             try:
-                with self._reaching():
-                    self.fetch_missed()
-                    self.refresh()
+                self.building = True
+                try:
+                    with self._reaching():
+                        self.fetch_missed()
+                        self.refresh()
+                finally:
+                    self.building = False
                 self.keep_listing()
                 self.keep_builds()
             except IpfsbinError as exc:

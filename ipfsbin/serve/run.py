@@ -265,6 +265,8 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
         server.run()
     finally:
         stop.set()
-        worker.join(timeout=10)
+        # a build in memory (perhaps waiting out a fetch) is dropped; a kept file being written
+        # is waited for
+        worker.join(timeout=0.5 if publisher.building else 10)
         writer.join(timeout=10)
         requests.close()
