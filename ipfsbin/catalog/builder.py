@@ -72,6 +72,8 @@ class _Group:
     """Packages the loaded builds depend on: a change of their installed sub-slot re-judges."""
     manifests: tuple[CID, ...]
     """(Tuples: most CPVs have one build and no ``:=`` dependency; a set of one costs 216 bytes.)"""
+    unreadable: bool = False
+    """A build could not be loaded (a block missing): :meth:`CatalogBuilder.retry_unreadable`."""
 
 
 @dataclass(kw_only=True)
@@ -119,6 +121,12 @@ class CatalogBuilder:
         """Subscription -> each listed CPV's stanzas, in order (the pieces of its body)."""
         self.rejudged = 0
         """CPVs judged by the last build (for logs and the benchmark)."""
+        self._retry = False
+
+    def retry_unreadable(self) -> None:
+        """The next build judges again every CPV with a build it could not load (its blocks
+        may be here now); the others keep their verdicts."""
+        self._retry = True
 
     def build(
         self,
@@ -155,6 +163,10 @@ class CatalogBuilder:
         dirty = {head.name: self._read(head) for head in fresh}
         everything = self._rejudge_host(host, policy, dirty)
         self._rejudge_undeliverable(frozenset(undeliverable), dirty)
+        if self._retry:
+            self._retry = False
+            for name, index in self._indexes.items():
+                dirty[name].update(c for c, g in index.groups.items() if g.unreadable)
         profile = self._profile
         if profile is None:  # pragma: no cover - _rejudge_host sets it
             raise RuntimeError("the host profile was not read")
@@ -376,6 +388,7 @@ class CatalogBuilder:
         offered: list[Candidate] = []
         deps: set[str] = set()
         manifests: list[CID] = []
+        unreadable = False
         platforms = self._platforms
         for key, entry in entries.values():
             if entry.state != "ok" or not (
@@ -387,6 +400,7 @@ class CatalogBuilder:
                 head, key, entry, self.cache, host, profile, policy, None, undeliverable
             )
             manifests.append(entry.manifest)
+            unreadable = unreadable or candidate.build is None
             if candidate.build is not None and candidate.build.package.descriptor.deps:
                 deps.update(d.name for d in candidate.build.package.descriptor.deps)
             if candidate.ok:
@@ -395,7 +409,13 @@ class CatalogBuilder:
             return None
         offers = offers_of(head.name, {cpv: in_rank_order(offered, profile)}) if offered else ()
         text = self._render(offers) if self._render is not None and offers else b""
-        return _Group(offers=offers, text=text, deps=tuple(deps), manifests=tuple(manifests))
+        return _Group(
+            offers=offers,
+            text=text,
+            deps=tuple(deps),
+            manifests=tuple(manifests),
+            unreadable=unreadable,
+        )
 
 
 @contextlib.contextmanager

@@ -398,6 +398,7 @@ def status_json(publisher: Publisher, downloads: Downloads) -> dict[str, Any]:
             "build_seconds": round(snap.build_seconds, 3),
             "listing": "kept" if snap.kept else "built",
             "errors": list(snap.errors),
+            "missed_blocks": publisher.missed_blocks(),
         },
         "host": None
         if snap.host is None

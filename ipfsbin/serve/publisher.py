@@ -21,6 +21,7 @@ when they list for the same inputs (:meth:`Publisher.start`,
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -44,6 +45,7 @@ from ipfsbin.manifest import Manifest
 from ipfsbin.serve.listing import host_digest, listing_key, read_listing, write_listing
 from ipfsbin.serve.packages import PackagesFile, TimestampBook, render_body
 from ipfsbin.serve.settle import HostSettle
+from ipfsbin.store.local_first import LocalFirstStore
 from ipfsbin.subscribe.follower import Follower
 from ipfsbin.subscribe.state import Subscription
 
@@ -126,6 +128,7 @@ class Publisher:
         host_settle: HostSettle | None = None,
         kept_path: Path | None = None,
         listing_path: Path | None = None,
+        local_first: LocalFirstStore | None = None,
     ) -> None:
         self.config = config
         self._open_follower = open_follower
@@ -153,6 +156,10 @@ class Publisher:
         self._host_digest = ""
         self._manifests: dict[bytes, Manifest] = {}
         """Manifests loaded for downloads of a kept listing, by CID (until the rebuild)."""
+        self.local_first = local_first
+        """``cache``'s store when it reads the network only in :meth:`run`'s thread."""
+        self.building = False
+        """:meth:`run` is building (in memory, maybe waiting on the network), not writing."""
         self.snapshot = Snapshot(
             catalog=Catalog(heads=()),
             files={},
@@ -260,6 +267,7 @@ class Publisher:
                         "loaded": self.cache.loaded,
                         "from_kept": self.cache.from_kept,
                         "rejudged": self.builder.rejudged,
+                        "missed_blocks": self.missed_blocks(),
                     }
                 },
             )
@@ -271,7 +279,15 @@ class Publisher:
         With the kept listing, ``Packages`` is answered at once and the
         catalog is built by the first :meth:`refresh` of :meth:`run` (in the
         background, at niceness 10); requests read the kept files until then.
+        A build made here waits on the network for a block at most once, briefly
+        (:meth:`LocalFirstStore.briefly`): a build whose blocks are not here then is
+        listed once :meth:`run` has fetched them.
         """
+        brief = contextlib.nullcontext() if self.local_first is None else self.local_first.briefly()
+        with brief:
+            self._start()
+
+    def _start(self) -> None:
         if self._listing_path is None:
             self.refresh(force=True)
             return
@@ -404,6 +420,23 @@ class Publisher:
             )
             return True
 
+    def missed_blocks(self) -> int:
+        """Blocks of builds not listed because they are not here, yet to be fetched."""
+        return 0 if self.local_first is None else self.local_first.missed()
+
+    def _reaching(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self.local_first is None else self.local_first.reaching()
+
+    def fetch_missed(self) -> bool:
+        """Judge again, reading the network, the builds whose blocks were missed where only
+        local blocks are read (the build at start, requests); True when a build was made."""
+        missed = set() if self.local_first is None else self.local_first.take_missed()
+        if not missed:
+            return False
+        _log.info("fetching missed blocks", extra={"fields": {"blocks": len(missed)}})
+        self.builder.retry_unreadable()
+        return self.refresh(force=True)
+
     def _read_host(self) -> HostInfo:
         started = time.monotonic()
         host = self._host = self.read_host()
@@ -430,7 +463,13 @@ class Publisher:
             pass
         while not stop.wait(interval):
             try:
-                self.refresh()
+                self.building = True
+                try:
+                    with self._reaching():
+                        self.fetch_missed()
+                        self.refresh()
+                finally:
+                    self.building = False
                 self.keep_listing()
                 self.keep_builds()
             except IpfsbinError as exc:

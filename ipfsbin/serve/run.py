@@ -43,11 +43,13 @@ from ipfsbin.store.base import BlockStore
 from ipfsbin.store.gateway import GatewayBlockStore, gateway_client
 from ipfsbin.store.gateway_file import FILE_LIMITS, GatewayFileSource
 from ipfsbin.store.kubo import KuboBlockStore
+from ipfsbin.store.local_first import LocalFirstStore
 from ipfsbin.store.sqlite import SqliteBlockStore
 from ipfsbin.subscribe.follower import FollowConfig, Follower
 
 __all__ = [
     "LOOP",
+    "START_FETCH_TIMEOUT",
     "Backend",
     "ServeOptions",
     "byte_source",
@@ -66,6 +68,12 @@ at each of them for that copy to end (its 500 MB took 0.48-0.54 s of wall time f
 shims alternated on ``fetch.py``'s files, same CPU per download, 500 MB warm
 from the repo: 1.25-1.26 against 1.00-1.01 GB/s; 1 MB is 2-20% slower (per request,
 asyncio's loop runs more Python)."""
+
+
+START_FETCH_TIMEOUT: Final = 3.0
+"""Seconds the build at start waits for a block that is not here, once (then it reads only
+local blocks and the background thread fetches the rest): a peer holding the block answers
+in milliseconds, and without one Kubo would wait the whole ``fetch_timeout``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,8 +110,17 @@ def open_backend(options: ServeOptions, client: KuboClient | None) -> Backend:
         follower=lambda: Follower(
             FollowConfig(allow_stale=options.allow_stale), connect=lambda: kubo
         ),
-        blocks=KuboBlockStore(
-            kubo, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)
+        # only the publisher's background thread may wait on the network (Publisher.run)
+        blocks=LocalFirstStore(
+            KuboBlockStore(kubo, offline=True),
+            KuboBlockStore(
+                kubo, offline=False, fetch_timeout=timedelta(seconds=options.fetch_timeout)
+            ),
+            KuboBlockStore(
+                kubo,
+                offline=False,
+                fetch_timeout=timedelta(seconds=min(options.fetch_timeout, START_FETCH_TIMEOUT)),
+            ),
         ),
         source=source,
         describe=reads_from,
@@ -154,6 +171,7 @@ def make_publisher(config: ClientConfig, backend: Backend, options: ServeOptions
         read_host=host,
         kept_path=paths.data_dir() / "catalog-builds",
         listing_path=paths.data_dir() / "serve-listing",
+        local_first=backend.blocks if isinstance(backend.blocks, LocalFirstStore) else None,
     )
 
 
@@ -247,6 +265,8 @@ def _serve(config: ClientConfig, options: ServeOptions, backend: Backend) -> Non
         server.run()
     finally:
         stop.set()
-        worker.join(timeout=10)
+        # a build in memory (perhaps waiting out a fetch) is dropped; a kept file being written
+        # is waited for
+        worker.join(timeout=0.5 if publisher.building else 10)
         writer.join(timeout=10)
         requests.close()
