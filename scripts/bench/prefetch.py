@@ -209,11 +209,21 @@ def _step(what: str) -> None:
 
 
 def _restore(client: Any, saved: Path) -> None:
-    """Put the prefix back as :func:`shutil.copytree` saved it (v1 installed, no v2 fetched)."""
-    shutil.rmtree(client.eprefix)
-    # a running shim reads this prefix's Portage, which may create a directory again
-    # between the two calls; the saved files are copied over it
-    shutil.copytree(saved, client.eprefix, symlinks=True, dirs_exist_ok=True)
+    """Put the prefix back as :func:`shutil.copytree` saved it (v1 installed, no v2 fetched).
+
+    Copied beside the prefix and renamed into its place: a running shim reads this
+    prefix's installed packages, and the copies keep the saved (old) mtimes, so its
+    host read is due at once; copied in place, that read could see a half-copied
+    database and list the updates for a host that has none of their dependencies.
+    """
+    fresh = client.eprefix.with_name(client.eprefix.name + ".restoring")
+    old = client.eprefix.with_name(client.eprefix.name + ".replaced")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(saved, fresh, symlinks=True)
+    client.eprefix.rename(old)
+    fresh.rename(client.eprefix)
+    shutil.rmtree(old)
 
 
 def _check_updated(client: Any, kind: str, packages: Any) -> None:
