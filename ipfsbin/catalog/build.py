@@ -19,6 +19,7 @@ CID, so the same build keeps its BUILD_ID (and PATH) while the index moves.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -207,16 +208,7 @@ def _build_of(candidate: Candidate) -> Build:
 def rank_candidates(candidates: list[Candidate], profile: HostProfile) -> list[Candidate]:
     """Offers of one CPV in Portage's order of preference (rank 1 first)."""
     return [
-        Candidate(
-            subscription=c.subscription,
-            key=c.key,
-            cpv=c.cpv,
-            build=c.build,
-            refusals=c.refusals,
-            differences=c.differences,
-            rank=i + 1,
-        )
-        for i, c in enumerate(in_rank_order(candidates, profile))
+        dataclasses.replace(c, rank=i + 1) for i, c in enumerate(in_rank_order(candidates, profile))
     ]
 
 

@@ -303,6 +303,22 @@ class CatalogBuilder:
         self._platforms[key.platform_id] = not refused
         return not refused
 
+    def _listable(
+        self,
+        head: FollowedHead,
+        entries: Iterable[tuple[IndexKey, IndexEntry]],
+        host: HostInfo,
+        profile: HostProfile,
+    ) -> Iterator[tuple[IndexKey, IndexEntry]]:
+        """The entries not yanked whose platform can fit this host."""
+        platforms = self._platforms
+        for key, entry in entries:
+            if entry.state == "ok" and (
+                platforms.get(key.platform_id)  # known to fit: most entries
+                or self._platform_fits(head, key, entry, host, profile)
+            ):
+                yield key, entry
+
     def _judge(
         self,
         head: FollowedHead,
@@ -319,12 +335,7 @@ class CatalogBuilder:
             [
                 entry
                 for cpv in order
-                for key, entry in by_cpv.get(cpv, {}).values()
-                if entry.state == "ok"
-                and (
-                    self._platforms.get(key.platform_id)
-                    or self._platform_fits(head, key, entry, host, profile)
-                )
+                for _, entry in self._listable(head, by_cpv.get(cpv, {}).values(), host, profile)
             ]
             if self.cache.parallel_from and len(order) >= self.cache.parallel_from
             else []
@@ -389,13 +400,7 @@ class CatalogBuilder:
         deps: set[str] = set()
         manifests: list[CID] = []
         unreadable = False
-        platforms = self._platforms
-        for key, entry in entries.values():
-            if entry.state != "ok" or not (
-                platforms.get(key.platform_id)  # known to fit: most entries
-                or self._platform_fits(head, key, entry, host, profile)
-            ):
-                continue
+        for key, entry in self._listable(head, entries.values(), host, profile):
             candidate = assess_build(
                 head, key, entry, self.cache, host, profile, policy, None, undeliverable
             )
